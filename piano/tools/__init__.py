@@ -1,0 +1,1 @@
+"""Tools that agents use, each run as supervised actors."""
