@@ -1,0 +1,41 @@
+"""A jailed persistent shell for one session: bash inside bubblewrap, driven command by command.
+
+Only the session's workspace is writable; the rest of the host is hidden or read-only; there is
+no network (not even the host's loopback); the shell runs as an unprivileged uid without
+capabilities, under memory/process limits (cgroups where writable, rlimits otherwise: see
+`_limits`). Each command has a timeout (the jail is then killed and restarted, and the result
+says so), capped output, streaming to subscribers, and an audit hook.
+
+    async with JailedShell(JailConfig(workspace=path), on_command=record) as shell:
+        result = await shell.run("cd src && make", timeout=30)
+        result.exit_code, result.stdout, result.stderr, result.restart_reason
+"""
+
+from __future__ import annotations
+
+from piano.tools.jail._limits import LimitReport
+from piano.tools.jail._shell import AuditHook, JailedShell, OutputCallback, StreamName
+from piano.tools.jail._types import (
+    BwrapNotFoundError,
+    CommandResult,
+    JailClosedError,
+    JailConfig,
+    JailError,
+    JailStartError,
+    RestartReason,
+)
+
+__all__ = [
+    "AuditHook",
+    "BwrapNotFoundError",
+    "CommandResult",
+    "JailClosedError",
+    "JailConfig",
+    "JailError",
+    "JailStartError",
+    "JailedShell",
+    "LimitReport",
+    "OutputCallback",
+    "RestartReason",
+    "StreamName",
+]

@@ -1,0 +1,101 @@
+"""The bubblewrap command line of a jail.
+
+Every namespace is unshared (user, pid, net, ipc, uts, cgroup, mount), so the jail has its own
+process tree, no network interface but its own loopback (the host's 127.0.0.1 is unreachable) and
+a filesystem made only of: /usr, /etc/alternatives, the CA certificates and the loader cache
+(all read-only), fresh /proc and /dev, size-capped tmpfs on /tmp and /dev/shm, the workspace
+(read-write) and any extra read-only binds. The root and /dev are remounted read-only, so the
+workspace, /tmp and /dev/shm are the only writable places. The shell runs as an unprivileged uid
+with every capability dropped and no_new_privs, in a new session (no terminal to inject into),
+and dies with its parent.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from piano.tools.jail._types import BwrapNotFoundError, JailConfig
+
+SHELL = ("/bin/bash", "--noprofile", "--norc", "-s")
+
+_BASE_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "TERM": "dumb",
+}
+
+
+def find_bwrap() -> str:
+    """The bwrap executable, or `BwrapNotFoundError` naming the fix."""
+    path = shutil.which("bwrap")
+    if path is None:
+        raise BwrapNotFoundError
+    return path
+
+
+def bwrap_argv(bwrap: str, config: JailConfig) -> list[str]:
+    """The full bwrap command that starts the jail's persistent shell."""
+    workspace = str(config.workspace.resolve())
+    argv = [
+        bwrap,
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--unshare-user",
+        "--uid",
+        str(config.jail_uid),
+        "--gid",
+        str(config.jail_gid),
+        "--cap-drop",
+        "ALL",
+        "--hostname",
+        "jail",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--symlink",
+        "usr/sbin",
+        "/sbin",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--ro-bind-try",
+        "/etc/alternatives",
+        "/etc/alternatives",
+        "--ro-bind-try",
+        "/etc/ssl/certs",
+        "/etc/ssl/certs",
+        "--ro-bind-try",
+        "/etc/ld.so.cache",
+        "/etc/ld.so.cache",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(config.tmpfs_size_bytes),
+        "--tmpfs",
+        "/dev/shm",
+        "--size",
+        str(config.tmpfs_size_bytes),
+        "--tmpfs",
+        "/tmp",
+        "--bind",
+        workspace,
+        config.jail_workdir,
+    ]
+    for host_path, jail_path in config.extra_ro_binds:
+        argv += ["--ro-bind", str(host_path), jail_path]
+    argv += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", config.jail_workdir]
+    env = {**_BASE_ENV, "HOME": config.jail_workdir, **config.env}
+    argv.append("--clearenv")
+    for name, value in env.items():
+        argv += ["--setenv", name, value]
+    argv += ["--", *SHELL]
+    return argv
