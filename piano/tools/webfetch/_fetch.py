@@ -36,6 +36,7 @@ log = structlog.get_logger(__name__)
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _TEXT_TYPES = frozenset({"text/plain", "text/markdown"})
+_UNTYPED = frozenset({None, "application/octet-stream", "binary/octet-stream"})
 _ACCEPT = "text/html,application/xhtml+xml;q=0.9,text/plain;q=0.8,*/*;q=0.5"
 _CHUNK = 64 * 1024
 _SAVE_DIR = "webfetch"
@@ -78,16 +79,18 @@ def _media_type(header: str | None) -> tuple[str | None, str | None]:
     return media.strip().lower() or None, match.group(1) if match else None
 
 
-def _sniff(body: bytes) -> str | None:
-    head = body[:1024].lstrip().lower()
-    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
+def _sniff(first_chunk: bytes) -> str | None:
+    head = first_chunk[:1024].lower()
+    if b"<html" in head or b"<!doctype html" in head:
         return "text/html"
-    if b"\x00" in body[:4096]:
+    sample = first_chunk[:4096]
+    if b"\x00" in sample or not sample.strip():
         return None
     try:
-        body[:4096].decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(sample) - 3:
+            return None
     return "text/plain"
 
 
@@ -226,7 +229,11 @@ class WebFetcher:
             message = f"bad redirect {location!r}: {exc}"
             raise _Failure(FetchErrorKind.INVALID_URL, message) from None
 
-    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
+    async def _read_capped(
+        self, resp: aiohttp.ClientResponse, media: str | None
+    ) -> tuple[bytes, str]:
+        """Read the body up to ``max_bytes``; an untyped body is sniffed from its first chunk
+        and abandoned unless it looks like HTML or text. Returns the body and its media type."""
         limit = self.config.max_bytes
         if resp.content_length is not None and resp.content_length > limit:
             raise _Failure(
@@ -236,11 +243,15 @@ class WebFetcher:
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(_CHUNK):
+            if media in _UNTYPED:
+                media = _sniff(chunk)
+                if media is None:
+                    raise _Failure(FetchErrorKind.NOT_HTML, "the body is neither HTML nor text")
             size += len(chunk)
             if size > limit:
                 raise _Failure(FetchErrorKind.TOO_LARGE, f"body exceeds the {limit}-byte limit")
             chunks.append(chunk)
-        return b"".join(chunks)
+        return b"".join(chunks), media or "text/plain"
 
     async def _handle(
         self, resp: aiohttp.ClientResponse, attempt: _Attempt, workspace: Path | None
@@ -250,13 +261,9 @@ class WebFetcher:
         attempt.content_type = media
         if not 200 <= resp.status < 300:
             raise _Failure(FetchErrorKind.HTTP_ERROR, f"HTTP {resp.status} {resp.reason or ''}")
-        if media is not None and media not in _HTML_TYPES | _TEXT_TYPES:
+        if media not in _HTML_TYPES | _TEXT_TYPES | _UNTYPED:
             raise _Failure(FetchErrorKind.NOT_HTML, f"content type {media} is not a web page")
-        body = await self._read_capped(resp)
-        if media is None:
-            media = _sniff(body)
-            if media is None:
-                raise _Failure(FetchErrorKind.NOT_HTML, "untyped body that is not text")
+        body, media = await self._read_capped(resp, media)
         if media in _TEXT_TYPES:
             content = _decode(body, charset).strip()
             if not content:
