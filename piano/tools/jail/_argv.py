@@ -6,8 +6,8 @@ a filesystem made only of: /usr, /etc/alternatives, the CA certificates and the 
 (all read-only), fresh /proc and /dev, size-capped tmpfs on /tmp and /dev/shm, the workspace
 (read-write) and any extra read-only binds. The root and /dev are remounted read-only, so the
 workspace, /tmp and /dev/shm are the only writable places. The shell runs as an unprivileged uid
-with every capability dropped and no_new_privs, in a new session (no terminal to inject into),
-and dies with its parent.
+with every capability dropped and no_new_privs, cannot create further user namespaces, runs in a
+new session (no terminal to inject into), and dies with its parent.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def bwrap_argv(bwrap: str, config: JailConfig) -> list[str]:
         "--die-with-parent",
         "--new-session",
         "--unshare-user",
+        "--disable-userns",
         "--uid",
         str(config.jail_uid),
         "--gid",

@@ -54,6 +54,17 @@ _READ_SIZE = 65536
 _CLOSE_GRACE = 1.0
 
 
+def _has_exited(proc: asyncio.subprocess.Process) -> bool:
+    """True if the jail process has ended, even if asyncio has not reaped it yet."""
+    if proc.returncode is not None:
+        return True
+    try:
+        info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return info is not None
+
+
 class _Exchange:
     """One command's two collectors and how the exchange ended."""
 
@@ -158,7 +169,7 @@ class JailedShell:
             if self._closed:
                 raise JailClosedError("the jailed shell was closed")
             reason: RestartReason | None = None
-            if self._proc is None or self._proc.returncode is not None:
+            if self._proc is None or _has_exited(self._proc):
                 if self._started:
                     reason = RestartReason.SHELL_DIED_BEFORE
                 await self._teardown(graceful=False)
