@@ -139,6 +139,7 @@ async def site() -> AsyncIterator[LocalSite]:
         "<!DOCTYPE html><html><body><p>Served as octet-stream.</p></body></html>",
         "application/octet-stream",
     )
+    local.page("/fragment", "<p>Only a fragment of HTML, served as a page.</p>")
     local.page("/notes.txt", "Plain notes.\nSecond line.\n", "text/plain; charset=utf-8")
     local.page(
         "/latin1",
@@ -270,6 +271,9 @@ async def test_plain_text_and_html_served_as_octet_stream_are_accepted_and_chars
     untyped = await fetch(site.url("/untyped-html"))
     assert untyped.ok
     assert "Served as octet-stream." in untyped.content
+    fragment = await fetch(site.url("/fragment"))
+    assert fragment.ok, fragment.error_message
+    assert fragment.content == "Only a fragment of HTML, served as a page."
     latin1 = await fetch(site.url("/latin1"))
     assert latin1.ok
     assert "Caf\u00e9 cr\u00e8me" in latin1.content
@@ -397,7 +401,9 @@ async def test_an_unreachable_port_is_a_connection_error_result() -> None:
 @pytest.mark.parametrize(
     ("url", "kind"),
     [
-        ("not a url", FetchErrorKind.BLOCKED_SCHEME),
+        ("not a url", FetchErrorKind.INVALID_URL),
+        ("/relative/path", FetchErrorKind.INVALID_URL),
+        ("http://[::1", FetchErrorKind.INVALID_URL),
         ("http://", FetchErrorKind.INVALID_URL),
         ("ftp://127.0.0.1/file", FetchErrorKind.BLOCKED_SCHEME),
         ("file:///etc/passwd", FetchErrorKind.BLOCKED_SCHEME),

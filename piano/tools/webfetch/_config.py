@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ._guard import AddressPolicy
@@ -30,7 +31,7 @@ class FetchConfig:
     max_bytes: int = 5 * 1024 * 1024
     timeout: float = 30.0
     max_redirects: int = 5
-    allowed_networks: tuple[str, ...] = ()
+    allowed_networks: Sequence[str] = ()
     output_format: OutputFormat = OutputFormat.MARKDOWN
     inline_limit: int = 20_000
     preview_chars: int = 2_000

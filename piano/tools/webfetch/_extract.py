@@ -6,9 +6,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-import lxml.html
 import trafilatura
-from lxml.etree import ParserError
 from trafilatura.settings import Document
 
 from ._config import OutputFormat
@@ -36,14 +34,6 @@ class ExtractedPage:
     canonical_url: str | None = None
 
 
-def _has_any_text(html: str | bytes) -> bool:
-    try:
-        root = lxml.html.document_fromstring(html)
-    except (ParserError, ValueError):
-        return False
-    return bool(root.text_content().strip())
-
-
 def _page(outcome: PageOutcome, document: Document, content: str = "") -> ExtractedPage:
     return ExtractedPage(
         outcome,
@@ -61,19 +51,22 @@ def extract_page(html: str | bytes, url: str, output_format: OutputFormat) -> Ex
     """Extract the main content of an HTML page and its metadata (blocking)."""
     if not html.strip():
         return ExtractedPage(PageOutcome.EMPTY)
-    if not _has_any_text(html):
+    tree = trafilatura.load_html(html)
+    if tree is None:
+        text = html.decode("utf-8", errors="replace") if isinstance(html, bytes) else html
+        tree = trafilatura.load_html(f"<html><body><div>{text}</div></body></html>")
+    if tree is None or not tree.text_content().strip():
         return ExtractedPage(PageOutcome.EMPTY)
     document = trafilatura.bare_extraction(
-        html,
+        tree,
         url=url,
         with_metadata=True,
         include_comments=False,
         include_links=False,
         include_formatting=output_format is OutputFormat.MARKDOWN,
     )
-    if isinstance(document, Document) and (document.text or "").strip():
-        return _page(PageOutcome.OK, document, document.text.strip())
-    meta = trafilatura.extract_metadata(html, default_url=url)
-    if meta is None:
-        return ExtractedPage(PageOutcome.UNEXTRACTABLE)
-    return _page(PageOutcome.UNEXTRACTABLE, meta)
+    if isinstance(document, Document):
+        text = (document.text or "").strip()
+        if text:
+            return _page(PageOutcome.OK, document, text)
+    return _page(PageOutcome.UNEXTRACTABLE, trafilatura.extract_metadata(tree, default_url=url))

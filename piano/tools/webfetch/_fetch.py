@@ -16,7 +16,7 @@ import hashlib
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -26,7 +26,7 @@ import structlog
 from yarl import URL
 
 from ._config import FetchConfig, OutputFormat
-from ._extract import PageOutcome, extract_page
+from ._extract import ExtractedPage, PageOutcome, extract_page
 from ._guard import BlockedAddressError
 from ._resolve import VettingResolver
 from ._result import FetchErrorKind, FetchResult
@@ -56,17 +56,23 @@ class _Attempt:
     redirects: int = 0
     status: int | None = None
     content_type: str | None = None
-    meta: dict[str, str | None] = field(default_factory=dict)
+    page: ExtractedPage | None = None
 
     def result(self, config: FetchConfig, **fields: Any) -> FetchResult:
+        page = self.page or ExtractedPage(PageOutcome.EMPTY)
         return FetchResult(
             url=self.url,
             final_url=self.current,
             status=self.status,
             content_type=self.content_type,
+            title=page.title,
+            author=page.author,
+            date=page.date,
+            sitename=page.sitename,
+            description=page.description,
+            canonical_url=page.canonical_url,
             format=config.output_format.value,
             redirects=self.redirects,
-            **self.meta,
             **fields,
         )
 
@@ -92,6 +98,15 @@ def _sniff(first_chunk: bytes) -> str | None:
         if exc.start < len(sample) - 3:
             return None
     return "text/plain"
+
+
+def _loggable(url: str) -> str:
+    """The URL without query, fragment or credentials, which may carry secrets."""
+    bare = url.split("#", 1)[0].split("?", 1)[0]
+    try:
+        return str(URL(bare).with_user(None)) if URL(bare).host else bare
+    except (ValueError, TypeError):
+        return "<unparseable url>"
 
 
 def _decode(body: bytes, charset: str | None) -> str:
@@ -167,8 +182,8 @@ class WebFetcher:
             )
         log.info(
             "webfetch.done",
-            url=url,
-            final_url=result.final_url,
+            url=_loggable(url),
+            final_url=_loggable(result.final_url),
             status=result.status,
             error_kind=result.error_kind,
             chars=result.content_chars,
@@ -178,6 +193,8 @@ class WebFetcher:
         return result
 
     def _vet_url(self, url: URL) -> None:
+        if not url.scheme:
+            raise _Failure(FetchErrorKind.INVALID_URL, f"{url} is not an absolute URL")
         if url.scheme not in ("http", "https"):
             raise _Failure(FetchErrorKind.BLOCKED_SCHEME, f"scheme {url.scheme!r} is not http(s)")
         host = url.raw_host
@@ -210,7 +227,7 @@ class WebFetcher:
                 raise _Failure(FetchErrorKind.BLOCKED_ADDRESS, str(exc)) from None
             except aiohttp.ClientConnectorDNSError as exc:
                 raise _Failure(FetchErrorKind.DNS_ERROR, str(exc)) from None
-            except (aiohttp.InvalidURL, ValueError) as exc:
+            except aiohttp.InvalidURL as exc:
                 raise _Failure(FetchErrorKind.INVALID_URL, str(exc)) from None
             except aiohttp.ClientError as exc:
                 message = f"{type(exc).__name__}: {exc}"
@@ -270,17 +287,17 @@ class WebFetcher:
                 raise _Failure(FetchErrorKind.EMPTY, "the document is empty")
         else:
             html: str | bytes = _decode(body, charset) if charset else body
-            page = await asyncio.to_thread(
-                extract_page, html, attempt.current, self.config.output_format
-            )
-            attempt.meta = {
-                "title": page.title,
-                "author": page.author,
-                "date": page.date,
-                "sitename": page.sitename,
-                "description": page.description,
-                "canonical_url": page.canonical_url,
-            }
+            try:
+                page = await asyncio.to_thread(
+                    extract_page, html, attempt.current, self.config.output_format
+                )
+            except Exception as exc:
+                log.warning(
+                    "webfetch.extract_failed", url=_loggable(attempt.current), exc_info=True
+                )
+                message = f"extraction failed: {type(exc).__name__}"
+                raise _Failure(FetchErrorKind.UNEXTRACTABLE, message) from None
+            attempt.page = page
             if page.outcome is PageOutcome.EMPTY:
                 raise _Failure(FetchErrorKind.EMPTY, "the page has no text")
             if page.outcome is PageOutcome.UNEXTRACTABLE:
