@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import os
 import re
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -326,7 +327,7 @@ class WebFetcher:
             content=inline,
             content_chars=len(content),
             saved_path=saved,
-            truncated=inline is not content,
+            truncated=len(inline) < len(content),
         )
 
 
@@ -337,7 +338,12 @@ def _save(workspace: Path, url: str, content: str, config: FetchConfig) -> Path:
     directory = workspace / _SAVE_DIR
     directory.mkdir(exist_ok=True)
     path = directory / f"{host}-{digest}.{suffix}"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(content, encoding="utf-8")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
     return path.resolve()
