@@ -26,6 +26,7 @@ from schemas.codex import (
     CommandExecutionItem,
     CommandExecutionRequestApprovalParams,
     CommandExecutionRequestApprovalResponse,
+    ErrorNotification,
     FileChangeItem,
     FileChangeRequestApprovalParams,
     FileChangeRequestApprovalResponse,
@@ -35,14 +36,20 @@ from schemas.codex import (
     ThreadStartParams,
     ThreadTokenUsageUpdatedNotification,
     TurnCompletedNotification,
+    TurnInterruptParams,
     TurnStartParams,
     WorkspaceWritePolicy,
 )
 from tests.fakes.responses_provider import (
     ApplyPatch,
     CodexDirs,
+    Cut,
     ExecCommand,
+    Failed,
     FakeResponsesProvider,
+    Hang,
+    HttpError,
+    Reply,
     Text,
     make_codex_dirs,
     write_codex_home,
@@ -234,6 +241,50 @@ async def test_a_patch_outside_the_writable_roots_asks_the_file_change_handler(
     assert change.id == req.params.item_id
     assert change.status == "completed"
     assert target.read_text() == "written by piano\n"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (HttpError(500), "high demand"),
+        (Failed("injected boom"), "injected boom"),
+        (Cut(), "stream closed before response.completed"),
+    ],
+    ids=["http-500", "response-failed", "stream-cut"],
+)
+async def test_a_provider_that_keeps_failing_ends_the_turn_failed_after_retry_errors(
+    dirs: CodexDirs, provider: FakeResponsesProvider, failure: Reply, message: str
+) -> None:
+    provider.default = failure
+    notes = Notes()
+    async with codex(dirs, provider, on_notification=notes) as proc:
+        await run_turn(proc, notes, dirs, "fail please")
+    done = await notes.wait_for("turn/completed")
+    assert done.turn.status == "failed"
+    errors = [p for _, _, p in notes.seen if isinstance(p, ErrorNotification)]
+    assert [e.will_retry for e in errors][-1] is False
+    assert any(e.will_retry for e in errors)
+    assert message in (errors[-1].error.message + (errors[-1].error.additional_details or ""))
+    assert len(provider.requests) > 1
+
+
+@pytest.mark.anyio
+async def test_a_hanging_model_call_is_ended_by_turn_interrupt(
+    dirs: CodexDirs, provider: FakeResponsesProvider
+) -> None:
+    provider.script(Hang())
+    notes = Notes()
+    async with codex(dirs, provider, on_notification=notes) as proc:
+        thread = await proc.call(ThreadStartParams(cwd=str(dirs.work), ephemeral=True))
+        thread_id = thread.thread.id
+        started = await proc.call(TurnStartParams(thread_id=thread_id, input=[TextInput("hi")]))
+        with anyio.fail_after(TURN_TIMEOUT):
+            await provider.wait_requests(1)
+        await proc.call(TurnInterruptParams(thread_id=thread_id, turn_id=started.turn.id))
+        done = await notes.wait_for("turn/completed")
+    assert done.turn.id == started.turn.id
+    assert done.turn.status == "interrupted"
 
 
 @pytest.mark.anyio
