@@ -1,1 +1,83 @@
-"""placeholder"""
+"""Piano's actor runtime: Erlang/OTP processes for asyncio.
+
+Actors are objects with a mailbox that handle one message at a time. They talk only through
+references (`ActorRef`): `call` (request/reply), `cast` (fire-and-forget) and `send` (plain
+messages). They are linked and monitored as in OTP, so that failures propagate to whoever must
+know, and supervisors (the `supervisors` package) restart them.
+
+Start with `docs/actors.md`; each module's docstring is the reference for its part:
+`actors._actor` (the gen_server lifecycle), `actors._ref` (calls and replies), `actors._reasons`
+(exit reasons), `actors._system` (spawning, names, shutdown), `actors._registry`,
+`actors._timers`, `actors._introspection`.
+"""
+
+from actors._actor import Actor, current_actor
+from actors._introspection import (
+    ActorInfo,
+    get_state,
+    info,
+    replace_state,
+    resume,
+    suspend,
+    trace,
+)
+from actors._reasons import (
+    KILL,
+    KILLED,
+    NOPROC,
+    NORMAL,
+    SHUTDOWN,
+    ActorError,
+    ActorExited,
+    ActorTimeout,
+    Down,
+    Exit,
+    Ignore,
+    MailboxFull,
+    NameTaken,
+    Shutdown,
+    StartFailed,
+    UnknownMessage,
+    is_normal_exit,
+)
+from actors._ref import NOREPLY, ActorRef, Caller, MonitorRef
+from actors._registry import Registry
+from actors._system import ActorSystem, SystemStatistics
+from actors._timers import Timer
+
+__all__ = [
+    "KILL",
+    "KILLED",
+    "NOPROC",
+    "NOREPLY",
+    "NORMAL",
+    "SHUTDOWN",
+    "Actor",
+    "ActorError",
+    "ActorExited",
+    "ActorInfo",
+    "ActorRef",
+    "ActorSystem",
+    "ActorTimeout",
+    "Caller",
+    "Down",
+    "Exit",
+    "Ignore",
+    "MailboxFull",
+    "MonitorRef",
+    "NameTaken",
+    "Registry",
+    "Shutdown",
+    "StartFailed",
+    "SystemStatistics",
+    "Timer",
+    "UnknownMessage",
+    "current_actor",
+    "get_state",
+    "info",
+    "is_normal_exit",
+    "replace_state",
+    "resume",
+    "suspend",
+    "trace",
+]

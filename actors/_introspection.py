@@ -1,0 +1,146 @@
+"""Introspection, the equivalents of Erlang's `:sys` and `Process.info`.
+
+- `info(ref)` is a snapshot taken at once, without involving the actor (``Process.info``).
+- `get_state`, `replace_state`, `suspend` and `resume` go through the actor's mailbox as system
+  messages, like `:sys`: they run between two callbacks, so they never see a half-updated state,
+  and they work only while the actor is responsive. A suspended actor handles nothing but
+  system messages until it is resumed.
+- `trace(ref)` logs every message in and every reply out through structlog
+  (``actor.trace.in`` / ``actor.trace.out``), like ``:sys.trace``.
+
+State is the actor's attributes (its ``__dict__``); runtime fields are not part of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from actors._actor import Actor
+from actors._reasons import ActorExited, ActorTimeout
+from actors._ref import DEFAULT_CALL_TIMEOUT, SYSTEM, ActorRef, check_timeout
+
+__all__ = ["ActorInfo", "get_state", "info", "replace_state", "resume", "suspend", "trace"]
+
+Status = Literal["running", "waiting", "suspended", "exiting", "exited"]
+
+
+@dataclass(frozen=True, slots=True)
+class ActorInfo:
+    """What `info` reports about one actor."""
+
+    ref: ActorRef
+    name: str | None
+    actor_class: str
+    status: Status
+    mailbox_length: int
+    messages_handled: int
+    links: tuple[ActorRef, ...]
+    monitors: tuple[ActorRef, ...]
+    monitored_by: tuple[ActorRef, ...]
+    parent: ActorRef | None
+    trap_exits: bool
+    tracing: bool
+    exit_reason: object
+
+
+def _status(actor: Actor) -> Status:
+    if actor._exit_reason is not None:
+        return "exited"
+    if actor._exiting:
+        return "exiting"
+    if actor._suspended:
+        return "suspended"
+    if actor._inflight is not None or (actor._busy and actor._mailbox):
+        return "running"
+    return "waiting"
+
+
+def info(ref: ActorRef) -> ActorInfo:
+    """A snapshot of the actor's runtime facts (works on exited actors too)."""
+    actor = ref._actor
+    return ActorInfo(
+        ref=ref,
+        name=actor._name,
+        actor_class=type(actor).__qualname__,
+        status=_status(actor),
+        mailbox_length=len(actor._mailbox or ()),
+        messages_handled=actor._handled,
+        links=tuple(actor._links or ()),
+        monitors=tuple(m.target for m in actor._monitors or ()),
+        monitored_by=tuple(w._ref for w in (actor._watchers or {}).values()),
+        parent=actor._parent._ref if actor._parent is not None else None,
+        trap_exits=actor.trap_exits,
+        tracing=actor._tracing,
+        exit_reason=actor._exit_reason,
+    )
+
+
+async def _system_op(ref: ActorRef, op: Callable[[Actor], Any], timeout: float | None) -> Any:
+    actor = ref._actor
+    if actor._exit_reason is not None:
+        raise ActorExited(ref, actor._exit_reason)
+    check_timeout(timeout)
+    fut: asyncio.Future[Any] = actor._loop.create_future()
+    actor._deliver_system(SYSTEM, op, fut)
+    try:
+        async with asyncio.timeout(timeout):
+            return await fut
+    except TimeoutError:
+        raise ActorTimeout(f"{ref!r} did not answer a system message within {timeout}s") from None
+
+
+async def get_state(ref: ActorRef, timeout: float | None = DEFAULT_CALL_TIMEOUT) -> dict[str, Any]:
+    """A shallow copy of the actor's state, passed through its `format_status`."""
+    state: dict[str, Any] = await _system_op(ref, lambda actor: actor._status_state(), timeout)
+    return state
+
+
+async def replace_state(
+    ref: ActorRef,
+    update: Callable[[dict[str, Any]], dict[str, Any]],
+    timeout: float | None = DEFAULT_CALL_TIMEOUT,
+) -> dict[str, Any]:
+    """Replace the state with ``update(old_state)`` and return the new state.
+
+    If `update` raises, the state is left as it was and the error is raised here.
+    """
+
+    def op(actor: Actor) -> dict[str, Any]:
+        new = update(dict(vars(actor)))
+        if not isinstance(new, dict):
+            raise TypeError(f"replace_state's function must return a dict, got {new!r}")
+        vars(actor).clear()
+        vars(actor).update(new)
+        return dict(new)
+
+    state: dict[str, Any] = await _system_op(ref, op, timeout)
+    return state
+
+
+async def suspend(ref: ActorRef, timeout: float | None = DEFAULT_CALL_TIMEOUT) -> None:
+    """Stop handling ordinary messages (they stay queued) until `resume`."""
+
+    def op(actor: Actor) -> None:
+        actor._suspended = True
+        actor._attend()
+
+    await _system_op(ref, op, timeout)
+
+
+async def resume(ref: ActorRef, timeout: float | None = DEFAULT_CALL_TIMEOUT) -> None:
+    """Handle ordinary messages again, starting with those queued while suspended."""
+
+    def op(actor: Actor) -> None:
+        actor._suspended = False
+        actor._attend()
+
+    await _system_op(ref, op, timeout)
+
+
+def trace(ref: ActorRef, enabled: bool = True) -> None:
+    """Switch logging of every message in and reply out for this actor."""
+    ref._actor._tracing = enabled
+    ref._actor._attend()
