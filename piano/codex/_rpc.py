@@ -11,7 +11,8 @@
   other method is answered at once with JSON-RPC error -32601. Nothing is left unanswered.
 * Notifications go, in stdout order, to `on_notification(thread_id, method, params)` (params
   typed per `schemas.codex.NOTIFICATIONS`, a dict otherwise); if it returns an awaitable, it is
-  awaited before the next line is read (back-pressure).
+  awaited before the next line is read (back-pressure), so it must not itself wait for a
+  response from this process (hand such work to another task).
 * stdout lines that are not valid messages are logged and skipped. stderr lines are logged as
   `codex.stderr` and the last `stderr_lines` are kept for error messages.
 * When the process exits, for whatever reason, every pending request fails with `CodexExited`
@@ -176,7 +177,7 @@ class CodexProcess:
         self,
         params: Request[R],
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 (the id must be remembered on timeout)
+        timeout: float | None = None,
     ) -> R:
         """Send a typed request; returns its typed result."""
         raw = await self.request(params.method, params, timeout=timeout)
@@ -188,7 +189,7 @@ class CodexProcess:
         method: str,
         params: Any = None,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 (the id must be remembered on timeout)
+        timeout: float | None = None,
     ) -> msgspec.Raw:
         """Send a request; returns the raw `result` (decode it with `decode_result`)."""
         if self.exit is not None:
