@@ -52,6 +52,7 @@ AuditHook = Callable[[CommandResult], Awaitable[None] | None]
 
 _READ_SIZE = 65536
 _CLOSE_GRACE = 1.0
+_REAP_TIMEOUT = 5.0
 
 
 def _has_exited(proc: asyncio.subprocess.Process) -> bool:
@@ -156,7 +157,7 @@ class JailedShell:
         async with self._lock:
             await self._teardown(graceful=True)
 
-    async def run(self, command: str, timeout: float | None = None) -> CommandResult:  # noqa: ASYNC109
+    async def run(self, command: str, timeout: float | None = None) -> CommandResult:
         """Run `command` in the shell and return its result (see the module guarantees).
 
         `timeout` (seconds, default `JailConfig.timeout`) is not a cancel scope: when it
@@ -307,13 +308,12 @@ class JailedShell:
 
     async def _exit_status(self) -> int:
         """The jail's exit status once its streams have ended (shell status, or 128+signal)."""
-        assert self._proc is not None
-        try:
-            async with asyncio.timeout(_CLOSE_GRACE):
-                code = await self._proc.wait()
-        except TimeoutError:
+        proc = self._proc
+        assert proc is not None
+        if not await _reap(proc, _CLOSE_GRACE):
             self._kill()
-            code = await self._proc.wait()
+            await _reap(proc, _REAP_TIMEOUT)
+        code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
         return code if code >= 0 else 128 - code
 
     async def _after_failure(self, reason: RestartReason) -> None:
@@ -340,17 +340,33 @@ class JailedShell:
         if proc is not None:
             if graceful and proc.returncode is None and proc.stdin is not None:
                 proc.stdin.close()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_CLOSE_GRACE):
-                        await proc.wait()
+                await _reap(proc, _CLOSE_GRACE)
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)
             if self._limits is not None:
                 self._limits.kill_all()
-            await proc.wait()
-            if proc.stdin is not None:
-                proc.stdin.close()
+            if not await _reap(proc, _REAP_TIMEOUT):
+                log.error("jail.not_reaped", pid=proc.pid)
         if self._limits is not None:
             await self._limits.remove()
             self._limits = None
+
+
+async def _drain(stream: asyncio.StreamReader | None) -> None:
+    if stream is not None:
+        while await stream.read(_READ_SIZE):
+            pass
+
+
+async def _reap(proc: asyncio.subprocess.Process, seconds: float) -> bool:
+    """Wait until the jail process has exited and its pipes are closed, dropping unread output.
+
+    asyncio's `wait()` only returns once every pipe is closed, and a pipe whose reader is paused
+    (unread output of a flood) never reports its end: so the pipes are drained meanwhile.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await asyncio.gather(proc.wait(), _drain(proc.stdout), _drain(proc.stderr))
+            return True
+    return False
