@@ -223,6 +223,23 @@ async def test_a_shell_found_dead_before_a_command_is_replaced_and_the_caller_to
 
 
 @pytest.mark.anyio
+async def test_a_cancelled_run_kills_its_jail_and_the_next_command_is_told(
+    shell: JailedShell,
+) -> None:
+    await shell.run("export STATE=kept")
+    running = anyio.Event()
+    shell.subscribe(lambda stream, data: running.set())
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(shell.run, "echo partial; sleep 60", 30)
+        with anyio.fail_after(3):
+            await running.wait()
+        tg.cancel_scope.cancel()
+    result = await shell.run('echo "${STATE:-lost}"')
+    assert result.restart_reason is RestartReason.CANCELLED
+    assert result.stdout == b"lost\n", "nothing of the cancelled command leaks into this one"
+
+
+@pytest.mark.anyio
 async def test_concurrent_runs_are_serialised(shell: JailedShell) -> None:
     first = shell.run("echo a1; sleep 0.2; echo a2")
     second = shell.run("echo b")

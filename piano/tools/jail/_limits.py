@@ -15,11 +15,16 @@ What is enforced where (`LimitReport` says which case applies to a running jail)
 - cgroup v1 (hierarchies `memory` and `pids` mounted writable, as on the project VM):
   `memory.limit_in_bytes` (+ `memory.memsw.limit_in_bytes` where swap accounting exists) and
   `pids.max`, same behaviour. Each controller falls back on its own if only one is writable.
+  Measured on the VM: a 1 GiB allocation under 256 MiB is OOM-killed (137) and the shell lives
+  on; a shell that itself outgrows the limit is killed (the driver restarts the jail); a fork
+  bomb stays at `pids.max` and the host keeps forking; bash may exit when it cannot fork, which
+  the driver reports as a restart.
 - rlimit fallback (prlimit): memory -> RLIMIT_AS (allocations fail with ENOMEM/MemoryError
   instead of an OOM kill; programs reserving large virtual ranges, e.g. node, JVM, Go, Chromium,
   may refuse to start). Processes -> RLIMIT_NPROC, which the kernel ignores when the jail's host
   uid is root: then nothing bounds processes unless `JailConfig.host_uid` runs the jail as an
-  unprivileged host user (RLIMIT_NPROC then counts every process of that user).
+  unprivileged host user (RLIMIT_NPROC then counts every process of that user; measured: a
+  fork bomb then stays under the limit).
 - Always: RLIMIT_NOFILE, RLIMIT_CORE 0, RLIMIT_FSIZE (largest single file); /tmp and /dev/shm
   are tmpfs capped at `tmpfs_size_bytes`. The workspace itself has no size quota.
 """

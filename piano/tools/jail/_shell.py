@@ -5,17 +5,22 @@ Guarantees:
   marker; stdout and stderr are read concurrently and returned separately, byte-exact, each
   capped at `output_cap_bytes` (the excess is drained and dropped, `*_truncated` set).
 - Working directory, environment, shell functions and background jobs persist between commands,
-  as long as the jail is not restarted.
+  as long as the jail is not restarted. Output a background job writes after its command has
+  finished is delivered with the next command's output. `run` starts the jail if needed.
 - A command that outlives its timeout gets the whole jail SIGKILLed (process group, pid
   namespace, cgroup); a fresh jail is started at once and the result says `timed_out` and
   `restart_reason=TIMEOUT`. A shell that exits during a command (`exit 3`, killed by a limit)
   gives `restart_reason=SHELL_EXITED` with the shell's status; a shell found dead before a
-  command gives `SHELL_DIED_BEFORE` (the command then ran in a fresh jail). Either way the
+  command gives `SHELL_DIED_BEFORE` (the command then ran in a fresh jail), and so does
+  `CANCELLED` after a `run` was cancelled mid-command (its jail is killed). Either way the
   caller is told its shell state is gone. If the fresh jail cannot start, the next `run` raises
   `JailStartError`.
 - Subscribers get each output chunk (`"stdout"`/`"stderr"`, bytes) while the command runs,
   within the same caps. The `on_command` hook receives every `CommandResult` (sync or async);
   if it raises, `run` raises too, so an unrecorded command never goes unnoticed.
+- `close()` (also while a command runs: that `run` raises `JailClosedError`) kills everything
+  in the jail and removes its cgroups. If the driver itself dies, `--die-with-parent` takes the
+  jail down and the next driver sweeps the cgroups left behind.
 """
 
 from __future__ import annotations
@@ -88,6 +93,7 @@ class JailedShell:
         self._carry: dict[StreamName, bytes] = {"stdout": b"", "stderr": b""}
         self._started = False
         self._closed = False
+        self._abandoned = False
 
     @property
     def config(self) -> JailConfig:
@@ -170,15 +176,23 @@ class JailedShell:
             if self._closed:
                 raise JailClosedError("the jailed shell was closed")
             reason: RestartReason | None = None
-            if self._proc is None or _has_exited(self._proc):
-                if self._started:
-                    reason = RestartReason.SHELL_DIED_BEFORE
+            dead = self._proc is None or _has_exited(self._proc)
+            if self._abandoned:
+                reason = RestartReason.CANCELLED
+            elif dead and self._started:
+                reason = RestartReason.SHELL_DIED_BEFORE
+            if self._abandoned or dead:
                 await self._teardown(graceful=False)
                 await self._spawn()
                 self._started = True
             started_at = time.time()
             t0 = time.monotonic()
-            exchange = await self._exchange(payload, payload_marker, limit)
+            try:
+                exchange = await self._exchange(payload, payload_marker, limit)
+            except asyncio.CancelledError:
+                self._kill()
+                self._abandoned = True
+                raise
             if self._closed:
                 raise JailClosedError("the jailed shell was closed while the command ran")
             duration = time.monotonic() - t0
@@ -282,6 +296,7 @@ class JailedShell:
         limits = JailLimits.create(config)
         self._limits = limits
         self._carry = {"stdout": b"", "stderr": b""}
+        self._abandoned = False
         try:
             argv = limits.prefix + bwrap_argv(bwrap, config)
             self._proc = await asyncio.create_subprocess_exec(

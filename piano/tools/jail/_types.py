@@ -71,6 +71,7 @@ class RestartReason(StrEnum):
     TIMEOUT = "timeout"
     SHELL_EXITED = "shell exited during the command"
     SHELL_DIED_BEFORE = "shell had died before the command"
+    CANCELLED = "the previous command was cancelled"
 
 
 class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,9 +80,9 @@ class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
     `exit_code` is None only when the command timed out (the jail was killed). When
     `restart_reason` is set the jail was restarted: cwd, environment, shell functions and
     background jobs of the previous shell are gone. For `SHELL_EXITED` (e.g. `exit 3`),
-    `exit_code` is the shell's exit status; for `SHELL_DIED_BEFORE` the command ran in the
-    fresh shell. The exit code is what the shell inside the jail reported: a hostile command
-    can forge its own result, never anything outside the jail.
+    `exit_code` is the shell's exit status; for `SHELL_DIED_BEFORE` and `CANCELLED` the
+    command ran in the fresh shell. The exit code is what the shell inside the jail reported:
+    a hostile command can forge its own result, never anything outside the jail.
     """
 
     command: str
