@@ -586,7 +586,11 @@ class Actor:
                 other_links = other._actor._links
                 if other_links is not None:
                     other_links.discard(ref)
-                call_soon(other._actor._signal, ref, reason)
+                receiver = other._actor
+                if receiver.trap_exits:
+                    receiver._deliver_runtime(Exit(ref, reason))
+                else:
+                    call_soon(receiver._signal, ref, reason)
             self._links = None
         if self._watchers:
             for mref, watcher in self._watchers.items():
