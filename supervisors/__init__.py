@@ -1,1 +1,49 @@
-"""placeholder"""
+"""OTP supervision trees for Piano's actor runtime.
+
+A supervisor starts its children, watches them through links, restarts them by the rules of
+its strategy and their restart type, and gives up (escalating to its own supervisor) when they
+fail too often. `docs/supervision.md` is the guide; each module's docstring is the reference:
+`supervisors._spec` (child specs), `supervisors._supervisor` (strategies, intensity, start and
+shutdown), `supervisors._dynamic`, `supervisors._partition`, `supervisors._task`,
+`supervisors._application`, `supervisors._ops` (operations on a running supervisor).
+"""
+
+from supervisors._application import Application
+from supervisors._children import ChildInfo, ChildStartError, Counts
+from supervisors._dynamic import DynamicSupervisor, MaxChildren
+from supervisors._ops import (
+    count_children,
+    delete_child,
+    restart_child,
+    start_child,
+    terminate_child,
+    which_children,
+)
+from supervisors._partition import PartitionSupervisor, partition_for, which_partition
+from supervisors._spec import Backoff, ChildSpec
+from supervisors._supervisor import Supervisor
+from supervisors._task import TaskHandle, TaskSupervisor, start_task
+
+__all__ = [
+    "Application",
+    "Backoff",
+    "ChildInfo",
+    "ChildSpec",
+    "ChildStartError",
+    "Counts",
+    "DynamicSupervisor",
+    "MaxChildren",
+    "PartitionSupervisor",
+    "Supervisor",
+    "TaskHandle",
+    "TaskSupervisor",
+    "count_children",
+    "delete_child",
+    "partition_for",
+    "restart_child",
+    "start_child",
+    "start_task",
+    "terminate_child",
+    "which_children",
+    "which_partition",
+]

@@ -1,0 +1,121 @@
+"""Application: run a supervision tree as a program, until told to stop.
+
+```python
+app = Application([ChildSpec("store", start=Store), ...], strategy="rest_for_one")
+raise SystemExit(app.main())          # or: exit_code = await app.run()
+```
+
+`run` starts an `ActorSystem` and the top supervisor (children start in order; a start
+failure ends `run` with exit code 1 at once), then waits. SIGTERM or SIGINT starts an orderly
+shutdown: the tree stops in reverse start order, and anything still running after
+`shutdown_timeout` seconds is killed; the exit code is 0. If the tree gives up on its own
+(restart intensity exceeded), every actor is stopped and the exit code is 1, so a service
+manager (systemd, Kubernetes) can restart the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+
+import structlog
+
+from actors import SHUTDOWN, ActorRef, ActorSystem, ActorTimeout, StartFailed
+from supervisors._spec import ChildSpec
+from supervisors._supervisor import Strategy, Supervisor
+
+__all__ = ["Application"]
+
+log = structlog.get_logger("supervisors")
+
+Ready = Callable[[ActorSystem, ActorRef], Awaitable[None]]
+
+
+class Application:
+    """A top-level supervision tree with signal handling; see the module documentation."""
+
+    def __init__(
+        self,
+        children: Sequence[ChildSpec],
+        *,
+        name: str = "application",
+        strategy: Strategy = "one_for_one",
+        max_restarts: int = 3,
+        max_seconds: float = 5.0,
+        shutdown_timeout: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.shutdown_timeout = shutdown_timeout
+        self._supervisor = Supervisor(
+            children, strategy=strategy, max_restarts=max_restarts, max_seconds=max_seconds
+        )
+        self._stop: asyncio.Event | None = None
+        self.system: ActorSystem | None = None
+        self.supervisor: ActorRef | None = None
+
+    def stop(self) -> None:
+        """Ask a running application to shut down (what SIGTERM does)."""
+        if self._stop is not None:
+            self._stop.set()
+
+    async def run(
+        self,
+        *,
+        ready: Ready | None = None,
+        signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
+    ) -> int:
+        """Run until stopped; returns the process exit code (0 clean stop, 1 gave up/failed)."""
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        installed = []
+        for sig in signals:
+            loop.add_signal_handler(sig, self._on_signal, sig)
+            installed.append(sig)
+        try:
+            async with ActorSystem() as system:
+                self.system = system
+                try:
+                    top = await system.spawn(self._supervisor, name=self.name)
+                except StartFailed as exc:
+                    log.error(
+                        "application.start_failed", application=self.name, reason=repr(exc.reason)
+                    )
+                    return 1
+                self.supervisor = top
+                log.info("application.started", application=self.name)
+                if ready is not None:
+                    await ready(system, top)
+                stopping = asyncio.ensure_future(self._stop.wait())
+                exited = asyncio.ensure_future(top.join())
+                await asyncio.wait({stopping, exited}, return_when=asyncio.FIRST_COMPLETED)
+                stopping.cancel()
+                if exited.done():
+                    log.error(
+                        "application.gave_up", application=self.name, reason=repr(exited.result())
+                    )
+                    return 1
+                exited.cancel()
+                log.info("application.stopping", application=self.name)
+                try:
+                    await top.stop(SHUTDOWN, timeout=self.shutdown_timeout)
+                except ActorTimeout:
+                    log.error(
+                        "application.shutdown_timeout",
+                        application=self.name,
+                        timeout=self.shutdown_timeout,
+                    )
+                    top.exit("kill")
+                log.info("application.stopped", application=self.name)
+                return 0
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("application.signal", application=self.name, signal=sig.name)
+        self.stop()
+
+    def main(self) -> int:
+        """Run on a fresh event loop (for a program's entry point)."""
+        return asyncio.run(self.run())

@@ -1,0 +1,85 @@
+"""The part of a supervisor that does not depend on its strategy: restart intensity, back-off,
+giving up, and stopping children on exit."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from actors import SHUTDOWN, Actor
+from supervisors._children import Child, Clock, Intensity, log
+
+__all__ = ["RestartDue", "SupervisorBase"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RestartDue:
+    """The supervisor's message to itself: a delayed or retried restart is due."""
+
+    child: Child
+    token: int
+
+
+class SupervisorBase(Actor):
+    """Intensity, back-off and give-up shared by every kind of supervisor."""
+
+    def __init__(self, max_restarts: int, max_seconds: float, clock: Clock, seed: int | None):
+        self.intensity = Intensity(max_restarts, max_seconds, clock)
+        self._clock = clock
+        self._rng = random.Random(seed)
+        self._tokens = 0
+
+    async def terminate(self, reason: object) -> None:
+        await self._stop_all()
+
+    async def _stop_all(self) -> None:
+        raise NotImplementedError
+
+    async def _apply_strategy(self, child: Child) -> None:
+        raise NotImplementedError
+
+    def _describe_intensity(self, children: Iterable[Child]) -> str:
+        restarts = sum(child.restarts for child in children)
+        return (
+            f"intensity {self.intensity.max_restarts}/{self.intensity.max_seconds:g}s, "
+            f"{restarts} restarts"
+        )
+
+    async def _give_up(self) -> None:
+        await self._stop_all()
+        self.stop(SHUTDOWN)
+
+    async def _restart(self, child: Child, *, retry: bool = False) -> None:
+        """Count a restart against intensity, then restart now, after a back-off, or (for a
+        retry after a failed start) through the mailbox, as OTP's ``try_again_restart``."""
+        if not self.intensity.add():
+            log.error(
+                "supervisor.gave_up",
+                supervisor=repr(self.ref),
+                child=repr(child.spec.id),
+                max_restarts=self.intensity.max_restarts,
+                max_seconds=self.intensity.max_seconds,
+            )
+            await self._give_up()
+            return
+        child.restarts += 1
+        backoff = child.spec.backoff
+        delay = 0.0
+        if backoff is not None:
+            if self._clock() - child.started_at >= backoff.reset_after:
+                child.failures = 0
+            child.failures += 1
+            delay = backoff.delay(child.failures, self._rng)
+            log.info(
+                "supervisor.restart_delayed",
+                supervisor=repr(self.ref),
+                child=repr(child.spec.id),
+                delay=round(delay, 3),
+            )
+        elif not retry:
+            await self._apply_strategy(child)
+            return
+        self._tokens += 1
+        child.token = self._tokens
+        child.pending = self.send_after(delay, RestartDue(child, self._tokens))
