@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 from actors._actor import Actor, _current
 from actors._reasons import KILL, NORMAL, SHUTDOWN, ActorExited, Ignore, NameTaken, StartFailed
@@ -54,6 +55,9 @@ class ActorSystem:
         self._deadlines: dict[float, Deadlines] = {}
         self._lingerers: list[Actor] = []
         self._sweep: asyncio.TimerHandle | None = None
+        self._background: set[asyncio.Future[Any]] = set()
+        """Work that outlives an actor's exit (a thread actor's thread finishing its last call);
+        shutdown waits for it until its deadline. Each future removes itself when done."""
 
     async def __aenter__(self) -> ActorSystem:
         self._loop = asyncio.get_running_loop()
@@ -219,6 +223,8 @@ class ActorSystem:
             actor._signal(None, KILL)
         if tasks:
             await asyncio.wait(tasks, timeout=max(0.1, deadline - self._loop.time()))
+        if self._background:
+            await asyncio.wait(self._background, timeout=max(0.1, deadline - self._loop.time()))
         for deadlines in self._deadlines.values():
             deadlines.close()
         if self._sweep is not None:
