@@ -1,0 +1,317 @@
+"""Runtime benchmark: Piano's actors beside raw asyncio and pykka, measured in the same run.
+
+Workloads (sizes for a full run; ``--quick`` shrinks them):
+- ``call_round_trip``: one caller awaits N calls in sequence (calls/s).
+- ``cast_1_sender``: one coroutine casts N messages, then one call waits for them (casts/s).
+- ``cast_100_senders``: 100 concurrent senders cast N in total to one actor, yielding to the
+  loop after every 10 casts (a pykka sender is a thread), then one call waits (casts/s).
+- ``spawn_stop_10k`` / ``spawn_stop_100k``: spawn N actors, then stop them one by one, awaiting
+  each stop (actors/s).
+- ``idle_memory_100k``: bytes per idle actor with N alive (see `bench.idle`).
+- ``idle_1m``: Piano alone, a million idle actors: bytes each (RSS) and tasks held (stretch).
+
+pykka runs one OS thread per actor; this machine allows 32768 threads (pid_max), so pykka's
+actor-count workloads stop at `PYKKA_MAX_ACTORS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+
+from actors import ActorSystem
+from bench.contenders import PianoEcho, PykkaEcho, RawRef, raw_spawn
+from bench.harness import Options, comparison, median_rounds
+
+__all__ = ["run"]
+
+PYKKA_MAX_ACTORS = 10_000
+SENDERS = 100
+SENDER_CHUNK = 10
+WARMUP = 1000
+
+
+# -- call round trip -------------------------------------------------------------------------
+
+
+def piano_call(n: int) -> float:
+    async def main() -> float:
+        async with ActorSystem() as system:
+            ref = await system.spawn(PianoEcho())
+            for i in range(WARMUP):
+                await ref.call(i)
+            started = time.perf_counter()
+            for i in range(n):
+                await ref.call(i)
+            return n / (time.perf_counter() - started)
+
+    return asyncio.run(main())
+
+
+def raw_call(n: int) -> float:
+    async def main() -> float:
+        ref = raw_spawn()
+        for i in range(WARMUP):
+            await ref.call(i)
+        started = time.perf_counter()
+        for i in range(n):
+            await ref.call(i)
+        rate = n / (time.perf_counter() - started)
+        await ref.stop()
+        return rate
+
+    return asyncio.run(main())
+
+
+def pykka_call(n: int) -> float:
+    ref = PykkaEcho.start()
+    try:
+        for i in range(WARMUP):
+            ref.ask(i)
+        started = time.perf_counter()
+        for i in range(n):
+            ref.ask(i)
+        return n / (time.perf_counter() - started)
+    finally:
+        ref.stop()
+
+
+# -- cast throughput -------------------------------------------------------------------------
+
+
+async def _asyncio_senders(ref: Any, n: int, senders: int) -> None:
+    if senders == 1:
+        for i in range(n):
+            ref.cast(i)
+        return
+
+    async def sender(count: int) -> None:
+        for _ in range(count // SENDER_CHUNK):
+            for i in range(SENDER_CHUNK):
+                ref.cast(i)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(sender(n // senders) for _ in range(senders)))
+
+
+def piano_cast(n: int, senders: int) -> float:
+    async def main() -> float:
+        async with ActorSystem() as system:
+            ref = await system.spawn(PianoEcho())
+            await _asyncio_senders(ref, WARMUP, 1)
+            await ref.call(None)
+            started = time.perf_counter()
+            await _asyncio_senders(ref, n, senders)
+            await ref.call(None)
+            return n / (time.perf_counter() - started)
+
+    return asyncio.run(main())
+
+
+def raw_cast(n: int, senders: int) -> float:
+    async def main() -> float:
+        ref = raw_spawn()
+        await _asyncio_senders(ref, WARMUP, 1)
+        await ref.call(None)
+        started = time.perf_counter()
+        await _asyncio_senders(ref, n, senders)
+        await ref.call(None)
+        rate = n / (time.perf_counter() - started)
+        await ref.stop()
+        return rate
+
+    return asyncio.run(main())
+
+
+def pykka_cast(n: int, senders: int) -> float:
+    ref = PykkaEcho.start()
+    try:
+        for i in range(WARMUP):
+            ref.tell(i)
+        ref.ask(None)
+        if senders == 1:
+            started = time.perf_counter()
+            for i in range(n):
+                ref.tell(i)
+            ref.ask(None)
+            return n / (time.perf_counter() - started)
+        barrier = threading.Barrier(senders + 1)
+
+        def sender(count: int) -> None:
+            barrier.wait()
+            for i in range(count):
+                ref.tell(i)
+
+        threads = [threading.Thread(target=sender, args=(n // senders,)) for _ in range(senders)]
+        for thread in threads:
+            thread.start()
+        barrier.wait()
+        started = time.perf_counter()
+        for thread in threads:
+            thread.join()
+        ref.ask(None)
+        return n / (time.perf_counter() - started)
+    finally:
+        ref.stop()
+
+
+# -- spawn + stop ----------------------------------------------------------------------------
+
+
+def piano_spawn_stop(n: int) -> float:
+    async def main() -> float:
+        async with ActorSystem() as system:
+            started = time.perf_counter()
+            refs = [await system.spawn(PianoEcho()) for _ in range(n)]
+            for ref in refs:
+                await ref.stop()
+            return n / (time.perf_counter() - started)
+
+    return asyncio.run(main())
+
+
+def raw_spawn_stop(n: int) -> float:
+    async def main() -> float:
+        started = time.perf_counter()
+        refs: list[RawRef] = [raw_spawn() for _ in range(n)]
+        for ref in refs:
+            await ref.stop()
+        return n / (time.perf_counter() - started)
+
+    return asyncio.run(main())
+
+
+def pykka_spawn_stop(n: int) -> float:
+    started = time.perf_counter()
+    refs = [PykkaEcho.start() for _ in range(n)]
+    for ref in refs:
+        ref.stop()
+    return n / (time.perf_counter() - started)
+
+
+# -- idle memory (in child processes, see bench.idle) ----------------------------------------
+
+
+def idle(contender: str, n: int, method: str) -> dict[str, Any]:
+    """Measure idle actors in a fresh interpreter, so earlier workloads cannot skew it."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.idle", contender, str(n), method],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def _idle_rounds(rounds: int, n: int, method: str) -> dict[str, float | None]:
+    contenders: dict[str, Callable[[], float] | None] = {
+        name: partial(_idle_bytes, name, count, method)
+        for name, count in (
+            ("piano", n),
+            ("raw_asyncio", n),
+            ("pykka", min(n, PYKKA_MAX_ACTORS)),
+        )
+    }
+    return median_rounds(rounds, contenders)
+
+
+def _idle_bytes(contender: str, n: int, method: str) -> float:
+    return float(idle(contender, n, method)["bytes_per_actor"])
+
+
+# -- the benchmark ---------------------------------------------------------------------------
+
+
+def run(options: Options) -> Iterator[dict[str, Any]]:
+    quick, rounds = options.quick, options.rounds
+
+    def size(full: int, small: int) -> int:
+        return small if quick else full
+
+    bench = "runtime"
+    if options.wants("call_round_trip"):
+        n = size(50_000, 200)
+        values = median_rounds(
+            rounds,
+            {
+                "piano": partial(piano_call, n),
+                "raw_asyncio": partial(raw_call, n),
+                "pykka": partial(pykka_call, n),
+            },
+        )
+        yield comparison(
+            bench, "call_round_trip", "calls/s", values, min_vs_raw=0.9, min_vs_pykka=3, n=n
+        )
+    for senders in (1, SENDERS):
+        workload = f"cast_{senders}_sender{'s' if senders > 1 else ''}"
+        if not options.wants(workload):
+            continue
+        n = size(500_000, 2_000)
+        values = median_rounds(
+            rounds,
+            {
+                "piano": partial(piano_cast, n, senders),
+                "raw_asyncio": partial(raw_cast, n, senders),
+                "pykka": partial(pykka_cast, n, senders),
+            },
+        )
+        yield comparison(
+            bench, workload, "casts/s", values, min_vs_raw=1.2, min_vs_pykka=8, n=n, senders=senders
+        )
+    for label, full, small in (("10k", 10_000, 100), ("100k", 100_000, 300)):
+        workload = f"spawn_stop_{label}"
+        if not options.wants(workload):
+            continue
+        n = size(full, small)
+        values = median_rounds(
+            rounds,
+            {
+                "piano": partial(piano_spawn_stop, n),
+                "raw_asyncio": partial(raw_spawn_stop, n),
+                "pykka": partial(pykka_spawn_stop, n) if n <= PYKKA_MAX_ACTORS else None,
+            },
+        )
+        note = None if n <= PYKKA_MAX_ACTORS else "pykka not run: one thread per actor, too many"
+        yield comparison(bench, workload, "actors/s", values, min_vs_raw=0.5, n=n, note=note)
+    if options.wants("idle_memory_100k"):
+        n = size(100_000, 300)
+        values = _idle_rounds(rounds, n, "tracemalloc")
+        rss = _idle_rounds(1, n, "rss")
+        yield comparison(
+            bench,
+            "idle_memory_100k",
+            "bytes/actor",
+            values,
+            max_piano=6000,
+            n=n,
+            pykka_n=min(n, PYKKA_MAX_ACTORS),
+            method="tracemalloc",
+            rss_bytes_per_actor={name: round(value or 0) for name, value in rss.items()},
+        )
+    if options.wants("idle_1m"):
+        n = size(1_000_000, 1_000)
+        result = idle("piano", n, "rss")
+        yield {
+            "bench": bench,
+            "workload": "idle_1m",
+            "unit": "bytes/actor",
+            "piano": round(result["bytes_per_actor"], 1),
+            "raw_asyncio": None,
+            "pykka": None,
+            "ratio_vs_raw": None,
+            "ratio_vs_pykka": None,
+            "target": {"max_piano": 2000, "max_tasks": 0},
+            "met": result["bytes_per_actor"] <= 2000 and result["tasks"] == 0,
+            "n": n,
+            "method": "rss",
+            "tasks": result["tasks"],
+            "alive": result["alive"],
+        }

@@ -1,0 +1,91 @@
+"""Smoke test of the benchmarks: they run with one command and print well-formed JSON lines.
+
+Timings are never asserted here; docs/BENCHMARKS.md holds the measured numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+RUNTIME_WORKLOADS = {
+    "call_round_trip",
+    "cast_1_sender",
+    "cast_100_senders",
+    "spawn_stop_10k",
+    "spawn_stop_100k",
+    "idle_memory_100k",
+    "idle_1m",
+}
+KEYS = {
+    "bench",
+    "workload",
+    "unit",
+    "piano",
+    "raw_asyncio",
+    "pykka",
+    "ratio_vs_raw",
+    "ratio_vs_pykka",
+    "target",
+    "met",
+}
+
+
+def _run(*args: str) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_the_runtime_benchmark_prints_one_well_formed_json_line_per_workload() -> None:
+    lines = _run("runtime", "--quick")
+
+    assert {line["workload"] for line in lines} == RUNTIME_WORKLOADS
+    assert len(lines) == len(RUNTIME_WORKLOADS)
+    for line in lines:
+        assert line.keys() >= KEYS, line
+        assert line["bench"] == "runtime"
+        assert isinstance(line["piano"], float), line
+        assert line["piano"] > 0, line
+        assert isinstance(line["met"], bool)
+        assert isinstance(line["target"], dict), line
+        assert line["target"], line
+        if line["workload"] != "idle_1m":
+            assert line["raw_asyncio"] > 0, line
+            ratio = line["piano"] / line["raw_asyncio"]
+            assert line["ratio_vs_raw"] == pytest.approx(ratio, rel=0.01), line
+        if line["pykka"] is not None:
+            assert line["ratio_vs_pykka"] is not None, line
+            assert line["ratio_vs_pykka"] > 0, line
+
+
+def test_idle_piano_actors_hold_no_task() -> None:
+    (line,) = _run("runtime", "--quick", "--workload", "idle_1m")
+
+    assert line["tasks"] == 0
+    assert line["alive"] == line["n"]
+
+
+def test_an_unknown_benchmark_is_refused_with_the_known_names() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "nonesuch"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "runtime" in done.stderr
