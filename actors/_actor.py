@@ -527,7 +527,9 @@ class Actor:
         self._exiting = self._attention = True
         if type(self).terminate is not Actor.terminate:
             try:
-                await self.terminate(reason)
+                result = self.terminate(reason)
+                if type(result) is CoroutineType:
+                    await result
             except (Exception, asyncio.CancelledError) as exc:
                 if self._exit_reason is not None:
                     return

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from types import CoroutineType
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,7 +106,9 @@ class ActorSystem:
             token = _current.set(actor)
             try:
                 async with asyncio.timeout(init_timeout):
-                    await actor.init()
+                    result = actor.init()
+                    if type(result) is CoroutineType:
+                        await result
             except Ignore:
                 self._abort(actor, link_to, NORMAL)
                 raise

@@ -306,3 +306,22 @@ async def test_shutdown_stops_every_actor_and_leaves_no_task_behind() -> None:
     assert terminated == ["shutdown"]
     assert system.statistics().alive == 0
     assert asyncio.all_tasks() == before
+
+
+async def test_callbacks_may_be_plain_functions(system: ActorSystem) -> None:
+    seen: list[object] = []
+
+    class Plain(Actor):
+        def init(self) -> None:  # type: ignore[override]
+            seen.append("init")
+
+        def handle_call(self, message: Any, caller: Caller) -> Any:
+            return message * 2
+
+        def terminate(self, reason: object) -> None:  # type: ignore[override]
+            seen.append(("terminate", reason))
+
+    ref = await system.spawn(Plain())
+    assert await ref.call(21) == 42
+    await ref.stop("done")
+    assert seen == ["init", ("terminate", "done")]
