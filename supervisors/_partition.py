@@ -93,6 +93,6 @@ def which_partition(supervisor: ActorRef, key: object) -> ActorRef:
     child = children[index] if index < len(children) and children[index].spec.id == index else None
     if child is None:
         child = next((c for c in children if c.spec.id == index), None)
-    if child is None or child.ref is None:
+    if child is None or child.ref is None or not child.ref.alive:
         raise ActorExited(supervisor, f"partition {index} is not running")
     return child.ref

@@ -324,7 +324,8 @@ async def test_terminate_restart_and_delete_child_follow_the_child_state(
     await terminate_child(sup, "a")
     assert (await count_children(sup)).active == 0
     ref = await restart_child(sup, "a")
-    assert ref is not None and await ref.call("ping") == "a"
+    assert ref is not None
+    assert await ref.call("ping") == "a"
     with pytest.raises(ValueError, match="running"):
         await restart_child(sup, "a")
     with pytest.raises(ValueError, match="running"):
@@ -341,7 +342,8 @@ async def test_start_child_adds_a_child_and_refuses_a_duplicate_id(
 ) -> None:
     sup = await system.spawn(Supervisor([worker("a", journal)]))
     ref = await start_child(sup, worker("b", journal))
-    assert ref is not None and await ref.call("ping") == "b"
+    assert ref is not None
+    assert await ref.call("ping") == "b"
     with pytest.raises(ValueError, match="already exists"):
         await start_child(sup, worker("b", journal))
     with pytest.raises(ChildStartError):
