@@ -8,10 +8,12 @@ know, and supervisors (the `supervisors` package) restart them.
 Start with `docs/actors.md`; each module's docstring is the reference for its part:
 `actors._actor` (the gen_server lifecycle), `actors._ref` (calls and replies), `actors._reasons`
 (exit reasons), `actors._system` (spawning, names, shutdown), `actors._registry`,
-`actors._timers`, `actors._introspection`.
+`actors._timers`, `actors._introspection`, `actors._thread` (thread actors for blocking
+libraries), `actors._pykka` (adopting pykka actors), `actors._blocking` (synchronous code).
 """
 
 from actors._actor import Actor, current_actor
+from actors._blocking import BlockingRef, BlockingSystem, run_in_thread
 from actors._introspection import (
     ActorInfo,
     get_state,
@@ -21,6 +23,7 @@ from actors._introspection import (
     suspend,
     trace,
 )
+from actors._pykka import PykkaActorProxy
 from actors._reasons import (
     KILL,
     KILLED,
@@ -43,6 +46,7 @@ from actors._reasons import (
 from actors._ref import NOREPLY, ActorRef, Caller, MonitorRef
 from actors._registry import Registry
 from actors._system import ActorSystem, SystemStatistics
+from actors._thread import PykkaActorStopped, ThreadActor
 from actors._timers import Timer
 
 __all__ = [
@@ -59,6 +63,8 @@ __all__ = [
     "ActorRef",
     "ActorSystem",
     "ActorTimeout",
+    "BlockingRef",
+    "BlockingSystem",
     "Caller",
     "Down",
     "Exit",
@@ -66,10 +72,13 @@ __all__ = [
     "MailboxFull",
     "MonitorRef",
     "NameTaken",
+    "PykkaActorProxy",
+    "PykkaActorStopped",
     "Registry",
     "Shutdown",
     "StartFailed",
     "SystemStatistics",
+    "ThreadActor",
     "Timer",
     "UnknownMessage",
     "current_actor",
@@ -78,6 +87,7 @@ __all__ = [
     "is_normal_exit",
     "replace_state",
     "resume",
+    "run_in_thread",
     "suspend",
     "trace",
 ]
