@@ -498,8 +498,11 @@ class Actor:
         return True
 
     def _release(self) -> None:
+        """The drain task ends: an idle actor keeps neither a task nor an empty mailbox."""
         if self._task is asyncio.current_task(self._loop):
             self._task = None
+            if not self._mailbox:
+                self._mailbox = None
 
     async def _crash(self, exc: BaseException, item: tuple[int, Any, Any]) -> None:
         kind, payload, extra = item
