@@ -46,3 +46,36 @@ def test_embed_sync_drives_actors_from_synchronous_code_and_leaves_no_thread() -
     assert f"notes: closed the database ({crash})" in lines
     assert f"notes exited with {crash}; alive: False" in lines
     assert lines[-1] == "threads left: ['MainThread']"
+
+
+TUTORIAL_RUNNER = """
+import ast, asyncio, re, sys
+text = open(sys.argv[1]).read()
+blocks = re.findall(r"^```python\\n(.*?)^```", text, re.S | re.M)
+async def main():
+    namespace = {"__name__": "tutorial"}
+    for number, block in enumerate(blocks, 1):
+        code = compile(block, f"docs/actors.md block {number}", "exec",
+                       flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        result = eval(code, namespace)
+        if asyncio.iscoroutine(result):
+            await result
+        print(f"block {number} ran")
+asyncio.run(main())
+print(f"{len(blocks)} blocks ran")
+"""
+
+
+def test_the_actors_tutorial_runs_block_by_block_as_one_session() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", TUTORIAL_RUNNER, str(ROOT / "docs" / "actors.md")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    last = result.stdout.splitlines()[-1]
+    assert last.endswith("blocks ran")
+    assert int(last.split()[0]) >= 10
