@@ -140,6 +140,9 @@ class ConsoleServer:
         session = _Session(self, reader, writer)
         try:
             await session.run()
+        except asyncio.CancelledError:
+            # `close` cancels sessions; asyncio 3.11 logs a connection task that ends cancelled.
+            task.uncancel()
         except (ConnectionError, OSError):
             pass
         except Exception:
