@@ -77,8 +77,13 @@ __all__ = ["Actor", "current_actor"]
 
 _current: contextvars.ContextVar[Actor | None] = contextvars.ContextVar("actor", default=None)
 
-_BUDGET = 100
-"""Messages handled per scheduling slot before yielding to the loop (fairness, like reductions)."""
+_SLICE = 0.001
+"""Seconds a busy actor may keep handling messages before it yields to the loop (fairness, like
+reductions): long enough that yielding (one loop iteration) costs little beside the work, short
+enough that other actors wait about a millisecond. A handler that awaits yields anyway."""
+
+_CHUNK = 64
+"""Messages handled between two looks at the clock."""
 
 
 def current_actor() -> Actor | None:
@@ -443,32 +448,43 @@ class Actor:
                     return
                 continue
             handled = 0
+            deadline = 0.0
             result: Any
-            while mailbox and handled < _BUDGET and not self._attention:
-                kind, payload, extra = item = mailbox.popleft()
-                handled += 1
-                try:
-                    if kind == CAST:
-                        result = self.handle_cast(payload)
-                    elif kind == CALL:
-                        result = self.handle_call(payload, extra)
-                    else:
-                        result = self._invoke_special(kind, payload, extra)
-                    if type(result) is CoroutineType:
-                        self._inflight = item
-                        result = await result
-                        self._inflight = None
-                except (Exception, asyncio.CancelledError) as exc:
-                    self._handled += handled
-                    if self._exit_reason is None:
-                        await self._crash(exc, item)
-                    return
-                if kind == CALL and result is not NOREPLY:
-                    fut = extra._future
-                    if not fut.done():
-                        fut.set_result(result)
+            while True:
+                budget = _CHUNK
+                while mailbox and budget and not self._attention:
+                    kind, payload, extra = item = mailbox.popleft()
+                    budget -= 1
+                    try:
+                        if kind == CAST:
+                            result = self.handle_cast(payload)
+                        elif kind == CALL:
+                            result = self.handle_call(payload, extra)
+                        else:
+                            result = self._invoke_special(kind, payload, extra)
+                        if type(result) is CoroutineType:
+                            self._inflight = item
+                            result = await result
+                            self._inflight = None
+                    except (Exception, asyncio.CancelledError) as exc:
+                        self._handled += handled + _CHUNK - budget
+                        if self._exit_reason is None:
+                            await self._crash(exc, item)
+                        return
+                    if kind == CALL and result is not NOREPLY:
+                        fut = extra._future
+                        if not fut.done():
+                            fut.set_result(result)
+                handled += _CHUNK - budget
+                if budget:
+                    break
+                now = self._loop.time()
+                if not deadline:
+                    deadline = now + _SLICE
+                elif now >= deadline:
+                    break
             self._handled += handled
-            if handled == _BUDGET:
+            if not budget:
                 await asyncio.sleep(0)
 
     async def _handle(self, item: tuple[int, Any, Any]) -> bool:
