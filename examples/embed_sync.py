@@ -75,8 +75,10 @@ def main() -> None:
         try:
             notes.call(("query", "select * from nowhere"))
         except ActorExited as exc:
-            print(f"notes crashed: {exc.reason!r}")
-        print(f"notes exited with {notes.join(timeout=5)!r}; alive: {notes.alive}")
+            reason = exc.reason
+        exit_reason = notes.join(timeout=5)  # the crash answers the caller before terminate runs
+        print(f"notes crashed: {reason!r}")
+        print(f"notes exited with {exit_reason!r}; alive: {notes.alive}")
     print(f"threads left: {[thread.name for thread in threading.enumerate()]}")
 
 

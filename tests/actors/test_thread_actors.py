@@ -135,6 +135,47 @@ async def test_init_fails_spawn_with_StartFailed_and_its_thread_ends(system: Act
     assert system.statistics().alive == 0
 
 
+class SlowStart(ThreadActor):
+    def __init__(self, gate: threading.Event) -> None:
+        self.gate = gate
+
+    def init(self) -> None:
+        self.gate.wait(10)
+
+
+async def test_an_init_past_its_timeout_fails_spawn_and_the_thread_ends_once_init_returns(
+    system: ActorSystem,
+) -> None:
+    gate = threading.Event()
+    actor = SlowStart(gate)
+    with pytest.raises(StartFailed) as failed:
+        await system.spawn(actor, init_timeout=0.05)
+    assert isinstance(failed.value.reason, TimeoutError)
+    assert not actor.ref.alive
+    assert actor.thread is not None
+    assert actor.thread.is_alive()
+    gate.set()
+    actor.thread.join(5)
+    assert not actor.thread.is_alive()
+
+
+class BadCleanup(ThreadActor):
+    def terminate(self, reason: object) -> None:
+        raise OSError("the browser would not quit")
+
+
+async def test_a_terminate_that_raises_on_the_thread_becomes_the_exit_reason(
+    system: ActorSystem,
+) -> None:
+    ref = await system.spawn(BadCleanup())
+    await ref.stop()
+    reason = await ref.join()
+    assert isinstance(reason, OSError)
+    assert ref._actor.thread is not None
+    ref._actor.thread.join(5)
+    assert not ref._actor.thread.is_alive()
+
+
 async def test_a_crash_on_the_thread_runs_terminate_there_and_takes_links_down_with_the_reason(
     system: ActorSystem,
 ) -> None:
