@@ -443,7 +443,12 @@ class Actor:
                     return
                 continue
             if not mailbox:
-                if not await self._linger():
+                # `_linger`, inlined: this runs after every burst of messages.
+                self._busy = False
+                wakeup = self._wakeup = self._loop.create_future()
+                if not self._lingering:
+                    self._system._lingering(self)
+                if not await wakeup:
                     self._release()
                     return
                 continue
