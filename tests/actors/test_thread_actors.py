@@ -120,6 +120,20 @@ async def test_a_thread_actors_callbacks_run_on_one_thread_of_its_own_and_in_mai
     assert ref.alive
 
 
+class LoudWorker(Worker):
+    def handle_cast(self, message: Any) -> None:
+        super().handle_cast(("loud", message))
+
+
+async def test_a_subclass_calls_its_parents_callbacks_with_super_on_the_thread(
+    system: ActorSystem,
+) -> None:
+    ref = await system.spawn(LoudWorker())
+    ref.cast("hi")
+    assert await ref.call("casts") == [("loud", "hi")]
+    assert len(set(await ref.call("threads"))) == 1
+
+
 async def test_init_fails_spawn_with_StartFailed_and_its_thread_ends(system: ActorSystem) -> None:
     worker = Worker(fail_init=ValueError("no driver"))
     with pytest.raises(StartFailed) as failed:
@@ -180,9 +194,11 @@ async def test_a_crash_on_the_thread_runs_terminate_there_and_takes_links_down_w
     system: ActorSystem,
 ) -> None:
     watcher = await system.spawn(Recorder(trap_exits=True))
+    bystander = await system.spawn(Crasher())
     worker = Worker()
     ref = await system.spawn(worker)
     await watcher.call(("link", ref))
+    await bystander.call(("link", ref))
     mref = await watcher.call(("monitor", ref))
     error = RuntimeError("selenium lost the browser")
     with pytest.raises(ActorExited) as exited:
@@ -192,6 +208,7 @@ async def test_a_crash_on_the_thread_runs_terminate_there_and_takes_links_down_w
     infos = await watcher.call(("wait_for", 2))
     assert Exit(ref, error) in infos
     assert Down(mref, ref, error) in infos
+    assert await bystander.join(5) is error
     assert worker.terminated == [(error, f"actor:Worker#{ref.id}")]
 
 
