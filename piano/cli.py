@@ -1,4 +1,4 @@
-"""The ``piano`` command.
+"""The `piano` command: a demo actor system, and a console to attach to a running one.
 
 - ``piano demo [--socket PATH]``: a small actor system with a console on PATH, until Ctrl-C.
 - ``piano console [--socket PATH]``: attach a REPL to the console of a running system.

@@ -167,6 +167,9 @@ def run_client(path: str | os.PathLike[str], *, history_file: str | None = None)
     except _Disconnected as exc:
         print(f"\npiano console: {exc}", file=sys.stderr)
         return exc.status
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
     finally:
         if readline is not None:
             _save_history(readline, history)

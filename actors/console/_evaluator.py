@@ -30,6 +30,8 @@ for _name in __future__.all_feature_names:
     _FUTURE_FLAGS |= getattr(__future__, _name).compiler_flag
 
 _MAX_COMPLETIONS = 500
+_MACHINERY = frozenset({__file__, __file__.replace("_evaluator.py", "_server.py")})
+"""Source files of the frames that run console input, left out of its tracebacks."""
 _sessions = itertools.count(1)
 
 
@@ -112,7 +114,7 @@ class Evaluator:
     def format_exception(self, exc: BaseException) -> str:
         """The traceback of an exception raised by console input, without the console's frames."""
         tb = exc.__traceback__
-        while tb is not None and not tb.tb_frame.f_code.co_filename.startswith(self._prefix):
+        while tb is not None and tb.tb_frame.f_code.co_filename in _MACHINERY:
             tb = tb.tb_next
         return "".join(traceback.format_exception(type(exc), exc, tb))
 

@@ -5,7 +5,8 @@ async with ActorSystem() as system, ConsoleServer(system, "/run/piano/console.so
     ...   # `piano console --socket /run/piano/console.sock` attaches
 ```
 
-Security: the socket is created with mode 0600 (bound under umask 0o177, then chmod-ed), a path
+Security: the socket is created with mode 0600 (bound under umask 0o177; the umask is
+process-wide, so files other threads create in that instant are as private), a path
 that exists and is not a socket is never replaced, a socket that still answers is never taken
 over, and every connection's peer uid (``SO_PEERCRED``) must be the server's own effective uid;
 anyone else gets a fatal `Error` frame and is disconnected. Whoever attaches can run any code in
@@ -16,7 +17,9 @@ Each connection is a session with its own namespace: the helpers (`actors.consol
 run on the system's event loop, one at a time per session, in a task of their own: an exception
 is shown as a traceback and the system keeps running; an `Interrupt` frame or `eval_timeout`
 cancels the running statement (at its next await: code that blocks the loop blocks the whole
-system, as any callback would); a disconnect cancels it and releases everything of the session.
+system, as any callback would); a disconnect cancels it and releases everything of the session
+(tasks and actors a statement started on purpose are the system's and live on, as processes
+spawned from ``iex`` do).
 What a statement prints goes to its console (see `actors.console._capture`).
 """
 
@@ -99,6 +102,9 @@ class ConsoleServer:
         """Create the socket and start accepting; raises `FileExistsError` if `path` is taken."""
         if self._server is not None:
             raise RuntimeError("the console server is already started")
+        loop = self.system._loop
+        if loop is not None and loop is not asyncio.get_running_loop():
+            raise RuntimeError("start the console on the event loop of its actor system")
         sock = _bind(self.path)
         try:
             info = os.stat(self.path)
@@ -177,7 +183,11 @@ def _bind(path: str) -> socket.socket:
             sock.bind(path)
         finally:
             os.umask(previous)
-        os.chmod(path, 0o600)
+        made = os.lstat(path)
+        if not stat.S_ISSOCK(made.st_mode):
+            raise FileExistsError(f"{path} was replaced while binding the console socket")
+        if stat.S_IMODE(made.st_mode) != 0o600:
+            os.chmod(path, 0o600)
         sock.listen(16)
         sock.setblocking(False)
     except BaseException:
@@ -346,6 +356,8 @@ class _Session:
             self.send(Result())
         else:
             self.send(Result(value=_show(value)))
+        with contextlib.suppress(ConnectionError):
+            await self.writer.drain()
         return True
 
     def write_output(self, stream: _capture.Stream, text: str) -> None:
