@@ -589,12 +589,12 @@ class Actor:
         if self._timers:
             for timer in list(self._timers):
                 timer.cancel()
-        error = ActorExited(self._ref, reason)
         inflight, self._inflight = self._inflight, None
         if inflight is not None and inflight[0] == CALL:
-            inflight[2].fail(error)
+            inflight[2].fail(ActorExited(self._ref, reason))
         mailbox, self._mailbox = self._mailbox, None
         if mailbox:
+            error = ActorExited(self._ref, reason)
             for kind, _, extra in mailbox:
                 if kind == CALL:
                     extra.fail(error)

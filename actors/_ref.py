@@ -64,11 +64,17 @@ class Deadlines:
     dropped lazily from the head, so in the steady state the queue holds only pending calls.
     """
 
-    __slots__ = ("_handle", "_loop", "_queue", "timeout")
+    __slots__ = ("_handle", "_loop", "_message", "_queue", "timeout")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        timeout: float,
+        message: str = "call to {ref!r} timed out after {timeout}s",
+    ) -> None:
         self._loop = loop
         self.timeout = timeout
+        self._message = message
         self._queue: deque[tuple[float, asyncio.Future[Any], ActorRef]] = deque()
         self._handle: asyncio.TimerHandle | None = None
 
@@ -91,7 +97,8 @@ class Deadlines:
                 if deadline > now:
                     self._handle = self._loop.call_at(deadline, self._expire)
                     return
-                fut.set_exception(ActorTimeout(f"call to {ref!r} timed out after {self.timeout}s"))
+                message = self._message.format(ref=ref, timeout=self.timeout)
+                fut.set_exception(ActorTimeout(message))
             queue.popleft()
 
     def close(self) -> None:
@@ -231,11 +238,11 @@ class ActorRef:
         actor = self._actor
         if actor._exit_reason is not None:
             raise ActorExited(self, actor._exit_reason)
-        check_timeout(timeout)
+        exited = self._exited(timeout)
         actor._deliver_system(STOP, reason, None)
         try:
-            await self.join(timeout)
-        except TimeoutError:
+            await exited
+        except ActorTimeout:
             raise ActorTimeout(f"{self!r} did not stop within {timeout}s") from None
 
     def exit(self, reason: object = SHUTDOWN) -> None:
@@ -251,14 +258,32 @@ class ActorRef:
         self._actor._signal(sender._ref if sender is not None else None, reason)
 
     async def join(self, timeout: float | None = None) -> object:
-        """Wait until the actor has exited and return its exit reason."""
+        """Wait until the actor has exited and return its exit reason.
+
+        Raises `ActorTimeout` (a `TimeoutError`) if it is still alive after `timeout` seconds.
+        """
         actor = self._actor
         if actor._exit_reason is not None:
             return actor._exit_reason
-        check_timeout(timeout)
-        fut = actor._loop.create_future()
+        return await self._exited(timeout)
+
+    def _exited(self, timeout: float | None) -> asyncio.Future[object]:
+        """A future resolved with the exit reason, failed with `ActorTimeout` after `timeout`.
+
+        Timeouts share the per-timeout deadline queues of calls rather than a timer each.
+        """
+        actor = self._actor
+        deadlines = None
+        if timeout is not None:
+            try:
+                deadlines = actor._system._exit_deadlines[timeout]
+            except (KeyError, TypeError):
+                check_timeout(timeout)
+                deadlines = actor._system._deadline_queue(timeout, exits=True)
+        fut: asyncio.Future[object] = actor._loop.create_future()
+        if deadlines is not None:
+            deadlines.add(fut, self)
         if actor._exit_waiters is None:
             actor._exit_waiters = []
         actor._exit_waiters.append(fut)
-        async with asyncio.timeout(timeout):
-            return await fut
+        return fut

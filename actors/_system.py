@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from types import CoroutineType
 from dataclasses import dataclass
+from types import CoroutineType
 from typing import Any
 
 from actors._actor import Actor, _current
@@ -54,6 +54,7 @@ class ActorSystem:
         self._exited = 0
         self._closing = False
         self._deadlines: dict[float, Deadlines] = {}
+        self._exit_deadlines: dict[float, Deadlines] = {}
         self._lingerers: list[Actor] = []
         self._sweep: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Future[Any]] = set()
@@ -149,9 +150,15 @@ class ActorSystem:
                 actor._wakeup = None
                 wakeup.set_result(False)
 
-    def _deadline_queue(self, timeout: float) -> Deadlines:
+    def _deadline_queue(self, timeout: float, *, exits: bool = False) -> Deadlines:
+        """The shared deadline queue of calls (or of waits for an exit) with this timeout."""
         assert self._loop is not None
-        deadlines = self._deadlines[timeout] = Deadlines(self._loop, timeout)
+        if exits:
+            deadlines = self._exit_deadlines[timeout] = Deadlines(
+                self._loop, timeout, "{ref!r} did not exit within {timeout}s"
+            )
+        else:
+            deadlines = self._deadlines[timeout] = Deadlines(self._loop, timeout)
         return deadlines
 
     def _abort(self, actor: Actor, link_to: Actor | None, reason: object) -> None:
@@ -228,7 +235,7 @@ class ActorSystem:
             await asyncio.wait(tasks, timeout=max(0.1, deadline - self._loop.time()))
         if self._background:
             await asyncio.wait(self._background, timeout=max(0.1, deadline - self._loop.time()))
-        for deadlines in self._deadlines.values():
+        for deadlines in (*self._deadlines.values(), *self._exit_deadlines.values()):
             deadlines.close()
         if self._sweep is not None:
             self._sweep.cancel()
