@@ -19,6 +19,7 @@ __all__ = ["BENCHMARKS"]
 
 BENCHMARKS: dict[str, str] = {
     "runtime": "bench.runtime:run",
+    "supervision": "bench.supervision:run",
     "jail": "bench.legacy:jail",
     "webfetch": "bench.legacy:webfetch",
 }

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import gc
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Options", "comparison", "median_rounds"]
+__all__ = ["Options", "comparison", "median_rounds", "medians", "sample_rounds", "spread"]
 
 
 @dataclass(frozen=True)
@@ -22,13 +22,13 @@ class Options:
         return self.workloads is None or workload in self.workloads
 
 
-def median_rounds(
-    rounds: int, contenders: dict[str, Callable[[], float] | None]
-) -> dict[str, float | None]:
-    """Run every contender once per round, interleaved, and return the median of each.
+def sample_rounds(
+    rounds: int, contenders: Mapping[str, Callable[[], float] | None]
+) -> dict[str, list[float]]:
+    """Run every contender once per round, interleaved; return every sample of each.
 
     Interleaving keeps a slow drift of the machine (frequency, other load) from favouring
-    whoever ran first. A contender that is None is not measured (reported as null).
+    whoever ran first. A contender that is None is not measured (no samples).
     """
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
@@ -37,8 +37,26 @@ def median_rounds(
                 continue
             gc.collect()
             samples[name].append(measure())
+    return samples
+
+
+def median_rounds(
+    rounds: int, contenders: Mapping[str, Callable[[], float] | None]
+) -> dict[str, float | None]:
+    """The median of each contender over `rounds` interleaved rounds (None if not measured)."""
+    return medians(sample_rounds(rounds, contenders))
+
+
+def medians(samples: dict[str, list[float]]) -> dict[str, float | None]:
+    return {name: statistics.median(values) if values else None for name, values in samples.items()}
+
+
+def spread(samples: dict[str, list[float]]) -> dict[str, list[float]]:
+    """[min, max] of each contender's samples: how much the machine moved during the run."""
     return {
-        name: (statistics.median(values) if values else None) for name, values in samples.items()
+        name: [round(min(values), 1), round(max(values), 1)]
+        for name, values in samples.items()
+        if values
     }
 
 

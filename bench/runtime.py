@@ -22,15 +22,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import Any
 
 from actors import ActorSystem
 from bench.contenders import PianoEcho, PykkaEcho, RawRef, raw_spawn
-from bench.harness import Options, comparison, median_rounds
+from bench.harness import Options, comparison, medians, sample_rounds, spread
 
 __all__ = ["run"]
+
+Contenders = dict[str, Callable[[], float] | None]
 
 PYKKA_MAX_ACTORS = 10_000
 SENDERS = 100
@@ -211,8 +213,8 @@ def idle(contender: str, n: int, method: str) -> dict[str, Any]:
     return result
 
 
-def _idle_rounds(rounds: int, n: int, method: str) -> dict[str, float | None]:
-    contenders: dict[str, Callable[[], float] | None] = {
+def _idle_contenders(n: int, method: str) -> Contenders:
+    return {
         name: partial(_idle_bytes, name, count, method)
         for name, count in (
             ("piano", n),
@@ -220,7 +222,6 @@ def _idle_rounds(rounds: int, n: int, method: str) -> dict[str, float | None]:
             ("pykka", min(n, PYKKA_MAX_ACTORS)),
         )
     }
-    return median_rounds(rounds, contenders)
 
 
 def _idle_bytes(contender: str, n: int, method: str) -> float:
@@ -230,77 +231,75 @@ def _idle_bytes(contender: str, n: int, method: str) -> float:
 # -- the benchmark ---------------------------------------------------------------------------
 
 
+def _compare(
+    rounds: int,
+    workload: str,
+    unit: str,
+    contenders: Mapping[str, Callable[[], float] | None],
+    **kw: Any,
+) -> dict[str, Any]:
+    samples = sample_rounds(rounds, contenders)
+    return comparison("runtime", workload, unit, medians(samples), spread=spread(samples), **kw)
+
+
 def run(options: Options) -> Iterator[dict[str, Any]]:
     quick, rounds = options.quick, options.rounds
 
     def size(full: int, small: int) -> int:
         return small if quick else full
 
-    bench = "runtime"
     if options.wants("call_round_trip"):
         n = size(50_000, 200)
-        values = median_rounds(
-            rounds,
-            {
-                "piano": partial(piano_call, n),
-                "raw_asyncio": partial(raw_call, n),
-                "pykka": partial(pykka_call, n),
-            },
-        )
-        yield comparison(
-            bench, "call_round_trip", "calls/s", values, min_vs_raw=0.9, min_vs_pykka=3, n=n
+        contenders: Contenders = {
+            "piano": partial(piano_call, n),
+            "raw_asyncio": partial(raw_call, n),
+            "pykka": partial(pykka_call, n),
+        }
+        yield _compare(
+            rounds, "call_round_trip", "calls/s", contenders, min_vs_raw=0.9, min_vs_pykka=3, n=n
         )
     for senders in (1, SENDERS):
         workload = f"cast_{senders}_sender{'s' if senders > 1 else ''}"
         if not options.wants(workload):
             continue
         n = size(500_000, 2_000)
-        values = median_rounds(
-            rounds,
-            {
-                "piano": partial(piano_cast, n, senders),
-                "raw_asyncio": partial(raw_cast, n, senders),
-                "pykka": partial(pykka_cast, n, senders),
-            },
-        )
-        yield comparison(
-            bench, workload, "casts/s", values, min_vs_raw=1.2, min_vs_pykka=8, n=n, senders=senders
-        )
+        contenders = {
+            "piano": partial(piano_cast, n, senders),
+            "raw_asyncio": partial(raw_cast, n, senders),
+            "pykka": partial(pykka_cast, n, senders),
+        }
+        yield _compare(rounds, workload, "casts/s", contenders, min_vs_raw=1.2, min_vs_pykka=8, n=n)
     for label, full, small in (("10k", 10_000, 100), ("100k", 100_000, 300)):
         workload = f"spawn_stop_{label}"
         if not options.wants(workload):
             continue
         n = size(full, small)
-        values = median_rounds(
-            rounds,
-            {
-                "piano": partial(piano_spawn_stop, n),
-                "raw_asyncio": partial(raw_spawn_stop, n),
-                "pykka": partial(pykka_spawn_stop, n) if n <= PYKKA_MAX_ACTORS else None,
-            },
-        )
+        contenders = {
+            "piano": partial(piano_spawn_stop, n),
+            "raw_asyncio": partial(raw_spawn_stop, n),
+            "pykka": partial(pykka_spawn_stop, n) if n <= PYKKA_MAX_ACTORS else None,
+        }
         note = None if n <= PYKKA_MAX_ACTORS else "pykka not run: one thread per actor, too many"
-        yield comparison(bench, workload, "actors/s", values, min_vs_raw=0.5, n=n, note=note)
+        yield _compare(rounds, workload, "actors/s", contenders, min_vs_raw=0.5, n=n, note=note)
     if options.wants("idle_memory_100k"):
         n = size(100_000, 300)
-        values = _idle_rounds(rounds, n, "tracemalloc")
-        rss = _idle_rounds(1, n, "rss")
-        yield comparison(
-            bench,
+        traced = medians(sample_rounds(1, _idle_contenders(n, "tracemalloc")))
+        yield _compare(
+            rounds,
             "idle_memory_100k",
             "bytes/actor",
-            values,
+            _idle_contenders(n, "rss"),
             max_piano=6000,
             n=n,
             pykka_n=min(n, PYKKA_MAX_ACTORS),
-            method="tracemalloc",
-            rss_bytes_per_actor={name: round(value or 0) for name, value in rss.items()},
+            method="rss",
+            tracemalloc_bytes_per_actor={k: round(v or 0) for k, v in traced.items()},
         )
     if options.wants("idle_1m"):
         n = size(1_000_000, 1_000)
         result = idle("piano", n, "rss")
         yield {
-            "bench": bench,
+            "bench": "runtime",
             "workload": "idle_1m",
             "unit": "bytes/actor",
             "piano": round(result["bytes_per_actor"], 1),
