@@ -103,6 +103,7 @@ class Actor:
         "__weakref__",
         "_attention",
         "_busy",
+        "_deferred",
         "_exit_reason",
         "_exit_waiters",
         "_exiting",
@@ -140,6 +141,7 @@ class Actor:
     _wakeup: asyncio.Future[bool] | None
     _lingering: bool
     _inflight: tuple[int, Any, Any] | None
+    _deferred: list[Caller] | None
     _exit_reason: object
     _exiting: bool
     _stop_request: tuple[object] | None
@@ -162,26 +164,34 @@ class Actor:
 
     # -- callbacks ---------------------------------------------------------------------------
 
-    async def init(self) -> None:
-        """Set up before `spawn` returns. Raise to refuse to start; raise `Ignore` to not start."""
+    # Each callback may be written as `async def` or as a plain `def`. The defaults here are
+    # plain methods returning a coroutine, so `await super().handle_call(...)` works from an
+    # async override and both kinds of override type-check.
 
-    async def handle_call(self, message: Any, caller: Caller) -> Any:
+    def init(self) -> Any:
+        """Set up before `spawn` returns. Raise to refuse to start; raise `Ignore` to not start."""
+        return _done(None)
+
+    def handle_call(self, message: Any, caller: Caller) -> Any:
         """Answer a call: the return value is the reply, unless it is `NOREPLY`."""
         self.log.warning("actor.unknown_call", message=_short(message))
         caller.fail(_unknown(self, message))
-        return NOREPLY
+        return _done(NOREPLY)
 
-    async def handle_cast(self, message: Any) -> None:
+    def handle_cast(self, message: Any) -> Any:
         """Handle a cast."""
         self.log.warning("actor.unknown_cast", message=_short(message))
+        return _done(None)
 
-    async def handle_info(self, message: Any) -> None:
+    def handle_info(self, message: Any) -> Any:
         """Handle any other message: sends, `Down`, trapped `Exit` signals, timer messages."""
         self.log.warning("actor.unexpected_info", message=_short(message))
+        return _done(None)
 
-    async def terminate(self, reason: object) -> None:
+    def terminate(self, reason: object) -> Any:
         """Clean up before exiting. Runs on stop and after a crash, and on exit signals only
         while trapping exits (the signal from the parent, e.g. a supervisor's shutdown)."""
+        return _done(None)
 
     def format_status(self, state: dict[str, Any]) -> dict[str, Any]:
         """Shape the state shown in introspection and crash reports (e.g. redact secrets)."""
@@ -317,6 +327,7 @@ class Actor:
         self._wakeup = None
         self._lingering = False
         self._inflight = None
+        self._deferred = None
         self._exit_reason = None
         self._exiting = False
         self._stop_request = None
@@ -476,10 +487,13 @@ class Actor:
                         if self._exit_reason is None:
                             await self._crash(exc, item)
                         return
-                    if kind == CALL and result is not NOREPLY:
-                        fut = extra._future
-                        if not fut.done():
-                            fut.set_result(result)
+                    if kind == CALL:
+                        if result is NOREPLY:
+                            self._defer(extra)
+                        else:
+                            fut = extra._future
+                            if not fut.done():
+                                fut.set_result(result)
                 handled += _CHUNK - budget
                 if budget:
                     break
@@ -512,11 +526,23 @@ class Actor:
             if self._exit_reason is None:
                 await self._crash(exc, item)
             return False
-        if kind == CALL and result is not NOREPLY:
-            if self._tracing:
-                self.log.info("actor.trace.out", reply=_short(result))
-            extra.reply(result)
+        if kind == CALL:
+            if result is NOREPLY:
+                self._defer(extra)
+            else:
+                if self._tracing:
+                    self.log.info("actor.trace.out", reply=_short(result))
+                extra.reply(result)
         return True
+
+    def _defer(self, caller: Caller) -> None:
+        """Remember a caller answered later (NOREPLY), so that it fails if the actor exits."""
+        deferred = self._deferred
+        if deferred is None:
+            deferred = self._deferred = []
+        elif len(deferred) >= 32:
+            deferred[:] = [waiting for waiting in deferred if waiting.waiting]
+        deferred.append(caller)
 
     def _release(self) -> None:
         """The drain task ends: an idle actor keeps neither a task nor an empty mailbox."""
@@ -526,8 +552,10 @@ class Actor:
                 self._mailbox = None
 
     async def _crash(self, exc: BaseException, item: tuple[int, Any, Any]) -> None:
+        """Report the crash and exit. A crashed call fails in `_die`, after `terminate`, with
+        the final exit reason (as an OTP caller learns of it from its monitor)."""
         kind, payload, extra = item
-        self._inflight = None
+        self._inflight = item if kind == CALL else None
         self.log.error(
             "actor.crashed",
             reason=repr(exc),
@@ -536,8 +564,6 @@ class Actor:
             state=_short(self._status_state()),
             exc_info=exc,
         )
-        if kind == CALL:
-            extra.fail(ActorExited(self._ref, exc))
         await self._exit(exc)
 
     def _status_state(self) -> dict[str, Any]:
@@ -592,6 +618,10 @@ class Actor:
         inflight, self._inflight = self._inflight, None
         if inflight is not None and inflight[0] == CALL:
             inflight[2].fail(ActorExited(self._ref, reason))
+        deferred, self._deferred = self._deferred, None
+        if deferred:
+            for caller in deferred:
+                caller.fail(ActorExited(self._ref, reason))
         mailbox, self._mailbox = self._mailbox, None
         if mailbox:
             error = ActorExited(self._ref, reason)
@@ -636,6 +666,10 @@ class Actor:
             self._exit_waiters = None
         if not is_normal_exit(reason) and not isinstance(reason, BaseException):
             self.log.info("actor.exited", reason=_short(reason))
+
+
+async def _done(value: Any) -> Any:
+    return value
 
 
 _KIND_NAMES = {CALL: "call", CAST: "cast", INFO: "info", SYSTEM: "system", STOP: "stop"}

@@ -325,3 +325,41 @@ async def test_callbacks_may_be_plain_functions(system: ActorSystem) -> None:
     assert await ref.call(21) == 42
     await ref.stop("done")
     assert seen == ["init", ("terminate", "done")]
+
+
+async def test_a_deferred_call_fails_with_the_exit_reason_when_the_actor_exits(
+    system: ActorSystem,
+) -> None:
+    class Defers(Actor):
+        def handle_call(self, message: Any, caller: Caller) -> Any:
+            if message == "wait":
+                self.kept = caller
+                return NOREPLY
+            raise ValueError("crash while a caller waits")
+
+    ref = await system.spawn(Defers())
+    pending = ref.call("wait", timeout=None)
+    with pytest.raises(ActorExited):
+        await ref.call("crash")
+    with pytest.raises(ActorExited) as info:
+        await asyncio.wait_for(pending, 1)
+    assert isinstance(info.value.reason, ValueError)
+
+
+async def test_a_crashed_call_fails_only_after_terminate_has_run(system: ActorSystem) -> None:
+    order: list[str] = []
+
+    class Slow(Actor):
+        def handle_call(self, message: Any, caller: Caller) -> Any:
+            raise RuntimeError("crash")
+
+        async def terminate(self, reason: object) -> None:
+            await asyncio.sleep(0)
+            order.append("terminate")
+
+    ref = await system.spawn(Slow())
+    with pytest.raises(ActorExited):
+        await ref.call("x")
+    order.append("caller saw the exit")
+    assert order == ["terminate", "caller saw the exit"]
+    assert not ref.alive
