@@ -554,7 +554,7 @@ class Actor:
     async def _crash(self, exc: BaseException, item: tuple[int, Any, Any]) -> None:
         """Report the crash and exit. A crashed call fails in `_die`, after `terminate`, with
         the final exit reason (as an OTP caller learns of it from its monitor)."""
-        kind, payload, extra = item
+        kind, payload, _ = item
         self._inflight = item if kind == CALL else None
         self.log.error(
             "actor.crashed",
