@@ -106,10 +106,13 @@ class ActorSystem:
         if type(actor).init is not Actor.init:
             token = _current.set(actor)
             try:
-                async with asyncio.timeout(init_timeout):
-                    result = actor.init()
-                    if type(result) is CoroutineType:
+                result = actor.init()
+                if type(result) is CoroutineType:
+                    if init_timeout is None:
                         await result
+                    else:
+                        async with asyncio.timeout(init_timeout):
+                            await result
             except Ignore:
                 self._abort(actor, link_to, NORMAL)
                 raise

@@ -132,19 +132,17 @@ async def start_child(sup: Actor, child: Child, clock: Clock) -> ActorRef | None
         ref = await sup.spawn_link(spec.start(), name=spec.name, init_timeout=init_timeout)
     except Ignore:
         child.ref = None
-        log.info("supervisor.child_ignored", supervisor=_name(sup), child=spec.id)
+        log.info("supervisor.child_ignored", supervisor=sup.ref, child=spec.id)
         return None
     except StartFailed as exc:
-        log.error(
-            "supervisor.start_error", supervisor=_name(sup), child=spec.id, reason=repr(exc.reason)
-        )
+        log.error("supervisor.start_error", supervisor=sup.ref, child=spec.id, reason=exc.reason)
         raise ChildStartError(spec.id, exc.reason) from exc
     except Exception as exc:
-        log.error("supervisor.start_error", supervisor=_name(sup), child=spec.id, reason=repr(exc))
+        log.error("supervisor.start_error", supervisor=sup.ref, child=spec.id, reason=exc)
         raise ChildStartError(spec.id, exc) from exc
     child.ref = ref
     child.started_at = clock()
-    log.info("supervisor.child_started", supervisor=_name(sup), child=spec.id, ref=repr(ref))
+    log.info("supervisor.child_started", supervisor=sup.ref, child=spec.id, ref=ref)
     return ref
 
 
@@ -170,23 +168,17 @@ async def stop_child(sup: Actor, child: Child) -> None:
         reason = await ref.join()
         log.error(
             "supervisor.shutdown_error",
-            supervisor=_name(sup),
+            supervisor=sup.ref,
             child=child.spec.id,
-            reason=repr(reason),
+            reason=reason,
             shutdown=policy,
         )
 
 
 def report_exit(sup: Actor, child: Child, reason: object) -> None:
-    event = "supervisor.child_terminated"
-    if is_normal_exit(reason):
-        log.info(event, supervisor=_name(sup), child=child.spec.id, reason=repr(reason))
-    else:
-        log.error(event, supervisor=_name(sup), child=child.spec.id, reason=repr(reason))
-
-
-def _name(sup: Actor) -> str:
-    return sup.ref.name or f"{type(sup).__name__}#{sup.ref.id}"
+    """The supervisor report for a child's exit (values are rendered only if logged)."""
+    report = log.info if is_normal_exit(reason) else log.error
+    report("supervisor.child_terminated", supervisor=sup.ref, child=child.spec.id, reason=reason)
 
 
 def monotonic() -> float:
