@@ -1,5 +1,7 @@
 """Piano's client for `codex app-server` (stdio JSON-RPC, typed by `schemas.codex`).
 
+`CodexClient` is the supervised actor that owns the process; see `piano.codex._client`.
+
 `CodexProcess` owns one app-server process: handshake, correlated requests with timeouts,
 server → client requests routed to handlers (everything else answered with an error),
 notifications handed on with their thread id, stderr captured, exit detected.
@@ -8,6 +10,7 @@ notifications handed on with their thread id, stderr captured, exit detected.
 from __future__ import annotations
 
 from ._binary import find_codex_binary
+from ._client import CODEX, ApprovalAsked, CodexClient, CodexNotification, codex_dirs
 from ._rpc import (
     CodexError,
     CodexExited,
@@ -19,12 +22,17 @@ from ._rpc import (
 )
 
 __all__ = [
+    "CODEX",
+    "ApprovalAsked",
+    "CodexClient",
     "CodexError",
     "CodexExited",
+    "CodexNotification",
     "CodexProcess",
     "CodexRpcError",
     "CodexTimeout",
     "NotificationCallback",
     "RequestHandler",
+    "codex_dirs",
     "find_codex_binary",
 ]

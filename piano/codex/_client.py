@@ -1,0 +1,174 @@
+"""`CodexClient`: the actor that owns one `codex app-server` process.
+
+It starts the process (handshake included) in `init`, so a supervisor knows Codex is ready when
+the client has started, and it crashes when the process exits, so its supervisor restarts it
+(with back-off: see the daemon's child spec). Conversation threads do not go through its mailbox
+for requests: they ask it once for the live `CodexProcess` (``call("connection")``), send their
+requests on it directly (requests are correlated by id, so threads run concurrently), and
+monitor the client to learn when that connection is gone.
+
+Routing: notifications carry Codex's thread id; the client looks it up in the `sessions`
+registry (where thread actors register their Codex thread id) and sends the notification to
+that actor as a `CodexNotification`, in stdout order. Approval requests are forwarded to the
+thread actor as a call (`ApprovalAsked`) that it answers when the user decides; a request for a
+thread with no live actor is declined, and anything else Codex asks is answered with a JSON-RPC
+error by `CodexProcess`, so nothing is left hanging.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from actors import Actor as _Actor
+from actors import ActorExited, ActorSystem, Registry
+from piano.codex._rpc import CodexExited, CodexProcess, CodexRpcError
+from piano.config import Config
+from schemas.codex import (
+    CommandExecutionRequestApprovalParams,
+    CommandExecutionRequestApprovalResponse,
+    FileChangeRequestApprovalParams,
+    FileChangeRequestApprovalResponse,
+    RpcRequest,
+)
+
+__all__ = ["CODEX", "ApprovalAsked", "CodexClient", "CodexNotification", "codex_dirs"]
+
+CODEX = "codex"
+"""The registered name of the daemon's Codex client."""
+
+
+@dataclass(frozen=True, slots=True)
+class CodexNotification:
+    """A notification for one thread, as `handle_info` of its thread actor receives it."""
+
+    method: str
+    params: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalAsked:
+    """Codex asks to run a command or apply a change; the call's reply is the decision
+    ("accept", "decline" or "cancel")."""
+
+    request_id: int | str
+    params: CommandExecutionRequestApprovalParams | FileChangeRequestApprovalParams
+
+
+@dataclass(frozen=True, slots=True)
+class _ProcessExited:
+    error: CodexExited
+
+
+def codex_dirs(config: Config) -> tuple[Path, Path]:
+    """CODEX_HOME (configured, or under the state directory) and the TMPDIR codex gets.
+
+    Codex refuses to create its sandbox helpers under its temp directory, and then every
+    sandboxed command fails; so codex gets a TMPDIR of its own beside CODEX_HOME, never above it.
+    """
+    home = (
+        Path(config.codex.home).expanduser()
+        if config.codex.home
+        else config.state_path("codex-home")
+    )
+    tmp = home.parent / f"{home.name}-tmp"
+    return home, tmp
+
+
+def codex_args(config: Config) -> list[str]:
+    """The app-server arguments: the configured ones plus every provider as ``-c`` overrides."""
+    args = list(config.codex.args)
+    for name, provider in config.providers.items():
+        fields = [
+            f'name="{name}"',
+            f'base_url="{provider.base_url}"',
+            f'wire_api="{provider.wire_api}"',
+        ]
+        if provider.env_key:
+            fields.append(f'env_key="{provider.env_key}"')
+        for key in ("request_max_retries", "stream_max_retries", "stream_idle_timeout_ms"):
+            value = getattr(provider, key)
+            if value is not None:
+                fields.append(f"{key}={value}")
+        args += ["-c", f"model_providers.{name}={{{', '.join(fields)}}}"]
+    return args
+
+
+class CodexClient(_Actor):
+    """Owns one codex app-server process; see the module documentation."""
+
+    def __init__(self, config: Config, sessions: Registry) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.process: CodexProcess | None = None
+
+    def describe(self) -> str:
+        pid = self.process.pid if self.process is not None else None
+        return f"codex app-server pid {pid}, {self.sessions.count()} threads attached"
+
+    async def init(self) -> None:
+        self.trap_exits = True
+        home, tmp = codex_dirs(self.config)
+        for path in (home, tmp):
+            path.mkdir(parents=True, exist_ok=True)
+        self.process = CodexProcess(
+            binary=self.config.codex.binary or None,
+            args=codex_args(self.config),
+            env={"CODEX_HOME": str(home), "TMPDIR": str(tmp)},
+            on_notification=self._route,
+            request_handlers={
+                "item/commandExecution/requestApproval": self._approval,
+                "item/fileChange/requestApproval": self._approval,
+            },
+            on_exit=lambda error: self.ref.send(_ProcessExited(error)),
+            request_timeout=self.config.codex.request_timeout,
+        )
+        await self.process.start()
+
+    async def terminate(self, reason: object) -> None:
+        if self.process is not None:
+            await self.process.close()
+
+    async def handle_call(self, message: Any, caller: Any) -> Any:
+        if message == "connection":
+            return self.process
+        return await super().handle_call(message, caller)
+
+    async def handle_info(self, message: Any) -> None:
+        if isinstance(message, _ProcessExited):
+            raise message.error
+        await super().handle_info(message)
+
+    def _route(self, thread_id: str | None, method: str, params: Any) -> None:
+        if thread_id is None:
+            return
+        for ref, _ in self.sessions.lookup(thread_id):
+            ref.send(CodexNotification(method, params))
+
+    async def _approval(self, request: RpcRequest) -> Any:
+        params = request.params
+        assert isinstance(
+            params, CommandExecutionRequestApprovalParams | FileChangeRequestApprovalParams
+        )
+        entries = self.sessions.lookup(params.thread_id)
+        decision = "decline"
+        if entries:
+            try:
+                decision = await entries[0][0].call(ApprovalAsked(request.id, params), timeout=None)
+            except ActorExited:
+                decision = "decline"
+        if isinstance(params, CommandExecutionRequestApprovalParams):
+            return CommandExecutionRequestApprovalResponse(decision=decision)
+        return FileChangeRequestApprovalResponse(decision=decision)
+
+
+async def connection(system: ActorSystem) -> tuple[Any, CodexProcess]:
+    """The live client and its process; `CodexRpcError` if Codex is (re)starting."""
+    ref = system.whereis(CODEX)
+    if ref is None:
+        raise CodexRpcError(-32603, "codex is not running (it may be restarting)")
+    process: CodexProcess | None = await ref.call("connection")
+    if process is None or process.exit is not None:
+        raise CodexRpcError(-32603, "codex is restarting")
+    return ref, process

@@ -1,0 +1,185 @@
+"""Piano's configuration: one TOML file, decoded by msgspec, overridable from the environment.
+
+```toml
+[daemon]
+state_dir = "~/.local/state/piano"      # database, codex home, console socket live here
+
+[codex]
+binary = ""                              # default: the pinned .codex install, then PATH
+
+[providers.local]                        # passed to codex as model_providers.local
+base_url = "http://127.0.0.1:8080/v1"
+env_key = "LOCAL_API_KEY"                # the secret itself comes from the environment
+
+[agents.default]
+model = "gpt-5.5"
+provider = "local"
+workspace = "~/piano-workspace"
+sandbox = "workspace-write"              # read-only | workspace-write | danger-full-access
+approval_policy = "on-request"           # untrusted | on-failure | on-request | never
+busy = "queue"                           # queue | steer | interrupt: a message during a turn
+turn_timeout = 600
+```
+
+Every error names the file, the key and the reason (``piano.toml: agents.default.busy: Expected
+`'queue' | 'steer' | 'interrupt'`, got `'wait'```). Environment variables of the form
+``PIANO__SECTION__KEY=value`` override keys (``PIANO__AGENTS__DEFAULT__MODEL=gpt-5.5``); values
+are read as TOML when they parse (numbers, booleans, arrays) and as strings otherwise. Secrets
+(API keys, bot tokens) are never written in the file: the file names the variable that holds
+them (`env_key`, `token_env`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = [
+    "AgentConfig",
+    "CodexConfig",
+    "Config",
+    "ConfigError",
+    "DaemonConfig",
+    "ProviderConfig",
+    "load_config",
+]
+
+ENV_PREFIX = "PIANO__"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file, key and reason."""
+
+
+class DaemonConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    state_dir: str = "~/.local/state/piano"
+    database: str = "piano.db"
+    console_socket: str = "console.sock"
+    chat_socket: str = "chat.sock"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    shutdown_timeout: float = 30.0
+
+
+class CodexConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    binary: str = ""
+    home: str = ""
+    args: list[str] = msgspec.field(default_factory=lambda: ["--disable", "plugins"])
+    request_timeout: float = 60.0
+    restart_backoff: float = 0.5
+    restart_backoff_cap: float = 30.0
+
+
+class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    base_url: str
+    wire_api: Literal["responses", "chat"] = "responses"
+    env_key: str | None = None
+    request_max_retries: int | None = None
+    stream_max_retries: int | None = None
+    stream_idle_timeout_ms: int | None = None
+
+
+class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A named configuration of an agent: its model, where it works and what it may do."""
+
+    backend: Literal["codex"] = "codex"
+    model: str | None = None
+    provider: str | None = None
+    workspace: str = "~/piano-workspace"
+    sandbox: Literal["read-only", "workspace-write", "danger-full-access"] = "workspace-write"
+    approval_policy: Literal["untrusted", "on-failure", "on-request", "never"] = "on-request"
+    instructions: str | None = None
+    busy: Literal["queue", "steer", "interrupt"] = "queue"
+    turn_timeout: float = 600.0
+    approval_timeout: float = 300.0
+    idle_timeout: float = 600.0
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
+    codex: CodexConfig = msgspec.field(default_factory=CodexConfig)
+    providers: dict[str, ProviderConfig] = msgspec.field(default_factory=dict)
+    agents: dict[str, AgentConfig] = msgspec.field(
+        default_factory=lambda: {"default": AgentConfig()}
+    )
+    default_agent: str = "default"
+
+    def state_path(self, name: str) -> Path:
+        """A path under the state directory (absolute names are kept as they are)."""
+        return Path(self.daemon.state_dir).expanduser() / Path(name).expanduser()
+
+
+def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
+        if not path:
+            continue
+        target = raw
+        for part in path[:-1]:
+            node = target.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{name}: {'.'.join(path)} is not a table in the file")
+            target = node
+        try:
+            target[path[-1]] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            target[path[-1]] = value
+
+
+def _check(config: Config, source: str) -> None:
+    if config.default_agent not in config.agents:
+        raise ConfigError(
+            f"{source}: default_agent: no agent named {config.default_agent!r} "
+            f"(agents: {', '.join(sorted(config.agents)) or 'none'})"
+        )
+    for name, agent in config.agents.items():
+        if agent.provider is not None and agent.provider not in config.providers:
+            raise ConfigError(
+                f"{source}: agents.{name}.provider: no provider named {agent.provider!r} "
+                f"(providers: {', '.join(sorted(config.providers)) or 'none'})"
+            )
+        for key in ("turn_timeout", "approval_timeout", "idle_timeout"):
+            if not getattr(agent, key) > 0:
+                raise ConfigError(f"{source}: agents.{name}.{key}: must be a positive number")
+
+
+def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, override from the environment, decode and check; `ConfigError` on any problem."""
+    environ = os.environ if environ is None else environ
+    source = str(path) if path is not None else "(defaults)"
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: no such file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot be read: {exc.strerror}") from None
+    _apply_env(raw, environ)
+    for section, struct in (("agents", AgentConfig), ("providers", ProviderConfig)):
+        entries = raw.get(section)
+        if isinstance(entries, dict):
+            for name, entry in entries.items():
+                _convert(entry, struct, source, f"{section}.{name}.")
+    config = _convert(raw, Config, source, "")
+    _check(config, source)
+    return config
+
+
+def _convert(raw: Any, struct: type[Any], source: str, prefix: str) -> Any:
+    try:
+        return msgspec.convert(raw, struct)
+    except msgspec.ValidationError as exc:
+        where, _, key = str(exc).rpartition(" - at `$")
+        if where:
+            raise ConfigError(f"{source}: {prefix}{key.rstrip('`').lstrip('.')}: {where}") from None
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'}: {exc}") from None

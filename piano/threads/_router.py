@@ -1,0 +1,140 @@
+"""`Threads`: finds or starts the actor of a conversation, under a dynamic supervisor.
+
+A surface does not hold thread actors: it asks `Threads` (registered as ``"threads"``) for the
+actor of a `ThreadKey` each time, and `Threads` starts one on demand — with its ids taken from
+the `ThreadDirectory` (the store, in the daemon) — if none is alive. Thread actors stop when
+idle and are transient children, so a crashed thread is restarted and an idle one is not.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from actors import Actor, ActorRef, Caller, Down, Registry
+from piano.config import Config
+from piano.threads._thread import ConversationThread, Publish, ThreadKey
+from schemas.events import Interaction
+from supervisors import ChildSpec, start_child
+
+__all__ = ["THREADS", "MemoryDirectory", "ThreadDirectory", "Threads", "send_message"]
+
+THREADS = "threads"
+THREAD_SUPERVISOR = "thread_supervisor"
+
+
+class ThreadDirectory(Protocol):
+    """Where thread ids live: Piano's id for a conversation, and Codex's id for it."""
+
+    async def thread_for(self, key: ThreadKey) -> tuple[str, str | None]: ...
+
+    async def remember_codex_thread(self, thread_id: str, codex_thread_id: str) -> None: ...
+
+    async def new_thread(self, key: ThreadKey) -> str: ...
+
+
+class MemoryDirectory:
+    """A `ThreadDirectory` kept in memory (for tests and scripting)."""
+
+    def __init__(self) -> None:
+        self.threads: dict[ThreadKey, str] = {}
+        self.codex: dict[str, str] = {}
+        self._ids = itertools.count(1)
+
+    async def thread_for(self, key: ThreadKey) -> tuple[str, str | None]:
+        if key not in self.threads:
+            self.threads[key] = f"t{next(self._ids)}"
+        thread_id = self.threads[key]
+        return thread_id, self.codex.get(thread_id)
+
+    async def remember_codex_thread(self, thread_id: str, codex_thread_id: str) -> None:
+        self.codex[thread_id] = codex_thread_id
+
+    async def new_thread(self, key: ThreadKey) -> str:
+        self.threads[key] = f"t{next(self._ids)}"
+        return self.threads[key]
+
+
+class Threads(Actor):
+    """Route conversations to their thread actors; see the module documentation."""
+
+    def __init__(
+        self,
+        config: Config,
+        directory: ThreadDirectory,
+        publish: Publish,
+        sessions: Registry,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.config = config
+        self.directory = directory
+        self.publish = publish
+        self.sessions = sessions
+        self.live: dict[ThreadKey, ActorRef] = {}
+        self.clock = clock
+
+    def describe(self) -> str:
+        return f"{len(self.live)} live threads"
+
+    async def handle_call(self, message: Any, caller: Caller) -> Any:
+        match message:
+            case ("open", ThreadKey() as key):
+                return await self._open(key)
+            case ("new", ThreadKey() as key):
+                old = self.live.pop(key, None)
+                if old is not None and old.alive:
+                    await old.stop("normal")
+                return await self.directory.new_thread(key)
+            case "live":
+                return dict(self.live)
+        return await super().handle_call(message, caller)
+
+    async def _open(self, key: ThreadKey) -> ActorRef:
+        ref = self.live.get(key)
+        if ref is not None and ref.alive:
+            return ref
+        agent = self.config.agents.get(key.agent)
+        if agent is None:
+            raise KeyError(f"no agent named {key.agent!r}")
+        thread_id, codex_thread_id = await self.directory.thread_for(key)
+        options: dict[str, Any] = {} if self.clock is None else {"clock": self.clock}
+        spec = ChildSpec(
+            ("thread", thread_id),
+            start=lambda: ConversationThread(
+                thread_id,
+                key,
+                agent,
+                publish=self.publish,
+                sessions=self.sessions,
+                codex_thread_id=codex_thread_id,
+                remember=self.directory.remember_codex_thread,
+                **options,
+            ),
+            restart="transient",
+            shutdown=10.0,
+        )
+        supervisor = self.system.whereis(THREAD_SUPERVISOR)
+        if supervisor is None:
+            raise RuntimeError("the thread supervisor is not running")
+        started = await start_child(supervisor, spec)
+        assert started is not None
+        self.live[key] = started
+        self.monitor(started)
+        return started
+
+    def handle_info(self, message: Any) -> Any:
+        if isinstance(message, Down):
+            for key, ref in list(self.live.items()):
+                if ref == message.actor:
+                    del self.live[key]
+            return None
+        return super().handle_info(message)
+
+
+async def send_message(threads: ActorRef, key: ThreadKey, interaction: Interaction) -> str:
+    """Deliver a user message to its conversation: "started", "queued", "steered" or
+    "interrupting"."""
+    thread: ActorRef = await threads.call(("open", key), timeout=60)
+    result: str = await thread.call(("message", interaction), timeout=60)
+    return result

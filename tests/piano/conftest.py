@@ -1,0 +1,141 @@
+"""A Piano core wired for tests: the real codex binary against the fake model provider.
+
+`core` starts, in a fresh ActorSystem, the Codex client (registered as "codex"), the thread
+supervisor and the `Threads` router, with every published thread event collected in `events`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import shutil
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from actors import ActorRef, ActorSystem, Registry
+from piano.codex import CODEX, CodexClient
+from piano.config import AgentConfig, CodexConfig, Config, DaemonConfig, ProviderConfig
+from piano.threads import (
+    THREAD_SUPERVISOR,
+    THREADS,
+    MemoryDirectory,
+    ThreadKey,
+    Threads,
+    send_message,
+)
+from schemas import events as ev
+from supervisors import DynamicSupervisor
+from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, make_codex_dirs
+
+
+class Events:
+    """Every published event, with a way to wait for one."""
+
+    def __init__(self) -> None:
+        self.all: list[ev.ThreadEvent] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, event: ev.ThreadEvent) -> None:
+        self.all.append(event)
+        self._changed.set()
+
+    def of(self, thread_id: str, kind: type[Any] | None = None) -> list[Any]:
+        return [
+            e
+            for e in self.all
+            if e.thread_id == thread_id and (kind is None or isinstance(e, kind))
+        ]
+
+    async def wait_for(
+        self, predicate: Callable[[ev.ThreadEvent], bool], timeout: float = 20
+    ) -> Any:
+        async with asyncio.timeout(timeout):
+            seen = 0
+            while True:
+                for event in self.all[seen:]:
+                    if predicate(event):
+                        return event
+                seen = len(self.all)
+                self._changed.clear()
+                await self._changed.wait()
+
+
+@dataclass
+class Core:
+    system: ActorSystem
+    config: Config
+    provider: FakeResponsesProvider
+    events: Events
+    directory: MemoryDirectory
+    dirs: CodexDirs
+    threads: ActorRef
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def key(self, conversation: str = "c1", agent: str = "default") -> ThreadKey:
+        return ThreadKey("test", conversation, agent)
+
+    async def say(self, text: str, key: ThreadKey | None = None) -> tuple[str, str]:
+        """Send a message; returns (outcome, interaction id)."""
+        interaction = ev.Interaction(id=f"i{next(self._ids)}", text=text, user="tester")
+        outcome = await send_message(self.threads, key or self.key(), interaction)
+        return outcome, interaction.id
+
+    async def thread_id(self, key: ThreadKey | None = None) -> str:
+        thread_id, _ = await self.directory.thread_for(key or self.key())
+        return thread_id
+
+    async def turn_completed(self, interaction_id: str, timeout: float = 20) -> ev.TurnCompleted:
+        done: ev.TurnCompleted = await self.events.wait_for(
+            lambda e: isinstance(e, ev.TurnCompleted) and e.interaction_id == interaction_id,
+            timeout,
+        )
+        return done
+
+    async def thread_ref(self, key: ThreadKey | None = None) -> ActorRef:
+        ref: ActorRef = await self.threads.call(("open", key or self.key()))
+        return ref
+
+
+def make_config(dirs: CodexDirs, provider: FakeResponsesProvider, **agent: Any) -> Config:
+    return Config(
+        daemon=DaemonConfig(state_dir=str(dirs.root)),
+        codex=CodexConfig(home=str(dirs.home)),
+        providers={
+            "fake": ProviderConfig(
+                base_url=provider.base_url, request_max_retries=1, stream_max_retries=1
+            )
+        },
+        agents={
+            "default": AgentConfig(
+                model="gpt-5.5", provider="fake", workspace=str(dirs.work), **agent
+            )
+        },
+    )
+
+
+@pytest.fixture
+def dirs() -> Iterator[CodexDirs]:
+    made = make_codex_dirs()
+    yield made
+    shutil.rmtree(made.root, ignore_errors=True)
+
+
+@pytest.fixture
+def agent_options() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+async def core(dirs: CodexDirs, agent_options: dict[str, Any]) -> AsyncIterator[Core]:
+    async with FakeResponsesProvider() as provider, ActorSystem() as system:
+        config = make_config(dirs, provider, **agent_options)
+        events = Events()
+        sessions = Registry(keys="unique")
+        directory = MemoryDirectory()
+        await system.spawn(CodexClient(config, sessions), name=CODEX)
+        await system.spawn(DynamicSupervisor(), name=THREAD_SUPERVISOR)
+        threads = await system.spawn(Threads(config, directory, events, sessions), name=THREADS)
+        yield Core(system, config, provider, events, directory, dirs, threads)
