@@ -17,12 +17,14 @@ error by `CodexProcess`, so nothing is left hanging.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from actors import Actor as _Actor
-from actors import ActorExited, ActorSystem, Registry
+from actors import ActorExited, ActorRef, ActorSystem, Registry
 from piano.codex._rpc import CodexExited, CodexProcess, CodexRpcError
 from piano.config import Config
 from schemas.codex import (
@@ -163,12 +165,21 @@ class CodexClient(_Actor):
         return FileChangeRequestApprovalResponse(decision=decision)
 
 
-async def connection(system: ActorSystem) -> tuple[Any, CodexProcess]:
-    """The live client and its process; `CodexRpcError` if Codex is (re)starting."""
-    ref = system.whereis(CODEX)
-    if ref is None:
-        raise CodexRpcError(-32603, "codex is not running (it may be restarting)")
-    process: CodexProcess | None = await ref.call("connection")
-    if process is None or process.exit is not None:
-        raise CodexRpcError(-32603, "codex is restarting")
-    return ref, process
+async def connection(system: ActorSystem, wait: float = 15.0) -> tuple[ActorRef, CodexProcess]:
+    """The live client and its process. While Codex is being restarted, wait up to `wait`
+    seconds for it (with growing pauses); then `CodexRpcError`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    pause = 0.01
+    while True:
+        ref = system.whereis(CODEX)
+        if ref is not None:
+            with contextlib.suppress(ActorExited):
+                process: CodexProcess | None = await ref.call("connection")
+                if process is not None and process.exit is None:
+                    return ref, process
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise CodexRpcError(-32603, f"codex is not running (waited {wait:g} s for a restart)")
+        await asyncio.sleep(min(pause, remaining))
+        pause = min(pause * 2, 0.5)

@@ -79,6 +79,12 @@ class _Approval:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _workspace(agent: AgentConfig) -> str:
+    path = Path(agent.workspace).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
 class ConversationThread(Actor):
     """One conversation's actor; see the module documentation."""
 
@@ -112,7 +118,8 @@ class ConversationThread(Actor):
 
     def describe(self) -> str:
         state = "turn running" if self.turn else "idle"
-        return f"{self.key.surface}:{self.key.conversation} ({self.key.agent}), {state}, {len(self.queue)} queued"
+        where = f"{self.key.surface}:{self.key.conversation} ({self.key.agent})"
+        return f"{where}, {state}, {len(self.queue)} queued"
 
     async def init(self) -> None:
         self._arm_idle()
@@ -198,8 +205,7 @@ class ConversationThread(Actor):
             self.demonitor(self.client)
         self.client = self.monitor(client)
         agent = self.agent
-        workspace = str(Path(agent.workspace).expanduser())
-        Path(workspace).mkdir(parents=True, exist_ok=True)
+        workspace = _workspace(agent)
         common: dict[str, Any] = {
             "cwd": workspace,
             "model": agent.model,

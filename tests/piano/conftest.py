@@ -27,7 +27,7 @@ from piano.threads import (
     send_message,
 )
 from schemas import events as ev
-from supervisors import DynamicSupervisor
+from supervisors import Backoff, ChildSpec, DynamicSupervisor, Supervisor
 from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, make_codex_dirs
 
 
@@ -135,7 +135,20 @@ async def core(dirs: CodexDirs, agent_options: dict[str, Any]) -> AsyncIterator[
         events = Events()
         sessions = Registry(keys="unique")
         directory = MemoryDirectory()
-        await system.spawn(CodexClient(config, sessions), name=CODEX)
+        await system.spawn(
+            Supervisor(
+                [
+                    ChildSpec(
+                        CODEX,
+                        start=lambda: CodexClient(config, sessions),
+                        name=CODEX,
+                        backoff=Backoff(initial=0.05, cap=1.0),
+                        shutdown=10.0,
+                        init_timeout=30.0,
+                    )
+                ]
+            )
+        )
         await system.spawn(DynamicSupervisor(), name=THREAD_SUPERVISOR)
         threads = await system.spawn(Threads(config, directory, events, sessions), name=THREADS)
         yield Core(system, config, provider, events, directory, dirs, threads)

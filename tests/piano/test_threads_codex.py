@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+
 import pytest
 
+from piano.codex import CODEX
 from schemas import events as ev
-from tests.fakes.responses_provider import Text
+from tests.fakes.responses_provider import ExecCommand, Hang, HttpError, Text
 from tests.piano.conftest import Core
 
 pytestmark = pytest.mark.anyio
@@ -30,3 +35,171 @@ async def test_a_plain_turn_streams_its_text_and_completes_with_the_response(cor
     started = {e.item.id for e in core.events.of(thread, ev.ItemStarted)}
     assert started == {e.item.id for e in core.events.of(thread, ev.ItemCompleted)}
     assert core.events.of(thread, ev.TokenUsage)
+
+
+async def test_a_shell_command_is_reported_with_its_output_and_exit_code(core: Core) -> None:
+    core.provider.script(ExecCommand("echo piano-was-here"), Text("done"))
+    _, interaction = await core.say("run it")
+    done = await core.turn_completed(interaction)
+    assert done.status == "completed"
+    [command] = [
+        e.item for e in core.events.of(done.thread_id, ev.ItemCompleted) if e.item.kind == "command"
+    ]
+    assert "piano-was-here" in command.output
+    assert command.exit_code == 0
+    assert command.status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("decision", "status", "resolved"),
+    [("accept", "completed", "accept"), ("decline", "declined", "decline")],
+)
+async def test_an_approval_is_forwarded_and_the_decision_obeyed(
+    core: Core, decision: str, status: str, resolved: str
+) -> None:
+    core.provider.script(ExecCommand("echo approved-run", require_escalated=True), Text("ok"))
+    _, interaction = await core.say("needs approval")
+    asked: ev.ApprovalRequested = await core.events.wait_for(
+        lambda e: isinstance(e, ev.ApprovalRequested)
+    )
+    assert asked.kind == "command"
+    assert "approved-run" in (asked.command or "")
+    thread = await core.thread_ref()
+    assert await thread.call(("decide", asked.approval_id, decision, "tester")) is True
+    done = await core.turn_completed(interaction)
+    assert done.status == "completed"
+    [command] = [
+        e.item for e in core.events.of(done.thread_id, ev.ItemCompleted) if e.item.kind == "command"
+    ]
+    assert command.status == status
+    [result] = core.events.of(done.thread_id, ev.ApprovalResolved)
+    assert (result.decision, result.by) == (resolved, "tester")
+
+
+@pytest.mark.parametrize("agent_options", [{"approval_timeout": 0.3}])
+async def test_an_approval_nobody_answers_is_declined_when_it_expires(core: Core) -> None:
+    core.provider.script(ExecCommand("echo never", require_escalated=True), Text("ok"))
+    _, interaction = await core.say("needs approval")
+    done = await core.turn_completed(interaction)
+    [result] = core.events.of(done.thread_id, ev.ApprovalResolved)
+    assert result.decision == "expired"
+    [command] = [
+        e.item for e in core.events.of(done.thread_id, ev.ItemCompleted) if e.item.kind == "command"
+    ]
+    assert command.status == "declined"
+
+
+async def test_an_interrupt_ends_the_turn_interrupted_and_closes_its_open_items(
+    core: Core,
+) -> None:
+    hang = Hang()
+    core.provider.script(hang)
+    _, interaction = await core.say("take your time")
+    await core.provider.wait_requests(1)
+    thread = await core.thread_ref()
+    assert await thread.call("interrupt") is True
+    done = await core.turn_completed(interaction)
+    hang.release()
+    assert done.status == "interrupted"
+    started = {e.item.id for e in core.events.of(done.thread_id, ev.ItemStarted)}
+    completed = {e.item.id for e in core.events.of(done.thread_id, ev.ItemCompleted)}
+    assert started == completed
+
+
+async def test_a_message_while_busy_is_queued_and_runs_after_the_turn(core: Core) -> None:
+    hang = Hang()
+    core.provider.script(hang, Text("second answer"))
+    first_outcome, first = await core.say("first")
+    await core.provider.wait_requests(1)
+    outcome, second = await core.say("second")
+    assert (first_outcome, outcome) == ("started", "queued")
+    hang.release()
+    done_first = await core.turn_completed(first)
+    done_second = await core.turn_completed(second)
+    assert done_second.response == "second answer"
+    assert core.events.all.index(done_first) < core.events.all.index(done_second)
+
+
+@pytest.mark.parametrize("agent_options", [{"busy": "steer"}])
+async def test_a_message_while_busy_steers_the_running_turn(core: Core) -> None:
+    hang = Hang()
+    core.provider.script(hang, Text("steered answer"))
+    _, first = await core.say("first")
+    await core.provider.wait_requests(1)
+    outcome, _ = await core.say("actually, this")
+    assert outcome == "steered"
+    hang.release()
+    done = await core.turn_completed(first)
+    assert done.response == "steered answer"
+    users = [
+        e.item.text
+        for e in core.events.of(done.thread_id, ev.ItemCompleted)
+        if e.item.kind == "user_message"
+    ]
+    assert users == ["first", "actually, this"]
+
+
+async def test_two_threads_run_turns_at_the_same_time(core: Core) -> None:
+    hang = Hang()
+    core.provider.script(hang, Text("fast one"))
+    _, slow = await core.say("slow", core.key("a"))
+    await core.provider.wait_requests(1)
+    _, fast = await core.say("fast", core.key("b"))
+    done_fast = await core.turn_completed(fast)
+    assert done_fast.response == "fast one"
+    hang.release()
+    done_slow = await core.turn_completed(slow)
+    assert done_slow.thread_id != done_fast.thread_id
+
+
+async def test_a_failing_provider_shows_retrying_fails_the_turn_and_the_next_turn_works(
+    core: Core,
+) -> None:
+    core.provider.script(HttpError(500), HttpError(500), HttpError(500), HttpError(500))
+    _, first = await core.say("will fail")
+    done = await core.turn_completed(first, timeout=30)
+    assert done.status == "failed"
+    notices = core.events.of(done.thread_id, ev.Notice)
+    assert any(n.retrying for n in notices)
+    core.provider.script(Text("recovered"))
+    _, second = await core.say("again")
+    assert (await core.turn_completed(second)).response == "recovered"
+
+
+@pytest.mark.parametrize("agent_options", [{"turn_timeout": 0.5}])
+async def test_a_turn_that_hangs_past_its_timeout_is_interrupted_and_the_user_told(
+    core: Core,
+) -> None:
+    hang = Hang()
+    core.provider.script(hang)
+    _, interaction = await core.say("hang")
+    done = await core.turn_completed(interaction)
+    hang.release()
+    assert done.status == "interrupted"
+    assert any("longer than" in n.message for n in core.events.of(done.thread_id, ev.Notice))
+
+
+async def test_a_killed_codex_process_interrupts_the_turn_and_the_next_turn_resumes_the_thread(
+    core: Core,
+) -> None:
+    hang = Hang()
+    core.provider.script(hang, Text("back again"))
+    _, first = await core.say("remember the word avocado")
+    await core.provider.wait_requests(1)
+    client = core.system.whereis(CODEX)
+    assert client is not None
+    process = await client.call("connection")
+    os.kill(process.pid, signal.SIGKILL)
+    done = await core.turn_completed(first)
+    hang.release()
+    assert done.status == "interrupted"
+    assert any(
+        "Codex process stopped" in n.message for n in core.events.of(done.thread_id, ev.Notice)
+    )
+    assert await client.join(timeout=10) is not None
+    _, second = await core.say("what was the word?")
+    again = await core.turn_completed(second, timeout=30)
+    assert again.response == "back again"
+    assert core.system.whereis(CODEX) != client
+    history = json.dumps((await core.provider.wait_requests(2))[-1]["input"])
+    assert "remember the word avocado" in history, "the thread was not resumed on the new process"

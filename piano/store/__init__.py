@@ -1,0 +1,92 @@
+"""Piano's store: threads, interactions, every item Codex reported, usage and approvals in SQLite.
+
+One database file in WAL mode (apsw). One writer applies thread events in batches, one
+transaction per batch, and returns only once a batch has committed; readers query on their own
+connections, concurrently, and always see whole batches.
+
+```python
+writer = await system.spawn(StoreWriter(path), name="store")     # opens and migrates
+await writer.call(UpsertSurface("telegram", "telegram"))
+await writer.call(UpsertAgent("codex", "codex", model="gpt-5"))
+await writer.call(CreateThread("t1", "telegram", "chat:42", "codex"))
+seqs = await writer.call(WriteBatch(events))                      # committed = acknowledged
+
+reader = StoreReader(path)
+await asyncio.to_thread(reader.interactions, "t1")
+markdown = await asyncio.to_thread(reader.export_transcript, "t1")
+```
+
+Guarantees:
+- acknowledged means committed: a batch `WriteBatch` returned for is on disk and survives the
+  process being killed at any moment (synchronous=NORMAL: a power loss may roll back the last
+  batches, never corrupt the file);
+- a batch is atomic: one invalid event (unknown thread or interaction, a broken constraint)
+  rolls it all back and raises `BatchRejected` naming the event; the writer carries on;
+- every event is journaled with a per-thread sequence number (1, 2, 3...) in the order applied,
+  and the tables reflect the journal (see piano.store._apply for how each event applies);
+- the schema migrates by ``user_version`` (append to `MIGRATIONS`); a database from a newer
+  Piano is refused with `SchemaTooNew`, untouched.
+"""
+
+from __future__ import annotations
+
+from piano.store._actor import (
+    CreateThread,
+    RecordInteraction,
+    SetCodexThreadId,
+    SetThreadStatus,
+    StoreWrite,
+    StoreWriter,
+    UpsertAgent,
+    UpsertSurface,
+    UpsertUser,
+    WriteBatch,
+)
+from piano.store._connection import BatchRejected, SchemaTooNew, StoreError, open_connection
+from piano.store._queries import StoreReader
+from piano.store._records import (
+    AgentRecord,
+    ApprovalRecord,
+    InteractionRecord,
+    ItemRecord,
+    JournalEntry,
+    SurfaceRecord,
+    ThreadRecord,
+    UsageTotals,
+    UserRecord,
+)
+from piano.store._schema import MIGRATIONS, SCHEMA_VERSION, migrate
+from piano.store._transcript import render_transcript
+from piano.store._writer import ThreadStatus, Writer
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "AgentRecord",
+    "ApprovalRecord",
+    "BatchRejected",
+    "CreateThread",
+    "InteractionRecord",
+    "ItemRecord",
+    "JournalEntry",
+    "RecordInteraction",
+    "SchemaTooNew",
+    "SetCodexThreadId",
+    "SetThreadStatus",
+    "StoreError",
+    "StoreReader",
+    "StoreWrite",
+    "StoreWriter",
+    "SurfaceRecord",
+    "ThreadRecord",
+    "ThreadStatus",
+    "UpsertAgent",
+    "UpsertSurface",
+    "UpsertUser",
+    "UsageTotals",
+    "UserRecord",
+    "Writer",
+    "migrate",
+    "open_connection",
+    "render_transcript",
+]

@@ -1,0 +1,430 @@
+"""Applying thread events to the tables, inside the writer's transaction.
+
+Every event is appended to the ``events`` journal with the next per-thread sequence number and
+applied to the tables in the same transaction:
+
+- `TurnStarted`: the interaction becomes in_progress (created if it was not recorded), the
+  thread running;
+- `ItemStarted` / `ItemCompleted`: the item is upserted; the completed item's content replaces
+  whatever was streamed (final content wins); its `seq` is set when the item is first seen;
+- `ItemDelta`: appended to the item's text (text and reasoning streams) or output. Consecutive
+  deltas of one thread are coalesced into one UPDATE per item and stream, flushed before that
+  thread's next other event, so streaming token by token costs one journal row per delta but not
+  one row rewrite per delta. A delta for an unknown item creates it (kind guessed from the
+  stream) so that nothing streamed is lost;
+- `TurnCompleted`: the interaction gets its status, response and error; items of the turn still
+  in progress are closed (failed if the turn failed, else interrupted), undecided approvals of
+  the turn are withdrawn, the thread goes idle;
+- `ApprovalRequested` / `ApprovalResolved`: the approval row and its decision (a resolution of
+  an unknown approval is journaled and logged, not applied);
+- `TokenUsage`: one usage row; `Notice`: the journal only.
+
+Events without `interaction_id` are attached to the interaction running their `turn_id`.
+An event is invalid, and rejects its whole batch with `BatchRejected`, when it names an unknown
+thread or interaction, or breaks a constraint (e.g. a status outside its Literal).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import apsw
+import msgspec
+import structlog
+
+from piano.store._connection import BatchRejected
+from schemas.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    FileChange,
+    ItemCompleted,
+    ItemDelta,
+    ItemStarted,
+    Notice,
+    ThreadEvent,
+    TokenUsage,
+    TurnCompleted,
+    TurnStarted,
+    encode_event,
+)
+
+__all__ = ["Applier"]
+
+log = structlog.get_logger(__name__)
+
+_INVALID: Final = (apsw.ConstraintError, apsw.MismatchError, TypeError, OverflowError)
+"""What a bad event raises (as opposed to a failing disk, which is not the event's fault)."""
+
+_DELTA_KIND: Final = {"text": "agent_message", "reasoning": "reasoning", "output": "command"}
+_DELTA_COLUMN: Final = {"text": "text", "reasoning": "text", "output": "output"}
+_encode_json = msgspec.json.Encoder().encode
+
+_JOURNAL: Final = "INSERT INTO events (thread_id, seq, type, at, body) VALUES (?, ?, ?, ?, ?)"
+_NEXT_SEQ: Final = """
+SELECT EXISTS (SELECT 1 FROM threads WHERE id = ?1),
+       coalesce((SELECT max(seq) FROM events WHERE thread_id = ?1), 0)
+"""
+_TURN_STARTED: Final = """
+INSERT INTO interactions (id, thread_id, user, agent, text, attachments, status, turn_id,
+                          created_at, started_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'in_progress', ?7, ?8, ?8)
+ON CONFLICT (id) DO UPDATE SET
+    status = 'in_progress', agent = excluded.agent, turn_id = excluded.turn_id,
+    started_at = coalesce(interactions.started_at, excluded.started_at),
+    finished_at = NULL, error = NULL
+WHERE interactions.thread_id = excluded.thread_id
+"""
+_THREAD_RUNNING: Final = "UPDATE threads SET status = 'running' WHERE id = ? AND status = 'idle'"
+_THREAD_IDLE: Final = "UPDATE threads SET status = 'idle' WHERE id = ? AND status = 'running'"
+_THREAD_TOUCHED: Final = "UPDATE threads SET updated_at = max(updated_at, ?) WHERE id = ?"
+_ITEM: Final = """
+INSERT INTO items (thread_id, id, interaction_id, turn_id, seq, kind, status, text, command, cwd,
+                   output, exit_code, changes, tool, arguments, agent, started_at, completed_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (thread_id, id) DO UPDATE SET
+    interaction_id = coalesce(excluded.interaction_id, items.interaction_id),
+    turn_id = coalesce(excluded.turn_id, items.turn_id),
+    kind = excluded.kind, status = excluded.status, text = excluded.text,
+    command = excluded.command, cwd = excluded.cwd, output = excluded.output,
+    exit_code = excluded.exit_code, changes = excluded.changes, tool = excluded.tool,
+    arguments = excluded.arguments, agent = excluded.agent, completed_at = excluded.completed_at
+"""
+_APPEND: Final = {
+    column: f"UPDATE items SET {column} = {column} || ? WHERE thread_id = ? AND id = ?"
+    for column in ("text", "output")
+}
+_PLACEHOLDER: Final = """
+INSERT INTO items (thread_id, id, interaction_id, turn_id, seq, kind, status, text, output,
+                   started_at)
+VALUES (?, ?, ?, ?, ?, ?, 'in_progress', ?, ?, ?)
+"""
+_TURN_OF: Final = """
+SELECT id FROM interactions WHERE thread_id = ? AND turn_id = ?
+ORDER BY started_at DESC LIMIT 1
+"""
+_INTERACTION_DONE: Final = """
+UPDATE interactions SET status = ?, response = ?, error = ?, finished_at = ?
+WHERE id = ? AND thread_id = ?
+"""
+_CLOSE_SCOPES: Final = {
+    "turn": "thread_id = ? AND turn_id = ?",
+    "interaction": "thread_id = ? AND interaction_id = ?",
+    "thread": "thread_id = ? AND ? IS NOT NULL",
+}
+_CLOSE_ITEMS: Final = {
+    scope: f"UPDATE items SET status = ?, completed_at = ? WHERE {where} AND status = 'in_progress'"
+    for scope, where in _CLOSE_SCOPES.items()
+}
+_WITHDRAW: Final = {
+    scope: "UPDATE approvals SET decision = 'withdrawn', decided_at = ? "
+    f"WHERE {where} AND decision IS NULL"
+    for scope, where in _CLOSE_SCOPES.items()
+}
+_APPROVAL: Final = """
+INSERT INTO approvals (thread_id, id, item_id, interaction_id, turn_id, kind, command, cwd, reason,
+                       changes, requested_at, expires_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (thread_id, id) DO UPDATE SET
+    item_id = excluded.item_id, kind = excluded.kind, command = excluded.command,
+    cwd = excluded.cwd, reason = excluded.reason, changes = excluded.changes,
+    expires_at = excluded.expires_at
+"""
+_RESOLVED: Final = """
+UPDATE approvals SET decision = ?, decided_by = ?, decided_at = ? WHERE thread_id = ? AND id = ?
+"""
+_USAGE: Final = """
+INSERT INTO token_usage (thread_id, turn_id, interaction_id, input_tokens, cached_input_tokens,
+                         output_tokens, reasoning_tokens, total_tokens, at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def _changes(changes: list[FileChange]) -> str:
+    return _encode_json(changes).decode()
+
+
+@dataclass
+class _Deltas:
+    """Streamed pieces of one item's column, waiting to be appended in one UPDATE."""
+
+    index: int
+    seq: int
+    event: ItemDelta
+    at: float
+    parts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Batch:
+    now: float
+    seqs: dict[str, int] = field(default_factory=dict)
+    touched: dict[str, float] = field(default_factory=dict)
+    deltas: dict[str, dict[tuple[str, str], _Deltas]] = field(default_factory=dict)
+
+
+class Applier:
+    """Applies batches of events on the writer's connection (the caller holds the transaction).
+
+    It keeps each thread's last journal sequence number between batches; `write` returns the
+    numbers of a batch's events, and the caller hands them back to `committed` once the
+    transaction committed (a rolled-back batch leaves the counters as they were).
+    """
+
+    def __init__(self, connection: apsw.Connection) -> None:
+        self._db = connection
+        self._seqs: dict[str, int] = {}
+        self._pending: _Batch | None = None
+
+    def write(self, events: Sequence[ThreadEvent]) -> list[int]:
+        batch = _Batch(now=time.time())
+        self._pending = batch
+        out: list[int] = []
+        for index, event in enumerate(events):
+            try:
+                out.append(self._apply(index, event, batch))
+            except _INVALID as exc:
+                raise BatchRejected(index, event, self._diagnose(event, exc)) from exc
+        for thread_id in list(batch.deltas):
+            self._flush(thread_id, batch)
+        execute = self._db.execute
+        for thread_id, at in batch.touched.items():
+            execute(_THREAD_TOUCHED, (at, thread_id))
+        return out
+
+    def committed(self) -> None:
+        if self._pending is not None:
+            self._seqs.update(self._pending.seqs)
+            self._pending = None
+
+    def rolled_back(self) -> None:
+        self._pending = None
+
+    # -- one event ------------------------------------------------------------------------------
+
+    def _next_seq(self, index: int, event: ThreadEvent, batch: _Batch) -> int:
+        thread_id = event.thread_id
+        seq = batch.seqs.get(thread_id)
+        if seq is None:
+            seq = self._seqs.get(thread_id)
+        if seq is None:
+            if not isinstance(thread_id, str):
+                raise BatchRejected(index, event, f"thread_id must be a str, not {thread_id!r}")
+            known, seq = self._db.execute(_NEXT_SEQ, (thread_id,)).fetchone()  # type: ignore[misc]
+            if not known:
+                raise BatchRejected(index, event, f"unknown thread {thread_id!r}")
+        seq += 1
+        batch.seqs[thread_id] = seq
+        return seq
+
+    def _apply(self, index: int, event: ThreadEvent, batch: _Batch) -> int:
+        if not isinstance(event, _EVENT_TYPES):
+            raise BatchRejected(index, event, f"not a thread event: {type(event).__name__}")
+        thread_id = event.thread_id
+        seq = self._next_seq(index, event, batch)
+        at = event.at or batch.now
+        execute = self._db.execute
+        execute(
+            _JOURNAL,
+            (thread_id, seq, event.__struct_config__.tag, at, encode_event(event).decode()),
+        )
+        if at > batch.touched.get(thread_id, 0.0):
+            batch.touched[thread_id] = at
+        if isinstance(event, ItemDelta):
+            self._stream(index, seq, event, at, batch)
+            return seq
+        if thread_id in batch.deltas:
+            self._flush(thread_id, batch)
+        match event:
+            case TurnStarted():
+                self._turn_started(index, event, at)
+            case ItemStarted() | ItemCompleted():
+                self._item(event, seq, at)
+            case TurnCompleted():
+                self._turn_completed(event, at)
+            case ApprovalRequested():
+                execute(
+                    _APPROVAL,
+                    (
+                        thread_id,
+                        event.approval_id,
+                        event.item_id,
+                        self._interaction_of(event),
+                        event.turn_id,
+                        event.kind,
+                        event.command,
+                        event.cwd,
+                        event.reason,
+                        _changes(event.changes),
+                        at,
+                        event.expires_at,
+                    ),
+                )
+            case ApprovalResolved():
+                execute(_RESOLVED, (event.decision, event.by, at, thread_id, event.approval_id))
+                if not self._db.changes():
+                    log.warning(
+                        "store.unknown_approval", thread=thread_id, approval=event.approval_id
+                    )
+            case TokenUsage():
+                execute(
+                    _USAGE,
+                    (
+                        thread_id,
+                        event.turn_id,
+                        self._interaction_of(event),
+                        event.input_tokens,
+                        event.cached_input_tokens,
+                        event.output_tokens,
+                        event.reasoning_tokens,
+                        event.total_tokens,
+                        at,
+                    ),
+                )
+            case Notice():
+                pass
+        return seq
+
+    def _interaction_of(self, event: ThreadEvent) -> str | None:
+        if event.interaction_id is not None or event.turn_id is None:
+            return event.interaction_id
+        row = self._db.execute(_TURN_OF, (event.thread_id, event.turn_id)).fetchone()
+        return None if row is None else row[0]  # type: ignore[no-any-return]
+
+    def _turn_started(self, index: int, event: TurnStarted, at: float) -> None:
+        interaction = event.interaction
+        self._db.execute(
+            _TURN_STARTED,
+            (
+                interaction.id,
+                event.thread_id,
+                interaction.user,
+                event.agent,
+                interaction.text,
+                _encode_json(interaction.attachments).decode(),
+                event.turn_id,
+                at,
+            ),
+        )
+        if not self._db.changes():
+            raise BatchRejected(
+                index, event, f"interaction {interaction.id!r} belongs to another thread"
+            )
+        self._db.execute(_THREAD_RUNNING, (event.thread_id,))
+
+    def _item(self, event: ItemStarted | ItemCompleted, seq: int, at: float) -> None:
+        item = event.item
+        completed = isinstance(event, ItemCompleted)
+        status = "completed" if completed and item.status == "in_progress" else item.status
+        self._db.execute(
+            _ITEM,
+            (
+                event.thread_id,
+                item.id,
+                self._interaction_of(event),
+                event.turn_id,
+                seq,
+                item.kind,
+                status,
+                item.text,
+                item.command,
+                item.cwd,
+                item.output,
+                item.exit_code,
+                _changes(item.changes),
+                item.tool,
+                item.arguments,
+                item.agent,
+                at,
+                at if completed else None,
+            ),
+        )
+
+    def _turn_completed(self, event: TurnCompleted, at: float) -> None:
+        execute = self._db.execute
+        thread_id = event.thread_id
+        interaction_id = self._interaction_of(event)
+        if interaction_id is not None:
+            execute(
+                _INTERACTION_DONE,
+                (event.status, event.response, event.error, at, interaction_id, thread_id),
+            )
+        if event.turn_id is not None:
+            scope, key = "turn", event.turn_id
+        elif interaction_id is not None:
+            scope, key = "interaction", interaction_id
+        else:
+            scope, key = "thread", thread_id
+        closed = "failed" if event.status == "failed" else "interrupted"
+        execute(_CLOSE_ITEMS[scope], (closed, at, thread_id, key))
+        execute(_WITHDRAW[scope], (at, thread_id, key))
+        execute(_THREAD_IDLE, (thread_id,))
+
+    # -- streamed deltas ------------------------------------------------------------------------
+
+    def _stream(self, index: int, seq: int, event: ItemDelta, at: float, batch: _Batch) -> None:
+        pending = batch.deltas.setdefault(event.thread_id, {})
+        key = (event.item_id, event.stream)
+        deltas = pending.get(key)
+        if deltas is None:
+            deltas = pending[key] = _Deltas(index, seq, event, at)
+        deltas.parts.append(event.delta)
+
+    def _flush(self, thread_id: str, batch: _Batch) -> None:
+        execute = self._db.execute
+        for (item_id, stream), deltas in batch.deltas.pop(thread_id).items():
+            column = _DELTA_COLUMN[stream]
+            text = "".join(deltas.parts)
+            try:
+                execute(_APPEND[column], (text, thread_id, item_id))
+                if self._db.changes():
+                    continue
+                event = deltas.event
+                execute(
+                    _PLACEHOLDER,
+                    (
+                        thread_id,
+                        item_id,
+                        self._interaction_of(event),
+                        event.turn_id,
+                        deltas.seq,
+                        _DELTA_KIND[stream],
+                        text if column == "text" else "",
+                        text if column == "output" else "",
+                        deltas.at,
+                    ),
+                )
+            except _INVALID as exc:
+                raise BatchRejected(
+                    deltas.index, deltas.event, self._diagnose(deltas.event, exc)
+                ) from exc
+
+    # -- errors ---------------------------------------------------------------------------------
+
+    def _diagnose(self, event: ThreadEvent, exc: BaseException) -> str:
+        """Say which reference an event broke, rather than SQLite's bare 'constraint failed'."""
+        interaction_id = getattr(event, "interaction_id", None)
+        if isinstance(event, TurnStarted):
+            interaction_id = None
+        if isinstance(interaction_id, str):
+            row = self._db.execute(
+                "SELECT thread_id FROM interactions WHERE id = ?", (interaction_id,)
+            ).fetchone()
+            if row is None:
+                return f"unknown interaction {interaction_id!r}"
+        return f"{type(exc).__name__}: {exc}"
+
+
+_EVENT_TYPES: Final[tuple[type[Any], ...]] = (
+    TurnStarted,
+    ItemStarted,
+    ItemDelta,
+    ItemCompleted,
+    TurnCompleted,
+    ApprovalRequested,
+    ApprovalResolved,
+    TokenUsage,
+    Notice,
+)

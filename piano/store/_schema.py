@@ -1,0 +1,202 @@
+"""The database schema and its migrations, applied in order by ``PRAGMA user_version``.
+
+`MIGRATIONS[n]` takes a database from version n to version n + 1; `SCHEMA_VERSION` is their
+count. To change the schema, append one SQL script to `MIGRATIONS` (never edit a released one).
+Each migration runs in its own ``BEGIN IMMEDIATE`` transaction together with the new
+user_version, so a crash mid-migration leaves the database at the previous version, and two
+processes opening a fresh database at once migrate it once.
+
+Tables (all STRICT; times are Unix seconds as REAL; JSON columns are checked with json_valid):
+- surfaces, users, agents: who talks to whom, upserted by the app;
+- threads: one conversation with an agent on a surface (Piano's id, Codex's thread id, status
+  idle / running / archived);
+- interactions: one user message and the answer to it (pending -> in_progress -> completed /
+  failed / interrupted), with the Codex turn that ran it;
+- items: every step Codex reported, in per-thread order (`seq` is the journal sequence number
+  of the event that first named the item);
+- token_usage: one row per usage report (one model response), summed for totals;
+- approvals: requests and their decisions;
+- events: the append-only journal of every thread event, numbered per thread from 1.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import apsw
+
+from piano.store._connection import SchemaTooNew
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_version"]
+
+_V1: Final = """
+CREATE TABLE surfaces (
+    id          TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    name        TEXT NOT NULL DEFAULT '',
+    config      TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(config)),
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+) STRICT;
+
+CREATE TABLE users (
+    id           TEXT PRIMARY KEY,
+    surface      TEXT NOT NULL REFERENCES surfaces(id),
+    external_id  TEXT NOT NULL,
+    display_name TEXT NOT NULL DEFAULT '',
+    role         TEXT NOT NULL DEFAULT 'user',
+    created_at   REAL NOT NULL,
+    updated_at   REAL NOT NULL,
+    UNIQUE (surface, external_id)
+) STRICT;
+
+CREATE TABLE agents (
+    name        TEXT PRIMARY KEY,
+    backend     TEXT NOT NULL,
+    model       TEXT NOT NULL DEFAULT '',
+    config      TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(config)),
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+) STRICT;
+
+CREATE TABLE threads (
+    id               TEXT PRIMARY KEY,
+    surface          TEXT NOT NULL REFERENCES surfaces(id),
+    conversation     TEXT NOT NULL,
+    agent            TEXT NOT NULL REFERENCES agents(name),
+    codex_thread_id  TEXT UNIQUE,
+    status           TEXT NOT NULL DEFAULT 'idle'
+                     CHECK (status IN ('idle', 'running', 'archived')),
+    created_at       REAL NOT NULL,
+    updated_at       REAL NOT NULL
+) STRICT;
+CREATE INDEX threads_by_conversation ON threads (surface, conversation, agent, created_at);
+
+CREATE TABLE interactions (
+    id           TEXT PRIMARY KEY,
+    thread_id    TEXT NOT NULL REFERENCES threads(id),
+    user         TEXT,
+    agent        TEXT,
+    text         TEXT NOT NULL,
+    attachments  TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(attachments)),
+    status       TEXT NOT NULL DEFAULT 'pending'
+                 CHECK (status IN ('pending', 'in_progress', 'completed', 'failed', 'interrupted')),
+    response     TEXT NOT NULL DEFAULT '',
+    error        TEXT,
+    turn_id      TEXT,
+    created_at   REAL NOT NULL,
+    started_at   REAL,
+    finished_at  REAL
+) STRICT;
+CREATE INDEX interactions_by_thread ON interactions (thread_id, created_at);
+CREATE INDEX interactions_by_turn ON interactions (thread_id, turn_id);
+
+CREATE TABLE items (
+    thread_id       TEXT NOT NULL REFERENCES threads(id),
+    id              TEXT NOT NULL,
+    interaction_id  TEXT REFERENCES interactions(id),
+    turn_id         TEXT,
+    seq             INTEGER NOT NULL,
+    kind            TEXT NOT NULL,
+    status          TEXT NOT NULL
+                    CHECK (status IN ('in_progress', 'completed', 'failed', 'declined',
+                                      'interrupted')),
+    text            TEXT NOT NULL DEFAULT '',
+    command         TEXT,
+    cwd             TEXT,
+    output          TEXT NOT NULL DEFAULT '',
+    exit_code       INTEGER,
+    changes         TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(changes)),
+    tool            TEXT,
+    arguments       TEXT,
+    agent           TEXT,
+    started_at      REAL NOT NULL,
+    completed_at    REAL,
+    PRIMARY KEY (thread_id, id),
+    UNIQUE (thread_id, seq)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX items_by_interaction ON items (interaction_id, seq);
+CREATE INDEX items_by_turn ON items (thread_id, turn_id, status);
+
+CREATE TABLE token_usage (
+    id                   INTEGER PRIMARY KEY,
+    thread_id            TEXT NOT NULL REFERENCES threads(id),
+    turn_id              TEXT,
+    interaction_id       TEXT REFERENCES interactions(id),
+    input_tokens         INTEGER NOT NULL,
+    cached_input_tokens  INTEGER NOT NULL,
+    output_tokens        INTEGER NOT NULL,
+    reasoning_tokens     INTEGER NOT NULL,
+    total_tokens         INTEGER NOT NULL,
+    at                   REAL NOT NULL
+) STRICT;
+CREATE INDEX token_usage_by_thread ON token_usage (thread_id, interaction_id);
+
+CREATE TABLE approvals (
+    thread_id       TEXT NOT NULL REFERENCES threads(id),
+    id              TEXT NOT NULL,
+    item_id         TEXT NOT NULL,
+    interaction_id  TEXT REFERENCES interactions(id),
+    turn_id         TEXT,
+    kind            TEXT NOT NULL CHECK (kind IN ('command', 'file_change')),
+    command         TEXT,
+    cwd             TEXT,
+    reason          TEXT,
+    changes         TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(changes)),
+    requested_at    REAL NOT NULL,
+    expires_at      REAL,
+    decision        TEXT
+                    CHECK (decision IN ('accept', 'decline', 'cancel', 'expired', 'withdrawn')),
+    decided_by      TEXT,
+    decided_at      REAL,
+    PRIMARY KEY (thread_id, id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX approvals_pending ON approvals (decision, requested_at);
+
+CREATE TABLE events (
+    thread_id  TEXT NOT NULL REFERENCES threads(id),
+    seq        INTEGER NOT NULL,
+    type       TEXT NOT NULL,
+    at         REAL NOT NULL,
+    body       TEXT NOT NULL,
+    PRIMARY KEY (thread_id, seq)
+) STRICT, WITHOUT ROWID;
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1,)
+"""SQL scripts; index n migrates version n to n + 1. Append only."""
+
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+def schema_version(connection: apsw.Connection) -> int:
+    version = connection.pragma("user_version")
+    assert isinstance(version, int)
+    return version
+
+
+def _check_not_newer(connection: apsw.Connection, version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(connection.filename or ":memory:", version, SCHEMA_VERSION)
+
+
+def migrate(connection: apsw.Connection) -> int:
+    """Bring the database to `SCHEMA_VERSION`, one transaction per migration; return the
+    version found before. Raises `SchemaTooNew` (and changes nothing) if it is newer."""
+    found = schema_version(connection)
+    _check_not_newer(connection, found)
+    while True:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            version = schema_version(connection)  # another process may have migrated meanwhile
+            _check_not_newer(connection, version)
+            if version == SCHEMA_VERSION:
+                connection.execute("COMMIT")
+                return found
+            connection.execute(MIGRATIONS[version])
+            connection.pragma("user_version", version + 1)
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise

@@ -1,0 +1,253 @@
+"""The store's one writer: a synchronous object owning the only write connection.
+
+`Writer.write_batch(events)` applies a whole batch in one ``BEGIN IMMEDIATE`` transaction and
+returns only once it has committed, with each event's per-thread journal sequence number: what
+it returned is acknowledged, and survives the process being killed at any moment after. A batch
+is atomic: if one event is invalid the transaction rolls back, `BatchRejected` names the event,
+and the writer goes on with the next batch. Events are applied in the order given; the
+pipeline's batcher keeps each thread's order across batches.
+
+The other methods are the writes that are not thread events (surfaces, users, agents, threads,
+pending interactions), each its own transaction; they raise `StoreError` for what the caller
+got wrong (an unknown surface, agent or thread).
+
+`Writer` runs on one thread at a time; `StoreWriter` (piano.store._actor) is the actor that
+owns it on a thread of its own. Closing runs ``PRAGMA optimize`` (the reason readers do not).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, TypeAlias
+
+import apsw
+import msgspec
+import structlog
+
+from piano.store._apply import Applier
+from piano.store._connection import StoreError, open_connection
+from piano.store._schema import migrate
+from schemas.events import Interaction, ThreadEvent
+
+__all__ = ["ThreadStatus", "Writer"]
+
+log = structlog.get_logger(__name__)
+
+ThreadStatus: TypeAlias = Literal["idle", "running", "archived"]
+
+_encode_json = msgspec.json.Encoder().encode
+
+
+def _json(value: Mapping[str, object] | None) -> str:
+    return _encode_json(value or {}).decode()
+
+
+class Writer:
+    """The single write connection of a database (created and migrated on open)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._db = open_connection(self.path)
+        try:
+            found = migrate(self._db)
+        except BaseException:
+            self._db.close()
+            raise
+        self._applier = Applier(self._db)
+        log.info("store.opened", path=self.path, migrated_from=found)
+
+    # -- thread events --------------------------------------------------------------------------
+
+    def write_batch(self, events: Sequence[ThreadEvent]) -> list[int]:
+        """Apply `events` in one transaction; return their per-thread sequence numbers once
+        committed. Raises `BatchRejected` (nothing written) if one of them is invalid."""
+        applier = self._applier
+        try:
+            with self._transaction():
+                seqs = applier.write(events)
+        except BaseException:
+            applier.rolled_back()
+            raise
+        applier.committed()
+        return seqs
+
+    # -- everything else ------------------------------------------------------------------------
+
+    def upsert_surface(
+        self, id: str, kind: str, *, name: str = "", config: Mapping[str, object] | None = None
+    ) -> None:
+        self._write(
+            "upsert_surface",
+            """
+            INSERT INTO surfaces (id, kind, name, config, created_at, updated_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+            ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, name = excluded.name,
+                config = excluded.config, updated_at = excluded.updated_at
+            """,
+            (id, kind, name, _json(config), time.time()),
+        )
+
+    def upsert_user(
+        self,
+        id: str,
+        surface: str,
+        external_id: str,
+        *,
+        display_name: str = "",
+        role: str = "user",
+    ) -> None:
+        self._write(
+            "upsert_user",
+            """
+            INSERT INTO users (id, surface, external_id, display_name, role, created_at,
+                               updated_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+            ON CONFLICT (id) DO UPDATE SET surface = excluded.surface,
+                external_id = excluded.external_id, display_name = excluded.display_name,
+                role = excluded.role, updated_at = excluded.updated_at
+            """,
+            (id, surface, external_id, display_name, role, time.time()),
+        )
+
+    def upsert_agent(
+        self,
+        name: str,
+        backend: str,
+        *,
+        model: str = "",
+        config: Mapping[str, object] | None = None,
+    ) -> None:
+        self._write(
+            "upsert_agent",
+            """
+            INSERT INTO agents (name, backend, model, config, created_at, updated_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+            ON CONFLICT (name) DO UPDATE SET backend = excluded.backend, model = excluded.model,
+                config = excluded.config, updated_at = excluded.updated_at
+            """,
+            (name, backend, model, _json(config), time.time()),
+        )
+
+    def create_thread(
+        self,
+        id: str,
+        surface: str,
+        conversation: str,
+        agent: str,
+        *,
+        codex_thread_id: str | None = None,
+        at: float | None = None,
+    ) -> None:
+        """A new thread (idle). Its surface and agent must have been upserted."""
+        self._write(
+            "create_thread",
+            """
+            INSERT INTO threads (id, surface, conversation, agent, codex_thread_id, created_at,
+                                 updated_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+            """,
+            (id, surface, conversation, agent, codex_thread_id, at or time.time()),
+        )
+
+    def set_codex_thread_id(self, thread_id: str, codex_thread_id: str | None) -> None:
+        self._update_thread(
+            thread_id, "codex_thread_id = ?", codex_thread_id, "set_codex_thread_id"
+        )
+
+    def set_thread_status(self, thread_id: str, status: ThreadStatus) -> None:
+        """Archive a thread (e.g. when the user starts afresh), or reopen it as idle."""
+        self._update_thread(thread_id, "status = ?", status, "set_thread_status")
+
+    def record_interaction(
+        self,
+        thread_id: str,
+        interaction: Interaction,
+        *,
+        agent: str | None = None,
+        at: float | None = None,
+    ) -> None:
+        """A user message received and not yet started (pending). Recording the same
+        interaction again changes nothing."""
+        with self._transaction():
+            self._execute(
+                "record_interaction",
+                """
+                INSERT INTO interactions (id, thread_id, user, agent, text, attachments,
+                                          created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO NOTHING
+                """,
+                (
+                    interaction.id,
+                    thread_id,
+                    interaction.user,
+                    agent,
+                    interaction.text,
+                    _encode_json(interaction.attachments).decode(),
+                    at or time.time(),
+                ),
+            )
+            owner = self._db.execute(
+                "SELECT thread_id FROM interactions WHERE id = ?", (interaction.id,)
+            ).fetchone()
+            if owner is None or owner[0] != thread_id:
+                raise StoreError(
+                    f"record_interaction: interaction {interaction.id!r} belongs to thread "
+                    f"{None if owner is None else owner[0]!r}, not {thread_id!r}"
+                )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Update the query planner's statistics (``PRAGMA optimize``) and close."""
+        try:
+            self._db.pragma("optimize")
+        except apsw.Error as exc:
+            log.warning("store.optimize_failed", path=self.path, error=str(exc))
+        self._db.close()
+        log.info("store.closed", path=self.path)
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _execute(self, what: str, sql: str, bindings: tuple[object, ...]) -> None:
+        try:
+            self._db.execute(sql, bindings)
+        except (apsw.ConstraintError, apsw.MismatchError) as exc:
+            raise StoreError(f"{what}: {exc} {bindings!r}") from exc
+
+    def _write(self, what: str, sql: str, bindings: tuple[object, ...]) -> None:
+        with self._transaction():
+            self._execute(what, sql, bindings)
+
+    def _update_thread(self, thread_id: str, assignment: str, value: object, what: str) -> None:
+        with self._transaction():
+            self._execute(what, f"UPDATE threads SET {assignment} WHERE id = ?", (value, thread_id))
+            if not self._db.changes():
+                raise StoreError(f"{what}: unknown thread {thread_id!r}")
