@@ -85,6 +85,7 @@ __all__ = [
     "UpsertUser",
     "UsageTotals",
     "UserRecord",
+    "WriteBatch",
     "Writer",
     "migrate",
     "open_connection",

@@ -172,7 +172,7 @@ class StoreReader:
                 "SELECT seq, body FROM events WHERE thread_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                 (thread_id, seq, -1 if limit is None else limit),
             ).fetchall()
-        return [JournalEntry(number, decode_event(body)) for number, body in rows]
+        return [JournalEntry(int(number), decode_event(str(body))) for number, body in rows]  # type: ignore[arg-type]
 
     def last_seq(self, thread_id: str) -> int:
         """The number of the thread's last journaled event (0 if none)."""

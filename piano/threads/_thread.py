@@ -330,8 +330,9 @@ class ConversationThread(Actor):
                         self._emit(event)
             case ("turn_timeout", turn_id):
                 if self.turn is not None and self.turn.turn_id == turn_id:
+                    limit = self.agent.turn_timeout
                     await self._interrupt(
-                        f"The turn took longer than {self.agent.turn_timeout:g} s and was interrupted."
+                        f"The turn took longer than {limit:g} s and was interrupted."
                     )
             case ("approval_expired", approval_id):
                 self._decide(approval_id, "expired", None)
