@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import apsw
 import msgspec
@@ -212,9 +212,11 @@ class Applier:
         if seq is None:
             if not isinstance(thread_id, str):
                 raise BatchRejected(index, event, f"thread_id must be a str, not {thread_id!r}")
-            known, seq = self._db.execute(_NEXT_SEQ, (thread_id,)).fetchone()  # type: ignore[misc]
-            if not known:
+            row = self._db.execute(_NEXT_SEQ, (thread_id,)).fetchone()
+            assert row is not None
+            if not row[0]:
                 raise BatchRejected(index, event, f"unknown thread {thread_id!r}")
+            seq = cast(int, row[1])
         seq += 1
         batch.seqs[thread_id] = seq
         return seq
@@ -291,7 +293,7 @@ class Applier:
         if event.interaction_id is not None or event.turn_id is None:
             return event.interaction_id
         row = self._db.execute(_TURN_OF, (event.thread_id, event.turn_id)).fetchone()
-        return None if row is None else row[0]  # type: ignore[no-any-return]
+        return None if row is None else cast("str | None", row[0])
 
     def _turn_started(self, index: int, event: TurnStarted, at: float) -> None:
         interaction = event.interaction

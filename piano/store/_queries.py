@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import apsw
 import msgspec
@@ -172,7 +172,7 @@ class StoreReader:
                 "SELECT seq, body FROM events WHERE thread_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                 (thread_id, seq, -1 if limit is None else limit),
             ).fetchall()
-        return [JournalEntry(int(number), decode_event(str(body))) for number, body in rows]  # type: ignore[arg-type]
+        return [JournalEntry(cast(int, seq), decode_event(cast(str, body))) for seq, body in rows]
 
     def last_seq(self, thread_id: str) -> int:
         """The number of the thread's last journaled event (0 if none)."""
@@ -181,7 +181,7 @@ class StoreReader:
                 "SELECT coalesce(max(seq), 0) FROM events WHERE thread_id = ?", (thread_id,)
             ).fetchone()
         assert row is not None
-        return int(row[0])  # type: ignore[arg-type]
+        return cast(int, row[0])
 
     # -- export ---------------------------------------------------------------------------------
 
