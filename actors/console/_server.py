@@ -29,9 +29,6 @@ import asyncio
 import contextlib
 import contextvars
 import os
-import socket
-import stat
-import struct
 import sys
 import threading
 from collections.abc import Mapping
@@ -60,6 +57,8 @@ from schemas.console import (
 )
 
 __all__ = ["ConsoleServer"]
+
+from actors.console._socket import bind_owner_socket, peer_uid
 
 log = structlog.get_logger(__name__)
 
@@ -105,7 +104,7 @@ class ConsoleServer:
         loop = self.system._loop
         if loop is not None and loop is not asyncio.get_running_loop():
             raise RuntimeError("start the console on the event loop of its actor system")
-        sock = _bind(self.path)
+        sock = bind_owner_socket(self.path)
         try:
             info = os.stat(self.path)
             self._identity = (info.st_dev, info.st_ino)
@@ -158,51 +157,6 @@ class ConsoleServer:
             await session.release()
 
 
-def _bind(path: str) -> socket.socket:
-    """A listening socket at `path` with mode 0600; refuses to replace anything but a dead one."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        pass
-    else:
-        if not stat.S_ISSOCK(info.st_mode):
-            raise FileExistsError(f"{path} exists and is not a socket; not replacing it")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-        except ConnectionRefusedError:
-            os.unlink(path)
-        else:
-            raise FileExistsError(f"a console server is already listening on {path}")
-        finally:
-            probe.close()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        previous = os.umask(0o177)
-        try:
-            sock.bind(path)
-        finally:
-            os.umask(previous)
-        made = os.lstat(path)
-        if not stat.S_ISSOCK(made.st_mode):
-            raise FileExistsError(f"{path} was replaced while binding the console socket")
-        if stat.S_IMODE(made.st_mode) != 0o600:
-            os.chmod(path, 0o600)
-        sock.listen(16)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _peer_uid(writer: asyncio.StreamWriter) -> int:
-    sock: Any = writer.get_extra_info("socket")
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
-
-
 class _Quit(Exception):
     """Raised by ``exit()`` / ``quit()`` in a session: end it."""
 
@@ -245,7 +199,7 @@ class _Session:
         raise _Quit
 
     async def run(self) -> None:
-        uid = _peer_uid(self.writer)
+        uid = peer_uid(self.writer)
         if uid != os.geteuid():
             log.warning("console.refused", path=self.server.path, peer_uid=uid)
             self.send(Error(message=f"refused: uid {uid} does not own this console", fatal=True))
