@@ -258,9 +258,11 @@ def _compare(
     workload: str,
     unit: str,
     contenders: Mapping[str, Callable[[], float] | None],
+    *,
+    throughput: bool = True,
     **kw: Any,
 ) -> dict[str, Any]:
-    pykka = contenders.get("pykka")
+    pykka = contenders.get("pykka") if throughput else None
     if pykka is not None:
         contenders = {**contenders, "pykka_one_core": _one_core(pykka)}
     samples = sample_rounds(rounds, contenders)
@@ -319,6 +321,7 @@ def run(options: Options) -> Iterator[dict[str, Any]]:
             "idle_memory_100k",
             "bytes/actor",
             _idle_contenders(n, "rss"),
+            throughput=False,
             max_piano=6000,
             n=n,
             pykka_n=min(n, PYKKA_MAX_ACTORS),
