@@ -1,7 +1,9 @@
-"""The `piano` command: a demo actor system, and a console to attach to a running one.
+"""The `piano` command: the daemon, its chat and console clients, and a runtime demo.
 
+- ``piano run --config piano.toml``: run the daemon until SIGTERM or Ctrl-C.
+- ``piano chat [--config ...] [--message TEXT]``: talk to an agent through the running daemon.
+- ``piano console [--socket PATH | --config ...]``: attach a REPL to a running system.
 - ``piano demo [--socket PATH]``: a small actor system with a console on PATH, until Ctrl-C.
-- ``piano console [--socket PATH]``: attach a REPL to the console of a running system.
 
 Each subcommand is a function ``_name(args) -> int`` registered by ``_add_name(subparsers)``
 in `_COMMANDS`; add new ones the same way.
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 DEFAULT_SOCKET = "piano-demo.sock"
 
@@ -40,6 +44,7 @@ def _add_console(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument(
         "--socket", default=DEFAULT_SOCKET, help=f"console socket (default: {DEFAULT_SOCKET})"
     )
+    parser.add_argument("--config", default=None, help="take the socket from this daemon config")
     parser.add_argument(
         "--history",
         default=None,
@@ -51,12 +56,75 @@ def _add_console(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 def _console(args: argparse.Namespace) -> int:
     from actors.console import run_client
 
-    return run_client(args.socket, history_file=args.history)
+    socket = args.socket
+    if args.config is not None:
+        config = _load(args.config)
+        if config is None:
+            return 2
+        socket = str(config.state_path(config.daemon.console_socket))
+    return run_client(socket, history_file=args.history)
+
+
+def _load(path: str | None) -> Any:
+    from piano.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"piano: {exc}", file=sys.stderr)
+        return None
+
+
+def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("run", help="run the Piano daemon")
+    parser.add_argument("--config", default=None, help="the TOML configuration file")
+    parser.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from piano.daemon import build_application, configure_logging
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    configure_logging(config)
+    return build_application(config).main()
+
+
+def _add_chat(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("chat", help="talk to an agent through the running daemon")
+    parser.add_argument("--config", default=None, help="the daemon's TOML configuration file")
+    parser.add_argument("--socket", default=None, help="the chat socket (default: from config)")
+    parser.add_argument("--conversation", default="default", help="conversation name")
+    parser.add_argument("--agent", default=None, help="agent name (default: the default agent)")
+    parser.add_argument("--message", default=None, help="send one message, print the answer, exit")
+    parser.add_argument("--approve", action="store_true", help="accept approvals (scripted use)")
+    parser.set_defaults(run=_chat)
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from piano.surfaces.terminal import run_chat
+
+    socket = args.socket
+    if socket is None:
+        config = _load(args.config)
+        if config is None:
+            return 2
+        socket = str(config.state_path(config.daemon.chat_socket))
+    return run_chat(
+        socket,
+        conversation=args.conversation,
+        agent=args.agent,
+        message=args.message,
+        approve=args.approve,
+    )
 
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
-    _add_demo,
+    _add_run,
+    _add_chat,
     _add_console,
+    _add_demo,
 ]
 
 
@@ -71,3 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     raise SystemExit(args.run(args))
+
+
+if __name__ == "__main__":
+    main()

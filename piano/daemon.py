@@ -1,0 +1,135 @@
+"""The Piano daemon: one application tree, started by ``piano run --config piano.toml``.
+
+```
+piano (Application, rest_for_one)
+├── codex              CodexClient: the codex app-server process (restarted with back-off)
+├── thread_supervisor  DynamicSupervisor: one ConversationThread per conversation
+├── threads            Threads: finds or starts a conversation's thread
+├── surfaces           Supervisor (one_for_one): the terminal chat socket (later Telegram, web)
+└── console            the console socket for ``piano console``
+```
+
+rest_for_one because each child needs the ones before it: threads need Codex, surfaces need
+threads. A surface that crashes restarts alone under `surfaces`; a Codex crash restarts Codex
+and everything after it only if Codex cannot be brought back within its restart intensity.
+Thread events go to `publish`, which delivers them to the subscribed surfaces.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+from actors import Actor, Registry
+from actors.console import ConsoleServer
+from piano.codex import CODEX, CodexClient
+from piano.config import Config
+from piano.surfaces import deliver
+from piano.surfaces.terminal import ChatServer
+from piano.threads import THREAD_SUPERVISOR, THREADS, MemoryDirectory, ThreadDirectory, Threads
+from schemas.events import ThreadEvent
+from supervisors import Application, Backoff, ChildSpec, DynamicSupervisor, Supervisor
+
+__all__ = ["ConsoleService", "build_application", "configure_logging"]
+
+
+class ConsoleService(Actor):
+    """Serves the console socket for the life of the tree."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.server: ConsoleServer | None = None
+
+    def describe(self) -> str:
+        return f"console socket {self.path}"
+
+    async def init(self) -> None:
+        self.trap_exits = True
+        self.server = ConsoleServer(self.system, self.path)
+        await self.server.start()
+
+    async def terminate(self, reason: object) -> None:
+        if self.server is not None:
+            await self.server.close()
+
+
+def configure_logging(config: Config) -> None:
+    """structlog for a daemon: JSON lines (or readable console lines), one level filter."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if config.daemon.log_format == "json"
+        else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            getattr(logging, config.daemon.log_level.upper())
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def build_application(config: Config, directory: ThreadDirectory | None = None) -> Application:
+    """The daemon's tree for `config` (see the module documentation)."""
+    state = config.state_path(".")
+    state.mkdir(parents=True, exist_ok=True)
+    sessions = Registry(keys="unique")
+    subscriptions = Registry(keys="duplicate")
+    threads_directory = directory or MemoryDirectory()
+
+    def publish(event: ThreadEvent) -> None:
+        deliver(subscriptions, event)
+
+    chat_socket = str(config.state_path(config.daemon.chat_socket))
+    console_socket = str(config.state_path(config.daemon.console_socket))
+    surfaces = [
+        ChildSpec(
+            "terminal",
+            start=lambda: ChatServer(
+                chat_socket, subscriptions, threads_directory, config.default_agent
+            ),
+            name="surface:terminal",
+        )
+    ]
+    children = [
+        ChildSpec(
+            CODEX,
+            start=lambda: CodexClient(config, sessions),
+            name=CODEX,
+            backoff=Backoff(
+                initial=config.codex.restart_backoff, cap=config.codex.restart_backoff_cap
+            ),
+            shutdown=10.0,
+            init_timeout=60.0,
+        ),
+        ChildSpec(
+            THREAD_SUPERVISOR, start=DynamicSupervisor, name=THREAD_SUPERVISOR, type="supervisor"
+        ),
+        ChildSpec(
+            THREADS,
+            start=lambda: Threads(config, threads_directory, publish, sessions),
+            name=THREADS,
+        ),
+        ChildSpec(
+            "surfaces", start=lambda: Supervisor(surfaces), type="supervisor", name="surfaces"
+        ),
+        ChildSpec("console", start=lambda: ConsoleService(console_socket), name="console"),
+    ]
+    return Application(
+        children,
+        name="piano",
+        strategy="rest_for_one",
+        max_restarts=5,
+        max_seconds=30,
+        shutdown_timeout=config.daemon.shutdown_timeout,
+    )

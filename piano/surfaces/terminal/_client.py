@@ -1,0 +1,169 @@
+"""`piano chat`: talk to an agent through the running daemon, from a terminal or a script.
+
+Interactive: type a message and press Enter; the answer streams in. Commands: ``/approve ID``,
+``/deny ID``, ``/cancel ID`` (decline and end the turn), ``/stop`` (interrupt), ``/quit``.
+Scripted: ``piano chat --message "..."`` sends one message, prints the answer as it streams and
+exits with 0 when the turn completed, 1 when it failed or was interrupted. Approvals requested
+in scripted mode are printed and left to expire, unless ``--approve`` says to accept them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TextIO
+
+import msgspec
+
+from schemas import chat
+from schemas import events as ev
+
+__all__ = ["run_chat"]
+
+_encoder = msgspec.json.Encoder()
+_decoder: msgspec.json.Decoder[chat.ServerFrame] = msgspec.json.Decoder(chat.ServerFrame)
+
+
+class _Printer:
+    """Renders a thread's events as plain terminal text."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.streamed: dict[str, str] = {}
+
+    def write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    def show(self, event: ev.ThreadEvent) -> None:
+        match event:
+            case ev.ItemDelta(stream="text", item_id=item_id, delta=delta):
+                self.streamed[item_id] = self.streamed.get(item_id, "") + delta
+                self.write(delta)
+            case ev.ItemStarted(item=ev.Item(kind="command", command=command)):
+                self.write(f"\n$ {command}\n")
+            case ev.ItemCompleted(item=item) if item.kind == "agent_message":
+                streamed = self.streamed.pop(item.id, None)
+                if streamed is None:
+                    self.write(item.text)
+                elif streamed != item.text:
+                    self.write(f"\n{item.text}")
+                self.write("\n")
+            case ev.ItemCompleted(item=item) if item.kind == "command":
+                self.write(f"[exit {item.exit_code} · {item.status}]\n")
+            case ev.ItemCompleted(item=item) if item.kind == "file_change":
+                for change in item.changes:
+                    self.write(f"[{change.kind} {change.path}]\n")
+            case ev.ApprovalRequested(approval_id=approval_id, command=command, reason=reason):
+                what = command or "a file change"
+                self.write(
+                    f"\n? approval {approval_id}: {what}"
+                    + (f" ({reason})" if reason else "")
+                    + f"\n  /approve {approval_id} · /deny {approval_id} · /cancel {approval_id}\n"
+                )
+            case ev.ApprovalResolved(approval_id=approval_id, decision=decision):
+                self.write(f"[approval {approval_id}: {decision}]\n")
+            case ev.Notice(message=message, level=level):
+                self.write(f"\n! {message}\n" if level != "info" else f"· {message}\n")
+            case ev.TurnCompleted(status=status, error=error) if status != "completed":
+                self.write(f"\n[turn {status}{': ' + error if error else ''}]\n")
+
+
+async def _session(
+    path: str,
+    conversation: str,
+    agent: str | None,
+    message: str | None,
+    approve: bool,
+    out: TextIO,
+) -> int:
+    try:
+        reader, writer = await asyncio.open_unix_connection(path)
+    except (FileNotFoundError, ConnectionRefusedError, PermissionError) as exc:
+        print(f"piano chat: cannot connect to {path}: {exc.strerror or exc}", file=sys.stderr)
+        print(
+            "Is the daemon running? Start it with: piano run --config piano.toml", file=sys.stderr
+        )
+        return 1
+
+    def send(frame: chat.ClientFrame) -> None:
+        writer.write(_encoder.encode(frame) + b"\n")
+
+    printer = _Printer(out)
+    send(chat.Hello(conversation=conversation, agent=agent))
+    pending: set[str] = set()
+    outcome = 0
+    done = asyncio.Event()
+
+    async def receive() -> None:
+        nonlocal outcome
+        async for line in reader:
+            frame = _decoder.decode(line)
+            match frame:
+                case chat.Welcome(thread_id=thread_id, agent=name):
+                    if message is None:
+                        printer.write(
+                            f"Connected to thread {thread_id} ({name}). /quit to leave.\n"
+                        )
+                case chat.Accepted(interaction_id=interaction_id, outcome=state):
+                    pending.add(interaction_id)
+                    if state != "started":
+                        printer.write(f"· {state}\n")
+                case chat.ChatError(message=text):
+                    printer.write(f"\n! {text}\n")
+                case chat.EventFrame(event=event):
+                    printer.show(event)
+                    if approve and isinstance(event, ev.ApprovalRequested):
+                        send(chat.Decide(event.approval_id, "accept"))
+                    if isinstance(event, ev.TurnCompleted) and event.interaction_id in pending:
+                        pending.discard(event.interaction_id)
+                        outcome = 0 if event.status == "completed" else 1
+                        if message is not None and not pending:
+                            done.set()
+        done.set()
+
+    receiver = asyncio.create_task(receive())
+    try:
+        if message is not None:
+            send(chat.Say(message))
+            await done.wait()
+            return outcome
+        loop = asyncio.get_running_loop()
+        stdin = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+        while not done.is_set():
+            line = (await stdin.readline()).decode()
+            if not line:
+                break
+            text = line.strip()
+            command, _, argument = text.partition(" ")
+            if not text:
+                continue
+            if command == "/quit":
+                break
+            if command == "/stop":
+                send(chat.Interrupt())
+            elif command in ("/approve", "/deny", "/cancel") and argument:
+                decision = {"/approve": "accept", "/deny": "decline", "/cancel": "cancel"}[command]
+                send(chat.Decide(argument.strip(), decision))  # type: ignore[arg-type]
+            else:
+                send(chat.Say(text))
+        return 0
+    finally:
+        receiver.cancel()
+        writer.close()
+
+
+def run_chat(
+    path: str,
+    *,
+    conversation: str = "default",
+    agent: str | None = None,
+    message: str | None = None,
+    approve: bool = False,
+) -> int:
+    """Run the chat client; returns the process exit code."""
+    try:
+        return asyncio.run(_session(path, conversation, agent, message, approve, sys.stdout))
+    except KeyboardInterrupt:
+        return 130

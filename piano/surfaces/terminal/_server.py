@@ -1,0 +1,153 @@
+"""The terminal chat surface: the daemon's end of `piano chat`.
+
+An owner-only Unix socket (mode 0600, peer uid checked). Each connection chooses a conversation
+and agent (`Hello`), which maps to a thread like any surface's conversation does; the thread's
+events are forwarded to every connection showing it, in order. A client that cannot keep up
+(more than `max_buffer` bytes unsent) is dropped with a reason rather than slowing the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+from typing import Any
+
+import msgspec
+import structlog
+
+from actors import Registry
+from actors.console import bind_owner_socket, peer_uid
+from piano.surfaces._surface import Surface, subscribe, unsubscribe
+from piano.threads import THREADS, ThreadDirectory, ThreadKey, send_message
+from schemas import chat
+from schemas import events as ev
+
+__all__ = ["ChatServer"]
+
+log = structlog.get_logger(__name__)
+_encoder = msgspec.json.Encoder()
+_decoder: msgspec.json.Decoder[chat.ClientFrame] = msgspec.json.Decoder(chat.ClientFrame)
+_ids = itertools.count(1)
+
+
+class ChatServer(Surface):
+    """Serve `piano chat` clients; see the module documentation."""
+
+    def __init__(
+        self,
+        path: str,
+        subscriptions: Registry,
+        directory: ThreadDirectory,
+        default_agent: str,
+        max_buffer: int = 4 * 1024 * 1024,
+    ) -> None:
+        self.path = path
+        self.subscriptions = subscriptions
+        self.directory = directory
+        self.default_agent = default_agent
+        self.max_buffer = max_buffer
+        self.clients: dict[str, set[asyncio.StreamWriter]] = {}
+        self.server: asyncio.Server | None = None
+
+    def describe(self) -> str:
+        return f"chat socket {self.path}, {sum(map(len, self.clients.values()))} clients"
+
+    async def init(self) -> None:
+        self.trap_exits = True
+        self.server = await asyncio.start_unix_server(
+            self._serve, sock=bind_owner_socket(self.path)
+        )
+
+    async def terminate(self, reason: object) -> None:
+        if self.server is not None:
+            self.server.close()
+            for writers in self.clients.values():
+                for writer in writers:
+                    writer.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+    def handle_info(self, message: Any) -> Any:
+        if isinstance(message, ev.Event):
+            self._forward(message)
+            return None
+        return super().handle_info(message)
+
+    def handle_call(self, message: Any, caller: Any) -> Any:
+        match message:
+            case ("attach", str(thread_id), asyncio.StreamWriter() as writer):
+                self.clients.setdefault(thread_id, set()).add(writer)
+                subscribe(self.subscriptions, thread_id, self.ref)
+                return None
+            case ("detach", str(thread_id), asyncio.StreamWriter() as writer):
+                writers = self.clients.get(thread_id, set())
+                writers.discard(writer)
+                if not writers:
+                    self.clients.pop(thread_id, None)
+                    unsubscribe(self.subscriptions, thread_id, self.ref)
+                return None
+        return super().handle_call(message, caller)
+
+    def _forward(self, event: ev.ThreadEvent) -> None:
+        frame = _encoder.encode(chat.EventFrame(event)) + b"\n"
+        for writer in list(self.clients.get(event.thread_id, ())):
+            if writer.transport.get_write_buffer_size() > self.max_buffer:
+                log.warning("chat.client_too_slow", thread=event.thread_id)
+                writer.write(_encoder.encode(chat.ChatError("dropped: too slow to read")) + b"\n")
+                writer.close()
+                self.clients[event.thread_id].discard(writer)
+                continue
+            writer.write(frame)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        def send(frame: chat.ServerFrame) -> None:
+            writer.write(_encoder.encode(frame) + b"\n")
+
+        thread_id: str | None = None
+        try:
+            if peer_uid(writer) != os.geteuid():
+                send(chat.ChatError("refused: not the owner of this daemon"))
+                return
+            key: ThreadKey | None = None
+            user = None
+            async for line in reader:
+                try:
+                    frame = _decoder.decode(line)
+                except msgspec.DecodeError as exc:
+                    send(chat.ChatError(f"bad frame: {exc}"))
+                    continue
+                threads = self.system.whereis(THREADS)
+                if threads is None:
+                    send(chat.ChatError("the daemon is restarting its threads; try again"))
+                    continue
+                match frame:
+                    case chat.Hello(conversation=conversation, agent=agent, user=user):
+                        key = ThreadKey("terminal", conversation, agent or self.default_agent)
+                        thread_id, _ = await self.directory.thread_for(key)
+                        await self.ref.call(("attach", thread_id, writer))
+                        send(chat.Welcome(thread_id=thread_id, agent=key.agent))
+                    case _ if key is None:
+                        send(chat.ChatError("say hello first"))
+                    case chat.Say(text=text):
+                        interaction = ev.Interaction(id=f"chat-{next(_ids)}", text=text, user=user)
+                        outcome = await send_message(threads, key, interaction)
+                        send(chat.Accepted(interaction_id=interaction.id, outcome=outcome))
+                    case chat.Decide(approval_id=approval_id, decision=decision):
+                        thread = await threads.call(("open", key))
+                        if not await thread.call(("decide", approval_id, decision, user)):
+                            send(chat.ChatError(f"no pending approval {approval_id}"))
+                    case chat.Interrupt():
+                        thread = await threads.call(("open", key))
+                        if not await thread.call("interrupt"):
+                            send(chat.ChatError("nothing to interrupt"))
+        except Exception as exc:
+            log.warning("chat.connection_failed", error=repr(exc))
+            with contextlib.suppress(Exception):
+                send(chat.ChatError(f"error: {exc}"))
+        finally:
+            if thread_id is not None and self.ref.alive:
+                with contextlib.suppress(Exception):
+                    await self.ref.call(("detach", thread_id, writer))
+            writer.close()

@@ -1,0 +1,69 @@
+"""The terminal chat protocol between `piano chat` and the daemon (owner-only Unix socket).
+
+Newline-delimited JSON, each frame tagged on ``"type"``. The client opens with `Hello` (which
+conversation, which agent) and gets `Welcome` with the thread id; then it sends `Say`,
+`Decide` and `Interrupt`, and receives that thread's events as `EventFrame`s, in order, plus
+`Accepted` for each message and `ChatError` for anything refused.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+import msgspec
+
+from schemas.events import ThreadEvent
+
+__all__ = [
+    "Accepted",
+    "ChatError",
+    "ClientFrame",
+    "Decide",
+    "EventFrame",
+    "Hello",
+    "Interrupt",
+    "Say",
+    "ServerFrame",
+    "Welcome",
+]
+
+
+class Hello(msgspec.Struct, frozen=True, tag="hello"):
+    conversation: str = "default"
+    agent: str | None = None
+    user: str | None = None
+
+
+class Say(msgspec.Struct, frozen=True, tag="say"):
+    text: str
+
+
+class Decide(msgspec.Struct, frozen=True, tag="decide"):
+    approval_id: str
+    decision: Literal["accept", "decline", "cancel"]
+
+
+class Interrupt(msgspec.Struct, frozen=True, tag="interrupt"):
+    pass
+
+
+class Welcome(msgspec.Struct, frozen=True, tag="welcome"):
+    thread_id: str
+    agent: str
+
+
+class Accepted(msgspec.Struct, frozen=True, tag="accepted"):
+    interaction_id: str
+    outcome: str
+
+
+class EventFrame(msgspec.Struct, frozen=True, tag="event"):
+    event: ThreadEvent
+
+
+class ChatError(msgspec.Struct, frozen=True, tag="error"):
+    message: str
+
+
+ClientFrame: TypeAlias = Hello | Say | Decide | Interrupt
+ServerFrame: TypeAlias = Welcome | Accepted | EventFrame | ChatError
