@@ -126,7 +126,7 @@ def _item(item: ItemRecord, response: str) -> list[str]:
         case "file_change":
             blocks = [f"**File changes**{_status(item)}"]
             for change in item.changes:
-                blocks.append(f"{code(change.path)} ({change.kind})")
+                blocks.append(f"File {code(change.path)} ({change.kind})")
                 if change.diff:
                     blocks.append(fence(change.diff, "diff"))
             return blocks
@@ -162,7 +162,7 @@ def _approval(approval: ApprovalRecord) -> list[str]:
     if approval.command:
         blocks.append(fence(approval.command, "sh"))
     for change in approval.changes:
-        blocks.append(code(change.path))
+        blocks.append(f"File {code(change.path)}")
         if change.diff:
             blocks.append(fence(change.diff, "diff"))
     return blocks
