@@ -2,6 +2,9 @@
 
 - ``piano run --config piano.toml``: run the daemon until SIGTERM or Ctrl-C.
 - ``piano chat [--config ...] [--message TEXT]``: talk to an agent through the running daemon.
+- ``piano status [--config ...]``: print the running daemon's supervision tree and threads.
+- ``piano doctor [--config ...]``: check the codex binary, bwrap, Chromium, the config, the
+  database, and say how to fix what is missing.
 - ``piano console [--socket PATH | --config ...]``: attach a REPL to a running system.
 - ``piano demo [--socket PATH]``: a small actor system with a console on PATH, until Ctrl-C.
 
@@ -120,9 +123,45 @@ def _chat(args: argparse.Namespace) -> int:
     )
 
 
+def _add_doctor(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("doctor", help="check what Piano needs and how to fix it")
+    parser.add_argument("--config", default=None, help="the daemon's TOML configuration file")
+    parser.set_defaults(run=_doctor)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from piano.doctor import run_checks
+
+    return run_checks(args.config)
+
+
+def _add_status(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("status", help="print the running daemon's tree and threads")
+    parser.add_argument("--config", default=None, help="the daemon's TOML configuration file")
+    parser.set_defaults(run=_status)
+
+
+STATUS = [
+    "tree()",
+    "for key, ref in sorted((await call('threads', 'live')).items(), key=str): "
+    "print(f'{key.surface}:{key.conversation} ({key.agent}) -> {ref!r}')",
+]
+
+
+def _status(args: argparse.Namespace) -> int:
+    from actors.console import run_statements
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    return run_statements(str(config.state_path(config.daemon.console_socket)), STATUS)
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_run,
     _add_chat,
+    _add_status,
+    _add_doctor,
     _add_console,
     _add_demo,
 ]

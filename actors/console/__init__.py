@@ -15,10 +15,18 @@ protocol. `run_client` is the terminal client; `run_demo` a small system to try 
 
 from __future__ import annotations
 
-from actors.console._client import run_client
+from actors.console._client import run_client, run_statements
 from actors.console._demo import run_demo
 from actors.console._helpers import Helpers
 from actors.console._server import ConsoleServer
 from actors.console._socket import bind_owner_socket, peer_uid
 
-__all__ = ["ConsoleServer", "Helpers", "bind_owner_socket", "peer_uid", "run_client", "run_demo"]
+__all__ = [
+    "ConsoleServer",
+    "Helpers",
+    "bind_owner_socket",
+    "peer_uid",
+    "run_client",
+    "run_demo",
+    "run_statements",
+]

@@ -176,6 +176,30 @@ def run_client(path: str | os.PathLike[str], *, history_file: str | None = None)
         conn.close()
 
 
+def run_statements(path: str | os.PathLike[str], statements: list[str]) -> int:
+    """Run `statements` in the console at `path`, printing what they show (for scripts);
+    returns 0, or 1 if the console cannot be reached or a statement raised."""
+    target = os.fspath(path)
+    try:
+        sock = _connect(target)
+    except OSError as exc:
+        print(f"piano: {_explain(target, exc)}", file=sys.stderr)
+        return 1
+    conn = _Connection(sock)
+    failed = False
+    try:
+        _until_prompt(conn)
+        for source in statements:
+            conn.send(Eval(source=source))
+            failed = _until_prompt(conn, report_errors=True) or failed
+        return 1 if failed else 0
+    except _Disconnected as exc:
+        print(f"piano: {exc}", file=sys.stderr)
+        return exc.status
+    finally:
+        conn.close()
+
+
 def _connect(path: str) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -213,8 +237,12 @@ def _repl(conn: _Connection) -> int:
         continuation = _until_prompt(conn)
 
 
-def _until_prompt(conn: _Connection) -> bool:
-    """Show what the server sends until it prompts; Ctrl-C meanwhile interrupts the statement."""
+def _until_prompt(conn: _Connection, report_errors: bool = False) -> bool:
+    """Show what the server sends until it prompts; Ctrl-C meanwhile interrupts the statement.
+
+    Returns whether the prompt is a continuation, or with `report_errors`, whether the
+    statement raised."""
+    raised = False
     with conn.interruptible():
         while True:
             frame = conn.next_frame()
@@ -228,10 +256,11 @@ def _until_prompt(conn: _Connection) -> bool:
                 if frame.value is not None:
                     print(frame.value, flush=True)
                 if frame.traceback is not None:
+                    raised = True
                     sys.stderr.write(frame.traceback)
                     sys.stderr.flush()
             elif isinstance(frame, Prompt):
-                return frame.continuation
+                return raised if report_errors else frame.continuation
             elif isinstance(frame, Error):
                 if frame.fatal:
                     raise _Disconnected(frame.message, status=1)

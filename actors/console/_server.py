@@ -108,7 +108,13 @@ class ConsoleServer:
         try:
             info = os.stat(self.path)
             self._identity = (info.st_dev, info.st_ino)
-            self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=MAX_FRAME)
+            # Serve from an empty context: started from inside an actor (the daemon does), the
+            # connections would otherwise inherit that actor as "current", and statements would
+            # be taken for actor code (their output not shown in the console).
+            self._server = await asyncio.get_running_loop().create_task(
+                asyncio.start_unix_server(self._serve, sock=sock, limit=MAX_FRAME),
+                context=contextvars.Context(),
+            )
         except BaseException:
             sock.close()
             self._unlink()

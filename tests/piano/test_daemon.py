@@ -59,6 +59,14 @@ async def test_piano_chat_talks_to_an_agent_through_the_running_daemon(dirs: Cod
             )
             assert chat.returncode == 0, chat.stderr.decode()
             assert "Hello through the daemon" in chat.stdout.decode()
+            status = await anyio.run_process(
+                [*PIANO, "status", "--config", str(config)], check=False
+            )
+            shown = status.stdout.decode()
+            assert status.returncode == 0, status.stderr.decode()
+            for part in ("'piano'", "CodexClient", "Threads", "ChatServer", "rest_for_one"):
+                assert part in shown
+            assert "terminal:default (default)" in shown
             daemon.send_signal(signal.SIGTERM)
             with anyio.fail_after(30):
                 assert await daemon.wait() == 0
@@ -90,3 +98,25 @@ def test_piano_chat_without_a_daemon_says_how_to_start_one(tmp_path: Path) -> No
     )
     assert result.returncode == 1
     assert "piano run --config" in result.stderr
+
+
+def test_doctor_passes_on_this_machine_and_names_the_fix_for_what_fails(
+    dirs: CodexDirs, tmp_path: Path
+) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(f'[daemon]\nstate_dir = "{dirs.root / "state"}"\n')
+    result = subprocess.run(
+        [*PIANO, "doctor", "--config", str(good)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout
+    assert "all checks passed" in result.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        f'[daemon]\nstate_dir = "{dirs.root / "state"}"\n[codex]\nbinary = "/nonexistent/codex"\n'
+    )
+    result = subprocess.run(
+        [*PIANO, "doctor", "--config", str(bad)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert "FAIL codex" in result.stdout
+    assert "fix:" in result.stdout

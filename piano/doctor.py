@@ -1,0 +1,171 @@
+"""`piano doctor`: check what Piano needs on this machine, and say how to fix what is missing.
+
+Each check prints one line, ``ok`` or ``FAIL``, with what it found and, on failure, the fix.
+The exit status is 0 when every check passed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from piano.config import Config, ConfigError, load_config
+
+__all__ = ["Check", "run_checks"]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        status = "ok  " if self.ok else "FAIL"
+        fix = f"\n      fix: {self.fix}" if not self.ok and self.fix else ""
+        return f"{status} {self.name}: {self.detail}{fix}"
+
+
+def _version(command: list[str]) -> str | None:
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    output = (result.stdout or result.stderr).strip().splitlines()
+    return output[0] if result.returncode == 0 and output else None
+
+
+def check_codex(config: Config | None) -> Check:
+    from piano.codex import find_codex_binary
+
+    pinned_file = REPO / "scripts" / "codex-version"
+    pinned = pinned_file.read_text().strip() if pinned_file.exists() else None
+    try:
+        binary = (
+            Path(config.codex.binary) if config is not None and config.codex.binary else None
+        ) or find_codex_binary()
+    except Exception as exc:
+        return Check("codex", False, str(exc), "run scripts/bootstrap (installs @openai/codex)")
+    version = _version([str(binary), "--version"])
+    if version is None:
+        return Check("codex", False, f"{binary} does not run", "run scripts/bootstrap")
+    if pinned and pinned not in version:
+        return Check(
+            "codex",
+            False,
+            f"{binary} is {version}, Piano is pinned to {pinned}",
+            f"npm install --prefix .codex @openai/codex@{pinned} (or scripts/bootstrap)",
+        )
+    return Check("codex", True, f"{version} at {binary}")
+
+
+def check_command(name: str, command: list[str], package: str) -> Check:
+    if shutil.which(command[0]) is None:
+        return Check(name, False, f"{command[0]} not found", f"apt-get install {package}")
+    version = _version(command)
+    if version is None:
+        return Check(
+            name, False, f"{command[0]} does not run", f"apt-get install --reinstall {package}"
+        )
+    return Check(name, True, version)
+
+
+def check_bwrap() -> Check:
+    found = check_command("bubblewrap", ["bwrap", "--version"], "bubblewrap")
+    if not found.ok:
+        return found
+    probe = subprocess.run(
+        ["bwrap", "--ro-bind", "/", "/", "--unshare-all", "true"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if probe.returncode != 0:
+        return Check(
+            "bubblewrap",
+            False,
+            f"{found.detail}, but a jail cannot start: {probe.stderr.strip()}",
+            "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) "
+            "or run the daemon as root",
+        )
+    return Check("bubblewrap", True, f"{found.detail}, a jail starts")
+
+
+def check_config(path: str | None) -> tuple[Check, Config | None]:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return Check("config", False, str(exc), "fix the key named above"), None
+    agents = ", ".join(sorted(config.agents))
+    return Check("config", True, f"{path or '(defaults)'}: agents {agents}"), config
+
+
+def check_state(config: Config) -> Check:
+    from piano.codex import codex_dirs
+
+    state = config.state_path(".")
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        probe = state / ".doctor"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        return Check(
+            "state", False, f"{state} is not writable: {exc.strerror}", "set daemon.state_dir"
+        )
+    home, tmp = codex_dirs(config)
+    if tmp.resolve().is_relative_to(home.resolve()):
+        return Check("state", False, f"codex's TMPDIR {tmp} is inside CODEX_HOME", "set codex.home")
+    return Check("state", True, f"{state} writable, CODEX_HOME {home}")
+
+
+def check_database(config: Config) -> Check:
+    from piano.store import SCHEMA_VERSION, SchemaTooNew, StoreError, open_connection
+
+    path = config.state_path(config.daemon.database)
+    if not path.exists():
+        return Check("database", True, f"{path} will be created (schema v{SCHEMA_VERSION})")
+    try:
+        connection = open_connection(path)
+        version = connection.execute("PRAGMA user_version").fetchall()[0][0]
+        integrity = connection.execute("PRAGMA quick_check").fetchall()[0][0]
+        connection.close()
+    except SchemaTooNew as exc:
+        return Check(
+            "database", False, str(exc), "upgrade Piano, or point daemon.database elsewhere"
+        )
+    except (StoreError, OSError) as exc:
+        return Check(
+            "database", False, f"{path}: {exc}", "restore it from a backup or move it away"
+        )
+    if integrity != "ok":
+        return Check("database", False, f"{path}: {integrity}", "restore it from a backup")
+    return Check("database", True, f"{path}: schema v{version}, integrity ok")
+
+
+def run_checks(config_path: str | None, emit: Callable[[str], None] = print) -> int:
+    """Run every check, emitting one line each; returns the exit status."""
+    config_check, config = check_config(config_path)
+    checks: list[Callable[[], Check]] = [
+        lambda: config_check,
+        lambda: check_codex(config),
+        check_bwrap,
+        lambda: check_command("chromium", ["chromium", "--version"], "chromium"),
+        lambda: check_command("chromedriver", ["chromedriver", "--version"], "chromium-driver"),
+    ]
+    if config is not None:
+        checks += [lambda: check_state(config), lambda: check_database(config)]
+    failed = 0
+    for check in checks:
+        result = check()
+        emit(result.line())
+        failed += not result.ok
+    emit("all checks passed" if not failed else f"{failed} check(s) failed")
+    return 1 if failed else 0
