@@ -17,6 +17,8 @@ Tables (all STRICT; times are Unix seconds as REAL; JSON columns are checked wit
 - token_usage: one row per usage report (one model response), summed for totals;
 - approvals: requests and their decisions;
 - events: the append-only journal of every thread event, numbered per thread from 1.
+- telegram_inbox, telegram_conversations, telegram_audit (v2): the Telegram surface's durable
+  inbox of updates, its chats and topics with their agent, and its access audit log.
 """
 
 from __future__ import annotations
@@ -163,7 +165,41 @@ CREATE TABLE events (
 ) STRICT, WITHOUT ROWID;
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1,)
+_V2_TELEGRAM: Final = """
+CREATE TABLE telegram_inbox (
+    bot           TEXT NOT NULL,
+    update_id     INTEGER NOT NULL,
+    body          TEXT NOT NULL CHECK (json_valid(body)),
+    received_at   REAL NOT NULL,
+    processed_at  REAL,
+    PRIMARY KEY (bot, update_id)
+) STRICT;
+CREATE INDEX telegram_inbox_pending ON telegram_inbox (bot, processed_at, update_id);
+
+CREATE TABLE telegram_conversations (
+    bot           TEXT NOT NULL,
+    conversation  TEXT NOT NULL,
+    chat_id       INTEGER NOT NULL,
+    topic_id      INTEGER,
+    agent         TEXT NOT NULL,
+    updated_at    REAL NOT NULL,
+    PRIMARY KEY (bot, conversation)
+) STRICT;
+
+CREATE TABLE telegram_audit (
+    id       INTEGER PRIMARY KEY,
+    bot      TEXT NOT NULL,
+    at       REAL NOT NULL,
+    user_id  INTEGER,
+    chat_id  INTEGER,
+    action   TEXT NOT NULL,
+    outcome  TEXT NOT NULL,
+    detail   TEXT NOT NULL DEFAULT ''
+) STRICT;
+CREATE INDEX telegram_audit_by_time ON telegram_audit (bot, at);
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2_TELEGRAM)
 """SQL scripts; index n migrates version n to n + 1. Append only."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
