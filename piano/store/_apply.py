@@ -4,7 +4,7 @@ Every event is appended to the ``events`` journal with the next per-thread seque
 applied to the tables in the same transaction:
 
 - `TurnStarted`: the interaction becomes in_progress (created if it was not recorded), the
-  thread running;
+  thread running (its updated_at is the time of its last turn start or end);
 - `ItemStarted` / `ItemCompleted`: the item is upserted; the completed item's content replaces
   whatever was streamed (final content wins); its `seq` is set when the item is first seen;
 - `ItemDelta`: appended to the item's text (text and reasoning streams) or output. Consecutive
@@ -77,9 +77,10 @@ ON CONFLICT (id) DO UPDATE SET
     finished_at = NULL, error = NULL
 WHERE interactions.thread_id = excluded.thread_id
 """
-_THREAD_RUNNING: Final = "UPDATE threads SET status = 'running' WHERE id = ? AND status = 'idle'"
-_THREAD_IDLE: Final = "UPDATE threads SET status = 'idle' WHERE id = ? AND status = 'running'"
-_THREAD_TOUCHED: Final = "UPDATE threads SET updated_at = max(updated_at, ?) WHERE id = ?"
+_THREAD_STATUS: Final = """
+UPDATE threads SET status = iif(status = ?1, ?2, status), updated_at = max(updated_at, ?3)
+WHERE id = ?4
+"""
 _ITEM: Final = """
 INSERT INTO items (thread_id, id, interaction_id, turn_id, seq, kind, status, text, command, cwd,
                    output, exit_code, changes, tool, arguments, agent, started_at, completed_at)
@@ -161,7 +162,7 @@ class _Deltas:
 class _Batch:
     now: float
     seqs: dict[str, int] = field(default_factory=dict)
-    touched: dict[str, float] = field(default_factory=dict)
+    journal: list[tuple[str, int, str, float, str]] = field(default_factory=list)
     deltas: dict[str, dict[tuple[str, str], _Deltas]] = field(default_factory=dict)
 
 
@@ -189,9 +190,7 @@ class Applier:
                 raise BatchRejected(index, event, self._diagnose(event, exc)) from exc
         for thread_id in list(batch.deltas):
             self._flush(thread_id, batch)
-        execute = self._db.execute
-        for thread_id, at in batch.touched.items():
-            execute(_THREAD_TOUCHED, (at, thread_id))
+        self._db.executemany(_JOURNAL, batch.journal)  # threads checked: it cannot fail
         return out
 
     def committed(self) -> None:
@@ -228,12 +227,9 @@ class Applier:
         seq = self._next_seq(index, event, batch)
         at = event.at or batch.now
         execute = self._db.execute
-        execute(
-            _JOURNAL,
-            (thread_id, seq, event.__struct_config__.tag, at, encode_event(event).decode()),
+        batch.journal.append(
+            (thread_id, seq, event.__struct_config__.tag, at, encode_event(event).decode())
         )
-        if at > batch.touched.get(thread_id, 0.0):
-            batch.touched[thread_id] = at
         if isinstance(event, ItemDelta):
             self._stream(index, seq, event, at, batch)
             return seq
@@ -314,7 +310,7 @@ class Applier:
             raise BatchRejected(
                 index, event, f"interaction {interaction.id!r} belongs to another thread"
             )
-        self._db.execute(_THREAD_RUNNING, (event.thread_id,))
+        self._db.execute(_THREAD_STATUS, ("idle", "running", at, event.thread_id))
 
     def _item(self, event: ItemStarted | ItemCompleted, seq: int, at: float) -> None:
         item = event.item
@@ -362,7 +358,7 @@ class Applier:
         closed = "failed" if event.status == "failed" else "interrupted"
         execute(_CLOSE_ITEMS[scope], (closed, at, thread_id, key))
         execute(_WITHDRAW[scope], (at, thread_id, key))
-        execute(_THREAD_IDLE, (thread_id,))
+        execute(_THREAD_STATUS, ("running", "idle", at, thread_id))
 
     # -- streamed deltas ------------------------------------------------------------------------
 

