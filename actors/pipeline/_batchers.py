@@ -1,0 +1,247 @@
+"""Batchers and batch processors: group messages and run ``handle_batch`` on each group.
+
+A batcher (one actor per batcher name) receives the successful messages of every processor, in
+the order each processor sent them, and puts each in the open batch of its (batch_key,
+partition). The partition is ``key % concurrency`` (hash for non-integers) of the batcher's
+`partition_by`, or of the message's processor key when the batcher has none, so a batch never
+mixes partitions and all of a partition's batches go, in order, to the same batch processor.
+A batch is emitted at `batch_size` messages, `batch_timeout` seconds after it opened, at once
+for a message marked ``flush`` (test helpers), and at once while the pipeline drains.
+
+A batch processor handles one batch at a time: ``handle_batch(messages, info)`` may mark
+messages failed; if it raises, all the batch's messages fail (strict mode: the batch is retried
+after a back-off, and that batch processor's later batches wait). Then the batch is acked.
+
+Open batches and queued batches live in slots (see `actors.pipeline._slots`): a restarted
+batcher re-arms its timers, a restarted batch processor fails (strict: retries) the batch it
+was in the middle of and goes on with the next.
+"""
+
+from __future__ import annotations
+
+from types import CoroutineType
+from typing import TYPE_CHECKING, Any
+
+from actors import Actor, Timer
+from actors.pipeline._message import Interrupted, Message, PartitionKeyError, RetriesExhausted
+from actors.pipeline._options import BatchInfo
+from actors.pipeline._statistics import emit
+
+if TYPE_CHECKING:
+    from actors.pipeline._topology import Topology
+
+__all__ = ["BatchProcessor", "Batcher"]
+
+
+class Batcher(Actor):
+    """The batcher named `name`; see the module documentation."""
+
+    def __init__(self, topology: Topology, name: str) -> None:
+        self.topology = topology
+        self.slot = topology.batcher_slots[name]
+        self.spec = self.slot.spec
+        self.targets = topology.batch_slots[name]
+        self.key_function = self.spec.partition_by
+        self.inherit = self.key_function is None and topology.partition_by is not None
+        self.timers: dict[tuple[Any, int | None], Timer] = {}
+
+    def describe(self) -> str:
+        slot = self.slot
+        return (
+            f"batcher {slot.name!r}: {slot.counters.handled} batched, "
+            f"{len(slot.buffers)} open batches, {len(slot.queue)} lists queued"
+        )
+
+    def init(self) -> None:
+        assert self.topology.loop is not None
+        now = self.topology.loop.time()
+        for batch_key, (opened, _) in self.slot.buffers.items():
+            delay = max(0.0, opened + self.spec.batch_timeout - now)
+            self.timers[batch_key] = self.send_after(delay, ("timeout", batch_key))
+        self.slot.attach(self.ref)
+        if self.topology.draining:
+            self._emit_all()
+
+    def handle_cast(self, message: Any) -> None:
+        slot = self.slot
+        if not slot.queue:
+            return
+        messages = slot.queue.popleft()
+        buffers = slot.buffers
+        size = self.spec.batch_size
+        concurrency = self.spec.concurrency
+        key_function, inherit = self.key_function, self.inherit
+        bad: list[Message] = []
+        assert self.topology.loop is not None
+        now = self.topology.loop.time()
+        for message in messages:
+            partition: int | None = None
+            try:
+                if key_function is not None:
+                    key = key_function(message)
+                elif inherit:
+                    key = message.key
+                else:
+                    key = None
+                if key is not None:
+                    partition = (
+                        abs(key) % concurrency if type(key) is int else hash(key) % concurrency
+                    )
+                batch_key = (message.batch_key, partition)
+                entry = buffers.get(batch_key)
+            except Exception as exc:
+                message.failure = PartitionKeyError(f"batcher {slot.name!r}: {exc!r}")
+                message.failure.__cause__ = exc
+                bad.append(message)
+                continue
+            if entry is None:
+                entry = buffers[batch_key] = (now, [])
+                self.timers[batch_key] = self.send_after(
+                    self.spec.batch_timeout, ("timeout", batch_key)
+                )
+            batch = entry[1]
+            batch.append(message)
+            if message.flush:
+                self._emit(batch_key, "flush")
+            elif len(batch) >= size:
+                self._emit(batch_key, "size")
+        if self.topology.draining:
+            self._emit_all()
+        if bad:
+            slot.counters.failed += len(bad)
+            self.topology.finish([], bad)
+
+    def handle_info(self, message: Any) -> None:
+        match message:
+            case ("timeout", batch_key):
+                self.timers.pop(batch_key, None)
+                if batch_key in self.slot.buffers:
+                    self._emit(batch_key, "timeout")
+            case "flush":
+                self._emit_all()
+            case _:
+                self.log.warning("pipeline.batcher_unexpected", message=repr(message))
+
+    def _emit_all(self) -> None:
+        for batch_key in list(self.slot.buffers):
+            self._emit(batch_key, "flush")
+
+    def _emit(self, batch_key: tuple[Any, int | None], trigger: str) -> None:
+        slot = self.slot
+        opened, messages = slot.buffers.pop(batch_key)
+        timer = self.timers.pop(batch_key, None)
+        if timer is not None:
+            timer.cancel()
+        partition = batch_key[1]
+        if partition is None:
+            target = slot.next_processor
+            slot.next_processor = (target + 1) % len(self.targets)
+        else:
+            target = partition
+        info = BatchInfo(slot.name, batch_key[0], partition, len(messages), trigger)
+        slot.counters.handled += len(messages)
+        self.targets[target].send((info, messages, opened))
+
+
+class BatchProcessor(Actor):
+    """Batch processor number `index` of batcher `name`; see the module documentation."""
+
+    def __init__(self, topology: Topology, name: str, index: int) -> None:
+        self.topology = topology
+        self.name = name
+        self.slot = topology.batch_slots[name][index]
+        self.handle_batch = topology.batchers[name].handle_batch
+        self.retry = topology.processors.retry
+
+    def describe(self) -> str:
+        slot, counters = self.slot, self.slot.counters
+        blocked = ", retrying its head batch" if slot.blocked else ""
+        of = len(self.topology.batch_slots[self.name])
+        return (
+            f"batch processor {self.name!r} {slot.index + 1}/{of}: "
+            f"{counters.handled} handled, {counters.failed} failed, "
+            f"{len(slot.queue)} batches queued{blocked}"
+        )
+
+    def init(self) -> None:
+        slot = self.slot
+        if slot.running:
+            slot.running = False
+            error = Interrupted(f"batch processor {slot.index} exited while handling this batch")
+            self._failed(error)
+        if slot.blocked and slot.queue:
+            assert self.retry is not None
+            self.send_after(self.retry.delay(slot.attempts), "retry")
+        slot.attach(self.ref)
+
+    async def handle_cast(self, message: Any) -> None:
+        if self.slot.queue and not self.slot.blocked:
+            await self._run_head()
+
+    async def handle_info(self, message: Any) -> None:
+        if message == "retry":
+            slot = self.slot
+            slot.blocked = False
+            while slot.queue and not slot.blocked:
+                await self._run_head()
+        else:
+            await super().handle_info(message)
+
+    async def _run_head(self) -> None:
+        slot = self.slot
+        info, messages, _ = slot.queue[0]
+        loop = self.topology.loop
+        assert loop is not None
+        started = loop.time()
+        try:
+            result = self.handle_batch(messages, info)
+            if type(result) is CoroutineType:
+                slot.running = True
+                await result
+                slot.running = False
+        except Exception as exc:
+            slot.running = False
+            self._failed(exc)
+            return
+        self._done(started)
+
+    def _failed(self, error: Exception) -> None:
+        """The head batch raised (or was interrupted): retry it, or fail all its messages."""
+        slot = self.slot
+        _, messages, _ = slot.queue[0]
+        if self.retry is not None:
+            slot.attempts += 1
+            if not self.retry.exhausted(slot.attempts):
+                for message in messages:
+                    message.failure = None
+                slot.blocked = True
+                self.send_after(self.retry.delay(slot.attempts), "retry")
+                return
+            final = RetriesExhausted(f"batch failed {slot.attempts} times: {error!r}")
+            final.__cause__ = error
+            error = final
+        for message in messages:
+            message.failure = error
+        assert self.topology.loop is not None
+        self._done(self.topology.loop.time())
+
+    def _done(self, started: float) -> None:
+        slot = self.slot
+        _, messages, opened = slot.queue.popleft()
+        slot.attempts = 0
+        slot.blocked = False
+        ok = [message for message in messages if message.failure is None]
+        failed = [message for message in messages if message.failure is not None]
+        counters = slot.counters
+        counters.handled += len(messages)
+        counters.failed += len(failed)
+        assert self.topology.loop is not None
+        now = self.topology.loop.time()
+        counters.latency(now - opened)
+        emit(
+            self.topology.telemetry,
+            ("batch_processor", "stop"),
+            {"count": len(messages), "failed": len(failed), "duration": now - started},
+            {"pipeline": self.topology.name, "batcher": self.name, "index": slot.index},
+        )
+        self.topology.finish(ok, failed)

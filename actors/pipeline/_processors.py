@@ -1,0 +1,243 @@
+"""Processors: the stage that runs ``handle_message`` on every message, in order per partition.
+
+Processor number i serves partition i. It handles one chunk at a time, one message at a time,
+in the order the chunks were dispatched, so messages with equal keys are handled one after
+another in push order. A plain handler runs inline (a whole chunk is one callback); an
+``async def`` handler is awaited, message by message.
+
+Failures never crash the processor: a handler that raises, or that calls ``message.fail``,
+fails its message. Without strict mode the message is acked as failed at the end of its chunk
+and the partition goes on (a gap, as in Broadway). In strict mode (``Processors(strict=
+Retry(...))``) the failed message's key is *parked*: later messages with that key wait behind it
+while other keys go on, and the message is retried after a back-off until it succeeds (then the
+waiting messages follow, in order) or exhausts its attempts (`RetriesExhausted`, a gap).
+
+Outcomes are grouped per chunk: successful messages go to their batchers (one cast per batcher)
+or, without batchers, are acked together with the failed ones.
+
+If a processor dies (killed, or stopped because a sibling died and its group restarts), its slot
+keeps the chunks it had not finished. The restarted processor fails the message whose handler
+was interrupted with `Interrupted` (strict mode: retries it like any failure) and handles the
+rest in order.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from types import CoroutineType
+from typing import TYPE_CHECKING, Any
+
+from actors import Actor
+from actors.pipeline._message import Interrupted, Message, RetriesExhausted, UnknownBatcher
+from actors.pipeline._statistics import emit
+
+if TYPE_CHECKING:
+    from actors.pipeline._topology import Topology
+
+__all__ = ["Processor"]
+
+_PARKED = -1
+"""`Message._index` of a message set aside for a strict-mode retry of its key."""
+
+
+class Processor(Actor):
+    """Processor number `index` of a pipeline; see the module documentation."""
+
+    def __init__(self, topology: Topology, index: int) -> None:
+        self.topology = topology
+        self.slot = topology.processor_slots[index]
+        self.handle = topology.processors.handle_message
+        self.retry = topology.processors.retry
+        self.batched = bool(topology.batchers)
+
+    def describe(self) -> str:
+        slot, counters = self.slot, self.slot.counters
+        retrying = f", {len(slot.parked)} keys retrying" if slot.parked else ""
+        return (
+            f"processor {slot.index + 1}/{self.topology.partitions}: {counters.handled} handled, "
+            f"{counters.failed} failed, {len(slot.queue)} chunks queued{retrying}"
+        )
+
+    def init(self) -> None:
+        slot = self.slot
+        running, slot.running = slot.running, None
+        if running is not None:
+            message, from_chunk = running
+            message.failure = Interrupted(
+                f"processor {slot.index} exited while handling this message"
+            )
+            if from_chunk:
+                slot.pos += 1
+                if self.retry is not None:
+                    self._park(message, arm=False)
+            else:
+                self._failed_retry(message, slot.parked[message.key])
+        for key, parked in list(slot.parked.items()):
+            if parked:
+                self._arm(key, parked[0])
+            else:
+                del slot.parked[key]
+        slot.attach(self.ref)
+        self._flush()
+
+    async def handle_cast(self, message: Any) -> None:
+        """Handle the first queued chunk (each cast is a wake-up for one chunk)."""
+        slot = self.slot
+        if not slot.queue:
+            return
+        since, chunk = slot.queue[0]
+        handle = self.handle
+        parked = slot.parked
+        strict = self.retry is not None
+        topology = self.topology
+        loop = topology.loop
+        assert loop is not None
+        started = loop.time() if topology.telemetry else 0.0
+        skipped = 0
+        for index in range(slot.pos, len(chunk)):
+            message = chunk[index]
+            if parked and message.key in parked:
+                parked[message.key].append(message)
+                message._index = _PARKED
+                skipped += 1
+                continue
+            try:
+                result = handle(message)
+                if type(result) is CoroutineType:
+                    slot.pos = index
+                    slot.running = (message, True)
+                    await result
+                    slot.running = None
+            except Exception as exc:
+                slot.running = None
+                message.failure = exc
+            if strict and message.failure is not None:
+                self._park(message)
+        slot.queue.popleft()
+        handled = len(chunk) - slot.pos - skipped
+        slot.pos = 0
+        self._settle(chunk, strict or skipped > 0)
+        counters = slot.counters
+        counters.handled += handled
+        now = loop.time()
+        counters.latency(now - since)
+        if topology.telemetry is not None:
+            emit(
+                topology.telemetry,
+                ("processor", "stop"),
+                {"count": handled, "duration": now - started},
+                {"pipeline": topology.name, "index": slot.index},
+            )
+        self._flush()
+
+    def _settle(self, chunk: list[Message], parking: bool) -> None:
+        """Sort a finished chunk's messages into the slot's outcomes (parked ones stay out)."""
+        slot = self.slot
+        failed = [message for message in chunk if message.failure is not None]
+        if parking:
+            failed = [message for message in failed if message._index != _PARKED]
+        if not self.batched:
+            if not failed and not parking:
+                slot.ok.extend(chunk) if slot.ok else setattr(slot, "ok", chunk)
+            else:
+                slot.ok.extend(m for m in chunk if m.failure is None and m._index != _PARKED)
+            slot.failed.extend(failed)
+            return
+        slot.failed.extend(failed)
+        for message in chunk:
+            if message.failure is None and message._index != _PARKED:
+                self._succeeded(message)
+
+    async def handle_info(self, message: Any) -> None:
+        match message:
+            case ("retry", key):
+                await self._retry(key)
+            case _:
+                await super().handle_info(message)
+
+    # -- strict mode ---------------------------------------------------------------------------
+
+    def _park(self, message: Message, *, arm: bool = True) -> None:
+        """A message failed an attempt: park its key and retry it later, unless exhausted."""
+        retry = self.retry
+        assert retry is not None
+        message.attempts += 1
+        if retry.exhausted(message.attempts):
+            self._exhausted(message)
+            return
+        message._index = _PARKED
+        self.slot.parked[message.key] = deque((message,))
+        if arm:
+            self._arm(message.key, message)
+
+    def _arm(self, key: Any, message: Message) -> None:
+        assert self.retry is not None
+        self.send_after(self.retry.delay(message.attempts), ("retry", key))
+
+    def _exhausted(self, message: Message) -> None:
+        error = RetriesExhausted(f"failed {message.attempts} times: {message.failure!r}")
+        if isinstance(message.failure, BaseException):
+            error.__cause__ = message.failure
+        message.failure = error
+
+    def _failed_retry(self, message: Message, parked: deque[Message]) -> bool:
+        """The head of a parked key failed again: True if it will be retried."""
+        assert self.retry is not None
+        message.attempts += 1
+        if not self.retry.exhausted(message.attempts):
+            return True
+        parked.popleft()
+        self._exhausted(message)
+        self.slot.failed.append(message)
+        return False
+
+    async def _retry(self, key: Any) -> None:
+        slot = self.slot
+        parked = slot.parked.get(key)
+        while parked:
+            message = parked[0]
+            message.failure = None
+            slot.counters.handled += 1
+            try:
+                result = self.handle(message)
+                if type(result) is CoroutineType:
+                    slot.running = (message, False)
+                    await result
+                    slot.running = None
+            except Exception as exc:
+                slot.running = None
+                message.failure = exc
+            if message.failure is not None:
+                if self._failed_retry(message, parked):
+                    self._arm(key, message)
+                    break
+                continue
+            parked.popleft()
+            self._succeeded(message)
+        if parked is not None and not parked:
+            del slot.parked[key]
+        self._flush()
+
+    def _succeeded(self, message: Message) -> None:
+        slot = self.slot
+        if not self.batched:
+            slot.ok.append(message)
+        elif message.batcher in self.topology.batcher_slots:
+            slot.out.setdefault(message.batcher, []).append(message)
+        else:
+            message.failure = UnknownBatcher(f"no batcher named {message.batcher!r}")
+            slot.failed.append(message)
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        slot = self.slot
+        if slot.out:
+            out, slot.out = slot.out, {}
+            for name, messages in out.items():
+                self.topology.batcher_slots[name].send(messages)
+        if slot.ok or slot.failed:
+            ok, failed = slot.ok, slot.failed
+            slot.ok, slot.failed = [], []
+            slot.counters.failed += len(failed)
+            self.topology.finish(ok, failed)

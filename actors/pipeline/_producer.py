@@ -1,0 +1,99 @@
+"""Producers: where a pipeline's messages come from.
+
+`InMemoryProducer` (the default) produces nothing by itself: callers push into the pipeline with
+`push`, `push_nowait` and `push_many`, which hand messages straight to the dispatcher (no hop
+through the producer actor), in the caller's order.
+
+An external source (a broker consumer, a file tailer) subclasses `Producer` and implements
+``produce(emit)``: a coroutine that runs for as long as the pipeline does and calls
+``await emit(items)`` with data or `Message` objects (give them an `acknowledger` to settle them
+at the source). `emit` waits while the pipeline is full (back-pressure) and raises
+`PipelineStopped` once the pipeline drains. When the pipeline stops, `produce` is cancelled:
+treat the cancellation as "stop fetching". If `produce` raises, the producer actor crashes and
+its supervisor restarts it, calling `produce` again on the same object (resume from the source's
+own position). A `produce` that returns means the source is exhausted; pushes still work.
+
+Only one producer per pipeline: per-key order holds for the messages of one producer (or one
+pushing coroutine), as in Broadway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from actors import Actor, Caller
+
+if TYPE_CHECKING:
+    from actors.pipeline._topology import Topology
+
+__all__ = ["Emit", "InMemoryProducer", "Producer", "ProducerStage"]
+
+Emit = Callable[[Sequence[Any]], Awaitable[None]]
+
+
+class Producer:
+    """A message source; override `produce`. See the module documentation."""
+
+    async def produce(self, emit: Emit) -> None:
+        """Emit messages until cancelled (the default emits nothing)."""
+        return None
+
+
+class InMemoryProducer(Producer):
+    """The producer that callers push into (`push`, `push_nowait`, `push_many`)."""
+
+
+class _ProduceFailed(Exception):
+    pass
+
+
+class ProducerStage(Actor):
+    """The producer actor: runs the producer's `produce` on a task it owns."""
+
+    def __init__(self, topology: Topology, producer: Producer) -> None:
+        self.topology = topology
+        self.producer = producer
+        self.task: asyncio.Task[None] | None = None
+        self.emitted = 0
+
+    def describe(self) -> str:
+        state = "running" if self.task is not None and not self.task.done() else "idle"
+        return f"producer {type(self.producer).__name__} ({state}), {self.emitted} emitted"
+
+    def init(self) -> None:
+        self.trap_exits = True
+        self.topology.producer.attach(self.ref)
+        if type(self.producer).produce is not Producer.produce and self.topology.accepting:
+            self.task = asyncio.get_running_loop().create_task(self.producer.produce(self._emit))
+            self.task.add_done_callback(self._ended)
+
+    async def _emit(self, items: Sequence[Any]) -> None:
+        from actors.pipeline._pipeline import accept_many
+
+        await accept_many(self.topology, items)
+        self.emitted += len(items)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.ref.cast(_ProduceFailed(task.exception()))
+
+    def handle_cast(self, message: Any) -> None:
+        if isinstance(message, _ProduceFailed):
+            raise message.args[0]
+
+    async def handle_call(self, message: Any, caller: Caller) -> Any:
+        if message == "drain":
+            await self._cancel()
+            return None
+        return await super().handle_call(message, caller)
+
+    async def terminate(self, reason: object) -> None:
+        await self._cancel()
+
+    async def _cancel(self) -> None:
+        task, self.task = self.task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])

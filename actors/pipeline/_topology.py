@@ -1,0 +1,352 @@
+"""The pipeline's shared state: dispatch to processors, in-flight accounting, back-pressure,
+the rate-limit buffer, outcomes, draining.
+
+One `Topology` belongs to one `Pipeline`. Every stage actor of the pipeline reaches it directly
+(they all run on the system's loop, one callback at a time, so no lock is needed): it is where
+the slots live, so stage restarts lose nothing.
+
+Dispatch: a pushed message gets its key (the explicit key, else ``partition_by(message)``) and
+its processor index, then joins that processor's pending chunk. A chunk is sent when it reaches
+`CHUNK` messages or at the end of the current loop iteration, whichever comes first; messages to
+one processor therefore arrive in push order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import structlog
+
+from actors.pipeline._message import (
+    Message,
+    PartitionKeyError,
+    PipelineFull,
+    PipelineStopped,
+    acknowledge,
+    run_hook,
+)
+from actors.pipeline._options import Batchers, Processors, RateLimit
+from actors.pipeline._slots import BatcherSlot, BatchSlot, ProcessorSlot, Slot
+from actors.pipeline._statistics import (
+    PipelineStatistics,
+    StageStatistics,
+    Telemetry,
+    stage_statistics,
+)
+
+__all__ = ["CHUNK", "Topology"]
+
+log = structlog.get_logger(__name__)
+
+CHUNK = 256
+"""Most messages sent to a processor in one cast."""
+
+
+class Topology:
+    """Shared state of one pipeline; see the module documentation."""
+
+    def __init__(
+        self,
+        name: str,
+        processors: Processors,
+        batchers: dict[str, Batchers],
+        handle_failed: Callable[[list[Message]], Any] | None,
+        max_in_flight: int,
+        rate_limit: RateLimit | None,
+        telemetry: Telemetry | None,
+    ) -> None:
+        self.name = name
+        self.processors = processors
+        self.batchers = batchers
+        self.handle_failed = handle_failed
+        self.telemetry = telemetry
+        self.partitions = processors.concurrency
+        self.partition_by = processors.partition_by
+        self.processor_slots = [ProcessorSlot(i) for i in range(self.partitions)]
+        self.batcher_slots = {name: BatcherSlot(name, spec) for name, spec in batchers.items()}
+        self.batch_slots = {
+            name: [BatchSlot(i) for i in range(spec.concurrency)] for name, spec in batchers.items()
+        }
+        self.producer: Slot[None] = Slot(0)
+        self.pending: list[list[Message]] = [[] for _ in range(self.partitions)]
+        self.pending_since = [0.0] * self.partitions
+        self.flush_scheduled = False
+        self.next_partition = 0
+        self.accepted = 0
+        self.acked = 0
+        self.failed = 0
+        self.in_flight = 0
+        self.max_in_flight = max_in_flight
+        self.waiters: deque[asyncio.Future[None]] = deque()
+        self.accepting = True
+        self.draining = False
+        self.stopping = False
+        self.rate = rate_limit
+        self.remaining = rate_limit.allowed if rate_limit is not None else 0
+        self.held: deque[Message] = deque()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.idle: asyncio.Event | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.idle = asyncio.Event()
+
+    # -- accepting -----------------------------------------------------------------------------
+
+    def prepare(self, items: Iterable[Any]) -> list[Message]:
+        """Wrap items in messages and give each its key and processor; raises
+        `PartitionKeyError` (nothing accepted) if a key cannot be computed or hashed."""
+        partition_by = self.partition_by
+        partitions = self.partitions
+        messages: list[Message] = []
+        append = messages.append
+        for item in items:
+            message = item if type(item) is Message or isinstance(item, Message) else Message(item)
+            key = message.key
+            if key is None and partition_by is not None:
+                try:
+                    key = partition_by(message)
+                except Exception as exc:
+                    raise PartitionKeyError(
+                        f"partition_by raised {exc!r} for {message!r}; nothing was accepted"
+                    ) from exc
+                message.key = key
+            if type(key) is int:
+                message._index = abs(key) % partitions
+            elif key is None:
+                message._index = self.next_partition
+                self.next_partition = (self.next_partition + 1) % partitions
+            else:
+                try:
+                    message._index = hash(key) % partitions
+                except TypeError:
+                    raise PartitionKeyError(
+                        f"the partition key {key!r} of {message!r} is not hashable; "
+                        "nothing was accepted"
+                    ) from None
+            append(message)
+        return messages
+
+    def check_open(self) -> None:
+        if not self.accepting:
+            raise PipelineStopped(f"pipeline {self.name!r} is not accepting messages")
+
+    def free(self) -> int:
+        """How many messages may be accepted now without waiting."""
+        return 0 if self.waiters else self.max_in_flight - self.in_flight
+
+    def accept_nowait(self, messages: list[Message]) -> None:
+        """Accept all of `messages` or raise `PipelineFull` / `PipelineStopped`."""
+        self.check_open()
+        if len(messages) > self.free():
+            raise PipelineFull(
+                f"pipeline {self.name!r} holds {self.in_flight} of {self.max_in_flight} messages"
+            )
+        self.accept(messages)
+
+    async def room(self, wanted: int) -> int:
+        """Wait (FIFO with other pushers) until some messages may be accepted; how many."""
+        self.check_open()
+        free = self.max_in_flight - self.in_flight
+        if free > 0 and not self.waiters:
+            return min(free, wanted)
+        assert self.loop is not None
+        first = False
+        while True:
+            fut = self.loop.create_future()
+            if first:
+                self.waiters.appendleft(fut)
+            else:
+                self.waiters.append(fut)
+            try:
+                await fut
+            except BaseException:
+                if fut in self.waiters:
+                    self.waiters.remove(fut)
+                elif fut.done() and not fut.cancelled() and fut.exception() is None:
+                    self.wake()
+                raise
+            self.check_open()
+            free = self.max_in_flight - self.in_flight
+            if free > 0:
+                if self.waiters:
+                    self.wake()
+                return min(free, wanted)
+            first = True
+
+    def wake(self) -> None:
+        free = self.max_in_flight - self.in_flight
+        waiters = self.waiters
+        while waiters and free > 0:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                free -= 1
+
+    def accept(self, messages: list[Message]) -> None:
+        count = len(messages)
+        self.accepted += count
+        self.in_flight += count
+        if self.rate is not None or self.held:
+            self.held.extend(messages)
+            self.release()
+        else:
+            self.route(messages)
+
+    def release(self) -> None:
+        """Send on what the rate limit allows now (everything while draining)."""
+        held = self.held
+        if not held:
+            return
+        count = len(held)
+        if self.rate is not None and not self.draining:
+            count = min(count, self.remaining)
+            self.remaining -= count
+        if count > 0:
+            self.route([held.popleft() for _ in range(count)])
+
+    def route(self, messages: list[Message]) -> None:
+        pending = self.pending
+        for message in messages:
+            index = message._index
+            chunk = pending[index]
+            if not chunk:
+                assert self.loop is not None
+                self.pending_since[index] = self.loop.time()
+            chunk.append(message)
+            if len(chunk) >= CHUNK:
+                pending[index] = []
+                self.processor_slots[index].send((self.pending_since[index], chunk))
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            assert self.loop is not None
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.flush_scheduled = False
+        pending = self.pending
+        for index, chunk in enumerate(pending):
+            if chunk:
+                pending[index] = []
+                self.processor_slots[index].send((self.pending_since[index], chunk))
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    def finish(self, successful: list[Message], failed: list[Message]) -> None:
+        """Messages ended: `handle_failed`, then the acknowledgers, then the accounting."""
+        if failed:
+            run_hook(self.handle_failed, failed)
+        acknowledge(successful, failed)
+        done_ok, done_failed = len(successful), len(failed)
+        self.acked += done_ok
+        self.failed += done_failed
+        self.in_flight -= done_ok + done_failed
+        if self.waiters:
+            self.wake()
+        if self.in_flight == 0 and self.draining:
+            assert self.idle is not None
+            self.idle.set()
+
+    # -- draining and stopping -----------------------------------------------------------------
+
+    def stop_accepting(self) -> None:
+        self.accepting = False
+        self.draining = True
+        waiters, self.waiters = self.waiters, deque()
+        for fut in waiters:
+            if not fut.done():
+                fut.set_exception(PipelineStopped(f"pipeline {self.name!r} is draining"))
+        self.release()
+        self.flush()
+        for slot in self.batcher_slots.values():
+            if slot.ref is not None:
+                slot.ref.send("flush")
+
+    async def drained(self, timeout: float) -> bool:
+        """Wait until nothing is in flight; False if `timeout` passed first."""
+        assert self.idle is not None
+        if self.in_flight == 0:
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                await self.idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def abandon(self, reason: object) -> None:
+        """The pipeline has stopped: fail everything still in flight (nothing is lost silently)."""
+        self.accepting = False
+        successful: list[Message] = []
+        left: list[Message] = list(self.held)
+        self.held.clear()
+        for chunk in self.pending:
+            left.extend(chunk)
+            chunk.clear()
+        for pslot in self.processor_slots:
+            successful.extend(pslot.ok)
+            left.extend(pslot.failed)
+            for messages in pslot.out.values():
+                left.extend(messages)
+            for position, (_, chunk) in enumerate(pslot.queue):
+                left.extend(chunk[pslot.pos :] if position == 0 else chunk)
+            for parked in pslot.parked.values():
+                left.extend(parked)
+            pslot.ok, pslot.failed, pslot.out, pslot.parked = [], [], {}, {}
+            pslot.queue.clear()
+            pslot.running = None
+        for bslot in self.batcher_slots.values():
+            for messages in bslot.queue:
+                left.extend(messages)
+            for _, messages in bslot.buffers.values():
+                left.extend(messages)
+            bslot.queue.clear()
+            bslot.buffers.clear()
+        for slots in self.batch_slots.values():
+            for batch_slot in slots:
+                for _, messages, _ in batch_slot.queue:
+                    left.extend(messages)
+                batch_slot.queue.clear()
+        for message in left:
+            if message.failure is None:
+                message.failure = reason
+        if successful or left:
+            log.warning(
+                "pipeline.abandoned", pipeline=self.name, failed=len(left), reason=repr(reason)
+            )
+            self.finish(successful, left)
+
+    # -- statistics ----------------------------------------------------------------------------
+
+    def statistics(self) -> PipelineStatistics:
+        stages: list[StageStatistics] = []
+        for pslot in self.processor_slots:
+            stages.append(
+                stage_statistics("processor", pslot.index, pslot.counters, len(pslot.queue))
+            )
+        for name, bslot in self.batcher_slots.items():
+            queued = len(bslot.queue) + len(bslot.buffers)
+            stages.append(stage_statistics(f"batcher:{name}", 0, bslot.counters, queued))
+            for batch_slot in self.batch_slots[name]:
+                stages.append(
+                    stage_statistics(
+                        f"batch_processor:{name}",
+                        batch_slot.index,
+                        batch_slot.counters,
+                        len(batch_slot.queue),
+                    )
+                )
+        return PipelineStatistics(
+            name=self.name,
+            accepted=self.accepted,
+            acked=self.acked,
+            failed=self.failed,
+            in_flight=self.in_flight,
+            max_in_flight=self.max_in_flight,
+            rate_limited=len(self.held),
+            draining=self.draining,
+            stages=tuple(stages),
+        )
