@@ -2,6 +2,7 @@
 
 ```
 piano (Application, rest_for_one)
+├── store              StoreWriter: the one SQLite writer (a thread actor)
 ├── codex              CodexClient: the codex app-server process (restarted with back-off)
 ├── thread_supervisor  DynamicSupervisor: one ConversationThread per conversation
 ├── threads            Threads: finds or starts a conversation's thread
@@ -9,9 +10,10 @@ piano (Application, rest_for_one)
 └── console            the console socket for ``piano console``
 ```
 
-rest_for_one because each child needs the ones before it: threads need Codex, surfaces need
-threads. A surface that crashes restarts alone under `surfaces`; a Codex crash restarts Codex
-and everything after it only if Codex cannot be brought back within its restart intensity.
+rest_for_one because each child needs the ones before it: everything writes to the store,
+threads need Codex, surfaces need threads. A surface that crashes restarts alone under
+`surfaces`; Codex restarts alone (with back-off) unless it fails past its supervisor's
+intensity, which then restarts Codex and everything after it.
 Thread events go to `publish`, which delivers them to the subscribed surfaces.
 """
 
@@ -27,9 +29,10 @@ from actors import Actor, Registry
 from actors.console import ConsoleServer
 from piano.codex import CODEX, CodexClient
 from piano.config import Config
+from piano.store import StoreWriter
 from piano.surfaces import deliver
 from piano.surfaces.terminal import ChatServer
-from piano.threads import THREAD_SUPERVISOR, THREADS, MemoryDirectory, ThreadDirectory, Threads
+from piano.threads import STORE, THREAD_SUPERVISOR, THREADS, StoreDirectory, Threads
 from schemas.events import ThreadEvent
 from supervisors import Application, Backoff, ChildSpec, DynamicSupervisor, Supervisor
 
@@ -79,13 +82,17 @@ def configure_logging(config: Config) -> None:
     )
 
 
-def build_application(config: Config, directory: ThreadDirectory | None = None) -> Application:
+def build_application(config: Config) -> Application:
     """The daemon's tree for `config` (see the module documentation)."""
     state = config.state_path(".")
     state.mkdir(parents=True, exist_ok=True)
+    database = config.state_path(config.daemon.database)
     sessions = Registry(keys="unique")
     subscriptions = Registry(keys="duplicate")
-    threads_directory = directory or MemoryDirectory()
+    application: Application
+    threads_directory = StoreDirectory(
+        lambda: application.system.whereis(STORE) if application.system else None, database
+    )
 
     def publish(event: ThreadEvent) -> None:
         deliver(subscriptions, event)
@@ -102,6 +109,7 @@ def build_application(config: Config, directory: ThreadDirectory | None = None) 
         )
     ]
     children = [
+        ChildSpec(STORE, start=lambda: StoreWriter(database), name=STORE, shutdown=30.0),
         ChildSpec(
             CODEX,
             start=lambda: CodexClient(config, sessions),
@@ -125,7 +133,7 @@ def build_application(config: Config, directory: ThreadDirectory | None = None) 
         ),
         ChildSpec("console", start=lambda: ConsoleService(console_socket), name="console"),
     ]
-    return Application(
+    application = Application(
         children,
         name="piano",
         strategy="rest_for_one",
@@ -133,3 +141,4 @@ def build_application(config: Config, directory: ThreadDirectory | None = None) 
         max_seconds=30,
         shutdown_timeout=config.daemon.shutdown_timeout,
     )
+    return application

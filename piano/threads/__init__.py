@@ -1,21 +1,23 @@
 """Conversation threads: one actor per conversation and agent, found or started on demand."""
 
-from piano.threads._router import (
-    THREAD_SUPERVISOR,
-    THREADS,
+from piano.threads._directory import (
+    STORE,
     MemoryDirectory,
+    StoreDirectory,
     ThreadDirectory,
-    Threads,
-    send_message,
+    ThreadKey,
 )
-from piano.threads._thread import ConversationThread, Decision, ThreadKey
+from piano.threads._router import THREAD_SUPERVISOR, THREADS, Threads, send_message
+from piano.threads._thread import ConversationThread, Decision
 
 __all__ = [
+    "STORE",
     "THREADS",
     "THREAD_SUPERVISOR",
     "ConversationThread",
     "Decision",
     "MemoryDirectory",
+    "StoreDirectory",
     "ThreadDirectory",
     "ThreadKey",
     "Threads",

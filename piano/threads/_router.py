@@ -8,52 +8,20 @@ idle and are transient children, so a crashed thread is restarted and an idle on
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from actors import Actor, ActorRef, Caller, Down, Registry
 from piano.config import Config
-from piano.threads._thread import ConversationThread, Publish, ThreadKey
+from piano.threads._directory import ThreadDirectory, ThreadKey
+from piano.threads._thread import ConversationThread, Publish
 from schemas.events import Interaction
 from supervisors import ChildSpec, start_child
 
-__all__ = ["THREADS", "MemoryDirectory", "ThreadDirectory", "Threads", "send_message"]
+__all__ = ["THREADS", "THREAD_SUPERVISOR", "Threads", "send_message"]
 
 THREADS = "threads"
 THREAD_SUPERVISOR = "thread_supervisor"
-
-
-class ThreadDirectory(Protocol):
-    """Where thread ids live: Piano's id for a conversation, and Codex's id for it."""
-
-    async def thread_for(self, key: ThreadKey) -> tuple[str, str | None]: ...
-
-    async def remember_codex_thread(self, thread_id: str, codex_thread_id: str) -> None: ...
-
-    async def new_thread(self, key: ThreadKey) -> str: ...
-
-
-class MemoryDirectory:
-    """A `ThreadDirectory` kept in memory (for tests and scripting)."""
-
-    def __init__(self) -> None:
-        self.threads: dict[ThreadKey, str] = {}
-        self.codex: dict[str, str] = {}
-        self._ids = itertools.count(1)
-
-    async def thread_for(self, key: ThreadKey) -> tuple[str, str | None]:
-        if key not in self.threads:
-            self.threads[key] = f"t{next(self._ids)}"
-        thread_id = self.threads[key]
-        return thread_id, self.codex.get(thread_id)
-
-    async def remember_codex_thread(self, thread_id: str, codex_thread_id: str) -> None:
-        self.codex[thread_id] = codex_thread_id
-
-    async def new_thread(self, key: ThreadKey) -> str:
-        self.threads[key] = f"t{next(self._ids)}"
-        return self.threads[key]
 
 
 class Threads(Actor):
@@ -108,7 +76,7 @@ class Threads(Actor):
                 publish=self.publish,
                 sessions=self.sessions,
                 codex_thread_id=codex_thread_id,
-                remember=self.directory.remember_codex_thread,
+                directory=self.directory,
                 **options,
             ),
             restart="transient",

@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +33,7 @@ from piano.codex._client import ApprovalAsked, CodexNotification, connection
 from piano.codex._rpc import CodexError, CodexProcess
 from piano.codex._translate import Translator
 from piano.config import AgentConfig
+from piano.threads._directory import ThreadDirectory, ThreadKey
 from schemas import events as ev
 from schemas.codex import (
     CommandExecutionRequestApprovalParams,
@@ -44,22 +45,12 @@ from schemas.codex import (
     TurnSteerParams,
 )
 
-__all__ = ["ConversationThread", "Decision", "ThreadKey"]
+__all__ = ["ConversationThread", "Decision"]
 
 Decision = Literal["accept", "decline", "cancel"]
 Publish = Callable[[ev.ThreadEvent], None]
-RememberCodexThread = Callable[[str, str], Awaitable[None] | None]
 
 _ids = itertools.count(1)
-
-
-@dataclass(frozen=True, slots=True)
-class ThreadKey:
-    """What a conversation is: where it happens and which agent answers."""
-
-    surface: str
-    conversation: str
-    agent: str
 
 
 @dataclass(slots=True)
@@ -97,7 +88,7 @@ class ConversationThread(Actor):
         publish: Publish,
         sessions: Registry,
         codex_thread_id: str | None = None,
-        remember: RememberCodexThread | None = None,
+        directory: ThreadDirectory | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.thread_id = thread_id
@@ -106,7 +97,7 @@ class ConversationThread(Actor):
         self.publish = publish
         self.sessions = sessions
         self.codex_thread_id = codex_thread_id
-        self.remember = remember
+        self.directory = directory
         self.clock = clock
         self.translator = Translator(thread_id, clock)
         self.process: CodexProcess | None = None
@@ -165,6 +156,8 @@ class ConversationThread(Actor):
 
     async def _message(self, interaction: ev.Interaction) -> str:
         self._arm_idle()
+        if self.directory is not None:
+            await self.directory.record_interaction(self.thread_id, interaction)
         if self.turn is None:
             await self._start_turn(interaction)
             return "started"
@@ -217,10 +210,8 @@ class ConversationThread(Actor):
         if self.codex_thread_id is None:
             started = await process.call(ThreadStartParams(**common))
             self.codex_thread_id = started.thread.id
-            if self.remember is not None:
-                result = self.remember(self.thread_id, self.codex_thread_id)
-                if result is not None:
-                    await result
+            if self.directory is not None:
+                await self.directory.remember_codex_thread(self.thread_id, self.codex_thread_id)
         else:
             await process.call(
                 ThreadResumeParams(thread_id=self.codex_thread_id, exclude_turns=True, **common)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
+import uuid
 from typing import Any
 
 import msgspec
@@ -29,7 +29,6 @@ __all__ = ["ChatServer"]
 log = structlog.get_logger(__name__)
 _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[chat.ClientFrame] = msgspec.json.Decoder(chat.ClientFrame)
-_ids = itertools.count(1)
 
 
 class ChatServer(Surface):
@@ -131,7 +130,7 @@ class ChatServer(Surface):
                     case _ if key is None:
                         send(chat.ChatError("say hello first"))
                     case chat.Say(text=text):
-                        interaction = ev.Interaction(id=f"chat-{next(_ids)}", text=text, user=user)
+                        interaction = ev.Interaction(id=uuid.uuid4().hex, text=text, user=user)
                         outcome = await send_message(threads, key, interaction)
                         send(chat.Accepted(interaction_id=interaction.id, outcome=outcome))
                     case chat.Decide(approval_id=approval_id, decision=decision):
