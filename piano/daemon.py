@@ -3,6 +3,7 @@
 ```
 piano (Application, rest_for_one)
 ├── store              StoreWriter: the one SQLite writer (a thread actor)
+├── events             Pipeline: thread events, partitioned by thread, to surfaces and store
 ├── codex              CodexClient: the codex app-server process (restarted with back-off)
 ├── thread_supervisor  DynamicSupervisor: one ConversationThread per conversation
 ├── threads            Threads: finds or starts a conversation's thread
@@ -14,7 +15,8 @@ rest_for_one because each child needs the ones before it: everything writes to t
 threads need Codex, surfaces need threads. A surface that crashes restarts alone under
 `surfaces`; Codex restarts alone (with back-off) unless it fails past its supervisor's
 intensity, which then restarts Codex and everything after it.
-Thread events go to `publish`, which delivers them to the subscribed surfaces.
+Thread actors push their events into `events` (see `piano.events`), which delivers them to the
+subscribed surfaces and writes them to the store in batches, in order per thread.
 """
 
 from __future__ import annotations
@@ -29,11 +31,10 @@ from actors import Actor, Registry
 from actors.console import ConsoleServer
 from piano.codex import CODEX, CodexClient
 from piano.config import Config
+from piano.events import EVENTS, event_pipeline, publisher
 from piano.store import StoreWriter
-from piano.surfaces import deliver
 from piano.surfaces.terminal import ChatServer
 from piano.threads import STORE, THREAD_SUPERVISOR, THREADS, StoreDirectory, Threads
-from schemas.events import ThreadEvent
 from supervisors import Application, Backoff, ChildSpec, DynamicSupervisor, Supervisor
 
 __all__ = ["ConsoleService", "build_application", "configure_logging"]
@@ -90,12 +91,10 @@ def build_application(config: Config) -> Application:
     sessions = Registry(keys="unique")
     subscriptions = Registry(keys="duplicate")
     application: Application
-    threads_directory = StoreDirectory(
-        lambda: application.system.whereis(STORE) if application.system else None, database
-    )
+    threads_directory = StoreDirectory(lambda: store(), database)
 
-    def publish(event: ThreadEvent) -> None:
-        deliver(subscriptions, event)
+    publish = publisher(lambda: application.system)
+    store = lambda: application.system.whereis(STORE) if application.system else None  # noqa: E731
 
     chat_socket = str(config.state_path(config.daemon.chat_socket))
     console_socket = str(config.state_path(config.daemon.console_socket))
@@ -110,6 +109,12 @@ def build_application(config: Config) -> Application:
     ]
     children = [
         ChildSpec(STORE, start=lambda: StoreWriter(database), name=STORE, shutdown=30.0),
+        ChildSpec(
+            EVENTS,
+            start=lambda: event_pipeline(subscriptions, store),
+            name=EVENTS,
+            type="supervisor",
+        ),
         ChildSpec(
             CODEX,
             start=lambda: CodexClient(config, sessions),

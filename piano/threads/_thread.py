@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -48,7 +48,7 @@ from schemas.codex import (
 __all__ = ["ConversationThread", "Decision"]
 
 Decision = Literal["accept", "decline", "cancel"]
-Publish = Callable[[ev.ThreadEvent], None]
+Publish = Callable[[ev.ThreadEvent], Awaitable[None]]
 
 _ids = itertools.count(1)
 
@@ -106,6 +106,7 @@ class ConversationThread(Actor):
         self.queue: deque[ev.Interaction] = deque()
         self.approvals: dict[str, _Approval] = {}
         self.idle_timer: Timer | None = None
+        self.outbox: list[ev.ThreadEvent] = []
 
     def describe(self) -> str:
         state = "turn running" if self.turn else "idle"
@@ -121,7 +122,14 @@ class ConversationThread(Actor):
         self.idle_timer = self.send_after(self.agent.idle_timeout, "idle")
 
     def _emit(self, event: ev.ThreadEvent) -> None:
-        self.publish(event)
+        """Queue an event; `_flush` publishes the queue, in order, when the callback ends."""
+        self.outbox.append(event)
+
+    async def _flush(self) -> None:
+        while self.outbox:
+            batch, self.outbox = self.outbox, []
+            for event in batch:
+                await self.publish(event)
 
     def _meta(self, interaction_id: str | None = None) -> dict[str, Any]:
         return {
@@ -134,6 +142,12 @@ class ConversationThread(Actor):
     # -- requests ----------------------------------------------------------------------------
 
     async def handle_call(self, message: Any, caller: Caller) -> Any:
+        try:
+            return await self._handle_call(message, caller)
+        finally:
+            await self._flush()
+
+    async def _handle_call(self, message: Any, caller: Caller) -> Any:
         match message:
             case ("message", ev.Interaction() as interaction):
                 return await self._message(interaction)
@@ -307,6 +321,12 @@ class ConversationThread(Actor):
     # -- what Codex tells us -----------------------------------------------------------------
 
     async def handle_info(self, message: Any) -> None:
+        try:
+            await self._handle_info(message)
+        finally:
+            await self._flush()
+
+    async def _handle_info(self, message: Any) -> None:
         match message:
             case CodexNotification(method=method, params=params):
                 events = self.translator.feed(method, params)

@@ -38,7 +38,7 @@ class Events:
         self.all: list[ev.ThreadEvent] = []
         self._changed = asyncio.Event()
 
-    def __call__(self, event: ev.ThreadEvent) -> None:
+    async def __call__(self, event: ev.ThreadEvent) -> None:
         self.all.append(event)
         self._changed.set()
 

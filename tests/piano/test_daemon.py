@@ -11,7 +11,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, Text
+from piano.store import StoreReader, open_connection
+from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, Hang, Text
 
 pytestmark = pytest.mark.anyio
 PIANO = [sys.executable, "-m", "piano.cli"]
@@ -47,12 +48,8 @@ async def test_piano_chat_talks_to_an_agent_through_the_running_daemon(dirs: Cod
         provider.script(Text("Hello through the daemon", deltas=3))
         config = write_config(dirs, provider)
         chat_socket = dirs.root / "state" / "chat.sock"
-        daemon = await anyio.open_process([*PIANO, "run", "--config", str(config)])
+        daemon = await start_daemon(config, chat_socket)
         try:
-            with anyio.fail_after(60):
-                while not chat_socket.exists():
-                    assert daemon.returncode is None, "the daemon exited during start-up"
-                    await anyio.sleep(0.05)
             assert chat_socket.stat().st_mode & 0o777 == 0o600
             chat = await anyio.run_process(
                 [*PIANO, "chat", "--config", str(config), "--message", "hello"], check=False
@@ -67,10 +64,89 @@ async def test_piano_chat_talks_to_an_agent_through_the_running_daemon(dirs: Cod
             for part in ("'piano'", "CodexClient", "Threads", "ChatServer", "rest_for_one"):
                 assert part in shown
             assert "terminal:default (default)" in shown
+            with StoreReader(dirs.root / "state" / "piano.db") as reader:
+                [thread] = reader.threads()
+                [interaction] = reader.interactions(thread.id)
+                assert (interaction.text, interaction.status) == ("hello", "completed")
+                assert interaction.response == "Hello through the daemon"
+                assert [e.seq for e in reader.events_since(thread.id, 0)] == list(
+                    range(1, reader.last_seq(thread.id) + 1)
+                )
             daemon.send_signal(signal.SIGTERM)
             with anyio.fail_after(30):
                 assert await daemon.wait() == 0
             assert not chat_socket.exists()
+        finally:
+            if daemon.returncode is None:
+                daemon.kill()
+                await daemon.wait()
+
+
+async def start_daemon(config: Path, socket: Path) -> anyio.abc.Process:
+    """Start `piano run` and return once its chat socket accepts connections (a socket file
+    left by a killed daemon does not count)."""
+    daemon = await anyio.open_process([*PIANO, "run", "--config", str(config)])
+    with anyio.fail_after(60):
+        while True:
+            assert daemon.returncode is None, "the daemon exited during start-up"
+            try:
+                stream = await anyio.connect_unix(socket)
+            except OSError:
+                await anyio.sleep(0.05)
+                continue
+            await stream.aclose()
+            return daemon
+
+
+async def test_a_daemon_killed_mid_turn_leaves_an_intact_database_with_every_accepted_message(
+    dirs: CodexDirs,
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        hang = Hang()
+        provider.script(Text("first answer"), hang, Text("after the restart"))
+        config = write_config(dirs, provider)
+        socket = dirs.root / "state" / "chat.sock"
+        database = dirs.root / "state" / "piano.db"
+        daemon = await start_daemon(config, socket)
+        try:
+            first = await anyio.run_process(
+                [*PIANO, "chat", "--config", str(config), "--message", "one"], check=False
+            )
+            assert first.returncode == 0, first.stderr.decode()
+            chat = await anyio.open_process(
+                [*PIANO, "chat", "--config", str(config), "--message", "two"]
+            )
+            await provider.wait_requests(2)
+            daemon.kill()
+            await daemon.wait()
+            hang.release()
+            await chat.wait()
+        finally:
+            if daemon.returncode is None:
+                daemon.kill()
+                await daemon.wait()
+        check = open_connection(database, query_only=True)
+        assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        check.close()
+        with StoreReader(database) as reader:
+            [thread] = reader.threads()
+            texts = {i.text: i for i in reader.interactions(thread.id)}
+            assert set(texts) == {"one", "two"}
+            assert texts["one"].status == "completed"
+            assert texts["one"].response == "first answer"
+            assert texts["two"].status in ("pending", "in_progress")
+        daemon = await start_daemon(config, socket)
+        try:
+            again = await anyio.run_process(
+                [*PIANO, "chat", "--config", str(config), "--message", "three"], check=False
+            )
+            assert again.returncode == 0, again.stderr.decode()
+            assert "after the restart" in again.stdout.decode()
+            history = str((await provider.wait_requests(3))[-1]["input"])
+            assert "one" in history, "the daemon did not resume the thread's Codex history"
+            daemon.send_signal(signal.SIGTERM)
+            with anyio.fail_after(30):
+                assert await daemon.wait() == 0
         finally:
             if daemon.returncode is None:
                 daemon.kill()

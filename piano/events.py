@@ -1,0 +1,93 @@
+"""The daemon's event pipeline: every thread event, in order per thread, to surfaces and store.
+
+```
+thread actor ──push──▶ events pipeline (partitioned by thread id)
+                          ├─ processor k: deliver to the surfaces subscribed to the thread
+                          └─ batcher "default" ─▶ batch processor: StoreWriter.WriteBatch
+```
+
+A thread's events all go to one processor, which hands them to its surfaces in order; the
+batcher then groups events of any threads into batches of up to `batch_size` (or what arrived
+within `batch_timeout`), and one batch processor writes each batch in one transaction, so a
+thread's events reach the store in order too. An event is acknowledged once its batch has
+committed. Pushing waits while `max_in_flight` events are unacknowledged, which slows the
+thread actors (and so Codex's notifications) instead of growing memory. On shutdown the
+pipeline drains: everything pushed is delivered and stored before the store stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from actors import ActorRef, ActorSystem, Registry
+from actors.pipeline import Batchers, BatchInfo, Message, Pipeline, Processors, push
+from piano.store import WriteBatch
+from piano.surfaces import deliver
+from schemas.events import ThreadEvent
+
+__all__ = ["EVENTS", "event_pipeline", "publisher"]
+
+EVENTS = "events"
+"""The registered name of the daemon's event pipeline."""
+
+log = structlog.get_logger(__name__)
+
+
+def _thread(message: Message) -> str:
+    thread_id: str = message.data.thread_id
+    return thread_id
+
+
+def event_pipeline(
+    subscriptions: Registry,
+    store: Callable[[], ActorRef | None],
+    *,
+    processors: int = 2,
+    batch_size: int = 500,
+    batch_timeout: float = 0.02,
+    max_in_flight: int = 20_000,
+) -> Pipeline:
+    """The pipeline; `store()` returns the live store writer."""
+
+    def to_surfaces(message: Message) -> None:
+        deliver(subscriptions, message.data)
+
+    async def to_store(messages: list[Message], info: BatchInfo) -> None:
+        writer = store()
+        if writer is None:
+            raise RuntimeError("the store is not running")
+        await writer.call(WriteBatch([message.data for message in messages]), timeout=60)
+
+    def failed(messages: list[Message]) -> None:
+        for message in messages:
+            log.error("events.not_stored", event=message.data, reason=repr(message.failure))
+
+    return Pipeline(
+        EVENTS,
+        processors=Processors(to_surfaces, concurrency=processors, partition_by=_thread),
+        batchers={
+            "default": Batchers(
+                to_store,
+                batch_size=batch_size,
+                batch_timeout=batch_timeout,
+                partition_by=lambda message: 0,
+            )
+        },
+        handle_failed=failed,
+        max_in_flight=max_in_flight,
+    )
+
+
+def publisher(system: Callable[[], ActorSystem | None]) -> Callable[[ThreadEvent], Awaitable[None]]:
+    """The `publish` function thread actors use: push into the live pipeline."""
+
+    async def publish(event: ThreadEvent) -> None:
+        running = system()
+        ref = running.whereis(EVENTS) if running is not None else None
+        if ref is None:
+            raise RuntimeError("the event pipeline is not running")
+        await push(ref, event)
+
+    return publish
