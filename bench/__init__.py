@@ -20,6 +20,8 @@ __all__ = ["BENCHMARKS"]
 BENCHMARKS: dict[str, str] = {
     "runtime": "bench.runtime:run",
     "supervision": "bench.supervision:run",
+    "pipeline": "bench.pipeline:run",
+    "store": "bench.store:run",
     "jail": "bench.legacy:jail",
     "webfetch": "bench.legacy:webfetch",
 }
