@@ -55,7 +55,13 @@ __all__ = ["Applier"]
 
 log = structlog.get_logger(__name__)
 
-_INVALID: Final = (apsw.ConstraintError, apsw.MismatchError, TypeError, OverflowError)
+_INVALID: Final = (
+    apsw.ConstraintError,
+    apsw.MismatchError,
+    TypeError,
+    OverflowError,
+    msgspec.EncodeError,
+)
 """What a bad event raises (as opposed to a failing disk, which is not the event's fault)."""
 
 _DELTA_KIND: Final = {"text": "agent_message", "reasoning": "reasoning", "output": "command"}

@@ -70,6 +70,7 @@ def test_an_invalid_event_rolls_the_whole_batch_back_and_names_itself(
             "unknown interaction 'missing'",
         ),
         ("not an event", "not a thread event: str"),
+        (Notice(thread_id="t1", level="info", message=object()), "TypeError"),  # type: ignore[arg-type]
         (started("t2", "i1", "turn9"), "interaction 'i1' belongs to another thread"),
     ],
 )
