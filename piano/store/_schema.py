@@ -23,6 +23,7 @@ Tables (all STRICT; times are Unix seconds as REAL; JSON columns are checked wit
 - events: the append-only journal of every thread event, numbered per thread from 1.
 - telegram_inbox, telegram_conversations, telegram_audit (v2): the Telegram surface's durable
   inbox of updates, its chats and topics with their agent, and its access audit log.
+- shell_commands (v3): every command a thread's jailed shell ran, with its exit code, for audit.
 """
 
 from __future__ import annotations
@@ -203,7 +204,27 @@ CREATE TABLE telegram_audit (
 CREATE INDEX telegram_audit_by_time ON telegram_audit (bot, at);
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2_TELEGRAM)
+_V3_SHELL_AUDIT: Final = """
+CREATE TABLE shell_commands (
+    id              INTEGER PRIMARY KEY,
+    thread_id       TEXT NOT NULL REFERENCES threads(id),
+    session         TEXT NOT NULL,
+    command         TEXT NOT NULL,
+    exit_code       INTEGER,
+    timed_out       INTEGER NOT NULL CHECK (timed_out IN (0, 1)),
+    restart_reason  TEXT,
+    stdout          TEXT NOT NULL DEFAULT '',
+    stderr          TEXT NOT NULL DEFAULT '',
+    stdout_bytes    INTEGER NOT NULL,
+    stderr_bytes    INTEGER NOT NULL,
+    started_at      REAL NOT NULL,
+    duration        REAL NOT NULL,
+    recorded_at     REAL NOT NULL
+) STRICT;
+CREATE INDEX shell_commands_by_thread ON shell_commands (thread_id, id);
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2_TELEGRAM, _V3_SHELL_AUDIT)
 """SQL scripts; index n migrates version n to n + 1. Append only."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
