@@ -81,6 +81,9 @@ class Topology:
         self.in_flight = 0
         self.max_in_flight = max_in_flight
         self.waiters: deque[asyncio.Future[None]] = deque()
+        self.wake_room = max(1, max_in_flight // 4)
+        """Waiting pushers are woken once this much room is free (hysteresis: pushers then
+        accept big slices instead of trickling one chunk at a time)."""
         self.accepting = True
         self.draining = False
         self.stopping = False
@@ -244,7 +247,7 @@ class Topology:
         self.acked += done_ok
         self.failed += done_failed
         self.in_flight -= done_ok + done_failed
-        if self.waiters:
+        if self.waiters and self.max_in_flight - self.in_flight >= self.wake_room:
             self.wake()
         if self.in_flight == 0 and self.draining:
             assert self.idle is not None
