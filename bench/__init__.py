@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, str] = {
     "supervision": "bench.supervision:run",
     "pipeline": "bench.pipeline:run",
     "store": "bench.store:run",
+    "piano": "bench.piano:run",
     "jail": "bench.legacy:jail",
     "webfetch": "bench.legacy:webfetch",
 }

@@ -97,7 +97,8 @@ class Interaction(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
-    """Base of every thread event."""
+    """Base of every thread event. `at` is when Piano received what caused it (for a Codex
+    notification, when its line was read from stdout), in seconds since the epoch."""
 
     thread_id: str
     turn_id: str | None = None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,10 +44,12 @@ CODEX = "codex"
 
 @dataclass(frozen=True, slots=True)
 class CodexNotification:
-    """A notification for one thread, as `handle_info` of its thread actor receives it."""
+    """A notification for one thread, as `handle_info` of its thread actor receives it;
+    `received_at` is when its line was read from codex's stdout (wall clock)."""
 
     method: str
     params: Any
+    received_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +148,9 @@ class CodexClient(_Actor):
     def _route(self, thread_id: str | None, method: str, params: Any) -> None:
         if thread_id is None:
             return
+        received_at = time.time()
         for ref, _ in self.sessions.lookup(thread_id):
-            ref.send(CodexNotification(method, params))
+            ref.send(CodexNotification(method, params, received_at))
 
     async def _approval(self, request: RpcRequest) -> Any:
         params = request.params

@@ -126,6 +126,7 @@ class Translator:
         self.open: dict[str, ev.Item] = {}
         self.response = ""
         self._clock = clock
+        self._at = 0.0
 
     def begin(self, interaction_id: str) -> None:
         """A new interaction's turn is about to start (before Codex's `turn/started`)."""
@@ -137,10 +138,19 @@ class Translator:
             "thread_id": self.thread_id,
             "turn_id": turn_id or self.turn_id,
             "interaction_id": self.interaction_id,
-            "at": self._clock(),
+            "at": self._at or self._clock(),
         }
 
-    def feed(self, method: str, params: Any) -> list[ev.ThreadEvent]:
+    def feed(self, method: str, params: Any, at: float = 0.0) -> list[ev.ThreadEvent]:
+        """The events `params` implies; they carry `at` (when Piano received the
+        notification) or, when it is 0, the time of translation."""
+        self._at = at
+        try:
+            return self._feed(method, params)
+        finally:
+            self._at = 0.0
+
+    def _feed(self, method: str, params: Any) -> list[ev.ThreadEvent]:
         match params:
             case TurnStartedNotification(turn=turn):
                 self.turn_id = turn.id

@@ -99,6 +99,11 @@ class StoreDirectory:
             self._reader = StoreReader(self.database)
         return self._reader
 
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
     async def _write(self, message: object) -> object:
         writer = self.writer()
         if writer is None:

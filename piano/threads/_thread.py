@@ -48,7 +48,7 @@ from schemas.codex import (
 __all__ = ["ConversationThread", "Decision"]
 
 Decision = Literal["accept", "decline", "cancel"]
-Publish = Callable[[ev.ThreadEvent], Awaitable[None]]
+Publish = Callable[[list[ev.ThreadEvent]], Awaitable[None]]
 
 _ids = itertools.count(1)
 
@@ -128,8 +128,7 @@ class ConversationThread(Actor):
     async def _flush(self) -> None:
         while self.outbox:
             batch, self.outbox = self.outbox, []
-            for event in batch:
-                await self.publish(event)
+            await self.publish(batch)
 
     def _meta(self, interaction_id: str | None = None) -> dict[str, Any]:
         return {
@@ -328,8 +327,8 @@ class ConversationThread(Actor):
 
     async def _handle_info(self, message: Any) -> None:
         match message:
-            case CodexNotification(method=method, params=params):
-                events = self.translator.feed(method, params)
+            case CodexNotification(method=method, params=params, received_at=received_at):
+                events = self.translator.feed(method, params, received_at)
                 if events and isinstance(events[-1], ev.TurnCompleted):
                     *rest, done = events
                     for event in rest:

@@ -38,8 +38,8 @@ class Events:
         self.all: list[ev.ThreadEvent] = []
         self._changed = asyncio.Event()
 
-    async def __call__(self, event: ev.ThreadEvent) -> None:
-        self.all.append(event)
+    async def __call__(self, events: list[ev.ThreadEvent]) -> None:
+        self.all.extend(events)
         self._changed.set()
 
     def of(self, thread_id: str, kind: type[Any] | None = None) -> list[Any]:

@@ -1,0 +1,273 @@
+"""Piano end to end: Codex events through the pipeline into SQLite and out to a surface.
+
+- ``codex_turns``: N threads x M turns against the real codex and the fake model provider
+  (which answers at once, streaming `deltas` text deltas per turn). Reports events per second
+  stored, and the latency added by Piano from a notification's line being read from codex's
+  stdout to (a) the surface callback and (b) its batch being committed to SQLite — median and
+  p99. Per-thread order is verified: the store's journal for each thread must hold exactly the
+  events the surface saw, in the same order, numbered 1..n.
+- ``pipeline_to_store``: the same pipeline and store without Codex: synthetic events for 100
+  threads pushed as fast as the pipeline takes them, to measure its capacity (events/s
+  persisted, order verified the same way).
+
+Targets (issue #5): ≤ 1 ms median added per event; ≥ 20k events/s persisted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from actors import Actor, ActorSystem, Registry
+from bench.harness import Options
+from piano.codex import CODEX, CodexClient
+from piano.config import AgentConfig, CodexConfig, Config, DaemonConfig, ProviderConfig
+from piano.events import EVENTS, event_pipeline, publisher
+from piano.store import CreateThread, StoreReader, StoreWriter, UpsertAgent, UpsertSurface
+from piano.surfaces import ALL_THREADS, subscribe
+from piano.threads import (
+    STORE,
+    THREAD_SUPERVISOR,
+    THREADS,
+    StoreDirectory,
+    ThreadKey,
+    Threads,
+    send_message,
+)
+from schemas import events as ev
+from supervisors import DynamicSupervisor
+from tests.fakes.responses_provider import make_codex_dirs
+
+__all__ = ["run"]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class _Surface(Actor):
+    """Records when each event reaches a surface callback."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[tuple[str, float]]] = defaultdict(list)
+        self.latency: list[float] = []
+        self.completed: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+
+    def handle_info(self, message: Any) -> None:
+        now = time.time()
+        if isinstance(message, ev.Event):
+            self.seen[message.thread_id].append((type(message).__name__, now))
+            if message.at:
+                self.latency.append(now - message.at)
+            if isinstance(message, ev.TurnCompleted) and message.interaction_id:
+                self.completed[message.interaction_id].set()
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] * 1e6
+
+
+def _check_order(database: Path, seen: dict[str, list[tuple[str, float]]]) -> bool:
+    with StoreReader(database) as reader:
+        for thread_id, received in seen.items():
+            journal = reader.events_since(thread_id, 0)
+            if [entry.seq for entry in journal] != list(range(1, len(journal) + 1)):
+                return False
+            if [type(entry.event).__name__ for entry in journal] != [kind for kind, _ in received]:
+                return False
+    return True
+
+
+_PROVIDER = """
+import asyncio, sys
+from tests.fakes.responses_provider import FakeResponsesProvider, Text
+
+async def main():
+    async with FakeResponsesProvider(default=Text("x" * {deltas}, deltas={deltas})) as provider:
+        print(provider.base_url, flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+asyncio.run(main())
+"""
+
+
+@contextlib.asynccontextmanager
+async def _provider_process(deltas: int) -> AsyncIterator[str]:
+    """The fake model provider in a process of its own, as a real provider would be: in-process
+    its streaming would compete with Piano for the event loop and inflate the latency."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _PROVIDER.format(deltas=deltas),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=REPO,
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        yield line.decode().strip()
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        await asyncio.wait_for(process.wait(), 30)
+
+
+async def _codex_turns(threads_n: int, turns: int, deltas: int) -> dict[str, Any]:
+    dirs = make_codex_dirs()
+    stored_latency: list[float] = []
+
+    def stored(events: list[ev.ThreadEvent]) -> None:
+        now = time.time()
+        stored_latency.extend(now - event.at for event in events if event.at)
+
+    try:
+        async with _provider_process(deltas) as base_url:
+            config = Config(
+                daemon=DaemonConfig(state_dir=str(dirs.root)),
+                codex=CodexConfig(home=str(dirs.home)),
+                providers={"fake": ProviderConfig(base_url=base_url)},
+                agents={
+                    "default": AgentConfig(
+                        model="gpt-5.5", provider="fake", workspace=str(dirs.work)
+                    )
+                },
+            )
+            database = dirs.root / "piano.db"
+            async with ActorSystem() as system:
+                subscriptions = Registry(keys="duplicate")
+                sessions = Registry(keys="unique")
+                await system.spawn(StoreWriter(database), name=STORE)
+                pipeline = event_pipeline(
+                    subscriptions, lambda: system.whereis(STORE), stored=stored
+                )
+                await system.spawn(pipeline, name=EVENTS)
+                await system.spawn(CodexClient(config, sessions), name=CODEX)
+                await system.spawn(DynamicSupervisor(), name=THREAD_SUPERVISOR)
+                directory = StoreDirectory(lambda: system.whereis(STORE), database)
+                router = await system.spawn(
+                    Threads(config, directory, publisher(lambda: system), sessions), name=THREADS
+                )
+                surface = _Surface()
+                surface_ref = await system.spawn(surface)
+                subscribe(subscriptions, ALL_THREADS, surface_ref)
+
+                async def conversation(index: int) -> None:
+                    key = ThreadKey("bench", f"c{index}", "default")
+                    for turn in range(turns):
+                        interaction = ev.Interaction(id=f"{index}-{turn}", text="go")
+                        await send_message(router, key, interaction)
+                        await asyncio.wait_for(surface.completed[interaction.id].wait(), 60)
+
+                started = time.perf_counter()
+                await asyncio.gather(*(conversation(i) for i in range(threads_n)))
+                await system.whereis(EVENTS).stop(timeout=60)  # type: ignore[union-attr]
+                elapsed = time.perf_counter() - started
+                directory.close()
+                total = sum(len(events) for events in surface.seen.values())
+                ordered = _check_order(database, surface.seen)
+        return {
+            "events": total,
+            "events_per_s": total / elapsed,
+            "surface_median_us": statistics.median(surface.latency) * 1e6,
+            "surface_p99_us": _percentile(surface.latency, 0.99),
+            "stored_median_us": statistics.median(stored_latency) * 1e6,
+            "stored_p99_us": _percentile(stored_latency, 0.99),
+            "order_verified": ordered,
+        }
+    finally:
+        shutil.rmtree(dirs.root, ignore_errors=True)
+
+
+async def _pipeline_to_store(threads_n: int, per_thread: int) -> dict[str, Any]:
+    dirs = make_codex_dirs()
+    try:
+        database = dirs.root / "piano.db"
+        async with ActorSystem() as system:
+            subscriptions = Registry(keys="duplicate")
+            writer = await system.spawn(StoreWriter(database), name=STORE)
+            await writer.call(UpsertSurface("bench", "bench"))
+            await writer.call(UpsertAgent("default", "codex"))
+            for index in range(threads_n):
+                await writer.call(CreateThread(f"t{index}", "bench", f"c{index}", "default"))
+            await system.spawn(
+                event_pipeline(subscriptions, lambda: system.whereis(STORE)), name=EVENTS
+            )
+            surface = _Surface()
+            subscribe(subscriptions, ALL_THREADS, await system.spawn(surface))
+            publish = publisher(lambda: system)
+
+            async def thread(index: int) -> None:
+                for n in range(per_thread):
+                    await publish(
+                        ev.Notice(
+                            thread_id=f"t{index}", level="info", message=str(n), at=time.time()
+                        )
+                    )
+
+            started = time.perf_counter()
+            await asyncio.gather(*(thread(i) for i in range(threads_n)))
+            await system.whereis(EVENTS).stop(timeout=120)  # type: ignore[union-attr]
+            elapsed = time.perf_counter() - started
+            total = threads_n * per_thread
+            ordered = _check_order(database, surface.seen)
+            with StoreReader(database) as reader:
+                stored = sum(reader.last_seq(f"t{i}") for i in range(threads_n))
+        return {
+            "events": total,
+            "stored": stored,
+            "events_per_s": stored / elapsed,
+            "order_verified": ordered and stored == total,
+        }
+    finally:
+        shutil.rmtree(dirs.root, ignore_errors=True)
+
+
+def run(options: Options) -> Iterator[dict[str, Any]]:
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        cache_logger_on_first_use=True,
+    )
+    if options.wants("codex_turns"):
+        n, m, deltas = (2, 2, 20) if options.quick else (8, 5, 200)
+        rounds = [asyncio.run(_codex_turns(n, m, deltas)) for _ in range(options.rounds)]
+        line = {
+            key: round(statistics.median(r[key] for r in rounds), 1)
+            for key in rounds[0]
+            if key != "order_verified"
+        }
+        yield {
+            "bench": "piano",
+            "workload": "codex_turns",
+            "threads": n,
+            "turns": m,
+            "deltas_per_turn": deltas,
+            **line,
+            "order_verified": all(r["order_verified"] for r in rounds),
+            "target": {"max_surface_median_us": 1000, "max_stored_median_us": 1000},
+            "met": line["surface_median_us"] <= 1000 and line["stored_median_us"] <= 1000,
+        }
+    if options.wants("pipeline_to_store"):
+        n, per = (10, 100) if options.quick else (100, 2000)
+        rounds = [asyncio.run(_pipeline_to_store(n, per)) for _ in range(options.rounds)]
+        rate = statistics.median(r["events_per_s"] for r in rounds)
+        yield {
+            "bench": "piano",
+            "workload": "pipeline_to_store",
+            "threads": n,
+            "events": n * per,
+            "events_per_s": round(rate, 1),
+            "order_verified": all(r["order_verified"] for r in rounds),
+            "target": {"min_events_per_s": 20_000},
+            "met": rate >= 20_000,
+        }
