@@ -1,0 +1,110 @@
+"""The Telegram surface: Piano's conversations in Telegram chats, groups and forum topics.
+
+```python
+spec = child_spec(config.telegram, subscriptions=subscriptions, directory=directory,
+                  state_path=str(config.state_path(config.daemon.database)),
+                  default_agent=config.default_agent, agents=sorted(config.agents))
+```
+
+`child_spec` returns the `ChildSpec` of a `TelegramSurface` for the daemon's ``surfaces``
+supervisor; the bot token is read from the environment variable `TelegramConfig.token_env`
+(and the webhook secret from `WebhookConfig.secret_env`) when the surface starts. See
+`_surface` for what the surface does, `_inbox` for the delivery guarantee, `_split` for how
+answers are rendered, `_progress` for the status message, `_access` for the allowlist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from actors import Registry
+from piano.surfaces.telegram._access import Access
+from piano.surfaces.telegram._config import Role, TelegramConfig, WebhookConfig
+from piano.surfaces.telegram._inbox import Conversation, Inbox
+from piano.surfaces.telegram._progress import ChatPacer, TurnProgress
+from piano.surfaces.telegram._split import Chunk, render_html, split_markdown
+from piano.surfaces.telegram._surface import Route, TelegramSurface, Transcripts
+from piano.threads import ThreadDirectory
+from supervisors import Backoff, ChildSpec
+
+__all__ = [
+    "Access",
+    "ChatPacer",
+    "Chunk",
+    "Conversation",
+    "Inbox",
+    "Role",
+    "Route",
+    "TelegramConfig",
+    "TelegramSurface",
+    "Transcripts",
+    "TurnProgress",
+    "WebhookConfig",
+    "child_spec",
+    "render_html",
+    "split_markdown",
+    "store_transcripts",
+]
+
+
+class MissingToken(RuntimeError):
+    """The environment variable that should hold the bot token is empty."""
+
+
+def store_transcripts(state_path: str) -> Transcripts:
+    """Transcripts from Piano's store (`StoreReader.export_transcript`), read off the loop."""
+
+    async def transcript(thread_id: str) -> str | None:
+        from piano.store import StoreReader
+
+        def read() -> str | None:
+            with StoreReader(state_path) as reader:
+                if reader.thread(thread_id) is None:
+                    return None
+                return reader.export_transcript(thread_id)
+
+        return await asyncio.to_thread(read)
+
+    return transcript
+
+
+def child_spec(
+    config: TelegramConfig,
+    *,
+    subscriptions: Registry,
+    directory: ThreadDirectory,
+    state_path: str,
+    default_agent: str,
+    agents: list[str],
+    transcripts: Transcripts | None = None,
+) -> ChildSpec:
+    """The supervised Telegram surface (restarted alone, with back-off, when it crashes)."""
+
+    def start() -> TelegramSurface:
+        token = os.environ.get(config.token_env, "")
+        if not token:
+            raise MissingToken(f"telegram: set the bot token in ${config.token_env}")
+        secret = os.environ.get(config.webhook.secret_env) or None
+        if config.mode == "webhook" and config.webhook.url and secret is None:
+            raise MissingToken(f"telegram: set the webhook secret in ${config.webhook.secret_env}")
+        return TelegramSurface(
+            config,
+            token=token,
+            subscriptions=subscriptions,
+            directory=directory,
+            state_path=state_path,
+            default_agent=default_agent,
+            agents=agents,
+            transcripts=transcripts or store_transcripts(state_path),
+            webhook_secret=secret,
+        )
+
+    return ChildSpec(
+        "telegram",
+        start=start,
+        name="surface:telegram",
+        backoff=Backoff(initial=1.0, cap=60.0),
+        shutdown=10.0,
+        init_timeout=60.0,
+    )

@@ -1,0 +1,293 @@
+"""What the Telegram surface does with one stored update: a message, a command or a button.
+
+`process_update` runs inside the surface actor, one update at a time in `update_id` order. It
+returns False only when the update cannot be handled yet (the thread router is restarting); the
+update then stays pending and is tried again. Everything else — including refusals and
+failures, which are answered and logged — counts as processed.
+
+Groups: the bot answers a message that mentions it, replies to one of its messages, or is a
+command; other messages of the chat are kept (the last `group_context`) and handed to the agent
+as context with the next message addressed to it. Forum topics are separate conversations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from telegram import Message, MessageEntity, Update
+from telegram.constants import ChatAction, ChatType
+
+from actors import ActorRef
+from piano.surfaces.telegram._texts import decode_decision, help_text, status_text
+from piano.threads import THREADS, send_message
+from schemas import events as ev
+
+if TYPE_CHECKING:
+    from piano.surfaces.telegram._inbox import Conversation
+    from piano.surfaces.telegram._surface import Route, TelegramSurface
+
+__all__ = ["process_update"]
+
+log = structlog.get_logger(__name__)
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+async def process_update(surface: TelegramSurface, data: dict[str, Any]) -> bool:
+    """Handle one update; False to keep it pending (see the module documentation)."""
+    update = Update.de_json(data, surface.bot)
+    if update.callback_query is not None:
+        return await _button(surface, update)
+    if update.message is not None:
+        return await _message(surface, update.message, update.update_id)
+    return True
+
+
+def _command(message: Message, username: str) -> tuple[str, str] | None:
+    """("name", "arguments") of a command to this bot, None for anything else."""
+    text = message.text or ""
+    if not text.startswith("/"):
+        return None
+    head, _, rest = text.partition(" ")
+    name, _, target = head[1:].partition("@")
+    if target and target.lower() != username.lower():
+        return None
+    return name.lower(), rest.strip()
+
+
+def _addressed(message: Message, username: str, bot_id: int) -> bool:
+    mention = f"@{username}".lower()
+    for entity, value in message.parse_entities([MessageEntity.MENTION]).items():
+        if entity.type == MessageEntity.MENTION and value.lower() == mention:
+            return True
+    if mention in (message.text or message.caption or "").lower():
+        return True
+    replied = message.reply_to_message
+    return (
+        replied is not None
+        and replied.forum_topic_created is None
+        and replied.from_user is not None
+        and replied.from_user.id == bot_id
+    )
+
+
+def _author(message: Message) -> str:
+    user = message.from_user
+    if user is None:
+        return message.chat.title or "someone"
+    return user.full_name or user.username or str(user.id)
+
+
+async def _message(surface: TelegramSurface, message: Message, update_id: int) -> bool:
+    assert surface.me is not None
+    assert surface.access is not None
+    text = message.text or message.caption or ""
+    if not text.strip():
+        return True
+    chat = message.chat
+    user_id = message.from_user.id if message.from_user is not None else None
+    topic = message.message_thread_id if message.is_topic_message else None
+    group = chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+    username = surface.me.username or ""
+    command = _command(message, username)
+    conversation = surface.conversation(chat.id, topic)
+    route = surface.route(conversation)
+    if group and command is None and not _addressed(message, username, surface.me.id):
+        seen = surface.context.setdefault(conversation.conversation, [])
+        seen.append(f"{_author(message)}: {text}")
+        del seen[: -surface.config.group_context or len(seen)]
+        return True
+    access = surface.access
+    if not access.allows(user_id, chat.id):
+        access.audit("message", "refused", user_id=user_id, chat_id=chat.id, detail=text[:200])
+        if access.should_explain_refusal(chat.id):
+            surface.say(
+                route,
+                "🙏 Sorry, this is a private bot and you are not on its list of users. "
+                f"Ask its owner to add your id <code>{user_id}</code>.",
+                reply_to=message.message_id,
+            )
+        return True
+    threads = surface.system.whereis(THREADS)
+    if command is not None:
+        if command[0] in ("start", "help"):
+            surface.say(route, help_text(conversation.agent))
+            return True
+        if threads is None:
+            return False
+        await _run_command(surface, threads, command, conversation, route, user_id)
+        return True
+    if threads is None:
+        return False
+    await surface.track(conversation)
+    body = text.replace(f"@{username}", "").strip() if username else text
+    if group:
+        seen = surface.context.pop(conversation.conversation, [])
+        if seen:
+            context = "\n".join(seen[-surface.config.group_context :])
+            body = (
+                f"Recent messages in this group chat, for context:\n{context}\n\n"
+                f"{_author(message)} asks you: {body}"
+            )
+    interaction = ev.Interaction(
+        id=f"tg-{surface.bot_id}-{update_id}", text=body, user=f"telegram:{user_id}"
+    )
+    surface.replies[interaction.id] = message.message_id
+    _typing(surface, route)
+    outcome = await send_message(threads, route.key, interaction)
+    log.info("telegram.message", chat=chat.id, topic=topic, outcome=outcome)
+    return True
+
+
+def _typing(surface: TelegramSurface, route: Route) -> None:
+    bot = surface.bot
+    assert bot is not None
+
+    async def typing() -> None:
+        await bot.send_chat_action(
+            route.chat_id, ChatAction.TYPING, message_thread_id=route.topic_id
+        )
+
+    surface.outbox(route.chat_id).put("sendChatAction", typing)
+
+
+async def _run_command(
+    surface: TelegramSurface,
+    threads: ActorRef,
+    command: tuple[str, str],
+    conversation: Conversation,
+    route: Route,
+    user_id: int | None,
+) -> None:
+    name, arguments = command
+    match name:
+        case "new":
+            thread_id = await threads.call(("new", route.key))
+            surface.follow(thread_id, conversation)
+            surface.say(route, "🆕 Started a fresh thread.")
+        case "stop":
+            thread = await threads.call(("open", route.key))
+            stopped = await thread.call("interrupt")
+            surface.say(route, "⏹ Stopping the turn…" if stopped else "💤 Nothing is running.")
+        case "status":
+            await surface.track(conversation)
+            thread = await threads.call(("open", route.key))
+            surface.say(route, status_text(conversation.agent, await thread.call("status")))
+        case "agent":
+            await _agent(surface, arguments, conversation, route, user_id)
+        case "approvals":
+            thread = await threads.call(("open", route.key))
+            status = await thread.call("status")
+            pending = [
+                surface.approvals[approval]
+                for approval in status["approvals"]
+                if approval in surface.approvals
+            ]
+            if not pending:
+                surface.say(route, "✅ No pending approvals.")
+            for view in pending:
+                surface.show_approval(view)
+        case "transcript":
+            thread_id = await surface.track(conversation)
+            markdown = await surface.transcripts(thread_id) if surface.transcripts else None
+            if markdown is None and surface.history.get(thread_id):
+                markdown = f"# Thread {thread_id}\n\n" + "\n\n".join(surface.history[thread_id])
+            if not markdown:
+                surface.say(route, "📭 Nothing to export yet.")
+            else:
+                surface.send_document(
+                    route, markdown.encode(), f"transcript-{thread_id}.md", "🧾 Transcript"
+                )
+        case _:
+            surface.say(route, f"❓ Unknown command /{_e(name)}. Try /help.")
+
+
+async def _agent(
+    surface: TelegramSurface,
+    arguments: str,
+    conversation: Conversation,
+    route: Route,
+    user_id: int | None,
+) -> None:
+    assert surface.access is not None
+    if not arguments:
+        lines = [
+            f"{'▶️' if agent == conversation.agent else '▫️'} {_e(agent)}" for agent in surface.agents
+        ]
+        surface.say(route, "Agents (switch with /agent NAME):\n" + "\n".join(lines))
+        return
+    if not surface.access.allows(user_id, route.chat_id, needs="admin"):
+        surface.access.audit(
+            "agent", "refused", user_id=user_id, chat_id=route.chat_id, detail=arguments
+        )
+        surface.say(route, "🙏 Only an admin may switch the agent.")
+        return
+    if arguments not in surface.agents:
+        surface.say(route, f"❓ No agent named {_e(arguments)}. Try /agent.")
+        return
+    switched = dataclasses.replace(conversation, agent=arguments)
+    await surface.track(switched)
+    surface.access.audit("agent", "done", user_id=user_id, chat_id=route.chat_id, detail=arguments)
+    surface.say(route, f"🤖 This chat now talks to <b>{_e(arguments)}</b>.")
+
+
+async def _button(surface: TelegramSurface, update: Update) -> bool:
+    assert surface.access is not None
+    assert surface.bot is not None
+    query = update.callback_query
+    assert query is not None
+    bot = surface.bot
+    message = query.message
+    chat_id = message.chat.id if message is not None else query.from_user.id
+    user_id = query.from_user.id
+
+    def answer(text: str, alert: bool = False) -> None:
+        async def send() -> None:
+            await bot.answer_callback_query(query.id, text=text, show_alert=alert)
+
+        surface.outbox(chat_id).put("answerCallbackQuery", send)
+
+    decoded = decode_decision(query.data or "")
+    if decoded is None:
+        answer("This button is not mine.")
+        return True
+    decision, token = decoded
+    if not surface.access.allows(user_id, chat_id):
+        surface.access.audit("approval", "refused", user_id=user_id, chat_id=chat_id, detail=token)
+        answer("Sorry, you may not decide this.", alert=True)
+        return True
+    view = surface.approval_for(token)
+    if view is None:
+        answer("This request is no longer pending.")
+        if message is not None:
+            message_id = message.message_id
+
+            async def unbutton() -> None:
+                await bot.edit_message_reply_markup(chat_id, message_id, reply_markup=None)
+
+            surface.outbox(chat_id).put("editMessageReplyMarkup", unbutton)
+        return True
+    threads = surface.system.whereis(THREADS)
+    if threads is None:
+        return False
+    thread = await threads.call(("open", view.route.key))
+    by = query.from_user.full_name or f"telegram:{user_id}"
+    decided = await thread.call(("decide", view.approval_id, decision, by))
+    surface.access.audit(
+        "approval",
+        "done" if decided else "failed",
+        user_id=user_id,
+        chat_id=chat_id,
+        detail=f"{decision} {view.approval_id}",
+    )
+    answer(
+        {"accept": "Approved", "decline": "Denied", "cancel": "Cancelling the turn"}[decision]
+        if decided
+        else "This request is no longer pending."
+    )
+    return True

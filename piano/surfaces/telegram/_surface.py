@@ -1,0 +1,624 @@
+"""`TelegramSurface`: the actor that shows Piano's conversations in Telegram.
+
+One actor per bot, under the daemon's ``surfaces`` supervisor. It drives PTB's `Bot` itself on
+the daemon's loop (no `Application`/`Updater`: see `_inbox` for why), long polling by default or
+serving a webhook, and owns:
+
+- **conversations** — a private chat, a group, or a forum topic of a group is one conversation
+  (``"<chat>"`` or ``"<chat>:<topic>"``); with the agent chosen there it is the
+  `ThreadKey("telegram", conversation, agent)` of its thread. Conversations are remembered in the
+  database, so a restarted surface resubscribes to their threads at once;
+- **progress** — one status message per turn, edited as items happen (`_progress`), then the
+  answer as new messages (`_split`) or, past `document_threshold`, as a Markdown document;
+- **approvals** — a message with Approve / Deny / Cancel turn buttons, replaced by the outcome
+  when the request is decided, expires or is withdrawn;
+- **access** — the allowlist and audit log (`_access`); in groups it answers only when
+  mentioned or replied to, with the last `group_context` messages of the chat as context.
+
+Telegram calls go through one ordered `Outbox` per chat, so the actor never waits on Telegram;
+incoming updates are handled one at a time in `update_id` order (`_incoming`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from telegram import Bot, InlineKeyboardMarkup, InputFile, LinkPreviewOptions, ReplyParameters, User
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Conflict, NetworkError, RetryAfter, TelegramError
+from telegram.request import HTTPXRequest
+
+from actors import Registry, Timer
+from piano.surfaces._surface import Context, Surface, subscribe
+from piano.surfaces.telegram._access import Access
+from piano.surfaces.telegram._config import TelegramConfig
+from piano.surfaces.telegram._inbox import Conversation, Inbox
+from piano.surfaces.telegram._incoming import process_update
+from piano.surfaces.telegram._outbox import Outbox, retry_seconds
+from piano.surfaces.telegram._progress import INFO, ChatPacer, TurnProgress
+from piano.surfaces.telegram._split import split_markdown
+from piano.surfaces.telegram._texts import (
+    COMMANDS,
+    approval_keyboard,
+    approval_outcome,
+    approval_prompt,
+)
+from piano.threads import ThreadDirectory, ThreadKey
+from schemas import events as ev
+
+__all__ = ["Route", "TelegramSurface", "Transcripts"]
+
+Transcripts = Callable[[str], Awaitable[str | None]]
+"""Markdown transcript of a thread id (None when the store does not know the thread)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a thread's events are shown."""
+
+    conversation: str
+    chat_id: int
+    topic_id: int | None
+    agent: str
+
+    @property
+    def key(self) -> ThreadKey:
+        return ThreadKey("telegram", self.conversation, self.agent)
+
+
+@dataclass(eq=False, slots=True)
+class _StatusMessage:
+    route: Route
+    progress: TurnProgress
+    reply_to: int | None = None
+    message_id: int | None = None
+    shown: str | None = None
+    dead: bool = False
+
+
+@dataclass(slots=True)
+class _ApprovalView:
+    approval_id: str
+    thread_id: str
+    route: Route
+    prompt: str
+    messages: list[int] = field(default_factory=list)
+
+
+class TelegramSurface(Surface):
+    """The Telegram surface; see the module documentation."""
+
+    def __init__(
+        self,
+        config: TelegramConfig,
+        *,
+        token: str,
+        subscriptions: Registry,
+        directory: ThreadDirectory,
+        state_path: str,
+        default_agent: str,
+        agents: list[str],
+        transcripts: Transcripts | None = None,
+        webhook_secret: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.token = token
+        self.bot_id = token.split(":", 1)[0]
+        self.subscriptions = subscriptions
+        self.directory = directory
+        self.state_path = state_path
+        self.default_agent = config.default_agent or default_agent
+        self.agents = agents
+        self.transcripts = transcripts
+        self.webhook_secret = webhook_secret
+        self.clock = clock
+        self.bot: Bot | None = None
+        self.me: User | None = None
+        self.inbox: Inbox | None = None
+        self.access: Access | None = None
+        self.conversations: dict[str, Conversation] = {}
+        self.routes: dict[str, Route] = {}
+        self.status: dict[str, _StatusMessage] = {}
+        self.pacers: dict[int, ChatPacer] = {}
+        self.pacer_timers: dict[int, Timer] = {}
+        self.approvals: dict[str, _ApprovalView] = {}
+        self.tokens: dict[str, str] = {}
+        self.replies: dict[str, int] = {}
+        self.history: dict[str, list[str]] = {}
+        self.context: dict[str, list[str]] = {}
+        self.outboxes: dict[int, Outbox] = {}
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.runner: web.AppRunner | None = None
+        self.draining = False
+        self.closed = False
+
+    def describe(self) -> str:
+        return f"telegram bot {self.bot_id} ({self.config.mode}), {len(self.routes)} threads"
+
+    def format_status(self, state: dict[str, Any]) -> dict[str, Any]:
+        state["token"] = "<redacted>"
+        state["webhook_secret"] = "<redacted>" if state.get("webhook_secret") else None
+        return state
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def init(self) -> None:
+        self.trap_exits = True
+        self.inbox = Inbox(self.state_path, self.bot_id)
+        self.inbox.prune(self.config.inbox_retention)
+        self.access = Access(self.config, self.inbox.connection, self.bot_id)
+        pool = HTTPXRequest(connection_pool_size=8)
+        self.bot = Bot(
+            self.token,
+            base_url=self.config.base_url,
+            request=pool,
+            get_updates_request=HTTPXRequest(),
+        )
+        await self.bot.initialize()
+        self.me = await self.bot.get_me()
+        await self.bot.set_my_commands(COMMANDS)
+        for conversation in self.inbox.conversations():
+            await self.track(conversation)
+        if self.config.mode == "webhook":
+            await self._start_webhook()
+        else:
+            await self.bot.delete_webhook()
+            self._spawn(self._poll(), "telegram-poll")
+        self._spawn(self._reap(), "telegram-reap")
+        self.ref.send("inbox")
+
+    def _spawn(self, coroutine: Awaitable[Any], name: str) -> None:
+        task = asyncio.ensure_future(coroutine)
+        task.set_name(name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _reap(self) -> None:
+        """Release everything when the actor exits, even by a kill (terminate does not run)."""
+        await self.ref.join()
+        await self._close()
+
+    async def terminate(self, reason: object) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        current = asyncio.current_task()
+        for task in list(self.tasks):
+            if task is not current:
+                task.cancel()
+        for outbox in self.outboxes.values():
+            await outbox.close()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.bot is not None:
+            with contextlib.suppress(Exception):
+                await self.bot.shutdown()
+        if self.inbox is not None:
+            self.inbox.close()
+
+    # -- receiving updates --------------------------------------------------------------------
+
+    async def _poll(self) -> None:
+        assert self.bot is not None
+        assert self.inbox is not None
+        offset = self.inbox.next_offset()
+        backoff = 0.5
+        while True:
+            try:
+                updates = await self.bot.get_updates(
+                    offset=offset,
+                    timeout=self.config.poll_timeout,
+                    allowed_updates=["message", "callback_query"],
+                )
+            except RetryAfter as exc:
+                await asyncio.sleep(retry_seconds(exc))
+                continue
+            except (NetworkError, Conflict) as exc:
+                self.log.warning("telegram.poll_failed", error=str(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            except Exception as exc:
+                self.ref.send(("crash", exc))
+                return
+            backoff = 0.5
+            if updates:
+                self.inbox.store([update.to_dict() for update in updates])
+                offset = updates[-1].update_id + 1
+                self.ref.send("inbox")
+
+    async def _start_webhook(self) -> None:
+        assert self.bot is not None
+        hook = self.config.webhook
+        app = web.Application()
+        app.router.add_post(hook.path, self._webhook)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, hook.listen, hook.port).start()
+        if hook.url:
+            await self.bot.set_webhook(
+                hook.url,
+                secret_token=self.webhook_secret,
+                allowed_updates=["message", "callback_query"],
+            )
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        """Store the update, then answer 200: Telegram forgets it only after the answer."""
+        secret = request.headers.get("X-Telegram-Bot-Api-Secret-Token")
+        if self.webhook_secret and secret != self.webhook_secret:
+            return web.Response(status=403)
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.Response(status=400)
+        if not isinstance(body, dict) or not isinstance(body.get("update_id"), int):
+            return web.Response(status=400)
+        assert self.inbox is not None
+        self.inbox.store([body])
+        self.ref.send("inbox")
+        return web.Response(text="ok")
+
+    def handle_info(self, message: Any) -> Any:
+        match message:
+            case "inbox":
+                return self._drain()
+            case ("pump", int(chat_id)):
+                self.pacer_timers.pop(chat_id, None)
+                self._pump(chat_id)
+                return None
+            case ("status_done", _StatusMessage() as view, message_id, retry_after, dirty):
+                return self._status_done(view, message_id, retry_after, dirty)
+            case ("blocked", int(chat_id), float(seconds)):
+                self._pacer(chat_id).block(self.clock(), seconds)
+                return None
+            case ("crash", BaseException() as exc):
+                raise exc
+        return super().handle_info(message)
+
+    async def _drain(self) -> None:
+        if self.draining:
+            return
+        assert self.inbox is not None
+        self.draining = True
+        try:
+            while batch := self.inbox.pending():
+                for update in batch:
+                    if not await process_update(self, update):
+                        self.send_after(1.0, "inbox")
+                        return
+                    self.inbox.mark_processed(int(update["update_id"]))
+        finally:
+            self.draining = False
+
+    # -- conversations ------------------------------------------------------------------------
+
+    def route(self, conversation: Conversation) -> Route:
+        return Route(
+            conversation.conversation,
+            conversation.chat_id,
+            conversation.topic_id,
+            conversation.agent,
+        )
+
+    def conversation(self, chat_id: int, topic_id: int | None) -> Conversation:
+        name = str(chat_id) if topic_id is None else f"{chat_id}:{topic_id}"
+        known = self.conversations.get(name)
+        if known is None:
+            known = Conversation(name, chat_id, topic_id, self.default_agent)
+        return known
+
+    async def track(self, conversation: Conversation) -> str:
+        """Remember the conversation and subscribe to its current thread; its thread id."""
+        assert self.inbox is not None
+        if self.conversations.get(conversation.conversation) != conversation:
+            self.conversations[conversation.conversation] = conversation
+            self.inbox.remember(conversation)
+        thread_id, _ = await self.directory.thread_for(self.route(conversation).key)
+        self.follow(thread_id, conversation)
+        return thread_id
+
+    def follow(self, thread_id: str, conversation: Conversation) -> None:
+        self.routes[thread_id] = self.route(conversation)
+        subscribe(self.subscriptions, thread_id, self.ref)
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def outbox(self, chat_id: int) -> Outbox:
+        outbox = self.outboxes.get(chat_id)
+        if outbox is None:
+            outbox = self.outboxes[chat_id] = Outbox(chat_id, self._on_retry_after)
+        return outbox
+
+    def _on_retry_after(self, chat_id: int, seconds: float) -> None:
+        if self.ref.alive:
+            self.ref.send(("blocked", chat_id, float(seconds)))
+
+    def say(
+        self,
+        route: Route,
+        text: str,
+        *,
+        reply_to: int | None = None,
+        keyboard: InlineKeyboardMarkup | None = None,
+        sent: Callable[[int], None] | None = None,
+    ) -> None:
+        """Send an HTML message to `route` (in order, retried on 429); `sent` gets its id."""
+        bot = self.bot
+        assert bot is not None
+
+        async def send() -> None:
+            message = await bot.send_message(
+                route.chat_id,
+                text,
+                parse_mode=ParseMode.HTML,
+                message_thread_id=route.topic_id,
+                reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True)
+                if reply_to
+                else None,
+                reply_markup=keyboard,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+            if sent is not None:
+                sent(message.message_id)
+
+        self.outbox(route.chat_id).put("sendMessage", send)
+
+    def say_markdown(self, route: Route, markdown: str, reply_to: int | None = None) -> None:
+        """Send a Markdown answer: split into messages, or as a document when too long."""
+        if len(markdown) > self.config.document_threshold:
+            self.send_document(
+                route,
+                markdown.encode(),
+                "answer.md",
+                f"📄 The answer is {len(markdown)} characters long, so here it is as a document.",
+                reply_to,
+            )
+            return
+        for chunk in split_markdown(markdown, self.config.message_limit):
+            html = chunk.html
+            if html.strip():
+                self.say(route, html, reply_to=reply_to)
+
+    def send_document(
+        self, route: Route, data: bytes, filename: str, caption: str, reply_to: int | None = None
+    ) -> None:
+        bot = self.bot
+        assert bot is not None
+        if len(data) > self.config.max_document_bytes:
+            self.say(route, f"⚠️ {filename} is too large to send ({len(data)} bytes).")
+            return
+
+        async def send() -> None:
+            await bot.send_document(
+                route.chat_id,
+                InputFile(data, filename=filename),
+                caption=caption,
+                message_thread_id=route.topic_id,
+                reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True)
+                if reply_to
+                else None,
+            )
+
+        self.outbox(route.chat_id).put("sendDocument", send)
+
+    def edit(self, chat_id: int, message_id: int, text: str) -> None:
+        """Replace a message's text and remove its buttons."""
+        bot = self.bot
+        assert bot is not None
+
+        async def edit() -> None:
+            try:
+                await bot.edit_message_text(
+                    text, chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML
+                )
+            except BadRequest as exc:
+                if "not modified" not in str(exc).lower():
+                    raise
+
+        self.outbox(chat_id).put("editMessageText", edit)
+
+    # -- progress -----------------------------------------------------------------------------
+
+    def _pacer(self, chat_id: int) -> ChatPacer:
+        pacer = self.pacers.get(chat_id)
+        if pacer is None:
+            interval = (
+                self.config.edit_interval_group
+                if chat_id < 0
+                else self.config.edit_interval_private
+            )
+            pacer = self.pacers[chat_id] = ChatPacer(interval)
+        return pacer
+
+    def _changed(self, view: _StatusMessage) -> None:
+        if view.dead:
+            return
+        pacer = self._pacer(view.route.chat_id)
+        if view.progress.render() != view.shown:
+            pacer.mark(view)
+        self._pump(view.route.chat_id)
+
+    def _pump(self, chat_id: int) -> None:
+        pacer = self._pacer(chat_id)
+        key, delay = pacer.poll(self.clock())
+        if key is None:
+            if delay is not None and chat_id not in self.pacer_timers:
+                self.pacer_timers[chat_id] = self.send_after(delay, ("pump", chat_id))
+            return
+        assert isinstance(key, _StatusMessage)
+        pacer.begin(key, self.clock())
+        self._sync_status(key)
+
+    def _sync_status(self, view: _StatusMessage) -> None:
+        """Create or edit `view`'s message with its latest text; report back to the actor."""
+        bot = self.bot
+        ref = self.ref
+        assert bot is not None
+
+        async def sync() -> None:
+            text = view.progress.render()
+            message_id, retry_after, dirty = view.message_id, None, False
+            try:
+                if view.message_id is None:
+                    message = await bot.send_message(
+                        view.route.chat_id,
+                        text,
+                        parse_mode=ParseMode.HTML,
+                        message_thread_id=view.route.topic_id,
+                        reply_parameters=ReplyParameters(
+                            view.reply_to, allow_sending_without_reply=True
+                        )
+                        if view.reply_to
+                        else None,
+                        disable_notification=True,
+                    )
+                    message_id = message.message_id
+                else:
+                    await bot.edit_message_text(
+                        text,
+                        chat_id=view.route.chat_id,
+                        message_id=view.message_id,
+                        parse_mode=ParseMode.HTML,
+                    )
+                view.shown = text
+            except RetryAfter as exc:
+                retry_after = retry_seconds(exc)
+            except BadRequest as exc:
+                if "not modified" in str(exc).lower():
+                    view.shown = text
+                else:
+                    view.dead = True
+                    self.log.warning("telegram.status_failed", error=str(exc))
+            except TelegramError as exc:
+                dirty = True
+                self.log.warning("telegram.status_failed", error=str(exc))
+            finally:
+                if ref.alive:
+                    ref.send(("status_done", view, message_id, retry_after, dirty))
+
+        self.outbox(view.route.chat_id).put("status", sync)
+
+    def _status_done(
+        self, view: _StatusMessage, message_id: int | None, retry_after: float | None, dirty: bool
+    ) -> None:
+        view.message_id = message_id
+        pacer = self._pacer(view.route.chat_id)
+        pacer.done(self.clock(), retry_after, dirty=dirty)
+        if not view.dead and view.progress.render() != view.shown:
+            pacer.mark(view)
+        self._pump(view.route.chat_id)
+
+    # -- thread events ------------------------------------------------------------------------
+
+    def _view(self, context: Context) -> _StatusMessage | None:
+        return self.status.get(context.thread_id)
+
+    def turn_started(self, context: Context, event: ev.TurnStarted) -> None:
+        route = self.routes.get(context.thread_id)
+        if route is None:
+            return
+        reply_to = self.replies.get(event.interaction.id)
+        view = _StatusMessage(
+            route, TurnProgress(preview_chars=self.config.preview_chars), reply_to
+        )
+        self.status[context.thread_id] = view
+        self.history.setdefault(context.thread_id, []).append(
+            f"**{event.interaction.user or 'user'}:** {event.interaction.text}"
+        )
+        self._changed(view)
+
+    def item_started(self, context: Context, item: ev.Item) -> None:
+        if (view := self._view(context)) is not None:
+            view.progress.item_started(item)
+            self._changed(view)
+
+    def text_delta(self, context: Context, event: ev.ItemDelta) -> None:
+        if (view := self._view(context)) is not None:
+            view.progress.delta(event)
+            self._changed(view)
+
+    def item_updated(self, context: Context, event: ev.ItemDelta) -> None:
+        self.text_delta(context, event)
+
+    def item_completed(self, context: Context, item: ev.Item) -> None:
+        if (view := self._view(context)) is not None:
+            view.progress.item_completed(item)
+            self._changed(view)
+
+    def notice(self, context: Context, event: ev.Notice) -> None:
+        view = self._view(context)
+        if view is not None and view.progress.status == "running":
+            view.progress.set_notice(event.message)
+            self._changed(view)
+            return
+        route = self.routes.get(context.thread_id)
+        if route is not None:
+            icon = {"info": INFO, "warning": "⚠️", "error": "❌"}[event.level]
+            self.say(route, f"{icon} {_escape(event.message)}")
+
+    def turn_completed(self, context: Context, event: ev.TurnCompleted) -> None:
+        route = self.routes.get(context.thread_id)
+        if route is None:
+            return
+        view = self.status.pop(context.thread_id, None)
+        reply_to = self.replies.pop(event.interaction_id or "", None)
+        if view is not None:
+            view.progress.finish(event.status, event.error)
+            self._changed(view)
+        answer = event.response.strip()
+        self.history.setdefault(context.thread_id, []).append(
+            f"**agent ({event.status}):** {answer or event.error or ''}"
+        )
+        if answer:
+            self.say_markdown(route, answer, reply_to)
+        elif event.status != "completed":
+            why = f": {event.error}" if event.error else ""
+            self.say(route, f"❌ The turn {event.status}{_escape(why)}", reply_to=reply_to)
+
+    def approval_requested(self, context: Context, event: ev.ApprovalRequested) -> None:
+        route = self.routes.get(context.thread_id)
+        if route is None:
+            return
+        view = _ApprovalView(event.approval_id, context.thread_id, route, approval_prompt(event))
+        self.approvals[event.approval_id] = view
+        self.show_approval(view)
+
+    def show_approval(self, view: _ApprovalView) -> None:
+        token = view.approval_id
+        if len(f"ap|y|{token}".encode()) > 64:
+            token = f"#{len(self.tokens) + 1}"
+            self.tokens[token] = view.approval_id
+
+        def sent(message_id: int) -> None:
+            view.messages.append(message_id)
+            if view.approval_id not in self.approvals:  # decided before the prompt was sent
+                self.edit(view.route.chat_id, message_id, view.prompt)
+
+        self.say(view.route, view.prompt, keyboard=approval_keyboard(token), sent=sent)
+
+    def approval_withdrawn(self, context: Context, event: ev.ApprovalResolved) -> None:
+        view = self.approvals.pop(event.approval_id, None)
+        if view is None:
+            return
+        text = approval_outcome(view.prompt, event.decision, event.by)
+        for message_id in view.messages:
+            self.edit(view.route.chat_id, message_id, text)
+        view.prompt = text
+
+    def approval_for(self, token: str) -> _ApprovalView | None:
+        return self.approvals.get(self.tokens.get(token, token))
+
+
+def _escape(text: str) -> str:
+    return html.escape(text, quote=False)
