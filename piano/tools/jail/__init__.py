@@ -9,10 +9,15 @@ says so), capped output, streaming to subscribers, and an audit hook.
     async with JailedShell(JailConfig(workspace=path), on_command=record) as shell:
         result = await shell.run("cd src && make", timeout=30)
         result.exit_code, result.stdout, result.stderr, result.restart_reason
+
+In the daemon each thread's shell is a `JailSession` actor (`_actor`) whose commands are
+audited in the store's ``shell_commands`` table (`RecordCommand`, read back by `command_log`).
 """
 
 from __future__ import annotations
 
+from piano.tools.jail._actor import AuditFailed, JailSession, RunCommand
+from piano.tools.jail._audit import AUDIT_OUTPUT_LIMIT, CommandRecord, RecordCommand, command_log
 from piano.tools.jail._limits import LimitReport
 from piano.tools.jail._shell import AuditHook, JailedShell, OutputCallback, StreamName
 from piano.tools.jail._types import (
@@ -26,16 +31,23 @@ from piano.tools.jail._types import (
 )
 
 __all__ = [
+    "AUDIT_OUTPUT_LIMIT",
+    "AuditFailed",
     "AuditHook",
     "BwrapNotFoundError",
+    "CommandRecord",
     "CommandResult",
     "JailClosedError",
     "JailConfig",
     "JailError",
+    "JailSession",
     "JailStartError",
     "JailedShell",
     "LimitReport",
     "OutputCallback",
+    "RecordCommand",
     "RestartReason",
+    "RunCommand",
     "StreamName",
+    "command_log",
 ]

@@ -1,7 +1,8 @@
 """Piano's web-fetch tool: fetch a URL, return its main content as Markdown or text.
 
 ``WebFetcher(FetchConfig(...))`` is a plain asyncio component (``start()``/``close()`` or
-``async with``); ``await fetcher.fetch(url, workspace=path)`` returns a ``FetchResult``.
+``async with``); ``await fetcher.fetch(url, workspace=path)`` returns a ``FetchResult``. In the
+daemon it runs as the ``WebFetchTool`` actor (``_actor``), many fetches in flight at once.
 
 Guarantees
 - Only http(s) URLs are fetched, and only from globally routable addresses: loopback, private,
@@ -21,6 +22,7 @@ Guarantees
 
 from __future__ import annotations
 
+from ._actor import Fetch, WebFetchTool
 from ._config import FetchConfig, OutputFormat
 from ._fetch import WebFetcher
 from ._guard import AddressPolicy, BlockedAddressError
@@ -30,6 +32,7 @@ from ._result import FetchErrorKind, FetchResult
 __all__ = [
     "AddressPolicy",
     "BlockedAddressError",
+    "Fetch",
     "FetchConfig",
     "FetchErrorKind",
     "FetchResult",
@@ -37,5 +40,6 @@ __all__ = [
     "OutputFormat",
     "StaticResolver",
     "SystemResolver",
+    "WebFetchTool",
     "WebFetcher",
 ]

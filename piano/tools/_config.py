@@ -1,0 +1,120 @@
+"""`ToolsConfig`: the ``[tools]`` section of piano.toml, one sub-table per tool.
+
+```toml
+[tools.browser]
+max_sessions = 4            # live headless Chromiums across all threads
+idle_timeout = 600
+
+[tools.jail]
+workspace_root = "~/piano-workspace/jails"     # a thread's jail sees <root>/<thread id>
+timeout = 60
+
+[tools.webfetch]
+allowed_networks = []       # CIDRs let through the private-address guard (tests: 127.0.0.1/32)
+
+[tools.mcp]
+port = 0                    # 0: a free loopback port, kept across restarts of the endpoint
+approval_mode = "approve"   # what codex does before calling a Piano tool
+```
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from piano.tools.browser import BrowserConfig
+from piano.tools.jail import JailConfig
+from piano.tools.webfetch import FetchConfig
+
+__all__ = ["JailToolConfig", "McpConfig", "ToolsConfig", "WebFetchToolConfig"]
+
+MiB = 1024 * 1024
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:@-]{1,200}")
+
+
+class JailToolConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """The jailed shell's settings; `store` names the store writer actor that audits commands
+    (empty: audit to the log only)."""
+
+    enabled: bool = True
+    workspace_root: str = "~/piano-workspace/jails"
+    timeout: float = 60.0
+    output_cap_bytes: int = 1 * MiB
+    memory_limit_mib: int | None = 1024
+    pids_limit: int | None = 256
+    max_sessions: int = 16
+    idle_timeout: float = 1800.0
+    store: str = "store"
+
+    def workspace(self, thread_id: str) -> Path:
+        """The thread's workspace directory (the thread id must be a safe file name)."""
+        if not _SAFE_ID.fullmatch(thread_id) or thread_id in (".", ".."):
+            raise ValueError(f"thread id {thread_id!r} cannot name a workspace directory")
+        return Path(self.workspace_root).expanduser() / thread_id
+
+    def jail_config(self, thread_id: str) -> JailConfig:
+        memory = None if self.memory_limit_mib is None else self.memory_limit_mib * MiB
+        return JailConfig(
+            workspace=self.workspace(thread_id),
+            timeout=self.timeout,
+            output_cap_bytes=self.output_cap_bytes,
+            memory_limit_bytes=memory,
+            pids_limit=self.pids_limit,
+        )
+
+
+class WebFetchToolConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """The web-fetch tool's settings (see `FetchConfig` for what each limit means)."""
+
+    enabled: bool = True
+    timeout: float = 30.0
+    max_bytes: int = 5 * MiB
+    max_redirects: int = 5
+    max_concurrent: int = 4
+    allowed_networks: list[str] = msgspec.field(default_factory=list)
+    inline_limit: int = 20_000
+
+    def fetch_config(self) -> FetchConfig:
+        return FetchConfig(
+            timeout=self.timeout,
+            max_bytes=self.max_bytes,
+            max_redirects=self.max_redirects,
+            allowed_networks=tuple(self.allowed_networks),
+            inline_limit=self.inline_limit,
+            preview_chars=min(2_000, self.inline_limit),
+        )
+
+
+class McpConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """The MCP endpoint Codex calls Piano's tools through.
+
+    `server_name` is the name codex knows the server by (its tools reach the model as the
+    ``mcp__<server_name>`` namespace). `approval_mode` is codex's
+    ``mcp_servers.<name>.default_tools_approval_mode``: "approve" runs Piano's tools without
+    asking (they are sandboxed and scoped to the thread); "prompt" asks every time (an
+    ``mcpServer/elicitation/request`` the client must answer). `secret_env` names an
+    environment variable holding the key thread tokens are signed with (default: a random key
+    per daemon run).
+    """
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 0
+    path: str = "/mcp"
+    server_name: str = "piano"
+    approval_mode: Literal["auto", "prompt", "writes", "approve"] = "approve"
+    secret_env: str | None = None
+    tool_timeout_sec: float = 300.0
+
+
+class ToolsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """Every tool's settings: the ``[tools]`` section."""
+
+    browser: BrowserConfig = msgspec.field(default_factory=BrowserConfig)
+    jail: JailToolConfig = msgspec.field(default_factory=JailToolConfig)
+    webfetch: WebFetchToolConfig = msgspec.field(default_factory=WebFetchToolConfig)
+    mcp: McpConfig = msgspec.field(default_factory=McpConfig)

@@ -1,0 +1,137 @@
+"""`JailSession`: one thread's jailed shell as an actor, every command audited in the store.
+
+```python
+ref = await system.spawn(JailSession("thread-1", JailConfig(workspace=path), store="store"))
+result = await ref.call(RunCommand("make test", timeout=120), timeout=180)   # CommandResult
+```
+
+Guarantees (beyond `JailedShell`'s):
+- commands of one session run one at a time, in the order they were sent;
+- every command is recorded (`RecordCommand`: command, exit code, timeout, restart, output
+  heads) through the store writer registered as `store`, and the call returns only once the
+  row has committed; if it cannot be recorded (no store running, the store refuses) the call
+  fails with `AuditFailed` naming why; `store=None` turns the store audit off (logs only);
+- a command that times out or kills its shell comes back as a normal result with
+  `restart_reason` set: the jail was restarted and the shell's state (cwd, variables,
+  background jobs) is gone; a jail that cannot be (re)started crashes the session, its caller
+  gets `ActorExited` with the `JailStartError`, and the supervisor starts it again;
+- a session unused for `idle_timeout` seconds stops (``"normal"``) and its jail is killed.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from actors import NOREPLY, Actor, Caller
+from piano.tools._errors import ToolError
+from piano.tools.jail._audit import RecordCommand
+from piano.tools.jail._shell import JailedShell
+from piano.tools.jail._types import CommandResult, JailConfig
+
+__all__ = ["AuditFailed", "JailSession", "RunCommand"]
+
+
+class AuditFailed(ToolError):
+    """The command ran but could not be recorded in the store."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunCommand:
+    """Run `command` in the session's shell (`timeout` seconds, default the jail's).
+    Reply: `CommandResult`."""
+
+    command: str
+    timeout: float | None = None
+
+
+class JailSession(Actor):
+    """One thread's jailed shell; see the module documentation."""
+
+    def __init__(
+        self,
+        thread_id: str,
+        config: JailConfig,
+        *,
+        store: str | None = "store",
+        idle_timeout: float = 1800.0,
+        audit_timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.thread_id = thread_id
+        self.config = config
+        self.store = store
+        self.idle_timeout = idle_timeout
+        self.audit_timeout = audit_timeout
+        self.clock = clock
+        self.session = f"{thread_id}/{secrets.token_hex(4)}"
+        self.shell: JailedShell | None = None
+        self.last_used = clock()
+        self.commands = 0
+
+    def describe(self) -> str:
+        pid = self.shell.pid if self.shell is not None else None
+        return f"jail of thread {self.thread_id}, {self.commands} commands, pid {pid}"
+
+    async def init(self) -> None:
+        self.trap_exits = True
+        shell = JailedShell(self.config, on_command=self._audit)
+        await shell.start()
+        self.shell = shell
+        self.last_used = self.clock()
+        self.send_after(self.idle_timeout, "idle")
+        self.log.info("jail.session_started", thread_id=self.thread_id, session=self.session)
+
+    async def handle_call(self, message: Any, caller: Caller) -> Any:
+        if isinstance(message, RunCommand) and self.shell is not None:
+            self.last_used = self.clock()
+            self.commands += 1
+            try:
+                result: CommandResult = await self.shell.run(message.command, message.timeout)
+            except AuditFailed as exc:
+                caller.fail(exc)
+                return NOREPLY
+            return result
+        if message == "pid":
+            return self.shell.pid if self.shell is not None else None
+        return await super().handle_call(message, caller)
+
+    async def handle_info(self, message: Any) -> None:
+        if message != "idle":
+            return await super().handle_info(message)
+        idle_for = self.clock() - self.last_used
+        if idle_for >= self.idle_timeout:
+            self.log.info("jail.idle_close", thread_id=self.thread_id, idle_for=idle_for)
+            self.stop("normal")
+        else:
+            self.send_after(self.idle_timeout - idle_for, "idle")
+        return None
+
+    async def terminate(self, reason: object) -> None:
+        shell, self.shell = self.shell, None
+        if shell is not None:
+            await shell.close()
+
+    async def _audit(self, result: CommandResult) -> None:
+        self.log.info(
+            "jail.audit",
+            thread_id=self.thread_id,
+            session=self.session,
+            exit_code=result.exit_code,
+            timed_out=result.timed_out,
+            restart=result.restart_reason.value if result.restart_reason else None,
+        )
+        if self.store is None:
+            return
+        store = self.system.whereis(self.store)
+        if store is None:
+            raise AuditFailed(f"the command ran but the audit store {self.store!r} is not running")
+        try:
+            await store.call(
+                RecordCommand(self.thread_id, self.session, result), timeout=self.audit_timeout
+            )
+        except Exception as exc:
+            raise AuditFailed(f"the command ran but could not be recorded: {exc}") from exc

@@ -1,0 +1,101 @@
+"""The jail's audit trail in Piano's store: one row per command in ``shell_commands``.
+
+`RecordCommand` is a `StoreWrite` message for the store's writer actor (``store.call(
+RecordCommand(...))``); it returns once the row has committed. A command of a thread the store
+does not know is refused (`StoreError`), so a command is never run unrecorded under a wrong
+name. `command_log` reads a thread's rows back (oldest first) on a read-only connection.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from piano.store import StoreWrite, Writer, open_connection
+from piano.tools.jail._types import CommandResult
+
+__all__ = ["AUDIT_OUTPUT_LIMIT", "CommandRecord", "RecordCommand", "command_log"]
+
+AUDIT_OUTPUT_LIMIT = 64 * 1024
+"""Bytes of each of stdout and stderr kept in the audit row (the rest is counted, not kept)."""
+
+_INSERT = """
+INSERT INTO shell_commands (thread_id, session, command, exit_code, timed_out, restart_reason,
+    stdout, stderr, stdout_bytes, stderr_bytes, started_at, duration, recorded_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+class CommandRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One audited command, as stored."""
+
+    id: int
+    thread_id: str
+    session: str
+    command: str
+    exit_code: int | None
+    timed_out: bool
+    restart_reason: str | None
+    stdout: str
+    stderr: str
+    stdout_bytes: int
+    stderr_bytes: int
+    started_at: float
+    duration: float
+
+
+def _head(data: bytes) -> str:
+    return data[:AUDIT_OUTPUT_LIMIT].decode("utf-8", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCommand(StoreWrite):
+    """Record one command a thread's jail ran. Reply: None, once committed."""
+
+    thread_id: str
+    session: str
+    result: CommandResult
+
+    def apply(self, writer: Writer) -> None:
+        result = self.result
+        writer._write(  # the store's own single-statement transaction helper
+            "record_command",
+            _INSERT,
+            (
+                self.thread_id,
+                self.session,
+                result.command,
+                result.exit_code,
+                int(result.timed_out),
+                result.restart_reason.value if result.restart_reason else None,
+                _head(result.stdout),
+                _head(result.stderr),
+                len(result.stdout),
+                len(result.stderr),
+                result.started_at,
+                result.duration,
+                time.time(),
+            ),
+        )
+
+
+def command_log(path: str | Path, thread_id: str) -> list[CommandRecord]:
+    """Every audited command of `thread_id`, oldest first (blocking: call from a thread)."""
+    db = open_connection(str(path), query_only=True)
+    try:
+        rows = db.execute(
+            "SELECT id, thread_id, session, command, exit_code, timed_out, restart_reason, "
+            "stdout, stderr, stdout_bytes, stderr_bytes, started_at, duration "
+            "FROM shell_commands WHERE thread_id = ? ORDER BY id",
+            (thread_id,),
+        ).fetchall()
+    finally:
+        db.close()
+    names = CommandRecord.__struct_fields__
+    return [
+        msgspec.convert(dict(zip(names, row, strict=True)), CommandRecord, strict=False)
+        for row in rows
+    ]
