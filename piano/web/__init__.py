@@ -1,0 +1,65 @@
+"""Piano's web surface: a chat page, a live dashboard, a WebSocket event stream and a JSON API.
+
+```python
+from piano.web import WebConfig, child_spec
+surfaces.append(child_spec(config.web, subscriptions=subscriptions, directory=directory))
+```
+
+Pages: ``/chat`` and ``/dashboard`` (open ``http://127.0.0.1:8470/chat#token=<token>``).
+The stream protocol (`schemas.stream`), the HTTP API (`piano.web._api`) and the access model
+(`piano.web._auth`) are documented in docs/web.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from actors import Registry
+from piano.threads import ThreadDirectory
+from piano.web._config import WebConfig
+from piano.web._dashboard import RECENT_ERRORS, Observer, record_errors
+from piano.web._surface import WebSurface
+from supervisors import ChildSpec
+
+__all__ = [
+    "RECENT_ERRORS",
+    "WEB",
+    "Observer",
+    "WebConfig",
+    "WebSurface",
+    "child_spec",
+    "record_errors",
+]
+
+WEB = "surface:web"
+"""The name the web surface registers under."""
+
+
+def child_spec(
+    config: WebConfig,
+    *,
+    subscriptions: Registry,
+    directory: ThreadDirectory,
+    store_path: str | None = None,
+    default_agent: str = "default",
+    root: str = "piano",
+    statistics: Callable[[], Mapping[str, float]] | None = None,
+    token: str | None = None,
+) -> ChildSpec:
+    """The web surface as a child of the surfaces supervisor (token from `config.token_env`
+    unless given)."""
+    return ChildSpec(
+        "web",
+        start=lambda: WebSurface(
+            config,
+            subscriptions,
+            directory,
+            default_agent=default_agent,
+            store_path=store_path,
+            root=root,
+            statistics=statistics,
+            token=token,
+        ),
+        name=WEB,
+        shutdown=10.0,
+    )

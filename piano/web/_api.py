@@ -1,0 +1,310 @@
+"""The JSON HTTP API (every route but ``/api/health`` needs ``Authorization: Bearer <token>``).
+
+| route                                          | answer                                     |
+|------------------------------------------------|--------------------------------------------|
+| GET  /api/health                               | ``{"ok": true, "stream": name, "seq": n}`` |
+| GET  /api/threads                              | threads, most recently active first        |
+| GET  /api/threads/{id}/interactions            | a thread's interactions with their items   |
+| GET  /api/threads/{id}/transcript              | the thread as Markdown (needs the store)   |
+| POST /api/messages                             | ``{conversation, text, agent?, user?}``    |
+| POST /api/threads/{id}/messages                | ``{text, user?}`` to a known conversation  |
+| POST /api/threads/{id}/approvals/{approval_id} | ``{decision: accept|decline|cancel}``      |
+| POST /api/threads/{id}/interrupt               | interrupt the running turn                 |
+| GET  /api/dashboard                            | the dashboard snapshot                     |
+| POST /api/token/rotate                         | ``{grace?}``: a new token (see docs/web.md)|
+
+With a store (``store_path``) threads, interactions and transcripts come from it; without one,
+threads and interactions come from the surface's in-memory view of recent events. Errors are
+``{"error": {"code": ..., "message": ...}}`` with the HTTP status that fits (400, 401, 404, 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from actors import ActorRef, ActorSystem
+from piano.store import StoreError, StoreReader
+from piano.threads import THREADS, ThreadDirectory, ThreadKey, send_message
+from piano.web._auth import Tokens, bearer
+from piano.web._dashboard import Observer
+from schemas import events as ev
+from schemas.stream import ALL_THREADS, ErrorCode, ThreadState
+
+__all__ = ["Api", "ApiError"]
+
+_STATUS: dict[str, int] = {
+    "unauthorized": 401,
+    "token_expired": 401,
+    "bad_json": 400,
+    "bad_frame": 400,
+    "not_found": 404,
+    "unavailable": 503,
+}
+
+
+class ApiError(Exception):
+    """A request or frame that cannot be served: a stream error code and a message."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class _NewMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    text: str
+    conversation: str = "default"
+    agent: str | None = None
+    user: str | None = None
+
+
+class _ThreadMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    text: str
+    user: str | None = None
+
+
+class _Decision(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    decision: ev.ApprovalDecision
+
+
+class _Rotate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    grace: float | None = None
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=msgspec.json.encode(data), status=status, content_type="application/json"
+    )
+
+
+class Api:
+    """The API's handlers; `routes` adds them to an application."""
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        surface: ActorRef,
+        tokens: Tokens,
+        directory: ThreadDirectory,
+        store_path: str | None,
+        default_agent: str,
+        rotation_grace: float,
+        observer: Observer,
+    ) -> None:
+        self.system = system
+        self.surface = surface
+        self.tokens = tokens
+        self.directory = directory
+        self.store_path = store_path
+        self.default_agent = default_agent
+        self.rotation_grace = rotation_grace
+        self.observer = observer
+        self._reader: StoreReader | None = None
+
+    def routes(self, app: web.Application) -> None:
+        get, post = app.router.add_get, app.router.add_post
+        get("/api/health", self._health)
+        get("/api/threads", self._guard(self._threads))
+        get("/api/threads/{id}/interactions", self._guard(self._interactions))
+        get("/api/threads/{id}/transcript", self._guard(self._transcript))
+        post("/api/messages", self._guard(self._new_message))
+        post("/api/threads/{id}/messages", self._guard(self._thread_message))
+        post("/api/threads/{id}/approvals/{approval}", self._guard(self._decide))
+        post("/api/threads/{id}/interrupt", self._guard(self._interrupt))
+        get("/api/dashboard", self._guard(self._dashboard))
+        post("/api/token/rotate", self._guard(self._rotate))
+        app.on_cleanup.append(self._close)
+
+    async def _close(self, app: web.Application) -> None:
+        if self._reader is not None:
+            await asyncio.to_thread(self._reader.close)
+
+    def _guard(self, handler: Any) -> Any:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            try:
+                verdict = self.tokens.check(bearer(request))
+                if verdict != "ok":
+                    code: ErrorCode = "token_expired" if verdict == "expired" else "unauthorized"
+                    raise ApiError(code, f"{verdict} token: send Authorization: Bearer <token>")
+                response: web.StreamResponse = await handler(request)
+                return response
+            except ApiError as exc:
+                body = {"error": {"code": exc.code, "message": exc.message}}
+                return _json(body, _STATUS.get(exc.code, 400))
+
+        return guarded
+
+    async def _body(self, request: web.Request, kind: type[Any]) -> Any:
+        try:
+            return msgspec.json.decode(await request.read(), type=kind)
+        except msgspec.ValidationError as exc:
+            raise ApiError("bad_frame", f"bad request body: {exc}") from None
+        except msgspec.DecodeError as exc:
+            raise ApiError("bad_json", f"the body is not valid JSON: {exc}") from None
+
+    async def _store(self) -> StoreReader | None:
+        if self.store_path is None:
+            return None
+        if self._reader is None:
+            path = self.store_path
+
+            def open_reader() -> StoreReader | None:
+                return StoreReader(path) if Path(path).exists() else None
+
+            try:
+                self._reader = await asyncio.to_thread(open_reader)
+            except StoreError as exc:
+                raise ApiError("unavailable", f"the store cannot be read: {exc}") from None
+            if self._reader is None:
+                raise ApiError("unavailable", "the store has not been created yet")
+        return self._reader
+
+    async def _views(self, thread_id: str) -> list[ThreadState]:
+        states: list[ThreadState] = await self.surface.call(("views", thread_id))
+        return states
+
+    # -- handlers -------------------------------------------------------------------------------
+
+    async def _health(self, request: web.Request) -> web.StreamResponse:
+        stats = await self.surface.call("stats")
+        return _json({"ok": True, "stream": stats.stream, "seq": stats.seq})
+
+    async def _threads(self, request: web.Request) -> web.StreamResponse:
+        store = await self._store()
+        if store is not None:
+            records = await asyncio.to_thread(store.threads)
+            rows = [
+                {
+                    "id": r.id,
+                    "surface": r.surface,
+                    "conversation": r.conversation,
+                    "agent": r.agent,
+                    "status": r.status,
+                    "updated_at": r.updated_at,
+                }
+                for r in records
+            ]
+        else:
+            rows = [
+                {
+                    "id": s.thread_id,
+                    "surface": s.surface,
+                    "conversation": s.conversation,
+                    "agent": s.agent,
+                    "status": "running" if s.running else "idle",
+                    "updated_at": s.updated_at,
+                }
+                for s in await self._views(ALL_THREADS)
+            ]
+        return _json({"threads": rows})
+
+    async def _interactions(self, request: web.Request) -> web.StreamResponse:
+        thread_id = request.match_info["id"]
+        store = await self._store()
+        if store is None:
+            states = await self._views(thread_id)
+            if not states:
+                raise ApiError("not_found", f"no thread {thread_id!r} in recent events")
+            return _json({"thread_id": thread_id, "interactions": states[0].interactions})
+
+        def read() -> list[dict[str, Any]] | None:
+            if store.thread(thread_id) is None:
+                return None
+            return [
+                {**msgspec.to_builtins(i), "items": msgspec.to_builtins(store.items(i.id))}
+                for i in store.interactions(thread_id)
+            ]
+
+        rows = await asyncio.to_thread(read)
+        if rows is None:
+            raise ApiError("not_found", f"no thread {thread_id!r}")
+        return _json({"thread_id": thread_id, "interactions": rows})
+
+    async def _transcript(self, request: web.Request) -> web.StreamResponse:
+        thread_id = request.match_info["id"]
+        store = await self._store()
+        if store is None:
+            raise ApiError("unavailable", "transcripts are read from the store: none configured")
+        try:
+            text = await asyncio.to_thread(store.export_transcript, thread_id)
+        except StoreError as exc:
+            raise ApiError("not_found", str(exc)) from None
+        return web.Response(text=text, content_type="text/markdown")
+
+    def _threads_ref(self) -> ActorRef:
+        threads = self.system.whereis(THREADS)
+        if threads is None:
+            raise ApiError("unavailable", "the daemon is restarting its threads; try again")
+        return threads
+
+    async def send(self, key: ThreadKey, text: str, user: str | None) -> dict[str, str]:
+        """Deliver a message to a conversation: its thread id, interaction id and outcome."""
+        threads = self._threads_ref()
+        thread_id, _ = await self.directory.thread_for(key)
+        self.surface.cast(("name", thread_id, key))
+        interaction = ev.Interaction(id=f"web-{secrets.token_hex(6)}", text=text, user=user)
+        try:
+            outcome = await send_message(threads, key, interaction)
+        except KeyError as exc:
+            raise ApiError("not_found", str(exc.args[0] if exc.args else exc)) from None
+        return {"thread_id": thread_id, "interaction_id": interaction.id, "outcome": outcome}
+
+    async def _new_message(self, request: web.Request) -> web.StreamResponse:
+        body: _NewMessage = await self._body(request, _NewMessage)
+        key = ThreadKey("web", body.conversation, body.agent or self.default_agent)
+        return _json(await self.send(key, body.text, body.user), 202)
+
+    async def _known_key(self, thread_id: str) -> ThreadKey:
+        key: ThreadKey | None = await self.surface.call(("key", thread_id))
+        store = await self._store()
+        if key is None and store is not None:
+            record = await asyncio.to_thread(store.thread, thread_id)
+            if record is not None:
+                key = ThreadKey(record.surface, record.conversation, record.agent)
+        if key is None:
+            live: dict[ThreadKey, ActorRef] = await self._threads_ref().call("live", timeout=30)
+            for candidate in live:
+                if (await self.directory.thread_for(candidate))[0] == thread_id:
+                    return candidate
+            raise ApiError("not_found", f"no known conversation for thread {thread_id!r}")
+        return key
+
+    async def _thread_message(self, request: web.Request) -> web.StreamResponse:
+        body: _ThreadMessage = await self._body(request, _ThreadMessage)
+        key = await self._known_key(request.match_info["id"])
+        return _json(await self.send(key, body.text, body.user), 202)
+
+    async def thread(self, thread_id: str) -> ActorRef:
+        """The actor of a thread (started again if it is idle and its conversation known)."""
+        key = await self._known_key(thread_id)
+        ref: ActorRef = await self._threads_ref().call(("open", key), timeout=60)
+        return ref
+
+    async def _decide(self, request: web.Request) -> web.StreamResponse:
+        body: _Decision = await self._body(request, _Decision)
+        if body.decision not in ("accept", "decline", "cancel"):
+            raise ApiError("bad_frame", "decision must be accept, decline or cancel")
+        thread = await self.thread(request.match_info["id"])
+        approval = request.match_info["approval"]
+        if not await thread.call(("decide", approval, body.decision, "web"), timeout=30):
+            raise ApiError("not_found", f"no pending approval {approval!r}")
+        return _json({"ok": True})
+
+    async def _interrupt(self, request: web.Request) -> web.StreamResponse:
+        thread = await self.thread(request.match_info["id"])
+        return _json({"interrupted": bool(await thread.call("interrupt", timeout=30))})
+
+    async def _dashboard(self, request: web.Request) -> web.StreamResponse:
+        return _json(await self.observer.collect(await self.surface.call("stats")))
+
+    async def _rotate(self, request: web.Request) -> web.StreamResponse:
+        body: _Rotate = await self._body(request, _Rotate) if request.can_read_body else _Rotate()
+        grace = self.rotation_grace if body.grace is None else body.grace
+        token = self.tokens.rotate(grace)
+        return _json({"token": token, "previous_expires_at": self.tokens.previous_expires_at})

@@ -1,0 +1,301 @@
+"""`WebSurface`: the actor behind the web surface (pages, JSON API and event stream).
+
+It subscribes to every thread (`ALL_THREADS`) and, for each event, updates its in-memory
+view of the thread (for snapshots), numbers and encodes the event once (`Stream`) and puts the
+frame on the queue of every client subscribed to that thread. It owns the aiohttp server,
+started in `init` on the daemon's loop and stopped in `terminate`. A crash restarts it under
+the surfaces supervisor with a new stream name: reconnecting clients then get a snapshot.
+
+Calls it answers (besides the stream's own): ``"address"`` -> (host, port), ``"stats"`` ->
+`StreamStats`, ``("rotate_token", grace, token_or_None)`` -> the new token,
+``("accept_streams", bool)`` (refuse new stream connections with 503, for maintenance), and
+``("drop_clients", reason)`` -> how many were closed (code 1012; they reconnect and resume).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from actors import Caller, Registry
+from piano.surfaces import ALL_THREADS, Surface, subscribe
+from piano.threads import ThreadDirectory, ThreadKey
+from piano.web._api import Api
+from piano.web._auth import Tokens
+from piano.web._client import StreamClient
+from piano.web._config import WebConfig
+from piano.web._dashboard import Observer
+from piano.web._server import WebServer
+from piano.web._stream import Stream, encode_control
+from piano.web._view import ThreadViews
+from schemas import events as ev
+from schemas import stream as st
+
+__all__ = ["WebSurface"]
+
+
+class WebSurface(Surface):
+    """The web surface; see the module documentation."""
+
+    def __init__(
+        self,
+        config: WebConfig,
+        subscriptions: Registry,
+        directory: ThreadDirectory,
+        *,
+        default_agent: str = "default",
+        store_path: str | None = None,
+        root: str = "piano",
+        statistics: Callable[[], Mapping[str, float]] | None = None,
+        token: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.subscriptions = subscriptions
+        self.directory = directory
+        self.default_agent = default_agent
+        self.store_path = store_path
+        self.root = root
+        self.statistics = statistics
+        self.clock = clock
+        self.tokens = Tokens(token or os.environ.get(config.token_env, "") or "-", clock=clock)
+        self._has_token = bool(token or os.environ.get(config.token_env))
+        self.stream = Stream(config.replay_buffer)
+        self.views = ThreadViews(config.max_threads, config.max_interactions)
+        self.keys: dict[str, ThreadKey] = {}
+        self.clients: dict[int, StreamClient] = {}
+        self.dropped = 0
+        self.dashboard: st.Dashboard | None = None
+        self.server: WebServer | None = None
+        self.observer: Observer | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._closing: set[asyncio.Task[None]] = set()
+        self._rate = (time.monotonic(), 0)
+
+    def describe(self) -> str:
+        port = self.server.port if self.server else self.config.port
+        return (
+            f"http://{self.config.host}:{port}, {len(self.clients)} clients, "
+            f"seq {self.stream.seq}, {self.dropped} dropped"
+        )
+
+    def format_status(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {**state, "tokens": "<redacted>"}
+
+    async def init(self) -> None:
+        if not self._has_token:
+            raise ValueError(
+                f"the web surface needs an access token: set the environment variable "
+                f"{self.config.token_env}"
+            )
+        self.trap_exits = True
+        self.observer = Observer(self.system, self.root, statistics=self.statistics)
+        api = Api(
+            self.system,
+            self.ref,
+            self.tokens,
+            self.directory,
+            self.store_path,
+            self.config.default_agent or self.default_agent,
+            self.config.rotation_grace,
+            self.observer,
+        )
+        self.server = WebServer(
+            self.config, self.ref, self.tokens, api, self.config.default_agent or self.default_agent
+        )
+        await self.server.start()
+        subscribe(self.subscriptions, ALL_THREADS, self.ref)
+        self._ticker = asyncio.create_task(self._tick(), name="web-dashboard")
+
+    async def terminate(self, reason: object) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for client in self.clients.values():
+            if client.writer is not None:
+                client.writer.cancel()
+        if self.server is not None:
+            await self.server.close()
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def handle_info(self, message: Any) -> Any:
+        match message:
+            case ev.Event():
+                self._forward(message)  # type: ignore[arg-type]
+            case ("dashboard", st.Dashboard() as dashboard):
+                self.dashboard = dashboard
+                frame = encode_control(dashboard)
+                for client in list(self.clients.values()):
+                    if client.dashboard:
+                        self._push(client, frame)
+            case "tick":
+                for client in list(self.clients.values()):
+                    if self.tokens.check(client.token) == "expired":
+                        self._drop(client, "token_expired", "the token has expired")
+            case _:
+                return super().handle_info(message)
+        return None
+
+    def _forward(self, event: ev.ThreadEvent) -> None:
+        self.views.apply(event)
+        frame = self.stream.append(event)
+        thread_id = event.thread_id
+        slow = [
+            client
+            for client in self.clients.values()
+            if client.wants(thread_id) and not client.push(frame)
+        ]
+        for client in slow:
+            self._drop(
+                client, "too_slow", f"more than {self.config.client_queue} frames were waiting"
+            )
+
+    def _push(self, client: StreamClient, frame: bytes) -> None:
+        if not client.push(frame):
+            self._drop(
+                client, "too_slow", f"more than {self.config.client_queue} frames were waiting"
+            )
+
+    def _drop(self, client: StreamClient, code: st.ErrorCode, message: str) -> None:
+        if self.clients.pop(client.id, None) is None:
+            return
+        self.dropped += 1
+        task = client.drop(st.StreamError(code=code, message=message, fatal=True))
+        if task is not None:
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    # -- calls ----------------------------------------------------------------------------------
+
+    async def handle_call(self, message: Any, caller: Caller) -> Any:
+        match message:
+            case ("attach", StreamClient() as client):
+                self.clients[client.id] = client
+                client.start()
+                self._push(
+                    client, encode_control(st.Welcome(stream=self.stream.name, seq=self.stream.seq))
+                )
+                return None
+            case ("frame", StreamClient() as client, frame):
+                if client.id in self.clients:
+                    self._frame(client, frame)
+                return None
+            case ("views", str(thread_id)):
+                return self.views.snapshot([thread_id])
+            case ("key", str(thread_id)):
+                return self.keys.get(thread_id)
+            case "stats":
+                return self._stats()
+            case "address":
+                assert self.server is not None
+                return self.config.host, self.server.port
+            case ("rotate_token", grace, token):
+                return self.tokens.rotate(
+                    self.config.rotation_grace if grace is None else grace, token
+                )
+            case ("accept_streams", bool(accepting)):
+                assert self.server is not None
+                self.server.accepting = accepting
+                return None
+            case ("drop_clients", str(reason)):
+                clients = list(self.clients.values())
+                for client in clients:
+                    self._drop(client, "dropped", reason)
+                return len(clients)
+        return await super().handle_call(message, caller)
+
+    def handle_cast(self, message: Any) -> Any:
+        match message:
+            case ("detach", StreamClient() as client):
+                self.clients.pop(client.id, None)
+                if client.writer is not None:
+                    client.writer.cancel()
+            case ("reply", StreamClient() as client, payload):
+                if client.id in self.clients:
+                    self._push(client, encode_control(payload))
+            case ("name", str(thread_id), ThreadKey() as key):
+                self.keys[thread_id] = key
+                self.views.name(thread_id, key.surface, key.conversation, key.agent)
+            case _:
+                return super().handle_cast(message)
+        return None
+
+    def _frame(self, client: StreamClient, frame: st.ClientFrame) -> None:
+        match frame:
+            case st.Subscribe(thread_id=thread_id, snapshot=snapshot):
+                client.threads.add(thread_id)
+                if snapshot:
+                    self._snapshot(client, "subscribed", [thread_id])
+            case st.Unsubscribe(thread_id=thread_id):
+                client.threads.discard(thread_id)
+            case st.Resume(stream=name, last_seq=last_seq):
+                self._resume(client, name, last_seq)
+            case st.WatchDashboard(on=on):
+                client.dashboard = on
+                if on:
+                    if self.dashboard is not None:
+                        self._push(client, encode_control(self.dashboard))
+                    self._wake.set()
+        self._push(client, encode_control(st.Ack(of=_tag(frame), ref=frame.ref)))
+
+    def _snapshot(self, client: StreamClient, reason: Any, threads: list[str]) -> None:
+        payload = st.Snapshot(
+            stream=self.stream.name,
+            seq=self.stream.seq,
+            reason=reason,
+            threads=self.views.snapshot(threads),
+        )
+        self._push(client, encode_control(payload))
+
+    def _resume(self, client: StreamClient, name: str, last_seq: int) -> None:
+        if name != self.stream.name:
+            self._snapshot(client, "new_stream", sorted(client.threads))
+            return
+        missed = self.stream.since(last_seq)
+        wanted = (
+            None if missed is None else [frame for _, tid, frame in missed if client.wants(tid)]
+        )
+        room = client.queue.maxsize - client.queue.qsize() - 2
+        if wanted is None or len(wanted) > room:
+            self._snapshot(client, "gap", sorted(client.threads))
+            return
+        for frame in wanted:
+            client.push(frame)
+        resumed = st.Resumed(after=last_seq, seq=self.stream.seq, replayed=len(wanted))
+        self._push(client, encode_control(resumed))
+
+    def _stats(self) -> st.StreamStats:
+        now, seq = time.monotonic(), self.stream.seq
+        then, before = self._rate
+        self._rate = (now, seq)
+        return st.StreamStats(
+            stream=self.stream.name,
+            seq=seq,
+            oldest_seq=self.stream.oldest_seq,
+            buffered=self.stream.buffered,
+            clients=len(self.clients),
+            dropped=self.dropped,
+            events_per_second=round((seq - before) / (now - then), 1) if now > then else 0.0,
+        )
+
+    async def _tick(self) -> None:
+        observer = self.observer
+        assert observer is not None
+        while True:
+            try:
+                async with asyncio.timeout(self.config.dashboard_interval):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            self.ref.send("tick")
+            if any(client.dashboard for client in self.clients.values()):
+                self.ref.send(("dashboard", await observer.collect(self._stats())))
+
+
+def _tag(frame: Any) -> str:
+    return str(frame.__struct_config__.tag)
