@@ -134,11 +134,6 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
 
 
 def _check(config: Config, source: str) -> None:
-    if config.default_agent not in config.agents:
-        raise ConfigError(
-            f"{source}: default_agent: no agent named {config.default_agent!r} "
-            f"(agents: {', '.join(sorted(config.agents)) or 'none'})"
-        )
     for name, agent in config.agents.items():
         if agent.provider is not None and agent.provider not in config.providers:
             raise ConfigError(
@@ -148,6 +143,11 @@ def _check(config: Config, source: str) -> None:
         for key in ("turn_timeout", "approval_timeout", "idle_timeout"):
             if not getattr(agent, key) > 0:
                 raise ConfigError(f"{source}: agents.{name}.{key}: must be a positive number")
+    if config.default_agent not in config.agents:
+        raise ConfigError(
+            f"{source}: default_agent: no agent named {config.default_agent!r} "
+            f"(agents: {', '.join(sorted(config.agents)) or 'none'})"
+        )
 
 
 def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:

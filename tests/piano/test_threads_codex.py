@@ -203,3 +203,46 @@ async def test_a_killed_codex_process_interrupts_the_turn_and_the_next_turn_resu
     assert core.system.whereis(CODEX) != client
     history = json.dumps((await core.provider.wait_requests(2))[-1]["input"])
     assert "remember the word avocado" in history, "the thread was not resumed on the new process"
+
+
+@pytest.mark.parametrize("agent_options", [{"busy": "interrupt"}])
+async def test_a_message_while_busy_interrupts_the_running_turn_and_then_runs(core: Core) -> None:
+    hang = Hang()
+    core.provider.script(hang, Text("the new answer"))
+    _, first = await core.say("first")
+    await core.provider.wait_requests(1)
+    outcome, second = await core.say("never mind, do this")
+    assert outcome == "interrupting"
+    done_first = await core.turn_completed(first)
+    hang.release()
+    assert done_first.status == "interrupted"
+    assert (await core.turn_completed(second)).response == "the new answer"
+
+
+async def test_an_approval_still_open_when_its_turn_ends_is_withdrawn(core: Core) -> None:
+    core.provider.script(ExecCommand("echo pending", require_escalated=True))
+    _, interaction = await core.say("needs approval")
+    asked: ev.ApprovalRequested = await core.events.wait_for(
+        lambda e: isinstance(e, ev.ApprovalRequested)
+    )
+    thread = await core.thread_ref()
+    assert await thread.call("interrupt") is True
+    done = await core.turn_completed(interaction)
+    assert done.status == "interrupted"
+    [resolved] = core.events.of(done.thread_id, ev.ApprovalResolved)
+    assert (resolved.approval_id, resolved.decision) == (asked.approval_id, "withdrawn")
+    assert await thread.call(("decide", asked.approval_id, "accept", "late")) is False
+
+
+@pytest.mark.parametrize("agent_options", [{"idle_timeout": 0.3}])
+async def test_an_idle_thread_stops_and_comes_back_on_the_next_message(core: Core) -> None:
+    core.provider.script(Text("remember avocado"), Text("it was avocado"))
+    _, first = await core.say("remember avocado")
+    await core.turn_completed(first)
+    thread = await core.thread_ref()
+    assert await thread.join(timeout=5) == "normal"
+    _, second = await core.say("what was it?")
+    assert (await core.turn_completed(second)).response == "it was avocado"
+    assert await core.thread_ref() != thread
+    history = json.dumps((await core.provider.wait_requests(2))[-1]["input"])
+    assert "remember avocado" in history, "the thread was not resumed after stopping idle"

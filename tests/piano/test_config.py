@@ -1,0 +1,60 @@
+"""Configuration: every error names the file, the key and the reason; the environment overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from piano.config import ConfigError, load_config
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[agents.default]\nbusy = "later"\n', "agents.default.busy: Invalid enum value 'later'"),
+        ("[daemon]\nstate_dir = 3\n", "daemon.state_dir: Expected `str`, got `int`"),
+        (
+            '[agents.default]\nmodle = "x"\n',
+            "agents.default: Object contains unknown field `modle`",
+        ),
+        ('[agents.x]\nprovider = "nowhere"\n', "agents.x.provider: no provider named 'nowhere'"),
+        ('default_agent = "ghost"\n', "default_agent: no agent named 'ghost'"),
+        (
+            "[agents.default]\nturn_timeout = -1\n",
+            "agents.default.turn_timeout: must be a positive",
+        ),
+        ("[daemon\n", "not valid TOML"),
+    ],
+)
+def test_a_bad_config_names_the_file_the_key_and_the_reason(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = tmp_path / "piano.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert str(info.value).startswith(f"{path}: ")
+    assert expected in str(info.value)
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "absent.toml", environ={})
+
+
+def test_environment_variables_override_keys_with_toml_values(tmp_path: Path) -> None:
+    path = tmp_path / "piano.toml"
+    path.write_text('[agents.default]\nmodel = "a"\nbusy = "queue"\n')
+    config = load_config(
+        path,
+        environ={
+            "PIANO__AGENTS__DEFAULT__MODEL": "gpt-5.5",
+            "PIANO__AGENTS__DEFAULT__TURN_TIMEOUT": "30",
+            "PIANO__PROVIDERS__LOCAL__BASE_URL": "http://127.0.0.1:1/v1",
+            "UNRELATED": "x",
+        },
+    )
+    agent = config.agents["default"]
+    assert (agent.model, agent.turn_timeout, agent.busy) == ("gpt-5.5", 30.0, "queue")
+    assert config.providers["local"].base_url == "http://127.0.0.1:1/v1"
