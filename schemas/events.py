@@ -17,7 +17,9 @@ Guarantees the producers of events keep:
   `TurnCompleted` of its turn (a backend closes dangling items itself when a turn ends);
 - `ItemCompleted.item` carries the item's final content: text is *replaced*, never appended,
   so a retried item that was streamed twice ends with the right text;
-- every `ApprovalRequested` is followed by one `ApprovalResolved` (decided, expired or withdrawn).
+- every `ApprovalRequested` is followed by one `ApprovalResolved` (decided, expired or withdrawn);
+- interaction ids are unique across all threads; item and approval ids are unique within their
+  thread; every event has `at` set.
 """
 
 from __future__ import annotations
@@ -151,6 +153,8 @@ class ApprovalResolved(Event, frozen=True, tag="approval.resolved"):
 
 
 class TokenUsage(Event, frozen=True, tag="usage"):
+    """Tokens used by one model response (not a running total): sum them for a turn."""
+
     input_tokens: int = 0
     cached_input_tokens: int = 0
     output_tokens: int = 0
