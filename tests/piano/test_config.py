@@ -58,3 +58,11 @@ def test_environment_variables_override_keys_with_toml_values(tmp_path: Path) ->
     agent = config.agents["default"]
     assert (agent.model, agent.turn_timeout, agent.busy) == ("gpt-5.5", 30.0, "queue")
     assert config.providers["local"].base_url == "http://127.0.0.1:1/v1"
+
+
+def test_the_shipped_example_config_loads() -> None:
+    config = load_config(
+        Path(__file__).resolve().parents[2] / "examples" / "piano.toml", environ={}
+    )
+    assert config.agents["default"].provider == "openai"
+    assert config.providers["openai"].env_key == "OPENAI_API_KEY"
