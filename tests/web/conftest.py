@@ -187,9 +187,10 @@ async def web_core(dirs: CodexDirs, web_options: dict[str, Any]) -> AsyncIterato
         subscriptions = Registry(keys="duplicate")
         directory = MemoryDirectory()
 
-        def publish(event: ev.ThreadEvent) -> None:
-            events(event)
-            deliver(subscriptions, event)
+        async def publish(batch: list[ev.ThreadEvent]) -> None:
+            await events(batch)
+            for event in batch:
+                deliver(subscriptions, event)
 
         web_spec = child_spec(
             config(**web_options), subscriptions=subscriptions, directory=directory, token=TOKEN

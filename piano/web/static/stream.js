@@ -18,6 +18,7 @@ class PianoStream {
     this.ws = null;
     this.replayed = 0;
     this.snapshots = 0;
+    this.counts = {}; // envelopes received, by type
   }
 
   connect() {
@@ -37,6 +38,7 @@ class PianoStream {
 
   receive(envelope) {
     const data = envelope.data;
+    this.counts[envelope.type] = (this.counts[envelope.type] || 0) + 1;
     if (envelope.seq > 0) {
       if (envelope.seq <= this.lastSeq) return; // already handled (replay overlap)
       this.lastSeq = envelope.seq;

@@ -1,0 +1,185 @@
+"""The pages in a real browser: headless Debian chromium driven by selenium, against the real
+codex and the fake model provider. One browser for the module; every wait is a WebDriverWait
+condition or an event, never a sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from piano.threads import THREADS, ThreadKey, send_message
+from schemas import events as ev
+from tests.fakes.responses_provider import ExecCommand, Text
+from tests.web.conftest import TOKEN, WebCore
+
+pytestmark = pytest.mark.anyio
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-extensions",
+    "--window-size=1280,900",
+    # no DNS lookup may leave the machine: only 127.0.0.1 and localhost resolve
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not Path(path).exists():
+            pytest.fail(
+                f"{path} not found: run scripts/bootstrap (apt-get install {package})",
+                pytrace=False,
+            )
+    os.environ.setdefault("SE_OFFLINE", "true")
+    os.environ.setdefault("SE_AVOID_STATS", "true")
+    profile = tempfile.mkdtemp(prefix="piano-chrome-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in [*FLAGS, f"--user-data-dir={profile}"]:
+        options.add_argument(flag)
+    service = Service(executable_path=CHROMEDRIVER, port=0, log_output=os.devnull)
+    driver = webdriver.Chrome(service=service, options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+async def until(driver: WebDriver, condition: Callable[[Any], Any], timeout: float = 30) -> Any:
+    """Wait for a selenium condition without blocking the event loop serving the page."""
+    return await asyncio.to_thread(WebDriverWait(driver, timeout).until, condition)
+
+
+async def run(function: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.to_thread(function, *args)
+
+
+def text_in(element_id: str, text: str) -> Callable[[Any], Any]:
+    return ec.text_to_be_present_in_element((By.ID, element_id), text)
+
+
+async def open_chat(driver: WebDriver, web: WebCore) -> None:
+    await run(driver.get, f"{await web.base()}/chat#token={TOKEN}")
+    await until(driver, text_in("status", "live"))
+
+
+async def say(driver: WebDriver, text: str) -> None:
+    def type_and_send() -> None:
+        box = driver.find_element(By.ID, "text")
+        box.clear()
+        box.send_keys(text)
+        driver.find_element(By.ID, "send-button").click()
+
+    await run(type_and_send)
+
+
+async def test_the_chat_streams_the_answer_and_runs_a_command_approved_by_a_click(
+    browser: WebDriver, web_core: WebCore
+) -> None:
+    web_core.provider.script(Text("Hello from the fake model", deltas=4))
+    await open_chat(browser, web_core)
+    await say(browser, "hi there")
+    await until(browser, text_in("messages", "Hello from the fake model"))
+    assert "hi there" in await run(lambda: browser.find_element(By.ID, "messages").text)
+    deltas = await run(browser.execute_script, "return piano.stream.counts['item.delta']")
+    assert deltas >= 4
+    assert "web:default" in await run(lambda: browser.find_element(By.ID, "threads").text)
+
+    web_core.provider.script(
+        ExecCommand("echo approved-by-a-click", require_escalated=True), Text("command ran")
+    )
+    await say(browser, "run the command")
+    approve = await until(
+        browser, ec.element_to_be_clickable((By.CSS_SELECTOR, ".approval .approve"))
+    )
+    assert "approved-by-a-click" in await run(lambda: approve.find_element(By.XPATH, "..").text)
+    await run(approve.click)
+    await until(browser, text_in("messages", "command ran"))
+    output = await run(lambda: browser.find_element(By.CSS_SELECTOR, ".command .output").text)
+    assert "approved-by-a-click" in output
+    await until(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, ".approval"))
+    resolved = [e for e in web_core.events.all if isinstance(e, ev.ApprovalResolved)]
+    assert [(e.decision, e.by) for e in resolved] == [("accept", "web")]
+
+
+async def test_a_dropped_connection_comes_back_and_the_replay_fills_the_gap(
+    browser: WebDriver, web_core: WebCore
+) -> None:
+    web_core.provider.script(Text("first answer"), Text("answer given while away"))
+    await open_chat(browser, web_core)
+    await say(browser, "first")
+    await until(browser, text_in("messages", "first answer"))
+
+    surface = web_core.surface
+    await surface.call(("accept_streams", False))
+    assert await surface.call(("drop_clients", "restarting for a test")) == 1
+    await until(browser, text_in("status", "disconnected"))
+    threads = web_core.system.whereis(THREADS)
+    assert threads is not None
+    interaction = ev.Interaction(id="away", text="while you were away", user="tester")
+    await send_message(threads, ThreadKey("web", "default", "default"), interaction)
+    await web_core.events.wait_for(
+        lambda e: isinstance(e, ev.TurnCompleted) and e.interaction_id == "away"
+    )
+    text = await run(lambda: browser.find_element(By.ID, "messages").text)
+    assert "answer given while away" not in text
+
+    await surface.call(("accept_streams", True))
+    await until(browser, text_in("messages", "answer given while away"))
+    await until(browser, text_in("status", "replayed"))
+    replayed = await run(browser.execute_script, "return piano.stream.replayed")
+    snapshots = await run(browser.execute_script, "return piano.stream.snapshots")
+    assert replayed > 0
+    assert snapshots == 1
+
+
+async def test_the_dashboard_shows_the_tree_change_when_an_actor_is_killed(
+    browser: WebDriver, web_core: WebCore
+) -> None:
+    await run(browser.get, f"{await web_core.base()}/dashboard#token={TOKEN}")
+    row = '#tree li[data-child="threads"]'
+    await until(
+        browser, ec.text_to_be_present_in_element((By.CSS_SELECTOR, f"{row} > .restarts"), "0")
+    )
+    assert await run(
+        lambda: browser.find_element(By.CSS_SELECTOR, '#tree li[data-child="web"]').text
+    )
+    threads = web_core.system.whereis(THREADS)
+    assert threads is not None
+    before = str(threads.id)
+    assert (
+        await run(lambda: browser.find_element(By.CSS_SELECTOR, f"{row} > .actor-id").text)
+        == before
+    )
+    threads.exit("kill")
+    await until(
+        browser, ec.text_to_be_present_in_element((By.CSS_SELECTOR, f"{row} > .restarts"), "1")
+    )
+    after = await run(lambda: browser.find_element(By.CSS_SELECTOR, f"{row} > .actor-id").text)
+    assert after != before
+    await until(browser, text_in("recent-errors", "supervisor.child_restarted"))
