@@ -1,0 +1,177 @@
+"""The JSON HTTP API: access, threads, interactions and transcripts (from the store or from
+recent events), messages, approvals and token rotation, against real sockets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession
+
+from actors import ActorSystem, Registry
+from piano.store import Writer
+from piano.threads import MemoryDirectory
+from piano.web import WebSurface
+from schemas import events as ev
+from tests.fakes.responses_provider import ExecCommand, Text
+from tests.web.conftest import TOKEN, Web, WebCore, config
+
+pytestmark = pytest.mark.anyio
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def get(web: Web, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    async with web.session.get(
+        f"{await web.base()}{path}", headers=AUTH if headers is None else headers
+    ) as response:
+        if response.content_type == "application/json":
+            return response.status, await response.json()
+        return response.status, await response.text()
+
+
+async def post(
+    web: Web, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    async with web.session.post(
+        f"{await web.base()}{path}", json=body, headers=AUTH if headers is None else headers
+    ) as response:
+        return response.status, await response.json()
+
+
+async def test_every_route_but_health_needs_the_token(web: Web) -> None:
+    status, health = await get(web, "/api/health", headers={})
+    assert status == 200
+    assert health["ok"] is True
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}):
+        status, body = await get(web, "/api/threads", headers=headers)
+        assert status == 401
+        assert body["error"]["code"] == "unauthorized"
+    status, body = await post(web, "/api/messages", {"text": "hi"}, headers={})
+    assert status == 401
+
+
+async def test_pages_are_served_with_a_strict_content_security_policy(web: Web) -> None:
+    for page in ("/chat", "/dashboard", "/static/stream.js"):
+        async with web.session.get(f"{await web.base()}{page}") as response:
+            assert response.status == 200
+            assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    async with web.session.get(f"{await web.base()}/static/..%2Fapi.py") as response:
+        assert response.status == 404
+
+
+async def test_a_rotated_token_is_returned_once_and_the_old_one_keeps_working_for_its_grace(
+    web: Web,
+) -> None:
+    status, rotated = await post(web, "/api/token/rotate", {"grace": 3600})
+    assert status == 200
+    new = {"Authorization": f"Bearer {rotated['token']}"}
+    assert (await get(web, "/api/threads", headers=new))[0] == 200
+    assert (await get(web, "/api/threads"))[0] == 200
+    status, again = await post(web, "/api/token/rotate", {"grace": 0}, headers=new)
+    assert status == 200
+    status, body = await get(web, "/api/threads")
+    assert (status, body["error"]["code"]) == (401, "token_expired")
+    ok = {"Authorization": f"Bearer {again['token']}"}
+    assert (await get(web, "/api/threads", headers=ok))[0] == 200
+
+
+async def test_bad_bodies_get_clear_errors(web: Web) -> None:
+    async with web.session.post(
+        f"{await web.base()}/api/messages", data=b"{oops", headers=AUTH
+    ) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]["code"] == "bad_json"
+    status, body = await post(web, "/api/messages", {"txt": "hi"})
+    assert status == 400
+    assert body["error"]["code"] == "bad_frame"
+    assert "txt" in body["error"]["message"]
+    status, body = await post(web, "/api/threads/nope/messages", {"text": "hi"})
+    assert status == 503
+    assert body["error"]["code"] == "unavailable"
+
+
+async def test_messages_approvals_and_threads_through_the_api_without_a_store(
+    web_core: WebCore,
+) -> None:
+    web_core.provider.script(
+        ExecCommand("echo from-the-api", require_escalated=True), Text("api done")
+    )
+    status, sent = await post(web_core, "/api/messages", {"text": "run it", "conversation": "c9"})
+    assert status == 202
+    assert sent["outcome"] == "started"
+    asked = await web_core.events.wait_for(lambda e: isinstance(e, ev.ApprovalRequested))
+    thread_id = sent["thread_id"]
+    status, body = await post(
+        web_core, f"/api/threads/{thread_id}/approvals/nope", {"decision": "accept"}
+    )
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    status, body = await post(
+        web_core, f"/api/threads/{thread_id}/approvals/{asked.approval_id}", {"decision": "accept"}
+    )
+    assert (status, body) == (200, {"ok": True})
+    await web_core.events.wait_for(
+        lambda e: isinstance(e, ev.TurnCompleted) and e.interaction_id == sent["interaction_id"]
+    )
+    status, listing = await get(web_core, "/api/threads")
+    assert status == 200
+    [row] = listing["threads"]
+    assert (row["id"], row["surface"], row["conversation"]) == (thread_id, "web", "c9")
+    status, body = await get(web_core, f"/api/threads/{thread_id}/interactions")
+    [interaction] = body["interactions"]
+    assert (interaction["text"], interaction["response"]) == ("run it", "api done")
+    commands = [item for item in interaction["items"] if item["kind"] == "command"]
+    assert "from-the-api" in commands[0]["output"]
+    status, body = await get(web_core, f"/api/threads/{thread_id}/transcript")
+    assert (status, body["error"]["code"]) == (503, "unavailable")
+    status, body = await post(web_core, f"/api/threads/{thread_id}/messages", {"text": "again"})
+    assert (status, body["thread_id"]) == (202, thread_id)
+
+
+@pytest.fixture
+async def stored(tmp_path: Path) -> AsyncIterator[Web]:
+    path = tmp_path / "piano.db"
+    with Writer(path) as writer:
+        writer.upsert_surface("telegram", "telegram")
+        writer.upsert_agent("codex", "codex")
+        writer.create_thread("t1", "telegram", "chat:1", "codex")
+        meta: dict[str, Any] = {"thread_id": "t1", "turn_id": "u1", "interaction_id": "i1"}
+        item = ev.Item(id="m1", kind="agent_message", status="completed", text="stored answer")
+        writer.write_batch(
+            [
+                ev.TurnStarted(
+                    **meta, agent="codex", interaction=ev.Interaction(id="i1", text="question")
+                ),
+                ev.ItemStarted(**meta, item=ev.Item(id="m1", kind="agent_message")),
+                ev.ItemCompleted(**meta, item=item),
+                ev.TurnCompleted(**meta, status="completed", response="stored answer"),
+            ]
+        )
+    async with ActorSystem() as system, ClientSession() as session:
+        subscriptions = Registry(keys="duplicate")
+        directory = MemoryDirectory()
+        surface = WebSurface(config(), subscriptions, directory, store_path=str(path), token=TOKEN)
+        await system.spawn(surface, name="web")
+        yield Web(system, subscriptions, directory, session, "web")
+
+
+async def test_threads_interactions_and_transcripts_come_from_the_store(stored: Web) -> None:
+    status, listing = await get(stored, "/api/threads")
+    assert status == 200
+    assert [(t["id"], t["surface"], t["conversation"]) for t in listing["threads"]] == [
+        ("t1", "telegram", "chat:1")
+    ]
+    status, body = await get(stored, "/api/threads/t1/interactions")
+    [interaction] = body["interactions"]
+    assert (interaction["text"], interaction["response"]) == ("question", "stored answer")
+    assert [item["text"] for item in interaction["items"]] == ["stored answer"]
+    status, markdown = await get(stored, "/api/threads/t1/transcript")
+    assert status == 200
+    assert "question" in markdown
+    assert "stored answer" in markdown
+    status, body = await get(stored, "/api/threads/t404/transcript")
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    status, body = await get(stored, "/api/threads/t404/interactions")
+    assert status == 404
