@@ -1,0 +1,136 @@
+"""The end-to-end proof with the real codex binary: the (fake) model calls Piano's `web_fetch`
+MCP tool, codex calls the endpoint with the thread's token, the page comes back into the turn
+(the next model request carries it) and the call is persisted as a tool_call item.
+
+The codex thread is configured exactly as the daemon does it: ``thread/start`` with
+``config=access.codex_thread_config(thread_id)``. With a catalog model (gpt-5.5) codex defers
+MCP tools behind its ``tool_search`` tool instead of listing them up front; a namespaced call
+(``namespace: "mcp__piano"``, ``name: "web_fetch"``) reaches them either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from typing import Any
+
+import anyio
+import pytest
+
+from piano.codex._rpc import CodexProcess
+from piano.codex._translate import Translator
+from piano.store import RecordInteraction, StoreReader, WriteBatch
+from schemas import events as ev
+from schemas.codex import TextInput, ThreadStartParams, TurnStartParams
+from tests.fakes.responses_provider import (
+    FakeResponsesProvider,
+    FunctionCall,
+    Text,
+    make_codex_dirs,
+)
+from tests.test_webfetch import LocalSite
+from tests.tools.conftest import Tools
+
+pytestmark = pytest.mark.anyio
+
+
+class NamespacedProvider(FakeResponsesProvider):
+    """Sends ``mcp__<server>__<tool>`` calls as codex's namespaced function calls."""
+
+    def _tool_item(self, reply: Any) -> dict[str, Any]:
+        item = super()._tool_item(reply)
+        if item.get("name", "").startswith("mcp__"):
+            namespace, _, name = item["name"].rpartition("__")
+            item["name"], item["namespace"] = name, namespace
+        return item
+
+
+async def test_codex_calls_web_fetch_on_the_endpoint_and_the_result_is_persisted(
+    tools: Tools, site: LocalSite
+) -> None:
+    dirs = make_codex_dirs()
+    thread_id = "thread-a"
+    translator = Translator(thread_id)
+    events: list[ev.ThreadEvent] = []
+    completed = asyncio.Event()
+
+    def route(codex_thread: str | None, method: str, params: Any) -> None:
+        events.extend(translator.feed(method, params))
+        if method == "turn/completed":
+            completed.set()
+
+    store = tools.system.whereis("store")
+    assert store is not None
+    try:
+        async with NamespacedProvider() as provider:
+            provider.script(
+                FunctionCall("mcp__piano__web_fetch", {"url": site.url("/")}, call_id="call_fetch"),
+                Text("The page says hello."),
+            )
+            process = CodexProcess(
+                args=[
+                    "--disable",
+                    "plugins",
+                    "-c",
+                    f'model_providers.fake={{name="fake", base_url="{provider.base_url}", '
+                    'wire_api="responses", request_max_retries=1, stream_max_retries=1}',
+                ],
+                env=dirs.env,
+                on_notification=route,
+            )
+            await process.start()
+            try:
+                started = await process.call(
+                    ThreadStartParams(
+                        cwd=str(dirs.work),
+                        model="gpt-5.5",
+                        model_provider="fake",
+                        approval_policy="on-request",
+                        sandbox="workspace-write",
+                        config=tools.access.codex_thread_config(thread_id),
+                    )
+                )
+                interaction = ev.Interaction(id="i1", text="read the page", user="tester")
+                await store.call(RecordInteraction(thread_id, interaction))
+                translator.begin(interaction.id)
+                events.append(
+                    ev.TurnStarted(
+                        thread_id=thread_id,
+                        interaction_id=interaction.id,
+                        interaction=interaction,
+                        agent="codex",
+                    )
+                )
+                await process.call(
+                    TurnStartParams(
+                        thread_id=started.thread.id, input=[TextInput(text=interaction.text)]
+                    )
+                )
+                with anyio.fail_after(60):
+                    await completed.wait()
+            finally:
+                await process.close()
+        await store.call(WriteBatch(events), timeout=30)
+
+        follow_up = provider.requests[1]["input"]
+        output = next(
+            entry
+            for entry in follow_up
+            if entry.get("type") == "function_call_output" and entry["call_id"] == "call_fetch"
+        )
+        reader = StoreReader(tools.db)
+        items = await asyncio.to_thread(reader.thread_items, thread_id)
+        reader.close()
+    finally:
+        shutil.rmtree(dirs.root, ignore_errors=True)
+
+    assert "quick brown fox" in json.dumps(output["output"])
+    calls = [item for item in items if item.kind == "tool_call"]
+    assert len(calls) == 1
+    assert calls[0].tool == "piano.web_fetch"
+    assert calls[0].status == "completed"
+    assert json.loads(calls[0].arguments or "{}") == {"url": site.url("/")}
+    assert "quick brown fox" in calls[0].output
+    done = [e for e in events if isinstance(e, ev.TurnCompleted)]
+    assert [(d.status, d.response) for d in done] == [("completed", "The page says hello.")]
