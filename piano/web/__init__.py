@@ -12,8 +12,6 @@ The stream protocol (`schemas.stream`), the HTTP API (`piano.web._api`) and the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-
 from actors import Registry
 from piano.threads import ThreadDirectory
 from piano.web._config import WebConfig
@@ -43,7 +41,6 @@ def child_spec(
     store_path: str | None = None,
     default_agent: str = "default",
     root: str = "piano",
-    statistics: Callable[[], Mapping[str, float]] | None = None,
     token: str | None = None,
 ) -> ChildSpec:
     """The web surface as a child of the surfaces supervisor (token from `config.token_env`
@@ -57,7 +54,6 @@ def child_spec(
             default_agent=default_agent,
             store_path=store_path,
             root=root,
-            statistics=statistics,
             token=token,
         ),
         name=WEB,

@@ -3,7 +3,8 @@
 `Observer.collect()` walks the supervision tree from the application's top supervisor with
 `supervisors.which_children`, and describes each child with `actors.info` (status, mailbox
 length, messages handled), its supervisor's restart count and its `describe()` line. It adds the
-Codex client, the live conversation threads, the stream's own statistics and recent errors.
+Codex client, the live conversation threads, the event pipeline's counters (the pipeline
+registered as "events"), the stream's own statistics and recent errors.
 
 Recent errors come from two places: `record_errors`, a structlog processor the daemon puts in
 its chain (it keeps warnings and errors in a small ring, `RECENT_ERRORS`), and the observer
@@ -16,10 +17,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 from actors import ActorRef, ActorSystem, info
+from actors.pipeline import statistics as pipeline_statistics
 from schemas.stream import ActorNode, Dashboard, ErrorEntry, StreamStats, ThreadSummary
 from supervisors import ChildInfo
 
@@ -98,14 +100,14 @@ class Observer:
         codex: str = "codex",
         threads: str = "threads",
         thread_supervisor: str = "thread_supervisor",
-        statistics: Callable[[], Mapping[str, float]] | None = None,
+        pipeline: str = "events",
     ) -> None:
         self.system = system
         self.root = root
         self.codex = codex
         self.threads = threads
         self.thread_supervisor = thread_supervisor
-        self.statistics = statistics
+        self.pipeline = pipeline
         self.errors: deque[ErrorEntry] = deque(maxlen=50)
         self._seen: dict[str, tuple[ActorRef, int]] = {}
 
@@ -117,7 +119,7 @@ class Observer:
             node.children = await self._children(root, self.root)
             tree.append(node)
         codex = self.system.whereis(self.codex)
-        pipeline = dict(self.statistics()) if self.statistics is not None else {}
+        pipeline = self._pipeline()
         stats = self.system.statistics()
         errors = sorted([*RECENT_ERRORS, *self.errors], key=lambda e: e.ts)[-30:]
         return Dashboard(
@@ -135,6 +137,29 @@ class Observer:
             errors=errors,
             pipeline=pipeline,
         )
+
+    def _pipeline(self) -> dict[str, float]:
+        """The event pipeline's counters, flattened (empty when it is not running)."""
+        ref = self.system.whereis(self.pipeline)
+        if ref is None:
+            return {}
+        try:
+            stats = pipeline_statistics(ref)
+        except Exception:
+            return {}
+        flat: dict[str, float] = {
+            "accepted": stats.accepted,
+            "acked": stats.acked,
+            "failed": stats.failed,
+            "in_flight": stats.in_flight,
+            "max_in_flight": stats.max_in_flight,
+        }
+        for stage in stats.stages:
+            name = f"{stage.stage}[{stage.index}]"
+            flat[f"{name}.handled"] = stage.handled
+            flat[f"{name}.queued"] = stage.queued
+            flat[f"{name}.latency_mean_ms"] = round(stage.latency_mean * 1000, 3)
+        return flat
 
     async def _children(self, supervisor: ActorRef, path: str) -> list[ActorNode]:
         try:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from actors import Caller, Registry
@@ -49,7 +49,6 @@ class WebSurface(Surface):
         default_agent: str = "default",
         store_path: str | None = None,
         root: str = "piano",
-        statistics: Callable[[], Mapping[str, float]] | None = None,
         token: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -59,7 +58,6 @@ class WebSurface(Surface):
         self.default_agent = default_agent
         self.store_path = store_path
         self.root = root
-        self.statistics = statistics
         self.clock = clock
         self.tokens = Tokens(token or os.environ.get(config.token_env, "") or "-", clock=clock)
         self._has_token = bool(token or os.environ.get(config.token_env))
@@ -93,7 +91,7 @@ class WebSurface(Surface):
                 f"{self.config.token_env}"
             )
         self.trap_exits = True
-        self.observer = Observer(self.system, self.root, statistics=self.statistics)
+        self.observer = Observer(self.system, self.root)
         api = Api(
             self.system,
             self.ref,
