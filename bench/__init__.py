@@ -25,5 +25,6 @@ BENCHMARKS: dict[str, str] = {
     "piano": "bench.piano:run",
     "jail": "bench.legacy:jail",
     "webfetch": "bench.legacy:webfetch",
+    "tools": "bench.tools:run",
 }
 """Benchmark name -> ``module:function`` taking `bench.harness.Options`."""
