@@ -209,11 +209,10 @@ async def _pipeline_to_store(threads_n: int, per_thread: int) -> dict[str, Any]:
 
             async def thread(index: int) -> None:
                 for n in range(per_thread):
-                    await publish(
-                        ev.Notice(
-                            thread_id=f"t{index}", level="info", message=str(n), at=time.time()
-                        )
+                    event = ev.Notice(
+                        thread_id=f"t{index}", level="info", message=str(n), at=time.time()
                     )
+                    await publish([event])
 
             started = time.perf_counter()
             await asyncio.gather(*(thread(i) for i in range(threads_n)))
