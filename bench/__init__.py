@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, str] = {
     "piano": "bench.piano:run",
     "jail": "bench.legacy:jail",
     "webfetch": "bench.legacy:webfetch",
+    "web": "bench.web:run",
     "tools": "bench.tools:run",
 }
 """Benchmark name -> ``module:function`` taking `bench.harness.Options`."""
