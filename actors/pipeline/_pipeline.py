@@ -19,9 +19,10 @@ batch processors under one_for_all without restarts) and the terminator, which d
 
 Back-pressure: at most `max_in_flight` messages are accepted and not yet acked or failed.
 `push` and `push_many` wait for room (in FIFO order with other waiting pushers); `push_nowait`
-raises `PipelineFull` instead. `push_many` validates every key first, so it accepts all of its
-items or (on `PartitionKeyError`) none. After the pipeline starts draining, pushes raise
-`PipelineStopped`.
+raises `PipelineFull` instead. A pusher yields to the loop once per `CHUNK` (256) messages
+accepted while the loop is busy with it, so the processors keep up. `push_many` validates every
+key first, so it accepts all of its items or (on `PartitionKeyError`) none. After the pipeline
+starts draining, pushes raise `PipelineStopped`.
 """
 
 from __future__ import annotations
@@ -229,6 +230,7 @@ async def push(
     messages = topology.prepare((message,))
     await topology.room(1)
     topology.accept(messages)
+    await topology.pause()
     return message
 
 
@@ -263,6 +265,7 @@ async def accept_many(topology: Topology, items: Iterable[Any]) -> list[Message]
         count = await topology.room(total - start)
         topology.accept(messages[start : start + count] if start or count < total else messages)
         start += count
+        await topology.pause()
     return messages
 
 

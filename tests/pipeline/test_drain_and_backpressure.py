@@ -152,3 +152,24 @@ async def test_a_batch_is_emitted_at_batch_size_or_after_batch_timeout(
     async with asyncio.timeout(5):
         await done.wait()
     assert seen == [(3, "size"), (2, "timeout")]
+
+
+async def test_a_pusher_that_never_waits_for_room_still_lets_the_processors_run(
+    system: ActorSystem,
+) -> None:
+    handled: list[int] = []
+    ref = await system.spawn(
+        Pipeline(
+            "eager",
+            processors=Processors(lambda m: handled.append(m.data), concurrency=2),
+            max_in_flight=100_000,
+        )
+    )
+    seen_while_pushing: list[int] = []
+    for start in range(0, 5_000, 1_000):
+        await push_many(ref, range(start, start + 1_000))
+        seen_while_pushing.append(len(handled))
+    assert seen_while_pushing[-1] > 0, "processors ran between the pusher's slices"
+    assert statistics(ref).in_flight < 5_000
+    await ref.stop(timeout=10)
+    assert sorted(handled) == list(range(5_000))
