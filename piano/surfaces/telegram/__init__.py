@@ -2,7 +2,7 @@
 
 ```python
 spec = child_spec(config.telegram, subscriptions=subscriptions, directory=directory,
-                  state_path=str(config.state_path(config.daemon.database)),
+                  store_path=str(config.state_path(config.daemon.database)),
                   default_agent=config.default_agent, agents=sorted(config.agents))
 ```
 
@@ -52,14 +52,14 @@ class MissingToken(RuntimeError):
     """The environment variable that should hold the bot token is empty."""
 
 
-def store_transcripts(state_path: str) -> Transcripts:
+def store_transcripts(store_path: str) -> Transcripts:
     """Transcripts from Piano's store (`StoreReader.export_transcript`), read off the loop."""
 
     async def transcript(thread_id: str) -> str | None:
         from piano.store import StoreReader
 
         def read() -> str | None:
-            with StoreReader(state_path) as reader:
+            with StoreReader(store_path) as reader:
                 if reader.thread(thread_id) is None:
                     return None
                 return reader.export_transcript(thread_id)
@@ -74,7 +74,7 @@ def child_spec(
     *,
     subscriptions: Registry,
     directory: ThreadDirectory,
-    state_path: str,
+    store_path: str,
     default_agent: str,
     agents: list[str],
     transcripts: Transcripts | None = None,
@@ -93,10 +93,10 @@ def child_spec(
             token=token,
             subscriptions=subscriptions,
             directory=directory,
-            state_path=state_path,
+            store_path=store_path,
             default_agent=default_agent,
             agents=agents,
-            transcripts=transcripts or store_transcripts(state_path),
+            transcripts=transcripts or store_transcripts(store_path),
             webhook_secret=secret,
         )
 

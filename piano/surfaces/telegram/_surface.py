@@ -102,7 +102,7 @@ class TelegramSurface(Surface):
         token: str,
         subscriptions: Registry,
         directory: ThreadDirectory,
-        state_path: str,
+        store_path: str,
         default_agent: str,
         agents: list[str],
         transcripts: Transcripts | None = None,
@@ -114,7 +114,7 @@ class TelegramSurface(Surface):
         self.bot_id = token.split(":", 1)[0]
         self.subscriptions = subscriptions
         self.directory = directory
-        self.state_path = state_path
+        self.store_path = store_path
         self.default_agent = config.default_agent or default_agent
         self.agents = agents
         self.transcripts = transcripts
@@ -152,7 +152,7 @@ class TelegramSurface(Surface):
 
     async def init(self) -> None:
         self.trap_exits = True
-        self.inbox = Inbox(self.state_path, self.bot_id)
+        self.inbox = Inbox(self.store_path, self.bot_id)
         self.inbox.prune(self.config.inbox_retention)
         self.access = Access(self.config, self.inbox.connection, self.bot_id)
         pool = HTTPXRequest(connection_pool_size=8)
@@ -272,7 +272,7 @@ class TelegramSurface(Surface):
     def handle_info(self, message: Any) -> Any:
         match message:
             case "inbox":
-                return self._drain()
+                return self._process_inbox()
             case ("pump", int(chat_id)):
                 self.pacer_timers.pop(chat_id, None)
                 self._pump(chat_id)
@@ -286,7 +286,7 @@ class TelegramSurface(Surface):
                 raise exc
         return super().handle_info(message)
 
-    async def _drain(self) -> None:
+    async def _process_inbox(self) -> None:
         if self.draining:
             return
         assert self.inbox is not None

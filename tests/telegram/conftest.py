@@ -1,0 +1,158 @@
+"""The Telegram surface wired for tests: real codex, the fake model provider, the fake Bot API.
+
+`tg` starts what `tests.piano.conftest.core` starts (Codex client, thread supervisor, `Threads`)
+with thread events both collected and delivered to subscribed surfaces, plus a `FakeBotApi`;
+`await tg.start()` spawns a `TelegramSurface` polling it (`tg.stop()`, `tg.kill()` end it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from actors import ActorRef, ActorSystem, Registry
+from piano.codex import CODEX, CodexClient
+from piano.surfaces import deliver
+from piano.surfaces.telegram import TelegramConfig, TelegramSurface, Transcripts
+from piano.threads import THREAD_SUPERVISOR, THREADS, MemoryDirectory, Threads
+from schemas import events as ev
+from supervisors import Backoff, ChildSpec, DynamicSupervisor, Supervisor
+from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider
+from tests.piano.conftest import Core, Events, agent_options, dirs, make_config
+from tests.telegram.fake_bot_api import Call, FakeBotApi
+
+__all__ = ["ADMIN", "GROUP", "STRANGER", "TG", "USER", "agent_options", "dirs"]
+
+ADMIN = 1001
+USER = 1002
+STRANGER = 4242
+GROUP = -100500
+
+
+def telegram_config(api: FakeBotApi, **overrides: Any) -> TelegramConfig:
+    settings: dict[str, Any] = {
+        "base_url": api.base_url,
+        "users": {str(ADMIN): "admin", str(USER): "user"},
+        "chats": {str(GROUP): "user"},
+        "edit_interval_private": 0.2,
+        "edit_interval_group": 0.4,
+        "poll_timeout": 5,
+        "group_context": 3,
+    }
+    settings.update(overrides)
+    return msgspec.convert(settings, TelegramConfig)
+
+
+@dataclass
+class TG:
+    core: Core
+    api: FakeBotApi
+    subscriptions: Registry
+    store_path: str
+    config: TelegramConfig
+    transcripts: Transcripts | None = None
+    surface: ActorRef | None = None
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    async def start(self, **overrides: Any) -> ActorRef:
+        if overrides:
+            self.config = msgspec.structs.replace(self.config, **overrides)
+        self.surface = await self.core.system.spawn(
+            TelegramSurface(
+                self.config,
+                token=self.api.token,
+                subscriptions=self.subscriptions,
+                directory=self.core.directory,
+                store_path=self.store_path,
+                default_agent="default",
+                agents=sorted(self.core.config.agents),
+                transcripts=self.transcripts,
+                webhook_secret="s3cret",
+            ),
+            name="surface:telegram",
+        )
+        return self.surface
+
+    async def stop(self) -> None:
+        assert self.surface is not None
+        await self.surface.stop("normal", timeout=10)
+
+    async def kill(self) -> None:
+        assert self.surface is not None
+        self.surface.exit("kill")
+        await self.surface.join(timeout=10)
+
+    async def answer(self, chat_id: int, predicate: Any = None, timeout: float = 30) -> Call:
+        """The next sendMessage to `chat_id` that is not a status message, matching
+        `predicate`."""
+        return await self.api.wait_for(
+            lambda c: (
+                c.method == "sendMessage"
+                and c.params.get("chat_id") == chat_id
+                and not c.params.get("disable_notification")
+                and (predicate is None or predicate(c))
+            ),
+            timeout,
+        )
+
+    def turns_of(self, conversation: str) -> list[ev.TurnStarted]:
+        return [
+            e
+            for e in self.core.events.all
+            if isinstance(e, ev.TurnStarted) and e.thread_id in self._threads(conversation)
+        ]
+
+    def _threads(self, conversation: str) -> set[str]:
+        return {
+            thread
+            for key, thread in self.core.directory.threads.items()
+            if key.conversation == conversation
+        }
+
+
+@pytest.fixture
+async def tg(dirs: CodexDirs, agent_options: dict[str, Any]) -> AsyncIterator[TG]:
+    async with (
+        FakeResponsesProvider() as provider,
+        FakeBotApi() as api,
+        ActorSystem() as system,
+    ):
+        config = make_config(dirs, provider, **agent_options)
+        config.agents["second"] = msgspec.structs.replace(config.agents["default"])
+        events = Events()
+        sessions = Registry(keys="unique")
+        subscriptions = Registry(keys="duplicate")
+        directory = MemoryDirectory()
+
+        async def publish(batch: list[ev.ThreadEvent]) -> None:
+            await events(batch)
+            for event in batch:
+                deliver(subscriptions, event)
+
+        await system.spawn(
+            Supervisor(
+                [
+                    ChildSpec(
+                        CODEX,
+                        start=lambda: CodexClient(config, sessions),
+                        name=CODEX,
+                        backoff=Backoff(initial=0.05, cap=1.0),
+                        shutdown=10.0,
+                        init_timeout=30.0,
+                    )
+                ]
+            )
+        )
+        await system.spawn(DynamicSupervisor(), name=THREAD_SUPERVISOR)
+        threads = await system.spawn(Threads(config, directory, publish, sessions), name=THREADS)
+        core = Core(system, config, provider, events, directory, dirs, threads)
+        with tempfile.TemporaryDirectory(prefix="piano-tg-") as state:
+            path = str(Path(state) / "piano.db")
+            yield TG(core, api, subscriptions, path, telegram_config(api))

@@ -1,0 +1,395 @@
+"""A Bot API stand-in on 127.0.0.1 that python-telegram-bot talks to as if it were Telegram.
+
+`FakeBotApi` serves ``/bot<token>/<method>`` (GET or POST; query, JSON, urlencoded and multipart
+bodies — PTB sends form fields where every non-string value is JSON-encoded) with Telegram's
+semantics for what Piano uses:
+
+- ``getUpdates`` long-polls on a condition: `offset` confirms (forgets) every earlier update,
+  a second concurrent call ends the first with 409 Conflict, as Telegram does;
+- ``sendMessage``/``editMessageText``/``editMessageReplyMarkup`` keep the chat's messages, and
+  an edit that changes nothing is refused with 400 "message is not modified";
+- ``sendDocument`` (multipart) keeps the file; ``answerCallbackQuery``, ``sendChatAction``,
+  ``setMyCommands``, ``getMe``, ``setWebhook``/``deleteWebhook`` are recorded;
+- `fail_next` injects errors, e.g. 429 with ``parameters.retry_after``.
+
+Tests push updates (`push_message`, `push_callback`) and wait on what the bot did
+(`wait_for`); every call is recorded with the loop time it arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["BOT_ID", "BOT_USERNAME", "Call", "FakeBotApi"]
+
+BOT_ID = 999
+BOT_USERNAME = "piano_bot"
+_TEXT_FIELDS = {
+    "text",
+    "caption",
+    "parse_mode",
+    "action",
+    "url",
+    "secret_token",
+    "callback_query_id",
+    "description",
+    "short_description",
+    "language_code",
+}
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    at: float
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+
+
+@dataclass
+class _Failure:
+    method: str
+    status: int
+    description: str
+    retry_after: int | None
+    count: int
+
+
+class FakeBotApi:
+    """See the module documentation."""
+
+    def __init__(self, token: str = "123456:TEST-token") -> None:
+        self.token = token
+        self.calls: list[Call] = []
+        self.updates: list[dict[str, Any]] = []
+        self.messages: dict[tuple[int, int], dict[str, Any]] = {}
+        self.forums: set[int] = set()
+        self.confirmed = 0
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1000)
+        self._poll_generation = 0
+        self._changed = asyncio.Condition()
+        self._failures: list[_Failure] = []
+        self._closing = False
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self.base_url
+
+    async def stop(self) -> None:
+        self._closing = True
+        await self._notify()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> FakeBotApi:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- what tests do ---------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        method: str,
+        status: int = 429,
+        *,
+        retry_after: int | None = 1,
+        description: str = "Too Many Requests: retry later",
+        count: int = 1,
+    ) -> None:
+        self._failures.append(_Failure(method, status, description, retry_after, count))
+
+    async def push_message(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        user_id: int = 1001,
+        first_name: str = "Ada",
+        topic: int | None = None,
+        reply_to: int | None = None,
+        title: str = "Group",
+    ) -> dict[str, Any]:
+        """Queue a message update from `user_id` in `chat_id` (negative: a supergroup)."""
+        message: dict[str, Any] = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": self._chat(chat_id, title),
+            "from": {"id": user_id, "is_bot": False, "first_name": first_name},
+            "text": text,
+        }
+        entities = [
+            {"type": "mention", "offset": m.start(), "length": len(m.group())}
+            for m in re.finditer(r"@\w+", text)
+        ]
+        if text.startswith("/"):
+            entities.insert(0, {"type": "bot_command", "offset": 0, "length": len(text.split()[0])})
+        if entities:
+            message["entities"] = entities
+        if topic is not None:
+            message["message_thread_id"] = topic
+            message["is_topic_message"] = True
+        if reply_to is not None:
+            message["reply_to_message"] = self.messages[(chat_id, reply_to)]
+        self.messages[(chat_id, message["message_id"])] = message
+        return await self.push({"message": message})
+
+    async def push_callback(
+        self, chat_id: int, message_id: int, data: str, *, user_id: int = 1001
+    ) -> dict[str, Any]:
+        """Queue a button press on the bot's message `message_id`."""
+        return await self.push(
+            {
+                "callback_query": {
+                    "id": f"cb{next(self._update_ids)}",
+                    "from": {"id": user_id, "is_bot": False, "first_name": "Ada"},
+                    "chat_instance": str(chat_id),
+                    "data": data,
+                    "message": self.messages[(chat_id, message_id)],
+                }
+            }
+        )
+
+    async def push(self, body: dict[str, Any]) -> dict[str, Any]:
+        update = {"update_id": next(self._update_ids), **body}
+        self.updates.append(update)
+        await self._notify()
+        return update
+
+    def of(self, method: str, chat_id: int | None = None) -> list[Call]:
+        return [
+            c
+            for c in self.calls
+            if c.method == method and (chat_id is None or c.params.get("chat_id") == chat_id)
+        ]
+
+    async def wait_for(self, predicate: Callable[[Call], bool], timeout: float = 20) -> Call:
+        """The first recorded call (past or future) matching `predicate`."""
+        async with asyncio.timeout(timeout):
+            seen = 0
+            while True:
+                for call in self.calls[seen:]:
+                    if predicate(call):
+                        return call
+                seen = len(self.calls)
+                async with self._changed:
+                    if len(self.calls) == seen:
+                        await self._changed.wait()
+
+    async def wait_confirmed(self, update_id: int, timeout: float = 20) -> None:
+        """Wait until getUpdates has confirmed (asked past) `update_id`."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: self.confirmed > update_id)
+
+    # -- the API ---------------------------------------------------------------------------
+
+    def _chat(self, chat_id: int, title: str = "Group") -> dict[str, Any]:
+        if chat_id > 0:
+            return {"id": chat_id, "type": "private", "first_name": "Ada"}
+        chat: dict[str, Any] = {"id": chat_id, "type": "supergroup", "title": title}
+        if chat_id in self.forums:
+            chat["is_forum"] = True
+        return chat
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _params(self, request: web.Request) -> tuple[dict[str, Any], dict[str, Any]]:
+        raw: dict[str, Any] = dict(request.query)
+        files: dict[str, tuple[str, bytes]] = {}
+        if request.method == "POST" and request.can_read_body:
+            kind = request.content_type
+            if kind == "application/json":
+                return {**raw, **(await request.json())}, files
+            if kind == "multipart/form-data":
+                reader = await request.multipart()
+                async for part in reader:
+                    name = part.name or ""
+                    if part.filename:  # type: ignore[union-attr]
+                        files[name] = (part.filename, bytes(await part.read()))  # type: ignore[union-attr]
+                    else:
+                        raw[name] = await part.text()  # type: ignore[union-attr]
+            else:
+                raw.update(await request.post())
+        params: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in _TEXT_FIELDS or not isinstance(value, str):
+                params[key] = value
+                continue
+            try:
+                params[key] = json.loads(value)
+            except ValueError:
+                params[key] = value
+        return params, files
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return _error(401, "Unauthorized")
+        method = request.match_info["method"]
+        params, files = await self._params(request)
+        for failure in self._failures:
+            if failure.method == method and failure.count > 0:
+                failure.count -= 1
+                self._record(method, params, files)
+                return _error(failure.status, failure.description, failure.retry_after)
+        if method == "getUpdates":
+            return await self._get_updates(params)
+        self._record(method, params, files)
+        handler = getattr(self, f"_api_{method}", None)
+        if handler is None:
+            return _error(404, "Not Found")
+        result: Any = handler(params, files)
+        if isinstance(result, web.Response):
+            return result
+        await self._notify()
+        return web.json_response({"ok": True, "result": result})
+
+    def _record(self, method: str, params: dict[str, Any], files: dict[str, Any]) -> None:
+        self.calls.append(Call(method, params, asyncio.get_running_loop().time(), files))
+
+    async def _get_updates(self, params: dict[str, Any]) -> web.Response:
+        offset = int(params.get("offset") or 0)
+        timeout = float(params.get("timeout") or 0)
+        self._record("getUpdates", params, {})
+        self._poll_generation += 1
+        generation = self._poll_generation
+        async with self._changed:
+            if offset:
+                self.updates = [u for u in self.updates if u["update_id"] >= offset]
+                self.confirmed = max(self.confirmed, offset - 1)
+            self._changed.notify_all()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._changed.wait_for(
+                        lambda: (
+                            bool(self.updates)
+                            or self._closing
+                            or generation != self._poll_generation
+                        )
+                    )
+            except TimeoutError:
+                pass
+        if generation != self._poll_generation:
+            return _error(409, "Conflict: terminated by other getUpdates request")
+        limit = int(params.get("limit") or 100)
+        return web.json_response({"ok": True, "result": self.updates[:limit]})
+
+    def _api_getMe(self, params: dict[str, Any], files: Any) -> dict[str, Any]:
+        return {
+            "id": BOT_ID,
+            "is_bot": True,
+            "first_name": "Piano",
+            "username": BOT_USERNAME,
+            "can_join_groups": True,
+            "can_read_all_group_messages": True,
+            "supports_inline_queries": False,
+        }
+
+    def _api_sendMessage(self, params: dict[str, Any], files: Any) -> dict[str, Any]:
+        return self._new_message(params, {"text": params["text"]})
+
+    def _api_sendDocument(self, params: dict[str, Any], files: Any) -> Any:
+        if "document" not in files:
+            return _error(400, "Bad Request: there is no document in the request")
+        name, data = files["document"]
+        document = {"file_id": f"f{len(data)}", "file_unique_id": "u", "file_name": name}
+        extra: dict[str, Any] = {"document": document}
+        if params.get("caption"):
+            extra["caption"] = params["caption"]
+        return self._new_message(params, extra)
+
+    def _new_message(self, params: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(params["chat_id"])
+        message: dict[str, Any] = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": self._chat(chat_id),
+            "from": {"id": BOT_ID, "is_bot": True, "first_name": "Piano"},
+            **extra,
+        }
+        if params.get("message_thread_id") is not None:
+            message["message_thread_id"] = params["message_thread_id"]
+            message["is_topic_message"] = True
+        if params.get("reply_markup"):
+            message["reply_markup"] = params["reply_markup"]
+        self.messages[(chat_id, message["message_id"])] = message
+        return message
+
+    def _api_editMessageText(self, params: dict[str, Any], files: Any) -> Any:
+        key = (int(params["chat_id"]), int(params["message_id"]))
+        message = self.messages.get(key)
+        if message is None:
+            return _error(400, "Bad Request: message to edit not found")
+        markup = params.get("reply_markup")
+        if message.get("text") == params["text"] and message.get("reply_markup") == markup:
+            return _error(
+                400,
+                "Bad Request: message is not modified: specified new message content and "
+                "reply markup are exactly the same as a current content and reply markup",
+            )
+        message["text"] = params["text"]
+        if markup:
+            message["reply_markup"] = markup
+        else:
+            message.pop("reply_markup", None)
+        return message
+
+    def _api_editMessageReplyMarkup(self, params: dict[str, Any], files: Any) -> Any:
+        message = self.messages.get((int(params["chat_id"]), int(params["message_id"])))
+        if message is None:
+            return _error(400, "Bad Request: message to edit not found")
+        if params.get("reply_markup"):
+            message["reply_markup"] = params["reply_markup"]
+        else:
+            message.pop("reply_markup", None)
+        return message
+
+    def _api_answerCallbackQuery(self, params: dict[str, Any], files: Any) -> bool:
+        return True
+
+    def _api_sendChatAction(self, params: dict[str, Any], files: Any) -> bool:
+        return True
+
+    def _api_setMyCommands(self, params: dict[str, Any], files: Any) -> bool:
+        return True
+
+    def _api_deleteWebhook(self, params: dict[str, Any], files: Any) -> bool:
+        return True
+
+    def _api_setWebhook(self, params: dict[str, Any], files: Any) -> bool:
+        return True
+
+
+def _error(status: int, description: str, retry_after: int | None = None) -> web.Response:
+    body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+    if status == 429 and retry_after is not None:
+        body["parameters"] = {"retry_after": retry_after}
+        body["description"] = f"Too Many Requests: retry after {retry_after}"
+    return web.json_response(body, status=status)
