@@ -11,7 +11,12 @@ the run; a violation fails the benchmark).
 - raw_asyncio: a task and an unbounded `asyncio.Queue` per partition, ``put_nowait`` per event,
   the producer yielding to the loop every 1,000 events; no acks, no bound on memory, no
   supervision.
-- pykka: P ``ThreadingActor``\\s, one ``tell`` per event, then one ``ask`` each to wait.
+- pykka: P ``ThreadingActor``\\s, one ``tell`` per event, then one ``ask`` each to wait. As in
+  the runtime benchmark, pykka is timed both with default scheduling and pinned to one core (its
+  threads hand the GIL over per message, which costs 2-3x across this VM's two cores); the
+  better median is compared against (``pykka_modes`` shows both).
+
+Every contender calls the same handler shape per event: unpack ``(key, seq)`` and check it.
 
 Workloads: ``ordered_p2``, ``ordered_p4``, ``ordered_p8`` (events/s); ``batched_p4``: the same
 with a batcher of size 100 in front of a sink (piano: `Batchers(batch_size=100)`; raw: each
@@ -35,6 +40,7 @@ import structlog
 from actors import ActorSystem
 from actors.pipeline import Batchers, BatchInfo, Message, Pipeline, Processors, push_many
 from bench.harness import Options, comparison, medians, sample_rounds, spread
+from bench.runtime import _one_core
 
 __all__ = ["run"]
 
@@ -102,6 +108,11 @@ def piano(n: int, partitions: int, batched: bool) -> float:
 def raw(n: int, partitions: int, batched: bool) -> float:
     async def main() -> float:
         order = _Order()
+
+        def handle(item: tuple[int, int]) -> None:
+            key, seq = item
+            order.see(key, seq)
+
         queues: list[asyncio.Queue[tuple[int, int] | None]] = [
             asyncio.Queue() for _ in range(partitions)
         ]
@@ -114,7 +125,7 @@ def raw(n: int, partitions: int, batched: bool) -> float:
                     if batch:
                         _sink(batch)
                     return
-                order.see(*item)
+                handle(item)
                 if batched:
                     batch.append(item)
                     if len(batch) >= BATCH:
@@ -150,7 +161,8 @@ class _PykkaWorker(pykka.ThreadingActor):
             if self.batch:
                 _sink(self.batch)
             return self.order.count
-        self.order.see(*message)
+        key, seq = message
+        self.order.see(key, seq)
         if self.batched:
             self.batch.append(message)
             if len(self.batch) >= BATCH:
@@ -191,13 +203,17 @@ def run(options: Options) -> Iterator[dict[str, Any]]:
             "piano": partial(piano, n, partitions, batched),
             "raw_asyncio": partial(raw, n, partitions, batched),
             "pykka": partial(pykka_rate, pykka_n, partitions, batched),
+            "pykka_one_core": _one_core(partial(pykka_rate, pykka_n, partitions, batched)),
         }
         samples = sample_rounds(options.rounds, contenders)
+        values = medians(samples)
+        modes = {"default": values.pop("pykka"), "one_core": values.pop("pykka_one_core")}
+        values["pykka"] = max(value for value in modes.values() if value is not None)
         yield comparison(
             "pipeline",
             workload,
             "events/s",
-            medians(samples),
+            values,
             min_vs_raw=0.7,
             min_vs_pykka=5,
             spread=spread(samples),
@@ -205,5 +221,6 @@ def run(options: Options) -> Iterator[dict[str, Any]]:
             keys=KEYS,
             partitions=partitions,
             pykka_n=pykka_n,
+            pykka_modes={mode: round(value or 0, 1) for mode, value in modes.items()},
             ordering_verified=True,
         )
