@@ -37,7 +37,7 @@ __all__ = ["McpAccess", "McpEndpoint"]
 
 log = structlog.get_logger(__name__)
 
-_STOP_GRACE = 3.0
+_STOP_GRACE = 3
 
 
 class McpAccess:
@@ -154,7 +154,7 @@ class McpEndpoint(Actor):
         match message:
             case ("http_server_stopped", error):
                 raise RuntimeError(f"the MCP HTTP server stopped on its own: {error!r}")
-        return await super().handle_info(message)
+        await super().handle_info(message)
 
     async def terminate(self, reason: object) -> None:
         self.stopping = True

@@ -115,7 +115,8 @@ def build_server(toolbox: Toolbox, tokens: ThreadTokens, name: str = "piano") ->
 
     def thread_of(ctx: Context) -> str:
         request = ctx.request_context.request
-        headers = getattr(request, "headers", None) or getattr(ctx.transport, "headers", None)
+        transport = getattr(ctx, "transport", None)
+        headers = getattr(request, "headers", None) or getattr(transport, "headers", None)
         thread_id = thread_from_headers(tokens, headers)
         if thread_id is None:
             raise McpToolError("this call carries no valid Piano thread token")

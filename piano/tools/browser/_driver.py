@@ -18,6 +18,7 @@ from pathlib import Path
 import structlog
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
 
 from piano.tools.browser._config import BrowserConfig
 
@@ -49,7 +50,7 @@ def _require(path: str, package: str) -> None:
         )
 
 
-def start_driver(config: BrowserConfig) -> tuple[webdriver.Chrome, Path]:
+def start_driver(config: BrowserConfig) -> tuple[WebDriver, Path]:
     """A fresh headless Chromium session and its profile directory."""
     _require(config.chromium, "chromium")
     _require(config.chromedriver, "chromium-driver")
@@ -75,7 +76,7 @@ def start_driver(config: BrowserConfig) -> tuple[webdriver.Chrome, Path]:
     return driver, profile
 
 
-def stop_driver(driver: webdriver.Chrome | None, profile: Path | None) -> None:
+def stop_driver(driver: WebDriver | None, profile: Path | None) -> None:
     """Quit the browser (killing what is left of it) and remove its profile. Never raises."""
     if driver is not None:
         pids = browser_pids(driver)
@@ -106,9 +107,9 @@ def _parents() -> dict[int, int]:
     return parents
 
 
-def browser_pids(driver: webdriver.Chrome) -> list[int]:
+def browser_pids(driver: WebDriver) -> list[int]:
     """Pids of the Chromium processes under this session's chromedriver (browser first)."""
-    process = getattr(driver.service, "process", None)
+    process = getattr(getattr(driver, "service", None), "process", None)
     if process is None:
         return []
     parents = _parents()

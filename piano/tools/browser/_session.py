@@ -189,7 +189,8 @@ class BrowserSession(ThreadActor):
 
     def handle_info(self, message: Any) -> None:
         if message != "idle":
-            return super().handle_info(message)
+            super().handle_info(message)
+            return None
         idle_for = self.clock() - self.last_used
         if idle_for >= self.config.idle_timeout:
             self.log.info("browser.idle_close", thread_id=self.thread_id, idle_for=idle_for)

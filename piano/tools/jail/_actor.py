@@ -101,7 +101,8 @@ class JailSession(Actor):
 
     async def handle_info(self, message: Any) -> None:
         if message != "idle":
-            return await super().handle_info(message)
+            await super().handle_info(message)
+            return None
         idle_for = self.clock() - self.last_used
         if idle_for >= self.idle_timeout:
             self.log.info("jail.idle_close", thread_id=self.thread_id, idle_for=idle_for)
