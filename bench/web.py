@@ -106,7 +106,7 @@ async def _measure(clients: int, events: int, rate: float | None) -> dict[str, A
     from actors import ActorSystem, Registry
     from piano.surfaces import deliver
     from piano.threads import MemoryDirectory
-    from piano.web import WebConfig, WebSurface
+    from piano.web import WebConfig, child_spec
     from schemas import events as ev
 
     config = WebConfig(
@@ -114,9 +114,10 @@ async def _measure(clients: int, events: int, rate: float | None) -> dict[str, A
     )
     async with ActorSystem() as system:
         subscriptions = Registry(keys="duplicate")
-        surface = await system.spawn(
-            WebSurface(config, subscriptions, MemoryDirectory(), token=TOKEN)
+        spec = child_spec(
+            config, subscriptions=subscriptions, directory=MemoryDirectory(), token=TOKEN
         )
+        surface = await system.spawn(spec.start())
         _, port = await surface.call("address")
         process = await asyncio.create_subprocess_exec(
             sys.executable,

@@ -6,25 +6,29 @@ surfaces.append(child_spec(config.web, subscriptions=subscriptions, directory=di
 ```
 
 Pages: ``/chat`` and ``/dashboard`` (open ``http://127.0.0.1:8470/chat#token=<token>``).
-The stream protocol (`schemas.stream`), the HTTP API (`piano.web._api`) and the access model
-(`piano.web._auth`) are documented in docs/web.md.
+The package imports only its config and the dashboard at import time, so piano.config may
+import `WebConfig` from it without a cycle (the surface itself needs piano.threads, which
+needs piano.config). The stream protocol (`schemas.stream`), the HTTP API (`piano.web._api`)
+and the access model (`piano.web._auth`) are documented in docs/web.md.
 """
 
 from __future__ import annotations
 
-from actors import Registry
-from piano.threads import ThreadDirectory
+from typing import TYPE_CHECKING
+
 from piano.web._config import WebConfig
 from piano.web._dashboard import RECENT_ERRORS, Observer, record_errors
-from piano.web._surface import WebSurface
 from supervisors import ChildSpec
+
+if TYPE_CHECKING:
+    from actors import Registry
+    from piano.threads import ThreadDirectory
 
 __all__ = [
     "RECENT_ERRORS",
     "WEB",
     "Observer",
     "WebConfig",
-    "WebSurface",
     "child_spec",
     "record_errors",
 ]
@@ -44,7 +48,9 @@ def child_spec(
     token: str | None = None,
 ) -> ChildSpec:
     """The web surface as a child of the surfaces supervisor (token from `config.token_env`
-    unless given)."""
+    unless given). ``spec.start()`` makes a `WebSurface` to spawn by hand."""
+    from piano.web._surface import WebSurface
+
     return ChildSpec(
         "web",
         start=lambda: WebSurface(

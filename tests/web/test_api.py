@@ -13,7 +13,7 @@ from aiohttp import ClientSession
 from actors import ActorSystem, Registry
 from piano.store import Writer
 from piano.threads import MemoryDirectory
-from piano.web import WebSurface
+from piano.web import child_spec
 from schemas import events as ev
 from tests.fakes.responses_provider import ExecCommand, Text
 from tests.web.conftest import TOKEN, Web, WebCore, config
@@ -152,8 +152,14 @@ async def stored(tmp_path: Path) -> AsyncIterator[Web]:
     async with ActorSystem() as system, ClientSession() as session:
         subscriptions = Registry(keys="duplicate")
         directory = MemoryDirectory()
-        surface = WebSurface(config(), subscriptions, directory, store_path=str(path), token=TOKEN)
-        await system.spawn(surface, name="web")
+        spec = child_spec(
+            config(),
+            subscriptions=subscriptions,
+            directory=directory,
+            store_path=str(path),
+            token=TOKEN,
+        )
+        await system.spawn(spec.start(), name="web")
         yield Web(system, subscriptions, directory, session, "web")
 
 
