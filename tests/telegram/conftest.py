@@ -19,6 +19,7 @@ import pytest
 
 from actors import ActorRef, ActorSystem, Registry
 from piano.codex import CODEX, CodexClient
+from piano.store import open_connection
 from piano.surfaces import deliver
 from piano.surfaces.telegram import TelegramConfig, TelegramSurface, Transcripts
 from piano.threads import THREAD_SUPERVISOR, THREADS, MemoryDirectory, Threads
@@ -101,6 +102,20 @@ class TG:
             ),
             timeout,
         )
+
+    def audit(self) -> list[tuple[Any, ...]]:
+        """The audit log: (user, chat, action, outcome, detail), oldest first."""
+        connection = open_connection(self.store_path, query_only=True)
+        try:
+            return [
+                tuple(row)
+                for row in connection.execute(
+                    "SELECT user_id, chat_id, action, outcome, detail FROM telegram_audit "
+                    "ORDER BY id"
+                )
+            ]
+        finally:
+            connection.close()
 
     def turns_of(self, conversation: str) -> list[ev.TurnStarted]:
         return [

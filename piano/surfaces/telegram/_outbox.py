@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import warnings
 from collections.abc import Awaitable, Callable
 
 import structlog
 from telegram.error import RetryAfter, TelegramError
+from telegram.warnings import PTBDeprecationWarning
 
 __all__ = ["Outbox", "retry_seconds"]
 
@@ -25,7 +27,11 @@ Operation = Callable[[], Awaitable[object]]
 
 
 def retry_seconds(exc: RetryAfter) -> float:
-    value: object = exc.retry_after
+    """Seconds Telegram asked to wait (PTB 22 warns that `retry_after` becomes a timedelta;
+    both forms are accepted)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value: object = exc.retry_after
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     assert isinstance(value, int | float)
