@@ -574,6 +574,10 @@ class TelegramSurface(Surface):
         view = self.status.pop(context.thread_id, None)
         reply_to = self.replies.pop(event.interaction_id or "", None)
         if view is not None:
+            pacer = self._pacer(route.chat_id)
+            if view.message_id is None and pacer.in_flight is not view:
+                pacer.forget(view)  # not shown yet: the answer alone says it all
+                view.dead = True
             view.progress.finish(event.status, event.error)
             self._changed(view)
         answer = event.response.strip()
