@@ -72,10 +72,15 @@ class Batcher(Actor):
         concurrency = self.spec.concurrency
         key_function, inherit = self.key_function, self.inherit
         bad: list[Message] = []
+        opened: list[tuple[Any, int | None]] = []
         assert self.topology.loop is not None
         now = self.topology.loop.time()
+        # Consecutive messages usually share their batch: `batch` is the open batch of
+        # (`batch_key`, `partition`) until a message belongs elsewhere or the batch is emitted.
+        batch: list[Message] | None = None
+        batch_key: Any = None
+        partition: int | None = None
         for message in messages:
-            partition: int | None = None
             try:
                 if key_function is not None:
                     key = key_function(message)
@@ -83,30 +88,39 @@ class Batcher(Actor):
                     key = message.key
                 else:
                     key = None
-                if key is not None:
-                    partition = (
-                        abs(key) % concurrency if type(key) is int else hash(key) % concurrency
-                    )
-                batch_key = (message.batch_key, partition)
-                entry = buffers.get(batch_key)
+                if key is None:
+                    part = None
+                elif type(key) is int:
+                    part = abs(key) % concurrency
+                else:
+                    part = hash(key) % concurrency
+                if batch is None or part != partition or message.batch_key is not batch_key:
+                    batch_key, partition = message.batch_key, part
+                    entry = buffers.get((batch_key, partition))
+                    if entry is None:
+                        entry = buffers[batch_key, partition] = (now, [])
+                        opened.append((batch_key, partition))
+                    batch = entry[1]
             except Exception as exc:
                 message.failure = PartitionKeyError(f"batcher {slot.name!r}: {exc!r}")
                 message.failure.__cause__ = exc
                 bad.append(message)
+                batch = None
                 continue
-            if entry is None:
-                entry = buffers[batch_key] = (now, [])
-                self.timers[batch_key] = self.send_after(
-                    self.spec.batch_timeout, ("timeout", batch_key)
-                )
-            batch = entry[1]
             batch.append(message)
             if message.flush:
-                self._emit(batch_key, "flush")
+                self._emit((batch_key, partition), "flush")
+                batch = None
             elif len(batch) >= size:
-                self._emit(batch_key, "size")
+                self._emit((batch_key, partition), "size")
+                batch = None
         if self.topology.draining:
             self._emit_all()
+        timers, timeout = self.timers, self.spec.batch_timeout
+        for group in opened:
+            if group in buffers and group not in timers:
+                delay = max(0.0, buffers[group][0] + timeout - self.topology.loop.time())
+                timers[group] = self.send_after(delay, ("timeout", group))
         if bad:
             slot.counters.failed += len(bad)
             self.topology.finish([], bad)
@@ -230,18 +244,20 @@ class BatchProcessor(Actor):
         _, messages, opened = slot.queue.popleft()
         slot.attempts = 0
         slot.blocked = False
-        ok = [message for message in messages if message.failure is None]
         failed = [message for message in messages if message.failure is not None]
+        ok = [message for message in messages if message.failure is None] if failed else messages
         counters = slot.counters
         counters.handled += len(messages)
         counters.failed += len(failed)
-        assert self.topology.loop is not None
-        now = self.topology.loop.time()
+        topology = self.topology
+        assert topology.loop is not None
+        now = topology.loop.time()
         counters.latency(now - opened)
-        emit(
-            self.topology.telemetry,
-            ("batch_processor", "stop"),
-            {"count": len(messages), "failed": len(failed), "duration": now - started},
-            {"pipeline": self.topology.name, "batcher": self.name, "index": slot.index},
-        )
-        self.topology.finish(ok, failed)
+        if topology.telemetry is not None:
+            emit(
+                topology.telemetry,
+                ("batch_processor", "stop"),
+                {"count": len(messages), "failed": len(failed), "duration": now - started},
+                {"pipeline": topology.name, "batcher": self.name, "index": slot.index},
+            )
+        topology.finish(ok, failed)

@@ -144,9 +144,24 @@ class Processor(Actor):
             slot.failed.extend(failed)
             return
         slot.failed.extend(failed)
+        batcher_slots = self.topology.batcher_slots
+        out = slot.out
+        name: str | None = None
+        group: list[Message] = []
         for message in chunk:
-            if message.failure is None and message._index != _PARKED:
-                self._succeeded(message)
+            if message.failure is not None or (parking and message._index == _PARKED):
+                continue
+            if message.batcher != name:
+                name = message.batcher
+                found = out.get(name)
+                if found is None:
+                    if name not in batcher_slots:
+                        self._succeeded(message)
+                        name = None
+                        continue
+                    found = out[name] = []
+                group = found
+            group.append(message)
 
     async def handle_info(self, message: Any) -> None:
         match message:
