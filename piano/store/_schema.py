@@ -24,6 +24,9 @@ Tables (all STRICT; times are Unix seconds as REAL; JSON columns are checked wit
 - telegram_inbox, telegram_conversations, telegram_audit (v2): the Telegram surface's durable
   inbox of updates, its chats and topics with their agent, and its access audit log.
 - shell_commands (v3): every command a thread's jailed shell ran, with its exit code, for audit.
+- agent_messages, agent_threads, agent_notes (v4): the OpenAI agent backend's conversation
+  history per thread (wire-neutral messages), each thread's active agent after handoffs, and
+  the notes agents save per user (owner = surface:user).
 """
 
 from __future__ import annotations
@@ -224,7 +227,39 @@ CREATE TABLE shell_commands (
 CREATE INDEX shell_commands_by_thread ON shell_commands (thread_id, id);
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2_TELEGRAM, _V3_SHELL_AUDIT)
+_V4_OPENAI_AGENTS: Final = """
+CREATE TABLE agent_messages (
+    thread_id  TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    role       TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'tool')),
+    agent      TEXT,
+    body       TEXT NOT NULL CHECK (json_valid(body)),
+    at         REAL NOT NULL,
+    PRIMARY KEY (thread_id, seq)
+) STRICT;
+
+CREATE TABLE agent_threads (
+    thread_id     TEXT PRIMARY KEY,
+    active_agent  TEXT NOT NULL,
+    updated_at    REAL NOT NULL
+) STRICT;
+
+CREATE TABLE agent_notes (
+    owner       TEXT NOT NULL,
+    title       TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (owner, title)
+) STRICT;
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (
+    _V1,
+    _V2_TELEGRAM,
+    _V3_SHELL_AUDIT,
+    _V4_OPENAI_AGENTS,
+)
 """SQL scripts; index n migrates version n to n + 1. Append only."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
