@@ -39,6 +39,9 @@ from typing import Any, Literal
 
 import msgspec
 
+from piano.tools._config import ToolsConfig
+from piano.web._config import WebConfig
+
 __all__ = [
     "AgentConfig",
     "CodexConfig",
@@ -103,6 +106,8 @@ class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
     codex: CodexConfig = msgspec.field(default_factory=CodexConfig)
+    tools: ToolsConfig = msgspec.field(default_factory=ToolsConfig)
+    web: WebConfig = msgspec.field(default_factory=WebConfig)
     providers: dict[str, ProviderConfig] = msgspec.field(default_factory=dict)
     agents: dict[str, AgentConfig] = msgspec.field(
         default_factory=lambda: {"default": AgentConfig()}

@@ -5,9 +5,11 @@ piano (Application, rest_for_one)
 ├── store              StoreWriter: the one SQLite writer (a thread actor)
 ├── events             Pipeline: thread events, partitioned by thread, to surfaces and store
 ├── codex              CodexClient: the codex app-server process (restarted with back-off)
+├── tools              Supervisor: browser and jail sessions per thread, web fetch, and the
+│                      MCP endpoint Codex calls them through (each thread has its own token)
 ├── thread_supervisor  DynamicSupervisor: one ConversationThread per conversation
 ├── threads            Threads: finds or starts a conversation's thread
-├── surfaces           Supervisor (one_for_one): the terminal chat socket (later Telegram, web)
+├── surfaces           Supervisor (one_for_one): the terminal chat socket, the web surface
 └── console            the console socket for ``piano console``
 ```
 
@@ -32,9 +34,13 @@ from actors.console import ConsoleServer
 from piano.codex import CODEX, CodexClient
 from piano.config import Config
 from piano.events import EVENTS, event_pipeline, publisher
+from piano.mcp import McpAccess
+from piano.mcp import child_spec as mcp_child_spec
 from piano.store import StoreWriter
 from piano.surfaces.terminal import ChatServer
 from piano.threads import STORE, THREAD_SUPERVISOR, THREADS, StoreDirectory, Threads
+from piano.web import child_spec as web_child_spec
+from piano.web import record_errors
 from supervisors import Application, Backoff, ChildSpec, DynamicSupervisor, Supervisor
 
 __all__ = ["ConsoleService", "build_application", "configure_logging"]
@@ -73,6 +79,7 @@ def configure_logging(config: Config) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso"),
             structlog.processors.format_exc_info,
+            record_errors,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -98,6 +105,8 @@ def build_application(config: Config) -> Application:
 
     chat_socket = str(config.state_path(config.daemon.chat_socket))
     console_socket = str(config.state_path(config.daemon.console_socket))
+    access = McpAccess.from_config(config.tools.mcp)
+    codex_config = access.codex_thread_config if config.tools.mcp.enabled else None
     surfaces = [
         ChildSpec(
             "terminal",
@@ -107,6 +116,16 @@ def build_application(config: Config) -> Application:
             name="surface:terminal",
         )
     ]
+    if config.web.enabled:
+        surfaces.append(
+            web_child_spec(
+                config.web,
+                subscriptions=subscriptions,
+                directory=threads_directory,
+                store_path=str(database),
+                default_agent=config.default_agent,
+            )
+        )
     children = [
         ChildSpec(STORE, start=lambda: StoreWriter(database), name=STORE, shutdown=30.0),
         ChildSpec(
@@ -125,12 +144,15 @@ def build_application(config: Config) -> Application:
             shutdown=10.0,
             init_timeout=60.0,
         ),
+        mcp_child_spec(config.tools, access, publish=publish),
         ChildSpec(
             THREAD_SUPERVISOR, start=DynamicSupervisor, name=THREAD_SUPERVISOR, type="supervisor"
         ),
         ChildSpec(
             THREADS,
-            start=lambda: Threads(config, threads_directory, publish, sessions),
+            start=lambda: Threads(
+                config, threads_directory, publish, sessions, codex_config=codex_config
+            ),
             name=THREADS,
         ),
         ChildSpec(

@@ -34,6 +34,7 @@ class Threads(Actor):
         publish: Publish,
         sessions: Registry,
         clock: Callable[[], float] | None = None,
+        codex_config: Callable[[str], dict[str, Any]] | None = None,
     ) -> None:
         self.config = config
         self.directory = directory
@@ -41,6 +42,7 @@ class Threads(Actor):
         self.sessions = sessions
         self.live: dict[ThreadKey, ActorRef] = {}
         self.clock = clock
+        self.codex_config = codex_config
 
     def describe(self) -> str:
         return f"{len(self.live)} live threads"
@@ -77,6 +79,7 @@ class Threads(Actor):
                 sessions=self.sessions,
                 codex_thread_id=codex_thread_id,
                 directory=self.directory,
+                codex_config=self.codex_config,
                 **options,
             ),
             restart="transient",

@@ -89,6 +89,7 @@ class ConversationThread(Actor):
         sessions: Registry,
         codex_thread_id: str | None = None,
         directory: ThreadDirectory | None = None,
+        codex_config: Callable[[str], dict[str, Any]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.thread_id = thread_id
@@ -98,6 +99,7 @@ class ConversationThread(Actor):
         self.sessions = sessions
         self.codex_thread_id = codex_thread_id
         self.directory = directory
+        self.codex_config = codex_config
         self.clock = clock
         self.translator = Translator(thread_id, clock)
         self.process: CodexProcess | None = None
@@ -220,6 +222,8 @@ class ConversationThread(Actor):
             "sandbox": agent.sandbox,
             "developer_instructions": agent.instructions,
         }
+        if self.codex_config is not None:
+            common["config"] = self.codex_config(self.thread_id)
         if self.codex_thread_id is None:
             started = await process.call(ThreadStartParams(**common))
             self.codex_thread_id = started.thread.id

@@ -32,7 +32,7 @@ class Text:
 
 @dataclass(frozen=True)
 class FunctionCall:
-    """A function call by tool name (also how a model calls an MCP tool)."""
+    """A function call by tool name; ``mcp__<server>__<tool>`` calls an MCP tool."""
 
     name: str
     arguments: dict[str, Any]
@@ -213,12 +213,17 @@ class FakeResponsesProvider:
             name = "exec_command"
         else:
             name, args = reply.name, reply.arguments
-        return {
+        item = {
             "type": "function_call",
             "call_id": call_id,
             "name": name,
             "arguments": json.dumps(args),
         }
+        if name.startswith("mcp__"):
+            # codex offers MCP tools as a namespace: `mcp__piano__web_fetch` is sent as the call
+            # `web_fetch` in namespace `mcp__piano` (a flat name is refused as unsupported)
+            item["namespace"], _, item["name"] = name.rpartition("__")
+        return item
 
 
 def write_codex_home(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,16 +13,29 @@ import anyio
 import pytest
 
 from piano.store import StoreReader, open_connection
-from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, Hang, Text
+from tests.fakes.responses_provider import (
+    CodexDirs,
+    FakeResponsesProvider,
+    FunctionCall,
+    Hang,
+    Text,
+)
+from tests.test_webfetch import LocalSite
 
 pytestmark = pytest.mark.anyio
 PIANO = [sys.executable, "-m", "piano.cli"]
+ARTICLE = (
+    "<html><head><title>About Piano</title></head><body><article><h1>About Piano</h1>"
+    "<p>Piano keeps every conversation in its own supervised actor, so one crash never "
+    "takes the others down, and it stores every event in order.</p></article></body></html>"
+)
 
 
-def write_config(dirs: CodexDirs, provider: FakeResponsesProvider) -> Path:
+def write_config(dirs: CodexDirs, provider: FakeResponsesProvider, extra: str = "") -> Path:
     path = dirs.root / "piano.toml"
     path.write_text(
-        f"""
+        extra
+        + f"""
 [daemon]
 state_dir = "{dirs.root / "state"}"
 log_format = "json"
@@ -151,6 +165,42 @@ async def test_a_daemon_killed_mid_turn_leaves_an_intact_database_with_every_acc
             if daemon.returncode is None:
                 daemon.kill()
                 await daemon.wait()
+
+
+async def test_the_agent_calls_pianos_web_fetch_through_mcp_and_the_call_is_stored(
+    dirs: CodexDirs,
+) -> None:
+    site = LocalSite()
+    site.page("/", ARTICLE)
+    async with site, FakeResponsesProvider() as provider:
+        provider.script(
+            FunctionCall("mcp__piano__web_fetch", {"url": site.url("/")}),
+            Text("The page talks about Piano."),
+        )
+        tools = '[tools.webfetch]\nallowed_networks = ["127.0.0.1/32"]\n'
+        config = write_config(dirs, provider, tools)
+        daemon = await start_daemon(config, dirs.root / "state" / "chat.sock")
+        try:
+            chat = await anyio.run_process(
+                [*PIANO, "chat", "--config", str(config), "--message", "read the page"],
+                check=False,
+            )
+            assert chat.returncode == 0, chat.stderr.decode()
+            assert "The page talks about Piano." in chat.stdout.decode()
+            second = json.dumps((await provider.wait_requests(2))[1]["input"])
+            assert "Piano keeps every conversation" in second, "the page did not reach the model"
+            daemon.send_signal(signal.SIGTERM)
+            with anyio.fail_after(30):
+                assert await daemon.wait() == 0
+        finally:
+            if daemon.returncode is None:
+                daemon.kill()
+                await daemon.wait()
+    with StoreReader(dirs.root / "state" / "piano.db") as reader:
+        [thread] = reader.threads()
+        calls = [i for i in reader.thread_items(thread.id) if i.kind == "tool_call"]
+        assert [(c.tool, c.status) for c in calls] == [("piano.web_fetch", "completed")]
+        assert "Piano keeps every conversation" in calls[0].output
 
 
 def test_a_bad_config_is_refused_with_the_file_key_and_reason(tmp_path: Path) -> None:

@@ -35,17 +35,6 @@ from tests.tools.conftest import Tools
 pytestmark = pytest.mark.anyio
 
 
-class NamespacedProvider(FakeResponsesProvider):
-    """Sends ``mcp__<server>__<tool>`` calls as codex's namespaced function calls."""
-
-    def _tool_item(self, reply: Any) -> dict[str, Any]:
-        item = super()._tool_item(reply)
-        if item.get("name", "").startswith("mcp__"):
-            namespace, _, name = item["name"].rpartition("__")
-            item["name"], item["namespace"] = name, namespace
-        return item
-
-
 async def test_codex_calls_web_fetch_on_the_endpoint_and_the_result_is_persisted(
     tools: Tools, site: LocalSite
 ) -> None:
@@ -63,7 +52,7 @@ async def test_codex_calls_web_fetch_on_the_endpoint_and_the_result_is_persisted
     store = tools.system.whereis("store")
     assert store is not None
     try:
-        async with NamespacedProvider() as provider:
+        async with FakeResponsesProvider() as provider:
             provider.script(
                 FunctionCall("mcp__piano__web_fetch", {"url": site.url("/")}, call_id="call_fetch"),
                 Text("The page says hello."),
