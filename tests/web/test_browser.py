@@ -5,69 +5,33 @@ condition or an event, never a sleep."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from piano.threads import THREADS, ThreadKey, send_message
+from piano.tools.browser import BrowserConfig, start_driver, stop_driver
 from schemas import events as ev
 from tests.fakes.responses_provider import ExecCommand, Text
 from tests.web.conftest import TOKEN, WebCore
 
 pytestmark = pytest.mark.anyio
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-extensions",
-    "--window-size=1280,900",
-    # no DNS lookup may leave the machine: only 127.0.0.1 and localhost resolve
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost",
-]
-
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
-    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
-        if not Path(path).exists():
-            pytest.fail(
-                f"{path} not found: run scripts/bootstrap (apt-get install {package})",
-                pytrace=False,
-            )
-    os.environ.setdefault("SE_OFFLINE", "true")
-    os.environ.setdefault("SE_AVOID_STATS", "true")
-    profile = tempfile.mkdtemp(prefix="piano-chrome-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in [*FLAGS, f"--user-data-dir={profile}"]:
-        options.add_argument(flag)
-    service = Service(executable_path=CHROMEDRIVER, port=0, log_output=os.devnull)
-    driver = webdriver.Chrome(service=service, options=options)
+    """Piano's own headless Chromium set-up (the browser tool's), with DNS blocked so that
+    nothing but 127.0.0.1 and localhost resolves; fails with an install hint if missing."""
+    driver, profile = start_driver(BrowserConfig(block_dns=True))
     try:
         yield driver
     finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+        stop_driver(driver, profile)
 
 
 async def until(driver: WebDriver, condition: Callable[[Any], Any], timeout: float = 30) -> Any:
