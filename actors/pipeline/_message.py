@@ -47,6 +47,7 @@ class Message:
     - `attempts`: failed attempts so far (strict mode retries).
     """
 
+    key: Hashable = None
     batcher: str = "default"
     batch_key: Hashable = None
     failure: object = None

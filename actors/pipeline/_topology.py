@@ -109,11 +109,19 @@ class Topology:
         `PartitionKeyError` (nothing accepted) if a key cannot be computed or hashed."""
         partition_by = self.partition_by
         partitions = self.partitions
+        new = object.__new__
         messages: list[Message] = []
         append = messages.append
         for item in items:
-            message = item if type(item) is Message or isinstance(item, Message) else Message(item)
-            key = message.key
+            if isinstance(item, Message):
+                message = item
+                key = message.key
+            else:
+                # `Message(item)` without its `__init__` (the other fields are class defaults):
+                # 100 instead of 160 ns, paid by every pushed item.
+                message = new(Message)
+                message.data = item
+                key = None
             if key is None and partition_by is not None:
                 try:
                     key = partition_by(message)
