@@ -232,19 +232,24 @@ class Topology:
     def route(self, messages: list[Message]) -> None:
         pending = self.pending
         self.unflushed += len(messages)
-        for message in messages:
-            index = message._index
-            chunk = pending[index]
+        assert self.loop is not None
+        now = self.loop.time()
+        since = self.pending_since
+        for index, chunk in enumerate(pending):
             if not chunk:
-                assert self.loop is not None
-                self.pending_since[index] = self.loop.time()
-            chunk.append(message)
+                since[index] = now
+        appends = [chunk.append for chunk in pending]
+        for message in messages:
+            appends[message._index](message)
+        for index, chunk in enumerate(pending):
             if len(chunk) >= CHUNK:
-                pending[index] = []
-                self.processor_slots[index].send((self.pending_since[index], chunk))
+                slot = self.processor_slots[index]
+                for start in range(0, len(chunk) - CHUNK + 1, CHUNK):
+                    slot.send((since[index], chunk[start : start + CHUNK]))
+                pending[index] = chunk[len(chunk) - len(chunk) % CHUNK :]
+                since[index] = now
         if not self.flush_scheduled:
             self.flush_scheduled = True
-            assert self.loop is not None
             self.loop.call_soon(self.flush)
 
     def flush(self) -> None:
