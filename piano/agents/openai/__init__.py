@@ -1,0 +1,65 @@
+"""The OpenAI agent backend: agents on the openai SDK, against OpenAI's API or any
+OpenAI-compatible server (vLLM, llama.cpp, Ollama), beside Codex.
+
+An agent with ``backend = "openai"`` runs in an `OpenAIThread` instead of a
+`ConversationThread`: same calls, same events (`schemas.events`), same busy policy, approvals
+and idle stop, so surfaces, the pipeline and the store need no special case. It speaks the
+Responses API or Chat Completions (``api``), streams its answer, calls Piano's tools (web
+fetch, browser, jailed shell, notes, send_message) in a bounded loop of model rounds, retries
+429 and 5xx with visible ``retrying`` notices, and fails a turn explicitly on a bad key, an
+unknown model or a truncated stream. Agents hand conversations to each other (`handoff`).
+
+```python
+backend = OpenAIBackend(config.agents, options, providers=config.providers,
+                        tools=config.tools, notes=SqliteNotes(db), history=SqliteHistory(db))
+actor = backend.thread_actor(thread_id, key, agent, publish=publish, sessions=sessions)
+add_sse_routes(app, system=..., subscriptions=..., directory=..., default_agent=...,
+               check_token=token_check(tokens))          # POST /api/messages/stream
+```
+
+Modules: `_config` (endpoint), `_backend` (the actor), `_turn` (rounds and tools),
+`_responses` / `_chat` (the two wire APIs), `_tools`, `_handoff`, `_notes`, `_history`,
+`_sse` (the SSE chat endpoint). This package imports neither piano.config nor
+piano.threads when loaded, so either may import it.
+"""
+
+from __future__ import annotations
+
+from piano.agents._options import TOOL_GROUPS, OpenAIAgentConfig
+from piano.agents.openai._backend import OpenAIBackend, OpenAIThread
+from piano.agents.openai._config import Endpoint, EndpointError, MissingKey, resolve_endpoint
+from piano.agents.openai._history import History, MemoryHistory, Message, SqliteHistory, ToolCall
+from piano.agents.openai._notes import MemoryNotes, Notes, SqliteNotes, owner_of
+from piano.agents.openai._round import ModelFailed, StreamTruncated
+from piano.agents.openai._sse import SSE_PATH, add_sse_routes, sse_handler, token_check
+from piano.agents.openai._tools import ToolRunner, ToolSpec, needs_approval, tool_specs
+
+__all__ = [
+    "SSE_PATH",
+    "TOOL_GROUPS",
+    "Endpoint",
+    "EndpointError",
+    "History",
+    "MemoryHistory",
+    "MemoryNotes",
+    "Message",
+    "MissingKey",
+    "ModelFailed",
+    "Notes",
+    "OpenAIAgentConfig",
+    "OpenAIBackend",
+    "OpenAIThread",
+    "SqliteHistory",
+    "SqliteNotes",
+    "StreamTruncated",
+    "ToolCall",
+    "ToolRunner",
+    "ToolSpec",
+    "add_sse_routes",
+    "needs_approval",
+    "owner_of",
+    "resolve_endpoint",
+    "sse_handler",
+    "token_check",
+    "tool_specs",
+]

@@ -1,0 +1,151 @@
+"""A conversation as the OpenAI backend keeps it: wire-neutral messages, per thread.
+
+Codex keeps its own history; an OpenAI agent's history is Piano's: the user's messages, what
+each agent answered, its tool calls and their results, stored after every turn so a thread
+that stopped when idle (or a restarted daemon) carries on where it was. The messages are
+neutral (`Message`): `_responses` and `_chat` turn them into each API's input, so an agent on
+Chat Completions can hand a conversation to one on the Responses API and it sees it all.
+
+`History` is where they live: `MemoryHistory` (tests) or `SqliteHistory` (the store's
+database, tables ``agent_messages`` and ``agent_threads`` of migration v4). The active agent
+of a thread (after a handoff) is kept with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, Protocol
+
+import apsw
+import msgspec
+
+from piano.store import open_connection
+
+__all__ = [
+    "History",
+    "MemoryHistory",
+    "Message",
+    "SqliteHistory",
+    "ToolCall",
+    "trim",
+]
+
+
+class ToolCall(msgspec.Struct, frozen=True, kw_only=True):
+    """A function call the model made: its call id, tool name and JSON arguments."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    """One message: a user's, an agent's (text and/or tool calls), or a tool's result."""
+
+    role: Literal["user", "assistant", "tool"]
+    text: str = ""
+    agent: str | None = None
+    calls: tuple[ToolCall, ...] = ()
+    call_id: str | None = None
+
+
+def trim(messages: Sequence[Message], limit: int) -> list[Message]:
+    """The last `limit` messages, never starting with a tool result whose call was cut off."""
+    kept = list(messages[-limit:]) if limit > 0 else []
+    while kept and kept[0].role == "tool":
+        kept.pop(0)
+    return kept
+
+
+class History(Protocol):
+    async def load(self, thread_id: str) -> tuple[str | None, list[Message]]:
+        """The thread's active agent (None: never handed off) and its messages."""
+        ...
+
+    async def append(self, thread_id: str, agent: str, messages: Sequence[Message]) -> None:
+        """Add `messages` after the thread's others and make `agent` its active agent."""
+        ...
+
+
+class MemoryHistory:
+    """A `History` in memory."""
+
+    def __init__(self) -> None:
+        self.threads: dict[str, tuple[str | None, list[Message]]] = {}
+
+    async def load(self, thread_id: str) -> tuple[str | None, list[Message]]:
+        agent, messages = self.threads.get(thread_id, (None, []))
+        return agent, list(messages)
+
+    async def append(self, thread_id: str, agent: str, messages: Sequence[Message]) -> None:
+        _, kept = self.threads.get(thread_id, (None, []))
+        self.threads[thread_id] = (agent, [*kept, *messages])
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(Message).decode
+
+
+class SqliteHistory:
+    """A `History` in the store's database (migrated by the store writer), on its own
+    connection, used from a worker thread."""
+
+    def __init__(self, database: str | Path) -> None:
+        self.database = database
+        self._connection: apsw.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    def _db(self) -> apsw.Connection:
+        if self._connection is None:
+            self._connection = open_connection(self.database)
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    async def load(self, thread_id: str) -> tuple[str | None, list[Message]]:
+        async with self._lock:
+            return await asyncio.to_thread(self._load, thread_id)
+
+    async def append(self, thread_id: str, agent: str, messages: Sequence[Message]) -> None:
+        async with self._lock:
+            await asyncio.to_thread(self._append, thread_id, agent, list(messages))
+
+    def _load(self, thread_id: str) -> tuple[str | None, list[Message]]:
+        db = self._db()
+        row = db.execute(
+            "SELECT active_agent FROM agent_threads WHERE thread_id = ?", (thread_id,)
+        ).fetchone()
+        bodies = db.execute(
+            "SELECT body FROM agent_messages WHERE thread_id = ? ORDER BY seq", (thread_id,)
+        ).fetchall()
+        return (str(row[0]) if row else None), [_decode(str(body)) for (body,) in bodies]
+
+    def _append(self, thread_id: str, agent: str, messages: list[Message]) -> None:
+        db = self._db()
+        now = time.time()
+        with db:
+            row = db.execute(
+                "SELECT coalesce(max(seq), 0) FROM agent_messages WHERE thread_id = ?",
+                (thread_id,),
+            ).fetchone()
+            last = int(row[0]) if row else 0
+            db.executemany(
+                "INSERT INTO agent_messages (thread_id, seq, role, agent, body, at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (thread_id, last + n, m.role, m.agent, _encode(m).decode(), now)
+                    for n, m in enumerate(messages, 1)
+                ],
+            )
+            db.execute(
+                "INSERT INTO agent_threads (thread_id, active_agent, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (thread_id) DO UPDATE SET active_agent = excluded.active_agent, "
+                "updated_at = excluded.updated_at",
+                (thread_id, agent, now),
+            )

@@ -1,0 +1,108 @@
+"""Notes agents keep for a user: save, get and list titles, persisted per user.
+
+A note belongs to its owner, ``<surface>:<user>`` (the conversation when the surface does not
+name a user), whatever agent or thread saved it: the Archivist finds what the Concierge's user
+saved last week, and one user never sees another's. Saving a title again replaces the note.
+`SqliteNotes` keeps them in the store's database (table ``agent_notes``, migration v4);
+`MemoryNotes` in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Protocol
+
+import apsw
+
+from piano.store import open_connection
+
+__all__ = ["MemoryNotes", "Notes", "SqliteNotes", "owner_of"]
+
+
+def owner_of(surface: str, user: str | None, conversation: str) -> str:
+    """Whose notes a message's tools see."""
+    return f"{surface}:{user}" if user else f"{surface}:conversation:{conversation}"
+
+
+class Notes(Protocol):
+    async def save(self, owner: str, title: str, body: str) -> None: ...
+
+    async def get(self, owner: str, title: str) -> str | None: ...
+
+    async def titles(self, owner: str) -> list[str]: ...
+
+
+class MemoryNotes:
+    """`Notes` in memory."""
+
+    def __init__(self) -> None:
+        self.notes: dict[str, dict[str, str]] = {}
+
+    async def save(self, owner: str, title: str, body: str) -> None:
+        self.notes.setdefault(owner, {})[title] = body
+
+    async def get(self, owner: str, title: str) -> str | None:
+        return self.notes.get(owner, {}).get(title)
+
+    async def titles(self, owner: str) -> list[str]:
+        return sorted(self.notes.get(owner, {}))
+
+
+class SqliteNotes:
+    """`Notes` in the store's database (migrated by the store writer), on its own connection,
+    used from a worker thread."""
+
+    def __init__(self, database: str | Path) -> None:
+        self.database = database
+        self._connection: apsw.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    def _db(self) -> apsw.Connection:
+        if self._connection is None:
+            self._connection = open_connection(self.database)
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    async def save(self, owner: str, title: str, body: str) -> None:
+        now = time.time()
+
+        def write() -> None:
+            self._db().execute(
+                "INSERT INTO agent_notes (owner, title, body, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (owner, title) DO UPDATE SET "
+                "body = excluded.body, updated_at = excluded.updated_at",
+                (owner, title, body, now, now),
+            )
+
+        async with self._lock:
+            await asyncio.to_thread(write)
+
+    async def get(self, owner: str, title: str) -> str | None:
+        def read() -> str | None:
+            row = (
+                self._db()
+                .execute(
+                    "SELECT body FROM agent_notes WHERE owner = ? AND title = ?", (owner, title)
+                )
+                .fetchone()
+            )
+            return str(row[0]) if row else None
+
+        async with self._lock:
+            return await asyncio.to_thread(read)
+
+    async def titles(self, owner: str) -> list[str]:
+        def read() -> list[str]:
+            rows = self._db().execute(
+                "SELECT title FROM agent_notes WHERE owner = ? ORDER BY title", (owner,)
+            )
+            return [str(title) for (title,) in rows]
+
+        async with self._lock:
+            return await asyncio.to_thread(read)
