@@ -205,7 +205,7 @@ class FakeBotApi:
     async def wait_confirmed(self, update_id: int, timeout: float = 20) -> None:
         """Wait until getUpdates has confirmed (asked past) `update_id`."""
         async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: self.confirmed > update_id)
+            await self._changed.wait_for(lambda: self.confirmed >= update_id)
 
     # -- the API ---------------------------------------------------------------------------
 

@@ -9,13 +9,15 @@ loses those updates. So the surface drives ``getUpdates`` itself with PTB's `Bot
 2. every update it returns is written here (one transaction, ``INSERT OR IGNORE`` by
    `update_id`) before the next ``getUpdates``; a webhook POST is written before it is answered;
 3. the actor processes pending updates in `update_id` order and marks each processed as soon as
-   its effect is done (the message handed to its thread, the button decided).
+   its effect is done: a message is marked the moment it is in its thread's mailbox (before the
+   thread answers, which can take as long as starting a Codex turn), a button once decided.
 
 So a crash loses nothing (what Telegram forgot is here, and pending updates are processed first
 at start-up), and nothing is processed twice (an update Telegram sends again is ignored by
-`update_id`, and a processed one is never pending). The one window left is a crash between a
-thread accepting a message and the mark: the interaction id is derived from the update
-(``tg-<bot>-<update_id>``), so such a replay carries the same id as the first.
+`update_id`, and a processed one is never pending). The window left is a crash between a
+message reaching its thread's mailbox and the mark, with no await in between; the interaction
+id is derived from the update (``tg-<bot>-<update_id>``) so that even then a replay carries the
+same id as the first.
 
 The same database keeps the surface's conversations (chat, forum topic, chosen agent), so a
 restarted surface resubscribes to their threads.

@@ -22,7 +22,7 @@ from telegram.constants import ChatAction, ChatType
 
 from actors import ActorRef
 from piano.surfaces.telegram._texts import decode_decision, help_text, status_text
-from piano.threads import THREADS, send_message
+from piano.threads import THREADS
 from schemas import events as ev
 
 if TYPE_CHECKING:
@@ -139,7 +139,13 @@ async def _message(surface: TelegramSurface, message: Message, update_id: int) -
     )
     surface.replies[interaction.id] = message.message_id
     _typing(surface, route)
-    outcome = await send_message(threads, route.key, interaction)
+    thread = await threads.call(("open", route.key), timeout=60)
+    reply = thread.call(("message", interaction), timeout=60)
+    # The message is in the thread's mailbox now: from here a crash of the surface must not
+    # hand it over again, so the update counts as processed before the thread answers.
+    assert surface.inbox is not None
+    surface.inbox.mark_processed(update_id)
+    outcome = await reply
     log.info("telegram.message", chat=chat.id, topic=topic, outcome=outcome)
     return True
 

@@ -589,6 +589,8 @@ class TelegramSurface(Surface):
         elif event.status != "completed":
             why = f": {event.error}" if event.error else ""
             self.say(route, f"❌ The turn {event.status}{_escape(why)}", reply_to=reply_to)
+        elif view is None or view.dead:
+            self.say(route, "✅ Done (no answer text).", reply_to=reply_to)
 
     def approval_requested(self, context: Context, event: ev.ApprovalRequested) -> None:
         route = self.routes.get(context.thread_id)
