@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 __all__ = ["BOT_ID", "BOT_USERNAME", "Call", "FakeBotApi"]
 
@@ -95,8 +95,8 @@ class FakeBotApi:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        assert isinstance(server, asyncio.Server)
+        self.port = server.sockets[0].getsockname()[1]
         return self.base_url
 
     async def stop(self) -> None:
@@ -231,11 +231,12 @@ class FakeBotApi:
             if kind == "multipart/form-data":
                 reader = await request.multipart()
                 async for part in reader:
+                    assert isinstance(part, BodyPartReader)
                     name = part.name or ""
-                    if part.filename:  # type: ignore[union-attr]
-                        files[name] = (part.filename, bytes(await part.read()))  # type: ignore[union-attr]
+                    if part.filename:
+                        files[name] = (part.filename, bytes(await part.read()))
                     else:
-                        raw[name] = await part.text()  # type: ignore[union-attr]
+                        raw[name] = await part.text()
             else:
                 raw.update(await request.post())
         params: dict[str, Any] = {}

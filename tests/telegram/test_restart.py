@@ -5,9 +5,11 @@ from __future__ import annotations
 import socket
 
 import aiohttp
+import msgspec
 import pytest
 
-from piano.surfaces.telegram import Inbox
+from piano.surfaces.telegram import Inbox, WebhookConfig
+from piano.threads import ThreadKey
 from schemas import events as ev
 from tests.fakes.responses_provider import ExecCommand, Text
 from tests.telegram.conftest import ADMIN, TG, USER
@@ -84,10 +86,6 @@ async def test_the_webhook_needs_the_secret_and_stores_before_answering(tg: TG) 
         "path": "/tg",
         "url": "https://bot.example.org/tg",
     }
-    import msgspec
-
-    from piano.surfaces.telegram import WebhookConfig
-
     await tg.start(mode="webhook", webhook=msgspec.convert(webhook, WebhookConfig))
     set_hook = await tg.api.wait_for(lambda c: c.method == "setWebhook")
     assert set_hook.params["url"] == "https://bot.example.org/tg"
@@ -148,7 +146,5 @@ async def test_commands_new_status_agent_transcript_and_stop(tg: TG) -> None:
     await tg.answer(ADMIN, lambda c: "/transcript" in c.params["text"])
 
 
-def _key(chat: int, agent: str = "default") -> object:
-    from piano.threads import ThreadKey
-
+def _key(chat: int, agent: str = "default") -> ThreadKey:
     return ThreadKey("telegram", str(chat), agent)

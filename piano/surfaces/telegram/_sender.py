@@ -1,0 +1,251 @@
+"""What the Telegram surface sends: ordered per chat, 429-aware, and the paced status message.
+
+`TelegramOutput` is the sending half of `TelegramSurface` (its base class): every Telegram call
+goes through the chat's `Outbox` (so the actor never waits on Telegram and a chat's messages
+keep their order), answers are split (`_split`) or sent as a document, and each turn's status
+message is created and edited when the chat's `ChatPacer` allows (`_progress`), with the
+result reported back to the actor as a ``("status_done", ...)`` message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from telegram import Bot, InlineKeyboardMarkup, InputFile, LinkPreviewOptions, ReplyParameters
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, RetryAfter, TelegramError
+
+from actors import Timer
+from piano.surfaces._surface import Surface
+from piano.surfaces.telegram._config import TelegramConfig
+from piano.surfaces.telegram._outbox import Outbox, retry_seconds
+from piano.surfaces.telegram._progress import ChatPacer, TurnProgress
+from piano.surfaces.telegram._split import split_markdown
+from piano.threads import ThreadKey
+
+__all__ = ["Route", "StatusMessage", "TelegramOutput"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a thread's events are shown."""
+
+    conversation: str
+    chat_id: int
+    topic_id: int | None
+    agent: str
+
+    @property
+    def key(self) -> ThreadKey:
+        return ThreadKey("telegram", self.conversation, self.agent)
+
+
+@dataclass(eq=False, slots=True)
+class StatusMessage:
+    """A turn's status message: what it shows and where."""
+
+    route: Route
+    progress: TurnProgress
+    reply_to: int | None = None
+    message_id: int | None = None
+    shown: str | None = None
+    dead: bool = False
+
+
+class TelegramOutput(Surface):
+    """Sending for `TelegramSurface`; see the module documentation."""
+
+    config: TelegramConfig
+    bot: Bot | None
+    clock: Callable[[], float]
+    outboxes: dict[int, Outbox]
+    pacers: dict[int, ChatPacer]
+    pacer_timers: dict[int, Timer]
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def outbox(self, chat_id: int) -> Outbox:
+        outbox = self.outboxes.get(chat_id)
+        if outbox is None:
+            outbox = self.outboxes[chat_id] = Outbox(chat_id, self._on_retry_after)
+        return outbox
+
+    def _on_retry_after(self, chat_id: int, seconds: float) -> None:
+        if self.ref.alive:
+            self.ref.send(("blocked", chat_id, float(seconds)))
+
+    def say(
+        self,
+        route: Route,
+        text: str,
+        *,
+        reply_to: int | None = None,
+        keyboard: InlineKeyboardMarkup | None = None,
+        sent: Callable[[int], None] | None = None,
+    ) -> None:
+        """Send an HTML message to `route` (in order, retried on 429); `sent` gets its id."""
+        bot = self.bot
+        assert bot is not None
+
+        async def send() -> None:
+            message = await bot.send_message(
+                route.chat_id,
+                text,
+                parse_mode=ParseMode.HTML,
+                message_thread_id=route.topic_id,
+                reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True)
+                if reply_to
+                else None,
+                reply_markup=keyboard,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+            if sent is not None:
+                sent(message.message_id)
+
+        self.outbox(route.chat_id).put("sendMessage", send)
+
+    def say_markdown(self, route: Route, markdown: str, reply_to: int | None = None) -> None:
+        """Send a Markdown answer: split into messages, or as a document when too long."""
+        if len(markdown) > self.config.document_threshold:
+            self.send_document(
+                route,
+                markdown.encode(),
+                "answer.md",
+                f"📄 The answer is {len(markdown)} characters long, so here it is as a document.",
+                reply_to,
+            )
+            return
+        for chunk in split_markdown(markdown, self.config.message_limit):
+            html = chunk.html
+            if html.strip():
+                self.say(route, html, reply_to=reply_to)
+
+    def send_document(
+        self, route: Route, data: bytes, filename: str, caption: str, reply_to: int | None = None
+    ) -> None:
+        bot = self.bot
+        assert bot is not None
+        if len(data) > self.config.max_document_bytes:
+            self.say(route, f"⚠️ {filename} is too large to send ({len(data)} bytes).")
+            return
+
+        async def send() -> None:
+            await bot.send_document(
+                route.chat_id,
+                InputFile(data, filename=filename),
+                caption=caption,
+                message_thread_id=route.topic_id,
+                reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True)
+                if reply_to
+                else None,
+            )
+
+        self.outbox(route.chat_id).put("sendDocument", send)
+
+    def edit(self, chat_id: int, message_id: int, text: str) -> None:
+        """Replace a message's text and remove its buttons."""
+        bot = self.bot
+        assert bot is not None
+
+        async def edit() -> None:
+            try:
+                await bot.edit_message_text(
+                    text, chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML
+                )
+            except BadRequest as exc:
+                if "not modified" not in str(exc).lower():
+                    raise
+
+        self.outbox(chat_id).put("editMessageText", edit)
+
+    # -- progress -----------------------------------------------------------------------------
+
+    def _pacer(self, chat_id: int) -> ChatPacer:
+        pacer = self.pacers.get(chat_id)
+        if pacer is None:
+            interval = (
+                self.config.edit_interval_group
+                if chat_id < 0
+                else self.config.edit_interval_private
+            )
+            pacer = self.pacers[chat_id] = ChatPacer(interval)
+        return pacer
+
+    def _changed(self, view: StatusMessage) -> None:
+        if view.dead:
+            return
+        pacer = self._pacer(view.route.chat_id)
+        if view.progress.render() != view.shown:
+            pacer.mark(view)
+        self._pump(view.route.chat_id)
+
+    def _pump(self, chat_id: int) -> None:
+        pacer = self._pacer(chat_id)
+        key, delay = pacer.poll(self.clock())
+        if key is None:
+            if delay is not None and chat_id not in self.pacer_timers:
+                self.pacer_timers[chat_id] = self.send_after(delay, ("pump", chat_id))
+            return
+        assert isinstance(key, StatusMessage)
+        pacer.begin(key, self.clock())
+        self._sync_status(key)
+
+    def _sync_status(self, view: StatusMessage) -> None:
+        """Create or edit `view`'s message with its latest text; report back to the actor."""
+        bot = self.bot
+        ref = self.ref
+        assert bot is not None
+
+        async def sync() -> None:
+            text = view.progress.render()
+            message_id, retry_after, dirty = view.message_id, None, False
+            try:
+                if view.message_id is None:
+                    message = await bot.send_message(
+                        view.route.chat_id,
+                        text,
+                        parse_mode=ParseMode.HTML,
+                        message_thread_id=view.route.topic_id,
+                        reply_parameters=ReplyParameters(
+                            view.reply_to, allow_sending_without_reply=True
+                        )
+                        if view.reply_to
+                        else None,
+                        disable_notification=True,
+                    )
+                    message_id = message.message_id
+                else:
+                    await bot.edit_message_text(
+                        text,
+                        chat_id=view.route.chat_id,
+                        message_id=view.message_id,
+                        parse_mode=ParseMode.HTML,
+                    )
+                view.shown = text
+            except RetryAfter as exc:
+                retry_after = retry_seconds(exc)
+            except BadRequest as exc:
+                if "not modified" in str(exc).lower():
+                    view.shown = text
+                else:
+                    view.dead = True
+                    self.log.warning("telegram.status_failed", error=str(exc))
+            except TelegramError as exc:
+                dirty = True
+                self.log.warning("telegram.status_failed", error=str(exc))
+            finally:
+                if ref.alive:
+                    ref.send(("status_done", view, message_id, retry_after, dirty))
+
+        self.outbox(view.route.chat_id).put("status", sync)
+
+    def _status_done(
+        self, view: StatusMessage, message_id: int | None, retry_after: float | None, dirty: bool
+    ) -> None:
+        view.message_id = message_id
+        pacer = self._pacer(view.route.chat_id)
+        pacer.done(self.clock(), retry_after, dirty=dirty)
+        if not view.dead and view.progress.render() != view.shown:
+            pacer.mark(view)
+        self._pump(view.route.chat_id)
