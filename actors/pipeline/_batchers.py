@@ -5,6 +5,10 @@ the order each processor sent them, and puts each in the open batch of its (batc
 partition). The partition is ``key % concurrency`` (hash for non-integers) of the batcher's
 `partition_by`, or of the message's processor key when the batcher has none, so a batch never
 mixes partitions and all of a partition's batches go, in order, to the same batch processor.
+Processors compute the partition (as GenStage's PartitionDispatcher does, in the sending stage)
+and send runs of consecutive messages of one (batch_key, partition), so the batcher's work is
+per run, not per message; a message whose batch partition cannot be computed fails with
+`PartitionKeyError` there.
 A batch is emitted at `batch_size` messages, `batch_timeout` seconds after it opened, at once
 for a message marked ``flush`` (test helpers), and at once while the pipeline drains.
 
@@ -23,7 +27,7 @@ from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from actors import Actor, Timer
-from actors.pipeline._message import Interrupted, Message, PartitionKeyError, RetriesExhausted
+from actors.pipeline._message import Interrupted, RetriesExhausted
 from actors.pipeline._options import BatchInfo
 from actors.pipeline._statistics import emit
 
@@ -41,15 +45,13 @@ class Batcher(Actor):
         self.slot = topology.batcher_slots[name]
         self.spec = self.slot.spec
         self.targets = topology.batch_slots[name]
-        self.key_function = self.spec.partition_by
-        self.inherit = self.key_function is None and topology.partition_by is not None
         self.timers: dict[tuple[Any, int | None], Timer] = {}
 
     def describe(self) -> str:
         slot = self.slot
         return (
             f"batcher {slot.name!r}: {slot.counters.handled} batched, "
-            f"{len(slot.buffers)} open batches, {len(slot.queue)} lists queued"
+            f"{len(slot.buffers)} open batches, {len(slot.queue)} casts queued"
         )
 
     def init(self) -> None:
@@ -66,64 +68,36 @@ class Batcher(Actor):
         slot = self.slot
         if not slot.queue:
             return
-        messages = slot.queue.popleft()
+        runs = slot.queue.popleft()
         buffers = slot.buffers
         size = self.spec.batch_size
-        concurrency = self.spec.concurrency
-        key_function, inherit = self.key_function, self.inherit
-        bad: list[Message] = []
         opened: list[tuple[Any, int | None]] = []
-        assert self.topology.loop is not None
-        now = self.topology.loop.time()
-        # Consecutive messages usually share their batch: `batch` is the open batch of
-        # (`batch_key`, `partition`) until a message belongs elsewhere or the batch is emitted.
-        batch: list[Message] | None = None
-        batch_key: Any = None
-        partition: int | None = None
-        for message in messages:
-            try:
-                if key_function is not None:
-                    key = key_function(message)
-                elif inherit:
-                    key = message.key
-                else:
-                    key = None
-                if key is None:
-                    part = None
-                elif type(key) is int:
-                    part = abs(key) % concurrency
-                else:
-                    part = hash(key) % concurrency
-                if batch is None or part != partition or message.batch_key is not batch_key:
-                    batch_key, partition = message.batch_key, part
-                    entry = buffers.get((batch_key, partition))
-                    if entry is None:
-                        entry = buffers[batch_key, partition] = (now, [])
-                        opened.append((batch_key, partition))
-                    batch = entry[1]
-            except Exception as exc:
-                message.failure = PartitionKeyError(f"batcher {slot.name!r}: {exc!r}")
-                message.failure.__cause__ = exc
-                bad.append(message)
-                batch = None
-                continue
-            batch.append(message)
-            if message.flush:
-                self._emit((batch_key, partition), "flush")
-                batch = None
-            elif len(batch) >= size:
-                self._emit((batch_key, partition), "size")
-                batch = None
+        loop = self.topology.loop
+        assert loop is not None
+        now = loop.time()
+        for batch_key, partition, messages in runs:
+            group = (batch_key, partition)
+            start, count = 0, len(messages)
+            while start < count:
+                entry = buffers.get(group)
+                if entry is None:
+                    entry = buffers[group] = (now, [])
+                    opened.append(group)
+                batch = entry[1]
+                take = min(max(1, size - len(batch)), count - start)
+                batch.extend(messages if take == count else messages[start : start + take])
+                start += take
+                if start == count and messages[-1].flush:
+                    self._emit(group, "flush")
+                elif len(batch) >= size:
+                    self._emit(group, "size")
         if self.topology.draining:
             self._emit_all()
         timers, timeout = self.timers, self.spec.batch_timeout
         for group in opened:
             if group in buffers and group not in timers:
-                delay = max(0.0, buffers[group][0] + timeout - self.topology.loop.time())
+                delay = max(0.0, buffers[group][0] + timeout - loop.time())
                 timers[group] = self.send_after(delay, ("timeout", group))
-        if bad:
-            slot.counters.failed += len(bad)
-            self.topology.finish([], bad)
 
     def handle_info(self, message: Any) -> None:
         match message:

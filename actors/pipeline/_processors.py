@@ -12,8 +12,9 @@ Retry(...))``) the failed message's key is *parked*: later messages with that ke
 while other keys go on, and the message is retried after a back-off until it succeeds (then the
 waiting messages follow, in order) or exhausts its attempts (`RetriesExhausted`, a gap).
 
-Outcomes are grouped per chunk: successful messages go to their batchers (one cast per batcher)
-or, without batchers, are acked together with the failed ones.
+Outcomes are grouped per chunk: successful messages go to their batchers (one cast per batcher,
+carrying runs of messages already sorted by batch key and batch partition) or, without
+batchers, are acked together with the failed ones.
 
 If a processor dies (killed, or stopped because a sibling died and its group restarts), its slot
 keeps the chunks it had not finished. The restarted processor fails the message whose handler
@@ -28,7 +29,15 @@ from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from actors import Actor
-from actors.pipeline._message import Interrupted, Message, RetriesExhausted, UnknownBatcher
+from actors.pipeline._message import (
+    Interrupted,
+    Message,
+    PartitionKeyError,
+    RetriesExhausted,
+    UnknownBatcher,
+)
+from actors.pipeline._options import KeyFunction
+from actors.pipeline._slots import Run
 from actors.pipeline._statistics import emit
 
 if TYPE_CHECKING:
@@ -49,6 +58,16 @@ class Processor(Actor):
         self.handle = topology.processors.handle_message
         self.retry = topology.processors.retry
         self.batched = bool(topology.batchers)
+        self.routes: dict[str, tuple[KeyFunction | None, bool, int]] = {
+            name: (
+                spec.partition_by,
+                spec.partition_by is None and topology.partition_by is not None,
+                spec.concurrency,
+            )
+            for name, spec in topology.batchers.items()
+        }
+        """Per batcher: its key function, whether it inherits the processors' key, its
+        concurrency."""
 
     def describe(self) -> str:
         slot, counters = self.slot, self.slot.counters
@@ -144,24 +163,7 @@ class Processor(Actor):
             slot.failed.extend(failed)
             return
         slot.failed.extend(failed)
-        batcher_slots = self.topology.batcher_slots
-        out = slot.out
-        name: str | None = None
-        group: list[Message] = []
-        for message in chunk:
-            if message.failure is not None or (parking and message._index == _PARKED):
-                continue
-            if message.batcher != name:
-                name = message.batcher
-                found = out.get(name)
-                if found is None:
-                    if name not in batcher_slots:
-                        self._succeeded(message)
-                        name = None
-                        continue
-                    found = out[name] = []
-                group = found
-            group.append(message)
+        self._route(chunk, parking)
 
     async def handle_info(self, message: Any) -> None:
         match message:
@@ -234,14 +236,69 @@ class Processor(Actor):
         self._flush()
 
     def _succeeded(self, message: Message) -> None:
-        slot = self.slot
-        if not self.batched:
-            slot.ok.append(message)
-        elif message.batcher in self.topology.batcher_slots:
-            slot.out.setdefault(message.batcher, []).append(message)
+        if self.batched:
+            self._route([message], False)
         else:
-            message.failure = UnknownBatcher(f"no batcher named {message.batcher!r}")
-            slot.failed.append(message)
+            self.slot.ok.append(message)
+
+    def _route(self, messages: list[Message], parking: bool) -> None:
+        """Group successful messages into runs for their batchers (the batchers' dispatch, done
+        here as GenStage's PartitionDispatcher does it in the sending stage): a run is a list of
+        consecutive messages with the same batcher, batch key and batch partition; it ends after
+        a message marked ``flush``. A message routed to a batcher that does not exist fails with
+        `UnknownBatcher`, one whose batch partition cannot be computed with
+        `PartitionKeyError`."""
+        slot = self.slot
+        out = slot.out
+        routes = self.routes
+        bad: list[Message] = []
+        name: str | None = None
+        key_function: KeyFunction | None = None
+        inherit = False
+        concurrency = 1
+        runs: list[Run] = []
+        run: list[Message] | None = None
+        batch_key: Any = None
+        partition: int | None = None
+        for message in messages:
+            if message.failure is not None or (parking and message._index == _PARKED):
+                continue
+            if message.batcher != name:
+                route = routes.get(message.batcher)
+                if route is None:
+                    message.failure = UnknownBatcher(f"no batcher named {message.batcher!r}")
+                    bad.append(message)
+                    continue
+                name = message.batcher
+                key_function, inherit, concurrency = route
+                runs = out.setdefault(name, [])
+                run = None
+            try:
+                if key_function is not None:
+                    key = key_function(message)
+                elif inherit:
+                    key = message.key
+                else:
+                    key = None
+                if key is None:
+                    part = None
+                elif type(key) is int:
+                    part = abs(key) % concurrency
+                else:
+                    part = hash(key) % concurrency
+            except Exception as exc:
+                message.failure = PartitionKeyError(f"batcher {name!r}: {exc!r}")
+                message.failure.__cause__ = exc
+                bad.append(message)
+                continue
+            if run is None or part != partition or message.batch_key is not batch_key:
+                batch_key, partition = message.batch_key, part
+                run = []
+                runs.append((batch_key, partition, run))
+            run.append(message)
+            if message.flush:
+                run = None
+        slot.failed.extend(bad)
 
     # -- outcomes ------------------------------------------------------------------------------
 
@@ -249,8 +306,8 @@ class Processor(Actor):
         slot = self.slot
         if slot.out:
             out, slot.out = slot.out, {}
-            for name, messages in out.items():
-                self.topology.batcher_slots[name].send(messages)
+            for name, runs in out.items():
+                self.topology.batcher_slots[name].send(runs)
         if slot.ok or slot.failed:
             ok, failed = slot.ok, slot.failed
             slot.ok, slot.failed = [], []

@@ -20,12 +20,15 @@ if TYPE_CHECKING:
     from actors.pipeline._message import Message
     from actors.pipeline._options import Batchers, BatchInfo
 
-__all__ = ["BatchSlot", "BatcherSlot", "Chunk", "ProcessorSlot", "Slot"]
+__all__ = ["BatchSlot", "BatcherSlot", "Chunk", "ProcessorSlot", "Run", "Slot"]
 
 W = TypeVar("W")
 
 Chunk = tuple[float, list["Message"]]
 """Work for a processor: (accepted at, messages)."""
+
+Run = tuple[Any, "int | None", list["Message"]]
+"""Work for a batcher: (batch key, batch partition, consecutive messages of that batch)."""
 
 
 class Slot(Generic[W]):
@@ -70,13 +73,13 @@ class ProcessorSlot(Slot[Chunk]):
         (True) or from the parked retries (False)."""
         self.ok: list[Message] = []
         self.failed: list[Message] = []
-        self.out: dict[str, list[Message]] = {}
+        self.out: dict[str, list[Run]] = {}
         self.parked: dict[Any, deque[Message]] = {}
         """Strict mode: keys waiting for a retry; the head of each deque is being retried."""
 
 
-class BatcherSlot(Slot[list["Message"]]):
-    """A batcher's inbox (lists of messages from processors) and its open batches."""
+class BatcherSlot(Slot[list[Run]]):
+    """A batcher's inbox (runs of messages from processors) and its open batches."""
 
     __slots__ = ("buffers", "name", "next_processor", "spec")
 

@@ -317,8 +317,9 @@ class Topology:
         for pslot in self.processor_slots:
             successful.extend(pslot.ok)
             left.extend(pslot.failed)
-            for messages in pslot.out.values():
-                left.extend(messages)
+            for runs in pslot.out.values():
+                for _, _, messages in runs:
+                    left.extend(messages)
             for position, (_, chunk) in enumerate(pslot.queue):
                 left.extend(chunk[pslot.pos :] if position == 0 else chunk)
             for parked in pslot.parked.values():
@@ -327,8 +328,9 @@ class Topology:
             pslot.queue.clear()
             pslot.running = None
         for bslot in self.batcher_slots.values():
-            for messages in bslot.queue:
-                left.extend(messages)
+            for runs in bslot.queue:
+                for _, _, messages in runs:
+                    left.extend(messages)
             for _, messages in bslot.buffers.values():
                 left.extend(messages)
             bslot.queue.clear()
