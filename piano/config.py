@@ -39,6 +39,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from piano.surfaces.telegram._config import TelegramConfig
 from piano.tools._config import ToolsConfig
 from piano.web._config import WebConfig
 
@@ -108,6 +109,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     codex: CodexConfig = msgspec.field(default_factory=CodexConfig)
     tools: ToolsConfig = msgspec.field(default_factory=ToolsConfig)
     web: WebConfig = msgspec.field(default_factory=WebConfig)
+    telegram: TelegramConfig | None = None
+    """Present (a ``[telegram]`` section) to run the Telegram surface."""
     providers: dict[str, ProviderConfig] = msgspec.field(default_factory=dict)
     agents: dict[str, AgentConfig] = msgspec.field(
         default_factory=lambda: {"default": AgentConfig()}

@@ -9,7 +9,7 @@ piano (Application, rest_for_one)
 │                      MCP endpoint Codex calls them through (each thread has its own token)
 ├── thread_supervisor  DynamicSupervisor: one ConversationThread per conversation
 ├── threads            Threads: finds or starts a conversation's thread
-├── surfaces           Supervisor (one_for_one): the terminal chat socket, the web surface
+├── surfaces           Supervisor (one_for_one): the terminal chat socket, Telegram, the web
 └── console            the console socket for ``piano console``
 ```
 
@@ -37,6 +37,7 @@ from piano.events import EVENTS, event_pipeline, publisher
 from piano.mcp import McpAccess
 from piano.mcp import child_spec as mcp_child_spec
 from piano.store import StoreWriter
+from piano.surfaces.telegram import child_spec as telegram_child_spec
 from piano.surfaces.terminal import ChatServer
 from piano.threads import STORE, THREAD_SUPERVISOR, THREADS, StoreDirectory, Threads
 from piano.web import child_spec as web_child_spec
@@ -124,6 +125,17 @@ def build_application(config: Config) -> Application:
                 directory=threads_directory,
                 store_path=str(database),
                 default_agent=config.default_agent,
+            )
+        )
+    if config.telegram is not None and config.telegram.enabled:
+        surfaces.append(
+            telegram_child_spec(
+                config.telegram,
+                subscriptions=subscriptions,
+                directory=threads_directory,
+                store_path=str(database),
+                default_agent=config.default_agent,
+                agents=sorted(config.agents),
             )
         )
     children = [

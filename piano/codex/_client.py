@@ -22,12 +22,11 @@ import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors import Actor as _Actor
 from actors import ActorExited, ActorRef, ActorSystem, Registry
 from piano.codex._rpc import CodexExited, CodexProcess, CodexRpcError
-from piano.config import Config
 from schemas.codex import (
     CommandExecutionRequestApprovalParams,
     CommandExecutionRequestApprovalResponse,
@@ -35,6 +34,9 @@ from schemas.codex import (
     FileChangeRequestApprovalResponse,
     RpcRequest,
 )
+
+if TYPE_CHECKING:
+    from piano.config import Config
 
 __all__ = ["CODEX", "ApprovalAsked", "CodexClient", "CodexNotification", "codex_dirs"]
 

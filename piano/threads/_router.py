@@ -9,14 +9,16 @@ idle and are transient children, so a crashed thread is restarted and an idle on
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors import Actor, ActorRef, Caller, Down, Registry
-from piano.config import Config
 from piano.threads._directory import ThreadDirectory, ThreadKey
 from piano.threads._thread import ConversationThread, Publish
 from schemas.events import Interaction
 from supervisors import ChildSpec, start_child
+
+if TYPE_CHECKING:
+    from piano.config import Config
 
 __all__ = ["THREADS", "THREAD_SUPERVISOR", "Threads", "send_message"]
 

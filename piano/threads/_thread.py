@@ -26,13 +26,12 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from actors import NOREPLY, Actor, Caller, Down, MonitorRef, Registry, Timer
 from piano.codex._client import ApprovalAsked, CodexNotification, connection
 from piano.codex._rpc import CodexError, CodexProcess
 from piano.codex._translate import Translator
-from piano.config import AgentConfig
 from piano.threads._directory import ThreadDirectory, ThreadKey
 from schemas import events as ev
 from schemas.codex import (
@@ -44,6 +43,9 @@ from schemas.codex import (
     TurnStartParams,
     TurnSteerParams,
 )
+
+if TYPE_CHECKING:
+    from piano.config import AgentConfig
 
 __all__ = ["ConversationThread", "Decision"]
 

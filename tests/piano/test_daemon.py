@@ -20,6 +20,7 @@ from tests.fakes.responses_provider import (
     Hang,
     Text,
 )
+from tests.telegram.fake_bot_api import FakeBotApi
 from tests.test_webfetch import LocalSite
 
 pytestmark = pytest.mark.anyio
@@ -201,6 +202,33 @@ async def test_the_agent_calls_pianos_web_fetch_through_mcp_and_the_call_is_stor
         calls = [i for i in reader.thread_items(thread.id) if i.kind == "tool_call"]
         assert [(c.tool, c.status) for c in calls] == [("piano.web_fetch", "completed")]
         assert "Piano keeps every conversation" in calls[0].output
+
+
+async def test_a_telegram_message_is_answered_through_the_daemon(dirs: CodexDirs) -> None:
+    async with FakeBotApi() as telegram, FakeResponsesProvider() as provider:
+        provider.script(Text("Hello, Telegram"))
+        section = f'[telegram]\nbase_url = "{telegram.base_url}"\nusers = {{ "1001" = "admin" }}\n'
+        config = write_config(dirs, provider, section)
+        env = {**os.environ, "PIANO_TELEGRAM_TOKEN": telegram.token}
+        daemon = await anyio.open_process([*PIANO, "run", "--config", str(config)], env=env)
+        try:
+            await telegram.wait_for(lambda call: call.method == "setMyCommands", timeout=60)
+            await telegram.push_message(1001, "hello", user_id=1001)
+            answer = await telegram.wait_for(
+                lambda call: (
+                    call.method == "sendMessage"
+                    and "Hello, Telegram" in str(call.params.get("text"))
+                ),
+                timeout=60,
+            )
+            assert answer.params["chat_id"] == 1001
+            daemon.send_signal(signal.SIGTERM)
+            with anyio.fail_after(30):
+                assert await daemon.wait() == 0
+        finally:
+            if daemon.returncode is None:
+                daemon.kill()
+                await daemon.wait()
 
 
 def test_a_bad_config_is_refused_with_the_file_key_and_reason(tmp_path: Path) -> None:
