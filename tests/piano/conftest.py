@@ -18,14 +18,17 @@ import pytest
 from actors import ActorRef, ActorSystem, Registry
 from piano.codex import CODEX, CodexClient
 from piano.config import AgentConfig, CodexConfig, Config, DaemonConfig, ProviderConfig
+from piano.surfaces import deliver
 from piano.threads import (
     THREAD_SUPERVISOR,
     THREADS,
     MemoryDirectory,
+    ThreadDirectory,
     ThreadKey,
     Threads,
     send_message,
 )
+from piano.threads._thread import Publish
 from schemas import events as ev
 from supervisors import Backoff, ChildSpec, DynamicSupervisor, Supervisor
 from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, make_codex_dirs
@@ -128,27 +131,47 @@ def agent_options() -> dict[str, Any]:
     return {}
 
 
+def core_children(
+    config: Config, directory: ThreadDirectory, publish: Publish, sessions: Registry
+) -> list[ChildSpec]:
+    """The daemon's Codex client (with quick back-off), thread supervisor and thread router."""
+    return [
+        ChildSpec(
+            CODEX,
+            start=lambda: CodexClient(config, sessions),
+            name=CODEX,
+            backoff=Backoff(initial=0.05, cap=1.0),
+            shutdown=10.0,
+            init_timeout=30.0,
+        ),
+        ChildSpec(
+            THREAD_SUPERVISOR, start=DynamicSupervisor, name=THREAD_SUPERVISOR, type="supervisor"
+        ),
+        ChildSpec(
+            THREADS, start=lambda: Threads(config, directory, publish, sessions), name=THREADS
+        ),
+    ]
+
+
+def fan_out(events: Events, subscriptions: Registry) -> Publish:
+    """A `publish` that records every event and delivers it to the subscribed surfaces."""
+
+    async def publish(batch: list[ev.ThreadEvent]) -> None:
+        await events(batch)
+        for event in batch:
+            deliver(subscriptions, event)
+
+    return publish
+
+
 @pytest.fixture
 async def core(dirs: CodexDirs, agent_options: dict[str, Any]) -> AsyncIterator[Core]:
     async with FakeResponsesProvider() as provider, ActorSystem() as system:
         config = make_config(dirs, provider, **agent_options)
         events = Events()
-        sessions = Registry(keys="unique")
         directory = MemoryDirectory()
-        await system.spawn(
-            Supervisor(
-                [
-                    ChildSpec(
-                        CODEX,
-                        start=lambda: CodexClient(config, sessions),
-                        name=CODEX,
-                        backoff=Backoff(initial=0.05, cap=1.0),
-                        shutdown=10.0,
-                        init_timeout=30.0,
-                    )
-                ]
-            )
-        )
-        await system.spawn(DynamicSupervisor(), name=THREAD_SUPERVISOR)
-        threads = await system.spawn(Threads(config, directory, events, sessions), name=THREADS)
+        children = core_children(config, directory, events, Registry(keys="unique"))
+        await system.spawn(Supervisor(children, max_restarts=10, max_seconds=5), name="piano")
+        threads = system.whereis(THREADS)
+        assert threads is not None
         yield Core(system, config, provider, events, directory, dirs, threads)

@@ -18,15 +18,21 @@ import msgspec
 import pytest
 
 from actors import ActorRef, ActorSystem, Registry
-from piano.codex import CODEX, CodexClient
 from piano.store import open_connection
-from piano.surfaces import deliver
 from piano.surfaces.telegram import TelegramConfig, TelegramSurface, Transcripts
-from piano.threads import THREAD_SUPERVISOR, THREADS, MemoryDirectory, Threads
+from piano.threads import THREADS, MemoryDirectory
 from schemas import events as ev
-from supervisors import Backoff, ChildSpec, DynamicSupervisor, Supervisor
+from supervisors import Supervisor
 from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider
-from tests.piano.conftest import Core, Events, agent_options, dirs, make_config
+from tests.piano.conftest import (
+    Core,
+    Events,
+    agent_options,
+    core_children,
+    dirs,
+    fan_out,
+    make_config,
+)
 from tests.telegram.fake_bot_api import Call, FakeBotApi
 
 __all__ = ["ADMIN", "GROUP", "STRANGER", "TG", "USER", "agent_options", "dirs"]
@@ -146,27 +152,11 @@ async def tg(dirs: CodexDirs, agent_options: dict[str, Any]) -> AsyncIterator[TG
         subscriptions = Registry(keys="duplicate")
         directory = MemoryDirectory()
 
-        async def publish(batch: list[ev.ThreadEvent]) -> None:
-            await events(batch)
-            for event in batch:
-                deliver(subscriptions, event)
-
-        await system.spawn(
-            Supervisor(
-                [
-                    ChildSpec(
-                        CODEX,
-                        start=lambda: CodexClient(config, sessions),
-                        name=CODEX,
-                        backoff=Backoff(initial=0.05, cap=1.0),
-                        shutdown=10.0,
-                        init_timeout=30.0,
-                    )
-                ]
-            )
-        )
-        await system.spawn(DynamicSupervisor(), name=THREAD_SUPERVISOR)
-        threads = await system.spawn(Threads(config, directory, publish, sessions), name=THREADS)
+        publish = fan_out(events, subscriptions)
+        children = core_children(config, directory, publish, sessions)
+        await system.spawn(Supervisor(children, max_restarts=10, max_seconds=5), name="piano")
+        threads = system.whereis(THREADS)
+        assert threads is not None
         core = Core(system, config, provider, events, directory, dirs, threads)
         with tempfile.TemporaryDirectory(prefix="piano-tg-") as state:
             path = str(Path(state) / "piano.db")

@@ -18,15 +18,14 @@ import pytest
 from aiohttp import ClientSession, ClientWebSocketResponse, WSMsgType
 
 from actors import ActorRef, ActorSystem, Registry
-from piano.codex import CODEX, CodexClient
 from piano.surfaces import deliver
-from piano.threads import THREAD_SUPERVISOR, THREADS, MemoryDirectory, Threads
+from piano.threads import MemoryDirectory
 from piano.web import WEB, WebConfig, child_spec
 from schemas import events as ev
 from schemas import stream as st
-from supervisors import Backoff, ChildSpec, DynamicSupervisor, Supervisor
+from supervisors import ChildSpec, Supervisor
 from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, make_codex_dirs
-from tests.piano.conftest import Events, make_config
+from tests.piano.conftest import Events, core_children, fan_out, make_config
 
 TOKEN = "test-token-0123456789"
 _decoder = msgspec.json.Decoder(st.Envelope)
@@ -187,34 +186,12 @@ async def web_core(dirs: CodexDirs, web_options: dict[str, Any]) -> AsyncIterato
         subscriptions = Registry(keys="duplicate")
         directory = MemoryDirectory()
 
-        async def publish(batch: list[ev.ThreadEvent]) -> None:
-            await events(batch)
-            for event in batch:
-                deliver(subscriptions, event)
-
+        publish = fan_out(events, subscriptions)
         web_spec = child_spec(
             config(**web_options), subscriptions=subscriptions, directory=directory, token=TOKEN
         )
         children = [
-            ChildSpec(
-                CODEX,
-                start=lambda: CodexClient(core_config, sessions),
-                name=CODEX,
-                backoff=Backoff(initial=0.05, cap=1.0),
-                shutdown=10.0,
-                init_timeout=30.0,
-            ),
-            ChildSpec(
-                THREAD_SUPERVISOR,
-                start=DynamicSupervisor,
-                name=THREAD_SUPERVISOR,
-                type="supervisor",
-            ),
-            ChildSpec(
-                THREADS,
-                start=lambda: Threads(core_config, directory, publish, sessions),
-                name=THREADS,
-            ),
+            *core_children(core_config, directory, publish, sessions),
             ChildSpec(
                 "surfaces", start=lambda: Supervisor([web_spec]), type="supervisor", name="surfaces"
             ),
