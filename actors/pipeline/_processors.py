@@ -151,19 +151,18 @@ class Processor(Actor):
 
     def _settle(self, chunk: list[Message], parking: bool) -> None:
         """Sort a finished chunk's messages into the slot's outcomes (parked ones stay out)."""
+        if self.batched:
+            self._route(chunk, parking)
+            return
         slot = self.slot
         failed = [message for message in chunk if message.failure is not None]
         if parking:
             failed = [message for message in failed if message._index != _PARKED]
-        if not self.batched:
-            if not failed and not parking:
-                slot.ok.extend(chunk) if slot.ok else setattr(slot, "ok", chunk)
-            else:
-                slot.ok.extend(m for m in chunk if m.failure is None and m._index != _PARKED)
-            slot.failed.extend(failed)
-            return
+        if not failed and not parking:
+            slot.ok.extend(chunk) if slot.ok else setattr(slot, "ok", chunk)
+        else:
+            slot.ok.extend(m for m in chunk if m.failure is None and m._index != _PARKED)
         slot.failed.extend(failed)
-        self._route(chunk, parking)
 
     async def handle_info(self, message: Any) -> None:
         match message:
@@ -242,7 +241,8 @@ class Processor(Actor):
             self.slot.ok.append(message)
 
     def _route(self, messages: list[Message], parking: bool) -> None:
-        """Group successful messages into runs for their batchers (the batchers' dispatch, done
+        """Move failed messages to the slot's failed ones (parked ones stay out) and group the
+        successful ones into runs for their batchers (the batchers' dispatch, done
         here as GenStage's PartitionDispatcher does it in the sending stage): a run is a list of
         consecutive messages with the same batcher, batch key and batch partition; it ends after
         a message marked ``flush``. A message routed to a batcher that does not exist fails with
@@ -260,8 +260,12 @@ class Processor(Actor):
         run: list[Message] | None = None
         batch_key: Any = None
         partition: int | None = None
+        failed: list[Message] = []
         for message in messages:
-            if message.failure is not None or (parking and message._index == _PARKED):
+            if parking and message._index == _PARKED:
+                continue
+            if message.failure is not None:
+                failed.append(message)
                 continue
             if message.batcher != name:
                 route = routes.get(message.batcher)
@@ -298,6 +302,7 @@ class Processor(Actor):
             run.append(message)
             if message.flush:
                 run = None
+        slot.failed.extend(failed)
         slot.failed.extend(bad)
 
     # -- outcomes ------------------------------------------------------------------------------
