@@ -113,7 +113,8 @@ class Processor(Actor):
         assert loop is not None
         started = loop.time() if topology.telemetry else 0.0
         skipped = 0
-        for index in range(slot.pos, len(chunk)):
+        start = slot.pos
+        for index in range(start, len(chunk)):
             message = chunk[index]
             if parked and message.key in parked:
                 parked[message.key].append(message)
@@ -133,7 +134,7 @@ class Processor(Actor):
             if strict and message.failure is not None:
                 self._park(message)
         slot.queue.popleft()
-        handled = len(chunk) - slot.pos - skipped
+        handled = len(chunk) - start - skipped
         slot.pos = 0
         self._settle(chunk, strict or skipped > 0)
         counters = slot.counters

@@ -64,6 +64,19 @@ async def test_statistics_count_each_stage_and_the_tree_shows_them(
     assert "terminator (ready" in tree
 
 
+async def test_statistics_count_every_message_an_async_handler_handled(
+    system: ActorSystem,
+) -> None:
+    async def handle(message: Message) -> None:
+        await asyncio.sleep(0)
+
+    ref = await system.spawn(Pipeline("async_stats", processors=Processors(handle, concurrency=2)))
+    await push_many(ref, range(300))
+    await ref.stop(timeout=10)
+    processors = [s for s in statistics(ref).stages if s.stage == "processor"]
+    assert sum(s.handled for s in processors) == 300
+
+
 async def test_test_message_returns_the_message_once_it_has_ended(system: ActorSystem) -> None:
     ref = await system.spawn(
         Pipeline("helpers", processors=Processors(lambda m: setattr(m, "data", m.data * 2)))
