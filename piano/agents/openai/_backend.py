@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import openai
 import structlog
 
-from actors import Actor, Caller, Registry, Timer
+from actors import Actor, Caller, Exit, Registry, Timer, is_normal_exit
 from piano.agents._options import OpenAIAgentConfig
 from piano.agents.openai._config import EndpointError, resolve_endpoint
 from piano.agents.openai._history import History, MemoryHistory, Message
@@ -147,6 +147,7 @@ class _Turn:
     watchdog: Timer | None = None
     steered: list[ev.Interaction] = field(default_factory=list)
     why: str = "interrupted by the user"
+    finished: bool = False
 
 
 @dataclass(slots=True)
@@ -194,6 +195,7 @@ class OpenAIThread(Actor):
         return f"{where}, {state}, {len(self.queue)} queued"
 
     async def init(self) -> None:
+        self.trap_exits = True  # so a shutdown runs `terminate`: the turn ends, clients close
         tools = self.backend.tools
         if isinstance(tools, ToolsConfig):
             self.runner = Toolbox(self.system, tools)
@@ -368,11 +370,13 @@ class OpenAIThread(Actor):
     async def _drive(self, turn: _Turn, run: TurnRun) -> None:
         """The turn's task: run it, keep its messages, tell the actor it is over."""
         result = await run.run()
+        turn.finished = True
         if self.history is not None:
             self.history.extend(result.messages)
         self.active = result.agent
+        saving = self.backend.history.append(self.thread_id, result.agent, result.messages)
         try:
-            await self.backend.history.append(self.thread_id, result.agent, result.messages)
+            await asyncio.shield(saving)
         except Exception as exc:
             log.exception("openai.history_not_saved", thread=self.thread_id)
             self.emit(
@@ -387,7 +391,7 @@ class OpenAIThread(Actor):
 
     def _interrupt(self, why: str) -> bool:
         turn = self.turn
-        if turn is None or turn.task is None or turn.task.done():
+        if turn is None or turn.task is None or turn.finished:
             return False
         turn.why = why
         self.emit(ev.Notice(level="info", message=why, **self.meta()))
@@ -443,16 +447,23 @@ class OpenAIThread(Actor):
                     self.stop("normal")
                 else:
                     self._arm_idle()
+            case Exit(reason=reason) if not is_normal_exit(reason):
+                self.stop(reason)
+            case Exit():
+                pass
             case _:
                 await super().handle_info(message)
 
     async def terminate(self, reason: object) -> None:
         turn = self.turn
-        if turn is not None and turn.task is not None and not turn.task.done():
-            turn.why = f"the thread stopped: {reason!r}"
-            turn.task.cancel()
-            await asyncio.gather(turn.task, return_exceptions=True)
-        await self.flush()
-        clients, self.clients = list(self.clients.values()), {}
-        for client in clients:
-            await client.close()
+        try:
+            if turn is not None and turn.task is not None:
+                if not turn.finished:
+                    turn.why = f"the thread stopped: {reason!r}"
+                    turn.task.cancel()
+                await asyncio.gather(turn.task, return_exceptions=True)
+            await self.flush()
+        finally:
+            clients, self.clients = list(self.clients.values()), {}
+            for client in clients:
+                await client.close()

@@ -13,7 +13,6 @@ of a thread (after a handoff) is kept with it.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Literal, Protocol
 import apsw
 import msgspec
 
-from piano.store import open_connection
+from piano.agents.openai._sqlite import Database
 
 __all__ = [
     "History",
@@ -90,62 +89,50 @@ _decode = msgspec.json.Decoder(Message).decode
 
 
 class SqliteHistory:
-    """A `History` in the store's database (migrated by the store writer), on its own
-    connection, used from a worker thread."""
+    """A `History` in the store's database (migrated by the store writer)."""
 
     def __init__(self, database: str | Path) -> None:
-        self.database = database
-        self._connection: apsw.Connection | None = None
-        self._lock = asyncio.Lock()
-
-    def _db(self) -> apsw.Connection:
-        if self._connection is None:
-            self._connection = open_connection(self.database)
-        return self._connection
+        self.database = Database(database)
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        self.database.close()
 
     async def load(self, thread_id: str) -> tuple[str | None, list[Message]]:
-        async with self._lock:
-            return await asyncio.to_thread(self._load, thread_id)
+        def read(db: apsw.Connection) -> tuple[str | None, list[Message]]:
+            row = db.execute(
+                "SELECT active_agent FROM agent_threads WHERE thread_id = ?", (thread_id,)
+            ).fetchone()
+            bodies = db.execute(
+                "SELECT body FROM agent_messages WHERE thread_id = ? ORDER BY seq", (thread_id,)
+            ).fetchall()
+            return (str(row[0]) if row else None), [_decode(str(body)) for (body,) in bodies]
+
+        return await self.database.run(read)
 
     async def append(self, thread_id: str, agent: str, messages: Sequence[Message]) -> None:
-        async with self._lock:
-            await asyncio.to_thread(self._append, thread_id, agent, list(messages))
-
-    def _load(self, thread_id: str) -> tuple[str | None, list[Message]]:
-        db = self._db()
-        row = db.execute(
-            "SELECT active_agent FROM agent_threads WHERE thread_id = ?", (thread_id,)
-        ).fetchone()
-        bodies = db.execute(
-            "SELECT body FROM agent_messages WHERE thread_id = ? ORDER BY seq", (thread_id,)
-        ).fetchall()
-        return (str(row[0]) if row else None), [_decode(str(body)) for (body,) in bodies]
-
-    def _append(self, thread_id: str, agent: str, messages: list[Message]) -> None:
-        db = self._db()
+        rows = list(messages)
         now = time.time()
-        with db:
-            row = db.execute(
-                "SELECT coalesce(max(seq), 0) FROM agent_messages WHERE thread_id = ?",
-                (thread_id,),
-            ).fetchone()
-            last = int(row[0]) if row else 0
-            db.executemany(
-                "INSERT INTO agent_messages (thread_id, seq, role, agent, body, at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (thread_id, last + n, m.role, m.agent, _encode(m).decode(), now)
-                    for n, m in enumerate(messages, 1)
-                ],
-            )
-            db.execute(
-                "INSERT INTO agent_threads (thread_id, active_agent, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (thread_id) DO UPDATE SET active_agent = excluded.active_agent, "
-                "updated_at = excluded.updated_at",
-                (thread_id, agent, now),
-            )
+
+        def write(db: apsw.Connection) -> None:
+            with db:
+                row = db.execute(
+                    "SELECT coalesce(max(seq), 0) FROM agent_messages WHERE thread_id = ?",
+                    (thread_id,),
+                ).fetchone()
+                last = int(row[0]) if row else 0
+                db.executemany(
+                    "INSERT INTO agent_messages (thread_id, seq, role, agent, body, at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (thread_id, last + n, m.role, m.agent, _encode(m).decode(), now)
+                        for n, m in enumerate(rows, 1)
+                    ],
+                )
+                db.execute(
+                    "INSERT INTO agent_threads (thread_id, active_agent, updated_at) "
+                    "VALUES (?, ?, ?) ON CONFLICT (thread_id) DO UPDATE SET "
+                    "active_agent = excluded.active_agent, updated_at = excluded.updated_at",
+                    (thread_id, agent, now),
+                )
+
+        await self.database.run(write)

@@ -9,14 +9,13 @@ saved last week, and one user never sees another's. Saving a title again replace
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Protocol
 
 import apsw
 
-from piano.store import open_connection
+from piano.agents.openai._sqlite import Database
 
 __all__ = ["MemoryNotes", "Notes", "SqliteNotes", "owner_of"]
 
@@ -51,58 +50,39 @@ class MemoryNotes:
 
 
 class SqliteNotes:
-    """`Notes` in the store's database (migrated by the store writer), on its own connection,
-    used from a worker thread."""
+    """`Notes` in the store's database (migrated by the store writer)."""
 
     def __init__(self, database: str | Path) -> None:
-        self.database = database
-        self._connection: apsw.Connection | None = None
-        self._lock = asyncio.Lock()
-
-    def _db(self) -> apsw.Connection:
-        if self._connection is None:
-            self._connection = open_connection(self.database)
-        return self._connection
+        self.database = Database(database)
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        self.database.close()
 
     async def save(self, owner: str, title: str, body: str) -> None:
         now = time.time()
-
-        def write() -> None:
-            self._db().execute(
+        await self.database.run(
+            lambda db: db.execute(
                 "INSERT INTO agent_notes (owner, title, body, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (owner, title) DO UPDATE SET "
                 "body = excluded.body, updated_at = excluded.updated_at",
                 (owner, title, body, now, now),
             )
-
-        async with self._lock:
-            await asyncio.to_thread(write)
+        )
 
     async def get(self, owner: str, title: str) -> str | None:
-        def read() -> str | None:
-            row = (
-                self._db()
-                .execute(
-                    "SELECT body FROM agent_notes WHERE owner = ? AND title = ?", (owner, title)
-                )
-                .fetchone()
-            )
+        def read(db: apsw.Connection) -> str | None:
+            row = db.execute(
+                "SELECT body FROM agent_notes WHERE owner = ? AND title = ?", (owner, title)
+            ).fetchone()
             return str(row[0]) if row else None
 
-        async with self._lock:
-            return await asyncio.to_thread(read)
+        return await self.database.run(read)
 
     async def titles(self, owner: str) -> list[str]:
-        def read() -> list[str]:
-            rows = self._db().execute(
+        def read(db: apsw.Connection) -> list[str]:
+            rows = db.execute(
                 "SELECT title FROM agent_notes WHERE owner = ? ORDER BY title", (owner,)
             )
             return [str(title) for (title,) in rows]
 
-        async with self._lock:
-            return await asyncio.to_thread(read)
+        return await self.database.run(read)
