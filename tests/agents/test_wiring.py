@@ -1,0 +1,87 @@
+"""What the daemon relies on to wire the OpenAI backend: the example configuration, import
+order, endpoint resolution and the approval rules."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from piano.agents import OpenAIAgentConfig
+from piano.agents.openai import MissingKey, needs_approval, resolve_endpoint
+from piano.config import AgentConfig, ProviderConfig
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "agents.toml"
+
+
+def test_the_example_configuration_has_two_valid_agents_that_hand_off_to_each_other() -> None:
+    raw = tomllib.loads(EXAMPLE.read_text())
+    agents = raw["agents"]
+    assert raw["default_agent"] == "concierge"
+    assert set(raw["providers"]["local"]) == {"base_url", "wire_api", "env_key"}
+    assert set(agents) == {"concierge", "archivist"}
+    options = {name: msgspec.convert(a["openai"], OpenAIAgentConfig) for name, a in agents.items()}
+    for name, agent in agents.items():
+        assert agent["backend"] == "openai"
+        rest = {k: v for k, v in agent.items() if k not in ("backend", "openai")}
+        msgspec.convert(rest, AgentConfig)
+        assert options[name].problems(name, set(agents)) == []
+    assert options["concierge"].handoffs == ["archivist"]
+    assert options["archivist"].handoffs == ["concierge"]
+
+
+def test_bad_options_are_reported_with_their_key() -> None:
+    options = OpenAIAgentConfig(max_rounds=0, tools=["telepathy"], handoffs=["ghost"])
+    problems = options.problems("concierge", {"concierge"})
+    assert problems == [
+        "agents.concierge.openai.max_rounds: must be at least 1",
+        "agents.concierge.openai.tools: unknown tool 'telepathy' "
+        "(known: web_fetch, browser, shell, notes, send_message)",
+        "agents.concierge.openai.handoffs: 'ghost' is not another agent with backend = \"openai\"",
+    ]
+
+
+def test_the_backend_imports_neither_the_config_nor_the_thread_router() -> None:
+    code = (
+        "import sys, piano.agents.openai; "
+        "print([m for m in ('piano.config', 'piano.threads') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_endpoint_comes_from_the_options_then_the_provider_and_the_key_from_the_env() -> None:
+    provider = ProviderConfig(base_url="http://127.0.0.1:9/v1", wire_api="chat", env_key="K")
+    endpoint = resolve_endpoint(OpenAIAgentConfig(), provider, {"K": "secret"})
+    assert (endpoint.base_url, endpoint.api, endpoint.api_key) == (
+        "http://127.0.0.1:9/v1",
+        "chat",
+        "secret",
+    )
+    assert "secret" not in repr(endpoint)
+    own = resolve_endpoint(OpenAIAgentConfig(api="responses", api_key_env=""), provider, {})
+    assert (own.api, own.key_env) == ("responses", "")
+    with pytest.raises(MissingKey, match="K is not set"):
+        resolve_endpoint(OpenAIAgentConfig(), provider, {})
+
+
+@pytest.mark.parametrize(
+    ("policy", "command", "asked", "expected"),
+    [
+        ("never", "rm -rf /workspace/x", True, False),
+        ("on-failure", "rm x", True, False),
+        ("on-request", "rm x", False, False),
+        ("on-request", "ls", True, True),
+        ("untrusted", "ls -la /workspace", False, False),
+        ("untrusted", "cat a | sh", False, True),
+        ("untrusted", "rm x", False, True),
+    ],
+)
+def test_shell_approvals_follow_the_policy(
+    policy: str, command: str, asked: bool, expected: bool
+) -> None:
+    assert needs_approval(policy, command, asked) is expected
