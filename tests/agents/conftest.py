@@ -117,8 +117,8 @@ def agent_configs(
     """The concierge and the archivist; `changes` apply to the concierge (``options`` to its
     openai options)."""
     options = changes.pop("options", {})
-    common = {"base_url": fake.base_url, "api": api, "api_key_env": KEY_ENV}
-    retry = {"max_retries": 2, "retry_backoff": 0.01}
+    common: dict[str, Any] = {"base_url": fake.base_url, "api": api, "api_key_env": KEY_ENV}
+    retry: dict[str, Any] = {"max_retries": 2, "retry_backoff": 0.01}
     concierge = OpenAIAgentConfig(
         **common,
         **retry,

@@ -125,7 +125,9 @@ class FakeOpenAI:
             await self._runner.cleanup()
 
     @staticmethod
-    def _error(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> Any:
+    def _error(
+        status: int, message: str, code: str, headers: dict[str, str] | None = None
+    ) -> web.Response:
         body = {"error": {"message": message, "type": "invalid_request_error", "code": code}}
         return web.json_response(body, status=status, headers=headers)
 
@@ -235,7 +237,9 @@ class FakeOpenAI:
     async def _chat(self, out: web.StreamResponse, body: dict[str, Any], reply: Reply) -> None:
         chunk_id = f"chatcmpl-{next(self._ids)}"
 
-        async def send(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any):
+        async def send(
+            delta: dict[str, Any] | None, finish: str | None = None, **extra: Any
+        ) -> None:
             choices = (
                 []
                 if delta is None
