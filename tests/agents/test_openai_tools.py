@@ -92,6 +92,20 @@ async def test_shell_commands_follow_the_agents_approval_policy(
     assert [(r.decision, r.by) for r in resolved] == ([(decision, "tester")] if decision else [])
 
 
+async def test_an_approval_nobody_answers_expires_and_the_command_is_not_run(
+    agents: Start,
+) -> None:
+    world = await agents(approval_timeout=0.2)
+    world.fake.script(Call("shell", {"command": "rm -rf /workspace/*", "require_approval": True}))
+    _, interaction = await world.say("clean up")
+    done = await world.done(interaction)
+    assert done.status == "completed"
+    [resolved] = world.of(interaction, ev.ApprovalResolved)
+    assert resolved.decision == "expired"
+    [item] = world.completed(interaction, "command")
+    assert item.status == "declined"
+
+
 async def test_a_handoff_gives_the_conversation_to_the_archivist_with_notes_per_user(
     agents: Start, tmp_path: Path
 ) -> None:

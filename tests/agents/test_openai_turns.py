@@ -74,7 +74,7 @@ async def test_a_stream_cut_before_its_finish_fails_the_turn_instead_of_a_short_
     assert "incomplete" in (done.error or "")
     [message] = world.completed(interaction, "agent_message")
     assert message.status == "failed"
-    assert message.text == ""
+    assert message.text == "The answer is forty"
 
 
 async def test_a_rate_limit_is_retried_with_a_retrying_notice_then_succeeds(

@@ -15,7 +15,8 @@ Errors are explicit. 408, 409, 429, 5xx and refused connections are retried with
 as nothing of the response has been streamed yet; a bad key, an unknown model or any other
 refusal fails the turn with the provider's own message; a stream cut before its end fails the
 turn (`StreamTruncated`). Interrupting (the task is cancelled) or a ``cancel`` decision ends it
-as interrupted. However it ends, every item started is completed first.
+as interrupted. However it ends, every item started is completed first (a message cut short
+keeps the text that was streamed, marked failed or interrupted).
 """
 
 from __future__ import annotations
@@ -166,6 +167,7 @@ class _Stream:
     async def text(self, delta: str) -> None:
         if self.message is None:
             self.message = self.run.start_item("agent_message", agent=self.agent)
+        self.run.streamed.setdefault(self.message.id, []).append(delta)
         self.run.host.emit(
             ev.ItemDelta(item_id=self.message.id, stream="text", delta=delta, **self.run.meta())
         )
@@ -205,6 +207,7 @@ class TurnRun:
     response: str = ""
     new: list[Message] = field(default_factory=list)
     open: dict[str, ev.Item] = field(default_factory=dict)
+    streamed: dict[str, list[str]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _prefix: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
 
@@ -288,7 +291,8 @@ class TurnRun:
         self._close_calls()
         closing: ev.ItemStatus = "failed" if status == "failed" else "interrupted"
         for item in list(self.open.values()):
-            self.complete_item(item, status=closing)
+            text = "".join(self.streamed.get(item.id, ())) or item.text
+            self.complete_item(item, status=closing, text=text)
         self.host.emit(
             ev.TurnCompleted(status=status, response=self.response, error=error, **self.meta())
         )
