@@ -9,9 +9,9 @@ Dispatch: a pushed message gets its key (the explicit key, else ``partition_by(m
 its processor index, then joins that processor's pending chunk. A chunk is sent when it reaches
 `CHUNK` messages or at the end of the current loop iteration, whichever comes first; messages to
 one processor therefore arrive in push order. A pusher that has routed `CHUNK` messages the loop
-has not flushed yet yields to the loop once (`pause`), so processors keep up with a pusher that
-never waits: messages stay in flight briefly (lower latency, and they die young, which keeps the
-garbage collector's older generations out of the hot path).
+has not flushed yet sends the pending chunks and yields to the loop (`pause`), so processors keep
+up with a pusher that never waits: messages stay in flight briefly (lower latency, and they die
+young, which keeps the garbage collector's older generations out of the hot path).
 """
 
 from __future__ import annotations
@@ -147,8 +147,10 @@ class Topology:
         return messages
 
     async def pause(self) -> None:
-        """Yield to the loop if this pusher has routed `CHUNK` messages nobody has seen yet."""
+        """If this pusher has routed `CHUNK` messages nobody has seen yet: send the pending
+        chunks now and yield, so the processors handle them before the pusher goes on."""
         if self.unflushed >= CHUNK:
+            self.flush()
             await asyncio.sleep(0)
 
     def check_open(self) -> None:
