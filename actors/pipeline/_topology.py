@@ -9,9 +9,10 @@ Dispatch: a pushed message gets its key (the explicit key, else ``partition_by(m
 its processor index, then joins that processor's pending chunk. A chunk is sent when it reaches
 `CHUNK` messages or at the end of the current loop iteration, whichever comes first; messages to
 one processor therefore arrive in push order. A pusher that has routed `CHUNK` messages the loop
-has not flushed yet sends the pending chunks and yields to the loop (`pause`), so processors keep
-up with a pusher that never waits: messages stay in flight briefly (lower latency, and they die
-young, which keeps the garbage collector's older generations out of the hot path).
+has not flushed yet sends the pending chunks and yields to the loop once per stage (`pause`), so
+the stages keep up with a pusher that never waits: messages stay in flight briefly (lower
+latency, and they die young, which keeps the garbage collector's older generations out of the
+hot path).
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ class Topology:
         self.flush_scheduled = False
         self.unflushed = 0
         """Messages routed since the loop last ran `flush` (pushers yield beyond `CHUNK`)."""
+        self.hops = 3 if batchers else 1
+        """How many times a pausing pusher yields: once per stage a message goes through
+        (processor; batcher; batch processor), so each stage takes its turn on what was pushed."""
         self.next_partition = 0
         self.accepted = 0
         self.acked = 0
@@ -148,10 +152,12 @@ class Topology:
 
     async def pause(self) -> None:
         """If this pusher has routed `CHUNK` messages nobody has seen yet: send the pending
-        chunks now and yield, so the processors handle them before the pusher goes on."""
+        chunks now and yield once per stage (`hops`), so the stages handle them before the
+        pusher goes on."""
         if self.unflushed >= CHUNK:
             self.flush()
-            await asyncio.sleep(0)
+            for _ in range(self.hops):
+                await asyncio.sleep(0)
 
     def check_open(self) -> None:
         if not self.accepting:

@@ -173,3 +173,28 @@ async def test_a_pusher_that_never_waits_for_room_still_lets_the_processors_run(
     assert statistics(ref).in_flight < 5_000
     await ref.stop(timeout=10)
     assert sorted(handled) == list(range(5_000))
+
+
+async def test_a_pusher_that_never_waits_lets_every_stage_take_its_turn_on_what_it_pushed(
+    system: ActorSystem,
+) -> None:
+    batched: list[int] = []
+    ref = await system.spawn(
+        Pipeline(
+            "turns",
+            processors=Processors(lambda m: None, concurrency=2),
+            batchers={
+                "default": Batchers(
+                    lambda ms, info: batched.extend(m.data for m in ms),
+                    batch_size=100,
+                    batch_timeout=30.0,
+                )
+            },
+            max_in_flight=100_000,
+        )
+    )
+    for start in range(0, 3_000, 1_000):
+        await push_many(ref, range(start, start + 1_000))
+        assert len(batched) == start + 1_000, "full batches are handled before the next push"
+    await ref.stop(timeout=10)
+    assert sorted(batched) == list(range(3_000))
