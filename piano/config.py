@@ -11,7 +11,7 @@ binary = ""                              # default: the pinned .codex install, t
 base_url = "http://127.0.0.1:8080/v1"
 env_key = "LOCAL_API_KEY"                # the secret itself comes from the environment
 
-[agents.default]
+[agents.default]                         # backend = "codex" (default) or "openai"
 model = "gpt-5.5"
 provider = "local"
 workspace = "~/piano-workspace"
@@ -39,6 +39,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from piano.agents import OpenAIAgentConfig
 from piano.surfaces.telegram._config import TelegramConfig
 from piano.tools._config import ToolsConfig
 from piano.web._config import WebConfig
@@ -91,7 +92,7 @@ class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A named configuration of an agent: its model, where it works and what it may do."""
 
-    backend: Literal["codex"] = "codex"
+    backend: Literal["codex", "openai"] = "codex"
     model: str | None = None
     provider: str | None = None
     workspace: str = "~/piano-workspace"
@@ -102,6 +103,8 @@ class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     turn_timeout: float = 600.0
     approval_timeout: float = 300.0
     idle_timeout: float = 600.0
+    openai: OpenAIAgentConfig = msgspec.field(default_factory=OpenAIAgentConfig)
+    """Options of the ``openai`` backend (the openai SDK against any compatible server)."""
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -142,6 +145,12 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
 
 
 def _check(config: Config, source: str) -> None:
+    openai_agents = {name for name, agent in config.agents.items() if agent.backend == "openai"}
+    for name in sorted(openai_agents):
+        if config.agents[name].model is None:
+            raise ConfigError(f"{source}: agents.{name}.model: an openai agent needs a model")
+        for problem in config.agents[name].openai.problems(name, openai_agents):
+            raise ConfigError(f"{source}: {problem}")
     for name, agent in config.agents.items():
         if agent.provider is not None and agent.provider not in config.providers:
             raise ConfigError(

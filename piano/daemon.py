@@ -7,7 +7,7 @@ piano (Application, rest_for_one)
 ├── codex              CodexClient: the codex app-server process (restarted with back-off)
 ├── tools              Supervisor: browser and jail sessions per thread, web fetch, and the
 │                      MCP endpoint Codex calls them through (each thread has its own token)
-├── thread_supervisor  DynamicSupervisor: one ConversationThread per conversation
+├── thread_supervisor  DynamicSupervisor: one thread actor per conversation (Codex or OpenAI)
 ├── threads            Threads: finds or starts a conversation's thread
 ├── surfaces           Supervisor (one_for_one): the terminal chat socket, Telegram, the web
 └── console            the console socket for ``piano console``
@@ -31,6 +31,7 @@ import structlog
 
 from actors import Actor, Registry
 from actors.console import ConsoleServer
+from piano.agents.openai import OpenAIBackend, SqliteHistory, SqliteNotes
 from piano.codex import CODEX, CodexClient
 from piano.config import Config
 from piano.events import EVENTS, event_pipeline, publisher
@@ -99,7 +100,15 @@ def build_application(config: Config) -> Application:
     sessions = Registry(keys="unique")
     subscriptions = Registry(keys="duplicate")
     application: Application
-    threads_directory = StoreDirectory(lambda: store(), database)
+    openai = OpenAIBackend(
+        config.agents,
+        {name: agent.openai for name, agent in config.agents.items() if agent.backend == "openai"},
+        providers=config.providers,
+        tools=config.tools,
+        notes=SqliteNotes(database),
+        history=SqliteHistory(database),
+    )
+    threads_directory = StoreDirectory(lambda: store(), database, config.agents)
 
     publish = publisher(lambda: application.system)
     store = lambda: application.system.whereis(STORE) if application.system else None  # noqa: E731
@@ -163,7 +172,12 @@ def build_application(config: Config) -> Application:
         ChildSpec(
             THREADS,
             start=lambda: Threads(
-                config, threads_directory, publish, sessions, codex_config=codex_config
+                config,
+                threads_directory,
+                publish,
+                sessions,
+                codex_config=codex_config,
+                openai=openai,
             ),
             name=THREADS,
         ),

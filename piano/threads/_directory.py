@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from actors import ActorRef
 from piano.store import (
@@ -27,6 +27,9 @@ from piano.store import (
     UpsertSurface,
 )
 from schemas.events import Interaction
+
+if TYPE_CHECKING:
+    from piano.config import AgentConfig
 
 __all__ = ["STORE", "MemoryDirectory", "StoreDirectory", "ThreadDirectory", "ThreadKey"]
 
@@ -88,9 +91,15 @@ class StoreDirectory:
     on every use (so a restarted writer is picked up); reads on its own connection, opened on
     first use (the writer creates and migrates the database when it starts)."""
 
-    def __init__(self, writer: Callable[[], ActorRef | None], database: str | Path) -> None:
+    def __init__(
+        self,
+        writer: Callable[[], ActorRef | None],
+        database: str | Path,
+        agents: Mapping[str, AgentConfig] | None = None,
+    ) -> None:
         self.writer = writer
         self.database = database
+        self.agents = agents or {}
         self._reader: StoreReader | None = None
 
     @property
@@ -120,7 +129,10 @@ class StoreDirectory:
 
     async def _create(self, key: ThreadKey) -> str:
         await self._write(UpsertSurface(key.surface, key.surface))
-        await self._write(UpsertAgent(key.agent, "codex"))
+        agent = self.agents.get(key.agent)
+        backend = agent.backend if agent is not None else "codex"
+        model = (agent.model or "") if agent is not None else ""
+        await self._write(UpsertAgent(key.agent, backend, model=model))
         thread_id = uuid.uuid4().hex[:16]
         await self._write(CreateThread(thread_id, key.surface, key.conversation, key.agent))
         return thread_id

@@ -18,6 +18,7 @@ from schemas.events import Interaction
 from supervisors import ChildSpec, start_child
 
 if TYPE_CHECKING:
+    from piano.agents.openai import OpenAIBackend
     from piano.config import Config
 
 __all__ = ["THREADS", "THREAD_SUPERVISOR", "Threads", "send_message"]
@@ -37,6 +38,7 @@ class Threads(Actor):
         sessions: Registry,
         clock: Callable[[], float] | None = None,
         codex_config: Callable[[str], dict[str, Any]] | None = None,
+        openai: OpenAIBackend | None = None,
     ) -> None:
         self.config = config
         self.directory = directory
@@ -45,6 +47,7 @@ class Threads(Actor):
         self.live: dict[ThreadKey, ActorRef] = {}
         self.clock = clock
         self.codex_config = codex_config
+        self.openai = openai
 
     def describe(self) -> str:
         return f"{len(self.live)} live threads"
@@ -69,11 +72,16 @@ class Threads(Actor):
         agent = self.config.agents.get(key.agent)
         if agent is None:
             raise KeyError(f"no agent named {key.agent!r}")
+        make: Any = ConversationThread
+        if agent.backend == "openai":
+            if self.openai is None:
+                raise RuntimeError(f"agent {key.agent!r} needs the openai backend, not configured")
+            make = self.openai.thread_actor
         thread_id, codex_thread_id = await self.directory.thread_for(key)
         options: dict[str, Any] = {} if self.clock is None else {"clock": self.clock}
         spec = ChildSpec(
             ("thread", thread_id),
-            start=lambda: ConversationThread(
+            start=lambda: make(
                 thread_id,
                 key,
                 agent,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +84,10 @@ class WebServer:
         tokens: Tokens,
         api: Api,
         default_agent: str,
+        extra_routes: Callable[[web.Application], None] | None = None,
     ) -> None:
         self.config = config
+        self.extra_routes = extra_routes
         self.surface = surface
         self.tokens = tokens
         self.api = api
@@ -102,6 +105,8 @@ class WebServer:
         app.router.add_get("/static/{name}", self._static)
         app.router.add_get("/stream", self._stream)
         self.api.routes(app)
+        if self.extra_routes is not None:
+            self.extra_routes(app)
         app.on_response_prepare.append(self._headers)
         return app
 

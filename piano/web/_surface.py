@@ -29,6 +29,7 @@ from piano.web._client import StreamClient
 from piano.web._config import WebConfig
 from piano.web._dashboard import Observer
 from piano.web._server import WebServer
+from piano.web._sse import add_sse_routes, token_check
 from piano.web._stream import Stream, encode_control
 from piano.web._view import ThreadViews
 from schemas import events as ev
@@ -102,8 +103,21 @@ class WebSurface(Surface):
             self.config.rotation_grace,
             self.observer,
         )
+        default_agent = self.config.default_agent or self.default_agent
         self.server = WebServer(
-            self.config, self.ref, self.tokens, api, self.config.default_agent or self.default_agent
+            self.config,
+            self.ref,
+            self.tokens,
+            api,
+            default_agent,
+            extra_routes=lambda app: add_sse_routes(
+                app,
+                system=self.system,
+                subscriptions=self.subscriptions,
+                directory=self.directory,
+                default_agent=default_agent,
+                check_token=token_check(self.tokens),
+            ),
         )
         await self.server.start()
         subscribe(self.subscriptions, ALL_THREADS, self.ref)

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from piano.agents.openai import SSE_PATH, add_sse_routes, token_check
 from piano.web._auth import Tokens
+from piano.web._sse import SSE_PATH, add_sse_routes, token_check
 from tests.agents.conftest import Start, World
 from tests.agents.fake_openai import Call, Text, Truncate
 

@@ -5,33 +5,36 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from piano.agents import OpenAIAgentConfig
 from piano.agents.openai import MissingKey, needs_approval, resolve_endpoint
-from piano.config import AgentConfig, ProviderConfig
+from piano.config import ConfigError, ProviderConfig, load_config
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "agents.toml"
 
 
 def test_the_example_configuration_has_two_valid_agents_that_hand_off_to_each_other() -> None:
-    raw = tomllib.loads(EXAMPLE.read_text())
-    agents = raw["agents"]
-    assert raw["default_agent"] == "concierge"
-    assert set(raw["providers"]["local"]) == {"base_url", "wire_api", "env_key"}
-    assert set(agents) == {"concierge", "archivist"}
-    options = {name: msgspec.convert(a["openai"], OpenAIAgentConfig) for name, a in agents.items()}
-    for name, agent in agents.items():
-        assert agent["backend"] == "openai"
-        rest = {k: v for k, v in agent.items() if k not in ("backend", "openai")}
-        msgspec.convert(rest, AgentConfig)
-        assert options[name].problems(name, set(agents)) == []
-    assert options["concierge"].handoffs == ["archivist"]
-    assert options["archivist"].handoffs == ["concierge"]
+    config = load_config(EXAMPLE, environ={})
+    assert config.default_agent == "concierge"
+    assert {name: agent.backend for name, agent in config.agents.items()} == {
+        "concierge": "openai",
+        "archivist": "openai",
+    }
+    assert config.agents["concierge"].openai.handoffs == ["archivist"]
+    assert config.agents["archivist"].openai.handoffs == ["concierge"]
+
+
+def test_a_bad_openai_agent_is_refused_by_the_config_with_its_key(tmp_path: Path) -> None:
+    path = tmp_path / "piano.toml"
+    path.write_text(
+        'default_agent = "a"\n[agents.a]\nbackend = "openai"\nmodel = "m"\n'
+        '[agents.a.openai]\nhandoffs = ["ghost"]\n'
+    )
+    with pytest.raises(ConfigError, match=r"agents\.a\.openai\.handoffs"):
+        load_config(path, environ={})
 
 
 def test_bad_options_are_reported_with_their_key() -> None:

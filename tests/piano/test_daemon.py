@@ -13,6 +13,8 @@ import anyio
 import pytest
 
 from piano.store import StoreReader, open_connection
+from tests.agents.fake_openai import FakeOpenAI
+from tests.agents.fake_openai import Text as OpenAIText
 from tests.fakes.responses_provider import (
     CodexDirs,
     FakeResponsesProvider,
@@ -97,10 +99,12 @@ async def test_piano_chat_talks_to_an_agent_through_the_running_daemon(dirs: Cod
                 await daemon.wait()
 
 
-async def start_daemon(config: Path, socket: Path) -> anyio.abc.Process:
+async def start_daemon(
+    config: Path, socket: Path, env: dict[str, str] | None = None
+) -> anyio.abc.Process:
     """Start `piano run` and return once its chat socket accepts connections (a socket file
     left by a killed daemon does not count)."""
-    daemon = await anyio.open_process([*PIANO, "run", "--config", str(config)])
+    daemon = await anyio.open_process([*PIANO, "run", "--config", str(config)], env=env)
     with anyio.fail_after(60):
         while True:
             assert daemon.returncode is None, "the daemon exited during start-up"
@@ -229,6 +233,45 @@ async def test_a_telegram_message_is_answered_through_the_daemon(dirs: CodexDirs
             if daemon.returncode is None:
                 daemon.kill()
                 await daemon.wait()
+
+
+async def test_an_openai_agent_answers_through_the_daemon_and_its_turn_is_stored(
+    dirs: CodexDirs,
+) -> None:
+    async with FakeOpenAI() as openai, FakeResponsesProvider() as provider:
+        openai.script(OpenAIText("Hello from the OpenAI backend"))
+        section = (
+            f'[providers.compatible]\nbase_url = "{openai.base_url}"\nenv_key = "COMPATIBLE_KEY"\n'
+            '[agents.helper]\nbackend = "openai"\nmodel = "fake-model"\n'
+            'provider = "compatible"\n'
+        )
+        config = write_config(dirs, provider, "")
+        config.write_text(config.read_text() + section)
+        env = {**os.environ, "COMPATIBLE_KEY": openai.api_key}
+        daemon = await start_daemon(config, dirs.root / "state" / "chat.sock", env)
+        try:
+            chat = await anyio.run_process(
+                [*PIANO, "chat", "--config", str(config), "--agent", "helper", "--message", "hi"],
+                check=False,
+            )
+            assert chat.returncode == 0, chat.stderr.decode()
+            assert "Hello from the OpenAI backend" in chat.stdout.decode()
+            daemon.send_signal(signal.SIGTERM)
+            with anyio.fail_after(30):
+                assert await daemon.wait() == 0
+        finally:
+            if daemon.returncode is None:
+                daemon.kill()
+                await daemon.wait()
+    with StoreReader(dirs.root / "state" / "piano.db") as reader:
+        [thread] = reader.threads()
+        assert thread.agent == "helper"
+        [interaction] = reader.interactions(thread.id)
+        assert (interaction.status, interaction.response) == (
+            "completed",
+            "Hello from the OpenAI backend",
+        )
+        assert reader.agent("helper").backend == "openai"  # type: ignore[union-attr]
 
 
 def test_a_bad_config_is_refused_with_the_file_key_and_reason(tmp_path: Path) -> None:

@@ -13,13 +13,11 @@ unknown model or a truncated stream. Agents hand conversations to each other (`h
 backend = OpenAIBackend(config.agents, options, providers=config.providers,
                         tools=config.tools, notes=SqliteNotes(db), history=SqliteHistory(db))
 actor = backend.thread_actor(thread_id, key, agent, publish=publish, sessions=sessions)
-add_sse_routes(app, system=..., subscriptions=..., directory=..., default_agent=...,
-               check_token=token_check(tokens))          # POST /api/messages/stream
 ```
 
 Modules: `_config` (endpoint), `_backend` (the actor), `_turn` (rounds and tools),
 `_responses` / `_chat` (the two wire APIs), `_tools`, `_handoff`, `_notes`, `_history`,
-`_sse` (the SSE chat endpoint). This package imports neither piano.config nor
+This package imports neither piano.config nor
 piano.threads when loaded, so either may import it.
 """
 
@@ -31,11 +29,9 @@ from piano.agents.openai._config import Endpoint, EndpointError, MissingKey, res
 from piano.agents.openai._history import History, MemoryHistory, Message, SqliteHistory, ToolCall
 from piano.agents.openai._notes import MemoryNotes, Notes, SqliteNotes, owner_of
 from piano.agents.openai._round import ModelFailed, StreamTruncated
-from piano.agents.openai._sse import SSE_PATH, add_sse_routes, sse_handler, token_check
 from piano.agents.openai._tools import ToolRunner, ToolSpec, needs_approval, tool_specs
 
 __all__ = [
-    "SSE_PATH",
     "TOOL_GROUPS",
     "Endpoint",
     "EndpointError",
@@ -55,11 +51,8 @@ __all__ = [
     "ToolCall",
     "ToolRunner",
     "ToolSpec",
-    "add_sse_routes",
     "needs_approval",
     "owner_of",
     "resolve_endpoint",
-    "sse_handler",
-    "token_check",
     "tool_specs",
 ]
