@@ -19,9 +19,10 @@ batch processors under one_for_all without restarts) and the terminator, which d
 
 Back-pressure: at most `max_in_flight` messages are accepted and not yet acked or failed.
 `push` and `push_many` wait for room (in FIFO order with other waiting pushers); `push_nowait`
-raises `PipelineFull` instead. A pusher yields to the loop once per `CHUNK` (256) messages
-accepted while the loop is busy with it, so the processors keep up. `push_many` validates every
-key first, so it accepts all of its items or (on `PartitionKeyError`) none. After the pipeline
+raises `PipelineFull` instead. Once a pusher has accepted `CHUNK` (256) messages that no stage
+has seen yet, it sends them on and yields to the loop once per stage, so the stages keep up
+with a pusher that never has to wait for room. `push_many` validates every key first, so it
+accepts all of its items or (on `PartitionKeyError`) none. After the pipeline
 starts draining, pushes raise `PipelineStopped`.
 """
 
