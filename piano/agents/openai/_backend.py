@@ -1,25 +1,20 @@
 """`OpenAIThread`: a conversation's actor when its agent runs on the openai SDK.
 
-From the outside it is a `ConversationThread` (piano.threads): the same calls —
-``("message", Interaction)`` → "started" | "queued" | "steered" | "interrupting",
-``"interrupt"`` → bool, ``("decide", approval_id, decision, by)`` → bool, ``"status"`` →
-dict — the same thread events through the same `publish`, the same busy policy, turn
-timeout, approval timeout and idle stop. Surfaces and the store cannot tell them apart.
+From the outside it is every conversation's actor (`piano.agents._conversation.Conversation`,
+like Codex's `ConversationThread`): the same calls, the same thread events through the same
+`publish`, the same busy policy, turn timeout, approval timeout and idle stop. Surfaces and the
+store cannot tell them apart. What is its own:
 
-- **Turns.** A message while idle starts a turn, run as a task of the actor (`_turn`), so
-  the actor keeps answering while the model streams. During a turn the agent's ``busy``
-  setting decides: ``queue`` runs the message after the turn; ``steer`` adds it to the
-  running turn before its next model round (or runs it next if the turn ends first);
-  ``interrupt`` interrupts the turn, then runs it. A turn still running after
-  `turn_timeout` is interrupted and the user told.
-- **Approvals.** A shell command that needs approval (see `_tools`) becomes
-  `ApprovalRequested`; ``decide`` answers it: accept runs it, decline tells the model the
-  user refused, cancel ends the turn. Undecided after `approval_timeout`: ``expired``
-  (declined); still open when the turn ends: ``withdrawn``.
+- **Turns.** A turn (`_turn.TurnRun`) runs as a task of the actor, so the actor keeps
+  answering while the model streams; its `turn_id` is Piano's. A steered message joins the
+  running turn before its next model round (or runs next if the turn ends first);
+  interrupting (the user, ``busy = "interrupt"``, the turn timeout) cancels the task.
+- **Approvals.** A shell command that needs approval (see `_tools`) waits for the decision:
+  accept runs it, decline tells the model the user refused, cancel ends the turn.
 - **History.** The conversation (`_history`) is loaded on the first turn and stored after
   each, with the thread's active agent, so an idle-stopped thread resumes it.
-- **Events in order.** The actor and its turn task put events in one outbox published under
-  one lock, so the pipeline receives them in the order they happened.
+- **Events in order.** The turn task emits into the actor's outbox and flushes it under the
+  same lock, so the pipeline receives them in the order they happened.
 
 `OpenAIBackend` holds what all OpenAI threads share (agent settings, tools, notes, history)
 and makes their actors with `thread_actor`, whose arguments are `ConversationThread`'s.
@@ -28,18 +23,17 @@ and makes their actors with `thread_actor`, whose arguments are `ConversationThr
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 import uuid
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import openai
 import structlog
 
-from actors import Actor, Caller, Exit, Registry, Timer, is_normal_exit
+from actors import Exit, Registry, is_normal_exit
+from piano.agents._conversation import Conversation, Publish, Turn
 from piano.agents._options import OpenAIAgentConfig
 from piano.agents.openai._config import EndpointError, resolve_endpoint
 from piano.agents.openai._history import History, MemoryHistory, Message
@@ -56,9 +50,6 @@ if TYPE_CHECKING:
 __all__ = ["OpenAIBackend", "OpenAIThread"]
 
 log = structlog.get_logger(__name__)
-
-Publish = Callable[[list[ev.ThreadEvent]], Awaitable[None]]
-_ids = itertools.count(1)
 
 
 class OpenAIBackend:
@@ -140,24 +131,16 @@ class OpenAIBackend:
 
 
 @dataclass(slots=True)
-class _Turn:
-    interaction: ev.Interaction
-    turn_id: str
+class _Turn(Turn):
+    """A turn run by a task of the actor; `turn_id` is Piano's own."""
+
     task: asyncio.Task[None] | None = None
-    watchdog: Timer | None = None
     steered: list[ev.Interaction] = field(default_factory=list)
     why: str = "interrupted by the user"
     finished: bool = False
 
 
-@dataclass(slots=True)
-class _Approval:
-    answer: asyncio.Future[str]
-    timer: Timer
-    item_id: str
-
-
-class OpenAIThread(Actor):
+class OpenAIThread(Conversation[_Turn]):
     """One conversation with an OpenAI agent; see the module documentation."""
 
     def __init__(
@@ -171,28 +154,18 @@ class OpenAIThread(Actor):
         directory: ThreadDirectory | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.thread_id = thread_id
-        self.key = key
-        self.agent = agent
+        super().__init__(thread_id, key, agent, publish=publish, directory=directory, clock=clock)
         self.backend = backend
-        self.publish = publish
-        self.directory = directory
-        self.clock = clock
         self.active = key.agent
         self.history: list[Message] | None = None
-        self.turn: _Turn | None = None
-        self.queue: deque[ev.Interaction] = deque()
-        self.approvals: dict[str, _Approval] = {}
-        self.idle_timer: Timer | None = None
-        self.outbox: list[ev.ThreadEvent] = []
-        self.publishing = asyncio.Lock()
         self.clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
         self.runner: ToolRunner | None = None
 
-    def describe(self) -> str:
-        state = "turn running" if self.turn else "idle"
-        where = f"{self.key.surface}:{self.key.conversation} ({self.active}, openai)"
-        return f"{where}, {state}, {len(self.queue)} queued"
+    def _label(self) -> str:
+        return f"{self.active}, openai"
+
+    def _status(self) -> dict[str, Any]:
+        return {"codex_thread_id": None, "backend": "openai", "agent": self.active}
 
     async def init(self) -> None:
         self.trap_exits = True  # so a shutdown runs `terminate`: the turn ends, clients close
@@ -201,31 +174,9 @@ class OpenAIThread(Actor):
             self.runner = Toolbox(self.system, tools)
         else:
             self.runner = tools
-        self._arm_idle()
+        await super().init()
 
-    def _arm_idle(self) -> None:
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-        self.idle_timer = self.send_after(self.agent.idle_timeout, "idle")
-
-    # -- what the turn uses (TurnHost) ----------------------------------------------------------
-
-    def emit(self, event: ev.ThreadEvent) -> None:
-        self.outbox.append(event)
-
-    async def flush(self) -> None:
-        async with self.publishing:
-            while self.outbox:
-                batch, self.outbox = self.outbox, []
-                await self.publish(batch)
-
-    def meta(self, interaction_id: str | None = None) -> dict[str, Any]:
-        return {
-            "thread_id": self.thread_id,
-            "turn_id": self.turn.turn_id if self.turn else None,
-            "interaction_id": interaction_id or (self.turn.interaction.id if self.turn else None),
-            "at": self.clock(),
-        }
+    # -- what the turn uses (TurnHost; emit, flush, meta and end_approvals are Conversation's) --
 
     def profile(self, agent: str) -> Profile:
         return self.backend.profile(agent)
@@ -251,82 +202,25 @@ class OpenAIThread(Actor):
         return steered
 
     async def ask_approval(self, item: ev.Item, reason: str | None) -> str:
-        approval_id = f"{self.thread_id}:{next(_ids)}"
         answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        timer = self.send_after(self.agent.approval_timeout, ("approval_expired", approval_id))
-        self.approvals[approval_id] = _Approval(answer, timer, item.id)
-        self.emit(
-            ev.ApprovalRequested(
-                approval_id=approval_id,
-                item_id=item.id,
-                kind="command",
-                command=item.command,
-                cwd=SHELL_CWD,
-                reason=reason,
-                expires_at=self.clock() + self.agent.approval_timeout,
-                **self.meta(),
-            )
+
+        def decided(decision: str) -> None:
+            if not answer.done():
+                answer.set_result(decision)
+
+        self._ask(
+            item.id, decided, kind="command", command=item.command, cwd=SHELL_CWD, reason=reason
         )
         await self.flush()
         return await answer
 
-    def end_approvals(self) -> None:
-        for approval_id in list(self.approvals):
-            self._decide(approval_id, "withdrawn", None)
+    # -- turns ----------------------------------------------------------------------------------
 
-    # -- requests -------------------------------------------------------------------------------
+    async def _steer(self, turn: _Turn, interaction: ev.Interaction) -> bool:
+        turn.steered.append(interaction)
+        return True
 
-    async def handle_call(self, message: Any, caller: Caller) -> Any:
-        try:
-            return await self._handle_call(message, caller)
-        finally:
-            await self.flush()
-
-    async def _handle_call(self, message: Any, caller: Caller) -> Any:
-        match message:
-            case ("message", ev.Interaction() as interaction):
-                return await self._message(interaction)
-            case "interrupt":
-                return self._interrupt("interrupted by the user")
-            case ("decide", str(approval_id), decision, by):
-                return self._decide(approval_id, decision, by)
-            case "status":
-                return {
-                    "thread_id": self.thread_id,
-                    "codex_thread_id": None,
-                    "backend": "openai",
-                    "agent": self.active,
-                    "running": self.turn is not None,
-                    "queued": len(self.queue),
-                    "approvals": sorted(self.approvals),
-                }
-        return await super().handle_call(message, caller)
-
-    async def _message(self, interaction: ev.Interaction) -> str:
-        self._arm_idle()
-        if self.directory is not None:
-            await self.directory.record_interaction(self.thread_id, interaction)
-        if self.turn is None:
-            await self._start_turn(interaction)
-            return "started"
-        policy = self.agent.busy
-        if policy == "steer":
-            self.turn.steered.append(interaction)
-            return "steered"
-        self.queue.append(interaction)
-        if policy == "interrupt":
-            self._interrupt("interrupted by a new message")
-            return "interrupting"
-        self.emit(
-            ev.Notice(
-                level="info",
-                message="Your message is queued; it runs when the current turn completes.",
-                **self.meta(interaction.id),
-            )
-        )
-        return "queued"
-
-    async def _start_turn(self, interaction: ev.Interaction) -> None:
+    async def _begin(self, interaction: ev.Interaction) -> None:
         if self.history is None:
             try:
                 active, self.history = await self.backend.history.load(self.thread_id)
@@ -357,7 +251,7 @@ class OpenAIThread(Actor):
         turn.task = asyncio.get_running_loop().create_task(
             self._drive(turn, run), name=f"openai-turn-{self.thread_id}"
         )
-        turn.watchdog = self.send_after(self.agent.turn_timeout, ("turn_timeout", turn.turn_id))
+        self._watch(turn)
 
     def _history_limit(self, agent: str) -> int:
         options = self.backend.options.get(agent)
@@ -389,70 +283,27 @@ class OpenAIThread(Actor):
             await self.flush()
         self.ref.send(("turn_done", turn.turn_id))
 
-    def _interrupt(self, why: str) -> bool:
-        turn = self.turn
-        if turn is None or turn.task is None or turn.finished:
+    async def _stop_turn(self, turn: _Turn, why: str) -> bool:
+        if turn.task is None or turn.finished:
             return False
         turn.why = why
         self.emit(ev.Notice(level="info", message=why, **self.meta()))
         turn.task.cancel()
         return True
 
-    def _decide(self, approval_id: str, decision: str, by: str | None) -> bool:
-        pending = self.approvals.pop(approval_id, None)
-        if pending is None:
-            return False
-        pending.timer.cancel()
-        answer = {"accept": "accept", "cancel": "cancel"}.get(decision, "decline")
-        if not pending.answer.done():
-            pending.answer.set_result(answer)
-        resolved: ev.ApprovalDecision = (
-            decision  # type: ignore[assignment]
-            if decision in ("accept", "decline", "cancel", "expired", "withdrawn")
-            else "decline"
-        )
-        self.emit(
-            ev.ApprovalResolved(approval_id=approval_id, decision=resolved, by=by, **self.meta())
-        )
-        return True
-
-    # -- timers and the turn's end ------------------------------------------------------------
-
-    async def handle_info(self, message: Any) -> None:
-        try:
-            await self._handle_info(message)
-        finally:
-            await self.flush()
-
     async def _handle_info(self, message: Any) -> None:
         match message:
             case ("turn_done", turn_id):
                 turn = self.turn
                 if turn is not None and turn.turn_id == turn_id:
-                    if turn.watchdog is not None:
-                        turn.watchdog.cancel()
                     self.queue.extendleft(reversed(turn.steered))
-                    self.turn = None
-                    self._arm_idle()
-                    if self.queue:
-                        await self._start_turn(self.queue.popleft())
-            case ("turn_timeout", turn_id):
-                if self.turn is not None and self.turn.turn_id == turn_id:
-                    limit = self.agent.turn_timeout
-                    self._interrupt(f"The turn took longer than {limit:g} s and was interrupted.")
-            case ("approval_expired", approval_id):
-                self._decide(approval_id, "expired", None)
-            case "idle":
-                if self.turn is None and not self.queue and not self.approvals:
-                    self.stop("normal")
-                else:
-                    self._arm_idle()
+                    await self._end_turn([])
             case Exit(reason=reason) if not is_normal_exit(reason):
                 self.stop(reason)
             case Exit():
                 pass
             case _:
-                await super().handle_info(message)
+                await super()._handle_info(message)
 
     async def terminate(self, reason: object) -> None:
         turn = self.turn

@@ -1,0 +1,297 @@
+"""`Conversation`: what every conversation's actor does, whatever backend runs its turns.
+
+A conversation (a chat, a topic) with an agent is one actor: Codex's `ConversationThread`
+(piano.threads) and the openai SDK's `OpenAIThread` (piano.agents.openai) are both
+`Conversation`s, so surfaces, the pipeline and the store cannot tell them apart. They answer
+the same calls:
+
+- ``("message", Interaction)`` → "started" | "queued" | "steered" | "interrupting";
+- ``"interrupt"`` → whether a running turn is being interrupted;
+- ``("decide", approval_id, decision, by)`` → whether that approval was still open;
+- ``"status"`` → a dict (thread id, running, queued, open approvals, backend details);
+
+and keep the same guarantees:
+
+- **Turns.** A message while idle starts a turn. During a turn, the agent's ``busy`` setting
+  decides: ``queue`` (the default) runs it after the current turn and tells the user so,
+  ``steer`` adds it to the running turn (queued instead when the backend cannot), and
+  ``interrupt`` interrupts the running turn and then runs it. A turn still running after
+  `turn_timeout` is interrupted and the user told.
+- **Approvals.** A request to run a command or apply a change becomes `ApprovalRequested`;
+  ``decide`` answers it (accept, decline, cancel the turn). One not decided within
+  `approval_timeout` is declined (``expired``), and one still open when its turn ends is
+  ``withdrawn``, so a surface can remove its buttons.
+- **Idle stop.** The thread's state is in the store, so the actor stops after `idle_timeout`
+  without messages — never while a turn runs, a message waits or an approval is open — and
+  comes back on the next message.
+- **Events in order.** Events go to one outbox (`emit`) published in order under one lock
+  (`flush`), at the latest when the current callback ends.
+
+This module lives in piano.agents, not piano.threads, because `piano.agents.openai` must not
+load piano.threads (which may import it); piano.threads exports `Conversation`.
+
+A backend implements the hooks: `_begin` (start a turn; it sets `turn`), `_steer`,
+`_stop_turn`, `_label` and `_status`, and ends each turn with `_end_turn`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from actors import Actor, Caller, Timer
+from schemas import events as ev
+
+if TYPE_CHECKING:
+    from piano.config import AgentConfig
+    from piano.threads import ThreadDirectory, ThreadKey
+
+__all__ = ["Conversation", "Decision", "Publish", "Turn"]
+
+Decision = Literal["accept", "decline", "cancel"]
+Publish = Callable[[list[ev.ThreadEvent]], Awaitable[None]]
+
+_ids = itertools.count(1)
+_RESOLVED: dict[str, ev.ApprovalDecision] = {
+    d: d for d in ("accept", "decline", "cancel", "expired", "withdrawn")
+}
+
+
+@dataclass(slots=True)
+class Turn:
+    """The running turn; a backend subclasses it with what it needs to run one."""
+
+    interaction: ev.Interaction
+    turn_id: str | None = None
+    watchdog: Timer | None = None
+
+
+@dataclass(slots=True)
+class _Approval:
+    answer: Callable[[str], None]
+    timer: Timer
+    item_id: str
+
+
+T = TypeVar("T", bound=Turn)
+
+
+class Conversation(Actor, Generic[T]):
+    """One conversation's actor; see the module documentation."""
+
+    def __init__(
+        self,
+        thread_id: str,
+        key: ThreadKey,
+        agent: AgentConfig,
+        *,
+        publish: Publish,
+        directory: ThreadDirectory | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.thread_id = thread_id
+        self.key = key
+        self.agent = agent
+        self.publish = publish
+        self.directory = directory
+        self.clock = clock
+        self.turn: T | None = None
+        self.queue: deque[ev.Interaction] = deque()
+        self.approvals: dict[str, _Approval] = {}
+        self.idle_timer: Timer | None = None
+        self.outbox: list[ev.ThreadEvent] = []
+        self.publishing = asyncio.Lock()
+
+    # -- the backend's hooks --------------------------------------------------------------------
+
+    async def _begin(self, interaction: ev.Interaction) -> None:
+        """Start a turn for `interaction` (idle, nothing running): set `turn`, emit
+        `TurnStarted`, `_watch` it; a turn that cannot start is ended with `_end_turn`."""
+        raise NotImplementedError
+
+    async def _steer(self, turn: T, interaction: ev.Interaction) -> bool:
+        """Add `interaction` to the running `turn`; False to queue it instead."""
+        return False
+
+    async def _stop_turn(self, turn: T, why: str) -> bool:
+        """Interrupt `turn` (telling the user `why`); False if it cannot be."""
+        raise NotImplementedError
+
+    def _label(self) -> str:
+        """The agent, as `describe` shows it."""
+        return self.key.agent
+
+    def _status(self) -> dict[str, Any]:
+        """The backend's fields of the ``"status"`` answer."""
+        return {}
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def emit(self, event: ev.ThreadEvent) -> None:
+        """Queue an event; `flush` publishes the queue, in order (at the latest when the
+        current callback ends)."""
+        self.outbox.append(event)
+
+    async def flush(self) -> None:
+        async with self.publishing:
+            while self.outbox:
+                batch, self.outbox = self.outbox, []
+                await self.publish(batch)
+
+    def meta(self, interaction_id: str | None = None) -> dict[str, Any]:
+        """The common fields of an event now: thread, turn, interaction, time."""
+        return {
+            "thread_id": self.thread_id,
+            "turn_id": self.turn.turn_id if self.turn else None,
+            "interaction_id": interaction_id or (self.turn.interaction.id if self.turn else None),
+            "at": self.clock(),
+        }
+
+    def describe(self) -> str:
+        state = "turn running" if self.turn else "idle"
+        where = f"{self.key.surface}:{self.key.conversation} ({self._label()})"
+        return f"{where}, {state}, {len(self.queue)} queued"
+
+    async def init(self) -> None:
+        self._arm_idle()
+
+    def _arm_idle(self) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+        self.idle_timer = self.send_after(self.agent.idle_timeout, "idle")
+
+    # -- requests -------------------------------------------------------------------------------
+
+    async def handle_call(self, message: Any, caller: Caller) -> Any:
+        try:
+            return await self._handle_call(message, caller)
+        finally:
+            await self.flush()
+
+    async def _handle_call(self, message: Any, caller: Caller) -> Any:
+        match message:
+            case ("message", ev.Interaction() as interaction):
+                return await self._message(interaction)
+            case "interrupt":
+                return await self._interrupt("interrupted by the user")
+            case ("decide", str(approval_id), decision, by):
+                return self._decide(approval_id, decision, by)
+            case "status":
+                return {
+                    "thread_id": self.thread_id,
+                    **self._status(),
+                    "running": self.turn is not None,
+                    "queued": len(self.queue),
+                    "approvals": sorted(self.approvals),
+                }
+        return await super().handle_call(message, caller)
+
+    async def _message(self, interaction: ev.Interaction) -> str:
+        self._arm_idle()
+        if self.directory is not None:
+            await self.directory.record_interaction(self.thread_id, interaction)
+        if self.turn is None:
+            await self._begin(interaction)
+            return "started"
+        policy = self.agent.busy
+        if policy == "steer" and await self._steer(self.turn, interaction):
+            return "steered"
+        self.queue.append(interaction)
+        if policy == "interrupt":
+            await self._interrupt("interrupted by a new message")
+            return "interrupting"
+        self.emit(
+            ev.Notice(
+                level="info",
+                message="Your message is queued; it runs when the current turn completes.",
+                **self.meta(interaction.id),
+            )
+        )
+        return "queued"
+
+    async def _interrupt(self, why: str) -> bool:
+        return self.turn is not None and await self._stop_turn(self.turn, why)
+
+    # -- approvals ------------------------------------------------------------------------------
+
+    def _ask(self, item_id: str, answer: Callable[[str], None], **request: Any) -> str:
+        """Open an approval for `item_id` and emit its `ApprovalRequested` (with `request`'s
+        fields); `answer` gets "accept", "decline" or "cancel" once it is decided."""
+        approval_id = f"{self.thread_id}:{next(_ids)}"
+        timer = self.send_after(self.agent.approval_timeout, ("approval_expired", approval_id))
+        self.approvals[approval_id] = _Approval(answer, timer, item_id)
+        self.emit(
+            ev.ApprovalRequested(
+                approval_id=approval_id,
+                item_id=item_id,
+                expires_at=self.clock() + self.agent.approval_timeout,
+                **request,
+                **self.meta(),
+            )
+        )
+        return approval_id
+
+    def _decide(self, approval_id: str, decision: str, by: str | None) -> bool:
+        pending = self.approvals.pop(approval_id, None)
+        if pending is None:
+            return False
+        pending.timer.cancel()
+        pending.answer({"accept": "accept", "cancel": "cancel"}.get(decision, "decline"))
+        resolved = _RESOLVED.get(decision, "decline")
+        self.emit(
+            ev.ApprovalResolved(approval_id=approval_id, decision=resolved, by=by, **self.meta())
+        )
+        return True
+
+    def end_approvals(self) -> None:
+        """Withdraw every open approval (their turn is ending)."""
+        for approval_id in list(self.approvals):
+            self._decide(approval_id, "withdrawn", None)
+
+    # -- timers and the turn's end --------------------------------------------------------------
+
+    async def handle_info(self, message: Any) -> None:
+        try:
+            await self._handle_info(message)
+        finally:
+            await self.flush()
+
+    async def _handle_info(self, message: Any) -> None:
+        match message:
+            case ("turn_timeout", turn_id):
+                if self.turn is not None and self.turn.turn_id == turn_id:
+                    limit = self.agent.turn_timeout
+                    await self._interrupt(
+                        f"The turn took longer than {limit:g} s and was interrupted."
+                    )
+            case ("approval_expired", approval_id):
+                self._decide(approval_id, "expired", None)
+            case "idle":
+                if self.turn is None and not self.queue and not self.approvals:
+                    self.stop("normal")
+                else:
+                    self._arm_idle()
+            case _:
+                await super().handle_info(message)
+
+    def _watch(self, turn: T) -> None:
+        """Interrupt `turn` if it is still running after `turn_timeout`."""
+        turn.watchdog = self.send_after(self.agent.turn_timeout, ("turn_timeout", turn.turn_id))
+
+    async def _end_turn(self, closing: list[ev.ThreadEvent], *, start_next: bool = True) -> None:
+        """The turn is over: withdraw its approvals, emit `closing` (its last events), go idle,
+        and (`start_next`) start the next queued message."""
+        self.end_approvals()
+        if self.turn is not None and self.turn.watchdog is not None:
+            self.turn.watchdog.cancel()
+        for event in closing:
+            self.emit(event)
+        self.turn = None
+        self._arm_idle()
+        if start_next and self.queue:
+            await self._begin(self.queue.popleft())
