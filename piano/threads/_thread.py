@@ -152,7 +152,7 @@ class ConversationThread(Conversation[Turn]):
             )
         except CodexError as exc:
             closing = self.translator.complete("failed", f"could not start the turn: {exc}")
-            await self._end_turn(closing, start_next=False)
+            await self._end_turn(closing)
             return
         if self.turn is not None and self.turn.interaction is interaction:
             self.turn.turn_id = started.turn.id
@@ -223,3 +223,4 @@ class ConversationThread(Conversation[Turn]):
         if self.turn is not None:
             closing = self.translator.complete("interrupted", f"the thread stopped: {reason!r}")
             await self._end_turn(closing, start_next=False)
+        await self.flush()

@@ -246,3 +246,16 @@ async def test_an_idle_thread_stops_and_comes_back_on_the_next_message(core: Cor
     assert await core.thread_ref() != thread
     history = json.dumps((await core.provider.wait_requests(2))[-1]["input"])
     assert "remember avocado" in history, "the thread was not resumed after stopping idle"
+
+
+async def test_a_thread_stopped_mid_turn_publishes_its_turn_as_interrupted(core: Core) -> None:
+    hang = Hang()
+    core.provider.script(hang)
+    _, interaction = await core.say("long one")
+    await core.provider.wait_requests(1)
+    thread = await core.thread_ref()
+    await thread.stop("shutdown")
+    hang.release()
+    done = await core.turn_completed(interaction)
+    assert done.status == "interrupted"
+    assert "the thread stopped" in (done.error or "")
