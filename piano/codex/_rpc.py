@@ -303,7 +303,7 @@ class CodexProcess:
         elif self.on_notification is not None:
             try:
                 result = self.on_notification(msg.thread_id, msg.method, msg.params)
-                if inspect.isawaitable(result):
+                if result is not None and inspect.isawaitable(result):
                     await result
             except Exception:
                 self._log.exception("codex.notification_callback_failed", method=msg.method)
