@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -60,19 +62,53 @@ workspace = "{dirs.work}"
     return path
 
 
+@contextlib.asynccontextmanager
+async def daemon_running(
+    config: Path, socket: Path, env: dict[str, str] | None = None
+) -> AsyncIterator[anyio.abc.Process]:
+    """`piano run` for the block, entered once its chat socket accepts connections (a socket
+    left by a killed daemon does not count). Leaving the block sends SIGTERM, which must end
+    the daemon with status 0, unless the block killed it itself."""
+    daemon = await anyio.open_process([*PIANO, "run", "--config", str(config)], env=env)
+    try:
+        with anyio.fail_after(60):
+            while True:
+                assert daemon.returncode is None, "the daemon exited during start-up"
+                try:
+                    stream = await anyio.connect_unix(socket)
+                except OSError:
+                    await anyio.sleep(0.05)
+                    continue
+                await stream.aclose()
+                break
+        yield daemon
+        if daemon.returncode is None:
+            daemon.send_signal(signal.SIGTERM)
+            with anyio.fail_after(30):
+                assert await daemon.wait() == 0
+    finally:
+        if daemon.returncode is None:
+            daemon.kill()
+            await daemon.wait()
+
+
+async def chat(config: Path, message: str, *options: str) -> str:
+    """`piano chat --message`, which must succeed; its output."""
+    done = await anyio.run_process(
+        [*PIANO, "chat", "--config", str(config), *options, "--message", message], check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout.decode()
+
+
 async def test_piano_chat_talks_to_an_agent_through_the_running_daemon(dirs: CodexDirs) -> None:
     async with FakeResponsesProvider() as provider:
         provider.script(Text("Hello through the daemon", deltas=3))
         config = write_config(dirs, provider)
         chat_socket = dirs.root / "state" / "chat.sock"
-        daemon = await start_daemon(config, chat_socket)
-        try:
+        async with daemon_running(config, chat_socket):
             assert chat_socket.stat().st_mode & 0o777 == 0o600
-            chat = await anyio.run_process(
-                [*PIANO, "chat", "--config", str(config), "--message", "hello"], check=False
-            )
-            assert chat.returncode == 0, chat.stderr.decode()
-            assert "Hello through the daemon" in chat.stdout.decode()
+            assert "Hello through the daemon" in await chat(config, "hello")
             status = await anyio.run_process(
                 [*PIANO, "status", "--config", str(config)], check=False
             )
@@ -89,32 +125,7 @@ async def test_piano_chat_talks_to_an_agent_through_the_running_daemon(dirs: Cod
                 assert [e.seq for e in reader.events_since(thread.id, 0)] == list(
                     range(1, reader.last_seq(thread.id) + 1)
                 )
-            daemon.send_signal(signal.SIGTERM)
-            with anyio.fail_after(30):
-                assert await daemon.wait() == 0
-            assert not chat_socket.exists()
-        finally:
-            if daemon.returncode is None:
-                daemon.kill()
-                await daemon.wait()
-
-
-async def start_daemon(
-    config: Path, socket: Path, env: dict[str, str] | None = None
-) -> anyio.abc.Process:
-    """Start `piano run` and return once its chat socket accepts connections (a socket file
-    left by a killed daemon does not count)."""
-    daemon = await anyio.open_process([*PIANO, "run", "--config", str(config)], env=env)
-    with anyio.fail_after(60):
-        while True:
-            assert daemon.returncode is None, "the daemon exited during start-up"
-            try:
-                stream = await anyio.connect_unix(socket)
-            except OSError:
-                await anyio.sleep(0.05)
-                continue
-            await stream.aclose()
-            return daemon
+        assert not chat_socket.exists()
 
 
 async def test_a_daemon_killed_mid_turn_leaves_an_intact_database_with_every_accepted_message(
@@ -126,24 +137,16 @@ async def test_a_daemon_killed_mid_turn_leaves_an_intact_database_with_every_acc
         config = write_config(dirs, provider)
         socket = dirs.root / "state" / "chat.sock"
         database = dirs.root / "state" / "piano.db"
-        daemon = await start_daemon(config, socket)
-        try:
-            first = await anyio.run_process(
-                [*PIANO, "chat", "--config", str(config), "--message", "one"], check=False
-            )
-            assert first.returncode == 0, first.stderr.decode()
-            chat = await anyio.open_process(
+        async with daemon_running(config, socket) as daemon:
+            await chat(config, "one")
+            second = await anyio.open_process(
                 [*PIANO, "chat", "--config", str(config), "--message", "two"]
             )
             await provider.wait_requests(2)
             daemon.kill()
             await daemon.wait()
             hang.release()
-            await chat.wait()
-        finally:
-            if daemon.returncode is None:
-                daemon.kill()
-                await daemon.wait()
+            await second.wait()
         check = open_connection(database, query_only=True)
         assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         check.close()
@@ -154,22 +157,10 @@ async def test_a_daemon_killed_mid_turn_leaves_an_intact_database_with_every_acc
             assert texts["one"].status == "completed"
             assert texts["one"].response == "first answer"
             assert texts["two"].status in ("pending", "in_progress")
-        daemon = await start_daemon(config, socket)
-        try:
-            again = await anyio.run_process(
-                [*PIANO, "chat", "--config", str(config), "--message", "three"], check=False
-            )
-            assert again.returncode == 0, again.stderr.decode()
-            assert "after the restart" in again.stdout.decode()
+        async with daemon_running(config, socket):
+            assert "after the restart" in await chat(config, "three")
             history = str((await provider.wait_requests(3))[-1]["input"])
             assert "one" in history, "the daemon did not resume the thread's Codex history"
-            daemon.send_signal(signal.SIGTERM)
-            with anyio.fail_after(30):
-                assert await daemon.wait() == 0
-        finally:
-            if daemon.returncode is None:
-                daemon.kill()
-                await daemon.wait()
 
 
 async def test_the_agent_calls_pianos_web_fetch_through_mcp_and_the_call_is_stored(
@@ -184,23 +175,10 @@ async def test_the_agent_calls_pianos_web_fetch_through_mcp_and_the_call_is_stor
         )
         tools = '[tools.webfetch]\nallowed_networks = ["127.0.0.1/32"]\n'
         config = write_config(dirs, provider, tools)
-        daemon = await start_daemon(config, dirs.root / "state" / "chat.sock")
-        try:
-            chat = await anyio.run_process(
-                [*PIANO, "chat", "--config", str(config), "--message", "read the page"],
-                check=False,
-            )
-            assert chat.returncode == 0, chat.stderr.decode()
-            assert "The page talks about Piano." in chat.stdout.decode()
+        async with daemon_running(config, dirs.root / "state" / "chat.sock"):
+            assert "The page talks about Piano." in await chat(config, "read the page")
             second = json.dumps((await provider.wait_requests(2))[1]["input"])
             assert "Piano keeps every conversation" in second, "the page did not reach the model"
-            daemon.send_signal(signal.SIGTERM)
-            with anyio.fail_after(30):
-                assert await daemon.wait() == 0
-        finally:
-            if daemon.returncode is None:
-                daemon.kill()
-                await daemon.wait()
     with StoreReader(dirs.root / "state" / "piano.db") as reader:
         [thread] = reader.threads()
         calls = [i for i in reader.thread_items(thread.id) if i.kind == "tool_call"]
@@ -214,8 +192,7 @@ async def test_a_telegram_message_is_answered_through_the_daemon(dirs: CodexDirs
         section = f'[telegram]\nbase_url = "{telegram.base_url}"\nusers = {{ "1001" = "admin" }}\n'
         config = write_config(dirs, provider, section)
         env = {**os.environ, "PIANO_TELEGRAM_TOKEN": telegram.token}
-        daemon = await anyio.open_process([*PIANO, "run", "--config", str(config)], env=env)
-        try:
+        async with daemon_running(config, dirs.root / "state" / "chat.sock", env):
             await telegram.wait_for(lambda call: call.method == "setMyCommands", timeout=60)
             await telegram.push_message(1001, "hello", user_id=1001)
             answer = await telegram.wait_for(
@@ -226,13 +203,6 @@ async def test_a_telegram_message_is_answered_through_the_daemon(dirs: CodexDirs
                 timeout=60,
             )
             assert answer.params["chat_id"] == 1001
-            daemon.send_signal(signal.SIGTERM)
-            with anyio.fail_after(30):
-                assert await daemon.wait() == 0
-        finally:
-            if daemon.returncode is None:
-                daemon.kill()
-                await daemon.wait()
 
 
 async def test_an_openai_agent_answers_through_the_daemon_and_its_turn_is_stored(
@@ -248,21 +218,9 @@ async def test_an_openai_agent_answers_through_the_daemon_and_its_turn_is_stored
         config = write_config(dirs, provider, "")
         config.write_text(config.read_text() + section)
         env = {**os.environ, "COMPATIBLE_KEY": openai.api_key}
-        daemon = await start_daemon(config, dirs.root / "state" / "chat.sock", env)
-        try:
-            chat = await anyio.run_process(
-                [*PIANO, "chat", "--config", str(config), "--agent", "helper", "--message", "hi"],
-                check=False,
-            )
-            assert chat.returncode == 0, chat.stderr.decode()
-            assert "Hello from the OpenAI backend" in chat.stdout.decode()
-            daemon.send_signal(signal.SIGTERM)
-            with anyio.fail_after(30):
-                assert await daemon.wait() == 0
-        finally:
-            if daemon.returncode is None:
-                daemon.kill()
-                await daemon.wait()
+        async with daemon_running(config, dirs.root / "state" / "chat.sock", env):
+            output = await chat(config, "hi", "--agent", "helper")
+            assert "Hello from the OpenAI backend" in output
     with StoreReader(dirs.root / "state" / "piano.db") as reader:
         [thread] = reader.threads()
         assert thread.agent == "helper"
