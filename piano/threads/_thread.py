@@ -29,22 +29,33 @@ from piano.agents._conversation import Conversation, Publish, Turn
 from piano.codex._client import ApprovalAsked, CodexNotification, connection
 from piano.codex._rpc import CodexError, CodexProcess
 from piano.codex._translate import Translator
+from piano.media import image_type
 from piano.threads._directory import ThreadDirectory, ThreadKey
 from schemas import events as ev
 from schemas.codex import (
     CommandExecutionRequestApprovalParams,
+    LocalImageInput,
     TextInput,
     ThreadResumeParams,
     ThreadStartParams,
     TurnInterruptParams,
     TurnStartParams,
     TurnSteerParams,
+    UserInput,
 )
 
 if TYPE_CHECKING:
     from piano.config import AgentConfig
 
 __all__ = ["ConversationThread", "Publish"]
+
+
+def _input(interaction: ev.Interaction) -> list[UserInput]:
+    """A message as Codex turn input: its text, then its image attachments as local images
+    (Codex reads them and sends them to the model); other attachments are in the text."""
+    items: list[UserInput] = [TextInput(text=interaction.text)]
+    items += [LocalImageInput(path=path) for path in interaction.attachments if image_type(path)]
+    return items
 
 
 def _workspace(agent: AgentConfig) -> str:
@@ -96,7 +107,7 @@ class ConversationThread(Conversation[Turn]):
                 TurnSteerParams(
                     thread_id=self.codex_thread_id or "",
                     expected_turn_id=turn.turn_id,
-                    input=[TextInput(text=interaction.text)],
+                    input=_input(interaction),
                 )
             )
         except CodexError as exc:
@@ -146,9 +157,7 @@ class ConversationThread(Conversation[Turn]):
         try:
             process = await self._attach()
             started = await process.call(
-                TurnStartParams(
-                    thread_id=self.codex_thread_id or "", input=[TextInput(text=interaction.text)]
-                )
+                TurnStartParams(thread_id=self.codex_thread_id or "", input=_input(interaction))
             )
         except CodexError as exc:
             closing = self.translator.complete("failed", f"could not start the turn: {exc}")
