@@ -2,7 +2,8 @@
 that have only this API (llama.cpp, older vLLM, Ollama's OpenAI endpoint).
 
 The instructions go first as a ``system`` message, tool calls as the assistant's
-``tool_calls`` and their results as ``tool`` messages. Tool-call deltas are put together by
+``tool_calls`` and their results as ``tool`` messages, a user message's images as
+``image_url`` parts with ``data:`` URLs. Tool-call deltas are put together by
 ``index`` (id and name in the first, arguments in pieces). Usage is asked for with
 ``stream_options.include_usage`` (the last chunk). Reasoning deltas (``reasoning_content``,
 as vLLM and DeepSeek send them) become reasoning. A stream that ends without any
@@ -20,6 +21,7 @@ from openai import AsyncOpenAI
 from piano.agents.openai._history import Message, ToolCall
 from piano.agents.openai._round import Round, RoundSink, StreamTruncated, Usage
 from piano.agents.openai._tools import ToolSpec
+from piano.media import image_data_url
 
 __all__ = ["chat_messages", "chat_round"]
 
@@ -47,9 +49,22 @@ def chat_messages(instructions: str | None, messages: Sequence[Message]) -> list
                     ],
                 }
             )
+        elif message.images:
+            out.append({"role": message.role, "content": _with_images(message)})
         else:
             out.append({"role": message.role, "content": message.text})
     return out
+
+
+def _with_images(message: Message) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = [{"type": "text", "text": message.text}]
+    for path in message.images:
+        url = image_data_url(path)
+        if url is None:
+            parts.append({"type": "text", "text": f"(The image {path} is gone.)"})
+        else:
+            parts.append({"type": "image_url", "image_url": {"url": url}})
+    return parts
 
 
 def _tools(specs: Sequence[ToolSpec]) -> list[dict[str, Any]]:

@@ -42,10 +42,12 @@ class ToolCall(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True):
-    """One message: a user's, an agent's (text and/or tool calls), or a tool's result."""
+    """One message: a user's, an agent's (text and/or tool calls), or a tool's result. A
+    user's `images` are paths of image files sent with it, read when a request is made."""
 
     role: Literal["user", "assistant", "tool"]
     text: str = ""
+    images: tuple[str, ...] = ()
     agent: str | None = None
     calls: tuple[ToolCall, ...] = ()
     call_id: str | None = None

@@ -2,7 +2,8 @@
 
 The conversation is sent whole each time (``store`` is not used, so servers that keep no
 state work): user and assistant messages as input messages, tool calls as ``function_call``
-items and their results as ``function_call_output``. The stream must end with
+items and their results as ``function_call_output``; a user message's images as
+``input_image`` parts with ``data:`` URLs. The stream must end with
 ``response.completed`` (or ``response.incomplete``: cut short by the output limit);
 ``response.failed`` and ``error`` events raise `ModelFailed`, and a stream that just stops
 raises `StreamTruncated`.
@@ -18,6 +19,7 @@ from openai import AsyncOpenAI
 from piano.agents.openai._history import Message, ToolCall
 from piano.agents.openai._round import ModelFailed, Round, RoundSink, StreamTruncated, Usage
 from piano.agents.openai._tools import ToolSpec
+from piano.media import image_data_url
 
 __all__ = ["responses_input", "responses_round"]
 
@@ -35,13 +37,26 @@ def responses_input(messages: Sequence[Message]) -> list[dict[str, Any]]:
                 }
             )
             continue
-        if message.text or not message.calls:
+        if message.images:
+            items.append({"role": message.role, "content": _with_images(message)})
+        elif message.text or not message.calls:
             items.append({"role": message.role, "content": message.text})
         items.extend(
             {"type": "function_call", "call_id": c.id, "name": c.name, "arguments": c.arguments}
             for c in message.calls
         )
     return items
+
+
+def _with_images(message: Message) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = [{"type": "input_text", "text": message.text}]
+    for path in message.images:
+        url = image_data_url(path)
+        if url is None:
+            parts.append({"type": "input_text", "text": f"(The image {path} is gone.)"})
+        else:
+            parts.append({"type": "input_image", "image_url": url, "detail": "auto"})
+    return parts
 
 
 def _tools(specs: Sequence[ToolSpec]) -> list[dict[str, Any]]:

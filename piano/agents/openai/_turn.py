@@ -50,6 +50,7 @@ from piano.agents.openai._tools import (
     run_tool,
     tool_specs,
 )
+from piano.media import image_type
 from schemas import events as ev
 
 __all__ = ["Profile", "TurnCancelled", "TurnHost", "TurnResult", "TurnRun", "provider_message"]
@@ -232,7 +233,8 @@ class TurnRun:
     def _user_message(self, interaction: ev.Interaction) -> None:
         item = self.start_item("user_message", text=interaction.text, status="completed")
         self.complete_item(item)
-        self.new.append(Message(role="user", text=interaction.text))
+        images = tuple(path for path in interaction.attachments if image_type(path))
+        self.new.append(Message(role="user", text=interaction.text, images=images))
 
     async def run(self) -> TurnResult:
         status: ev.TurnStatus = "completed"
