@@ -8,6 +8,10 @@ whose key is not `api_key` gets 401, a model not in `models` gets 404, each with
 error body. `Status` injects an HTTP error (429 with ``Retry-After``, 5xx); `Truncate`
 streams some text and closes without a finish reason or ``response.completed``; `Hang`
 streams nothing until released. Every request is recorded (`requests`, `wait_requests`).
+
+``POST /v1/audio/transcriptions`` (multipart, as the SDK's ``audio.transcriptions.create``
+sends it) answers ``{"text": ...}`` with the next of `transcripts` (`default_transcript`
+once empty); it is recorded with the form's fields and the uploaded file's name and bytes.
 """
 
 from __future__ import annotations
@@ -94,6 +98,8 @@ class FakeOpenAI:
         self._hangs: list[Hang] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.transcripts: deque[str] = deque()
+        self.default_transcript = "hello from a voice note"
 
     @property
     def base_url(self) -> str:
@@ -111,6 +117,7 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/responses", self._handle)
         app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_post("/v1/audio/transcriptions", self._transcribe)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -158,6 +165,23 @@ class FakeOpenAI:
             await self._chat(response, body, reply)
         await response.write_eof()
         return response
+
+    async def _transcribe(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        body: dict[str, Any] = {}
+        for name, value in form.items():
+            if isinstance(value, web.FileField):
+                body[name] = {"filename": value.filename, "data": value.file.read()}
+            else:
+                body[name] = value
+        auth = request.headers.get("Authorization", "")
+        async with self._arrived:
+            self.requests.append(Request(request.path, body, auth))
+            self._arrived.notify_all()
+        if auth != f"Bearer {self.api_key}":
+            return self._error(401, "Incorrect API key provided.", "invalid_api_key")
+        text = self.transcripts.popleft() if self.transcripts else self.default_transcript
+        return web.json_response({"text": text})
 
     async def _hang(self, reply: Reply) -> Reply:
         if isinstance(reply, Hang):

@@ -2,7 +2,8 @@
 
 `tg` starts what `tests.piano.conftest.core` starts (Codex client, thread supervisor, `Threads`)
 with thread events both collected and delivered to subscribed surfaces, plus a `FakeBotApi`;
-`await tg.start()` spawns a `TelegramSurface` polling it (`tg.stop()`, `tg.kill()` end it).
+`await tg.start()` spawns a `TelegramSurface` polling it (`tg.stop()`, `tg.kill()` end it),
+with `tg.media` (voice notes, images, files) if a test set one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import msgspec
 import pytest
 
 from actors import ActorRef, ActorSystem, Registry
+from piano.media import Media
 from piano.store import open_connection
 from piano.surfaces.telegram import TelegramConfig, TelegramSurface, Transcripts
 from piano.threads import THREADS, MemoryDirectory
@@ -65,6 +67,7 @@ class TG:
     store_path: str
     config: TelegramConfig
     transcripts: Transcripts | None = None
+    media: Media | None = None
     surface: ActorRef | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -82,6 +85,7 @@ class TG:
                 agents=sorted(self.core.config.agents),
                 transcripts=self.transcripts,
                 webhook_secret="s3cret",
+                media=self.media,
             ),
             name="surface:telegram",
         )

@@ -10,9 +10,13 @@ semantics for what Piano uses:
   an edit that changes nothing is refused with 400 "message is not modified";
 - ``sendDocument`` (multipart) keeps the file; ``answerCallbackQuery``, ``sendChatAction``,
   ``setMyCommands``, ``getMe``, ``setWebhook``/``deleteWebhook`` are recorded;
+- ``getFile`` answers a `file_path` for a file a test put up, served (GET) under
+  ``/file/bot<token>/<file_path>`` as Telegram does; `hold_downloads` keeps downloads waiting
+  until `release_downloads`, and every download is counted in `downloads`;
 - `fail_next` injects errors, e.g. 429 with ``parameters.retry_after``.
 
-Tests push updates (`push_message`, `push_callback`) and wait on what the bot did
+Tests push updates (`push_message`, `push_callback`, `push_voice`, `push_photo`,
+`push_document`) and wait on what the bot did
 (`wait_for`); every call is recorded with the loop time it arrived.
 """
 
@@ -82,6 +86,12 @@ class FakeBotApi:
         self._closing = False
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.files: dict[str, bytes] = {}
+        self.downloads: list[str] = []
+        self._file_ids = itertools.count(1)
+        self._downloads_open = asyncio.Event()
+        self._downloads_open.set()
+        self.download_waiting = asyncio.Event()
 
     @property
     def base_url(self) -> str:
@@ -90,6 +100,7 @@ class FakeBotApi:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -101,6 +112,7 @@ class FakeBotApi:
 
     async def stop(self) -> None:
         self._closing = True
+        self._downloads_open.set()
         await self._notify()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -175,6 +187,85 @@ class FakeBotApi:
                 }
             }
         )
+
+    def put_file(self, data: bytes) -> str:
+        """Make `data` downloadable; its file id."""
+        file_id = f"file{next(self._file_ids)}"
+        self.files[file_id] = data
+        return file_id
+
+    def _media_message(
+        self, chat_id: int, user_id: int, caption: str | None, extra: dict[str, Any]
+    ) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": self._chat(chat_id),
+            "from": {"id": user_id, "is_bot": False, "first_name": "Ada"},
+            **extra,
+        }
+        if caption:
+            message["caption"] = caption
+        self.messages[(chat_id, message["message_id"])] = message
+        return message
+
+    def _file(self, data: bytes, size: int | None) -> dict[str, Any]:
+        file_id = self.put_file(data)
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_size": len(data) if size is None else size,
+        }
+
+    async def push_voice(
+        self, chat_id: int, data: bytes, *, user_id: int = 1001, size: int | None = None
+    ) -> dict[str, Any]:
+        """Queue a voice note (`size`: the size announced, if not the data's)."""
+        voice = {**self._file(data, size), "duration": 3, "mime_type": "audio/ogg"}
+        return await self.push(
+            {"message": self._media_message(chat_id, user_id, None, {"voice": voice})}
+        )
+
+    async def push_photo(
+        self,
+        chat_id: int,
+        sizes: list[bytes],
+        *,
+        caption: str | None = None,
+        user_id: int = 1001,
+        announced: list[int] | None = None,
+    ) -> dict[str, Any]:
+        """Queue a photo in several sizes, smallest first, as Telegram sends them."""
+        photo = [
+            {**self._file(data, announced[n] if announced else None), "width": 90 * (n + 1),
+             "height": 60 * (n + 1)}
+            for n, data in enumerate(sizes)
+        ]  # fmt: skip
+        return await self.push(
+            {"message": self._media_message(chat_id, user_id, caption, {"photo": photo})}
+        )
+
+    async def push_document(
+        self,
+        chat_id: int,
+        data: bytes,
+        name: str,
+        *,
+        mime: str = "application/octet-stream",
+        caption: str | None = None,
+        user_id: int = 1001,
+        size: int | None = None,
+    ) -> dict[str, Any]:
+        document = {**self._file(data, size), "file_name": name, "mime_type": mime}
+        return await self.push(
+            {"message": self._media_message(chat_id, user_id, caption, {"document": document})}
+        )
+
+    def hold_downloads(self) -> None:
+        self._downloads_open.clear()
+
+    def release_downloads(self) -> None:
+        self._downloads_open.set()
 
     async def push(self, body: dict[str, Any]) -> dict[str, Any]:
         update = {"update_id": next(self._update_ids), **body}
@@ -301,6 +392,33 @@ class FakeBotApi:
             return _error(409, "Conflict: terminated by other getUpdates request")
         limit = int(params.get("limit") or 100)
         return web.json_response({"ok": True, "result": self.updates[:limit]})
+
+    def _api_getFile(self, params: dict[str, Any], files: Any) -> Any:
+        file_id = str(params.get("file_id"))
+        data = self.files.get(file_id)
+        if data is None:
+            return _error(400, "Bad Request: invalid file_id")
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_size": len(data),
+            "file_path": f"documents/{file_id}.bin",
+        }
+
+    async def _download(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        path = request.match_info["path"]
+        file_id = path.rsplit("/", 1)[-1].removesuffix(".bin")
+        self._record("download", {"path": path}, {})
+        await self._notify()
+        self.download_waiting.set()
+        await self._downloads_open.wait()
+        data = self.files.get(file_id)
+        if data is None:
+            return web.Response(status=404)
+        self.downloads.append(file_id)
+        return web.Response(body=data, content_type="application/octet-stream")
 
     def _api_getMe(self, params: dict[str, Any], files: Any) -> dict[str, Any]:
         return {

@@ -3,14 +3,16 @@
 ```python
 spec = child_spec(config.telegram, subscriptions=subscriptions, directory=directory,
                   store_path=str(config.state_path(config.daemon.database)),
-                  default_agent=config.default_agent, agents=sorted(config.agents))
+                  default_agent=config.default_agent, agents=sorted(config.agents),
+                  media=build_media(config.media, config.agents, config.providers))
 ```
 
 `child_spec` returns the `ChildSpec` of a `TelegramSurface` for the daemon's ``surfaces``
 supervisor; the bot token is read from the environment variable `TelegramConfig.token_env`
 (and the webhook secret from `WebhookConfig.secret_env`) when the surface starts. See
 `_surface` for what the surface does, `_inbox` for the delivery guarantee, `_split` for how
-answers are rendered, `_progress` for the status message, `_access` for the allowlist.
+answers are rendered, `_progress` for the status message, `_access` for the allowlist,
+`_media` for voice notes, images and files (`media`: see `piano.media`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import asyncio
 import os
 
 from actors import Registry
+from piano.media import Media
 from piano.surfaces.telegram._access import Access
 from piano.surfaces.telegram._config import Role, TelegramConfig, WebhookConfig
 from piano.surfaces.telegram._inbox import Conversation, Inbox
@@ -78,6 +81,7 @@ def child_spec(
     default_agent: str,
     agents: list[str],
     transcripts: Transcripts | None = None,
+    media: Media | None = None,
 ) -> ChildSpec:
     """The supervised Telegram surface (restarted alone, with back-off, when it crashes)."""
 
@@ -98,6 +102,7 @@ def child_spec(
             agents=agents,
             transcripts=transcripts or store_transcripts(store_path),
             webhook_secret=secret,
+            media=media,
         )
 
     return ChildSpec(

@@ -19,6 +19,9 @@ url = "https://bot.example.org/telegram"   # the public HTTPS address Telegram p
 secret_env = "PIANO_TELEGRAM_WEBHOOK_SECRET"
 ```
 
+Voice notes, images and files are taken as the ``[media]`` section says (`piano.media`): size
+limits, transcription, the workspace inbox.
+
 Roles: an ``admin`` may also switch a chat's agent (``/agent NAME``); a ``user`` may talk, start
 a new thread, stop a turn and answer approvals. A user's own role wins over their chat's.
 """
@@ -48,6 +51,9 @@ class TelegramConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     enabled: bool = True
     token_env: str = "PIANO_TELEGRAM_TOKEN"
     base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = ""
+    """Where files are downloaded from; empty: `base_url` with ``/bot`` turned into
+    ``/file/bot`` (Telegram's own layout, also a local Bot API server's)."""
     mode: Literal["polling", "webhook"] = "polling"
     webhook: WebhookConfig = msgspec.field(default_factory=WebhookConfig)
     users: dict[str, Role] = msgspec.field(default_factory=dict)
@@ -63,3 +69,10 @@ class TelegramConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     preview_chars: int = 160
     refusal_interval: float = 3600.0
     inbox_retention: float = 7 * 24 * 3600.0
+
+    def file_url(self) -> str:
+        """The base of file download URLs (see `base_file_url`)."""
+        if self.base_file_url:
+            return self.base_file_url
+        head, bot, _ = self.base_url.rpartition("/bot")
+        return f"{head}/file/bot" if bot else self.base_url

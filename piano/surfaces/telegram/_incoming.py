@@ -5,6 +5,10 @@ returns False only when the update cannot be handled yet (the thread router is r
 update then stays pending and is tried again. Everything else — including refusals and
 failures, which are answered and logged — counts as processed.
 
+Voice notes, audio, photos and documents (`_media`) are fetched and received while the update
+is processed — after it is stored, before it is marked — so a crash mid-download processes it
+again, once: a voice note becomes its transcript, an image an attachment, a file a mention.
+
 Groups: the bot answers a message that mentions it, replies to one of its messages, or is a
 command; other messages of the chat are kept (the last `group_context`) and handed to the agent
 as context with the next message addressed to it. Forum topics are separate conversations.
@@ -21,6 +25,7 @@ from telegram import Message, MessageEntity, Update
 from telegram.constants import ChatAction, ChatType
 
 from actors import ActorRef
+from piano.surfaces.telegram._media import attached, take
 from piano.surfaces.telegram._texts import decode_decision, help_text, status_text
 from piano.threads import THREADS
 from schemas import events as ev
@@ -87,7 +92,9 @@ async def _message(surface: TelegramSurface, message: Message, update_id: int) -
     assert surface.me is not None
     assert surface.access is not None
     text = message.text or message.caption or ""
-    if not text.strip():
+    limit = surface.media.config.max_image_bytes if surface.media is not None else 0
+    carried = attached(message, limit)
+    if not text.strip() and carried is None:
         return True
     chat = message.chat
     user_id = message.from_user.id if message.from_user is not None else None
@@ -99,7 +106,8 @@ async def _message(surface: TelegramSurface, message: Message, update_id: int) -
     route = surface.route(conversation)
     if group and command is None and not _addressed(message, username, surface.me.id):
         seen = surface.context.setdefault(conversation.conversation, [])
-        seen.append(f"{_author(message)}: {text}")
+        sent = f"[sent a {carried.label}] {text}" if carried is not None else text
+        seen.append(f"{_author(message)}: {sent.strip()}")
         del seen[: -surface.config.group_context or len(seen)]
         return True
     access = surface.access
@@ -126,6 +134,13 @@ async def _message(surface: TelegramSurface, message: Message, update_id: int) -
         return False
     await surface.track(conversation)
     body = text.replace(f"@{username}", "").strip() if username else text
+    attachments: list[str] = []
+    if carried is not None:
+        _typing(surface, route)
+        received = await take(surface, message, carried, route, body, update_id)
+        if received is None:
+            return True
+        body, attachments = received.text, received.attachments
     if group:
         seen = surface.context.pop(conversation.conversation, [])
         if seen:
@@ -135,7 +150,10 @@ async def _message(surface: TelegramSurface, message: Message, update_id: int) -
                 f"{_author(message)} asks you: {body}"
             )
     interaction = ev.Interaction(
-        id=f"tg-{surface.bot_id}-{update_id}", text=body, user=f"telegram:{user_id}"
+        id=f"tg-{surface.bot_id}-{update_id}",
+        text=body,
+        user=f"telegram:{user_id}",
+        attachments=attachments,
     )
     surface.replies[interaction.id] = message.message_id
     _typing(surface, route)

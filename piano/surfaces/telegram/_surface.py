@@ -13,7 +13,9 @@ serving a webhook, and owns:
 - **approvals** — a message with Approve / Deny / Cancel turn buttons, replaced by the outcome
   when the request is decided, expires or is withdrawn;
 - **access** — the allowlist and audit log (`_access`); in groups it answers only when
-  mentioned or replied to, with the last `group_context` messages of the chat as context.
+  mentioned or replied to, with the last `group_context` messages of the chat as context;
+- **media** — voice notes, photos and documents (`_media`), with `media` (`piano.media.Media`);
+  without it they get a polite "text only" answer.
 
 Telegram calls go through one ordered `Outbox` per chat, so the actor never waits on Telegram;
 incoming updates are handled one at a time in `update_id` order (`_incoming`).
@@ -22,6 +24,7 @@ incoming updates are handled one at a time in `update_id` order (`_incoming`).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import contextlib
 import html
 import time
@@ -35,6 +38,7 @@ from telegram.error import Conflict, NetworkError, RetryAfter
 from telegram.request import HTTPXRequest
 
 from actors import Registry, Timer
+from piano.media import Media
 from piano.surfaces._surface import Context, subscribe
 from piano.surfaces.telegram._access import Access
 from piano.surfaces.telegram._config import TelegramConfig
@@ -82,9 +86,11 @@ class TelegramSurface(TelegramOutput):
         agents: list[str],
         transcripts: Transcripts | None = None,
         webhook_secret: str | None = None,
+        media: Media | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self.media = media
         self.token = token
         self.bot_id = token.split(":", 1)[0]
         self.subscriptions = subscriptions
@@ -134,6 +140,7 @@ class TelegramSurface(TelegramOutput):
         self.bot = Bot(
             self.token,
             base_url=self.config.base_url,
+            base_file_url=self.config.file_url(),
             request=pool,
             get_updates_request=HTTPXRequest(),
         )
@@ -230,8 +237,10 @@ class TelegramSurface(TelegramOutput):
 
     async def _webhook(self, request: web.Request) -> web.Response:
         """Store the update, then answer 200: Telegram forgets it only after the answer."""
-        secret = request.headers.get("X-Telegram-Bot-Api-Secret-Token")
-        if self.webhook_secret and secret != self.webhook_secret:
+        secret = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if self.webhook_secret and not hmac.compare_digest(
+            secret.encode(), self.webhook_secret.encode()
+        ):
             return web.Response(status=403)
         try:
             body = await request.json()
