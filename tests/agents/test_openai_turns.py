@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from actors import get_state
 from schemas import events as ev
 from tests.agents.conftest import Start
 from tests.agents.fake_openai import Call, Hang, Status, Text, Truncate
@@ -215,3 +216,13 @@ async def test_the_conversation_survives_the_thread_stopping(agents: Start) -> N
         ("assistant", "Nice to meet you, Ada."),
         ("user", "who am I?"),
     ]
+
+
+async def test_the_threads_state_never_shows_the_api_key(agents: Start) -> None:
+    world = await agents(key="sk-very-secret-key")
+    world.fake.script(Text("hello"))
+    _, interaction = await world.say("hi")
+    await world.done(interaction)
+    shown = repr(await get_state(await world.thread()))
+    assert "sk-very-secret-key" not in shown
+    assert "1 API clients" in shown

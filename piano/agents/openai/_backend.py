@@ -23,6 +23,7 @@ and makes their actors with `thread_actor`, whose arguments are `ConversationThr
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -161,6 +162,10 @@ class OpenAIThread(Conversation[_Turn]):
         self.clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
         self.runner: ToolRunner | None = None
 
+    def format_status(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Introspection and crash reports show how many API clients there are, not them."""
+        return {**state, "clients": f"<{len(self.clients)} API clients>"}
+
     def _label(self) -> str:
         return f"{self.active}, openai"
 
@@ -183,7 +188,7 @@ class OpenAIThread(Conversation[_Turn]):
 
     def client(self, profile: Profile) -> openai.AsyncOpenAI:
         endpoint = profile.endpoint()
-        cache = (endpoint.base_url, endpoint.api_key)
+        cache = (endpoint.base_url, hashlib.sha256(endpoint.api_key.encode()).hexdigest())
         client = self.clients.get(cache)
         if client is None:
             client = openai.AsyncOpenAI(

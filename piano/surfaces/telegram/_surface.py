@@ -24,8 +24,8 @@ incoming updates are handled one at a time in `update_id` order (`_incoming`).
 from __future__ import annotations
 
 import asyncio
-import hmac
 import contextlib
+import hmac
 import html
 import time
 from collections.abc import Awaitable, Callable
