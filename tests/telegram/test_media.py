@@ -156,3 +156,21 @@ async def test_a_surface_killed_mid_download_processes_the_update_exactly_once(
     assert [p.name for p in (workspace / "inbox").iterdir()] == [name]
     await tg.stop()
     assert len(turns(tg)) == 1
+
+
+async def test_a_voice_note_that_cannot_be_transcribed_gets_a_clear_answer_and_no_turn(
+    tg: TG, speech: FakeOpenAI
+) -> None:
+    with_media(tg, speech)
+    assert tg.media is not None
+    tg.media.transcriber.environ = {}
+    await tg.start()
+    await tg.api.push_voice(ADMIN, b"OggS audio")
+    failed = await tg.answer(ADMIN, lambda c: "transcribe" in c.params["text"])
+    assert failed.params["text"] == (
+        "🙏 Sorry, I could not transcribe your voice note: voice notes need a transcription "
+        f"key in ${KEY_ENV}"
+    )
+    await tg.api.push_message(ADMIN, "/status")
+    await tg.answer(ADMIN, lambda c: "Agent" in c.params["text"])
+    assert turns(tg) == []
