@@ -22,6 +22,7 @@ from supervisors import ChildSpec
 
 if TYPE_CHECKING:
     from actors import Registry
+    from piano.media import Media
     from piano.threads import ThreadDirectory
 
 __all__ = [
@@ -46,6 +47,7 @@ def child_spec(
     default_agent: str = "default",
     root: str = "piano",
     token: str | None = None,
+    media: Media | None = None,
 ) -> ChildSpec:
     """The web surface as a child of the surfaces supervisor (token from `config.token_env`
     unless given). ``spec.start()`` makes a `WebSurface` to spawn by hand."""
@@ -61,6 +63,7 @@ def child_spec(
             store_path=store_path,
             root=root,
             token=token,
+            media=media,
         ),
         name=WEB,
         shutdown=10.0,

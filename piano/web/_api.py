@@ -8,6 +8,8 @@
 | GET  /api/threads/{id}/transcript              | the thread as Markdown (needs the store)   |
 | POST /api/messages                             | ``{conversation, text, agent?, user?}``    |
 | POST /api/threads/{id}/messages                | ``{text, user?}`` to a known conversation  |
+| POST /api/uploads                              | multipart ``file`` (+ conversation, agent?, |
+|                                                | user?, text?): see `_upload`               |
 | POST /api/threads/{id}/approvals/{approval_id} | ``{decision: accept|decline|cancel}``      |
 | POST /api/threads/{id}/interrupt               | interrupt the running turn                 |
 | GET  /api/dashboard                            | the dashboard snapshot                     |
@@ -29,10 +31,12 @@ import msgspec
 from aiohttp import web
 
 from actors import ActorRef, ActorSystem
+from piano.media import Media, MediaRefused
 from piano.store import StoreError, StoreReader
 from piano.threads import THREADS, ThreadDirectory, ThreadKey, send_message
 from piano.web._auth import Tokens, bearer
 from piano.web._dashboard import Observer
+from piano.web._upload import UploadTooLarge, read_upload
 from schemas import events as ev
 from schemas.stream import ALL_THREADS, ErrorCode, ThreadState
 
@@ -44,6 +48,8 @@ _STATUS: dict[str, int] = {
     "bad_json": 400,
     "bad_frame": 400,
     "not_found": 404,
+    "frame_too_large": 413,
+    "refused": 422,
     "unavailable": 503,
 }
 
@@ -96,7 +102,9 @@ class Api:
         default_agent: str,
         rotation_grace: float,
         observer: Observer,
+        media: Media | None = None,
     ) -> None:
+        self.media = media
         self.system = system
         self.surface = surface
         self.tokens = tokens
@@ -115,6 +123,7 @@ class Api:
         get("/api/threads/{id}/transcript", self._guard(self._transcript))
         post("/api/messages", self._guard(self._new_message))
         post("/api/threads/{id}/messages", self._guard(self._thread_message))
+        post("/api/uploads", self._guard(self._upload))
         post("/api/threads/{id}/approvals/{approval}", self._guard(self._decide))
         post("/api/threads/{id}/interrupt", self._guard(self._interrupt))
         get("/api/dashboard", self._guard(self._dashboard))
@@ -243,12 +252,16 @@ class Api:
             raise ApiError("unavailable", "the daemon is restarting its threads; try again")
         return threads
 
-    async def send(self, key: ThreadKey, text: str, user: str | None) -> dict[str, str]:
+    async def send(
+        self, key: ThreadKey, text: str, user: str | None, attachments: list[str] | None = None
+    ) -> dict[str, str]:
         """Deliver a message to a conversation: its thread id, interaction id and outcome."""
         threads = self._threads_ref()
         thread_id, _ = await self.directory.thread_for(key)
         self.surface.cast(("name", thread_id, key))
-        interaction = ev.Interaction(id=f"web-{secrets.token_hex(6)}", text=text, user=user)
+        interaction = ev.Interaction(
+            id=f"web-{secrets.token_hex(6)}", text=text, user=user, attachments=attachments or []
+        )
         try:
             outcome = await send_message(threads, key, interaction)
         except KeyError as exc:
@@ -259,6 +272,35 @@ class Api:
         body: _NewMessage = await self._body(request, _NewMessage)
         key = ThreadKey("web", body.conversation, body.agent or self.default_agent)
         return _json(await self.send(key, body.text, body.user), 202)
+
+    async def _upload(self, request: web.Request) -> web.StreamResponse:
+        if self.media is None:
+            raise ApiError("unavailable", "uploads are not enabled on this server")
+        try:
+            upload = await read_upload(request, self.media)
+        except UploadTooLarge as exc:
+            raise ApiError("frame_too_large", str(exc)) from None
+        except (ValueError, AssertionError) as exc:
+            raise ApiError("bad_frame", f"bad upload: {exc}") from None
+        fields = upload.fields
+        conversation = fields.get("conversation") or "default"
+        key = ThreadKey("web", conversation, fields.get("agent") or self.default_agent)
+        try:
+            received = await self.media.receive(
+                upload.kind,
+                key.agent,
+                upload.data,
+                name=upload.filename,
+                mime=upload.mime,
+                caption=fields.get("text", ""),
+            )
+        except MediaRefused as exc:
+            raise ApiError("refused", str(exc)) from None
+        sent = await self.send(key, received.text, fields.get("user"), received.attachments)
+        extra = {"transcript": received.transcript} if received.transcript is not None else {}
+        if received.saved is not None:
+            extra["saved"] = received.saved.relative
+        return _json({**sent, **extra}, 202)
 
     async def _known_key(self, thread_id: str) -> ThreadKey:
         key: ThreadKey | None = await self.surface.call(("key", thread_id))

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from actors import Caller, Registry
+from piano.media import Media
 from piano.surfaces import ALL_THREADS, Surface, subscribe
 from piano.threads import ThreadDirectory, ThreadKey
 from piano.web._api import Api
@@ -51,9 +52,11 @@ class WebSurface(Surface):
         store_path: str | None = None,
         root: str = "piano",
         token: str | None = None,
+        media: Media | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        self.media = media
         self.subscriptions = subscriptions
         self.directory = directory
         self.default_agent = default_agent
@@ -102,6 +105,7 @@ class WebSurface(Surface):
             self.config.default_agent or self.default_agent,
             self.config.rotation_grace,
             self.observer,
+            self.media,
         )
         default_agent = self.config.default_agent or self.default_agent
         self.server = WebServer(

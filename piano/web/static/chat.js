@@ -132,6 +132,24 @@ $("send").addEventListener("submit", (event) => {
   const text = $("text").value.trim();
   if (text && stream.send({ type: "message", conversation, text, user: "web" })) $("text").value = "";
 });
+$("file").addEventListener("change", async () => {
+  const file = $("file").files[0];
+  if (!file) return;
+  const form = new FormData();
+  form.append("conversation", conversation);
+  form.append("user", "web");
+  form.append("text", $("text").value.trim());
+  form.append("file", file, file.name);
+  const response = await fetch("/api/uploads", {
+    method: "POST", body: form, headers: { Authorization: `Bearer ${token}` } });
+  const data = await response.json();
+  $("file").value = "";
+  if (!response.ok) { showError(data.error.message); return; }
+  $("text").value = "";
+  Object.assign(thread(data.thread_id), { surface: "web", conversation });
+  selected = data.thread_id;
+  scheduleRender();
+});
 $("text").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && event.ctrlKey) $("send").requestSubmit();
 });
