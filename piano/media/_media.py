@@ -100,7 +100,7 @@ class Media:
     def workspace(self, agent: str) -> Path:
         path = self.workspaces.get(agent)
         if path is None:
-            raise MediaRefused(f"the agent {agent} has no workspace to save files into")
+            raise MediaRefused(f"Sorry, the agent {agent} has no workspace to save files into.")
         return path
 
     async def save(
@@ -114,7 +114,7 @@ class Media:
             )
         except OSError as exc:
             log.warning("media.save_failed", agent=agent, error=str(exc))
-            raise MediaRefused(f"the file could not be saved: {exc.strerror or exc}") from exc
+            raise MediaRefused(f"Sorry, I could not save the file: {exc.strerror or exc}") from exc
 
     async def receive(
         self,

@@ -9,6 +9,7 @@ is read when a note arrives (a rotated key is picked up), never logged. Every fa
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -49,7 +50,8 @@ class Transcriber:
         self.config = config
         self.providers = providers or {}
         self.environ = environ
-        self.clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
+        self.clients: dict[str, openai.AsyncOpenAI] = {}
+        """By a hash of (base_url, key): the key itself never sits in inspectable state."""
 
     def endpoint(self) -> tuple[str, str]:
         """(base_url, key); `TranscriptionFailed` if it is not configured."""
@@ -76,12 +78,13 @@ class Transcriber:
 
     def _client(self) -> openai.AsyncOpenAI:
         base_url, key = self.endpoint()
-        client = self.clients.get((base_url, key))
+        cache = hashlib.sha256(f"{base_url}\0{key}".encode()).hexdigest()
+        client = self.clients.get(cache)
         if client is None:
             client = openai.AsyncOpenAI(
                 base_url=base_url, api_key=key, max_retries=2, timeout=self.config.timeout
             )
-            self.clients[(base_url, key)] = client
+            self.clients[cache] = client
         return client
 
     async def transcribe(self, data: bytes, filename: str, mime: str | None = None) -> str:
