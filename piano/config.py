@@ -40,6 +40,7 @@ from typing import Any, Literal
 import msgspec
 
 from piano.agents import OpenAIAgentConfig
+from piano.media import MediaConfig
 from piano.surfaces.telegram._config import TelegramConfig
 from piano.tools._config import ToolsConfig
 from piano.web._config import WebConfig
@@ -112,6 +113,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     codex: CodexConfig = msgspec.field(default_factory=CodexConfig)
     tools: ToolsConfig = msgspec.field(default_factory=ToolsConfig)
     web: WebConfig = msgspec.field(default_factory=WebConfig)
+    media: MediaConfig = msgspec.field(default_factory=MediaConfig)
     telegram: TelegramConfig | None = None
     """Present (a ``[telegram]`` section) to run the Telegram surface."""
     providers: dict[str, ProviderConfig] = msgspec.field(default_factory=dict)
@@ -160,6 +162,12 @@ def _check(config: Config, source: str) -> None:
         for key in ("turn_timeout", "approval_timeout", "idle_timeout"):
             if not getattr(agent, key) > 0:
                 raise ConfigError(f"{source}: agents.{name}.{key}: must be a positive number")
+    transcriber = config.media.transcription.provider
+    if transcriber is not None and transcriber not in config.providers:
+        raise ConfigError(
+            f"{source}: media.transcription.provider: no provider named {transcriber!r} "
+            f"(providers: {', '.join(sorted(config.providers)) or 'none'})"
+        )
     if config.default_agent not in config.agents:
         raise ConfigError(
             f"{source}: default_agent: no agent named {config.default_agent!r} "

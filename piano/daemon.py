@@ -37,6 +37,7 @@ from piano.config import Config
 from piano.events import EVENTS, event_pipeline, publisher
 from piano.mcp import McpAccess
 from piano.mcp import child_spec as mcp_child_spec
+from piano.media import build_media
 from piano.store import StoreWriter
 from piano.surfaces.telegram import child_spec as telegram_child_spec
 from piano.surfaces.terminal import ChatServer
@@ -115,6 +116,9 @@ def build_application(config: Config) -> Application:
 
     chat_socket = str(config.state_path(config.daemon.chat_socket))
     console_socket = str(config.state_path(config.daemon.console_socket))
+    media = (
+        build_media(config.media, config.agents, config.providers) if config.media.enabled else None
+    )
     access = McpAccess.from_config(config.tools.mcp)
     codex_config = access.codex_thread_config if config.tools.mcp.enabled else None
     surfaces = [
@@ -134,6 +138,7 @@ def build_application(config: Config) -> Application:
                 directory=threads_directory,
                 store_path=str(database),
                 default_agent=config.default_agent,
+                media=media,
             )
         )
     if config.telegram is not None and config.telegram.enabled:
@@ -145,6 +150,7 @@ def build_application(config: Config) -> Application:
                 store_path=str(database),
                 default_agent=config.default_agent,
                 agents=sorted(config.agents),
+                media=media,
             )
         )
     children = [

@@ -24,6 +24,7 @@ from tests.fakes.responses_provider import (
     Hang,
     Text,
 )
+from tests.media.pictures import png
 from tests.telegram.fake_bot_api import FakeBotApi
 from tests.test_webfetch import LocalSite
 
@@ -186,7 +187,9 @@ async def test_the_agent_calls_pianos_web_fetch_through_mcp_and_the_call_is_stor
         assert "Piano keeps every conversation" in calls[0].output
 
 
-async def test_a_telegram_message_is_answered_through_the_daemon(dirs: CodexDirs) -> None:
+async def test_a_telegram_message_and_a_photo_are_answered_through_the_daemon(
+    dirs: CodexDirs,
+) -> None:
     async with FakeBotApi() as telegram, FakeResponsesProvider() as provider:
         provider.script(Text("Hello, Telegram"))
         section = f'[telegram]\nbase_url = "{telegram.base_url}"\nusers = {{ "1001" = "admin" }}\n'
@@ -203,6 +206,17 @@ async def test_a_telegram_message_is_answered_through_the_daemon(dirs: CodexDirs
                 timeout=60,
             )
             assert answer.params["chat_id"] == 1001
+            provider.script(Text("A green square."))
+            await telegram.push_photo(1001, [png(16, 12, (10, 200, 10))], caption="What is it?")
+            await telegram.wait_for(
+                lambda call: (
+                    call.method == "sendMessage"
+                    and "A green square." in str(call.params.get("text"))
+                ),
+                timeout=60,
+            )
+            request = json.dumps((await provider.wait_requests(2))[-1]["input"])
+            assert '"input_image"' in request, "the photo did not reach the model as an image"
 
 
 async def test_an_openai_agent_answers_through_the_daemon_and_its_turn_is_stored(
