@@ -9,6 +9,7 @@ piano (Application, rest_for_one)
 │                      MCP endpoint Codex calls them through (each thread has its own token)
 ├── thread_supervisor  DynamicSupervisor: one thread actor per conversation (Codex or OpenAI)
 ├── threads            Threads: finds or starts a conversation's thread
+├── media              MediaService: closes the surfaces' transcription clients on shutdown
 ├── surfaces           Supervisor (one_for_one): the terminal chat socket, Telegram, the web
 └── console            the console socket for ``piano console``
 ```
@@ -37,7 +38,7 @@ from piano.config import Config
 from piano.events import EVENTS, event_pipeline, publisher
 from piano.mcp import McpAccess
 from piano.mcp import child_spec as mcp_child_spec
-from piano.media import build_media
+from piano.media import Media, build_media
 from piano.store import StoreWriter
 from piano.surfaces.telegram import child_spec as telegram_child_spec
 from piano.surfaces.terminal import ChatServer
@@ -46,7 +47,7 @@ from piano.web import child_spec as web_child_spec
 from piano.web import record_errors
 from supervisors import Application, Backoff, ChildSpec, DynamicSupervisor, Supervisor
 
-__all__ = ["ConsoleService", "build_application", "configure_logging"]
+__all__ = ["ConsoleService", "MediaService", "build_application", "configure_logging"]
 
 
 class ConsoleService(Actor):
@@ -67,6 +68,23 @@ class ConsoleService(Actor):
     async def terminate(self, reason: object) -> None:
         if self.server is not None:
             await self.server.close()
+
+
+class MediaService(Actor):
+    """Owns the surfaces' shared `Media` and closes its HTTP clients when the tree stops
+    (after the surfaces, which are started after it)."""
+
+    def __init__(self, media: Media) -> None:
+        self.media = media
+
+    def describe(self) -> str:
+        return "voice transcription, images and files for the surfaces"
+
+    async def init(self) -> None:
+        self.trap_exits = True
+
+    async def terminate(self, reason: object) -> None:
+        await self.media.close()
 
 
 def configure_logging(config: Config) -> None:
@@ -187,6 +205,7 @@ def build_application(config: Config) -> Application:
             ),
             name=THREADS,
         ),
+        *([ChildSpec("media", start=lambda: MediaService(media), name="media")] if media else []),
         ChildSpec(
             "surfaces", start=lambda: Supervisor(surfaces), type="supervisor", name="surfaces"
         ),

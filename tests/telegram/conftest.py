@@ -164,4 +164,7 @@ async def tg(dirs: CodexDirs, agent_options: dict[str, Any]) -> AsyncIterator[TG
         core = Core(system, config, provider, events, directory, dirs, threads)
         with tempfile.TemporaryDirectory(prefix="piano-tg-") as state:
             path = str(Path(state) / "piano.db")
-            yield TG(core, api, subscriptions, path, telegram_config(api))
+            tg = TG(core, api, subscriptions, path, telegram_config(api))
+            yield tg
+            if tg.media is not None:
+                await tg.media.close()  # its HTTP clients, while the loop is still running
