@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from actors import ActorExited, ActorSystem, Shutdown, StartFailed
+from actors import ActorExited, ActorRef, ActorSystem, Shutdown, StartFailed
 from supervisors import (
     ChildSpec,
     ChildStartError,
@@ -23,11 +23,19 @@ from tests.supervisors.conftest import FakeClock, Journal, Worker, worker
 pytestmark = pytest.mark.anyio
 
 
-async def child_ref(sup, child_id):  # type: ignore[no-untyped-def]
+async def child_ref(sup: ActorRef, child_id: object) -> ActorRef:
     for info in await which_children(sup):
-        if info.id == child_id:
+        if info.id == child_id and info.ref is not None:
             return info.ref
     raise KeyError(child_id)
+
+
+async def crash(sup: ActorRef, child_id: object) -> ActorRef:
+    """Make the child crash inside a call; returns the reference it had."""
+    ref = await child_ref(sup, child_id)
+    with pytest.raises(ActorExited):
+        await ref.call("crash")
+    return ref
 
 
 async def test_children_start_in_order_each_init_completing_before_the_next(
@@ -90,10 +98,8 @@ async def test_one_for_one_restarts_only_the_crashed_child(
     system: ActorSystem, journal: Journal
 ) -> None:
     sup = await system.spawn(Supervisor([worker(n, journal) for n in "abc"]))
-    b = await child_ref(sup, "b")
     journal.clear()
-    with pytest.raises(ActorExited):
-        await b.call("crash")
+    b = await crash(sup, "b")
     await journal.wait_for(lambda: journal.of("start") == ["b"])
     assert journal.of("terminate") == ["b"]
     new_b = await child_ref(sup, "b")
@@ -107,10 +113,8 @@ async def test_one_for_all_stops_the_others_newest_first_and_restarts_all_in_ord
     sup = await system.spawn(
         Supervisor([worker(n, journal) for n in "abcd"], strategy="one_for_all")
     )
-    b = await child_ref(sup, "b")
     journal.clear()
-    with pytest.raises(ActorExited):
-        await b.call("crash")
+    await crash(sup, "b")
     await journal.wait_for(lambda: len(journal.of("start")) == 4)
     assert journal.of("terminate") == ["b", "d", "c", "a"]
     assert journal.of("start") == ["a", "b", "c", "d"]
@@ -123,10 +127,8 @@ async def test_rest_for_one_restarts_the_crashed_child_and_those_started_after_i
         Supervisor([worker(n, journal) for n in "abcd"], strategy="rest_for_one")
     )
     a = await child_ref(sup, "a")
-    b = await child_ref(sup, "b")
     journal.clear()
-    with pytest.raises(ActorExited):
-        await b.call("crash")
+    await crash(sup, "b")
     await journal.wait_for(lambda: len(journal.of("start")) == 3)
     assert journal.of("terminate") == ["b", "d", "c"]
     assert journal.of("start") == ["b", "c", "d"]
@@ -159,10 +161,8 @@ async def test_a_transient_child_is_restarted_after_a_crash(
     system: ActorSystem, journal: Journal
 ) -> None:
     sup = await system.spawn(Supervisor([worker("t", journal, restart="transient")]))
-    t = await child_ref(sup, "t")
     journal.clear()
-    with pytest.raises(ActorExited):
-        await t.call("crash")
+    await crash(sup, "t")
     await journal.wait_for(lambda: journal.of("start") == ["t"])
 
 
@@ -175,10 +175,8 @@ async def test_a_temporary_child_is_never_restarted_not_even_when_a_sibling_cras
             strategy="one_for_all",
         )
     )
-    a = await child_ref(sup, "a")
     journal.clear()
-    with pytest.raises(ActorExited):
-        await a.call("crash")
+    await crash(sup, "a")
     await journal.wait_for(lambda: journal.of("start") == ["a"])
     assert journal.of("terminate") == ["a", "tmp"]
     assert [info.id for info in await which_children(sup)] == ["a"]
@@ -198,9 +196,7 @@ async def test_the_restart_that_exceeds_intensity_stops_the_children_and_exits_w
             await b.call("crash")
         await journal.wait_for(lambda n=attempt: journal.of("start").count("b") == n + 2)
     journal.clear()
-    b = await child_ref(sup, "b")
-    with pytest.raises(ActorExited):
-        await b.call("crash")
+    b = await crash(sup, "b")
     assert await sup.join(timeout=2) == "shutdown"
     assert journal.of("terminate") == ["b", "a"]
     assert journal.of("start") == []
@@ -227,14 +223,10 @@ async def test_a_restart_exactly_max_seconds_old_still_counts(
     sup = await system.spawn(
         Supervisor([worker("a", journal)], max_restarts=1, max_seconds=5, clock=clock)
     )
-    a = await child_ref(sup, "a")
-    with pytest.raises(ActorExited):
-        await a.call("crash")
+    await crash(sup, "a")
     await journal.wait_for(lambda: journal.of("start").count("a") == 2)
     clock.advance(5)
-    a = await child_ref(sup, "a")
-    with pytest.raises(ActorExited):
-        await a.call("crash")
+    await crash(sup, "a")
     assert await sup.join(timeout=2) == "shutdown"
 
 
@@ -248,10 +240,8 @@ async def test_a_sub_supervisor_that_gives_up_is_restarted_by_its_permanent_pare
     )
     top = await system.spawn(Supervisor([inner]))
     first_inner = await child_ref(top, "inner")
-    x = await child_ref(first_inner, "x")
     journal.clear()
-    with pytest.raises(ActorExited):
-        await x.call("crash")
+    await crash(first_inner, "x")
     assert await first_inner.join(timeout=2) == "shutdown"
     await journal.wait_for(lambda: journal.of("start") == ["x"])
     assert await child_ref(top, "inner") != first_inner
@@ -268,9 +258,7 @@ async def test_a_transient_sub_supervisor_that_gives_up_is_not_restarted(
     )
     top = await system.spawn(Supervisor([inner, worker("y", journal)]))
     inner_ref = await child_ref(top, "inner")
-    x = await child_ref(inner_ref, "x")
-    with pytest.raises(ActorExited):
-        await x.call("crash")
+    await crash(inner_ref, "x")
     assert await inner_ref.join(timeout=2) == "shutdown"
     counts = await count_children(top)
     assert (counts.specs, counts.active) == (2, 1)
@@ -372,15 +360,11 @@ async def test_a_restart_whose_init_fails_is_retried_and_counts_toward_intensity
     sup = await system.spawn(
         Supervisor([ChildSpec("flaky", start=start)], max_restarts=3, clock=clock)
     )
-    flaky = await child_ref(sup, "flaky")
-    with pytest.raises(ActorExited):
-        await flaky.call("crash")
+    await crash(sup, "flaky")
     await journal.wait_for(lambda: journal.of("start").count("flaky") == 2)
     assert journal.of("init_failed") == ["flaky", "flaky"]
     assert sup.alive
-    flaky = await child_ref(sup, "flaky")
-    with pytest.raises(ActorExited):
-        await flaky.call("crash")
+    await crash(sup, "flaky")
     assert await sup.join(timeout=2) == "shutdown"
 
 
@@ -443,19 +427,15 @@ async def test_a_significant_transient_child_that_crashes_is_restarted_not_shut_
             auto_shutdown="any_significant",
         )
     )
-    s = await child_ref(sup, "s")
     journal.clear()
-    with pytest.raises(ActorExited):
-        await s.call("crash")
+    await crash(sup, "s")
     await journal.wait_for(lambda: journal.of("start") == ["s"])
     assert sup.alive
 
 
 async def test_which_children_reports_restart_counts(system: ActorSystem, journal: Journal) -> None:
     sup = await system.spawn(Supervisor([worker("a", journal)]))
-    a = await child_ref(sup, "a")
-    with pytest.raises(ActorExited):
-        await a.call("crash")
+    await crash(sup, "a")
     await journal.wait_for(lambda: journal.of("start").count("a") == 2)
     [info] = await which_children(sup)
     assert info.restarts == 1
