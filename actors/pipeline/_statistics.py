@@ -104,4 +104,6 @@ def emit(
     try:
         telemetry(event, measurements, metadata)
     except Exception as exc:
-        log.error("pipeline.telemetry_failed", event=event, reason=repr(exc), exc_info=exc)
+        log.error(
+            "pipeline.telemetry_failed", telemetry_event=event, reason=repr(exc), exc_info=exc
+        )

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
+import structlog
 
 from actors import ActorSystem
 from actors.console._helpers import Helpers
@@ -75,6 +76,28 @@ async def test_statistics_count_every_message_an_async_handler_handled(
     await ref.stop(timeout=10)
     processors = [s for s in statistics(ref).stages if s.stage == "processor"]
     assert sum(s.handled for s in processors) == 300
+
+
+async def test_a_failing_telemetry_handler_is_logged_and_the_messages_still_end(
+    system: ActorSystem,
+) -> None:
+    def telemetry(event: tuple[str, ...], measurements: Any, metadata: Any) -> None:
+        raise RuntimeError("telemetry broke")
+
+    ref = await system.spawn(
+        Pipeline(
+            "bad_telemetry",
+            processors=Processors(lambda m: None, concurrency=1),
+            telemetry=telemetry,
+        )
+    )
+    with structlog.testing.capture_logs() as logs:
+        outcome = await test_batch(ref, range(3))
+    assert sorted(m.data for m in outcome.successful) == [0, 1, 2]
+    failures = [entry for entry in logs if entry["event"] == "pipeline.telemetry_failed"]
+    assert failures
+    assert failures[0]["telemetry_event"] == ("processor", "stop")
+    assert "telemetry broke" in failures[0]["reason"]
 
 
 async def test_test_message_returns_the_message_once_it_has_ended(system: ActorSystem) -> None:
