@@ -10,7 +10,9 @@ and send runs of consecutive messages of one (batch_key, partition), so the batc
 per run, not per message; a message whose batch partition cannot be computed fails with
 `PartitionKeyError` there.
 A batch is emitted at `batch_size` messages, `batch_timeout` seconds after it opened, at once
-for a message marked ``flush`` (test helpers), and at once while the pipeline drains.
+for a message marked ``flush`` (test helpers), and at once while the pipeline drains. With
+`flush_when_idle`, it is also emitted whenever its batch processor has no batch: when the
+batch opens, and when the batch processor finishes its last batch (it tells the batcher).
 
 A batch processor handles one batch at a time: ``handle_batch(messages, info)`` may mark
 messages failed; if it raises, all the batch's messages fail (strict mode: the batch is retried
@@ -63,6 +65,8 @@ class Batcher(Actor):
         self.slot.attach(self.ref)
         if self.topology.draining:
             self._emit_all()
+        elif self.spec.flush_when_idle:
+            self._emit_idle()
 
     def handle_cast(self, message: Any) -> None:
         slot = self.slot
@@ -93,6 +97,8 @@ class Batcher(Actor):
                     self._emit(group, "size")
         if self.topology.draining:
             self._emit_all()
+        elif self.spec.flush_when_idle:
+            self._emit_idle()
         timers, timeout = self.timers, self.spec.batch_timeout
         for group in opened:
             if group in buffers and group not in timers:
@@ -107,6 +113,8 @@ class Batcher(Actor):
                     self._emit(batch_key, "timeout")
             case "flush":
                 self._emit_all()
+            case "idle":
+                self._emit_idle()
             case _:
                 self.log.warning("pipeline.batcher_unexpected", message=repr(message))
 
@@ -114,18 +122,35 @@ class Batcher(Actor):
         for batch_key in list(self.slot.buffers):
             self._emit(batch_key, "flush")
 
-    def _emit(self, batch_key: tuple[Any, int | None], trigger: str) -> None:
+    def _emit_idle(self) -> None:
+        """Emit the open batches whose batch processor has nothing queued (flush_when_idle)."""
+        targets = self.targets
+        for batch_key in list(self.slot.buffers):
+            partition = batch_key[1]
+            if partition is not None:
+                if not targets[partition].queue:
+                    self._emit(batch_key, "idle", partition)
+                continue
+            for index, target in enumerate(targets):
+                if not target.queue:
+                    self._emit(batch_key, "idle", index)
+                    break
+
+    def _emit(
+        self, batch_key: tuple[Any, int | None], trigger: str, target: int | None = None
+    ) -> None:
         slot = self.slot
         opened, messages = slot.buffers.pop(batch_key)
         timer = self.timers.pop(batch_key, None)
         if timer is not None:
             timer.cancel()
         partition = batch_key[1]
-        if partition is None:
-            target = slot.next_processor
-            slot.next_processor = (target + 1) % len(self.targets)
-        else:
-            target = partition
+        if target is None:
+            if partition is None:
+                target = slot.next_processor
+                slot.next_processor = (target + 1) % len(self.targets)
+            else:
+                target = partition
         info = BatchInfo(slot.name, batch_key[0], partition, len(messages), trigger)
         slot.counters.handled += len(messages)
         self.targets[target].send((info, messages, opened))
@@ -140,6 +165,10 @@ class BatchProcessor(Actor):
         self.slot = topology.batch_slots[name][index]
         self.handle_batch = topology.batchers[name].handle_batch
         self.retry = topology.processors.retry
+        self.batcher = (
+            topology.batcher_slots[name] if topology.batchers[name].flush_when_idle else None
+        )
+        """The batcher to tell when this batch processor runs out of batches (flush_when_idle)."""
 
     def describe(self) -> str:
         slot, counters = self.slot, self.slot.counters
@@ -193,6 +222,11 @@ class BatchProcessor(Actor):
             return
         self._done(started)
 
+    def _tell_if_idle(self) -> None:
+        batcher = self.batcher
+        if batcher is not None and not self.slot.queue and batcher.ref is not None:
+            batcher.ref.send("idle")
+
     def _failed(self, error: Exception) -> None:
         """The head batch raised (or was interrupted): retry it, or fail all its messages."""
         slot = self.slot
@@ -218,6 +252,7 @@ class BatchProcessor(Actor):
         _, messages, opened = slot.queue.popleft()
         slot.attempts = 0
         slot.blocked = False
+        self._tell_if_idle()
         failed = [message for message in messages if message.failure is not None]
         ok = [message for message in messages if message.failure is None] if failed else messages
         counters = slot.counters

@@ -109,7 +109,8 @@ class BatchInfo:
     partition: int | None
     size: int
     trigger: str
-    """Why the batch was emitted: "size", "timeout" or "flush" (drain or a flushed message)."""
+    """Why the batch was emitted: "size", "timeout", "idle" (`Batchers.flush_when_idle`) or
+    "flush" (drain or a flushed message)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,12 @@ class Batchers:
     batches go round-robin. `handle_batch` may mark messages failed; if it raises, every message
     of the batch fails (strict mode: the batch is retried before the next one of that batch
     processor).
+
+    `flush_when_idle` (not in Broadway) also emits a batch as soon as its batch processor has
+    nothing to do: a lone message is handled at once instead of after `batch_timeout`, and
+    while the batch processor works the next batch gathers everything that arrives meanwhile
+    and is emitted the moment it is done (group commit). Batches then grow with the load and
+    never queue behind each other, unless one fills to `batch_size` or waits `batch_timeout`.
     """
 
     handle_batch: Callable[[list[Message], BatchInfo], Any]
@@ -130,6 +137,7 @@ class Batchers:
     batch_timeout: float = 1.0
     concurrency: int = 1
     partition_by: KeyFunction | None = None
+    flush_when_idle: bool = False
 
     def __post_init__(self) -> None:
         if not callable(self.handle_batch):
@@ -138,6 +146,10 @@ class Batchers:
         positive_seconds("Batchers.batch_timeout", self.batch_timeout)
         positive_int("Batchers.concurrency", self.concurrency)
         callable_or_none("Batchers.partition_by", self.partition_by)
+        if type(self.flush_when_idle) is not bool:
+            raise TypeError(
+                f"Batchers.flush_when_idle must be a bool, got {self.flush_when_idle!r}"
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,6 +84,7 @@ async def test_a_message_routed_to_an_unknown_batcher_fails_and_others_go_on(
         (lambda: Processors(print, strict="yes"), TypeError),
         (lambda: Batchers(print, batch_size=0), ValueError),
         (lambda: Batchers(print, batch_timeout=-1), ValueError),
+        (lambda: Batchers(print, flush_when_idle=1), TypeError),
         (lambda: RateLimit(allowed=0), ValueError),
         (lambda: Retry(max_attempts=0), ValueError),
         (lambda: Retry(factor=0.5), ValueError),

@@ -1,6 +1,7 @@
 """Hypothesis: for random keys, push orders, handler failures and timings, same-key messages are
 handled in push order by one processor and one batch processor, batches never mix partitions,
-every message ends exactly once, and strict mode leaves no gaps."""
+every message ends exactly once, and strict mode leaves no gaps; with or without
+`flush_when_idle`."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ scenario = st.fixed_dictionaries(
         "batch_processors": st.integers(1, 3),
         "batch_size": st.integers(1, 7),
         "use_batcher": st.booleans(),
+        "flush_when_idle": st.booleans(),
+        "async_batch_handler": st.booleans(),
         "async_handler": st.booleans(),
         "chunks": st.integers(1, 20),
     }
@@ -56,7 +59,7 @@ async def _run(s: dict[str, Any], strict: bool) -> None:
             await asyncio.sleep(0)
         outcome(message)
 
-    def handle_batch(messages: list[Message], info: BatchInfo) -> None:
+    def record_batch(messages: list[Message], info: BatchInfo) -> None:
         partitions = {info.partition}
         for message in messages:
             key, seq = message.data
@@ -66,14 +69,20 @@ async def _run(s: dict[str, Any], strict: bool) -> None:
         if len(partitions) > 1:
             mixed.append([m.data for m in messages])
 
+    async def handle_batch_async(messages: list[Message], info: BatchInfo) -> None:
+        for _ in range(s["yields"][len(messages) % 60]):
+            await asyncio.sleep(0)
+        record_batch(messages, info)
+
     handler = handle_async if s["async_handler"] else handle_sync
     batchers = (
         {
             "default": Batchers(
-                handle_batch,
+                handle_batch_async if s["async_batch_handler"] else record_batch,
                 batch_size=s["batch_size"],
                 batch_timeout=0.005,
                 concurrency=s["batch_processors"],
+                flush_when_idle=s["flush_when_idle"],
             )
         }
         if s["use_batcher"]
