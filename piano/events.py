@@ -7,13 +7,16 @@ thread actor ──push──▶ events pipeline (partitioned by thread id)
 ```
 
 A thread's events all go to one processor, which hands them to its surfaces in order; the
-batcher then groups events of any threads into batches of up to `batch_size` (or what arrived
-within `batch_timeout`), and one batch processor writes each batch in one transaction, so a
-thread's events reach the store in order too. The timeout is half a millisecond: under load
-batches fill by size long before it, and when the system is quiet an event should not wait
-for company (a WAL commit costs about 0.1 ms here). An event is acknowledged once its batch has
-committed. Pushing waits while `max_in_flight` events are unacknowledged, which slows the
-thread actors (and so Codex's notifications) instead of growing memory. On shutdown the
+batcher then groups events of any threads into batches, and one batch processor writes each
+batch in one transaction, so a thread's events reach the store in order too. The batcher
+flushes when the writer is idle (`Batchers.flush_when_idle`): a lone event is written at once,
+and while a batch is being written the next one gathers everything that arrives meanwhile, up
+to `batch_size` (group commit). So nothing waits for a timer when the system is quiet, and
+under load batches grow instead of queueing. An event is acknowledged once its batch has
+committed. An event the store refuses (`BatchRejected`: an unknown thread, a broken
+constraint) is logged as ``events.not_stored`` and dropped; the rest of its batch is written
+again without it. Pushing waits while `max_in_flight` events are unacknowledged, which slows
+the thread actors (and so Codex's notifications) instead of growing memory. On shutdown the
 pipeline drains: everything pushed is delivered and stored before the store stops.
 """
 
@@ -25,7 +28,7 @@ import structlog
 
 from actors import ActorRef, ActorSystem, Registry
 from actors.pipeline import Batchers, BatchInfo, Message, Pipeline, Processors, push_many
-from piano.store import WriteBatch
+from piano.store import BatchRejected, WriteBatch
 from piano.surfaces import deliver
 from schemas.events import ThreadEvent
 
@@ -48,7 +51,7 @@ def event_pipeline(
     *,
     processors: int = 2,
     batch_size: int = 500,
-    batch_timeout: float = 0.0005,
+    batch_timeout: float = 1.0,
     max_in_flight: int = 20_000,
     stored: Callable[[list[ThreadEvent]], None] | None = None,
 ) -> Pipeline:
@@ -62,14 +65,22 @@ def event_pipeline(
         writer = store()
         if writer is None:
             raise RuntimeError("the store is not running")
-        events = [message.data for message in messages]
-        await writer.call(WriteBatch(events), timeout=60)
-        if stored is not None:
-            stored(events)
+        while messages:
+            events = [message.data for message in messages]
+            try:
+                await writer.call(WriteBatch(events), timeout=60)
+            except BatchRejected as exc:
+                refused = messages[exc.index]
+                refused.fail(exc)
+                messages = [message for message in messages if message is not refused]
+                continue
+            if stored is not None:
+                stored(events)
+            return
 
     def failed(messages: list[Message]) -> None:
         for message in messages:
-            log.error("events.not_stored", event=message.data, reason=repr(message.failure))
+            log.error("events.not_stored", thread_event=message.data, reason=repr(message.failure))
 
     return Pipeline(
         EVENTS,
@@ -80,6 +91,7 @@ def event_pipeline(
                 batch_size=batch_size,
                 batch_timeout=batch_timeout,
                 partition_by=lambda message: 0,
+                flush_when_idle=True,
             )
         },
         handle_failed=failed,

@@ -1,0 +1,57 @@
+"""The daemon's event pipeline (piano.events): an event the store refuses is logged with the
+event and dropped, the rest of its batch is stored in order, and the pipeline goes on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import structlog
+
+from actors import ActorSystem, Registry
+from actors.pipeline import push, push_many
+from piano.events import EVENTS, event_pipeline
+from piano.store import CreateThread, StoreReader, StoreWriter, UpsertAgent, UpsertSurface
+from schemas.events import Item, ItemCompleted, Notice
+
+pytestmark = pytest.mark.anyio
+
+
+def _notice(text: str) -> Notice:
+    return Notice(thread_id="t1", level="info", message=text)
+
+
+async def test_a_refused_event_is_logged_and_dropped_and_the_rest_of_its_batch_is_stored(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "piano.db"
+    refused = ItemCompleted(
+        thread_id="t1", interaction_id="no-such-interaction", item=Item(id="c", kind="command")
+    )
+    with structlog.testing.capture_logs() as logs:
+        async with ActorSystem() as system:
+            store = await system.spawn(StoreWriter(database), name="store")
+            for write in (
+                UpsertSurface("web", "web"),
+                UpsertAgent("codex", "codex"),
+                CreateThread("t1", "web", "tab:1", "codex"),
+            ):
+                await store.call(write, timeout=10)
+            ref = await system.spawn(
+                event_pipeline(Registry(keys="duplicate"), lambda: system.whereis("store")),
+                name=EVENTS,
+            )
+            await push_many(ref, [_notice("a"), refused, _notice("c")])
+            await push(ref, _notice("d"))
+            await ref.stop(timeout=10)
+
+    with StoreReader(database) as reader:
+        journal = reader.events_since("t1", 0)
+    assert [(entry.seq, entry.event.message) for entry in journal] == [  # type: ignore[union-attr]
+        (1, "a"),
+        (2, "c"),
+        (3, "d"),
+    ]
+    not_stored = [entry for entry in logs if entry["event"] == "events.not_stored"]
+    assert [entry["thread_event"] for entry in not_stored] == [refused]
+    assert "unknown interaction 'no-such-interaction'" in not_stored[0]["reason"]
