@@ -2,7 +2,7 @@
 
 ```
 piano (Application, rest_for_one)
-├── store              StoreWriter: the one SQLite writer (a thread actor)
+├── store              StoreWriter: the one SQLite writer
 ├── events             Pipeline: thread events, partitioned by thread, to surfaces and store
 ├── codex              CodexClient: the codex app-server process (restarted with back-off)
 ├── tools              Supervisor: browser and jail sessions per thread, web fetch, and the

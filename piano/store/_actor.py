@@ -1,4 +1,4 @@
-"""`StoreWriter`: the actor that owns the database's one `Writer`, on a thread of its own.
+"""`StoreWriter`: the actor that owns the database's one `Writer`.
 
 ```python
 writer = await system.spawn(StoreWriter(path), name="store")
@@ -11,6 +11,13 @@ return value. Calls are handled one at a time in mailbox order, so writes never 
 write the store refuses (`StoreError`: `BatchRejected`, an unknown thread...) fails only that
 call and the actor goes on; any other error (disk full, I/O error) crashes the actor, and its
 supervisor reopens the database (SQLite rolls the unfinished transaction back).
+
+The writer runs on the event loop, not on a thread of its own: a small batch commits in WAL
+mode without fsync in 30-160 us here (docs/BENCHMARKS.md), while handing each batch to a thread
+cost milliseconds whenever the loop was busy, the thread waiting for the GIL. The price is that
+a write blocks the loop for its duration (about 20 us per event, so up to ~10 ms for a full
+batch of 500) and, if another process holds the database's write lock, for up to the busy
+timeout (5 s).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from actors import NOREPLY, Caller, ThreadActor
+from actors import NOREPLY, Actor, Caller
 from piano.store._connection import StoreError
 from piano.store._writer import ThreadStatus, Writer
 from schemas.events import Interaction, ThreadEvent
@@ -40,7 +47,7 @@ __all__ = [
 
 
 class StoreWrite:
-    """Base of the messages `StoreWriter` answers: `apply` runs on the writer's thread."""
+    """Base of the messages `StoreWriter` answers: `apply(writer)` makes the write."""
 
     __slots__ = ()
 
@@ -147,7 +154,7 @@ class RecordInteraction(StoreWrite):
         writer.record_interaction(self.thread_id, self.interaction, agent=self.agent, at=self.at)
 
 
-class StoreWriter(ThreadActor):
+class StoreWriter(Actor):
     """Owns the database's `Writer`: opened (and migrated) in `init`, closed in `terminate`."""
 
     def __init__(self, path: str | Path) -> None:
@@ -155,6 +162,7 @@ class StoreWriter(ThreadActor):
         self.writer: Writer | None = None
 
     def init(self) -> None:
+        self.trap_exits = True  # so a supervisor's shutdown runs `terminate`, closing the database
         self.writer = Writer(self.path)
 
     def handle_call(self, message: Any, caller: Caller) -> Any:

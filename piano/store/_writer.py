@@ -12,7 +12,7 @@ pending interactions), each its own transaction; they raise `StoreError` for wha
 got wrong (an unknown surface, agent or thread).
 
 `Writer` runs on one thread at a time; `StoreWriter` (piano.store._actor) is the actor that
-owns it on a thread of its own. Closing runs ``PRAGMA optimize`` (the reason readers do not).
+owns it, on the event loop. Closing runs ``PRAGMA optimize`` (the reason readers do not).
 """
 
 from __future__ import annotations

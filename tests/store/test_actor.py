@@ -1,4 +1,4 @@
-"""The StoreWriter actor: the one writer on its own thread, replying once a batch committed,
+"""The StoreWriter actor: the one writer, replying once a batch committed,
 refusing bad writes without dying, closing the database when it stops."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from piano.store import (
     WriteBatch,
 )
 from schemas.events import Interaction, Notice
+from supervisors import ChildSpec, Supervisor, which_children
 from tests.store.conftest import simple_turn
 
 pytestmark = pytest.mark.anyio
@@ -109,3 +110,18 @@ async def test_stopping_the_writer_closes_the_database(path: Path) -> None:
         await store.stop(timeout=10)
 
     assert not path.with_name(path.name + "-wal").exists()  # the last connection checkpointed it
+
+
+async def test_a_shutdown_from_its_supervisor_closes_the_database(path: Path) -> None:
+    async with ActorSystem() as system:
+        supervisor = await system.spawn(
+            Supervisor([ChildSpec("store", start=lambda: StoreWriter(path))])
+        )
+        store = (await which_children(supervisor))[0].ref
+        assert store is not None
+        await store.call(UpsertSurface("web", "web"), timeout=10)
+        assert path.with_name(path.name + "-wal").exists()
+
+        await supervisor.stop(timeout=10)
+
+    assert not path.with_name(path.name + "-wal").exists()  # terminate ran and closed it
