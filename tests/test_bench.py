@@ -89,3 +89,16 @@ def test_an_unknown_benchmark_is_refused_with_the_known_names() -> None:
     )
     assert done.returncode == 2
     assert "runtime" in done.stderr
+
+
+def test_the_piano_benchmark_verifies_per_thread_order_through_the_real_codex() -> None:
+    lines = _run("piano", "--quick", "--rounds", "1")
+    turns = [line for line in lines if line["workload"] == "codex_turns"]
+    assert [line["threads"] for line in turns] == [1, 2]
+    for line in turns + [line for line in lines if line["workload"] == "pipeline_to_store"]:
+        assert line["order_verified"] is True, line
+        assert line["events_per_s"] > 0, line
+    for line in turns:
+        assert line["events"] > 0, line
+        assert 0 < line["surface_median_us"] <= line["surface_p99_us"], line
+        assert 0 < line["stored_median_us"] <= line["stored_p99_us"], line

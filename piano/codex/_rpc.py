@@ -68,7 +68,6 @@ RequestHandler = Callable[[RpcRequest], Awaitable[Any]]
 log = structlog.get_logger(__name__)
 
 _LINE_LIMIT = 64 * 1024 * 1024
-_YIELD_EVERY = 16
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _NULL = msgspec.Raw(b"null")
 
@@ -272,7 +271,6 @@ class CodexProcess:
         assert self._proc is not None
         assert self._proc.stdout is not None
         stdout = self._proc.stdout
-        handled = 0
         while True:
             try:
                 line = await stdout.readline()
@@ -283,12 +281,11 @@ class CodexProcess:
                 return
             if line.strip():
                 await self._dispatch(line)
-                handled += 1
-                if handled % _YIELD_EVERY == 0:
-                    # A streamed answer arrives as a burst of buffered lines, which readline
-                    # returns without suspending: yield so the first events reach the thread,
-                    # the pipeline and the surfaces before the whole burst has been read.
-                    await asyncio.sleep(0)
+                # A streamed answer arrives as a burst of buffered lines, which readline
+                # returns without suspending: yield after each, so that every event reaches
+                # the thread, the pipeline, the surfaces and the store before the next line is
+                # read, instead of waiting behind the rest of the burst (docs/BENCHMARKS.md).
+                await asyncio.sleep(0)
 
     async def _dispatch(self, line: bytes) -> None:
         try:
