@@ -90,7 +90,7 @@ async def _measure(n: int, starts: int, root: Path) -> list[dict[str, Any]]:
     lines: list[dict[str, Any]] = []
     runner, url = await _serve()
     config = ToolsConfig(
-        browser=BrowserConfig(block_dns=True),
+        browser=BrowserConfig(block_dns=True, allowed_networks=["127.0.0.1/32"]),
         jail=JailToolConfig(workspace_root=str(root / "jails")),
         webfetch=WebFetchToolConfig(allowed_networks=["127.0.0.1/32"]),
     )

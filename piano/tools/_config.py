@@ -4,6 +4,7 @@
 [tools.browser]
 max_sessions = 4            # live headless Chromiums across all threads
 idle_timeout = 600
+allowed_networks = []       # as for web fetch: every request of every page is vetted
 
 [tools.jail]
 workspace_root = "~/piano-workspace/jails"     # a thread's jail sees <root>/<thread id>

@@ -24,6 +24,10 @@ from piano.config import ConfigError, load_config
             "[agents.default]\nturn_timeout = -1\n",
             "agents.default.turn_timeout: must be a positive",
         ),
+        (
+            '[tools.browser]\nallowed_networks = ["10.0.0.1/8"]\n',
+            "tools.browser: tools.browser.allowed_networks: 10.0.0.1/8 has host bits set",
+        ),
         ("[daemon\n", "not valid TOML"),
     ],
 )

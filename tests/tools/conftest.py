@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -77,9 +78,11 @@ async def site() -> AsyncIterator[LocalSite]:
         yield local
 
 
-def tools_config(tmp_path: Path, **browser: object) -> ToolsConfig:
+def tools_config(tmp_path: Path, **browser: Any) -> ToolsConfig:
+    """Tools for tests: the browser and web fetch may reach 127.0.0.1 (the local site)."""
+    options: dict[str, Any] = {"block_dns": True, "allowed_networks": ["127.0.0.1/32"]}
     return ToolsConfig(
-        browser=BrowserConfig(block_dns=True, **browser),  # type: ignore[arg-type]
+        browser=BrowserConfig(**(options | browser)),
         jail=JailToolConfig(workspace_root=str(tmp_path / "jails"), timeout=20.0),
         webfetch=WebFetchToolConfig(allowed_networks=["127.0.0.1/32"], timeout=10.0),
         mcp=McpConfig(),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from piano.tools.webfetch import AddressPolicy
+
 __all__ = ["BrowserConfig"]
 
 
@@ -16,7 +18,9 @@ class BrowserConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
     (each headless Chromium costs about 150-250 MiB; CPU is the real limit, 2-4 pages loading at
     once on 2 cores). A session unused for `idle_timeout` seconds closes. `block_dns` maps every
     host name except localhost to "not found" inside Chromium (for offline tests only: the
-    agent's browser needs the web).
+    agent's browser needs the web). Every request goes through the session's guard proxy, which
+    refuses loopback, private, link-local and metadata addresses as web fetch does;
+    `allowed_networks` (CIDR strings, e.g. ``["127.0.0.1/32"]``) lets the browser reach them.
     """
 
     chromium: str = "/usr/bin/chromium"
@@ -31,6 +35,7 @@ class BrowserConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
     text_limit: int = 20_000
     extra_args: list[str] = msgspec.field(default_factory=list)
     block_dns: bool = False
+    allowed_networks: list[str] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.max_sessions < 1:
@@ -38,3 +43,7 @@ class BrowserConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
         for name in ("idle_timeout", "start_timeout", "page_load_timeout", "script_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"tools.browser.{name} must be a positive number")
+        try:
+            AddressPolicy(self.allowed_networks)
+        except ValueError as exc:
+            raise ValueError(f"tools.browser.allowed_networks: {exc}") from None

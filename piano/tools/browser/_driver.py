@@ -50,8 +50,10 @@ def _require(path: str, package: str) -> None:
         )
 
 
-def start_driver(config: BrowserConfig) -> tuple[WebDriver, Path]:
-    """A fresh headless Chromium session and its profile directory."""
+def start_driver(config: BrowserConfig, *, proxy_port: int | None = None) -> tuple[WebDriver, Path]:
+    """A fresh headless Chromium session and its profile directory. With `proxy_port`, every
+    request, loopback included, goes through the HTTP proxy on 127.0.0.1 at that port, and
+    WebRTC may not send UDP around it."""
     _require(config.chromium, "chromium")
     _require(config.chromedriver, "chromium-driver")
     os.environ.setdefault("SE_OFFLINE", "true")
@@ -63,6 +65,10 @@ def start_driver(config: BrowserConfig) -> tuple[WebDriver, Path]:
         options.add_argument(flag)
     if config.block_dns:
         options.add_argument(_BLOCK_DNS)
+    if proxy_port is not None:
+        options.add_argument(f"--proxy-server=http://127.0.0.1:{proxy_port}")
+        options.add_argument("--proxy-bypass-list=<-loopback>")
+        options.add_argument("--force-webrtc-ip-handling-policy=disable_non_proxied_udp")
     for flag in config.extra_args:
         options.add_argument(flag)
     service = Service(executable_path=config.chromedriver, port=0, log_output=os.devnull)

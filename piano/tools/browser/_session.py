@@ -15,7 +15,10 @@ Guarantees:
   profile and any leftover processes are removed in `terminate`);
 - a session not used for `idle_timeout` seconds stops with reason ``"normal"`` (its
   transient child spec is then not restarted) and its browser is closed;
-- `terminate` always quits the browser and removes its profile directory.
+- every request the browser makes goes through the session's `GuardProxy`, which refuses
+  loopback, private, link-local and metadata addresses unless `allowed_networks` lists them
+  (the page then shows the proxy's 403 with the reason);
+- `terminate` always quits the browser, removes its profile directory and closes its proxy.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ from piano.tools.browser._actions import (
 )
 from piano.tools.browser._config import BrowserConfig
 from piano.tools.browser._driver import browser_pids, start_driver, stop_driver
+from piano.tools.browser._proxy import GuardProxy
+from piano.tools.webfetch import AddressPolicy, SystemResolver
 
 __all__ = ["BrowserSession"]
 
@@ -144,6 +149,7 @@ class BrowserSession(ThreadActor):
         self.clock = clock
         self.driver: WebDriver | None = None
         self.profile: Path | None = None
+        self.proxy: GuardProxy | None = None
         self.browser_pid: int | None = None
         self.last_used = clock()
         self.actions = 0
@@ -154,7 +160,11 @@ class BrowserSession(ThreadActor):
     # -- callbacks (on the session's thread) ----------------------------------------------------
 
     def init(self) -> None:
-        self.driver, self.profile = start_driver(self.config)
+        self.proxy = GuardProxy(
+            AddressPolicy(self.config.allowed_networks), SystemResolver(), label=self.thread_id
+        )
+        port = self.on_loop(self.proxy.start)
+        self.driver, self.profile = start_driver(self.config, proxy_port=port)
         pids = browser_pids(self.driver)
         self.browser_pid = pids[0] if pids else None
         self.last_used = self.clock()
@@ -203,6 +213,8 @@ class BrowserSession(ThreadActor):
         driver, profile = self.driver, self.profile
         self.driver = self.profile = None
         stop_driver(driver, profile)
+        if self.proxy is not None:
+            self.proxy.close()
 
     # -- actions --------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from ._actor import Fetch, WebFetchTool
 from ._config import FetchConfig, OutputFormat
 from ._fetch import WebFetcher
 from ._guard import AddressPolicy, BlockedAddressError
-from ._resolve import HostResolver, StaticResolver, SystemResolver
+from ._resolve import HostResolver, StaticResolver, SystemResolver, VettingResolver
 from ._result import FetchErrorKind, FetchResult
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "OutputFormat",
     "StaticResolver",
     "SystemResolver",
+    "VettingResolver",
     "WebFetchTool",
     "WebFetcher",
 ]
