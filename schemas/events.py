@@ -136,14 +136,19 @@ class TurnCompleted(Event, frozen=True, tag="turn.completed"):
 
 
 class ApprovalRequested(Event, frozen=True, tag="approval.requested"):
+    """The agent asks to run a command, apply file changes, or call a tool (`tool` named as
+    ``server.tool``, its `arguments` as JSON text)."""
+
     approval_id: str
     item_id: str
-    kind: Literal["command", "file_change"]
+    kind: Literal["command", "file_change", "tool_call"]
     command: str | None = None
     cwd: str | None = None
     reason: str | None = None
     changes: list[FileChange] = msgspec.field(default_factory=list)
     expires_at: float | None = None
+    tool: str | None = None
+    arguments: str | None = None
 
 
 class ApprovalResolved(Event, frozen=True, tag="approval.resolved"):

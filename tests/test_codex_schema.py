@@ -34,6 +34,8 @@ from schemas.codex import (
     InitializeParams,
     ItemStartedNotification,
     KnownThreadItem,
+    McpServerElicitationRequestParams,
+    McpServerElicitationRequestResponse,
     Request,
     RpcErrorBody,
     RpcNotification,
@@ -44,6 +46,7 @@ from schemas.codex import (
     TurnInterruptParams,
     TurnStartParams,
     TurnSteerParams,
+    decode_message,
 )
 from tests.fakes.responses_provider import make_codex_dirs
 
@@ -271,7 +274,7 @@ class Checker:
             return
         self._seen.add(key)
         props: dict[str, Any] = s.get("properties", {})
-        for sub in s.get("anyOf", []):
+        for sub in (*s.get("anyOf", []), *s.get("oneOf", [])):
             props = {**self.resolve(sub).get("properties", {}), **props}
         required = set(s.get("required", []))
         omit_defaults = t.cls.__struct_config__.omit_defaults
@@ -322,7 +325,11 @@ def test_every_notification_piano_decodes_matches_the_schema(schema_doc: dict[st
 def test_approval_requests_and_their_answers_match_the_schema(schema_doc: dict[str, Any]) -> None:
     checker = Checker(schema_doc)
     checker.received_by_method("ServerRequest", SERVER_REQUESTS)
-    for answer in (CommandExecutionRequestApprovalResponse, FileChangeRequestApprovalResponse):
+    for answer in (
+        CommandExecutionRequestApprovalResponse,
+        FileChangeRequestApprovalResponse,
+        McpServerElicitationRequestResponse,
+    ):
         name = answer.__name__
         checker.struct(struct_info(answer), checker.definition(name), "out", name)
     assert not checker.problems, _report(checker)
@@ -397,3 +404,34 @@ def test_the_schema_is_generated_by_the_binary_the_client_runs() -> None:
     ).stdout
     pinned = (Path(__file__).resolve().parents[1] / "scripts" / "codex-version").read_text()
     assert version.split()[-1] == pinned.strip(), f"{binary} is {version}, pinned {pinned}"
+
+
+def test_an_elicitation_is_a_tool_approval_only_when_codex_marks_it_as_one() -> None:
+    def decode(meta: object) -> McpServerElicitationRequestParams:
+        line = json.dumps(
+            {
+                "id": 7,
+                "method": "mcpServer/elicitation/request",
+                "params": {
+                    "threadId": "t",
+                    "serverName": "piano",
+                    "mode": "form",
+                    "message": "Allow?",
+                    "requestedSchema": {"type": "object", "properties": {}},
+                    "_meta": meta,
+                },
+            }
+        ).encode()
+        request = decode_message(line)
+        assert isinstance(request, RpcRequest)
+        assert isinstance(request.params, McpServerElicitationRequestParams)
+        return request.params
+
+    marked = {
+        "codex_approval_kind": "mcp_tool_call",
+        "tool_name": "web_fetch",
+        "tool_params": {"url": "https://example.org/"},
+    }
+    assert decode(marked).tool_call() == ("web_fetch", {"url": "https://example.org/"})
+    assert decode(None).tool_call() is None  # another server's form: Piano declines it
+    assert decode({"codex_approval_kind": "something_else"}).tool_call() is None

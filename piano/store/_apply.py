@@ -132,12 +132,12 @@ _WITHDRAW: Final = {
 }
 _APPROVAL: Final = """
 INSERT INTO approvals (thread_id, id, item_id, interaction_id, turn_id, kind, command, cwd, reason,
-                       changes, requested_at, expires_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       changes, requested_at, expires_at, tool, arguments)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (thread_id, id) DO UPDATE SET
     item_id = excluded.item_id, kind = excluded.kind, command = excluded.command,
     cwd = excluded.cwd, reason = excluded.reason, changes = excluded.changes,
-    expires_at = excluded.expires_at
+    expires_at = excluded.expires_at, tool = excluded.tool, arguments = excluded.arguments
 """
 _RESOLVED: Final = """
 UPDATE approvals SET decision = ?, decided_by = ?, decided_at = ? WHERE thread_id = ? AND id = ?
@@ -264,6 +264,8 @@ class Applier:
                         _changes(event.changes),
                         at,
                         event.expires_at,
+                        event.tool,
+                        event.arguments,
                     ),
                 )
             case ApprovalResolved():

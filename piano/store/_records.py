@@ -111,6 +111,8 @@ class ApprovalRecord(msgspec.Struct, frozen=True, kw_only=True):
     decision: str | None
     decided_by: str | None
     decided_at: float | None
+    tool: str | None = None
+    arguments: str | None = None
 
 
 class UsageTotals(msgspec.Struct, frozen=True, kw_only=True):

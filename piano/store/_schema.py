@@ -27,6 +27,8 @@ Tables (all STRICT; times are Unix seconds as REAL; JSON columns are checked wit
 - agent_messages, agent_threads, agent_notes (v4): the OpenAI agent backend's conversation
   history per thread (wire-neutral messages), each thread's active agent after handoffs, and
   the notes agents save per user (owner = surface:user).
+- approvals (v5): rebuilt to also hold tool-call approvals (kind 'tool_call', with the tool
+  and its arguments); SQLite cannot change a CHECK constraint in place.
 """
 
 from __future__ import annotations
@@ -254,11 +256,45 @@ CREATE TABLE agent_notes (
 ) STRICT;
 """
 
+_V5_TOOL_APPROVALS: Final = """
+CREATE TABLE approvals_v5 (
+    thread_id       TEXT NOT NULL REFERENCES threads(id),
+    id              TEXT NOT NULL,
+    item_id         TEXT NOT NULL,
+    interaction_id  TEXT REFERENCES interactions(id),
+    turn_id         TEXT,
+    kind            TEXT NOT NULL CHECK (kind IN ('command', 'file_change', 'tool_call')),
+    command         TEXT,
+    cwd             TEXT,
+    reason          TEXT,
+    changes         TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(changes)),
+    requested_at    REAL NOT NULL,
+    expires_at      REAL,
+    decision        TEXT
+                    CHECK (decision IN ('accept', 'decline', 'cancel', 'expired', 'withdrawn')),
+    decided_by      TEXT,
+    decided_at      REAL,
+    tool            TEXT,
+    arguments       TEXT,
+    UNIQUE (thread_id, id)
+) STRICT;
+INSERT INTO approvals_v5 (rowid, thread_id, id, item_id, interaction_id, turn_id, kind, command,
+                          cwd, reason, changes, requested_at, expires_at, decision, decided_by,
+                          decided_at)
+SELECT rowid, thread_id, id, item_id, interaction_id, turn_id, kind, command, cwd, reason, changes,
+       requested_at, expires_at, decision, decided_by, decided_at
+FROM approvals;
+DROP TABLE approvals;
+ALTER TABLE approvals_v5 RENAME TO approvals;
+CREATE INDEX approvals_pending ON approvals (decision, requested_at);
+"""
+
 MIGRATIONS: Final[tuple[str, ...]] = (
     _V1,
     _V2_TELEGRAM,
     _V3_SHELL_AUDIT,
     _V4_OPENAI_AGENTS,
+    _V5_TOOL_APPROVALS,
 )
 """SQL scripts; index n migrates version n to n + 1. Append only."""
 

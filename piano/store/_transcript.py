@@ -161,6 +161,10 @@ def _approval(approval: ApprovalRecord) -> list[str]:
         blocks.append(quote(approval.reason))
     if approval.command:
         blocks.append(fence(approval.command, "sh"))
+    if approval.tool:
+        blocks.append(f"Tool {code(approval.tool)}")
+        if approval.arguments:
+            blocks.append(fence(approval.arguments, "json"))
     for change in approval.changes:
         blocks.append(f"File {code(change.path)}")
         if change.diff:

@@ -17,6 +17,8 @@ from ._approvals import (
     ExecpolicyAmendment,
     FileChangeRequestApprovalParams,
     FileChangeRequestApprovalResponse,
+    McpServerElicitationRequestParams,
+    McpServerElicitationRequestResponse,
     SimpleDecision,
 )
 from ._items import (
@@ -169,6 +171,8 @@ __all__ = [
     "KnownThreadItem",
     "LocalAudioInput",
     "LocalImageInput",
+    "McpServerElicitationRequestParams",
+    "McpServerElicitationRequestResponse",
     "McpToolCallError",
     "McpToolCallItem",
     "McpToolCallResult",

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from piano.store import StoreReader, Writer
 from schemas.events import (
+    ApprovalRequested,
     Interaction,
     Item,
     ItemCompleted,
@@ -107,3 +109,17 @@ def simple_turn(thread: str, interaction: str, turn: str, answer: str) -> list[T
         ),
         completed(thread, turn, response=answer),
     ]
+
+
+def tool_approval(**fields: Any) -> ApprovalRequested:
+    """A tool-call approval as Piano makes it from codex's MCP elicitation."""
+    defaults: dict[str, Any] = {
+        "thread_id": "t1",
+        "approval_id": "a1",
+        "item_id": "call_1",
+        "kind": "tool_call",
+        "tool": "piano.web_fetch",
+        "arguments": '{"url": "https://example.org/"}',
+        "reason": 'Allow the piano MCP server to run tool "web_fetch"?',
+    }
+    return ApprovalRequested(**(defaults | fields))

@@ -20,6 +20,7 @@ from tests.store.conftest import (
     item_started,
     simple_turn,
     started,
+    tool_approval,
 )
 
 
@@ -285,6 +286,21 @@ def test_approvals_are_recorded_with_their_decisions_and_withdrawn_when_the_turn
     assert (a1.interaction_id, a1.item_id) == ("i1", "c1")
     assert (a2.decision, a2.decided_by) == ("withdrawn", None)
     assert reader.pending_approvals() == []
+
+
+def test_a_tool_call_approval_keeps_the_tool_and_its_arguments(
+    writer: Writer, reader: StoreReader
+) -> None:
+    asked = tool_approval(turn_id="turn1", at=T0)
+    writer.write_batch([started("t1", "i1", "turn1"), asked])
+
+    [approval] = reader.approvals("t1")
+    assert (approval.kind, approval.tool, approval.arguments, approval.item_id) == (
+        "tool_call",
+        asked.tool,
+        asked.arguments,
+        "call_1",
+    )
 
 
 def test_token_usage_is_summed_per_interaction_thread_and_overall(

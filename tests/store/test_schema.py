@@ -85,6 +85,39 @@ def test_reopening_a_migrated_database_changes_nothing_and_keeps_its_data(path: 
     assert user_version(path) == SCHEMA_VERSION
 
 
+def test_approvals_written_before_tool_calls_existed_survive_the_v5_rebuild(path: Path) -> None:
+    connection = open_connection(path)
+    try:
+        for script in MIGRATIONS[:4]:
+            connection.execute(script)
+        connection.pragma("user_version", 4)
+        connection.execute(
+            """
+            INSERT INTO surfaces (id, kind, created_at, updated_at) VALUES ('s', 's', 0, 0);
+            INSERT INTO agents (name, backend, created_at, updated_at) VALUES ('a', 'codex', 0, 0);
+            INSERT INTO threads (id, surface, conversation, agent, created_at, updated_at)
+                VALUES ('t1', 's', 'c', 'a', 0, 0);
+            INSERT INTO approvals (thread_id, id, item_id, kind, command, requested_at, decision)
+                VALUES ('t1', 'a1', 'c1', 'command', 'make', 1.0, 'accept');
+            """
+        )
+    finally:
+        connection.close()
+
+    Writer(path).close()
+
+    with StoreReader(path) as reader:
+        [old] = reader.approvals("t1")
+    assert (old.id, old.kind, old.command, old.decision, old.tool) == (
+        "a1",
+        "command",
+        "make",
+        "accept",
+        None,
+    )
+    assert user_version(path) == SCHEMA_VERSION
+
+
 def test_a_database_from_a_newer_piano_is_refused_naming_the_file_and_left_untouched(
     path: Path,
 ) -> None:
