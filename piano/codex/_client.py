@@ -9,10 +9,12 @@ monitor the client to learn when that connection is gone.
 
 Routing: notifications carry Codex's thread id; the client looks it up in the `sessions`
 registry (where thread actors register their Codex thread id) and sends the notification to
-that actor as a `CodexNotification`, in stdout order. Approval requests are forwarded to the
+that actor as a `CodexNotification`, in stdout order. Approval requests (to run a command, to
+apply a file change, and MCP elicitations asking whether a tool may run) are forwarded to the
 thread actor as a call (`ApprovalAsked`) that it answers when the user decides; a request for a
-thread with no live actor is declined, and anything else Codex asks is answered with a JSON-RPC
-error by `CodexProcess`, so nothing is left hanging.
+thread with no live actor is declined, as is any other MCP elicitation (a form Piano cannot
+show), and anything else Codex asks is answered with a JSON-RPC error by `CodexProcess`, so
+nothing is left hanging.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from schemas.codex import (
     CommandExecutionRequestApprovalResponse,
     FileChangeRequestApprovalParams,
     FileChangeRequestApprovalResponse,
+    McpServerElicitationRequestParams,
+    McpServerElicitationRequestResponse,
     RpcRequest,
 )
 
@@ -56,11 +60,15 @@ class CodexNotification:
 
 @dataclass(frozen=True, slots=True)
 class ApprovalAsked:
-    """Codex asks to run a command or apply a change; the call's reply is the decision
-    ("accept", "decline" or "cancel")."""
+    """Codex asks to run a command, apply a change or call an MCP tool; the call's reply is
+    the decision ("accept", "decline" or "cancel")."""
 
     request_id: int | str
-    params: CommandExecutionRequestApprovalParams | FileChangeRequestApprovalParams
+    params: (
+        CommandExecutionRequestApprovalParams
+        | FileChangeRequestApprovalParams
+        | McpServerElicitationRequestParams
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +135,7 @@ class CodexClient(_Actor):
             request_handlers={
                 "item/commandExecution/requestApproval": self._approval,
                 "item/fileChange/requestApproval": self._approval,
+                "mcpServer/elicitation/request": self._approval,
             },
             on_exit=lambda error: self.ref.send(_ProcessExited(error)),
             request_timeout=self.config.codex.request_timeout,
@@ -157,18 +166,27 @@ class CodexClient(_Actor):
     async def _approval(self, request: RpcRequest) -> Any:
         params = request.params
         assert isinstance(
-            params, CommandExecutionRequestApprovalParams | FileChangeRequestApprovalParams
+            params,
+            CommandExecutionRequestApprovalParams
+            | FileChangeRequestApprovalParams
+            | McpServerElicitationRequestParams,
         )
         entries = self.sessions.lookup(params.thread_id)
+        asks = not isinstance(params, McpServerElicitationRequestParams) or params.tool_call()
         decision = "decline"
-        if entries:
+        if not asks:
+            assert isinstance(params, McpServerElicitationRequestParams)
+            self.log.info("codex.elicitation_declined", server=params.server_name, mode=params.mode)
+        elif entries:
             try:
                 decision = await entries[0][0].call(ApprovalAsked(request.id, params), timeout=None)
             except ActorExited:
                 decision = "decline"
         if isinstance(params, CommandExecutionRequestApprovalParams):
             return CommandExecutionRequestApprovalResponse(decision=decision)
-        return FileChangeRequestApprovalResponse(decision=decision)
+        if isinstance(params, FileChangeRequestApprovalParams):
+            return FileChangeRequestApprovalResponse(decision=decision)
+        return McpServerElicitationRequestResponse(action=decision)
 
 
 async def connection(system: ActorSystem, wait: float = 15.0) -> tuple[ActorRef, CodexProcess]:

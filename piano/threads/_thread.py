@@ -10,8 +10,8 @@ busy policy, the turn and approval timeouts and the idle stop are every conversa
   is `turn/steer` (before Codex has named the turn, or when it refuses, with a warning, the
   message is queued instead); interrupting is `turn/interrupt` — also what the turn timeout
   does, as Codex otherwise waits forever for a provider it cannot reach.
-- **Approvals.** Codex's request to run a command or apply a change (`ApprovalAsked`, from the
-  Codex client) is answered with the decision.
+- **Approvals.** Codex's request to run a command, apply a change or call an MCP tool
+  (`ApprovalAsked`, from the Codex client) is answered with the decision.
 - **Codex restarts.** The thread monitors the Codex client. If it dies mid-turn, the turn is
   completed as ``interrupted`` with a notice saying why, and the next message resumes the Codex
   thread on the new process.
@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from actors import NOREPLY, Caller, Down, MonitorRef, Registry
 from piano.agents._conversation import Conversation, Publish, Turn
 from piano.codex._client import ApprovalAsked, CodexNotification, connection
@@ -35,6 +37,7 @@ from schemas import events as ev
 from schemas.codex import (
     CommandExecutionRequestApprovalParams,
     LocalImageInput,
+    McpServerElicitationRequestParams,
     TextInput,
     ThreadResumeParams,
     ThreadStartParams,
@@ -185,6 +188,9 @@ class ConversationThread(Conversation[Turn]):
 
     def _ask_approval(self, asked: ApprovalAsked, caller: Caller) -> None:
         params = asked.params
+        if isinstance(params, McpServerElicitationRequestParams):
+            self._ask_tool_call(asked.request_id, params, caller)
+            return
         command = params if isinstance(params, CommandExecutionRequestApprovalParams) else None
         item = self.translator.open.get(params.item_id)
         self._ask(
@@ -195,6 +201,27 @@ class ConversationThread(Conversation[Turn]):
             cwd=command.cwd if command is not None else None,
             reason=params.reason,
             changes=list(item.changes) if item is not None else [],
+        )
+
+    def _ask_tool_call(
+        self, request_id: int | str, params: McpServerElicitationRequestParams, caller: Caller
+    ) -> None:
+        """An MCP tool asks to run: its item (started just before) is the newest open tool
+        call of that server and tool."""
+        tool_name, arguments = params.tool_call() or ("", None)
+        tool = f"{params.server_name}.{tool_name}"
+        open_calls = [
+            item.id
+            for item in self.translator.open.values()
+            if item.kind == "tool_call" and item.tool == tool
+        ]
+        self._ask(
+            open_calls[-1] if open_calls else f"elicitation:{request_id}",
+            caller.reply,
+            kind="tool_call",
+            tool=tool,
+            arguments=msgspec.json.encode(arguments).decode() if arguments is not None else None,
+            reason=params.message or None,
         )
 
     # -- what Codex tells us -----------------------------------------------------------------

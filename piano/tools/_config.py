@@ -15,7 +15,7 @@ allowed_networks = []       # CIDRs let through the private-address guard (tests
 
 [tools.mcp]
 port = 0                    # 0: a free loopback port, kept across restarts of the endpoint
-approval_mode = "approve"   # what codex does before calling a Piano tool
+approval_mode = "approve"   # "prompt": the user approves each tool call on their surface
 ```
 """
 
@@ -96,8 +96,10 @@ class McpConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen
     `server_name` is the name codex knows the server by (its tools reach the model as the
     ``mcp__<server_name>`` namespace). `approval_mode` is codex's
     ``mcp_servers.<name>.default_tools_approval_mode``: "approve" runs Piano's tools without
-    asking (they are sandboxed and scoped to the thread); "prompt" asks every time (an
-    ``mcpServer/elicitation/request`` the client must answer). `secret_env` names an
+    asking (they are sandboxed and scoped to the thread); "prompt" asks before every call, and
+    "auto" / "writes" before some: codex sends an ``mcpServer/elicitation/request``, which Piano
+    forwards to the thread's surface as an approval of kind "tool_call" (the tool and its
+    arguments; accept, decline or cancel; declined when it expires). `secret_env` names an
     environment variable holding the key thread tokens are signed with (default: a random key
     per daemon run).
     """

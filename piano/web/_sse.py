@@ -108,8 +108,9 @@ def _frames(event: ev.ThreadEvent, agent: str) -> tuple[list[bytes], str]:
         case ev.ItemCompleted(item=item) if item.kind == "handoff" and item.agent:
             return [_frame("agent", {"agent": item.agent, "previous": agent or None})], item.agent
         case ev.ApprovalRequested():
-            data = {"approval_id": event.approval_id, "command": event.command}
-            return [_frame("approval", {**data, "reason": event.reason})], agent
+            data = {"approval_id": event.approval_id, "kind": event.kind, "command": event.command}
+            tool = {"tool": event.tool, "arguments": event.arguments}
+            return [_frame("approval", {**data, **tool, "reason": event.reason})], agent
         case ev.Notice(level=level, message=message, retrying=retrying):
             notice: dict[str, Any] = {"level": level, "message": message, "retrying": retrying}
             return [_frame("notice", notice)], agent

@@ -132,9 +132,14 @@ def agent_options() -> dict[str, Any]:
 
 
 def core_children(
-    config: Config, directory: ThreadDirectory, publish: Publish, sessions: Registry
+    config: Config,
+    directory: ThreadDirectory,
+    publish: Publish,
+    sessions: Registry,
+    codex_config: Callable[[str], dict[str, Any]] | None = None,
 ) -> list[ChildSpec]:
-    """The daemon's Codex client (with quick back-off), thread supervisor and thread router."""
+    """The daemon's Codex client (with quick back-off), thread supervisor and thread router
+    (`codex_config`: each thread's extra codex config, as the daemon's MCP access gives it)."""
     return [
         ChildSpec(
             CODEX,
@@ -148,7 +153,9 @@ def core_children(
             THREAD_SUPERVISOR, start=DynamicSupervisor, name=THREAD_SUPERVISOR, type="supervisor"
         ),
         ChildSpec(
-            THREADS, start=lambda: Threads(config, directory, publish, sessions), name=THREADS
+            THREADS,
+            start=lambda: Threads(config, directory, publish, sessions, codex_config=codex_config),
+            name=THREADS,
         ),
     ]
 

@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
+from piano.surfaces.telegram._texts import approval_prompt
 from piano.threads import ThreadKey
 from schemas import events as ev
 from tests.fakes.responses_provider import ExecCommand, Text
+from tests.store.conftest import tool_approval
 from tests.telegram.conftest import ADMIN, STRANGER, TG
 from tests.telegram.fake_bot_api import Call
 
@@ -120,3 +122,11 @@ async def test_a_press_by_someone_not_allowed_is_refused_audited_and_changes_not
     assert (STRANGER, ADMIN, "approval", "refused") in [entry[:4] for entry in tg.audit()]
     await _press(tg, ADMIN, "Approve")
     await _outcome(tg, "Approved")
+
+
+def test_a_tool_call_approval_names_the_tool_and_shows_its_arguments_escaped() -> None:
+    asked = tool_approval(arguments='{"url": "https://example.org/?a=<b>"}')
+    text = approval_prompt(asked)
+    assert "🔧 tool <code>piano.web_fetch</code>" in text
+    assert "https://example.org/?a=&lt;b&gt;" in text
+    assert 'run tool "web_fetch"?' in text

@@ -18,17 +18,21 @@ from typing import Any
 import anyio
 import pytest
 
+from actors import Registry
 from piano.codex._rpc import CodexProcess
 from piano.codex._translate import Translator
 from piano.store import RecordInteraction, StoreReader, WriteBatch
+from piano.threads import THREADS, MemoryDirectory
 from schemas import events as ev
 from schemas.codex import TextInput, ThreadStartParams, TurnStartParams
+from supervisors import Supervisor
 from tests.fakes.responses_provider import (
     FakeResponsesProvider,
     FunctionCall,
     Text,
     make_codex_dirs,
 )
+from tests.piano.conftest import Core, Events, core_children, make_config
 from tests.test_webfetch import LocalSite
 from tests.tools.conftest import Tools
 
@@ -123,3 +127,56 @@ async def test_codex_calls_web_fetch_on_the_endpoint_and_the_result_is_persisted
     assert "quick brown fox" in calls[0].output
     done = [e for e in events if isinstance(e, ev.TurnCompleted)]
     assert [(d.status, d.response) for d in done] == [("completed", "The page says hello.")]
+
+
+@pytest.mark.parametrize(("decision", "ran"), [("accept", True), ("decline", False)])
+async def test_in_prompt_mode_a_tool_call_is_forwarded_for_approval_and_the_decision_obeyed(
+    tools: Tools, site: LocalSite, decision: str, ran: bool
+) -> None:
+    def prompting(thread_id: str) -> dict[str, Any]:
+        """The thread's codex config as the daemon gives it with [tools.mcp] approval_mode =
+        "prompt" (signed by this tools tree's access, whose own mode is "approve")."""
+        config = tools.access.codex_thread_config(thread_id)
+        config["mcp_servers"]["piano"]["default_tools_approval_mode"] = "prompt"
+        return config
+
+    dirs = make_codex_dirs()
+    try:
+        async with FakeResponsesProvider() as provider:
+            provider.script(
+                FunctionCall("mcp__piano__web_fetch", {"url": site.url("/")}, call_id="call_fetch"),
+                Text("done"),
+            )
+            config = make_config(dirs, provider)
+            events, directory = Events(), MemoryDirectory()
+            children = core_children(
+                config, directory, events, Registry(keys="unique"), codex_config=prompting
+            )
+            await tools.system.spawn(Supervisor(children), name="piano")
+            threads = tools.system.whereis(THREADS)
+            assert threads is not None
+            core = Core(tools.system, config, provider, events, directory, dirs, threads)
+            _, interaction = await core.say("read the page")
+            asked: ev.ApprovalRequested = await events.wait_for(
+                lambda e: isinstance(e, ev.ApprovalRequested)
+            )
+            assert site.hits == []  # nothing runs before the user decides
+            thread = await core.thread_ref()
+            assert await thread.call(("decide", asked.approval_id, decision, "tester")) is True
+            done = await core.turn_completed(interaction)
+            follow_up = provider.requests[1]["input"]
+    finally:
+        shutil.rmtree(dirs.root, ignore_errors=True)
+
+    assert (asked.kind, asked.tool, asked.item_id) == ("tool_call", "piano.web_fetch", "call_fetch")
+    assert json.loads(asked.arguments or "") == {"url": site.url("/")}
+    assert asked.reason is not None
+    assert "web_fetch" in asked.reason
+    assert (site.hits == ["/"]) is ran
+    output = json.dumps(
+        next(e["output"] for e in follow_up if e.get("type") == "function_call_output")
+    )
+    assert ("quick brown fox" in output) is ran
+    [resolved] = events.of(done.thread_id, ev.ApprovalResolved)
+    assert (resolved.decision, resolved.by) == (decision, "tester")
+    assert done.status == "completed"

@@ -3,6 +3,7 @@ recent events), messages, approvals and token rotation, against real sockets."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,10 @@ from actors import ActorSystem, Registry
 from piano.store import Writer
 from piano.threads import MemoryDirectory
 from piano.web import child_spec
+from piano.web._sse import _frames
 from schemas import events as ev
 from tests.fakes.responses_provider import ExecCommand, Text
+from tests.store.conftest import tool_approval
 from tests.web.conftest import TOKEN, Web, WebCore, config
 
 pytestmark = pytest.mark.anyio
@@ -181,3 +184,16 @@ async def test_threads_interactions_and_transcripts_come_from_the_store(stored: 
     assert (status, body["error"]["code"]) == (404, "not_found")
     status, body = await get(stored, "/api/threads/t404/interactions")
     assert status == 404
+
+
+def test_an_sse_approval_frame_carries_the_tool_and_its_arguments() -> None:
+    asked = tool_approval()
+    [frame], _ = _frames(asked, "codex")
+    event, data = frame.decode().split("\n", 1)
+    assert event == "event: approval"
+    body = json.loads(data.removeprefix("data: ").strip())
+    assert (body["kind"], body["tool"], body["arguments"]) == (
+        "tool_call",
+        asked.tool,
+        asked.arguments,
+    )

@@ -56,6 +56,10 @@ def approval_prompt(event: ev.ApprovalRequested, limit: int = 1500) -> str:
         lines.append(f"<pre><code>{_e((event.command or '')[:limit])}</code></pre>")
         if event.cwd:
             lines.append(f"in <code>{_e(event.cwd)}</code>")
+    elif event.kind == "tool_call":
+        lines.append(f"🔧 tool <code>{_e(event.tool or '?')}</code>")
+        if event.arguments:
+            lines.append(f"<pre><code>{_e(event.arguments[:limit])}</code></pre>")
     else:
         paths = ", ".join(change.path for change in event.changes) or "files"
         lines.append(f"📝 change {_e(paths)}")

@@ -54,8 +54,12 @@ class _Printer:
             case ev.ItemCompleted(item=item) if item.kind == "file_change":
                 for change in item.changes:
                     self.write(f"[{change.kind} {change.path}]\n")
-            case ev.ApprovalRequested(approval_id=approval_id, command=command, reason=reason):
-                what = command or "a file change"
+            case ev.ApprovalRequested(
+                approval_id=approval_id, command=command, tool=tool, reason=reason
+            ):
+                what = command or (
+                    f"tool {tool} {event.arguments or ''}".strip() if tool else "a file change"
+                )
                 self.write(
                     f"\n? approval {approval_id}: {what}"
                     + (f" ({reason})" if reason else "")

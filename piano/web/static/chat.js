@@ -111,7 +111,10 @@ function renderInteraction(i) {
 }
 
 function renderApproval(a) {
-  const what = a.kind === "command" ? a.command : a.changes.map((c) => c.path).join(", ");
+  const what =
+    a.kind === "command" ? a.command
+    : a.kind === "tool_call" ? `${a.tool} ${a.arguments || ""}`
+    : a.changes.map((c) => c.path).join(", ");
   return el("div", { class: "approval", "data-approval": a.approval_id },
     el("span", { text: `Allow ${a.kind}: ${what}` }),
     el("button", { class: "approve", "data-decision": "accept", text: "Approve" }),
