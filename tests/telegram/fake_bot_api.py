@@ -16,7 +16,7 @@ semantics for what Piano uses:
 - `fail_next` injects errors, e.g. 429 with ``parameters.retry_after``.
 
 Tests push updates (`push_message`, `push_callback`, `push_voice`, `push_photo`,
-`push_document`) and wait on what the bot did
+`push_document`, `push_video`, `push_content`) and wait on what the bot did
 (`wait_for`); every call is recorded with the loop time it arrived.
 """
 
@@ -260,6 +260,27 @@ class FakeBotApi:
         return await self.push(
             {"message": self._media_message(chat_id, user_id, caption, {"document": document})}
         )
+
+    async def push_video(
+        self, chat_id: int, data: bytes, *, name: str = "clip.mp4", user_id: int = 1001
+    ) -> dict[str, Any]:
+        video = {
+            **self._file(data, None),
+            "width": 320,
+            "height": 240,
+            "duration": 2,
+            "file_name": name,
+            "mime_type": "video/mp4",
+        }
+        return await self.push(
+            {"message": self._media_message(chat_id, user_id, None, {"video": video})}
+        )
+
+    async def push_content(
+        self, chat_id: int, content: dict[str, Any], *, user_id: int = 1001
+    ) -> dict[str, Any]:
+        """Queue a message carrying `content` as is (a sticker, a location...)."""
+        return await self.push({"message": self._media_message(chat_id, user_id, None, content)})
 
     def hold_downloads(self) -> None:
         self._downloads_open.clear()

@@ -1,5 +1,6 @@
-"""Voice notes, photos and documents through the Telegram stand-in: real PTB, real codex, the
-fake model provider, and the fake OpenAI server transcribing."""
+"""Voice notes, photos, documents, videos and what Piano cannot take, through the Telegram
+stand-in: real PTB, real codex, the fake model provider, and the fake OpenAI server
+transcribing."""
 
 from __future__ import annotations
 
@@ -111,6 +112,57 @@ async def test_a_document_is_saved_into_the_workspace_inbox_and_mentioned_to_the
     assert (workspace / "inbox" / name).read_bytes() == report
     assert sorted(p.name for p in (workspace / "inbox").iterdir()) == [name]
     assert not (workspace.parent / ".ssh").exists()
+
+
+async def test_a_video_is_saved_into_the_workspace_inbox_like_a_file(
+    tg: TG, speech: FakeOpenAI
+) -> None:
+    workspace = with_media(tg, speech)
+    tg.core.provider.script(Text("Nice clip."))
+    await tg.start()
+    clip = b"\x00\x00\x00\x18ftypmp42" * 100
+    sent = await tg.api.push_video(ADMIN, clip, name="demo.mp4")
+    await tg.answer(ADMIN, lambda c: c.params["text"] == "Nice clip.")
+    [turn] = turns(tg)
+    name = f"tg{sent['update_id']}-demo.mp4"
+    assert turn.interaction.text.startswith(f"The user sent a file: inbox/{name}")
+    assert (workspace / "inbox" / name).read_bytes() == clip
+
+
+@pytest.mark.parametrize(
+    ("content", "kind"),
+    [
+        (
+            {
+                "sticker": {
+                    "file_id": "s1",
+                    "file_unique_id": "us1",
+                    "type": "regular",
+                    "width": 512,
+                    "height": 512,
+                    "is_animated": False,
+                    "is_video": False,
+                }
+            },
+            "sticker",
+        ),
+        ({"location": {"latitude": 48.85, "longitude": 2.35}}, "location"),
+    ],
+)
+async def test_what_piano_cannot_take_is_answered_politely_and_no_turn_starts(
+    tg: TG, speech: FakeOpenAI, content: dict[str, Any], kind: str
+) -> None:
+    with_media(tg, speech)
+    await tg.start()
+    sent = await tg.api.push_content(ADMIN, content)
+    answer = await tg.answer(ADMIN, lambda c: "Sorry" in c.params["text"])
+    assert answer.params["text"] == (
+        f"🙏 Sorry, I cannot take a {kind}. Send me text, a voice note, a photo, a video or a file."
+    )
+    assert answer.params["reply_parameters"]["message_id"] == sent["message"]["message_id"]
+    await tg.api.push_message(ADMIN, "/status")
+    await tg.answer(ADMIN, lambda c: "Agent" in c.params["text"])
+    assert turns(tg) == []
 
 
 async def test_oversize_media_is_refused_politely_and_nothing_reaches_the_agent(

@@ -25,7 +25,7 @@ from telegram import Message, MessageEntity, Update
 from telegram.constants import ChatAction, ChatType
 
 from actors import ActorRef
-from piano.surfaces.telegram._media import attached, take
+from piano.surfaces.telegram._media import attached, take, unsupported
 from piano.surfaces.telegram._texts import decode_decision, help_text, status_text
 from piano.threads import THREADS
 from schemas import events as ev
@@ -94,7 +94,8 @@ async def _message(surface: TelegramSurface, message: Message, update_id: int) -
     text = message.text or message.caption or ""
     limit = surface.media.config.max_image_bytes if surface.media is not None else 0
     carried = attached(message, limit)
-    if not text.strip() and carried is None:
+    odd = unsupported(message) if not text.strip() and carried is None else None
+    if not text.strip() and carried is None and odd is None:
         return True
     chat = message.chat
     user_id = message.from_user.id if message.from_user is not None else None
@@ -106,7 +107,8 @@ async def _message(surface: TelegramSurface, message: Message, update_id: int) -
     route = surface.route(conversation)
     if group and command is None and not _addressed(message, username, surface.me.id):
         seen = surface.context.setdefault(conversation.conversation, [])
-        sent = f"[sent a {carried.label}] {text}" if carried is not None else text
+        label = carried.label if carried is not None else odd
+        sent = f"[sent a {label}] {text}" if label is not None else text
         seen.append(f"{_author(message)}: {sent.strip()}")
         del seen[: -surface.config.group_context or len(seen)]
         return True
@@ -129,6 +131,15 @@ async def _message(surface: TelegramSurface, message: Message, update_id: int) -
         if threads is None:
             return False
         await _run_command(surface, threads, command, conversation, route, user_id)
+        return True
+    if odd is not None:
+        log.info("telegram.unsupported_message", chat=chat.id, kind=odd)
+        surface.say(
+            route,
+            f"🙏 Sorry, I cannot take a {odd}. Send me text, a voice note, a photo, a video or "
+            "a file.",
+            reply_to=message.message_id,
+        )
         return True
     if threads is None:
         return False

@@ -1,6 +1,9 @@
 """Voice notes, audio, photos and documents arriving in Telegram, for `_incoming`.
 
-`attached` says what a message carries (the file to fetch, its announced size and name);
+`attached` says what a message carries (the file to fetch, its announced size and name):
+voice notes and audio are transcribed, photos and image documents are images, and documents,
+videos, animations and video notes are files. `unsupported` names what Piano cannot take
+(stickers, locations, contacts, polls, dice...), which is answered politely;
 `take` turns it into the agent's message with `piano.media.Media`: the size announced by
 Telegram is checked first (a refusal costs no download), then the file is fetched through the
 Bot API (``getFile``, then the file URL under `TelegramConfig.file_url`), checked again and
@@ -27,7 +30,7 @@ if TYPE_CHECKING:
     from piano.surfaces.telegram._sender import Route
     from piano.surfaces.telegram._surface import TelegramSurface
 
-__all__ = ["Attached", "attached", "take"]
+__all__ = ["Attached", "attached", "take", "unsupported"]
 
 log = structlog.get_logger(__name__)
 
@@ -50,8 +53,8 @@ class Attached:
 
 
 def attached(message: Message, image_limit: int) -> Attached | None:
-    """What `message` carries, None for text (and for kinds Piano does not take: stickers,
-    videos). Of a photo's sizes, the largest within `image_limit` is taken."""
+    """What `message` carries, None for text (and for what `unsupported` names). Of a photo's
+    sizes, the largest within `image_limit` is taken."""
     if message.voice is not None:
         voice = message.voice
         return Attached("voice", voice.file_id, voice.file_size, "voice.ogg", voice.mime_type)
@@ -70,6 +73,27 @@ def attached(message: Message, image_limit: int) -> Attached | None:
         return Attached(
             kind, document.file_id, document.file_size, document.file_name, document.mime_type
         )
+    for video, default in (
+        (message.video, "video.mp4"),
+        (message.animation, "animation.mp4"),
+        (message.video_note, "video_note.mp4"),
+    ):
+        if video is not None:
+            name = getattr(video, "file_name", None) or default
+            mime = getattr(video, "mime_type", None) or "video/mp4"
+            return Attached("file", video.file_id, video.file_size, name, mime)
+    return None
+
+
+_UNSUPPORTED = ("sticker", "location", "venue", "contact", "poll", "dice", "game", "story")
+
+
+def unsupported(message: Message) -> str | None:
+    """What a message without text or a file carries that Piano cannot take, if anything
+    (None for service messages: a member joined, a topic was created...)."""
+    for kind in _UNSUPPORTED:
+        if getattr(message, kind, None):
+            return kind
     return None
 
 
