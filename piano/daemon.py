@@ -2,9 +2,11 @@
 
 ```
 piano (Application, rest_for_one)
-├── store              StoreWriter: the one SQLite writer
+├── storage            Supervisor (one_for_one, 3 restarts in 30 s)
+│   └── store          StoreWriter: the one SQLite writer
 ├── events             Pipeline: thread events, partitioned by thread, to surfaces and store
-├── codex              CodexClient: the codex app-server process (restarted with back-off)
+├── codex_supervisor   Supervisor (one_for_one, 5 restarts in 30 s)
+│   └── codex          CodexClient: the codex app-server process (restarted with back-off)
 ├── tools              Supervisor: browser and jail sessions per thread, web fetch, and the
 │                      MCP endpoint Codex calls them through (each thread has its own token)
 ├── thread_supervisor  DynamicSupervisor: one thread actor per conversation (Codex or OpenAI)
@@ -15,9 +17,12 @@ piano (Application, rest_for_one)
 ```
 
 rest_for_one because each child needs the ones before it: everything writes to the store,
-threads need Codex, surfaces need threads. A surface that crashes restarts alone under
-`surfaces`; Codex restarts alone (with back-off) unless it fails past its supervisor's
-intensity, which then restarts Codex and everything after it.
+threads need Codex, surfaces need threads. But the store and Codex each sit under a supervisor
+of their own, so that a crash of either restarts it alone: the event pipeline retries its
+writes while the store comes back, and thread actors monitor the Codex client (a running turn
+ends interrupted, the next one resumes the thread on the new process). Only a child that
+keeps failing past its supervisor's intensity escalates, and then rest_for_one restarts it and
+everything after it. A surface that crashes restarts alone under `surfaces`.
 Thread actors push their events into `events` (see `piano.events`), which delivers them to the
 subscribed surfaces and writes them to the store in batches, in order per thread.
 """
@@ -171,8 +176,22 @@ def build_application(config: Config) -> Application:
                 media=media,
             )
         )
+    store_spec = ChildSpec(STORE, start=lambda: StoreWriter(database), name=STORE, shutdown=30.0)
+    codex_spec = ChildSpec(
+        CODEX,
+        start=lambda: CodexClient(config, sessions),
+        name=CODEX,
+        backoff=Backoff(initial=config.codex.restart_backoff, cap=config.codex.restart_backoff_cap),
+        shutdown=10.0,
+        init_timeout=60.0,
+    )
     children = [
-        ChildSpec(STORE, start=lambda: StoreWriter(database), name=STORE, shutdown=30.0),
+        ChildSpec(
+            "storage",
+            start=lambda: Supervisor([store_spec], max_restarts=3, max_seconds=30),
+            name="storage",
+            type="supervisor",
+        ),
         ChildSpec(
             EVENTS,
             start=lambda: event_pipeline(subscriptions, store),
@@ -180,14 +199,10 @@ def build_application(config: Config) -> Application:
             type="supervisor",
         ),
         ChildSpec(
-            CODEX,
-            start=lambda: CodexClient(config, sessions),
-            name=CODEX,
-            backoff=Backoff(
-                initial=config.codex.restart_backoff, cap=config.codex.restart_backoff_cap
-            ),
-            shutdown=10.0,
-            init_timeout=60.0,
+            "codex_supervisor",
+            start=lambda: Supervisor([codex_spec], max_restarts=5, max_seconds=30),
+            name="codex_supervisor",
+            type="supervisor",
         ),
         mcp_child_spec(config.tools, access, publish=publish),
         ChildSpec(

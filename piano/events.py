@@ -8,25 +8,29 @@ thread actor ──push──▶ events pipeline (partitioned by thread id)
 
 A thread's events all go to one processor, which hands them to its surfaces in order; the
 batcher then groups events of any threads into batches, and one batch processor writes each
-batch in one transaction, so a thread's events reach the store in order too. The batcher
-flushes when the writer is idle (`Batchers.flush_when_idle`): a lone event is written at once,
-and while a batch is being written the next one gathers everything that arrives meanwhile, up
-to `batch_size` (group commit). So nothing waits for a timer when the system is quiet, and
-under load batches grow instead of queueing. An event is acknowledged once its batch has
-committed. An event the store refuses (`BatchRejected`: an unknown thread, a broken
-constraint) is logged as ``events.not_stored`` and dropped; the rest of its batch is written
-again without it. Pushing waits while `max_in_flight` events are unacknowledged, which slows
-the thread actors (and so Codex's notifications) instead of growing memory. On shutdown the
-pipeline drains: everything pushed is delivered and stored before the store stops.
+batch in one transaction, so a thread's events reach the store in order too. The batcher flushes
+when the writer is idle (`Batchers.flush_when_idle`): a lone event is written at once, and while
+a batch is being written the next one gathers everything that arrives meanwhile, up to
+`batch_size` (group commit). So nothing waits for a timer when the system is quiet, and under
+load batches grow instead of queueing. An event is acknowledged once its batch has committed.
+While the store is down (it crashed and its supervisor is restarting it), a batch waits and
+retries, with back-off, for up to `store_outage` seconds (``events.store_unavailable`` is logged
+once per batch); only then does it fail. An event the store refuses (`BatchRejected`: an unknown
+thread, a broken constraint) is logged as ``events.not_stored`` and dropped; the rest of its
+batch is written again without it. Pushing waits while `max_in_flight` events are
+unacknowledged, which slows the thread actors (and so Codex's notifications) instead of growing
+memory. On shutdown the pipeline drains: everything pushed is delivered and stored before the
+store stops.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import structlog
 
-from actors import ActorRef, ActorSystem, Registry
+from actors import ActorExited, ActorRef, ActorSystem, Registry
 from actors.pipeline import Batchers, BatchInfo, Message, Pipeline, Processors, push_many
 from piano.store import BatchRejected, WriteBatch
 from piano.surfaces import deliver
@@ -38,6 +42,10 @@ EVENTS = "events"
 """The registered name of the daemon's event pipeline."""
 
 log = structlog.get_logger(__name__)
+
+
+class StoreUnavailable(Exception):
+    """The store writer is not running (it is being restarted)."""
 
 
 def _thread(message: Message) -> str:
@@ -53,6 +61,7 @@ def event_pipeline(
     batch_size: int = 500,
     batch_timeout: float = 1.0,
     max_in_flight: int = 20_000,
+    store_outage: float = 30.0,
     stored: Callable[[list[ThreadEvent]], None] | None = None,
 ) -> Pipeline:
     """The pipeline; `store()` returns the live store writer; `stored(events)` (telemetry, for
@@ -61,14 +70,31 @@ def event_pipeline(
     def to_surfaces(message: Message) -> None:
         deliver(subscriptions, message.data)
 
+    async def write(events: list[ThreadEvent]) -> None:
+        """Write `events` once the store is running, waiting out a restart."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + store_outage
+        delay = 0.01
+        while True:
+            writer = store()
+            try:
+                if writer is None:
+                    raise StoreUnavailable("the store is not running")
+                await writer.call(WriteBatch(events), timeout=60)
+                return
+            except (ActorExited, StoreUnavailable) as exc:
+                if loop.time() + delay > deadline:
+                    raise
+                if delay == 0.01:
+                    log.warning("events.store_unavailable", events=len(events), error=str(exc))
+                await asyncio.sleep(delay)
+                delay = min(1.0, delay * 2)
+
     async def to_store(messages: list[Message], info: BatchInfo) -> None:
-        writer = store()
-        if writer is None:
-            raise RuntimeError("the store is not running")
         while messages:
             events = [message.data for message in messages]
             try:
-                await writer.call(WriteBatch(events), timeout=60)
+                await write(events)
             except BatchRejected as exc:
                 refused = messages[exc.index]
                 refused.fail(exc)

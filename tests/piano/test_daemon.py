@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -289,3 +289,65 @@ def test_doctor_passes_on_this_machine_and_names_the_fix_for_what_fails(
     assert result.returncode == 1
     assert "FAIL codex" in result.stdout
     assert "fix:" in result.stdout
+
+
+async def console(state: Path, *statements: str) -> str:
+    """Run `statements` in the daemon's console; what they printed (after its banner)."""
+    script = (
+        "import sys\nfrom actors.console import run_statements\n"
+        "sys.exit(run_statements(sys.argv[1], sys.argv[2:]))"
+    )
+    done = await anyio.run_process(
+        [sys.executable, "-c", script, str(state / "console.sock"), *statements], check=False
+    )
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    banner, _, printed = done.stdout.decode().partition("\n")
+    assert banner.startswith("Piano console"), banner
+    return printed
+
+
+def ids(*names: str) -> str:
+    return f"print(*(whereis(n).id for n in {names!r}))"
+
+
+async def restarted(state: Path, name: str, old: str) -> None:
+    """Wait until the actor registered as `name` is a new one (a restart takes a back-off
+    delay, then the actor's init)."""
+    with anyio.fail_after(30):
+        while (await console(state, f"print(getattr(whereis({name!r}), 'id', None))")).strip() in (
+            "None",
+            old,
+        ):
+            pass
+
+
+async def _kill_codex(state: Path) -> None:
+    os.kill(int(await console(state, "print((await call('codex', 'connection')).pid)")), 9)
+
+
+async def _kill_store(state: Path) -> None:
+    await console(state, "kill('store')")
+
+
+@pytest.mark.parametrize(("victim", "kill"), [("codex", _kill_codex), ("store", _kill_store)])
+async def test_a_crashed_codex_or_store_restarts_alone_and_nothing_accepted_is_lost(
+    dirs: CodexDirs, victim: str, kill: Callable[[Path], Awaitable[None]]
+) -> None:
+    others = ["store", "events", "codex", "tools", "thread_supervisor", "surfaces"]
+    others.remove(victim)
+    async with FakeResponsesProvider() as provider:
+        provider.script(Text("one"), Text("two"))
+        config = write_config(dirs, provider)
+        state = dirs.root / "state"
+        async with daemon_running(config, state / "chat.sock"):
+            assert "one" in await chat(config, "first")
+            old, *before = (await console(state, ids(victim, *others))).split()
+            await kill(state)
+            await restarted(state, victim, old)
+            _, *after = (await console(state, ids(victim, *others))).split()
+            assert "two" in await chat(config, "second")
+    assert after == before, f"a crash of {victim} restarted other children of the daemon"
+    with StoreReader(state / "piano.db") as reader:
+        [thread] = reader.threads()
+        answers = [(i.text, i.status, i.response) for i in reader.interactions(thread.id)]
+    assert answers == [("first", "completed", "one"), ("second", "completed", "two")]

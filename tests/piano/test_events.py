@@ -1,18 +1,22 @@
 """The daemon's event pipeline (piano.events): an event the store refuses is logged with the
-event and dropped, the rest of its batch is stored in order, and the pipeline goes on."""
+event and dropped, the rest of its batch is stored in order, and the pipeline goes on; a batch
+waits out a restart of the store and is then written, losing nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import anyio
 import pytest
 import structlog
 
-from actors import ActorSystem, Registry
+from actors import ActorRef, ActorSystem, Registry, info, suspend
 from actors.pipeline import push, push_many
 from piano.events import EVENTS, event_pipeline
 from piano.store import CreateThread, StoreReader, StoreWriter, UpsertAgent, UpsertSurface
 from schemas.events import Item, ItemCompleted, Notice
+from supervisors import ChildSpec, Supervisor
 
 pytestmark = pytest.mark.anyio
 
@@ -55,3 +59,46 @@ async def test_a_refused_event_is_logged_and_dropped_and_the_rest_of_its_batch_i
     not_stored = [entry for entry in logs if entry["event"] == "events.not_stored"]
     assert [entry["thread_event"] for entry in not_stored] == [refused]
     assert "unknown interaction 'no-such-interaction'" in not_stored[0]["reason"]
+
+
+async def test_a_batch_waits_out_a_store_restart_and_nothing_is_lost(tmp_path: Path) -> None:
+    database = tmp_path / "piano.db"
+    with structlog.testing.capture_logs() as logs:
+        async with ActorSystem() as system:
+            spec = ChildSpec("store", start=lambda: StoreWriter(database), name="store")
+            await system.spawn(Supervisor([spec]))
+            store = system.whereis("store")
+            assert store is not None
+            for write in (
+                UpsertSurface("web", "web"),
+                UpsertAgent("codex", "codex"),
+                CreateThread("t1", "web", "tab:1", "codex"),
+            ):
+                await store.call(write, timeout=10)
+            writing = asyncio.Event()
+
+            def writer() -> ActorRef | None:
+                writing.set()  # the batch processor looks the store up, then calls it at once
+                return system.whereis("store")
+
+            ref = await system.spawn(
+                event_pipeline(Registry(keys="duplicate"), writer), name=EVENTS
+            )
+            await suspend(store)  # the batch's write waits in the store's mailbox...
+            await push_many(ref, [_notice("a"), _notice("b")])
+            with anyio.fail_after(10):
+                await writing.wait()
+            assert info(store).mailbox_length == 1
+            store.exit("kill")  # ...and fails: its supervisor restarts the store
+            await push(ref, _notice("c"))
+            await ref.stop(timeout=10)
+
+    with StoreReader(database) as reader:
+        journal = reader.events_since("t1", 0)
+    assert [(entry.seq, entry.event.message) for entry in journal] == [  # type: ignore[union-attr]
+        (1, "a"),
+        (2, "b"),
+        (3, "c"),
+    ]
+    assert [entry for entry in logs if entry["event"] == "events.store_unavailable"]
+    assert not [entry for entry in logs if entry["event"] == "events.not_stored"]
