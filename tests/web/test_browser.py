@@ -18,6 +18,7 @@ from piano.threads import THREADS, ThreadKey, send_message
 from piano.tools.browser import BrowserConfig, start_driver, stop_driver
 from schemas import events as ev
 from tests.fakes.responses_provider import ExecCommand, Text
+from tests.store.conftest import tool_approval
 from tests.web.conftest import TOKEN, WebCore
 
 pytestmark = pytest.mark.anyio
@@ -89,6 +90,20 @@ async def test_the_chat_streams_the_answer_and_runs_a_command_approved_by_a_clic
     await until(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, ".approval"))
     resolved = [e for e in web_core.events.all if isinstance(e, ev.ApprovalResolved)]
     assert [(e.decision, e.by) for e in resolved] == [("accept", "web")]
+
+
+async def test_a_tool_call_approval_shows_the_tool_and_its_arguments(
+    browser: WebDriver, web_core: WebCore
+) -> None:
+    web_core.provider.script(Text("ready"))
+    await open_chat(browser, web_core)
+    await say(browser, "hello")
+    await until(browser, text_in("messages", "ready"))
+    [started] = [e for e in web_core.events.all if isinstance(e, ev.TurnStarted)]
+    web_core.publish(tool_approval(thread_id=started.thread_id, approval_id="tool-1"))
+    await until(browser, text_in("approvals", "piano.web_fetch"))
+    shown = await run(lambda: browser.find_element(By.ID, "approvals").text)
+    assert 'Allow tool_call: piano.web_fetch {"url": "https://example.org/"}' in shown
 
 
 async def test_a_dropped_connection_comes_back_and_the_replay_fills_the_gap(
