@@ -5,6 +5,7 @@ are transcribed.
 [media]
 inbox = "inbox"                          # files are saved under <agent workspace>/<inbox>/
 max_voice_bytes = 20_000_000             # a voice note or audio file past this is refused
+max_voice_seconds = 1200                 # ... as is one that lasts longer (when it is known)
 max_image_bytes = 10_000_000
 max_file_bytes = 20_000_000              # (the Telegram Bot API serves at most 20 MB anyway)
 
@@ -41,6 +42,7 @@ class MediaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     enabled: bool = True
     inbox: str = "inbox"
     max_voice_bytes: int = 20_000_000
+    max_voice_seconds: int = 1200
     max_image_bytes: int = 10_000_000
     max_file_bytes: int = 20_000_000
     download_timeout: float = 120.0

@@ -38,6 +38,14 @@ Kind = Literal["voice", "image", "file"]
 _LABELS: dict[Kind, str] = {"voice": "voice note", "image": "image", "file": "file"}
 
 
+def _minutes(seconds: float) -> str:
+    """``95`` → ``"1 min 35 s"``; ``1200`` → ``"20 min"``."""
+    minutes, rest = divmod(round(seconds), 60)
+    if not minutes:
+        return f"{rest} s"
+    return f"{minutes} min" + (f" {rest} s" if rest else "")
+
+
 class MediaRefused(Exception):
     """What the user sent cannot be taken; the message says why, for the user."""
 
@@ -95,6 +103,18 @@ class Media:
         return (
             f"Sorry, that {label} is too large ({human_size(size)}): "
             f"I can take a {label} of up to {human_size(limit)}."
+        )
+
+    def too_long(self, kind: Kind, seconds: float | None) -> str | None:
+        """The refusal for a voice note or audio file lasting past `max_voice_seconds` (its
+        transcription would cost as much), None when it fits or its duration is not known."""
+        limit = self.config.max_voice_seconds
+        if kind != "voice" or seconds is None or seconds <= limit:
+            return None
+        log.info("media.refused_too_long", kind=kind, seconds=seconds, limit=limit)
+        return (
+            f"Sorry, that voice note is too long ({_minutes(seconds)}): "
+            f"I can take a voice note of up to {_minutes(limit)}."
         )
 
     def workspace(self, agent: str) -> Path:

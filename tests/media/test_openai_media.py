@@ -118,3 +118,14 @@ async def test_media_saves_files_in_the_agents_workspace_and_refuses_what_is_too
         await media.receive("file", "b", b"x", name="y.csv")
     image = await media.receive("image", "a", png(), name="scan", mime="image/png")
     assert image.attachments == [str(tmp_path / "a" / "inbox" / "scan.png")]
+
+
+def test_a_voice_note_longer_than_the_limit_is_refused_and_only_voice_notes_are_timed() -> None:
+    media: Media = build_media(MediaConfig(max_voice_seconds=90), {})
+    assert media.too_long("voice", 90) is None
+    assert media.too_long("voice", None) is None  # not known: the size limit still applies
+    assert media.too_long("file", 10_000) is None
+    assert media.too_long("voice", 95) == (
+        "Sorry, that voice note is too long (1 min 35 s): I can take a voice note of up to "
+        "1 min 30 s."
+    )

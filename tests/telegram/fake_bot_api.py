@@ -218,10 +218,16 @@ class FakeBotApi:
         }
 
     async def push_voice(
-        self, chat_id: int, data: bytes, *, user_id: int = 1001, size: int | None = None
+        self,
+        chat_id: int,
+        data: bytes,
+        *,
+        user_id: int = 1001,
+        size: int | None = None,
+        duration: int = 3,
     ) -> dict[str, Any]:
         """Queue a voice note (`size`: the size announced, if not the data's)."""
-        voice = {**self._file(data, size), "duration": 3, "mime_type": "audio/ogg"}
+        voice = {**self._file(data, size), "duration": duration, "mime_type": "audio/ogg"}
         return await self.push(
             {"message": self._media_message(chat_id, user_id, None, {"voice": voice})}
         )

@@ -176,6 +176,12 @@ async def test_oversize_media_is_refused_politely_and_nothing_reaches_the_agent(
         "🙏 Sorry, that voice note is too large (5.0 MB): I can take a voice note of up to 1.0 KB."
     )
     assert refused.params["reply_parameters"]["message_id"] == voice["message"]["message_id"]
+    # Too long to transcribe: refused before any download, whatever its size.
+    await tg.api.push_voice(ADMIN, b"x" * 10, duration=1500)
+    refused = await tg.answer(ADMIN, lambda c: "too long" in c.params["text"])
+    assert refused.params["text"] == (
+        "🙏 Sorry, that voice note is too long (25 min): I can take a voice note of up to 20 min."
+    )
     # Announced small but larger once downloaded: refused after the download.
     await tg.api.push_document(ADMIN, b"y" * 3000, "big.bin", size=100)
     refused = await tg.answer(ADMIN, lambda c: "file is too large" in c.params["text"])
