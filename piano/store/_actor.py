@@ -160,6 +160,15 @@ class StoreWriter(Actor):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self.writer: Writer | None = None
+        self.batches = 0
+        self.events = 0
+        self.refused = 0
+
+    def describe(self) -> str:
+        return (
+            f"SQLite writer {self.path}: {self.batches} batches ({self.events} events) "
+            f"committed, {self.refused} writes refused"
+        )
 
     def init(self) -> None:
         self.trap_exits = True  # so a supervisor's shutdown runs `terminate`, closing the database
@@ -168,11 +177,16 @@ class StoreWriter(Actor):
     def handle_call(self, message: Any, caller: Caller) -> Any:
         if isinstance(message, StoreWrite) and self.writer is not None:
             try:
-                return message.apply(self.writer)
+                result = message.apply(self.writer)
             except StoreError as exc:
+                self.refused += 1
                 self.log.warning("store.write_refused", error=str(exc))
                 caller.fail(exc)
                 return NOREPLY
+            if isinstance(message, WriteBatch):
+                self.batches += 1
+                self.events += len(message.events)
+            return result
         return super().handle_call(message, caller)
 
     def terminate(self, reason: object) -> None:

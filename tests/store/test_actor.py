@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from actors import ActorSystem
+from actors import ActorSystem, get_state
 from piano.store import (
     BatchRejected,
     CreateThread,
@@ -72,8 +72,11 @@ async def test_a_refused_write_fails_only_its_call_and_the_writer_goes_on(path: 
             WriteBatch([Notice(thread_id="t1", level="info", message="x")]), timeout=10
         )
 
+        state = await get_state(store)
+
         assert store.alive
         assert seqs == [1]
+        assert (state["batches"], state["events"], state["refused"]) == (1, 1, 2)
 
 
 async def test_readers_on_worker_threads_run_while_the_actor_writes(path: Path) -> None:
