@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import structlog
+from aiohttp import web
 
 from actors import ActorSystem, get_state
 from piano.tools import Toolbox, browser_name
@@ -86,6 +87,34 @@ async def test_plain_http_to_an_allowed_address_is_forwarded_one_request_per_con
     assert (status, "secret" in body, connection.lower()) == (200, True, "close")
     assert page.hits == ["/"]
     assert proxy.statistics().connections == 1
+
+
+async def test_a_request_body_is_forwarded_while_the_response_is_awaited() -> None:
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(text=(await request.text()).upper())
+
+    app = web.Application()
+    app.router.add_post("/echo", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    proxy = await _proxy(LOOPBACK_ALLOWED)
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"http://127.0.0.1:{port}/echo",
+                data=b"x" * 100_000,
+                proxy=f"http://127.0.0.1:{proxy.port}",
+                timeout=aiohttp.ClientTimeout(total=10),
+            ) as response,
+        ):
+            status, body = response.status, await response.text()
+    finally:
+        proxy.close()
+        await runner.cleanup()
+    assert (status, body) == (200, "X" * 100_000)
 
 
 async def test_loopback_is_refused_by_default_and_the_server_never_sees_the_request(

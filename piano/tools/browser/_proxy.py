@@ -71,14 +71,30 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             await writer.drain()
 
 
+async def _download(
+    server: asyncio.StreamReader, client: asyncio.StreamWriter, close_head: bool
+) -> None:
+    if close_head:
+        # The response's head goes on with ``Connection: close``, so that Chromium opens a new
+        # proxy connection (vetted anew) for its next request.
+        head = await server.readuntil(b"\r\n\r\n")
+        status, *headers = head.decode("latin-1").split("\r\n")
+        lines = [status, *_without_hop_by_hop(headers), "Connection: close", "", ""]
+        client.write("\r\n".join(lines).encode("latin-1"))
+    await _pipe(server, client)
+
+
 async def _relay(
     client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
     server: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    *,
+    close_head: bool = False,
 ) -> None:
-    """Copy bytes both ways until either side closes (the caller then closes both)."""
+    """Copy bytes both ways until either side closes (the caller then closes both). The
+    request's body flows while the response is awaited, so an upload cannot deadlock."""
     tasks = [
         asyncio.ensure_future(_pipe(client[0], server[1])),
-        asyncio.ensure_future(_pipe(server[0], client[1])),
+        asyncio.ensure_future(_download(server[0], client[1], close_head)),
     ]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -166,8 +182,7 @@ class GuardProxy:
                 upstream.write(
                     "\r\n".join([*forwarded, "Connection: close", "", ""]).encode("latin-1")
                 )
-                await self._relay_response_head(up_reader, writer)
-            await _relay((reader, writer), (up_reader, upstream))
+            await _relay((reader, writer), (up_reader, upstream), close_head=method != "CONNECT")
         except _Refused as refused:
             if not refused.status.startswith("403"):
                 self._failed += 1
@@ -214,13 +229,3 @@ class GuardProxy:
             self._connections += 1
             return connection
         raise _Refused("502 Bad Gateway", f"cannot connect to {host}:{port}: {error!r}")
-
-    async def _relay_response_head(
-        self, upstream: asyncio.StreamReader, client: asyncio.StreamWriter
-    ) -> None:
-        """Pass the response's head on with ``Connection: close``, so that Chromium opens a new
-        proxy connection (vetted anew) for its next request."""
-        head = await asyncio.wait_for(upstream.readuntil(b"\r\n\r\n"), self.connect_timeout)
-        status, *headers = head.decode("latin-1").split("\r\n")
-        lines = [status, *_without_hop_by_hop(headers), "Connection: close", "", ""]
-        client.write("\r\n".join(lines).encode("latin-1"))
