@@ -7,7 +7,8 @@ state_dir = "~/.local/state/piano"      # database, codex home, console socket l
 [codex]
 binary = ""                              # default: the pinned .codex install, then PATH
 
-[providers.local]                        # passed to codex as model_providers.local
+[providers.local]                        # passed to codex as model_providers.local (a name codex
+                                         # reserves, such as openai, as piano-openai)
 base_url = "http://127.0.0.1:8080/v1"
 env_key = "LOCAL_API_KEY"                # the secret itself comes from the environment
 

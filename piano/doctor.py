@@ -6,11 +6,15 @@ The exit status is 0 when every check passed.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import structlog
 
 from piano.config import Config, ConfigError, load_config
 
@@ -63,6 +67,31 @@ def check_codex(config: Config | None) -> Check:
             f"npm install --prefix .codex @openai/codex@{pinned} (or scripts/bootstrap)",
         )
     return Check("codex", True, f"{version} at {binary}")
+
+
+def check_codex_starts(config: Config) -> Check:
+    """Start ``codex app-server`` as the daemon would (providers, args, CODEX_HOME) and
+    complete the handshake: codex refuses some configurations only when it starts."""
+    from piano.codex import CodexError, codex_process
+
+    async def start() -> None:
+        process = codex_process(config)
+        try:
+            await asyncio.wait_for(process.start(), 60)
+        finally:
+            await process.close()
+
+    try:
+        asyncio.run(start())
+    except (CodexError, OSError, TimeoutError) as exc:
+        reason = " ".join(str(exc).split()).split(" Stack backtrace:")[0]
+        return Check(
+            "codex start",
+            False,
+            reason[:500],
+            "fix what codex names above in [providers] or [codex] args of the config",
+        )
+    return Check("codex start", True, "app-server starts and answers with this config")
 
 
 def check_command(name: str, command: list[str], package: str) -> Check:
@@ -151,7 +180,9 @@ def check_database(config: Config) -> Check:
 
 
 def run_checks(config_path: str | None, emit: Callable[[str], None] = print) -> int:
-    """Run every check, emitting one line each; returns the exit status."""
+    """Run every check, emitting one line each; returns the exit status. The log of what the
+    checks start (codex) is kept to errors: the check lines say what matters."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     config_check, config = check_config(config_path)
     checks: list[Callable[[], Check]] = [
         lambda: config_check,
@@ -161,7 +192,11 @@ def run_checks(config_path: str | None, emit: Callable[[str], None] = print) -> 
         lambda: check_command("chromedriver", ["chromedriver", "--version"], "chromium-driver"),
     ]
     if config is not None:
-        checks += [lambda: check_state(config), lambda: check_database(config)]
+        checks += [
+            lambda: check_state(config),
+            lambda: check_database(config),
+            lambda: check_codex_starts(config),
+        ]
     failed = 0
     for check in checks:
         result = check()

@@ -10,7 +10,14 @@ notifications handed on with their thread id, stderr captured, exit detected.
 from __future__ import annotations
 
 from ._binary import find_codex_binary
-from ._client import CODEX, ApprovalAsked, CodexClient, CodexNotification, codex_dirs
+from ._client import (
+    CODEX,
+    ApprovalAsked,
+    CodexClient,
+    CodexNotification,
+    codex_dirs,
+    codex_process,
+)
 from ._rpc import (
     CodexError,
     CodexExited,
@@ -34,5 +41,6 @@ __all__ = [
     "NotificationCallback",
     "RequestHandler",
     "codex_dirs",
+    "codex_process",
     "find_codex_binary",
 ]

@@ -42,7 +42,14 @@ from schemas.codex import (
 if TYPE_CHECKING:
     from piano.config import Config
 
-__all__ = ["CODEX", "ApprovalAsked", "CodexClient", "CodexNotification", "codex_dirs"]
+__all__ = [
+    "CODEX",
+    "ApprovalAsked",
+    "CodexClient",
+    "CodexNotification",
+    "codex_dirs",
+    "codex_process",
+]
 
 CODEX = "codex"
 """The registered name of the daemon's Codex client."""
@@ -91,6 +98,17 @@ def codex_dirs(config: Config) -> tuple[Path, Path]:
     return home, tmp
 
 
+CODEX_BUILT_IN_PROVIDERS = frozenset({"openai", "ollama", "lmstudio"})
+"""Provider ids codex reserves: it refuses to start if ``model_providers`` redefines one."""
+
+
+def codex_provider_id(name: str) -> str:
+    """The id Piano's provider `name` has inside codex: its own name, or ``piano-<name>`` for
+    a name codex reserves for a built-in provider (so ``[providers.openai]``, with its base URL
+    and key variable, reaches codex as a provider of its own instead of stopping codex)."""
+    return f"piano-{name}" if name in CODEX_BUILT_IN_PROVIDERS else name
+
+
 def codex_args(config: Config) -> list[str]:
     """The app-server arguments: the configured ones plus every provider as ``-c`` overrides."""
     args = list(config.codex.args)
@@ -106,8 +124,23 @@ def codex_args(config: Config) -> list[str]:
             value = getattr(provider, key)
             if value is not None:
                 fields.append(f"{key}={value}")
-        args += ["-c", f"model_providers.{name}={{{', '.join(fields)}}}"]
+        args += ["-c", f"model_providers.{codex_provider_id(name)}={{{', '.join(fields)}}}"]
     return args
+
+
+def codex_process(config: Config, **options: Any) -> CodexProcess:
+    """A `CodexProcess` (not started) as `config` says: its binary, its providers as ``-c``
+    overrides, a CODEX_HOME and TMPDIR of its own (created); `options` go to `CodexProcess`."""
+    home, tmp = codex_dirs(config)
+    for path in (home, tmp):
+        path.mkdir(parents=True, exist_ok=True)
+    return CodexProcess(
+        binary=config.codex.binary or None,
+        args=codex_args(config),
+        env={"CODEX_HOME": str(home), "TMPDIR": str(tmp)},
+        request_timeout=config.codex.request_timeout,
+        **options,
+    )
 
 
 class CodexClient(_Actor):
@@ -124,13 +157,8 @@ class CodexClient(_Actor):
 
     async def init(self) -> None:
         self.trap_exits = True
-        home, tmp = codex_dirs(self.config)
-        for path in (home, tmp):
-            path.mkdir(parents=True, exist_ok=True)
-        self.process = CodexProcess(
-            binary=self.config.codex.binary or None,
-            args=codex_args(self.config),
-            env={"CODEX_HOME": str(home), "TMPDIR": str(tmp)},
+        self.process = codex_process(
+            self.config,
             on_notification=self._route,
             request_handlers={
                 "item/commandExecution/requestApproval": self._approval,
@@ -138,7 +166,6 @@ class CodexClient(_Actor):
                 "mcpServer/elicitation/request": self._approval,
             },
             on_exit=lambda error: self.ref.send(_ProcessExited(error)),
-            request_timeout=self.config.codex.request_timeout,
         )
         await self.process.start()
 

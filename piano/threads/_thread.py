@@ -28,7 +28,12 @@ import msgspec
 
 from actors import NOREPLY, Caller, Down, MonitorRef, Registry
 from piano.agents._conversation import Conversation, Publish, Turn
-from piano.codex._client import ApprovalAsked, CodexNotification, connection
+from piano.codex._client import (
+    ApprovalAsked,
+    CodexNotification,
+    codex_provider_id,
+    connection,
+)
 from piano.codex._rpc import CodexError, CodexProcess
 from piano.codex._translate import Translator
 from piano.media import image_type
@@ -131,7 +136,7 @@ class ConversationThread(Conversation[Turn]):
         common: dict[str, Any] = {
             "cwd": workspace,
             "model": agent.model,
-            "model_provider": agent.provider,
+            "model_provider": codex_provider_id(agent.provider) if agent.provider else None,
             "approval_policy": agent.approval_policy,
             "sandbox": agent.sandbox,
             "developer_instructions": agent.instructions,

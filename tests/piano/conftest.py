@@ -102,18 +102,21 @@ class Core:
         return ref
 
 
-def make_config(dirs: CodexDirs, provider: FakeResponsesProvider, **agent: Any) -> Config:
+def make_config(
+    dirs: CodexDirs, provider: FakeResponsesProvider, provider_name: str = "fake", **agent: Any
+) -> Config:
+    """A config whose one agent, "default", uses the fake provider (named `provider_name`)."""
     return Config(
         daemon=DaemonConfig(state_dir=str(dirs.root)),
         codex=CodexConfig(home=str(dirs.home)),
         providers={
-            "fake": ProviderConfig(
+            provider_name: ProviderConfig(
                 base_url=provider.base_url, request_max_retries=1, stream_max_retries=1
             )
         },
         agents={
             "default": AgentConfig(
-                model="gpt-5.5", provider="fake", workspace=str(dirs.work), **agent
+                model="gpt-5.5", provider=provider_name, workspace=str(dirs.work), **agent
             )
         },
     )

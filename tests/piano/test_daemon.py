@@ -289,6 +289,19 @@ def test_doctor_passes_on_this_machine_and_names_the_fix_for_what_fails(
     assert result.returncode == 1
     assert "FAIL codex" in result.stdout
     assert "fix:" in result.stdout
+    refused = tmp_path / "refused.toml"  # codex itself refuses this, only when it starts
+    refused.write_text(
+        f'[daemon]\nstate_dir = "{dirs.root / "state"}"\n[codex]\n'
+        'args = ["-c", "model_providers.openai={name=\\"x\\", base_url=\\"http://127.0.0.1:1\\"}"]\n'
+    )
+    result = subprocess.run(
+        [*PIANO, "doctor", "--config", str(refused)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    [line] = [line for line in result.stdout.splitlines() if "codex start" in line]
+    assert line.startswith("FAIL codex start:")
+    assert "reserved built-in provider IDs" in line
+    assert "Stack backtrace" not in line
 
 
 async def console(state: Path, *statements: str) -> str:

@@ -8,10 +8,21 @@ import signal
 
 import pytest
 
+from actors import ActorSystem, Registry
 from piano.codex import CODEX
+from piano.codex._client import CODEX_BUILT_IN_PROVIDERS
+from piano.threads import THREADS, MemoryDirectory
 from schemas import events as ev
-from tests.fakes.responses_provider import ExecCommand, Hang, HttpError, Text
-from tests.piano.conftest import Core
+from supervisors import Supervisor
+from tests.fakes.responses_provider import (
+    CodexDirs,
+    ExecCommand,
+    FakeResponsesProvider,
+    Hang,
+    HttpError,
+    Text,
+)
+from tests.piano.conftest import Core, Events, core_children, make_config
 
 pytestmark = pytest.mark.anyio
 
@@ -259,3 +270,21 @@ async def test_a_thread_stopped_mid_turn_publishes_its_turn_as_interrupted(core:
     done = await core.turn_completed(interaction)
     assert done.status == "interrupted"
     assert "the thread stopped" in (done.error or "")
+
+
+@pytest.mark.parametrize("name", sorted(CODEX_BUILT_IN_PROVIDERS))
+async def test_a_provider_named_like_a_codex_built_in_still_serves_the_agent(
+    dirs: CodexDirs, name: str
+) -> None:
+    async with FakeResponsesProvider() as provider, ActorSystem() as system:
+        provider.script(Text(f"served as {name}"))
+        config = make_config(dirs, provider, provider_name=name)
+        events, directory = Events(), MemoryDirectory()
+        children = core_children(config, directory, events, Registry(keys="unique"))
+        await system.spawn(Supervisor(children), name="piano")
+        threads = system.whereis(THREADS)
+        assert threads is not None
+        core = Core(system, config, provider, events, directory, dirs, threads)
+        _, interaction = await core.say("hello")
+        done = await core.turn_completed(interaction)
+    assert (done.status, done.response) == ("completed", f"served as {name}")
