@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +93,21 @@ def check_codex_starts(config: Config) -> Check:
             "fix what codex names above in [providers] or [codex] args of the config",
         )
     return Check("codex start", True, "app-server starts and answers with this config")
+
+
+def check_provider_keys(config: Config, environ: Mapping[str, str] = os.environ) -> Check:
+    """Every provider an agent uses has its key variable (`env_key`) set; else the first turn
+    fails with "Missing environment variable"."""
+    missing: set[tuple[str, str]] = set()
+    for agent in config.agents.values():
+        provider = config.providers.get(agent.provider) if agent.provider else None
+        if provider is not None and provider.env_key and not environ.get(provider.env_key):
+            missing.add((provider.env_key, agent.provider or ""))
+    if missing:
+        names = ", ".join(f"{key} (provider {name})" for key, name in sorted(missing))
+        exports = " ".join(f"{key}=..." for key, _ in sorted(missing))
+        return Check("provider keys", False, f"not set: {names}", f"export {exports}")
+    return Check("provider keys", True, "every provider an agent uses has its key set")
 
 
 def check_command(name: str, command: list[str], package: str) -> Check:
@@ -196,6 +212,7 @@ def run_checks(config_path: str | None, emit: Callable[[str], None] = print) -> 
             lambda: check_state(config),
             lambda: check_database(config),
             lambda: check_codex_starts(config),
+            lambda: check_provider_keys(config),
         ]
     failed = 0
     for check in checks:
