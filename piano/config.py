@@ -160,6 +160,15 @@ def _check(config: Config, source: str) -> None:
                 f"{source}: agents.{name}.provider: no provider named {agent.provider!r} "
                 f"(providers: {', '.join(sorted(config.providers)) or 'none'})"
             )
+        if (
+            agent.backend == "codex"
+            and agent.provider is not None
+            and config.providers[agent.provider].wire_api == "chat"
+        ):
+            raise ConfigError(
+                f"{source}: agents.{name}.provider: provider {agent.provider!r} has wire_api = "
+                '"chat", which codex no longer supports: use "responses", or backend = "openai"'
+            )
         for key in ("turn_timeout", "approval_timeout", "idle_timeout"):
             if not getattr(agent, key) > 0:
                 raise ConfigError(f"{source}: agents.{name}.{key}: must be a positive number")

@@ -96,18 +96,26 @@ def check_codex_starts(config: Config) -> Check:
 
 
 def check_provider_keys(config: Config, environ: Mapping[str, str] = os.environ) -> Check:
-    """Every provider an agent uses has its key variable (`env_key`) set; else the first turn
-    fails with "Missing environment variable"."""
-    missing: set[tuple[str, str]] = set()
-    for agent in config.agents.values():
+    """Every agent's API key variable is set: for a codex agent its provider's `env_key`, for
+    an openai agent what its endpoint resolves to (`api_key_env`, else the provider's). Else
+    the first turn fails with a missing-variable error."""
+    from piano.agents.openai import MissingKey, resolve_endpoint
+
+    missing: set[str] = set()
+    for name, agent in config.agents.items():
         provider = config.providers.get(agent.provider) if agent.provider else None
-        if provider is not None and provider.env_key and not environ.get(provider.env_key):
-            missing.add((provider.env_key, agent.provider or ""))
+        if agent.backend == "openai":
+            try:
+                resolve_endpoint(agent.openai, provider, environ)
+            except MissingKey as exc:
+                missing.add(f"agents.{name}: {exc}")
+        elif provider is not None and provider.env_key and not environ.get(provider.env_key):
+            missing.add(f"agents.{name}: {provider.env_key} (provider {agent.provider}) is not set")
     if missing:
-        names = ", ".join(f"{key} (provider {name})" for key, name in sorted(missing))
-        exports = " ".join(f"{key}=..." for key, _ in sorted(missing))
-        return Check("provider keys", False, f"not set: {names}", f"export {exports}")
-    return Check("provider keys", True, "every provider an agent uses has its key set")
+        return Check(
+            "api keys", False, "; ".join(sorted(missing)), "export the variables named above"
+        )
+    return Check("api keys", True, "every agent's key variable is set")
 
 
 def check_command(name: str, command: list[str], package: str) -> Check:

@@ -110,9 +110,13 @@ def codex_provider_id(name: str) -> str:
 
 
 def codex_args(config: Config) -> list[str]:
-    """The app-server arguments: the configured ones plus every provider as ``-c`` overrides."""
+    """The app-server arguments: the configured ones plus every provider as ``-c`` overrides,
+    except those speaking ``wire_api = "chat"``, which codex refuses at start-up (only
+    ``openai``-backend agents use them; the configuration refuses a codex agent on one)."""
     args = list(config.codex.args)
     for name, provider in config.providers.items():
+        if provider.wire_api == "chat":
+            continue
         fields = [
             f'name="{name}"',
             f'base_url="{provider.base_url}"',

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from piano.codex._client import codex_args
 from piano.config import ConfigError, load_config
 
 
@@ -27,6 +28,12 @@ from piano.config import ConfigError, load_config
         (
             '[tools.browser]\nallowed_networks = ["10.0.0.1/8"]\n',
             "tools.browser: tools.browser.allowed_networks: 10.0.0.1/8 has host bits set",
+        ),
+        (
+            '[providers.p]\nbase_url = "http://h/v1"\nwire_api = "chat"\n'
+            '[agents.default]\nprovider = "p"\n',
+            "agents.default.provider: provider 'p' has wire_api = \"chat\", which codex no "
+            "longer supports",
         ),
         ("[daemon\n", "not valid TOML"),
     ],
@@ -70,3 +77,19 @@ def test_the_shipped_example_config_loads() -> None:
     )
     assert config.agents["default"].provider == "openai"
     assert config.providers["openai"].env_key == "OPENAI_API_KEY"
+
+
+def test_codex_gets_every_provider_it_can_use_under_an_id_it_accepts(tmp_path: Path) -> None:
+    path = tmp_path / "piano.toml"
+    path.write_text(
+        '[providers.openai]\nbase_url = "https://api.openai.com/v1"\nenv_key = "OPENAI_API_KEY"\n'
+        '[providers.local]\nbase_url = "http://127.0.0.1:8000/v1"\nwire_api = "chat"\n'
+        '[agents.default]\nprovider = "openai"\n'
+        '[agents.chatty]\nbackend = "openai"\nmodel = "m"\nprovider = "local"\n'
+    )
+    args = codex_args(load_config(path, environ={}))
+    overrides = [arg for arg in args if arg.startswith("model_providers.")]
+    assert overrides == [
+        'model_providers.piano-openai={name="openai", base_url="https://api.openai.com/v1", '
+        'wire_api="responses", env_key="OPENAI_API_KEY"}'
+    ]

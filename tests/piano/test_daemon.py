@@ -224,8 +224,9 @@ async def test_an_openai_agent_answers_through_the_daemon_and_its_turn_is_stored
 ) -> None:
     async with FakeOpenAI() as openai, FakeResponsesProvider() as provider:
         openai.script(OpenAIText("Hello from the OpenAI backend"))
-        section = (
+        section = (  # a chat-completions server, which codex itself refuses to be given
             f'[providers.compatible]\nbase_url = "{openai.base_url}"\nenv_key = "COMPATIBLE_KEY"\n'
+            'wire_api = "chat"\n'
             '[agents.helper]\nbackend = "openai"\nmodel = "fake-model"\n'
             'provider = "compatible"\n'
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from piano.config import AgentConfig, Config, ProviderConfig
+from piano.config import AgentConfig, Config, OpenAIAgentConfig, ProviderConfig
 from piano.doctor import check_provider_keys
 
 
@@ -23,9 +23,28 @@ def _config() -> Config:
 def test_a_key_variable_an_agent_needs_is_named_with_the_fix_when_it_is_not_set() -> None:
     check = check_provider_keys(_config(), environ={})
     assert not check.ok
-    assert check.detail == "not set: OPENAI_KEY (provider openai)"
-    assert check.fix == "export OPENAI_KEY=..."
+    assert check.detail == "agents.default: OPENAI_KEY (provider openai) is not set"
+    assert check.fix == "export the variables named above"
 
 
 def test_keys_that_are_set_or_not_needed_pass() -> None:
     assert check_provider_keys(_config(), environ={"OPENAI_KEY": "sk-test"}).ok
+
+
+def test_an_openai_agent_is_checked_as_its_endpoint_resolves_its_key() -> None:
+    config = Config(
+        providers={"local": ProviderConfig(base_url="http://127.0.0.1:8000/v1", env_key="K")},
+        agents={
+            "keyless": AgentConfig(
+                backend="openai",
+                model="m",
+                provider="local",
+                openai=OpenAIAgentConfig(api_key_env=""),
+            ),
+            "keyed": AgentConfig(backend="openai", model="m", provider="local"),
+        },
+    )
+    check = check_provider_keys(config, environ={})
+    assert not check.ok
+    assert check.detail.startswith("agents.keyed: the API key variable K is not set")
+    assert "keyless" not in check.detail
