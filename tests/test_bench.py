@@ -102,3 +102,11 @@ def test_the_piano_benchmark_verifies_per_thread_order_through_the_real_codex() 
         assert line["events"] > 0, line
         assert 0 < line["surface_median_us"] <= line["surface_p99_us"], line
         assert 0 < line["stored_median_us"] <= line["stored_p99_us"], line
+
+
+def test_every_other_benchmark_runs_to_the_end_and_prints_json_lines() -> None:
+    """`python -m bench` is one command: each suite must finish (a leaked thread once kept
+    the supervision suite from ever exiting) and print only JSON lines naming their suite."""
+    others = ["supervision", "pipeline", "store", "jail", "webfetch", "web", "tools"]
+    lines = _run(*others, "--quick")
+    assert {line["bench"] for line in lines} == set(others)
