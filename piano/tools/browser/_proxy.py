@@ -194,6 +194,10 @@ class GuardProxy:
             )
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, OSError):
             self._failed += 1  # a malformed head, a peer gone, a timeout (an OSError)
+        except asyncio.CancelledError:
+            # The loop is closing. Nothing awaits this connection's task, and ending it
+            # cancelled makes Python 3.11's stream server log "Exception in callback".
+            pass
         finally:
             self._writers.discard(writer)
             for stream in (writer, upstream):
