@@ -118,6 +118,26 @@ def check_provider_keys(config: Config, environ: Mapping[str, str] = os.environ)
     return Check("api keys", True, "every agent's key variable is set")
 
 
+def check_surface_tokens(config: Config, environ: Mapping[str, str] = os.environ) -> Check:
+    """An enabled surface's token variable is set: without it the daemon refuses to start."""
+    needed = []
+    if config.telegram is not None and config.telegram.enabled:
+        needed.append(("telegram", config.telegram.token_env))
+    if config.web.enabled:
+        needed.append(("web", config.web.token_env))
+    missing = [
+        f"{variable} ([{surface}])" for surface, variable in needed if not environ.get(variable)
+    ]
+    if missing:
+        return Check(
+            "surface tokens",
+            False,
+            f"not set: {', '.join(missing)}; the daemon will not start",
+            "export the variables named above",
+        )
+    return Check("surface tokens", True, f"{len(needed)} enabled surface(s) with a token")
+
+
 def check_command(name: str, command: list[str], package: str) -> Check:
     if shutil.which(command[0]) is None:
         return Check(name, False, f"{command[0]} not found", f"apt-get install {package}")
@@ -221,6 +241,7 @@ def run_checks(config_path: str | None, emit: Callable[[str], None] = print) -> 
             lambda: check_database(config),
             lambda: check_codex_starts(config),
             lambda: check_provider_keys(config),
+            lambda: check_surface_tokens(config),
         ]
     failed = 0
     for check in checks:

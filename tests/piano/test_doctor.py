@@ -1,9 +1,12 @@
-"""`piano doctor`'s checks that need no machine state: provider keys named but not set."""
+"""`piano doctor`'s checks that need no machine state: API keys and surface tokens named in the
+configuration but not set in the environment."""
 
 from __future__ import annotations
 
-from piano.config import AgentConfig, Config, OpenAIAgentConfig, ProviderConfig
-from piano.doctor import check_provider_keys
+from pathlib import Path
+
+from piano.config import AgentConfig, Config, OpenAIAgentConfig, ProviderConfig, load_config
+from piano.doctor import check_provider_keys, check_surface_tokens
 
 
 def _config() -> Config:
@@ -48,3 +51,15 @@ def test_an_openai_agent_is_checked_as_its_endpoint_resolves_its_key() -> None:
     assert not check.ok
     assert check.detail.startswith("agents.keyed: the API key variable K is not set")
     assert "keyless" not in check.detail
+
+
+def test_an_enabled_surface_without_its_token_is_named_as_stopping_the_daemon(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "piano.toml"
+    path.write_text('[web]\nenabled = true\n[telegram]\ntoken_env = "BOT_TOKEN"\n')
+    config = load_config(path, environ={})
+    check = check_surface_tokens(config, environ={"PIANO_WEB_TOKEN": "t"})
+    assert not check.ok
+    assert check.detail == "not set: BOT_TOKEN ([telegram]); the daemon will not start"
+    assert check_surface_tokens(config, environ={"PIANO_WEB_TOKEN": "t", "BOT_TOKEN": "b"}).ok
