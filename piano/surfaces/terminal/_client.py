@@ -86,7 +86,8 @@ async def _session(
     except (FileNotFoundError, ConnectionRefusedError, PermissionError) as exc:
         print(f"piano chat: cannot connect to {path}: {exc.strerror or exc}", file=sys.stderr)
         print(
-            "Is the daemon running? Start it with: piano run --config piano.toml", file=sys.stderr
+            "Is the daemon running? Start it with: piano run --config <the same file>",
+            file=sys.stderr,
         )
         return 1
 
