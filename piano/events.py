@@ -26,12 +26,21 @@ store stops.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable
 
 import structlog
 
 from actors import ActorExited, ActorRef, ActorSystem, Registry
-from actors.pipeline import Batchers, BatchInfo, Message, Pipeline, Processors, push_many
+from actors.pipeline import (
+    Batchers,
+    BatchInfo,
+    Message,
+    Pipeline,
+    Processors,
+    Retry,
+    push_many,
+)
 from piano.store import BatchRejected, WriteBatch
 from piano.surfaces import deliver
 from schemas.events import ThreadEvent
@@ -42,6 +51,10 @@ EVENTS = "events"
 """The registered name of the daemon's event pipeline."""
 
 log = structlog.get_logger(__name__)
+
+
+_STORE_RETRY = Retry(max_attempts=None, initial=0.01, cap=1.0)
+"""The back-off of a batch waiting for the store to come back (bounded by `store_outage`)."""
 
 
 class StoreUnavailable(Exception):
@@ -74,8 +87,7 @@ def event_pipeline(
         """Write `events` once the store is running, waiting out a restart."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + store_outage
-        delay = 0.01
-        while True:
+        for attempt in itertools.count(1):
             writer = store()
             try:
                 if writer is None:
@@ -83,12 +95,12 @@ def event_pipeline(
                 await writer.call(WriteBatch(events), timeout=60)
                 return
             except (ActorExited, StoreUnavailable) as exc:
+                delay = _STORE_RETRY.delay(attempt)
                 if loop.time() + delay > deadline:
                     raise
-                if delay == 0.01:
+                if attempt == 1:
                     log.warning("events.store_unavailable", events=len(events), error=str(exc))
                 await asyncio.sleep(delay)
-                delay = min(1.0, delay * 2)
 
     async def to_store(messages: list[Message], info: BatchInfo) -> None:
         while messages:
