@@ -15,19 +15,17 @@ the update then counts as processed: nothing reaches the agent.
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import io
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
 from telegram import Message
 from telegram.error import TelegramError
-from telegram.warnings import PTBDeprecationWarning
 
 from piano.media import IMAGE_TYPES, Kind, MediaRefused, Received
+from piano.surfaces.telegram._outbox import ptb_seconds
 
 if TYPE_CHECKING:
     from piano.surfaces.telegram._sender import Route
@@ -49,7 +47,7 @@ class Attached:
     size: int | None
     name: str | None
     mime: str | None
-    seconds: int | None = None
+    seconds: float | None = None
 
     @property
     def label(self) -> str:
@@ -62,13 +60,23 @@ def attached(message: Message, image_limit: int) -> Attached | None:
     if message.voice is not None:
         voice = message.voice
         return Attached(
-            "voice", voice.file_id, voice.file_size, "voice.ogg", voice.mime_type, _seconds(voice)
+            "voice",
+            voice.file_id,
+            voice.file_size,
+            "voice.ogg",
+            voice.mime_type,
+            ptb_seconds(voice, "duration"),
         )
     if message.audio is not None:
         audio = message.audio
         name = audio.file_name or "audio.mp3"
         return Attached(
-            "voice", audio.file_id, audio.file_size, name, audio.mime_type, _seconds(audio)
+            "voice",
+            audio.file_id,
+            audio.file_size,
+            name,
+            audio.mime_type,
+            ptb_seconds(audio, "duration"),
         )
     if message.photo:
         sizes = sorted(message.photo, key=lambda p: (p.file_size or 0, p.width * p.height))
@@ -91,16 +99,6 @@ def attached(message: Message, image_limit: int) -> Attached | None:
             mime = getattr(video, "mime_type", None) or "video/mp4"
             return Attached("file", video.file_id, video.file_size, name, mime)
     return None
-
-
-def _seconds(media: object) -> int | None:
-    """How long a voice note or audio file lasts (PTB 22 may give a timedelta)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        duration: object = getattr(media, "duration", None)
-    if isinstance(duration, dt.timedelta):
-        return int(duration.total_seconds())
-    return duration if isinstance(duration, int) else None
 
 
 _UNSUPPORTED = ("sticker", "location", "venue", "contact", "poll", "dice", "game", "story")

@@ -19,23 +19,29 @@ import structlog
 from telegram.error import RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
 
-__all__ = ["Outbox", "retry_seconds"]
+__all__ = ["Outbox", "ptb_seconds", "retry_seconds"]
 
 log = structlog.get_logger(__name__)
 
 Operation = Callable[[], Awaitable[object]]
 
 
-def retry_seconds(exc: RetryAfter) -> float:
-    """Seconds Telegram asked to wait (PTB 22 warns that `retry_after` becomes a timedelta;
-    both forms are accepted)."""
+def ptb_seconds(owner: object, name: str) -> float | None:
+    """The duration `owner.name` in seconds, None if it has none. PTB 22 gives durations as
+    numbers and warns that they become timedeltas: both forms are accepted, without the warning."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PTBDeprecationWarning)
-        value: object = exc.retry_after
+        value: object = getattr(owner, name, None)
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
-    assert isinstance(value, int | float)
-    return float(value)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    """Seconds Telegram asked to wait."""
+    seconds = ptb_seconds(exc, "retry_after")
+    assert seconds is not None
+    return seconds
 
 
 class Outbox:
