@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,6 @@ from tests.fakes.responses_provider import (
     HttpError,
     Reply,
     Text,
-    make_codex_dirs,
     write_codex_home,
 )
 
@@ -82,13 +80,6 @@ class Notes:
 
     def methods(self, thread_id: str) -> list[str]:
         return [m for t, m, _ in self.seen if t == thread_id]
-
-
-@pytest.fixture
-def dirs() -> Iterator[CodexDirs]:
-    made = make_codex_dirs()
-    yield made
-    shutil.rmtree(made.root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import shutil
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +30,7 @@ from piano.threads import (
 from piano.threads._thread import Publish
 from schemas import events as ev
 from supervisors import Backoff, ChildSpec, DynamicSupervisor, Supervisor
-from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, make_codex_dirs
+from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider
 
 
 class Events:
@@ -123,13 +122,6 @@ def make_config(
 
 
 @pytest.fixture
-def dirs() -> Iterator[CodexDirs]:
-    made = make_codex_dirs()
-    yield made
-    shutil.rmtree(made.root, ignore_errors=True)
-
-
-@pytest.fixture
 def agent_options() -> dict[str, Any]:
     return {}
 
@@ -174,14 +166,24 @@ def fan_out(events: Events, subscriptions: Registry) -> Publish:
     return publish
 
 
+async def start_core(
+    system: ActorSystem,
+    config: Config,
+    provider: FakeResponsesProvider,
+    dirs: CodexDirs,
+    codex_config: Callable[[str], dict[str, Any]] | None = None,
+) -> Core:
+    """The core children of `config` started in `system` under a supervisor named "piano"."""
+    events = Events()
+    directory = MemoryDirectory()
+    children = core_children(config, directory, events, Registry(keys="unique"), codex_config)
+    await system.spawn(Supervisor(children, max_restarts=10, max_seconds=5), name="piano")
+    threads = system.whereis(THREADS)
+    assert threads is not None
+    return Core(system, config, provider, events, directory, dirs, threads)
+
+
 @pytest.fixture
 async def core(dirs: CodexDirs, agent_options: dict[str, Any]) -> AsyncIterator[Core]:
     async with FakeResponsesProvider() as provider, ActorSystem() as system:
-        config = make_config(dirs, provider, **agent_options)
-        events = Events()
-        directory = MemoryDirectory()
-        children = core_children(config, directory, events, Registry(keys="unique"))
-        await system.spawn(Supervisor(children, max_restarts=10, max_seconds=5), name="piano")
-        threads = system.whereis(THREADS)
-        assert threads is not None
-        yield Core(system, config, provider, events, directory, dirs, threads)
+        yield await start_core(system, make_config(dirs, provider, **agent_options), provider, dirs)

@@ -8,12 +8,10 @@ import signal
 
 import pytest
 
-from actors import ActorSystem, Registry
+from actors import ActorSystem
 from piano.codex import CODEX
 from piano.codex._client import CODEX_BUILT_IN_PROVIDERS
-from piano.threads import THREADS, MemoryDirectory
 from schemas import events as ev
-from supervisors import Supervisor
 from tests.fakes.responses_provider import (
     CodexDirs,
     ExecCommand,
@@ -22,7 +20,7 @@ from tests.fakes.responses_provider import (
     HttpError,
     Text,
 )
-from tests.piano.conftest import Core, Events, core_children, make_config
+from tests.piano.conftest import Core, make_config, start_core
 
 pytestmark = pytest.mark.anyio
 
@@ -279,12 +277,7 @@ async def test_a_provider_named_like_a_codex_built_in_still_serves_the_agent(
     async with FakeResponsesProvider() as provider, ActorSystem() as system:
         provider.script(Text(f"served as {name}"))
         config = make_config(dirs, provider, provider_name=name)
-        events, directory = Events(), MemoryDirectory()
-        children = core_children(config, directory, events, Registry(keys="unique"))
-        await system.spawn(Supervisor(children), name="piano")
-        threads = system.whereis(THREADS)
-        assert threads is not None
-        core = Core(system, config, provider, events, directory, dirs, threads)
+        core = await start_core(system, config, provider, dirs)
         _, interaction = await core.say("hello")
         done = await core.turn_completed(interaction)
     assert (done.status, done.response) == ("completed", f"served as {name}")

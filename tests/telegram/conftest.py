@@ -31,13 +31,12 @@ from tests.piano.conftest import (
     Events,
     agent_options,
     core_children,
-    dirs,
     fan_out,
     make_config,
 )
 from tests.telegram.fake_bot_api import Call, FakeBotApi
 
-__all__ = ["ADMIN", "GROUP", "STRANGER", "TG", "USER", "agent_options", "dirs"]
+__all__ = ["ADMIN", "GROUP", "STRANGER", "TG", "USER", "agent_options"]
 
 ADMIN = 1001
 USER = 1002

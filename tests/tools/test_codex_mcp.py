@@ -12,27 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from typing import Any
 
 import anyio
 import pytest
 
-from actors import Registry
 from piano.codex._rpc import CodexProcess
 from piano.codex._translate import Translator
 from piano.store import RecordInteraction, StoreReader, WriteBatch
-from piano.threads import THREADS, MemoryDirectory
 from schemas import events as ev
 from schemas.codex import TextInput, ThreadStartParams, TurnStartParams
-from supervisors import Supervisor
 from tests.fakes.responses_provider import (
+    CodexDirs,
     FakeResponsesProvider,
     FunctionCall,
     Text,
-    make_codex_dirs,
 )
-from tests.piano.conftest import Core, Events, core_children, make_config
+from tests.piano.conftest import make_config, start_core
 from tests.test_webfetch import LocalSite
 from tests.tools.conftest import Tools
 
@@ -40,9 +36,8 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_codex_calls_web_fetch_on_the_endpoint_and_the_result_is_persisted(
-    tools: Tools, site: LocalSite
+    tools: Tools, site: LocalSite, dirs: CodexDirs
 ) -> None:
-    dirs = make_codex_dirs()
     thread_id = "thread-a"
     translator = Translator(thread_id)
     events: list[ev.ThreadEvent] = []
@@ -55,68 +50,65 @@ async def test_codex_calls_web_fetch_on_the_endpoint_and_the_result_is_persisted
 
     store = tools.system.whereis("store")
     assert store is not None
-    try:
-        async with FakeResponsesProvider() as provider:
-            provider.script(
-                FunctionCall("mcp__piano__web_fetch", {"url": site.url("/")}, call_id="call_fetch"),
-                Text("The page says hello."),
-            )
-            process = CodexProcess(
-                args=[
-                    "--disable",
-                    "plugins",
-                    "-c",
-                    f'model_providers.fake={{name="fake", base_url="{provider.base_url}", '
-                    'wire_api="responses", request_max_retries=1, stream_max_retries=1}',
-                ],
-                env=dirs.env,
-                on_notification=route,
-            )
-            await process.start()
-            try:
-                started = await process.call(
-                    ThreadStartParams(
-                        cwd=str(dirs.work),
-                        model="gpt-5.5",
-                        model_provider="fake",
-                        approval_policy="on-request",
-                        sandbox="workspace-write",
-                        config=tools.access.codex_thread_config(thread_id),
-                    )
-                )
-                interaction = ev.Interaction(id="i1", text="read the page", user="tester")
-                await store.call(RecordInteraction(thread_id, interaction))
-                translator.begin(interaction.id)
-                events.append(
-                    ev.TurnStarted(
-                        thread_id=thread_id,
-                        interaction_id=interaction.id,
-                        interaction=interaction,
-                        agent="codex",
-                    )
-                )
-                await process.call(
-                    TurnStartParams(
-                        thread_id=started.thread.id, input=[TextInput(text=interaction.text)]
-                    )
-                )
-                with anyio.fail_after(60):
-                    await completed.wait()
-            finally:
-                await process.close()
-        await store.call(WriteBatch(events), timeout=30)
-
-        follow_up = provider.requests[1]["input"]
-        output = next(
-            entry
-            for entry in follow_up
-            if entry.get("type") == "function_call_output" and entry["call_id"] == "call_fetch"
+    async with FakeResponsesProvider() as provider:
+        provider.script(
+            FunctionCall("mcp__piano__web_fetch", {"url": site.url("/")}, call_id="call_fetch"),
+            Text("The page says hello."),
         )
-        reader = StoreReader(tools.db)
-        items = await asyncio.to_thread(reader.thread_items, thread_id)
-        reader.close()
-    finally:
-        shutil.rmtree(dirs.root, ignore_errors=True)
+        process = CodexProcess(
+            args=[
+                "--disable",
+                "plugins",
+                "-c",
+                f'model_providers.fake={{name="fake", base_url="{provider.base_url}", '
+                'wire_api="responses", request_max_retries=1, stream_max_retries=1}',
+            ],
+            env=dirs.env,
+            on_notification=route,
+        )
+        await process.start()
+        try:
+            started = await process.call(
+                ThreadStartParams(
+                    cwd=str(dirs.work),
+                    model="gpt-5.5",
+                    model_provider="fake",
+                    approval_policy="on-request",
+                    sandbox="workspace-write",
+                    config=tools.access.codex_thread_config(thread_id),
+                )
+            )
+            interaction = ev.Interaction(id="i1", text="read the page", user="tester")
+            await store.call(RecordInteraction(thread_id, interaction))
+            translator.begin(interaction.id)
+            events.append(
+                ev.TurnStarted(
+                    thread_id=thread_id,
+                    interaction_id=interaction.id,
+                    interaction=interaction,
+                    agent="codex",
+                )
+            )
+            await process.call(
+                TurnStartParams(
+                    thread_id=started.thread.id, input=[TextInput(text=interaction.text)]
+                )
+            )
+            with anyio.fail_after(60):
+                await completed.wait()
+        finally:
+            await process.close()
+    await store.call(WriteBatch(events), timeout=30)
+
+    follow_up = provider.requests[1]["input"]
+    output = next(
+        entry
+        for entry in follow_up
+        if entry.get("type") == "function_call_output" and entry["call_id"] == "call_fetch"
+    )
+    reader = StoreReader(tools.db)
+    items = await asyncio.to_thread(reader.thread_items, thread_id)
+    reader.close()
 
     assert "quick brown fox" in json.dumps(output["output"])
     calls = [item for item in items if item.kind == "tool_call"]
@@ -131,7 +123,7 @@ async def test_codex_calls_web_fetch_on_the_endpoint_and_the_result_is_persisted
 
 @pytest.mark.parametrize(("decision", "ran"), [("accept", True), ("decline", False)])
 async def test_in_prompt_mode_a_tool_call_is_forwarded_for_approval_and_the_decision_obeyed(
-    tools: Tools, site: LocalSite, decision: str, ran: bool
+    tools: Tools, site: LocalSite, dirs: CodexDirs, decision: str, ran: bool
 ) -> None:
     def prompting(thread_id: str) -> dict[str, Any]:
         """The thread's codex config as the daemon gives it with [tools.mcp] approval_mode =
@@ -140,33 +132,23 @@ async def test_in_prompt_mode_a_tool_call_is_forwarded_for_approval_and_the_deci
         config["mcp_servers"]["piano"]["default_tools_approval_mode"] = "prompt"
         return config
 
-    dirs = make_codex_dirs()
-    try:
-        async with FakeResponsesProvider() as provider:
-            provider.script(
-                FunctionCall("mcp__piano__web_fetch", {"url": site.url("/")}, call_id="call_fetch"),
-                Text("done"),
-            )
-            config = make_config(dirs, provider)
-            events, directory = Events(), MemoryDirectory()
-            children = core_children(
-                config, directory, events, Registry(keys="unique"), codex_config=prompting
-            )
-            await tools.system.spawn(Supervisor(children), name="piano")
-            threads = tools.system.whereis(THREADS)
-            assert threads is not None
-            core = Core(tools.system, config, provider, events, directory, dirs, threads)
-            _, interaction = await core.say("read the page")
-            asked: ev.ApprovalRequested = await events.wait_for(
-                lambda e: isinstance(e, ev.ApprovalRequested)
-            )
-            assert site.hits == []  # nothing runs before the user decides
-            thread = await core.thread_ref()
-            assert await thread.call(("decide", asked.approval_id, decision, "tester")) is True
-            done = await core.turn_completed(interaction)
-            follow_up = provider.requests[1]["input"]
-    finally:
-        shutil.rmtree(dirs.root, ignore_errors=True)
+    async with FakeResponsesProvider() as provider:
+        provider.script(
+            FunctionCall("mcp__piano__web_fetch", {"url": site.url("/")}, call_id="call_fetch"),
+            Text("done"),
+        )
+        config = make_config(dirs, provider)
+        core = await start_core(tools.system, config, provider, dirs, prompting)
+        events = core.events
+        _, interaction = await core.say("read the page")
+        asked: ev.ApprovalRequested = await events.wait_for(
+            lambda e: isinstance(e, ev.ApprovalRequested)
+        )
+        assert site.hits == []  # nothing runs before the user decides
+        thread = await core.thread_ref()
+        assert await thread.call(("decide", asked.approval_id, decision, "tester")) is True
+        done = await core.turn_completed(interaction)
+        follow_up = provider.requests[1]["input"]
 
     assert (asked.kind, asked.tool, asked.item_id) == ("tool_call", "piano.web_fetch", "call_fetch")
     assert json.loads(asked.arguments or "") == {"url": site.url("/")}

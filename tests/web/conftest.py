@@ -8,8 +8,7 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,7 @@ from piano.web import WEB, WebConfig, child_spec
 from schemas import events as ev
 from schemas import stream as st
 from supervisors import ChildSpec, Supervisor
-from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, make_codex_dirs
+from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider
 from tests.piano.conftest import Events, core_children, fan_out, make_config
 
 TOKEN = "test-token-0123456789"
@@ -164,13 +163,6 @@ class WebCore(Web):
 
         thread_id, _ = await self.directory.thread_for(ThreadKey("web", conversation, "default"))
         return thread_id
-
-
-@pytest.fixture
-def dirs() -> Iterator[CodexDirs]:
-    made = make_codex_dirs()
-    yield made
-    shutil.rmtree(made.root, ignore_errors=True)
 
 
 @pytest.fixture
