@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
 import pytest
 
 from piano.store import StoreReader, open_connection
+from tests.acceptance.daemon import PIANO, chat, console, daemon_running, write_config
 from tests.agents.fake_openai import FakeOpenAI
 from tests.agents.fake_openai import Text as OpenAIText
 from tests.fakes.responses_provider import (
@@ -29,77 +27,11 @@ from tests.telegram.fake_bot_api import FakeBotApi
 from tests.test_webfetch import LocalSite
 
 pytestmark = pytest.mark.anyio
-PIANO = [sys.executable, "-m", "piano.cli"]
 ARTICLE = (
     "<html><head><title>About Piano</title></head><body><article><h1>About Piano</h1>"
     "<p>Piano keeps every conversation in its own supervised actor, so one crash never "
     "takes the others down, and it stores every event in order.</p></article></body></html>"
 )
-
-
-def write_config(dirs: CodexDirs, provider: FakeResponsesProvider, extra: str = "") -> Path:
-    path = dirs.root / "piano.toml"
-    path.write_text(
-        extra
-        + f"""
-[daemon]
-state_dir = "{dirs.root / "state"}"
-log_format = "json"
-
-[codex]
-home = "{dirs.home}"
-
-[providers.fake]
-base_url = "{provider.base_url}"
-request_max_retries = 1
-stream_max_retries = 1
-
-[agents.default]
-model = "gpt-5.5"
-provider = "fake"
-workspace = "{dirs.work}"
-"""
-    )
-    return path
-
-
-@contextlib.asynccontextmanager
-async def daemon_running(
-    config: Path, socket: Path, env: dict[str, str] | None = None
-) -> AsyncIterator[anyio.abc.Process]:
-    """`piano run` for the block, entered once its chat socket accepts connections (a socket
-    left by a killed daemon does not count). Leaving the block sends SIGTERM, which must end
-    the daemon with status 0, unless the block killed it itself."""
-    daemon = await anyio.open_process([*PIANO, "run", "--config", str(config)], env=env)
-    try:
-        with anyio.fail_after(60):
-            while True:
-                assert daemon.returncode is None, "the daemon exited during start-up"
-                try:
-                    stream = await anyio.connect_unix(socket)
-                except OSError:
-                    await anyio.sleep(0.05)
-                    continue
-                await stream.aclose()
-                break
-        yield daemon
-        if daemon.returncode is None:
-            daemon.send_signal(signal.SIGTERM)
-            with anyio.fail_after(30):
-                assert await daemon.wait() == 0
-    finally:
-        if daemon.returncode is None:
-            daemon.kill()
-            await daemon.wait()
-
-
-async def chat(config: Path, message: str, *options: str) -> str:
-    """`piano chat --message`, which must succeed; its output."""
-    done = await anyio.run_process(
-        [*PIANO, "chat", "--config", str(config), *options, "--message", message], check=False
-    )
-    assert done.returncode == 0, done.stderr.decode()
-    return done.stdout.decode()
 
 
 async def test_piano_chat_talks_to_an_agent_through_the_running_daemon(dirs: CodexDirs) -> None:
@@ -303,21 +235,6 @@ def test_doctor_passes_on_this_machine_and_names_the_fix_for_what_fails(
     assert line.startswith("FAIL codex start:")
     assert "reserved built-in provider IDs" in line
     assert "Stack backtrace" not in line
-
-
-async def console(state: Path, *statements: str) -> str:
-    """Run `statements` in the daemon's console; what they printed (after its banner)."""
-    script = (
-        "import sys\nfrom actors.console import run_statements\n"
-        "sys.exit(run_statements(sys.argv[1], sys.argv[2:]))"
-    )
-    done = await anyio.run_process(
-        [sys.executable, "-c", script, str(state / "console.sock"), *statements], check=False
-    )
-    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
-    banner, _, printed = done.stdout.decode().partition("\n")
-    assert banner.startswith("Piano console"), banner
-    return printed
 
 
 def ids(*names: str) -> str:

@@ -1,0 +1,1 @@
+"""Acceptance tests: each user-facing promise proved through the running daemon."""
