@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from actors import Secret
 from piano.agents import OpenAIAgentConfig
 from piano.media import MediaConfig
 from piano.surfaces.telegram._config import TelegramConfig
@@ -122,6 +123,29 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         default_factory=lambda: {"default": AgentConfig()}
     )
     default_agent: str = "default"
+
+    def secret_variables(self) -> list[str]:
+        """The environment variables this configuration reads secrets from: every provider's
+        key, the built-in OpenAI key (codex agents and the transcriber may fall back to it),
+        the transcriber's own key, the web and Telegram tokens, the webhook secret and the
+        MCP key."""
+        names = [p.env_key for p in self.providers.values() if p.env_key]
+        names += ["OPENAI_API_KEY", "CODEX_API_KEY"]
+        names.append(self.media.transcription.api_key_env or "")
+        names.append(self.web.token_env)
+        if self.telegram is not None:
+            names += [self.telegram.token_env, self.telegram.webhook.secret_env]
+        names.append(self.tools.mcp.secret_env or "")
+        return sorted({name for name in names if name})
+
+    def secrets(self, environ: Mapping[str, str] | None = None) -> dict[str, Secret]:
+        """The secrets set in `environ` for `secret_variables`, by variable, as `Secret`s
+        (creating one registers its value with `actors.redact`, so the daemon's console, logs
+        and dashboard never show it)."""
+        environ = os.environ if environ is None else environ
+        return {
+            name: Secret(environ[name]) for name in self.secret_variables() if environ.get(name)
+        }
 
     def state_path(self, name: str) -> Path:
         """A path under the state directory (absolute names are kept as they are)."""

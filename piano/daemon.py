@@ -35,7 +35,7 @@ from typing import Any
 
 import structlog
 
-from actors import Actor, Registry
+from actors import Actor, Registry, redact
 from actors.console import ConsoleServer
 from piano.agents.openai import OpenAIBackend, SqliteHistory, SqliteNotes
 from piano.codex import CODEX, CodexClient
@@ -94,11 +94,16 @@ class MediaService(Actor):
 
 def configure_logging(config: Config) -> None:
     """structlog for a daemon: JSON lines (or readable console lines), one level filter."""
-    renderer: Any = (
+    render: Any = (
         structlog.processors.JSONRenderer()
         if config.daemon.log_format == "json"
         else structlog.dev.ConsoleRenderer()
     )
+
+    def renderer(logger: Any, method_name: str, event_dict: Any) -> str:
+        """The line, every registered secret scrubbed from it (crash reports show state)."""
+        return redact(render(logger, method_name, event_dict))
+
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -117,7 +122,9 @@ def configure_logging(config: Config) -> None:
 
 
 def build_application(config: Config) -> Application:
-    """The daemon's tree for `config` (see the module documentation)."""
+    """The daemon's tree for `config` (see the module documentation). Every secret the
+    configuration reads is registered for redaction first (`Config.secrets`)."""
+    config.secrets()
     state = config.state_path(".")
     state.mkdir(parents=True, exist_ok=True)
     database = config.state_path(config.daemon.database)

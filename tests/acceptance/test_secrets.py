@@ -1,0 +1,126 @@
+"""Secrets never reach the agent or an onlooker; state and workspaces are owner-only; web tokens
+rotate safely and the rotation survives a restart — all proved through `piano run` with the
+real codex, the fake provider and the public wire protocols."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+import aiohttp
+import anyio
+import pytest
+
+from tests.acceptance.daemon import PIANO, chat, console, daemon_running, write_config
+from tests.fakes.responses_provider import (
+    CodexDirs,
+    ExecCommand,
+    FakeResponsesProvider,
+    Text,
+)
+from tests.telegram.fake_bot_api import FakeBotApi
+
+pytestmark = pytest.mark.anyio
+
+SHOW_EVERYTHING = (
+    'env; echo ==snapshots==; cat "$CODEX_HOME"/shell_snapshots/* 2>/dev/null; '
+    'echo ==tmp==; grep -rs . "$TMPDIR" 2>/dev/null | head -c 20000; true'
+)
+"""What the agent runs to show its environment and every shell snapshot codex kept."""
+
+
+def _secrets() -> dict[str, str]:
+    """A distinct, unguessable value for every secret the daemon is configured with."""
+    return {
+        "FAKE_PROVIDER_KEY": f"sk-codexkey-{secrets.token_hex(12)}",
+        "OTHER_PROVIDER_KEY": f"sk-otherkey-{secrets.token_hex(12)}",
+        "PIANO_WEB_TOKEN": f"webtoken-{secrets.token_hex(12)}",
+        "PIANO_TELEGRAM_TOKEN": f"4242:telegramtoken-{secrets.token_hex(12)}",
+        "PIANO_MCP_KEY": f"mcpkey-{secrets.token_hex(20)}",
+    }
+
+
+def _hits(where: str, text: str, values: dict[str, str], *, allowed: frozenset[str]) -> list[str]:
+    return [f"{name} in {where}" for name, v in values.items() if v in text and name not in allowed]
+
+
+def _files_containing(root: Path, values: dict[str, str], *, skip: Path) -> list[str]:
+    """Every file under `root` (state, codex home and its TMPDIR, workspace) holding a secret."""
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink() and path != skip:
+            data = path.read_bytes()
+            found += [f"{name} in {path}" for name, v in values.items() if v.encode() in data]
+    return found
+
+
+async def test_no_configured_secret_reaches_the_agent_its_files_the_logs_or_the_console(
+    dirs: CodexDirs,
+) -> None:
+    values = _secrets()
+    logs = dirs.root / "daemon.log"
+    async with (
+        FakeBotApi(values["PIANO_TELEGRAM_TOKEN"]) as telegram,
+        FakeResponsesProvider() as (provider),
+    ):
+        provider.script(ExecCommand(SHOW_EVERYTHING), Text("done"))
+        config = write_config(
+            dirs,
+            provider,
+            f'[telegram]\nbase_url = "{telegram.base_url}"\nusers = {{ "1001" = "admin" }}\n'
+            "[web]\nenabled = true\nport = 0\n"
+            '[tools.mcp]\nsecret_env = "PIANO_MCP_KEY"\n',
+        )
+        config.write_text(
+            config.read_text().replace(
+                "[providers.fake]\n", '[providers.fake]\nenv_key = "FAKE_PROVIDER_KEY"\n'
+            )
+            + '[providers.other]\nbase_url = "http://127.0.0.1:9/v1"\nwire_api = "chat"\n'
+            'env_key = "OTHER_PROVIDER_KEY"\n'
+            '[agents.helper]\nbackend = "openai"\nmodel = "m"\nprovider = "other"\n'
+        )
+        env = {**os.environ, **values}
+        state = dirs.root / "state"
+        with logs.open("wb") as log_file:
+            async with daemon_running(config, state / "chat.sock", env, stderr=log_file):
+                await telegram.wait_for(lambda call: call.method == "setMyCommands", timeout=60)
+                assert "done" in await chat(config, "show me your environment")
+                requests = await provider.wait_requests(2)
+                shell = json.dumps(requests[1]["input"])
+                assert "==snapshots==" in shell, "the agent's command did not run"
+                assert "CODEX_HOME=" in shell, "the agent's environment was not shown"
+                status = await anyio.run_process([*PIANO, "status", "--config", str(config)])
+                states = await console(
+                    state,
+                    "for r in sorted(system.processes(), key=lambda r: r.id): "
+                    "print(r, await state(r))",
+                    "",
+                    "state('surface:telegram')",
+                    "state('surface:web')",
+                )
+                host, port = eval(await console(state, "call('surface:web', 'address')"))
+                token = values["PIANO_WEB_TOKEN"]
+                async with (
+                    aiohttp.ClientSession() as http,
+                    http.get(
+                        f"http://{host}:{port}/api/dashboard",
+                        headers={"Authorization": f"Bearer {token}"},
+                    ) as response,
+                ):
+                    assert response.status == 200
+                    dashboard = await response.text()
+    assert "Bot" in states, "the console showed no state"
+    hits = _hits(
+        "the agent's shell and the model's requests",
+        json.dumps(requests),
+        values,
+        allowed=frozenset(),
+    )
+    hits += _hits("piano status", status.stdout.decode(), values, allowed=frozenset())
+    hits += _hits("the console", states, values, allowed=frozenset())
+    hits += _hits("the dashboard", dashboard, values, allowed=frozenset())
+    hits += _hits("the daemon's log", logs.read_text(), values, allowed=frozenset())
+    hits += _files_containing(dirs.root, values, skip=logs)
+    assert not hits, "secrets leaked:\n" + "\n".join(hits)
