@@ -169,6 +169,7 @@ def build_application(config: Config) -> Application:
                 store_path=str(database),
                 default_agent=config.default_agent,
                 media=media,
+                tokens_path=str(config.state_path("web-tokens.json")),
             )
         )
     if config.telegram is not None and config.telegram.enabled:

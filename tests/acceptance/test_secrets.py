@@ -4,9 +4,12 @@ real codex, the fake provider and the public wire protocols."""
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import json
 import os
 import secrets
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -100,17 +103,11 @@ async def test_no_configured_secret_reaches_the_agent_its_files_the_logs_or_the_
                     "state('surface:telegram')",
                     "state('surface:web')",
                 )
-                host, port = eval(await console(state, "call('surface:web', 'address')"))
-                token = values["PIANO_WEB_TOKEN"]
-                async with (
-                    aiohttp.ClientSession() as http,
-                    http.get(
-                        f"http://{host}:{port}/api/dashboard",
-                        headers={"Authorization": f"Bearer {token}"},
-                    ) as response,
-                ):
-                    assert response.status == 200
-                    dashboard = await response.text()
+                web = await _web_url(state)
+                status_code, dashboard = await _web(
+                    web, "GET", "/api/dashboard", token=values["PIANO_WEB_TOKEN"]
+                )
+                assert status_code == 200
     assert "Bot" in states, "the console showed no state"
     hits = _hits(
         "the agent's shell and the model's requests",
@@ -124,3 +121,70 @@ async def test_no_configured_secret_reaches_the_agent_its_files_the_logs_or_the_
     hits += _hits("the daemon's log", logs.read_text(), values, allowed=frozenset())
     hits += _files_containing(dirs.root, values, skip=logs)
     assert not hits, "secrets leaked:\n" + "\n".join(hits)
+
+
+async def _web_url(state: Path) -> str:
+    """The running daemon's web surface (it listens on a free port)."""
+    host, port = ast.literal_eval(await console(state, "call('surface:web', 'address')"))
+    return f"http://{host}:{port}"
+
+
+async def _web(
+    url: str, method: str, path: str, *, token: str, body: object = None
+) -> tuple[int, str]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(
+            method, url + path, json=body, headers={"Authorization": f"Bearer {token}"}
+        ) as response,
+    ):
+        return response.status, await response.text()
+
+
+@contextlib.asynccontextmanager
+async def _web_daemon(dirs: CodexDirs, token: str) -> AsyncIterator[str]:
+    """`piano run` with the web surface and `token` as PIANO_WEB_TOKEN; yields its URL."""
+    state = dirs.root / "state"
+    async with FakeResponsesProvider() as provider:
+        config = write_config(dirs, provider, "[web]\nenabled = true\nport = 0\n")
+        env = {**os.environ, "PIANO_WEB_TOKEN": token}
+        async with daemon_running(config, state / "chat.sock", env):
+            yield await _web_url(state)
+
+
+async def _rotate(web: str, token: str, grace: float) -> tuple[int, str]:
+    return await _web(web, "POST", "/api/token/rotate", token=token, body={"grace": grace})
+
+
+async def test_a_token_in_its_grace_period_cannot_rotate_and_shut_its_successor_out(
+    dirs: CodexDirs,
+) -> None:
+    first = f"webtoken-{secrets.token_hex(12)}"
+    async with _web_daemon(dirs, first) as web:
+        status, body = await _rotate(web, first, 3600)
+        assert status == 200, body
+        second = json.loads(body)["token"]
+        status, body = await _rotate(web, first, 0)
+        assert status == 422, body
+        assert "only the current token may rotate" in body
+        assert (await _web(web, "GET", "/api/threads", token=second))[0] == 200
+        assert (await _web(web, "GET", "/api/threads", token=first))[0] == 200
+
+
+async def test_a_rotation_survives_a_restart_the_old_token_stays_dead_and_the_new_one_works(
+    dirs: CodexDirs,
+) -> None:
+    first = f"webtoken-{secrets.token_hex(12)}"
+    async with _web_daemon(dirs, first) as web:
+        status, body = await _rotate(web, first, 0)
+        assert status == 200, body
+        second = json.loads(body)["token"]
+    async with _web_daemon(dirs, first) as web:
+        status, body = await _web(web, "GET", "/api/threads", token=first)
+        assert status == 401, body
+        assert "token_expired" in body
+        assert (await _web(web, "GET", "/api/threads", token=second))[0] == 200
+    saved = dirs.root / "state" / "web-tokens.json"
+    assert saved.stat().st_mode & 0o777 == 0o600
+    assert first not in saved.read_text()
+    assert second not in saved.read_text()
