@@ -21,9 +21,11 @@ from tests.fakes.responses_provider import (
     CodexDirs,
     ExecCommand,
     FakeResponsesProvider,
+    FunctionCall,
     Text,
 )
 from tests.telegram.fake_bot_api import FakeBotApi
+from tests.test_webfetch import LocalSite
 
 pytestmark = pytest.mark.anyio
 
@@ -188,3 +190,35 @@ async def test_a_rotation_survives_a_restart_the_old_token_stays_dead_and_the_ne
     assert saved.stat().st_mode & 0o777 == 0o600
     assert first not in saved.read_text()
     assert second not in saved.read_text()
+
+
+async def test_web_fetch_refuses_to_write_its_long_result_through_a_symlink_the_agent_planted(
+    dirs: CodexDirs,
+) -> None:
+    victim = dirs.root / "host-folder"
+    victim.mkdir()
+    site = LocalSite()
+    site.page("/short", "short page", content_type="text/plain")
+    site.page("/long", "A long page. " * 400, content_type="text/plain")
+    jails = dirs.work / "jails"
+    plant = f'for d in {jails}/*/; do ln -s {victim} "$d"webfetch; done; ls -l {jails}/*/'
+    async with site, FakeResponsesProvider() as provider:
+        provider.script(
+            FunctionCall("mcp__piano__web_fetch", {"url": site.url("/short")}),
+            ExecCommand(plant),
+            FunctionCall("mcp__piano__web_fetch", {"url": site.url("/long")}),
+            Text("done"),
+        )
+        tools = (
+            '[tools.webfetch]\nallowed_networks = ["127.0.0.1/32"]\ninline_limit = 1000\n'
+            f'[tools.jail]\nworkspace_root = "{jails}"\n'
+        )
+        config = write_config(dirs, provider, tools)
+        async with daemon_running(config, dirs.root / "state" / "chat.sock"):
+            assert "done" in await chat(config, "fetch the long page")
+            requests = await provider.wait_requests(4)
+    planted = json.dumps(requests[2]["input"])
+    assert f"webfetch -> {victim}" in planted, "the agent did not plant its symlink"
+    fetched = json.dumps(requests[3]["input"])
+    assert "A long page." in fetched, "the long page did not reach the model"
+    assert list(victim.iterdir()) == [], "the daemon wrote through the agent's symlink"
