@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import secrets
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -222,3 +223,54 @@ async def test_web_fetch_refuses_to_write_its_long_result_through_a_symlink_the_
     fetched = json.dumps(requests[3]["input"])
     assert "A long page." in fetched, "the long page did not reach the model"
     assert list(victim.iterdir()) == [], "the daemon wrote through the agent's symlink"
+
+
+def _as_nobody(*command: str) -> subprocess.CompletedProcess[bytes]:
+    """`command` run by another user (uid and gid 65534, no groups)."""
+    setpriv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    return subprocess.run([*setpriv, *command], capture_output=True, check=False)
+
+
+async def test_another_user_can_read_neither_the_state_nor_codex_home_nor_the_workspace(
+    dirs: CodexDirs,
+) -> None:
+    state = dirs.root / "state"
+    # What an earlier version (umask 022) left behind, under a folder anyone may traverse.
+    dirs.root.chmod(0o755)
+    for folder in (state, dirs.home, dirs.work):
+        folder.mkdir(exist_ok=True)
+        folder.chmod(0o755)
+    (dirs.work / "notes.txt").write_text("a user's private notes")
+    (dirs.work / "notes.txt").chmod(0o644)
+    exposed = [state, dirs.home, dirs.work / "notes.txt"]
+    for path in exposed:
+        assert _as_nobody("ls", str(path)).returncode == 0, f"the test cannot see {path}"
+    async with FakeResponsesProvider() as provider:
+        provider.script(ExecCommand("echo hello > made-by-agent.txt"), Text("done"))
+        config = write_config(dirs, provider)
+        config.chmod(0o644)
+        before = set(dirs.root.rglob("*"))
+        logs = dirs.root / "daemon.log"
+        with logs.open("wb") as log_file:
+            async with daemon_running(config, state / "chat.sock", stderr=log_file):
+                assert "done" in await chat(config, "a private conversation")
+    assert _as_nobody("cat", str(config)).returncode == 0, "the other user is not a real check"
+    for path in [
+        *exposed,
+        state / "piano.db",
+        dirs.home / "sessions",
+        dirs.work / "made-by-agent.txt",
+    ]:
+        assert path.exists(), path
+        denied = _as_nobody("cat" if path.is_file() else "ls", str(path))
+        assert denied.returncode != 0, f"another user read {path}"
+        assert b"Permission denied" in denied.stderr
+    for path in (state, dirs.home, dirs.work):
+        assert path.stat().st_mode & 0o777 == 0o700, path
+        assert f'"path": "{path}"' in logs.read_text(), f"no daemon.mode_fixed line for {path}"
+    # Piano's own files are created owner-only (codex sets some modes itself, e.g. its
+    # installation_id 0644, but inside its 0700 home nobody else reaches them).
+    created = {p for p in set(dirs.root.rglob("*")) - before if not p.is_symlink()}
+    piano_made = [p for p in created - {logs} if not p.is_relative_to(dirs.home)]
+    assert state / "piano.db" in piano_made
+    assert [p for p in piano_made if p.stat().st_mode & 0o077] == []
