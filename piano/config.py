@@ -196,6 +196,7 @@ def _check(config: Config, source: str) -> None:
         for key in ("turn_timeout", "approval_timeout", "idle_timeout"):
             if not getattr(agent, key) > 0:
                 raise ConfigError(f"{source}: agents.{name}.{key}: must be a positive number")
+    _check_state_is_out_of_reach(config, source)
     transcriber = config.media.transcription.provider
     if transcriber is not None and transcriber not in config.providers:
         raise ConfigError(
@@ -207,6 +208,26 @@ def _check(config: Config, source: str) -> None:
             f"{source}: default_agent: no agent named {config.default_agent!r} "
             f"(agents: {', '.join(sorted(config.agents)) or 'none'})"
         )
+
+
+def _check_state_is_out_of_reach(config: Config, source: str) -> None:
+    """Refuse Piano's state (database, codex's home) where an agent may write without asking:
+    it could rewrite codex's config.toml or the database. (Reading is another matter: codex's
+    sandbox reads the whole file system; see docs/security.md.)"""
+    from piano.codex import codex_dirs, codex_writable_roots
+
+    state = [
+        ("daemon.state_dir", config.state_path(".")),
+        ("daemon.database", config.state_path(config.daemon.database)),
+        ("codex.home", codex_dirs(config)[0]),
+    ]
+    for key, path in state:
+        for root_key, root in codex_writable_roots(config):
+            if path.resolve().is_relative_to(root.resolve()):
+                raise ConfigError(
+                    f"{source}: {key}: {path} is inside {root_key} ({root}), which an agent "
+                    f"may write without asking: move one out of the other"
+                )
 
 
 def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:

@@ -53,6 +53,7 @@ __all__ = [
     "codex_dirs",
     "codex_environment",
     "codex_process",
+    "codex_writable_roots",
 ]
 
 CODEX = "codex"
@@ -102,6 +103,20 @@ def codex_dirs(config: Config) -> tuple[Path, Path]:
     return home, tmp
 
 
+def codex_writable_roots(config: Config) -> list[tuple[str, Path]]:
+    """What an agent may write without asking, by the configuration key that sets it: each
+    codex agent's workspace (unless its sandbox is read-only; ``danger-full-access`` writes
+    everywhere and is the operator's explicit choice) and codex's TMPDIR. /tmp is not one
+    (`codex_args` excludes it)."""
+    roots = [
+        (f"agents.{name}.workspace", Path(agent.workspace).expanduser())
+        for name, agent in config.agents.items()
+        if agent.backend == "codex" and agent.sandbox == "workspace-write"
+    ]
+    roots.append(("codex.home", codex_dirs(config)[1]))
+    return roots
+
+
 CODEX_BUILT_IN_PROVIDERS = frozenset({"openai", "ollama", "lmstudio"})
 """Provider ids codex reserves: it refuses to start if ``model_providers`` redefines one."""
 
@@ -118,6 +133,11 @@ def codex_args(config: Config) -> list[str]:
     except those speaking ``wire_api = "chat"``, which codex refuses at start-up (only
     ``openai``-backend agents use them; the configuration refuses a codex agent on one).
 
+    Then the sandbox: ``workspace-write`` lets the agent write its workspace, codex's TMPDIR
+    (private, see `codex_dirs`) and, unless excluded, all of /tmp, where Piano's state may lie
+    (a state directory under /tmp let an agent rewrite codex's config.toml); /tmp is excluded.
+    `codex_writable_roots` lists what remains, and the configuration refuses state inside it.
+
     Then the shell environment policy: codex needs its provider's key, but the commands the
     agent runs must not see it, and codex (0.169) hands its whole environment to them unless
     told otherwise. So its key variables are excluded by name, and codex's default exclusion
@@ -130,6 +150,8 @@ def codex_args(config: Config) -> list[str]:
         "shell_environment_policy.ignore_default_excludes=false",
         "-c",
         f"shell_environment_policy.exclude={json.dumps(keys)}",
+        "-c",
+        "sandbox_workspace_write.exclude_slash_tmp=true",
     ]
     for name, provider in config.providers.items():
         if provider.wire_api == "chat":

@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -274,3 +275,50 @@ async def test_another_user_can_read_neither_the_state_nor_codex_home_nor_the_wo
     piano_made = [p for p in created - {logs} if not p.is_relative_to(dirs.home)]
     assert state / "piano.db" in piano_made
     assert [p for p in piano_made if p.stat().st_mode & 0o077] == []
+
+
+async def test_an_agent_cannot_rewrite_codex_config_or_the_database_when_state_is_under_tmp(
+    dirs: CodexDirs,
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="piano-state-", dir="/tmp") as under_tmp:
+        state = Path(under_tmp) / "state"
+        home = state / "codex-home"
+        # The mark is assembled by printf, so the command's own text (stored) never holds it.
+        tamper = (
+            f"printf '# TAMP%sERED' X >> {home}/config.toml; "
+            f"printf 'TAMP%sERED' X >> {state}/piano.db; "
+            "echo fine > $TMPDIR/scratch && cat $TMPDIR/scratch"
+        )
+        async with FakeResponsesProvider() as provider:
+            provider.script(ExecCommand(tamper), Text("done"))
+            config = write_config(dirs, provider)
+            config.write_text(
+                config.read_text()
+                .replace(f'state_dir = "{dirs.root / "state"}"', f'state_dir = "{state}"')
+                .replace(f'home = "{dirs.home}"\n', "")
+            )
+            async with daemon_running(config, state / "chat.sock"):
+                assert "done" in await chat(config, "tamper with Piano")
+                shown = json.dumps((await provider.wait_requests(2))[1]["input"])
+        assert "fine" in shown, "the agent's command did not run, or its TMPDIR is not writable"
+        assert "Read-only file system" in shown
+        for path in home / "config.toml", state / "piano.db":
+            assert not path.exists() or b"TAMPXERED" not in path.read_bytes(), path
+
+
+def test_a_state_directory_inside_an_agents_workspace_is_refused_with_the_key_and_the_fix(
+    dirs: CodexDirs,
+) -> None:
+    config = dirs.root / "piano.toml"
+    config.write_text(
+        f'[daemon]\nstate_dir = "{dirs.work / "state"}"\n'
+        f'[agents.default]\nworkspace = "{dirs.work}"\n'
+    )
+    done = subprocess.run(
+        [*PIANO, "run", "--config", str(config)], capture_output=True, check=False, timeout=60
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.decode().strip().splitlines()
+    assert "daemon.state_dir" in line
+    assert "agents.default.workspace" in line
+    assert "move one out of the other" in line
