@@ -49,8 +49,8 @@ def _secrets() -> dict[str, str]:
     }
 
 
-def _hits(where: str, text: str, values: dict[str, str], *, allowed: frozenset[str]) -> list[str]:
-    return [f"{name} in {where}" for name, v in values.items() if v in text and name not in allowed]
+def _hits(where: str, text: str, values: dict[str, str]) -> list[str]:
+    return [f"{name} in {where}" for name, v in values.items() if v in text]
 
 
 def _files_containing(root: Path, values: dict[str, str], *, skip: Path) -> list[str]:
@@ -72,7 +72,11 @@ async def test_no_configured_secret_reaches_the_agent_its_files_the_logs_or_the_
         FakeBotApi(values["PIANO_TELEGRAM_TOKEN"]) as telegram,
         FakeResponsesProvider() as (provider),
     ):
-        provider.script(ExecCommand(SHOW_EVERYTHING), Text("done"))
+        provider.script(
+            ExecCommand(SHOW_EVERYTHING),
+            FunctionCall("mcp__piano__shell", {"command": "env; echo ==jail=="}),
+            Text("done"),
+        )
         config = write_config(
             dirs,
             provider,
@@ -94,8 +98,11 @@ async def test_no_configured_secret_reaches_the_agent_its_files_the_logs_or_the_
             async with daemon_running(config, state / "chat.sock", env, stderr=log_file):
                 await telegram.wait_for(lambda call: call.method == "setMyCommands", timeout=60)
                 assert "done" in await chat(config, "show me your environment")
-                requests = await provider.wait_requests(2)
+                requests = await provider.wait_requests(3)
                 shell = json.dumps(requests[1]["input"])
+                jail = json.dumps(requests[2]["input"][-1])
+                assert "==jail==" in jail, "the jailed command did not run"
+                assert "PATH=" in jail, "the jailed environment was not shown"
                 assert "==snapshots==" in shell, "the agent's command did not run"
                 assert "CODEX_HOME=" in shell, "the agent's environment was not shown"
                 status = await anyio.run_process([*PIANO, "status", "--config", str(config)])
@@ -113,18 +120,16 @@ async def test_no_configured_secret_reaches_the_agent_its_files_the_logs_or_the_
                 )
                 assert status_code == 200
     assert "Bot" in states, "the console showed no state"
-    hits = _hits(
-        "the agent's shell and the model's requests",
-        json.dumps(requests),
-        values,
-        allowed=frozenset(),
-    )
-    hits += _hits("piano status", status.stdout.decode(), values, allowed=frozenset())
-    hits += _hits("the console", states, values, allowed=frozenset())
-    hits += _hits("the dashboard", dashboard, values, allowed=frozenset())
-    hits += _hits("the daemon's log", logs.read_text(), values, allowed=frozenset())
+    hits = _hits("the model's requests (codex's shell)", json.dumps(requests[:2]), values)
+    hits += _hits("piano status", status.stdout.decode(), values)
+    hits += _hits("the console", states, values)
+    hits += _hits("the dashboard", dashboard, values)
+    hits += _hits("the daemon's log", logs.read_text(), values)
     hits += _files_containing(dirs.root, values, skip=logs)
     assert not hits, "secrets leaked:\n" + "\n".join(hits)
+    # JAIL: the jail's environment is another engineer's wall (piano/tools/jail/); if only this
+    # assertion fails, the jail still hands the daemon's environment to its commands.
+    assert _hits("the jailed shell (MCP shell tool)", jail, values) == []
 
 
 async def _web_url(state: Path) -> str:
