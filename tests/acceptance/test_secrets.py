@@ -327,3 +327,27 @@ def test_a_state_directory_inside_an_agents_workspace_is_refused_with_the_key_an
     assert "daemon.state_dir" in line
     assert "agents.default.workspace" in line
     assert "move one out of the other" in line
+
+
+async def test_a_web_upload_is_refused_not_written_through_an_inbox_the_agent_made_a_symlink(
+    dirs: CodexDirs,
+) -> None:
+    victim = dirs.root / "host-folder"
+    victim.mkdir()
+    (dirs.work / "inbox").symlink_to(victim)  # what `ln -s` in the agent's workspace makes
+    token = f"webtoken-{secrets.token_hex(12)}"
+    async with _web_daemon(dirs, token) as web:
+        form = aiohttp.FormData()
+        form.add_field(
+            "file", b"%PDF-1.4 report", filename="report.pdf", content_type="application/pdf"
+        )
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{web}/api/uploads", data=form, headers={"Authorization": f"Bearer {token}"}
+            ) as response,
+        ):
+            status, body = response.status, await response.text()
+    assert status == 422, body
+    assert "could not save the file" in body
+    assert list(victim.iterdir()) == []
