@@ -109,7 +109,8 @@ class MediaService(Actor):
 
 
 def configure_logging(config: Config) -> None:
-    """structlog for a daemon: JSON lines (or readable console lines), one level filter."""
+    """structlog for a daemon: JSON lines (or readable console lines), one level filter; the
+    standard library's warnings and errors to stderr too; every line scrubbed of secrets."""
     render: Any = (
         structlog.processors.JSONRenderer()
         if config.daemon.log_format == "json"
@@ -135,6 +136,17 @@ def configure_logging(config: Config) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(handlers=[handler], level=logging.WARNING, force=True)
+
+
+class _RedactingFormatter(logging.Formatter):
+    """Libraries log through the standard library (an HTTP client may log a URL with a bot
+    token in it): their lines are scrubbed of every registered secret too."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 OWNER_ONLY_UMASK = 0o077
