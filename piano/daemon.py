@@ -149,6 +149,9 @@ class _RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+WEB_TOKENS = "web-tokens.json"
+"""The web surface's saved token rotations (digests only), in the state directory."""
+
 OWNER_ONLY_UMASK = 0o077
 """The daemon's umask: everything it (and codex, which inherits it) creates is owner-only."""
 
@@ -174,7 +177,7 @@ def secure_state(config: Config) -> None:
         *codex_dirs(config),
         database,
         *(database.with_name(database.name + suffix) for suffix in ("-wal", "-shm")),
-        config.state_path("web-tokens.json"),
+        config.state_path(WEB_TOKENS),
         Path(config.tools.jail.workspace_root).expanduser(),
         *(Path(agent.workspace).expanduser() for agent in config.agents.values()),
     ]
@@ -193,7 +196,7 @@ def secure_state(config: Config) -> None:
 def build_application(config: Config) -> Application:
     """The daemon's tree for `config` (see the module documentation). Every secret the
     configuration reads is registered for redaction first (`Config.secrets`)."""
-    config.secrets()
+    config.secrets()  # each value registered for redaction as it becomes a Secret
     state = config.state_path(".")
     state.mkdir(parents=True, exist_ok=True)
     database = config.state_path(config.daemon.database)
@@ -238,7 +241,7 @@ def build_application(config: Config) -> Application:
                 store_path=str(database),
                 default_agent=config.default_agent,
                 media=media,
-                tokens_path=str(config.state_path("web-tokens.json")),
+                tokens_path=str(config.state_path(WEB_TOKENS)),
             )
         )
     if config.telegram is not None and config.telegram.enabled:
