@@ -155,20 +155,26 @@ class Tokens:
             raise
 
     def _restore(self, path: Path) -> None:
+        """Take the saved rotations back. A file that cannot be read fails closed (a
+        `ValueError` naming it): falling back to the configured token could revive a
+        rotated-out one."""
         try:
             saved = msgspec.json.decode(path.read_bytes(), type=_Saved)
+            base = bytes.fromhex(saved.base)
             tokens = [_Token(bytes.fromhex(d), at) for d, at in saved.tokens]
             expired = [bytes.fromhex(d) for d in saved.expired]
         except FileNotFoundError:
             return
         except (OSError, ValueError, msgspec.DecodeError) as exc:
-            log.warning("web.tokens_unreadable", path=str(path), reason=str(exc))
-            return
-        if not hmac.compare_digest(bytes.fromhex(saved.base), self._base) or not tokens:
+            raise ValueError(
+                f"{path}: the saved web token rotations cannot be read ({exc}); "
+                "delete the file to start over from the configured token"
+            ) from None
+        if not hmac.compare_digest(base, self._base) or not tokens:
             log.info("web.tokens_reset", path=str(path), reason="the configured token changed")
             return
         self._tokens, self._expired = tokens, expired
-        log.info("web.tokens_restored", path=str(path), rotated=True)
+        log.info("web.tokens_restored", path=str(path))
 
 
 def bearer(request: web.Request) -> str | None:
