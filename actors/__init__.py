@@ -8,8 +8,9 @@ know, and supervisors (the `supervisors` package) restart them.
 Start with `docs/actors.md`; each module's docstring is the reference for its part:
 `actors._actor` (the gen_server lifecycle), `actors._ref` (calls and replies), `actors._reasons`
 (exit reasons), `actors._system` (spawning, names, shutdown), `actors._registry`,
-`actors._timers`, `actors._introspection`, `actors._thread` (thread actors for blocking
-libraries), `actors._pykka` (adopting pykka actors), `actors._blocking` (synchronous code).
+`actors._timers`, `actors._introspection`, `actors._redaction` (secrets kept out of what is
+rendered), `actors._thread` (thread actors for blocking libraries), `actors._pykka` (adopting
+pykka actors), `actors._blocking` (synchronous code).
 """
 
 from actors._actor import Actor, current_actor
@@ -43,6 +44,7 @@ from actors._reasons import (
     UnknownMessage,
     is_normal_exit,
 )
+from actors._redaction import Secret, redact, register_secret
 from actors._ref import NOREPLY, ActorRef, Caller, MonitorRef
 from actors._registry import Registry
 from actors._system import ActorSystem, SystemStatistics
@@ -75,6 +77,7 @@ __all__ = [
     "PykkaActorProxy",
     "PykkaActorStopped",
     "Registry",
+    "Secret",
     "Shutdown",
     "StartFailed",
     "SystemStatistics",
@@ -85,6 +88,8 @@ __all__ = [
     "get_state",
     "info",
     "is_normal_exit",
+    "redact",
+    "register_secret",
     "replace_state",
     "resume",
     "run_in_thread",

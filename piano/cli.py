@@ -85,12 +85,13 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    from piano.daemon import build_application, configure_logging
+    from piano.daemon import build_application, configure_logging, secure_state
 
     config = _load(args.config)
     if config is None:
         return 2
     configure_logging(config)
+    secure_state(config)
     return build_application(config).main()
 
 

@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from actors import Secret
 from piano.agents import OpenAIAgentConfig
 from piano.media import MediaConfig
 from piano.surfaces.telegram._config import TelegramConfig
@@ -123,6 +124,29 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     )
     default_agent: str = "default"
 
+    def secret_variables(self) -> list[str]:
+        """The environment variables this configuration reads secrets from: every provider's
+        key, the built-in OpenAI key (codex agents and the transcriber may fall back to it),
+        the transcriber's own key, the web and Telegram tokens, the webhook secret and the
+        MCP key."""
+        names = [p.env_key for p in self.providers.values() if p.env_key]
+        names += ["OPENAI_API_KEY", "CODEX_API_KEY"]
+        names.append(self.media.transcription.api_key_env or "")
+        names.append(self.web.token_env)
+        if self.telegram is not None:
+            names += [self.telegram.token_env, self.telegram.webhook.secret_env]
+        names.append(self.tools.mcp.secret_env or "")
+        return sorted({name for name in names if name})
+
+    def secrets(self, environ: Mapping[str, str] | None = None) -> dict[str, Secret]:
+        """The secrets set in `environ` for `secret_variables`, by variable, as `Secret`s
+        (creating one registers its value with `actors.redact`, so the daemon's console, logs
+        and dashboard never show it)."""
+        environ = os.environ if environ is None else environ
+        return {
+            name: Secret(environ[name]) for name in self.secret_variables() if environ.get(name)
+        }
+
     def state_path(self, name: str) -> Path:
         """A path under the state directory (absolute names are kept as they are)."""
         return Path(self.daemon.state_dir).expanduser() / Path(name).expanduser()
@@ -172,6 +196,7 @@ def _check(config: Config, source: str) -> None:
         for key in ("turn_timeout", "approval_timeout", "idle_timeout"):
             if not getattr(agent, key) > 0:
                 raise ConfigError(f"{source}: agents.{name}.{key}: must be a positive number")
+    _check_state_is_out_of_reach(config, source)
     transcriber = config.media.transcription.provider
     if transcriber is not None and transcriber not in config.providers:
         raise ConfigError(
@@ -183,6 +208,26 @@ def _check(config: Config, source: str) -> None:
             f"{source}: default_agent: no agent named {config.default_agent!r} "
             f"(agents: {', '.join(sorted(config.agents)) or 'none'})"
         )
+
+
+def _check_state_is_out_of_reach(config: Config, source: str) -> None:
+    """Refuse Piano's state (database, codex's home) where an agent may write without asking:
+    it could rewrite codex's config.toml or the database. (Reading is another matter: codex's
+    sandbox reads the whole file system; see docs/security.md.)"""
+    from piano.codex import codex_dirs, codex_writable_roots
+
+    state = [
+        ("daemon.state_dir", config.state_path(".")),
+        ("daemon.database", config.state_path(config.daemon.database)),
+        ("codex.home", codex_dirs(config)[0]),
+    ]
+    for key, path in state:
+        for root_key, root in codex_writable_roots(config):
+            if path.resolve().is_relative_to(root.resolve()):
+                raise ConfigError(
+                    f"{source}: {key}: {path} is inside {root_key} ({root}), which an agent "
+                    f"may write without asking: move one out of the other"
+                )
 
 
 def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:

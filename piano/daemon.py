@@ -25,17 +25,25 @@ keeps failing past its supervisor's intensity escalates, and then rest_for_one r
 everything after it. A surface that crashes restarts alone under `surfaces`.
 Thread actors push their events into `events` (see `piano.events`), which delivers them to the
 subscribed surfaces and writes them to the store in batches, in order per thread.
+
+Before the tree starts, `piano run` calls `secure_state`: umask 077, and group and other
+permissions taken away from whatever daemon-owned path an earlier run left open. Every secret
+the configuration reads is registered for redaction (`Config.secrets`), and log lines are
+scrubbed of them.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import sys
+from pathlib import Path
 from typing import Any
 
 import structlog
 
-from actors import Actor, Registry
+from actors import Actor, Registry, redact
 from actors.console import ConsoleServer
 from piano.agents.openai import OpenAIBackend, SqliteHistory, SqliteNotes
 from piano.codex import CODEX, CodexClient
@@ -52,7 +60,15 @@ from piano.web import child_spec as web_child_spec
 from piano.web import record_errors
 from supervisors import Application, Backoff, ChildSpec, DynamicSupervisor, Supervisor
 
-__all__ = ["ConsoleService", "MediaService", "build_application", "configure_logging"]
+__all__ = [
+    "ConsoleService",
+    "MediaService",
+    "build_application",
+    "configure_logging",
+    "secure_state",
+]
+
+log = structlog.get_logger("piano.daemon")
 
 
 class ConsoleService(Actor):
@@ -93,12 +109,18 @@ class MediaService(Actor):
 
 
 def configure_logging(config: Config) -> None:
-    """structlog for a daemon: JSON lines (or readable console lines), one level filter."""
-    renderer: Any = (
+    """structlog for a daemon: JSON lines (or readable console lines), one level filter; the
+    standard library's warnings and errors to stderr too; every line scrubbed of secrets."""
+    render: Any = (
         structlog.processors.JSONRenderer()
         if config.daemon.log_format == "json"
         else structlog.dev.ConsoleRenderer()
     )
+
+    def renderer(logger: Any, method_name: str, event_dict: Any) -> str:
+        """The line, every registered secret scrubbed from it (crash reports show state)."""
+        return redact(render(logger, method_name, event_dict))
+
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -114,10 +136,67 @@ def configure_logging(config: Config) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(handlers=[handler], level=logging.WARNING, force=True)
+
+
+class _RedactingFormatter(logging.Formatter):
+    """Libraries log through the standard library (an HTTP client may log a URL with a bot
+    token in it): their lines are scrubbed of every registered secret too."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+WEB_TOKENS = "web-tokens.json"
+"""The web surface's saved token rotations (digests only), in the state directory."""
+
+OWNER_ONLY_UMASK = 0o077
+"""The daemon's umask: everything it (and codex, which inherits it) creates is owner-only."""
+
+
+def secure_state(config: Config) -> None:
+    """Make the daemon's files owner-only, before anything is started.
+
+    Sets the umask to 077 for the process (codex and every other child inherit it), creates
+    the state directory 0700, and takes group and other permissions away from what an earlier
+    version or another umask left open: the state directory, the database and its journal
+    files, the web token file, codex's home and TMPDIR, and each agent's and the jails'
+    workspaces (conversations, rollouts and users' files live there). Each path it changes is
+    logged (``daemon.mode_fixed``) with its old and new mode.
+    """
+    from piano.codex import codex_dirs
+
+    os.umask(OWNER_ONLY_UMASK)
+    state = config.state_path(".")
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    database = config.state_path(config.daemon.database)
+    paths = [
+        state,
+        *codex_dirs(config),
+        database,
+        *(database.with_name(database.name + suffix) for suffix in ("-wal", "-shm")),
+        config.state_path(WEB_TOKENS),
+        Path(config.tools.jail.workspace_root).expanduser(),
+        *(Path(agent.workspace).expanduser() for agent in config.agents.values()),
+    ]
+    for path in paths:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            path.chmod(mode & 0o700)
+            log.warning(
+                "daemon.mode_fixed", path=str(path), was=f"{mode:04o}", now=f"{mode & 0o700:04o}"
+            )
 
 
 def build_application(config: Config) -> Application:
-    """The daemon's tree for `config` (see the module documentation)."""
+    """The daemon's tree for `config` (see the module documentation). Every secret the
+    configuration reads is registered for redaction first (`Config.secrets`)."""
+    config.secrets()  # each value registered for redaction as it becomes a Secret
     state = config.state_path(".")
     state.mkdir(parents=True, exist_ok=True)
     database = config.state_path(config.daemon.database)
@@ -162,6 +241,7 @@ def build_application(config: Config) -> Application:
                 store_path=str(database),
                 default_agent=config.default_agent,
                 media=media,
+                tokens_path=str(config.state_path(WEB_TOKENS)),
             )
         )
     if config.telegram is not None and config.telegram.enabled:

@@ -185,7 +185,7 @@ def check_state(config: Config) -> Check:
 
     state = config.state_path(".")
     try:
-        state.mkdir(parents=True, exist_ok=True)
+        state.mkdir(mode=0o700, parents=True, exist_ok=True)
         probe = state / ".doctor"
         probe.write_text("ok")
         probe.unlink()

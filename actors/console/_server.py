@@ -21,6 +21,9 @@ system, as any callback would); a disconnect cancels it and releases everything 
 (tasks and actors a statement started on purpose are the system's and live on, as processes
 spawned from ``iex`` do).
 What a statement prints goes to its console (see `actors.console._capture`).
+Every frame sent has each registered secret scrubbed from it (`actors.redact`): the console is
+the owner's, and can reach any secret on purpose, but never shows one by accident (a token
+inside an SDK object's repr, a key in a traceback).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any
 import structlog
 
 import actors
+from actors._redaction import redact
 from actors._system import ActorSystem
 from actors.console import _capture
 from actors.console._evaluator import NO_VALUE, Evaluator, show
@@ -350,8 +354,10 @@ class _Session:
         self._write(frame)
 
     def _write(self, frame: ServerFrame) -> None:
+        """Send a frame, every registered secret scrubbed from it (`actors.redact`): values,
+        output and tracebacks alike, so no statement can show one by accident."""
         if not self.writer.is_closing():
-            self.writer.write(encode(frame))
+            self.writer.write(redact(encode(frame).decode()).encode())
 
     async def release(self) -> None:
         """Cancel the running statement, close the connection, forget the session's state."""

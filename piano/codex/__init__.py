@@ -16,7 +16,9 @@ from ._client import (
     CodexClient,
     CodexNotification,
     codex_dirs,
+    codex_environment,
     codex_process,
+    codex_writable_roots,
 )
 from ._rpc import (
     CodexError,
@@ -41,6 +43,8 @@ __all__ = [
     "NotificationCallback",
     "RequestHandler",
     "codex_dirs",
+    "codex_environment",
     "codex_process",
+    "codex_writable_roots",
     "find_codex_binary",
 ]

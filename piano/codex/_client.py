@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,7 +51,9 @@ __all__ = [
     "CodexClient",
     "CodexNotification",
     "codex_dirs",
+    "codex_environment",
     "codex_process",
+    "codex_writable_roots",
 ]
 
 CODEX = "codex"
@@ -98,6 +103,20 @@ def codex_dirs(config: Config) -> tuple[Path, Path]:
     return home, tmp
 
 
+def codex_writable_roots(config: Config) -> list[tuple[str, Path]]:
+    """What an agent may write without asking, by the configuration key that sets it: each
+    codex agent's workspace (unless its sandbox is read-only; ``danger-full-access`` writes
+    everywhere and is the operator's explicit choice) and codex's TMPDIR. /tmp is not one
+    (`codex_args` excludes it)."""
+    roots = [
+        (f"agents.{name}.workspace", Path(agent.workspace).expanduser())
+        for name, agent in config.agents.items()
+        if agent.backend == "codex" and agent.sandbox == "workspace-write"
+    ]
+    roots.append(("codex.home", codex_dirs(config)[1]))
+    return roots
+
+
 CODEX_BUILT_IN_PROVIDERS = frozenset({"openai", "ollama", "lmstudio"})
 """Provider ids codex reserves: it refuses to start if ``model_providers`` redefines one."""
 
@@ -112,8 +131,28 @@ def codex_provider_id(name: str) -> str:
 def codex_args(config: Config) -> list[str]:
     """The app-server arguments: the configured ones plus every provider as ``-c`` overrides,
     except those speaking ``wire_api = "chat"``, which codex refuses at start-up (only
-    ``openai``-backend agents use them; the configuration refuses a codex agent on one)."""
+    ``openai``-backend agents use them; the configuration refuses a codex agent on one).
+
+    Then the sandbox: ``workspace-write`` lets the agent write its workspace, codex's TMPDIR
+    (private, see `codex_dirs`) and, unless excluded, all of /tmp, where Piano's state may lie
+    (a state directory under /tmp let an agent rewrite codex's config.toml); /tmp is excluded.
+    `codex_writable_roots` lists what remains, and the configuration refuses state inside it.
+
+    Then the shell environment policy: codex needs its provider's key, but the commands the
+    agent runs must not see it, and codex (0.169) hands its whole environment to them unless
+    told otherwise. So its key variables are excluded by name, and codex's default exclusion
+    of ``*KEY*``, ``*SECRET*`` and ``*TOKEN*`` names is switched on for anything else.
+    """
     args = list(config.codex.args)
+    keys = sorted(codex_key_variables(config))
+    args += [
+        "-c",
+        "shell_environment_policy.ignore_default_excludes=false",
+        "-c",
+        f"shell_environment_policy.exclude={json.dumps(keys)}",
+        "-c",
+        "sandbox_workspace_write.exclude_slash_tmp=true",
+    ]
     for name, provider in config.providers.items():
         if provider.wire_api == "chat":
             continue
@@ -132,16 +171,85 @@ def codex_args(config: Config) -> list[str]:
     return args
 
 
+_PASSED_TO_CODEX = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "TERM",
+        "TZ",
+        "LANG",
+        "LANGUAGE",
+        "RUST_LOG",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "https_proxy",
+        "http_proxy",
+        "all_proxy",
+        "no_proxy",
+    }
+)
+"""What codex inherits from the daemon's environment besides the locale (``LC_*``): how to
+find programs, who and where the user is, how to reach its provider. Nothing else: the
+daemon's environment holds Piano's own secrets (the web and Telegram tokens, the MCP key, the
+keys of providers codex does not use), and codex hands its environment to every command the
+agent runs and writes it into ``shell_snapshots/``."""
+
+_DEFAULT_PROVIDER_KEYS = ("OPENAI_API_KEY", "CODEX_API_KEY")
+"""What codex's built-in OpenAI provider reads, passed on only to a codex agent without a
+``provider`` (which therefore uses it)."""
+
+
+def codex_key_variables(config: Config) -> frozenset[str]:
+    """The key variables codex needs: those of the providers its agents use."""
+    wanted: set[str] = set()
+    for agent in config.agents.values():
+        if agent.backend != "codex":
+            continue
+        if agent.provider is None:
+            wanted.update(_DEFAULT_PROVIDER_KEYS)
+        elif key := config.providers[agent.provider].env_key:
+            wanted.add(key)
+    return frozenset(wanted)
+
+
+def codex_environment(config: Config, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment codex runs with (it inherits nothing else).
+
+    The allow-list above, the locale, then the key variable (`env_key`) of each provider a
+    codex agent uses, and CODEX_HOME and TMPDIR (`codex_dirs`). A key variable that only an
+    ``openai``-backend agent or the transcriber uses stays out, as does every other variable:
+    secrets are left out by not being asked for, not by recognising their names.
+    """
+    environ = os.environ if environ is None else environ
+    wanted = _PASSED_TO_CODEX | codex_key_variables(config)
+    env = {
+        name: value for name, value in environ.items() if name in wanted or name.startswith("LC_")
+    }
+    env.setdefault("RUST_LOG", "warn")
+    home, tmp = codex_dirs(config)
+    env.update(CODEX_HOME=str(home), TMPDIR=str(tmp))
+    return env
+
+
 def codex_process(config: Config, **options: Any) -> CodexProcess:
     """A `CodexProcess` (not started) as `config` says: its binary, its providers as ``-c``
-    overrides, a CODEX_HOME and TMPDIR of its own (created); `options` go to `CodexProcess`."""
+    overrides, a CODEX_HOME and TMPDIR of its own (created, owner-only) and only the
+    environment `codex_environment` allows; `options` go to `CodexProcess`."""
     home, tmp = codex_dirs(config)
     for path in (home, tmp):
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return CodexProcess(
         binary=config.codex.binary or None,
         args=codex_args(config),
-        env={"CODEX_HOME": str(home), "TMPDIR": str(tmp)},
+        env=codex_environment(config),
+        inherit_env=False,
         request_timeout=config.codex.request_timeout,
         **options,
     )

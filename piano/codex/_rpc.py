@@ -109,6 +109,7 @@ class CodexProcess:
         binary: str | Path | None = None,
         args: Sequence[str] = ("--disable", "plugins"),
         env: Mapping[str, str] | None = None,
+        inherit_env: bool = True,
         cwd: str | Path | None = None,
         client_info: ClientInfo | None = None,
         capabilities: InitializeCapabilities | None = None,
@@ -121,6 +122,7 @@ class CodexProcess:
     ) -> None:
         self.binary = Path(binary) if binary is not None else None
         self.args, self.env, self.cwd = list(args), dict(env or {}), cwd
+        self.inherit_env = inherit_env
         self.client_info = client_info or ClientInfo(name="piano", version="0.1.0", title="Piano")
         self.capabilities = capabilities
         self.on_notification, self.on_exit = on_notification, on_exit
@@ -143,7 +145,8 @@ class CodexProcess:
     async def start(self) -> InitializeResponse:
         """Spawn codex and do the handshake; raises `CodexExited` with stderr if it dies."""
         binary = self.binary or find_codex_binary()
-        env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn"), **self.env}
+        inherited = os.environ if self.inherit_env else {}
+        env = {**inherited, "RUST_LOG": inherited.get("RUST_LOG", "warn"), **self.env}
         self._proc = await asyncio.create_subprocess_exec(
             str(binary),
             "app-server",

@@ -10,18 +10,18 @@ temporary file, then a rename or hard link), so an agent never sees half a file:
 - without one, a name not yet taken is chosen (``name.pdf``, ``name-2.pdf``, ...).
 
 The inbox must be a real directory inside the workspace: a symlink there (an agent can make
-one) is refused rather than followed.
+one) is refused rather than followed, and nothing the agent plants redirects the write
+(`piano._fs.save_into`, the daemon's one way to write into a workspace).
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import os
-import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+
+from piano._fs import UnsafePath, save_into
 
 __all__ = [
     "IMAGE_TYPES",
@@ -44,7 +44,7 @@ IMAGE_TYPES: dict[str, str] = {
 """Image types the models take, by file extension."""
 
 
-class UnsafeInbox(OSError):
+class UnsafeInbox(UnsafePath):
     """The inbox is not a plain directory inside the workspace."""
 
 
@@ -111,19 +111,6 @@ def image_data_url(path: str | Path) -> str | None:
     return f"data:{kind};base64,{base64.b64encode(data).decode()}"
 
 
-def _inbox(workspace: Path, inbox: str) -> Path:
-    root = workspace.expanduser()
-    root.mkdir(parents=True, exist_ok=True)
-    root = root.resolve()
-    folder = root / safe_filename(inbox, "inbox")
-    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-        raise UnsafeInbox(f"{folder} is not a plain directory")
-    folder.mkdir(exist_ok=True)
-    if folder.resolve().parent != root:
-        raise UnsafeInbox(f"{folder} is not inside {root}")
-    return folder
-
-
 def save_file(
     workspace: str | Path,
     name: str | None,
@@ -135,35 +122,12 @@ def save_file(
 ) -> SavedFile:
     """Save `data` into the workspace's inbox under a safe name; see the module
     documentation. Blocking: call it off the event loop for large files."""
-    folder = _inbox(Path(workspace), inbox)
+    folder = safe_filename(inbox, "inbox")
     filename = safe_filename(name, fallback)
     if key is not None:
         filename = safe_filename(f"{key}-{filename}", fallback)
-    descriptor, temporary = tempfile.mkstemp(prefix=".partial-", dir=folder)
     try:
-        with os.fdopen(descriptor, "wb") as out:
-            out.write(data)
-        if key is not None:
-            target = folder / filename
-            os.replace(temporary, target)
-        else:
-            target = _link_unique(Path(temporary), folder, filename)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-    return SavedFile(target, f"{folder.name}/{target.name}", len(data))
-
-
-def _link_unique(temporary: Path, folder: Path, filename: str) -> Path:
-    stem, dot, suffix = filename.rpartition(".")
-    if not dot:
-        stem, suffix = filename, ""
-    tail = f".{suffix}" if suffix else ""
-    for n in range(1, 10_000):
-        target = folder / (filename if n == 1 else f"{stem}-{n}{tail}")
-        try:
-            os.link(temporary, target)
-        except FileExistsError:
-            continue
-        return target
-    raise FileExistsError(f"no free name for {filename} in {folder}")
+        target = save_into(workspace, folder, filename, data, unique=key is None)
+    except UnsafePath as exc:
+        raise UnsafeInbox(str(exc)) from None
+    return SavedFile(target, f"{folder}/{target.name}", len(data))

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import openai
 import structlog
 
+from actors import Secret
 from piano.media._config import TranscriptionConfig
 
 __all__ = ["Transcriber", "TranscriptionFailed"]
@@ -74,7 +75,7 @@ class Transcriber:
         key = environ.get(key_env)
         if not key:
             raise TranscriptionFailed(f"voice notes need a transcription key in ${key_env}")
-        return base_url, key
+        return base_url, Secret(key)
 
     def _client(self) -> openai.AsyncOpenAI:
         base_url, key = self.endpoint()

@@ -48,9 +48,11 @@ def child_spec(
     root: str = "piano",
     token: str | None = None,
     media: Media | None = None,
+    tokens_path: str | None = None,
 ) -> ChildSpec:
     """The web surface as a child of the surfaces supervisor (token from `config.token_env`
-    unless given). ``spec.start()`` makes a `WebSurface` to spawn by hand."""
+    unless given; token rotations saved in `tokens_path`, if given, and restored from it).
+    ``spec.start()`` makes a `WebSurface` to spawn by hand."""
     from piano.web._surface import WebSurface
 
     return ChildSpec(
@@ -64,6 +66,7 @@ def child_spec(
             root=root,
             token=token,
             media=media,
+            tokens_path=tokens_path,
         ),
         name=WEB,
         shutdown=10.0,

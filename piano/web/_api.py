@@ -13,7 +13,7 @@
 | POST /api/threads/{id}/approvals/{approval_id} | ``{decision: accept|decline|cancel}``      |
 | POST /api/threads/{id}/interrupt               | interrupt the running turn                 |
 | GET  /api/dashboard                            | the dashboard snapshot                     |
-| POST /api/token/rotate                         | ``{grace?}``: a new token (see docs/web.md)|
+| POST /api/token/rotate                         | ``{grace?}``: a new token (current only)   |
 
 With a store (``store_path``) threads, interactions and transcripts come from it; without one,
 threads and interactions come from the surface's in-memory view of recent events. Errors are
@@ -348,5 +348,9 @@ class Api:
     async def _rotate(self, request: web.Request) -> web.StreamResponse:
         body: _Rotate = await self._body(request, _Rotate) if request.can_read_body else _Rotate()
         grace = self.rotation_grace if body.grace is None else body.grace
+        if not self.tokens.is_current(bearer(request)):
+            raise ApiError(
+                "refused", "only the current token may rotate: this one is being rotated out"
+            )
         token = self.tokens.rotate(grace)
         return _json({"token": token, "previous_expires_at": self.tokens.previous_expires_at})

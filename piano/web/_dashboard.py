@@ -9,8 +9,9 @@ registered as "events"), the stream's own statistics and recent errors.
 Recent errors come from two places: `record_errors`, a structlog processor the daemon puts in
 its chain (it keeps warnings and errors in a small ring, `RECENT_ERRORS`), and the observer
 itself, which notes every restart it sees between two snapshots with the old actor's exit
-reason. The walk only reads: a supervisor that does not answer within a second is shown
-without children rather than holding up the dashboard.
+reason. Secrets are scrubbed from the snapshot (`actors.redact`). The walk only reads: a
+supervisor that does not answer within a second is shown without children rather than holding up
+the dashboard.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from collections import deque
 from collections.abc import MutableMapping
 from typing import Any
 
-from actors import ActorRef, ActorSystem, info
+import msgspec
+
+from actors import ActorRef, ActorSystem, info, redact
 from actors.pipeline import statistics as pipeline_statistics
 from schemas.stream import ActorNode, Dashboard, ErrorEntry, StreamStats, ThreadSummary
 from supervisors import ChildInfo
@@ -112,6 +115,12 @@ class Observer:
         self._seen: dict[str, tuple[ActorRef, int]] = {}
 
     async def collect(self, stream: StreamStats) -> Dashboard:
+        """The snapshot, every registered secret scrubbed from it (`actors.redact`): actors'
+        descriptions, exit reasons and logged errors are free text."""
+        dashboard = await self._collect(stream)
+        return msgspec.json.decode(redact(msgspec.json.encode(dashboard).decode()), type=Dashboard)
+
+    async def _collect(self, stream: StreamStats) -> Dashboard:
         tree: list[ActorNode] = []
         root = self.system.whereis(self.root)
         if root is not None:

@@ -18,6 +18,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from actors import Caller, Registry
@@ -54,6 +55,7 @@ class WebSurface(Surface):
         token: str | None = None,
         media: Media | None = None,
         clock: Callable[[], float] = time.time,
+        tokens_path: str | None = None,
     ) -> None:
         self.config = config
         self.media = media
@@ -63,7 +65,11 @@ class WebSurface(Surface):
         self.store_path = store_path
         self.root = root
         self.clock = clock
-        self.tokens = Tokens(token or os.environ.get(config.token_env, "") or "-", clock=clock)
+        self.tokens = Tokens(
+            token or os.environ.get(config.token_env, "") or "-",
+            clock=clock,
+            path=Path(tokens_path) if tokens_path else None,
+        )
         self._has_token = bool(token or os.environ.get(config.token_env))
         self.stream = Stream(config.replay_buffer)
         self.views = ThreadViews(config.max_threads, config.max_interactions)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import IO
 
 import anyio
 import anyio.abc
@@ -50,12 +52,17 @@ workspace = "{dirs.work}"
 
 @contextlib.asynccontextmanager
 async def daemon_running(
-    config: Path, socket: Path, env: dict[str, str] | None = None
+    config: Path, socket: Path, env: dict[str, str] | None = None, stderr: IO[bytes] | None = None
 ) -> AsyncIterator[anyio.abc.Process]:
     """`piano run` for the block, entered once its chat socket accepts connections (a socket
     left by a killed daemon does not count). Leaving the block sends SIGTERM, which must end
-    the daemon with status 0, unless the block killed it itself."""
-    daemon = await anyio.open_process([*PIANO, "run", "--config", str(config)], env=env)
+    the daemon with status 0, unless the block killed it itself. `stderr` (a file) receives
+    the daemon's log."""
+    daemon = await anyio.open_process(
+        [*PIANO, "run", "--config", str(config)],
+        env=env,
+        stderr=stderr if stderr is not None else subprocess.PIPE,
+    )
     try:
         with anyio.fail_after(60):
             while True:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from actors import Secret
 from piano.agents._options import OpenAIAgentConfig
 
 __all__ = [
@@ -76,4 +77,4 @@ def resolve_endpoint(
             f"the API key variable {key_env} is not set in Piano's environment "
             '(set it, or set api_key_env = "" for a server that needs no key)'
         )
-    return Endpoint(base_url, api, key_env, key)
+    return Endpoint(base_url, api, key_env, Secret(key))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from actors import Registry
+from actors import Registry, Secret
 from piano.media import Media
 from piano.surfaces.telegram._access import Access
 from piano.surfaces.telegram._config import Role, TelegramConfig, WebhookConfig
@@ -86,10 +86,10 @@ def child_spec(
     """The supervised Telegram surface (restarted alone, with back-off, when it crashes)."""
 
     def start() -> TelegramSurface:
-        token = os.environ.get(config.token_env, "")
+        token = Secret(os.environ.get(config.token_env, ""))  # a repr that never shows it
         if not token:
             raise MissingToken(f"telegram: set the bot token in ${config.token_env}")
-        secret = os.environ.get(config.webhook.secret_env) or None
+        secret = Secret(os.environ.get(config.webhook.secret_env) or "") or None
         if config.mode == "webhook" and config.webhook.url and secret is None:
             raise MissingToken(f"telegram: set the webhook secret in ${config.webhook.secret_env}")
         return TelegramSurface(

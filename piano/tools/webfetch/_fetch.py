@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,8 @@ from typing import Any, Self
 import aiohttp
 import structlog
 from yarl import URL
+
+from piano._fs import UnsafePath, save_into
 
 from ._config import FetchConfig, OutputFormat
 from ._extract import ExtractedPage, PageOutcome, extract_page
@@ -316,12 +316,17 @@ class WebFetcher:
         saved: str | None = None
         inline = content
         if len(content) > config.inline_limit:
+            inline = content[: config.inline_limit]
             if workspace is not None:
-                path = await asyncio.to_thread(_save, workspace, attempt.current, content, config)
-                saved = str(path)
-                inline = content[: config.preview_chars]
-            else:
-                inline = content[: config.inline_limit]
+                try:
+                    path = await asyncio.to_thread(
+                        _save, workspace, attempt.current, content, config
+                    )
+                except UnsafePath as exc:  # a planted symlink: refused, the page stays inline
+                    log.warning("webfetch.save_refused", reason=str(exc))
+                else:
+                    saved = str(path)
+                    inline = content[: config.preview_chars]
         return attempt.result(
             config,
             content=inline,
@@ -332,18 +337,9 @@ class WebFetcher:
 
 
 def _save(workspace: Path, url: str, content: str, config: FetchConfig) -> Path:
-    host = re.sub(r"[^A-Za-z0-9.-]+", "_", URL(url).host or "page")[:60]
+    """Save a long page as ``<workspace>/webfetch/<host>-<digest>.<md|txt>``, never following
+    a symlink the agent planted there (`piano._fs.save_into`)."""
+    host = re.sub(r"[^A-Za-z0-9.-]+", "_", URL(url).host or "page")[:60].lstrip(".") or "page"
     digest = hashlib.sha256(f"{url}\n{content}".encode()).hexdigest()[:12]
     suffix = "md" if config.output_format is OutputFormat.MARKDOWN else "txt"
-    directory = workspace / _SAVE_DIR
-    directory.mkdir(exist_ok=True)
-    path = directory / f"{host}-{digest}.{suffix}"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path.resolve()
+    return save_into(workspace, _SAVE_DIR, f"{host}-{digest}.{suffix}", content.encode())
