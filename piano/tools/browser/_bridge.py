@@ -1,0 +1,128 @@
+"""The browser sandbox's forwarder: runs *inside* the sandbox's network namespace.
+
+Started by `piano.tools.browser._sandbox` as the sandbox's command, by path and with ``python
+-I`` (standard library only: it imports nothing of Piano), as::
+
+    python -I _bridge.py DIRECTORY CHROMEDRIVER
+
+It starts chromedriver on ``127.0.0.1:9515`` of the namespace and joins the namespace's
+loopback to the daemon through two unix sockets in `DIRECTORY` (owner-only, 0700):
+
+- ``DIRECTORY/driver.sock`` (created here): each connection is forwarded to chromedriver, so
+  the daemon's selenium client reaches it without any TCP port on the host;
+- ``127.0.0.1:3128`` of the namespace: each connection is forwarded to ``DIRECTORY/proxy.sock``,
+  where the daemon's `GuardProxy` listens, so Chromium's ``--proxy-server`` is the guard and the
+  guard is the only way out of the namespace.
+
+Once chromedriver listens and both forwarders are in place, it writes ``ready`` to stdout. It
+ends, taking chromedriver with it, when its stdin closes (the daemon let go of it) or when
+chromedriver exits; the sandbox's ``--die-with-parent`` and pid namespace do the same for a
+daemon that is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Awaitable
+
+DRIVER_PORT = 9515
+PROXY_PORT = 3128
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    with contextlib.suppress(OSError):
+        if writer.can_write_eof():
+            writer.write_eof()
+
+
+async def _join(
+    client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    server: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+) -> None:
+    try:
+        await asyncio.gather(_pipe(client[0], server[1]), _pipe(server[0], client[1]))
+    finally:
+        for _, writer in (client, server):
+            writer.close()
+
+
+async def _forward(
+    connect: Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]],
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+) -> None:
+    """Join one accepted connection to a new one to the other side, until either closes."""
+    try:
+        server = await connect
+        await _join((reader, writer), server)
+    except OSError:
+        writer.close()
+    except asyncio.CancelledError:
+        pass  # the bridge is ending: nothing awaits this connection
+
+
+async def _drain(stream: asyncio.StreamReader) -> None:
+    while await stream.read(65536):
+        pass
+
+
+async def _stdin_closed() -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    await _drain(reader)
+
+
+async def main(directory: str, chromedriver: str) -> int:
+    driver = await asyncio.create_subprocess_exec(
+        chromedriver,
+        f"--port={DRIVER_PORT}",
+        "--allowed-ips=127.0.0.1",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert driver.stdout is not None
+    proxy_socket = os.path.join(directory, "proxy.sock")
+    try:
+        # chromedriver says so once it listens: "ChromeDriver was started successfully on port"
+        while b"started successfully" not in (line := await driver.stdout.readline()):
+            if not line:
+                return 1
+        drained = asyncio.ensure_future(_drain(driver.stdout))
+        servers = [
+            await asyncio.start_unix_server(
+                lambda r, w: _forward(asyncio.open_connection("127.0.0.1", DRIVER_PORT), r, w),
+                os.path.join(directory, "driver.sock"),
+            ),
+            await asyncio.start_server(
+                lambda r, w: _forward(asyncio.open_unix_connection(proxy_socket), r, w),
+                "127.0.0.1",
+                PROXY_PORT,
+            ),
+        ]
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        ends = [asyncio.ensure_future(driver.wait()), asyncio.ensure_future(_stdin_closed())]
+        await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+        for server in servers:
+            server.close()
+        drained.cancel()
+        return 0
+    finally:
+        if driver.returncode is None:
+            driver.kill()
+            await driver.wait()
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    sys.exit(asyncio.run(main(sys.argv[1], sys.argv[2])))
