@@ -24,11 +24,13 @@ bridged inside by `_bridge` (standard library Python, started as the sandbox's c
   ``127.0.0.1:3128`` inside, forwarded there. Every request therefore still passes the guard's
   address policy, and there is no other route out: no interface but ``lo``, no DNS.
 
-The sandbox is otherwise the host's file system (Chromium needs its libraries, fonts and
-/etc), with a private /tmp, /proc, IPC and pid namespace and a cleared environment (the
-daemon's secrets are not passed on). The profile, ``HOME`` and chromedriver's scratch files
-are in that /tmp, so they exist only as long as the sandbox: no close, crash or kill can leave
-them behind on the host.
+The sandbox sees the host's file system read-only (Chromium needs its libraries, fonts and
+/etc), with a private /dev, /tmp, /proc, IPC and pid namespace and a cleared environment (the
+daemon's secrets are not passed on). The profile, ``HOME`` (crash reports included) and
+chromedriver's scratch files are in that /tmp, a tmpfs that exists only as long as the
+sandbox: no close, crash or kill can leave them behind on the host. What it does not do:
+Chromium still runs as the daemon's user, so a compromised renderer could read what that user
+may read; the guard proxy is what limits where it could send it.
 
 Lifetime. The sandbox is a bubblewrap pid namespace started with ``--die-with-parent``: when
 the thread that started it or the whole daemon dies (SIGKILL included), bubblewrap is killed
@@ -283,7 +285,7 @@ class Browser:
                 BWRAP,
                 *("--die-with-parent", "--new-session"),
                 *("--unshare-net", "--unshare-pid", "--unshare-ipc"),
-                *("--dev-bind", "/", "/", "--proc", "/proc"),
+                *("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"),
                 *("--size", str(_TMP_BYTES), "--perms", "0700", "--tmpfs", "/tmp"),
                 *("--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"),
                 *("--setenv", "HOME", "/tmp/home", "--setenv", "LANG", "C.UTF-8"),
