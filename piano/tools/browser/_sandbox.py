@@ -51,6 +51,7 @@ import contextlib
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -111,9 +112,7 @@ class _UnixConnection(urllib3.connection.HTTPConnection):
         super().__init__(*args, **kwargs)
         self.socket_path = socket_path
 
-    def _new_conn(self) -> Any:
-        import socket
-
+    def _new_conn(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         if isinstance(self.timeout, int | float):
             sock.settimeout(self.timeout)
