@@ -14,7 +14,8 @@ loopback to the daemon through two unix sockets in `DIRECTORY` (owner-only, 0700
   where the daemon's `GuardProxy` listens, so Chromium's ``--proxy-server`` is the guard and the
   guard is the only way out of the namespace.
 
-Once chromedriver listens and both forwarders are in place, it writes ``ready`` to stdout. It
+Once chromedriver listens and both forwarders are in place, it writes ``ready`` to stdout (or
+why it could not to stderr, which it then no longer uses). It
 ends, taking chromedriver with it, when its stdin closes (the daemon let go of it) or when
 chromedriver exits; the sandbox's ``--die-with-parent`` and pid namespace do the same for a
 daemon that is killed.
@@ -96,6 +97,8 @@ async def main(directory: str, chromedriver: str) -> int:
         # chromedriver says so once it listens: "ChromeDriver was started successfully on port"
         while b"started successfully" not in (line := await driver.stdout.readline()):
             if not line:
+                status = await driver.wait()
+                sys.stderr.write(f"{chromedriver} exited with status {status} before it listened\n")
                 return 1
         drained = asyncio.ensure_future(_drain(driver.stdout))
         servers = [
@@ -111,6 +114,9 @@ async def main(directory: str, chromedriver: str) -> int:
         ]
         sys.stdout.write("ready\n")
         sys.stdout.flush()
+        quiet = os.open(os.devnull, os.O_WRONLY)  # the daemon reads stderr only until ready
+        os.dup2(quiet, 2)
+        os.close(quiet)
         ends = [asyncio.ensure_future(driver.wait()), asyncio.ensure_future(_stdin_closed())]
         await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
         for server in servers:

@@ -279,7 +279,7 @@ class Browser:
 
     def _start(self) -> None:
         config = self.config
-        self.sandbox = subprocess.Popen(
+        self.sandbox = sandbox = subprocess.Popen(
             [
                 BWRAP,
                 *("--die-with-parent", "--new-session"),
@@ -292,21 +292,25 @@ class Browser:
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        assert self.sandbox.stdout is not None
-        readable, _, _ = select.select([self.sandbox.stdout], [], [], config.start_timeout)
-        said = self.sandbox.stdout.readline() if readable else b""
+        assert sandbox.stdout is not None
+        assert sandbox.stderr is not None
+        readable, _, _ = select.select([sandbox.stdout], [], [], config.start_timeout)
+        said = sandbox.stdout.readline() if readable else b""
         if said != b"ready\n":
+            self.sandbox = None
+            why = _end(sandbox)
             raise RuntimeError(
                 f"the browser sandbox did not start within {config.start_timeout:g}s "
-                f"(bwrap exit status {self.sandbox.poll()})"
+                f"(bwrap exit status {sandbox.returncode}): {why or 'no reason given'}"
             )
+        sandbox.stderr.close()  # bwrap and the bridge say nothing more there
         # The sandbox's /tmp as the daemon sees it: only its own user can follow /proc/PID/root.
-        inside = Path(f"/proc/{_children(self.sandbox.pid)[0]}/root/tmp")
+        inside = Path(f"/proc/{_children(sandbox.pid)[0]}/root/tmp")
         self._proxy_thread = _ProxyThread(
-            self.proxy, str(inside / "proxy.sock"), self.sandbox.pid, config.start_timeout
+            self.proxy, str(inside / "proxy.sock"), sandbox.pid, config.start_timeout
         )
         options = webdriver.ChromeOptions()
         options.binary_location = config.chromium
@@ -351,9 +355,10 @@ class Browser:
             proxy_thread.close()
 
 
-def _end(sandbox: subprocess.Popen[bytes]) -> None:
+def _end(sandbox: subprocess.Popen[bytes]) -> str:
     """End the sandbox: its bridge stops when its stdin closes; SIGKILL if it lingers. Once
-    bubblewrap has exited, its pid namespace and every process in it are gone."""
+    bubblewrap has exited, its pid namespace and every process in it are gone. Returns what
+    it said on stderr, if that is still open (only before it was ready)."""
     with contextlib.suppress(OSError):
         if sandbox.stdin is not None:
             sandbox.stdin.close()
@@ -363,8 +368,13 @@ def _end(sandbox: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(sandbox.pid, signal.SIGKILL)
         sandbox.wait()
+    said = b""
+    if sandbox.stderr is not None and not sandbox.stderr.closed:
+        said = sandbox.stderr.read(2000)
+        sandbox.stderr.close()
     if sandbox.stdout is not None:
         sandbox.stdout.close()
+    return said.decode(errors="replace").strip()
 
 
 def start_browser(config: BrowserConfig, *, label: str = "") -> Browser:
