@@ -82,7 +82,22 @@ async def _stdin_closed() -> None:
     await _drain(reader)
 
 
+async def _exited(pid: int) -> None:
+    """Return once process `pid` has exited (its pidfd turns readable). asyncio's own
+    `Process.wait` would also wait for the process's pipes, which Chromium keeps open."""
+    loop = asyncio.get_running_loop()
+    pidfd = os.pidfd_open(pid)
+    gone = loop.create_future()
+    loop.add_reader(pidfd, gone.set_result, None)
+    try:
+        await gone
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+
+
 async def main(directory: str, chromedriver: str) -> int:
+    """Serve until the daemon lets go or chromedriver ends; the exit status."""
     driver = await asyncio.create_subprocess_exec(
         chromedriver,
         f"--port={DRIVER_PORT}",
@@ -117,18 +132,19 @@ async def main(directory: str, chromedriver: str) -> int:
         quiet = os.open(os.devnull, os.O_WRONLY)  # the daemon reads stderr only until ready
         os.dup2(quiet, 2)
         os.close(quiet)
-        ends = [asyncio.ensure_future(driver.wait()), asyncio.ensure_future(_stdin_closed())]
+        ends = [asyncio.ensure_future(_exited(driver.pid)), asyncio.ensure_future(_stdin_closed())]
         await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
-        for server in servers:
-            server.close()
-        drained.cancel()
+        del servers, drained  # kept until now; they go with the process
         return 0
     finally:
-        if driver.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
             driver.kill()
-            await driver.wait()
 
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    sys.exit(asyncio.run(main(sys.argv[1], sys.argv[2])))
+    status = asyncio.new_event_loop().run_until_complete(main(sys.argv[1], sys.argv[2]))
+    # Leave at once, without asyncio's orderly teardown: Chromium still holds chromedriver's
+    # pipes, and it goes only when this process has gone and the namespace with it.
+    sys.stdout.flush()
+    os._exit(status)

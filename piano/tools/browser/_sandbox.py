@@ -36,9 +36,11 @@ Lifetime. The sandbox is a bubblewrap pid namespace started with ``--die-with-pa
 the thread that started it or the whole daemon dies (SIGKILL included), bubblewrap is killed
 by the kernel (``PR_SET_PDEATHSIG``), its init (pid 1 of the namespace) dies with it, and the
 kernel then kills every process in the namespace: chromedriver, Chromium, its zygotes, crash
-handler and renderers, whoever their parent is. `Browser.close` quits the browser, then lets
-the bridge end (its stdin closes) or kills the sandbox, and waits for bubblewrap, by which time
-every process of the namespace has gone and its /tmp with them.
+handler and renderers, whoever their parent is. `Browser.close` lets the bridge end (its stdin
+closes; SIGKILL if it lingers), waits for bubblewrap and then for the namespace's init, which
+the kernel lets go only once every other process of the namespace is gone, and its /tmp with
+them. (No WebDriver "quit" first: the profile is thrown away, so a graceful shutdown would buy
+nothing, and a hung chromedriver could hold the close for the client's whole timeout.)
 Selenium Manager never runs (the driver is remote, and ``SE_OFFLINE`` is set): nothing is
 downloaded. The flags turn off Chromium's background traffic (shared/notes/ecosystem.md §2).
 """
@@ -59,7 +61,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import structlog
 import urllib3
 from selenium import webdriver
 from selenium.webdriver.chromium.remote_connection import ChromiumRemoteConnection
@@ -72,8 +73,6 @@ from piano.tools.browser._proxy import GuardProxy
 from piano.tools.webfetch import AddressPolicy, SystemResolver
 
 __all__ = ["Browser", "start_browser"]
-
-log = structlog.get_logger(__name__)
 
 BWRAP = "/usr/bin/bwrap"
 _FLAGS = (
@@ -164,13 +163,14 @@ class _DriverConnection(ChromiumRemoteConnection):
         )
 
     def _get_connection_manager(self) -> _UnixPoolManager:
-        return _UnixPoolManager(self._socket_path, _CLIENT_TIMEOUT)
+        self.manager = _UnixPoolManager(self._socket_path, _CLIENT_TIMEOUT)
+        return self.manager
 
 
 class _ProxyThread:
     """The session's `GuardProxy`, served on a loop of its own on a thread of its own, so a
     `Browser` works the same from an actor's thread and from plain synchronous code. It ends
-    on `close` or as soon as the sandbox process `pid` exits, whichever is first, so a browser
+    on `close` or as soon as the sandbox's process `pid` exits, whichever is first, so a browser
     whose owner vanished without closing it does not leave the thread behind."""
 
     def __init__(self, proxy: GuardProxy, path: str, pid: int, timeout: float) -> None:
@@ -270,6 +270,8 @@ class Browser:
         )
         self.sandbox: subprocess.Popen[bytes] | None = None
         self.driver: WebDriver | None = None
+        self._connection: _DriverConnection | None = None
+        self._namespace: int | None = None  # a pidfd of the namespace's init
         self._proxy_thread: _ProxyThread | None = None
         try:
             self._start()
@@ -308,9 +310,11 @@ class Browser:
             )
         sandbox.stderr.close()  # bwrap and the bridge say nothing more there
         # The sandbox's /tmp as the daemon sees it: only its own user can follow /proc/PID/root.
-        inside = Path(f"/proc/{_children(sandbox.pid)[0]}/root/tmp")
+        init = _children(sandbox.pid)[0]
+        self._namespace = os.pidfd_open(init)
+        inside = Path(f"/proc/{init}/root/tmp")
         self._proxy_thread = _ProxyThread(
-            self.proxy, str(inside / "proxy.sock"), sandbox.pid, config.start_timeout
+            self.proxy, str(inside / "proxy.sock"), init, config.start_timeout
         )
         options = webdriver.ChromeOptions()
         options.binary_location = config.chromium
@@ -322,9 +326,8 @@ class Browser:
             *config.extra_args,
         ):
             options.add_argument(flag)
-        self.driver = WebDriver(
-            command_executor=_DriverConnection(str(inside / "driver.sock")), options=options
-        )
+        self._connection = _DriverConnection(str(inside / "driver.sock"))
+        self.driver = WebDriver(command_executor=self._connection, options=options)
         self.driver.set_page_load_timeout(config.page_load_timeout)
         self.driver.set_script_timeout(config.script_timeout)
 
@@ -339,17 +342,21 @@ class Browser:
         return []
 
     def close(self) -> None:
-        """Quit the browser, end its sandbox (every process in it, and its /tmp with the
-        profile) and stop its proxy. Never raises; a second call does nothing."""
-        driver, self.driver = self.driver, None
-        if driver is not None:
-            try:
-                driver.quit()
-            except Exception as exc:
-                log.warning("browser.quit_failed", error=type(exc).__name__)
+        """End the sandbox (every process in it, and its /tmp with the profile) and stop the
+        proxy; on return all of it is gone. Never raises; a second call does nothing."""
+        self.driver = None
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.manager.clear()
         sandbox, self.sandbox = self.sandbox, None
         if sandbox is not None:
             _end(sandbox)
+        namespace, self._namespace = self._namespace, None
+        if namespace is not None:
+            # bubblewrap exits as soon as its command does; the namespace's init goes once
+            # the kernel has killed and reaped every other process of the namespace.
+            select.select([namespace], [], [], 30)
+            os.close(namespace)
         proxy_thread, self._proxy_thread = self._proxy_thread, None
         if proxy_thread is not None:
             proxy_thread.close()
