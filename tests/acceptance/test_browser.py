@@ -53,14 +53,19 @@ AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 PROBE = """
 import json, socket, sys
 answered = {}
-for port in json.loads(sys.argv[1]):
+for address in json.loads(sys.argv[1]):  # a port on 127.0.0.1, or a unix socket's path
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
-            connection.sendall(b"GET /json/version HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n")
+        if isinstance(address, int):
+            connection = socket.create_connection(("127.0.0.1", address), timeout=5)
+        else:
+            connection = socket.socket(socket.AF_UNIX)
             connection.settimeout(5)
-            answered[port] = connection.recv(4096).decode("latin-1")
+            connection.connect(address)
+        with connection:
+            connection.sendall(b"GET /json/version HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n")
+            answered[address] = connection.recv(4096).decode("latin-1")
     except OSError as exc:
-        answered[port] = None
+        answered[address] = None
 print(json.dumps(answered))
 """
 
@@ -227,20 +232,30 @@ async def test_another_user_finds_and_reaches_no_port_of_the_daemons_browser(
             }
         )
         on_the_host = [row for row in inet_sockets("/proc/net") if row[3] in inodes]
+        # ... and the unix sockets the daemon reaches the sandbox by.
+        inside = f"/proc/{driver.pid}/root/tmp"
+        sockets = [f"{inside}/driver.sock", f"{inside}/proxy.sock"]
         probe = await anyio.run_process(
-            [*AS_NOBODY, "/usr/bin/python3", "-I", "-c", PROBE, json.dumps(listening)],
+            [*AS_NOBODY, "/usr/bin/python3", "-I", "-c", PROBE, json.dumps(listening + sockets)],
             check=False,
+        )
+        owner = await anyio.run_process(
+            ["/usr/bin/python3", "-I", "-c", PROBE, json.dumps(sockets)]
         )
     assert {"chromedriver", "chromium"} <= {p.command for p in processes}
     assert listening, "the browser listens on no port at all: the test would prove nothing"
     assert on_the_host == [], "the browser's sockets are in the host's /proc/net tables"
     assert probe.returncode == 0, probe.stderr.decode()
+    answers = json.loads(probe.stdout)
     reached = {
-        port: answer
-        for port, answer in json.loads(probe.stdout).items()
-        if answer is not None and ("ChromeDriver" in answer or "Browser" in answer)
+        port: answers[str(port)]
+        for port in listening
+        if answers[str(port)] is not None
+        and ("ChromeDriver" in answers[str(port)] or "Browser" in answers[str(port)])
     }
     assert reached == {}, "another user reached chromedriver or DevTools"
+    assert {path: answers[path] for path in sockets if answers[path] is not None} == {}
+    assert None not in json.loads(owner.stdout).values(), "the daemon's user reaches both sockets"
 
 
 async def test_a_daemon_killed_mid_page_leaves_no_browser_process_alive(
