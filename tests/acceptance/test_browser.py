@@ -114,22 +114,26 @@ def _stat(pid: int) -> list[str] | None:
     return raw[raw.rfind(b")") + 2 :].decode().split()
 
 
-def browser_processes(daemon: int) -> list[Process]:
-    """The browser's processes among the daemon's descendants (chromedriver, Chromium's)."""
+def descendants(root: int) -> list[int]:
+    """Every descendant of process `root`, as the host sees them."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
             parents[int(entry.name)] = int(stat[1])
-    found, frontier = [], [daemon]
+    found, frontier = [], [root]
     while frontier:
-        children = [pid for pid, parent in parents.items() if parent in frontier]
-        found += children
-        frontier = children
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
+
+
+def browser_processes(root: int, commands: tuple[str, ...] = BROWSER_COMMANDS) -> list[Process]:
+    """The browser's processes among `root`'s descendants (chromedriver, Chromium's)."""
     processes = []
-    for pid in found:
+    for pid in descendants(root):
         with contextlib.suppress(OSError, TypeError):
             command = Path(f"/proc/{pid}/comm").read_text().strip()
-            if command.startswith(BROWSER_COMMANDS):
+            if command.startswith(commands):
                 processes.append(Process(pid, command, int(_stat(pid)[19])))  # type: ignore[index]
     return processes
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import anyio
 import pytest
 
 from piano.tools.browser import Browser, BrowserConfig, start_browser
-from tests.acceptance.test_browser import Process, wait_for_exits
+from tests.acceptance.test_browser import Process, browser_processes, wait_for_exits
 from tests.tools.conftest import require_binaries
 
 CONFIG = BrowserConfig(block_dns=True, allowed_networks=["127.0.0.1/32"])
@@ -108,3 +109,18 @@ def test_a_browser_that_cannot_start_says_so_and_leaves_nothing_running() -> Non
     with pytest.raises(RuntimeError, match=r"did not start.*/bin/false exited with status 1"):
         start_browser(BrowserConfig(chromedriver="/bin/false", start_timeout=30))
     assert {t.ident for t in threading.enumerate() if t.is_alive()} <= before
+
+
+def test_a_killed_chromedriver_takes_the_whole_sandbox_with_it(browser: Browser) -> None:
+    """Chromium must not linger, driverless, once its chromedriver is gone."""
+    running = processes(browser)
+    assert browser.sandbox is not None
+    [driver] = browser_processes(browser.sandbox.pid, ("chromedriver",))
+    os.kill(driver.pid, signal.SIGKILL)
+
+    async def exits() -> None:
+        with anyio.fail_after(30):
+            await wait_for_exits(running)
+
+    anyio.run(exits)
+    assert [p for p in running if p.alive()] == []
