@@ -144,3 +144,13 @@ async def test_a_missing_browser_tool_is_reported_not_raised_as_a_crash(tmp_path
         box = Toolbox(system, tools_config(tmp_path))
         with pytest.raises(ToolError, match="browser tool is not running"):
             await box.browse("thread-a", CurrentUrl())
+
+
+async def test_a_browser_that_cannot_start_is_reported_with_the_reason(tmp_path: Path) -> None:
+    config = tools_config(tmp_path, chromedriver="/bin/false")
+    async with ActorSystem() as system:
+        await system.spawn(DynamicSupervisor(), name="tools:browsers")
+        box = Toolbox(system, config)
+        with pytest.raises(ToolError, match=r"browser could not start.*/bin/false exited"):
+            await box.browse("thread-a", CurrentUrl())
+        assert system.whereis(browser_name("thread-a")) is None

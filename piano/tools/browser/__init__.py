@@ -11,7 +11,9 @@ png = await session.call(Screenshot(), timeout=60)
 In the daemon the sessions live under a `DynamicSupervisor` bounded by
 `BrowserConfig.max_sessions`, registered as ``tools:browser:<thread id>``, and are started on
 demand by the `Toolbox` (piano.tools). See `_session` for the guarantees (page errors vs. a
-crashed browser, idle close) and `_driver` for how Chromium is started offline-safe.
+crashed browser, idle close) and `_sandbox` for how Chromium is started: offline-safe, in a
+network and pid namespace of its own that no other local user can reach and that dies with
+the daemon. `start_browser` gives the same sandboxed browser to plain synchronous code.
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ from piano.tools.browser._actions import (
     Visit,
 )
 from piano.tools.browser._config import BrowserConfig
-from piano.tools.browser._driver import browser_pids, start_driver, stop_driver
+from piano.tools.browser._sandbox import Browser, start_browser
 from piano.tools.browser._session import BrowserSession
 
 __all__ = [
     "Back",
+    "Browser",
     "BrowserAction",
     "BrowserActionError",
     "BrowserConfig",
@@ -55,7 +58,5 @@ __all__ = [
     "Screenshot",
     "Type",
     "Visit",
-    "browser_pids",
-    "start_driver",
-    "stop_driver",
+    "start_browser",
 ]

@@ -13,8 +13,10 @@ class BrowserConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
     """The browser tool's settings (the ``[tools.browser]`` section).
 
     `chromium` and `chromedriver` default to Debian's ``chromium`` and ``chromium-driver``
-    packages; the driver path is always given to selenium, so Selenium Manager never runs (it
-    would try to download a driver). `max_sessions` bounds live sessions across all threads
+    packages; both run in a bubblewrap sandbox (``bubblewrap``, /usr/bin/bwrap) with a network
+    of its own, so none of their ports is reachable from the host; selenium talks to the
+    driver over a unix socket, so Selenium Manager never runs (it would try to download a
+    driver). `max_sessions` bounds live sessions across all threads
     (each headless Chromium costs about 150-250 MiB; CPU is the real limit, 2-4 pages loading at
     once on 2 cores). A session unused for `idle_timeout` seconds closes. `block_dns` maps every
     host name except localhost to "not found" inside Chromium (for offline tests only: the

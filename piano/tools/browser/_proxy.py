@@ -1,7 +1,10 @@
 """`GuardProxy`: a browser session's only way out, an HTTP proxy that vets every destination.
 
-Chromium is started with ``--proxy-server`` pointing at this proxy on 127.0.0.1 and
-``--proxy-bypass-list=<-loopback>`` (without it Chromium would reach loopback directly), so
+In a browser session the proxy listens on a unix socket in the session's owner-only directory
+(`start_unix`), which the sandbox's bridge joins to ``127.0.0.1:3128`` inside Chromium's network
+namespace (see `_sandbox`): no other local user can reach it, and it is Chromium's only way out.
+Chromium is started with ``--proxy-server`` pointing there and
+``--proxy-bypass-list=<-loopback>`` (without it Chromium would try loopback directly), so
 every request of the page, its frames, scripts, images and WebSockets names its host here:
 ``CONNECT host:port`` for HTTPS and WebSockets, an absolute URL for plain HTTP. The proxy applies
 web fetch's address policy (`piano.tools.webfetch`): loopback, private, link-local, metadata and
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -105,7 +109,7 @@ async def _relay(
 
 
 class GuardProxy:
-    """The proxy; `start` listens on 127.0.0.1 (a free port) and returns the port."""
+    """The proxy; `start_unix` listens on a unix socket, `start` on a free 127.0.0.1 port."""
 
     def __init__(
         self,
@@ -125,10 +129,18 @@ class GuardProxy:
         self._connections = self._blocked = self._failed = 0
 
     async def start(self) -> int:
+        """Listen on a free port of 127.0.0.1 and return it (any local user can connect)."""
         self._loop = asyncio.get_running_loop()
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=_HEAD_LIMIT)
         port: int = self._server.sockets[0].getsockname()[1]
         return port
+
+    async def start_unix(self, path: str) -> None:
+        """Listen on the unix socket `path`, made owner-only (0600); put it in an owner-only
+        directory too, so that it is never reachable, even briefly, by another user."""
+        self._loop = asyncio.get_running_loop()
+        self._server = await asyncio.start_unix_server(self._serve, path, limit=_HEAD_LIMIT)
+        os.chmod(path, 0o600)
 
     def close(self) -> None:
         """Stop listening and cut every connection still open. Callable from any thread (a

@@ -18,14 +18,16 @@ Guarantees:
 - every request the browser makes goes through the session's `GuardProxy`, which refuses
   loopback, private, link-local and metadata addresses unless `allowed_networks` lists them
   (the page then shows the proxy's 403 with the reason);
-- `terminate` always quits the browser, removes its profile directory and closes its proxy.
+- the browser runs in a sandbox of its own (`_sandbox`): none of its ports is reachable by
+  another local user, it sends no UDP to the host, and it dies with the daemon;
+- `terminate` always quits the browser, ends its sandbox and proxy and removes its directory
+  (the profile with it).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -68,9 +70,8 @@ from piano.tools.browser._actions import (
     Visit,
 )
 from piano.tools.browser._config import BrowserConfig
-from piano.tools.browser._driver import browser_pids, start_driver, stop_driver
 from piano.tools.browser._proxy import GuardProxy
-from piano.tools.webfetch import AddressPolicy, SystemResolver
+from piano.tools.browser._sandbox import Browser, start_browser
 
 __all__ = ["BrowserSession"]
 
@@ -147,8 +148,7 @@ class BrowserSession(ThreadActor):
         self.thread_id = thread_id
         self.config = config
         self.clock = clock
-        self.driver: WebDriver | None = None
-        self.profile: Path | None = None
+        self.browser: Browser | None = None
         self.proxy: GuardProxy | None = None
         self.browser_pid: int | None = None
         self.last_used = clock()
@@ -160,12 +160,10 @@ class BrowserSession(ThreadActor):
     # -- callbacks (on the session's thread) ----------------------------------------------------
 
     def init(self) -> None:
-        self.proxy = GuardProxy(
-            AddressPolicy(self.config.allowed_networks), SystemResolver(), label=self.thread_id
-        )
-        port = self.on_loop(self.proxy.start)
-        self.driver, self.profile = start_driver(self.config, proxy_port=port)
-        pids = browser_pids(self.driver)
+        self.trap_exits = True  # so a supervisor's shutdown runs `terminate`, closing the browser
+        self.browser = start_browser(self.config, label=self.thread_id)
+        self.proxy = self.browser.proxy
+        pids = self.browser.pids()
         self.browser_pid = pids[0] if pids else None
         self.last_used = self.clock()
         self.send_after(self.config.idle_timeout, "idle")
@@ -173,7 +171,7 @@ class BrowserSession(ThreadActor):
 
     def handle_call(self, message: Any, caller: Caller) -> Any:
         if message == "pids":
-            return browser_pids(self.driver) if self.driver is not None else []
+            return self.browser.pids() if self.browser is not None else []
         if not isinstance(message, BrowserAction):
             return super().handle_call(message, caller)
         self.last_used = self.clock()
@@ -210,38 +208,39 @@ class BrowserSession(ThreadActor):
         return None
 
     def terminate(self, reason: object) -> None:
-        driver, profile = self.driver, self.profile
-        self.driver = self.profile = None
-        stop_driver(driver, profile)
-        if self.proxy is not None:
-            self.proxy.close()
+        browser, self.browser = self.browser, None
+        if browser is not None:
+            browser.close()
 
     # -- actions --------------------------------------------------------------------------------
 
     def _healthy(self) -> bool:
         """True if the browser still answers (a failure was the page's, not the browser's)."""
-        if self.driver is None or self.browser_pid is None or not _pid_alive(self.browser_pid):
+        if self.browser is None or self.browser_pid is None or not _pid_alive(self.browser_pid):
             return False
         try:
-            self.driver.execute_script("return 1")
+            self._driver().execute_script("return 1")
         except Exception:
             return False
         return True
 
+    def _driver(self) -> WebDriver:
+        assert self.browser is not None
+        assert self.browser.driver is not None
+        return self.browser.driver
+
     def _page(self) -> PageInfo:
-        assert self.driver is not None
-        return PageInfo(url=self.driver.current_url, title=self.driver.title)
+        driver = self._driver()
+        return PageInfo(url=driver.current_url, title=driver.title)
 
     def _element(self, selector: str, by: By) -> WebElement:
-        assert self.driver is not None
         try:
-            return self.driver.find_element(_BY[by], selector)
+            return self._driver().find_element(_BY[by], selector)
         except NoSuchElementException:
             raise BrowserActionError(f"no element matches {by} selector {selector!r}") from None
 
     def _perform(self, action: BrowserAction) -> Any:
-        driver = self.driver
-        assert driver is not None
+        driver = self._driver()
         match action:
             case Visit(url=url):
                 scheme = urlsplit(url).scheme.lower()

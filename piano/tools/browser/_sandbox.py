@@ -1,0 +1,390 @@
+"""`Browser`: headless Chromium under chromedriver, in a sandbox no other local user can reach.
+
+```python
+browser = start_browser(BrowserConfig(allowed_networks=["127.0.0.1/32"]))
+browser.driver.get("http://127.0.0.1:8000/")        # a selenium WebDriver
+browser.close()                                     # nothing of it is left: processes, files
+```
+
+Why a sandbox. chromedriver and Chromium's DevTools listen on TCP ports that take no password:
+on the host's loopback, any local user finds them in /proc/net/tcp, starts a chromedriver
+session with its own "browser binary" (run as the daemon's user) or opens DevTools and reads
+the daemon's files. Flags cannot fix that (chromedriver has no unix-socket mode, and
+``--remote-debugging-pipe`` would only close DevTools, not chromedriver). So each browser gets
+a network namespace of its own (bubblewrap ``--unshare-net``): every port chromedriver, DevTools
+or a page's WebRTC opens exists only on that namespace's private loopback, invisible and
+unreachable from the host, and UDP has nowhere to go. The namespace is joined to the daemon
+only through two unix sockets in the sandbox's own /tmp (a private tmpfs, mode 0700), which the
+daemon reaches as ``/proc/<sandbox pid>/root/tmp/`` (a path only the daemon's user may follow),
+bridged inside by `_bridge` (standard library Python, started as the sandbox's command):
+
+- ``driver.sock``: the daemon's selenium client talks HTTP over it to chromedriver
+  (``127.0.0.1:9515`` inside);
+- ``proxy.sock``: the session's `GuardProxy` listens on it; Chromium's ``--proxy-server`` is
+  ``127.0.0.1:3128`` inside, forwarded there. Every request therefore still passes the guard's
+  address policy, and there is no other route out: no interface but ``lo``, no DNS.
+
+The sandbox sees the host's file system read-only (Chromium needs its libraries, fonts and
+/etc), with a private /dev, /tmp, /proc, IPC and pid namespace and a cleared environment (the
+daemon's secrets are not passed on). The profile, ``HOME`` (crash reports included) and
+chromedriver's scratch files are in that /tmp, a tmpfs that exists only as long as the
+sandbox: no close, crash or kill can leave them behind on the host. What it does not do:
+Chromium still runs as the daemon's user, so a compromised renderer could read what that user
+may read; the guard proxy is what limits where it could send it.
+
+Lifetime. The sandbox is a bubblewrap pid namespace started with ``--die-with-parent``: when
+the thread that started it or the whole daemon dies (SIGKILL included), bubblewrap is killed
+by the kernel (``PR_SET_PDEATHSIG``), its init (pid 1 of the namespace) dies with it, and the
+kernel then kills every process in the namespace: chromedriver, Chromium, its zygotes, crash
+handler and renderers, whoever their parent is. `Browser.close` lets the bridge end (its stdin
+closes; SIGKILL if it lingers), waits for bubblewrap and then for the namespace's init, which
+the kernel lets go only once every other process of the namespace is gone, and its /tmp with
+them. (No WebDriver "quit" first: the profile is thrown away, so a graceful shutdown would buy
+nothing, and a hung chromedriver could hold the close for the client's whole timeout.)
+Selenium Manager never runs (the driver is remote, and ``SE_OFFLINE`` is set): nothing is
+downloaded. The flags turn off Chromium's background traffic (shared/notes/ecosystem.md §2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import urllib3
+from selenium import webdriver
+from selenium.webdriver.chromium.remote_connection import ChromiumRemoteConnection
+from selenium.webdriver.remote.client_config import ClientConfig
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from piano.tools.browser import _bridge
+from piano.tools.browser._config import BrowserConfig
+from piano.tools.browser._proxy import GuardProxy
+from piano.tools.webfetch import AddressPolicy, SystemResolver
+
+__all__ = ["Browser", "start_browser"]
+
+BWRAP = "/usr/bin/bwrap"
+_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-extensions",
+    "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,Translate",
+    f"--proxy-server=http://127.0.0.1:{_bridge.PROXY_PORT}",
+    "--proxy-bypass-list=<-loopback>",
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+)
+_BLOCK_DNS = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost"
+_CLIENT_TIMEOUT = 120
+_TMP_BYTES = 1 << 30
+"""The sandbox's /tmp (profile, caches, chromedriver's files) is a tmpfs of at most 1 GiB."""
+
+
+def _require(path: str, package: str, where: str = "or set its path in [tools.browser]") -> None:
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise FileNotFoundError(
+            f"{path} not found: install Debian's {package} (apt-get install {package}) {where}"
+        )
+
+
+class _UnixConnection(urllib3.connection.HTTPConnection):
+    """An HTTP connection over the unix socket `socket_path` (the host part is only a name)."""
+
+    def __init__(self, *args: Any, socket_path: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.socket_path = socket_path
+
+    def _new_conn(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if isinstance(self.timeout, int | float):
+            sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+        except OSError as exc:
+            sock.close()
+            raise urllib3.exceptions.NewConnectionError(
+                self, f"cannot connect to {self.socket_path}: {exc}"
+            ) from exc
+        return sock
+
+
+class _UnixPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _UnixConnection
+
+
+class _UnixPoolManager:
+    """What selenium's `RemoteConnection` needs of a urllib3 PoolManager, over a unix socket."""
+
+    def __init__(self, socket_path: str, timeout: float) -> None:
+        self.pool = _UnixPool(
+            "127.0.0.1", _bridge.DRIVER_PORT, timeout=timeout, maxsize=4, socket_path=socket_path
+        )
+
+    def request(self, method: str, url: str, **kwargs: Any) -> urllib3.BaseHTTPResponse:
+        parts = urlsplit(url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        return self.pool.request(method, target, redirect=False, **kwargs)
+
+    def clear(self) -> None:
+        self.pool.close()
+
+
+class _DriverConnection(ChromiumRemoteConnection):
+    """selenium's connection to chromedriver, over the session's ``driver.sock``."""
+
+    def __init__(self, socket_path: str) -> None:
+        self._socket_path = socket_path
+        address = f"http://127.0.0.1:{_bridge.DRIVER_PORT}"  # chromedriver checks the Host
+        super().__init__(
+            remote_server_addr=address,
+            vendor_prefix="goog",
+            browser_name="chrome",
+            ignore_proxy=True,
+            client_config=ClientConfig(
+                remote_server_addr=address, keep_alive=True, timeout=_CLIENT_TIMEOUT
+            ),
+        )
+
+    def _get_connection_manager(self) -> _UnixPoolManager:
+        self.manager = _UnixPoolManager(self._socket_path, _CLIENT_TIMEOUT)
+        return self.manager
+
+
+class _ProxyThread:
+    """The session's `GuardProxy`, served on a loop of its own on a thread of its own, so a
+    `Browser` works the same from an actor's thread and from plain synchronous code. It ends
+    on `close` or as soon as the sandbox's process `pid` exits, whichever is first, so a browser
+    whose owner vanished without closing it does not leave the thread behind."""
+
+    def __init__(self, proxy: GuardProxy, path: str, pid: int, timeout: float) -> None:
+        self.proxy = proxy
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread = threading.Thread(
+            target=asyncio.run, args=(self._serve(path, pid, ready),), name="browser-proxy"
+        )
+        self._thread.daemon = True
+        self._thread.start()
+        ready.result(timeout)
+
+    async def _serve(self, path: str, pid: int, ready: concurrent.futures.Future[None]) -> None:
+        try:
+            sandbox = os.pidfd_open(pid)
+        except OSError as exc:
+            ready.set_exception(exc)
+            return
+        try:
+            await self.proxy.start_unix(path)
+            self._loop = asyncio.get_running_loop()
+            self._stopping = asyncio.Event()
+            self._loop.add_reader(sandbox, self._stopping.set)  # readable once it has exited
+            ready.set_result(None)
+            await self._stopping.wait()
+            self._loop.remove_reader(sandbox)
+            self.proxy.close()  # asyncio.run then cancels the connections still open
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+        finally:
+            os.close(sandbox)
+
+    def close(self) -> None:
+        if self._loop is not None and self._stopping is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.join(10)
+
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process we can see."""
+    parents: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        parents[int(entry.name)] = int(fields[1])
+    return parents
+
+
+def _children(pid: int) -> list[int]:
+    return sorted(child for child, parent in _parents().items() if parent == pid)
+
+
+def _descendants(root: int, parents: dict[int, int]) -> list[int]:
+    """Every descendant of `root`, breadth first (children in pid order)."""
+    found: list[int] = []
+    frontier = [root]
+    while frontier:
+        pid = frontier.pop(0)
+        children = sorted(child for child, parent in parents.items() if parent == pid)
+        found += children
+        frontier += children
+    return found
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+class Browser:
+    """A running sandboxed browser: `driver` drives it, `proxy` guards it, `close` ends it.
+
+    Not thread-safe: use it from one thread (a `BrowserSession`'s)."""
+
+    def __init__(self, config: BrowserConfig, *, label: str = "") -> None:
+        _require(config.chromium, "chromium")
+        _require(config.chromedriver, "chromium-driver")
+        _require(BWRAP, "bubblewrap", "(the browser runs in a bubblewrap sandbox)")
+        os.environ.setdefault("SE_OFFLINE", "true")
+        os.environ.setdefault("SE_AVOID_STATS", "true")
+        self.config = config
+        self.proxy = GuardProxy(
+            AddressPolicy(config.allowed_networks), SystemResolver(), label=label
+        )
+        self.sandbox: subprocess.Popen[bytes] | None = None
+        self.driver: WebDriver | None = None
+        self._connection: _DriverConnection | None = None
+        self._namespace: int | None = None  # a pidfd of the namespace's init
+        self._proxy_thread: _ProxyThread | None = None
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
+        config = self.config
+        self.sandbox = sandbox = subprocess.Popen(
+            [
+                BWRAP,
+                *("--die-with-parent", "--new-session"),
+                *("--unshare-net", "--unshare-pid", "--unshare-ipc"),
+                *("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"),
+                *("--size", str(_TMP_BYTES), "--perms", "0700", "--tmpfs", "/tmp"),
+                *("--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"),
+                *("--setenv", "HOME", "/tmp/home", "--setenv", "LANG", "C.UTF-8"),
+                *("--", sys.executable, "-I", _bridge.__file__, "/tmp", config.chromedriver),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert sandbox.stdout is not None
+        assert sandbox.stderr is not None
+        readable, _, _ = select.select([sandbox.stdout], [], [], config.start_timeout)
+        said = sandbox.stdout.readline() if readable else b""
+        if said != b"ready\n":
+            self.sandbox = None
+            why = _end(sandbox)
+            raise RuntimeError(
+                f"the browser sandbox did not start within {config.start_timeout:g}s "
+                f"(bwrap exit status {sandbox.returncode}): {why or 'no reason given'}"
+            )
+        sandbox.stderr.close()  # bwrap and the bridge say nothing more there
+        # The sandbox's /tmp as the daemon sees it: only its own user can follow /proc/PID/root.
+        init = _children(sandbox.pid)[0]
+        self._namespace = os.pidfd_open(init)
+        inside = Path(f"/proc/{init}/root/tmp")
+        self._proxy_thread = _ProxyThread(
+            self.proxy, str(inside / "proxy.sock"), init, config.start_timeout
+        )
+        options = webdriver.ChromeOptions()
+        options.binary_location = config.chromium
+        for flag in (
+            *_FLAGS,
+            f"--window-size={config.window_size}",
+            "--user-data-dir=/tmp/profile",
+            *([_BLOCK_DNS] if config.block_dns else []),
+            *config.extra_args,
+        ):
+            options.add_argument(flag)
+        self._connection = _DriverConnection(str(inside / "driver.sock"))
+        self.driver = WebDriver(command_executor=self._connection, options=options)
+        self.driver.set_page_load_timeout(config.page_load_timeout)
+        self.driver.set_script_timeout(config.script_timeout)
+
+    def pids(self) -> list[int]:
+        """Pids of the Chromium processes (the browser first), as the host sees them."""
+        if self.sandbox is None or self.sandbox.poll() is not None:
+            return []
+        parents = _parents()
+        for pid in _descendants(self.sandbox.pid, parents):
+            if _comm(pid) == "chromedriver":
+                return _descendants(pid, parents)
+        return []
+
+    def close(self) -> None:
+        """End the sandbox (every process in it, and its /tmp with the profile) and stop the
+        proxy; on return all of it is gone. Never raises; a second call does nothing."""
+        self.driver = None
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.manager.clear()
+        sandbox, self.sandbox = self.sandbox, None
+        if sandbox is not None:
+            _end(sandbox)
+        namespace, self._namespace = self._namespace, None
+        if namespace is not None:
+            # bubblewrap exits as soon as its command does; the namespace's init goes once
+            # the kernel has killed and reaped every other process of the namespace.
+            select.select([namespace], [], [], 30)
+            os.close(namespace)
+        proxy_thread, self._proxy_thread = self._proxy_thread, None
+        if proxy_thread is not None:
+            proxy_thread.close()
+
+
+def _end(sandbox: subprocess.Popen[bytes]) -> str:
+    """End the sandbox: its bridge stops when its stdin closes; SIGKILL if it lingers. Once
+    bubblewrap has exited, its pid namespace and every process in it are gone. Returns what
+    it said on stderr, if that is still open (only before it was ready)."""
+    with contextlib.suppress(OSError):
+        if sandbox.stdin is not None:
+            sandbox.stdin.close()
+    try:
+        sandbox.wait(5)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sandbox.pid, signal.SIGKILL)
+        sandbox.wait()
+    said = b""
+    if sandbox.stderr is not None and not sandbox.stderr.closed:
+        said = sandbox.stderr.read(2000)
+        sandbox.stderr.close()
+    if sandbox.stdout is not None:
+        sandbox.stdout.close()
+    return said.decode(errors="replace").strip()
+
+
+def start_browser(config: BrowserConfig, *, label: str = "") -> Browser:
+    """A fresh sandboxed browser (see the module documentation); raises if it cannot start,
+    leaving nothing behind."""
+    return Browser(config, label=label)

@@ -1,0 +1,126 @@
+"""The browser's sandbox on its own (the daemon-level attacks are in
+tests/acceptance/test_browser.py): a network of its own with only loopback, none of the
+daemon's environment, nothing left after close, death with the thread that started it, and a
+clear error when it cannot start."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from piano.tools.browser import Browser, BrowserConfig, start_browser
+from tests.acceptance.test_browser import Process, browser_processes, wait_for_exits
+from tests.tools.conftest import require_binaries
+
+CONFIG = BrowserConfig(block_dns=True, allowed_networks=["127.0.0.1/32"])
+
+
+def processes(browser: Browser) -> list[Process]:
+    """The sandbox's bubblewrap and every browser process, as the host sees them."""
+    assert browser.sandbox is not None
+    found = []
+    for pid in (browser.sandbox.pid, *browser.pids()):
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):  # a helper that ended
+            raw = Path(f"/proc/{pid}/stat").read_bytes()
+            started = int(raw[raw.rfind(b")") + 2 :].decode().split()[19])
+            found.append(Process(pid, Path(f"/proc/{pid}/comm").read_text().strip(), started))
+    return found
+
+
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
+    require_binaries()
+    monkeypatch.setenv("PIANO_TELEGRAM_TOKEN", "secret-the-browser-must-not-see")
+    started = start_browser(CONFIG)
+    yield started
+    started.close()
+
+
+def test_the_browser_has_a_network_of_its_own_with_only_loopback(browser: Browser) -> None:
+    chromium = browser.pids()[0]
+    interfaces = Path(f"/proc/{chromium}/net/dev").read_text().splitlines()[2:]
+    assert os.readlink(f"/proc/{chromium}/ns/net") != os.readlink("/proc/self/ns/net")
+    assert [line.split(":")[0].strip() for line in interfaces] == ["lo"]
+
+
+def test_the_browser_gets_none_of_the_daemons_environment(browser: Browser) -> None:
+    environments = {}
+    for pid in browser.pids():
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):  # a helper that ended
+            environments[pid] = Path(f"/proc/{pid}/environ").read_bytes()
+    assert browser.pids()[0] in environments
+    assert [pid for pid, env in environments.items() if b"PIANO_TELEGRAM_TOKEN" in env] == []
+    assert not any(b"secret-the-browser-must-not-see" in env for env in environments.values())
+
+
+def test_the_sandboxs_sockets_are_owner_only(browser: Browser) -> None:
+    assert browser.sandbox is not None
+    inside = Path(f"/proc/{browser.pids()[0]}/root/tmp")
+    assert inside.stat().st_mode & 0o777 == 0o700
+    assert (inside / "proxy.sock").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_closed_browser_leaves_no_process_no_thread_and_no_file() -> None:
+    require_binaries()
+    browser = start_browser(CONFIG)
+    running = processes(browser)
+    profile = Path(f"/proc/{browser.pids()[0]}/root/tmp/profile")
+    profile_existed = profile.is_dir()
+    browser.close()
+    browser.close()  # a second close does nothing
+    assert profile_existed
+    assert [p for p in running if p.alive()] == []
+    assert [t for t in threading.enumerate() if t.name == "browser-proxy"] == []
+
+
+def test_a_browser_whose_thread_ends_without_closing_it_dies_with_that_thread() -> None:
+    """An actor killed without `terminate` ends its thread; the browser must not outlive it."""
+    require_binaries()
+    started: list[Browser] = []
+    owner = threading.Thread(target=lambda: started.append(start_browser(CONFIG)))
+    owner.start()
+    owner.join(120)
+    [browser] = started
+    running = processes(browser)
+
+    async def exits() -> None:
+        with anyio.fail_after(30):
+            await wait_for_exits(running)
+
+    anyio.run(exits)
+    proxy_threads = [t for t in threading.enumerate() if t.name == "browser-proxy"]
+    for thread in proxy_threads:
+        thread.join(30)
+    browser.close()
+    assert [p for p in running if p.alive()] == []
+    assert [t for t in proxy_threads if t.is_alive()] == []
+
+
+def test_a_browser_that_cannot_start_says_so_and_leaves_nothing_running() -> None:
+    require_binaries()
+    before = {t.ident for t in threading.enumerate()}
+    with pytest.raises(RuntimeError, match=r"did not start.*/bin/false exited with status 1"):
+        start_browser(BrowserConfig(chromedriver="/bin/false", start_timeout=30))
+    assert {t.ident for t in threading.enumerate() if t.is_alive()} <= before
+
+
+def test_a_killed_chromedriver_takes_the_whole_sandbox_with_it(browser: Browser) -> None:
+    """Chromium must not linger, driverless, once its chromedriver is gone."""
+    running = processes(browser)
+    assert browser.sandbox is not None
+    [driver] = browser_processes(browser.sandbox.pid, ("chromedriver",))
+    os.kill(driver.pid, signal.SIGKILL)
+
+    async def exits() -> None:
+        with anyio.fail_after(30):
+            await wait_for_exits(running)
+
+    anyio.run(exits)
+    assert [p for p in running if p.alive()] == []
