@@ -248,14 +248,20 @@ async def test_concurrent_runs_are_serialised(shell: JailedShell) -> None:
 
 
 @pytest.mark.anyio
-async def test_close_kills_background_jobs_and_removes_cgroups(tmp_path: Path) -> None:
+async def test_background_jobs_end_with_their_command_and_close_removes_cgroups(
+    tmp_path: Path,
+) -> None:
     shell = JailedShell(make_config(tmp_path))
     await shell.start()
-    await shell.run("sleep 600 & sleep 600 &")
+    started = await shell.run("sleep 600 & sleep 600 & echo $! > sleeper")
+    assert started.exit_code == 0
     dirs = shell.cgroup_dirs
     assert dirs, "this machine has writable cgroups: the jail must use them"
     jail_pids = {int(p) for d in dirs for p in (d / "cgroup.procs").read_text().split()}
-    assert len(jail_pids) >= 5  # bwrap, its pid-1 reaper, bash, two sleeps
+    assert len(jail_pids) == 3, "only bwrap, its pid-1 reaper and bash outlive a command"
+    gone = await shell.run("kill -0 $(cat sleeper) 2>/dev/null || echo gone; jobs")
+    assert gone.stdout == b"gone\n"
+    assert gone.stderr == b""
     await shell.close()
     assert all(wait_for_exit(pid) for pid in jail_pids)
     assert all(not d.exists() for d in dirs)

@@ -330,9 +330,8 @@ async def test_a_dead_driver_leaves_nothing_running(tmp_path: Path) -> None:
         "async def main():\n"
         "    shell = JailedShell(JailConfig(workspace=Path(sys.argv[1])))\n"
         "    await shell.start()\n"
-        "    await shell.run('sleep 600 &')\n"
         "    print('DIRS', *shell.cgroup_dirs, flush=True)\n"
-        "    await asyncio.sleep(600)\n"
+        "    await shell.run('sleep 600 & sleep 600')\n"
         "asyncio.run(main())\n"
     )
     driver = await asyncio.create_subprocess_exec(
@@ -352,8 +351,11 @@ async def test_a_dead_driver_leaves_nothing_running(tmp_path: Path) -> None:
                 line = await driver.stdout.readline()
         dirs = [Path(p) for p in line.decode().split()[1:]]
         assert dirs
-        jail_pids = {int(p) for d in dirs for p in (d / "cgroup.procs").read_text().split()}
-        assert len(jail_pids) >= 4
+        jail_pids: set[int] = set()
+        with anyio.fail_after(10):
+            while len(jail_pids) < 5:  # bwrap, its pid 1, bash, the two sleeps of the command
+                await anyio.sleep(0.01)
+                jail_pids = {int(p) for d in dirs for p in (d / "cgroup.procs").read_text().split()}
     finally:
         driver.kill()
         await driver.wait()

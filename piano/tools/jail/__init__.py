@@ -2,9 +2,13 @@
 
 Only the session's workspace is writable; the rest of the host is hidden or read-only; there is
 no network (not even the host's loopback); the shell runs as an unprivileged uid without
-capabilities, under memory/process limits (cgroups where writable, rlimits otherwise: see
-`_limits`). Each command has a timeout (the jail is then killed and restarted, and the result
-says so), capped output, streaming to subscribers, and an audit hook.
+capabilities, with an environment built from nothing (no secret of the daemon's reaches it),
+under memory/process/CPU limits (cgroups where writable, rlimits otherwise: see `_limits`).
+Each command has a timeout capped by the config (the jail is then killed and restarted, and the
+result says so), capped output, streaming to subscribers, and an audit hook; nothing a command
+starts outlives it, and no workspace file keeps a set-id bit (`_procs`). The command channel is
+out of the command's reach (`_protocol`). The workspace has no size quota of its own: bound it
+outside Piano (a size-limited filesystem or a project quota for `workspace_root`).
 
     async with JailedShell(JailConfig(workspace=path), on_command=record) as shell:
         result = await shell.run("cd src && make", timeout=30)

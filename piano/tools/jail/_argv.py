@@ -8,6 +8,11 @@ a filesystem made only of: /usr, /etc/alternatives, the CA certificates and the 
 workspace, /tmp and /dev/shm are the only writable places. The shell runs as an unprivileged uid
 with every capability dropped and no_new_privs, cannot create further user namespaces, runs in a
 new session (no terminal to inject into), and dies with its parent.
+
+The environment is built, never inherited: `jail_environment` (PATH, LANG, TERM, HOME and what
+the config names) is both the environment bwrap itself is started with (bwrap's pid 1 inside
+the jail keeps the environment it was started with, readable as /proc/1/environ) and the one
+`--clearenv --setenv` gives the shell, so no secret of the daemon's environment reaches the jail.
 """
 
 from __future__ import annotations
@@ -31,6 +36,11 @@ def find_bwrap() -> str:
     if path is None:
         raise BwrapNotFoundError
     return path
+
+
+def jail_environment(config: JailConfig) -> dict[str, str]:
+    """The whole environment of every process of the jail, bwrap's own included."""
+    return {**_BASE_ENV, "HOME": config.jail_workdir, **config.env}
 
 
 def bwrap_argv(bwrap: str, config: JailConfig) -> list[str]:
@@ -94,9 +104,8 @@ def bwrap_argv(bwrap: str, config: JailConfig) -> list[str]:
     for host_path, jail_path in config.extra_ro_binds:
         argv += ["--ro-bind", str(host_path), jail_path]
     argv += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", config.jail_workdir]
-    env = {**_BASE_ENV, "HOME": config.jail_workdir, **config.env}
     argv.append("--clearenv")
-    for name, value in env.items():
+    for name, value in jail_environment(config).items():
         argv += ["--setenv", name, value]
     argv += ["--", *SHELL]
     return argv

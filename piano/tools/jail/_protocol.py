@@ -1,18 +1,34 @@
 """The marker protocol between the driver and the persistent bash inside the jail.
 
-For each command the driver writes to the shell's stdin:
+For each command the driver writes to the shell's stdin one compound command:
 
-    __piano_c='<command, with ' written as '\\''>'
+    { __piano_c='<command, with ' written as '\\''>'
     eval "$__piano_c" </dev/null
-    builtin printf '%s%d\\n' MARKER $?
+    __piano_s=$?; builtin disown -a
+    builtin printf '%s%d\\n' MARKER $__piano_s
     builtin printf '%s' MARKER >&2
+    }
 
 MARKER is fresh and random for every command (128 bits), so output cannot end a command early
 by accident. Everything a stream carries before its MARKER is the command's output, byte-exact;
-on stdout the MARKER is followed by the exit status and a newline. The command's stdin is
-/dev/null, so it cannot read the protocol lines that follow it. `StreamCollector` finds the
-MARKER in a stream read in arbitrary chunks, holds back bytes that might be the start of it,
-caps what it keeps and hands each delivered chunk to a callback (streaming to subscribers).
+on stdout the MARKER is followed by the exit status and a newline. `disown -a` keeps bash from
+reporting, in the next command's stderr, the background jobs the driver kills in between.
+
+Why it cannot be forged from inside: bash parses a `{ ... }` group completely before running
+any of it, so by the time the command runs the whole frame (its MARKER included) has been read
+out of the pipe, which is then empty. The command's stdin is /dev/null, but bash keeps the pipe
+on a saved descriptor (fd 10) that the command can reach (`exec prog 0<&10`): whatever reads it
+finds nothing, since the driver writes the next frame only after this one's MARKER came back,
+and by then the driver has killed every process the command left (`_procs.stop_leftovers`), so
+only the shell reads the next frame. A command that replaces or kills the shell therefore ends
+as a timeout or a dead shell, never as a result it invented for a later command. What stays
+the command's to shape is the shell's own state, as in any persistent shell: functions, aliases,
+PATH, traps. A command that rewires the shell (say, a DEBUG trap under `shopt -s extdebug`)
+changes how this shell runs and reports later commands until the jail restarts; it never
+reaches the driver, the audit of which command was sent, or another thread's jail.
+
+`StreamCollector` finds the MARKER in a stream read in arbitrary chunks, holds back bytes that
+might be the start of it, caps what it keeps and hands each delivered chunk to a callback.
 """
 
 from __future__ import annotations
@@ -35,10 +51,13 @@ def frame(command: str, marker: bytes) -> bytes:
     quoted = command.replace("'", "'\\''")
     mark = marker.decode()
     return (
-        f"__piano_c='{quoted}'\n"
+        f"\n{{ __piano_c='{quoted}'\n"  # the blank line: a failed eval can leave the parser
+        # mid-line, where `{` would not be a reserved word
         'eval "$__piano_c" </dev/null\n'
-        f"builtin printf '%s%d\\n' {mark} $?\n"
+        "__piano_s=$?; builtin disown -a\n"
+        f"builtin printf '%s%d\\n' {mark} $__piano_s\n"
         f"builtin printf '%s' {mark} >&2\n"
+        "}\n"
     ).encode()
 
 

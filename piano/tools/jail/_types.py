@@ -7,6 +7,7 @@ as-is). Output is kept as bytes, byte-exact; `stdout_text`/`stderr_text` decode 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -25,11 +26,14 @@ class JailConfig:
     """What a session's jail may see and use.
 
     `workspace` is the only host directory the jail can write; it appears as `jail_workdir`
-    inside and is created if missing. `extra_ro_binds` maps host paths to jail paths, bound
-    read-only. `env` is added to a cleared environment (PATH, HOME, LANG are set by default).
-    `timeout` is the default per-command timeout in seconds. `output_cap_bytes` caps each of
-    stdout and stderr of one command (the rest is drained and dropped). `memory_limit_bytes`
-    and `pids_limit` are enforced by cgroups when writable, else by rlimits (see `_limits`).
+    inside and is created (owner-only, like its parent) if missing. `extra_ro_binds` maps host
+    paths to jail paths, bound read-only. `env` is added to a cleared environment (PATH, HOME,
+    LANG, TERM are set by default): nothing of the driver's own environment reaches the jail.
+    `timeout` is both the default and the maximum per-command timeout in seconds: a longer,
+    negative or non-finite request is clamped (`clamp_timeout`). `output_cap_bytes` caps each of
+    stdout and stderr of one command (the rest is drained and dropped). `memory_limit_bytes`,
+    `pids_limit` and `cpu_limit` (in cores) are enforced by cgroups when writable, else by
+    rlimits (see `_limits`).
     `host_uid`/`host_gid`, when the driver runs as root, run the jail as that unprivileged host
     user (the workspace must be writable by it); otherwise the jail's uid maps to the driver's.
     """
@@ -39,6 +43,7 @@ class JailConfig:
     output_cap_bytes: int = 1 * MiB
     memory_limit_bytes: int | None = 1024 * MiB
     pids_limit: int | None = 256
+    cpu_limit: float | None = 1.0
     tmpfs_size_bytes: int = 256 * MiB
     file_size_limit_bytes: int = 1024 * MiB
     open_files_limit: int = 1024
@@ -57,12 +62,21 @@ class JailConfig:
             raise ValueError("timeouts must be positive")
         if self.output_cap_bytes < 0:
             raise ValueError("output_cap_bytes must be >= 0")
+        if self.cpu_limit is not None and not (0.01 <= self.cpu_limit <= 1024):
+            raise ValueError("cpu_limit is a number of cores between 0.01 and 1024")
         if self.pids_limit is not None and self.pids_limit < 4:
             raise ValueError("pids_limit below 4 cannot even run the shell")
         if not self.jail_workdir.startswith("/"):
             raise ValueError("jail_workdir must be an absolute path inside the jail")
         if (self.host_uid is None) != (self.host_gid is None):
             raise ValueError("host_uid and host_gid go together")
+
+    def clamp_timeout(self, requested: float | None) -> float:
+        """The timeout a command gets when `requested` is asked for: never more than `timeout`;
+        the default (`timeout`) for None, zero, negative or non-finite requests."""
+        if requested is None or not math.isfinite(requested) or requested <= 0:
+            return self.timeout
+        return min(requested, self.timeout)
 
 
 class RestartReason(StrEnum):
@@ -72,6 +86,7 @@ class RestartReason(StrEnum):
     SHELL_EXITED = "shell exited during the command"
     SHELL_DIED_BEFORE = "shell had died before the command"
     CANCELLED = "the previous command was cancelled"
+    LEFTOVERS = "processes the command left behind could not be stopped"
 
 
 class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
