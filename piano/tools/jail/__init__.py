@@ -15,13 +15,20 @@ outside Piano (a size-limited filesystem or a project quota for `workspace_root`
         result.exit_code, result.stdout, result.stderr, result.restart_reason
 
 In the daemon each thread's shell is a `JailSession` actor (`_actor`) whose commands are
-audited in the store's ``shell_commands`` table (`RecordCommand`, read back by `command_log`).
+audited in the store's ``shell_commands`` table before they run (`BeginCommand`, then
+`RecordCommand`; read back by `command_log`).
 """
 
 from __future__ import annotations
 
 from piano.tools.jail._actor import AuditFailed, JailSession, RunCommand
-from piano.tools.jail._audit import AUDIT_OUTPUT_LIMIT, CommandRecord, RecordCommand, command_log
+from piano.tools.jail._audit import (
+    AUDIT_OUTPUT_LIMIT,
+    BeginCommand,
+    CommandRecord,
+    RecordCommand,
+    command_log,
+)
 from piano.tools.jail._limits import LimitReport
 from piano.tools.jail._shell import AuditHook, JailedShell, OutputCallback, StreamName
 from piano.tools.jail._types import (
@@ -38,6 +45,7 @@ __all__ = [
     "AUDIT_OUTPUT_LIMIT",
     "AuditFailed",
     "AuditHook",
+    "BeginCommand",
     "BwrapNotFoundError",
     "CommandRecord",
     "CommandResult",

@@ -87,6 +87,7 @@ class RestartReason(StrEnum):
     SHELL_DIED_BEFORE = "shell had died before the command"
     CANCELLED = "the previous command was cancelled"
     LEFTOVERS = "processes the command left behind could not be stopped"
+    ABANDONED = "its caller went away, so the command was killed"
 
 
 class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
