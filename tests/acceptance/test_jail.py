@@ -15,6 +15,7 @@ import socket
 import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -129,16 +130,25 @@ def jail_processes(daemon_pid: int) -> list[int]:
     return found
 
 
-async def test_no_secret_of_the_daemon_reaches_the_jail(dirs: CodexDirs) -> None:
+@dataclass
+class Turn:
+    outputs: list[str]  # what the model was told for each tool call, in order
+    left: list[int]  # the processes in the jail's cgroup once the turn was over
+
+
+async def run_turn(dirs: CodexDirs, *calls: FunctionCall, jail: str = "", mcp: str = "") -> Turn:
+    """One chat turn through the daemon in which the model makes `calls`, then says "done"."""
     async with FakeResponsesProvider() as provider:
-        provider.script(
-            shell("cat /proc/[0-9]*/environ | tr '\\0' '\\n'; echo ---; env; ls /proc"),
-            Text("looked"),
-        )
-        config = jail_config(dirs, provider)
-        async with daemon(dirs, config):
-            assert "looked" in await chat(config, "show me the environment")
-            [seen] = await tool_outputs(provider, 1)
+        provider.script(*calls, Text("done"))
+        config = jail_config(dirs, provider, jail, mcp)
+        async with daemon(dirs, config) as running:
+            assert "done" in await chat(config, "go")
+            return Turn(await tool_outputs(provider, len(calls)), jail_processes(running.pid))
+
+
+async def test_no_secret_of_the_daemon_reaches_the_jail(dirs: CodexDirs) -> None:
+    turn = await run_turn(dirs, shell("cat /proc/[0-9]*/environ | tr '\\0' '\\n'; echo ---; env"))
+    [seen] = turn.outputs
     assert "PATH=/usr/local/bin:/usr/bin:/bin" in seen, seen  # the output did come back
     assert "HOME=/workspace" in seen
     for name, value in SECRETS.items():
@@ -150,16 +160,11 @@ async def test_no_secret_of_the_daemon_reaches_the_jail(dirs: CodexDirs) -> None
 async def test_a_set_id_file_made_in_the_jail_lends_no_uid_to_another_local_user(
     dirs: CodexDirs,
 ) -> None:
-    async with FakeResponsesProvider() as provider:
-        provider.script(
-            shell("cp /usr/bin/bash rb; chmod 4755 rb; mkdir sg; chmod 2775 sg; ls -l rb"),
-            Text("made it"),
-        )
-        config = jail_config(dirs, provider)
-        async with daemon(dirs, config):
-            assert "made it" in await chat(config, "make a setuid shell")
-            [made] = await tool_outputs(provider, 1)
-            thread_id, _ = audit(dirs)
+    turn = await run_turn(
+        dirs, shell("cp /usr/bin/bash rb; chmod 4755 rb; mkdir sg; chmod 2775 sg; ls -l rb")
+    )
+    [made] = turn.outputs
+    thread_id, _ = audit(dirs)
     assert "-rwsr-xr-x" in made, made  # the jail could set the bit on its own file...
     workspace = dirs.root / "jails" / thread_id
     for name in ("rb", "sg"):
@@ -187,20 +192,15 @@ async def test_a_set_id_file_made_in_the_jail_lends_no_uid_to_another_local_user
 async def test_a_command_cannot_forge_another_commands_result_or_audit_row(
     dirs: CodexDirs,
 ) -> None:
-    async with FakeResponsesProvider() as provider:
-        provider.script(
-            shell(f"cat > forger.py <<'EOF'\n{FORGER}\nEOF"),
-            shell("exec python3 forger.py 0<&10", timeout=3),
-            shell("echo real-one"),
-            shell("(python3 forger.py 0<&10 &); python3 forger.py 0<&10 & echo started"),
-            shell("echo real-two"),
-            Text("done"),
-        )
-        config = jail_config(dirs, provider)
-        async with daemon(dirs, config):
-            assert "done" in await chat(config, "run these")
-            outputs = await tool_outputs(provider, 5)
-    _, exec_forger, real_one, background_forger, real_two = outputs
+    turn = await run_turn(
+        dirs,
+        shell(f"cat > forger.py <<'EOF'\n{FORGER}\nEOF"),
+        shell("exec python3 forger.py 0<&10", timeout=3),
+        shell("echo real-one"),
+        shell("(python3 forger.py 0<&10 &); python3 forger.py 0<&10 & echo started"),
+        shell("echo real-two"),
+    )
+    _, exec_forger, real_one, background_forger, real_two = turn.outputs
     assert "timed out" in exec_forger, "the command that replaced the shell only timed out"
     assert "invented" not in exec_forger
     for real, text in ((real_one, "real-one"), (real_two, "real-two")):
@@ -242,37 +242,26 @@ async def test_nothing_a_command_starts_outlives_it_and_the_jail_gets_a_cpu_quot
     dirs: CodexDirs,
 ) -> None:
     burn = "timeout 2 sh -c 'while :; do :; done' &"
-    async with FakeResponsesProvider() as provider:
-        provider.script(
-            shell("(while :; do :; done) & (while :; do :; done) & echo spinning"),
-            shell(":(){ :|:& };:", timeout=5),
-            shell(f"{burn} {burn} wait; times"),
-            Text("done"),
-        )
-        config = jail_config(dirs, provider, jail="cpu_limit = 0.25")
-        async with daemon(dirs, config) as running:
-            assert "done" in await chat(config, "spin")
-            outputs = await tool_outputs(provider, 3)
-            left = jail_processes(running.pid)
-    assert "spinning" in outputs[0]
-    assert len(left) == 3, f"only bwrap, its pid 1 and bash may remain, found {len(left)}"
+    turn = await run_turn(
+        dirs,
+        shell("(while :; do :; done) & (while :; do :; done) & echo spinning"),
+        shell(":(){ :|:& };:", timeout=5),
+        shell(f"{burn} {burn} wait; times"),
+        jail="cpu_limit = 0.25",
+    )
+    assert "spinning" in turn.outputs[0]
+    assert len(turn.left) == 3, f"only bwrap, its pid 1 and bash may remain: {len(turn.left)}"
     # `times`: the shell's own, then its children's user and system CPU time
-    children = re.findall(r"(\d+)m([\d.]+)s", outputs[2].splitlines()[-1])
+    children = re.findall(r"(\d+)m([\d.]+)s", turn.outputs[2].splitlines()[-1])
     used = sum(int(m) * 60 + float(s) for m, s in children)
     assert used <= 0.25 * 2 * 1.5 + 0.2, f"two busy loops got {used:.2f}s of CPU in 2s"
 
 
 async def test_a_models_timeout_is_capped_by_the_configured_one(dirs: CodexDirs) -> None:
-    async with FakeResponsesProvider() as provider:
-        provider.script(
-            shell("sleep 60", timeout=1e6),
-            shell("echo negative", timeout=-5),
-            Text("done"),
-        )
-        config = jail_config(dirs, provider, jail="timeout = 3")
-        async with daemon(dirs, config):
-            assert "done" in await chat(config, "wait")
-            capped, negative = await tool_outputs(provider, 2)
+    turn = await run_turn(
+        dirs, shell("sleep 60", timeout=1e6), shell("echo negative", timeout=-5), jail="timeout = 3"
+    )
+    capped, negative = turn.outputs
     assert "timed out after 3." in capped, capped
     assert "negative" in negative
     assert "exit code: 0" in negative
@@ -281,12 +270,14 @@ async def test_a_models_timeout_is_capped_by_the_configured_one(dirs: CodexDirs)
 
 
 async def test_a_command_is_killed_when_its_caller_gives_up(dirs: CodexDirs) -> None:
-    async with FakeResponsesProvider() as provider:
-        provider.script(shell("sleep 60"), shell("echo next"), Text("done"))
-        config = jail_config(dirs, provider, jail="timeout = 40", mcp="tool_timeout_sec = 3")
-        async with daemon(dirs, config):
-            assert "done" in await chat(config, "wait")
-            _, after = await tool_outputs(provider, 2)
+    turn = await run_turn(
+        dirs,
+        shell("sleep 60"),
+        shell("echo next"),
+        jail="timeout = 40",
+        mcp="tool_timeout_sec = 3",
+    )
+    _, after = turn.outputs
     assert "next" in after
     assert "exit code: 0" in after
     assert "the jail was restarted" in after
