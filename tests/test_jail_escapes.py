@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import socket
+import stat
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ import anyio
 import pytest
 
 from piano.tools.jail import JailConfig, JailedShell, JailStartError, RestartReason
+from piano.tools.jail._procs import strip_setid
 from tests.test_jail import make_config, wait_for_exit
 
 
@@ -117,6 +119,46 @@ async def test_the_jail_runs_unprivileged_without_capabilities(shell: JailedShel
     }
     nested = await shell.run("unshare --user --map-root-user true")
     assert nested.exit_code != 0
+
+
+@pytest.mark.anyio
+async def test_no_set_id_bit_can_be_put_on_a_file_in_any_way(shell: JailedShell) -> None:
+    attempts = (
+        "cp /usr/bin/bash a; chmod 4755 a",
+        "chmod u+s a",
+        "chmod g+s a",
+        "python3 -c \"import os; os.chmod('a', 0o6755)\"",
+        "python3 -c \"import os; os.close(os.open('b', os.O_CREAT | os.O_WRONLY, 0o4755))\"",
+        "install -m 2755 /usr/bin/true c",
+        "mkdir d; chmod 2775 d",
+        "cp -a /usr/bin/passwd e",
+    )
+    for attempt in attempts:
+        result = await shell.run(attempt)
+        assert b"Operation not permitted" in result.stderr, attempt
+    allowed = await shell.run("chmod 0755 a && chmod u=rwx,go= a && stat -c %a a")
+    assert allowed.stdout == b"700\n", "ordinary modes are untouched"
+    for path in shell.config.workspace.rglob("*"):
+        mode = path.lstat().st_mode
+        assert not mode & (stat.S_ISUID | stat.S_ISGID), path
+
+
+def test_set_id_bits_are_swept_where_seccomp_is_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    for name, mode in (("suid", 0o4755), ("sub/sgid", 0o2711), ("plain", 0o755)):
+        (tmp_path / name).touch()
+        os.chmod(tmp_path / name, mode)
+    os.chmod(tmp_path / "sub", 0o2775)
+    (tmp_path / "link").symlink_to("/usr/bin/passwd")  # set-uid root there: never followed
+    assert sorted(strip_setid(tmp_path)) == ["sub", "sub/sgid", "suid"]
+    assert {p.name: stat.S_IMODE(p.lstat().st_mode) for p in tmp_path.rglob("*")} == {
+        "sub": 0o775,
+        "sgid": 0o711,
+        "suid": 0o755,
+        "plain": 0o755,
+        "link": 0o777,
+    }
+    assert os.stat("/usr/bin/passwd").st_mode & stat.S_ISUID
 
 
 @pytest.mark.anyio

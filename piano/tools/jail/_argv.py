@@ -5,7 +5,8 @@ process tree, no network interface but its own loopback (the host's 127.0.0.1 is
 a filesystem made only of: /usr, /etc/alternatives, the CA certificates and the loader cache
 (all read-only), fresh /proc and /dev, size-capped tmpfs on /tmp and /dev/shm, the workspace
 (read-write) and any extra read-only binds. The root and /dev are remounted read-only, so the
-workspace, /tmp and /dev/shm are the only writable places. The shell runs as an unprivileged uid
+workspace, /tmp and /dev/shm are the only writable places, and no set-id bit can be set in
+them (`_seccomp`). The shell runs as an unprivileged uid
 with every capability dropped and no_new_privs, cannot create further user namespaces, runs in a
 new session (no terminal to inject into), and dies with its parent.
 
@@ -43,8 +44,9 @@ def jail_environment(config: JailConfig) -> dict[str, str]:
     return {**_BASE_ENV, "HOME": config.jail_workdir, **config.env}
 
 
-def bwrap_argv(bwrap: str, config: JailConfig) -> list[str]:
-    """The full bwrap command that starts the jail's persistent shell."""
+def bwrap_argv(bwrap: str, config: JailConfig, seccomp_fd: int | None = None) -> list[str]:
+    """The full bwrap command that starts the jail's persistent shell (with the seccomp
+    filter of `_seccomp` read from `seccomp_fd`, when given)."""
     workspace = str(config.workspace.resolve())
     argv = [
         bwrap,
@@ -104,6 +106,8 @@ def bwrap_argv(bwrap: str, config: JailConfig) -> list[str]:
     for host_path, jail_path in config.extra_ro_binds:
         argv += ["--ro-bind", str(host_path), jail_path]
     argv += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", config.jail_workdir]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
     argv.append("--clearenv")
     for name, value in jail_environment(config).items():
         argv += ["--setenv", name, value]

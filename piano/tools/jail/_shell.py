@@ -11,8 +11,9 @@ Guarantees:
   the shell reads the next command (see `_protocol`). If the leftovers cannot be stopped within
   seconds the jail is restarted (`restart_reason=LEFTOVERS`). `run` starts the jail if needed.
 - The per-command timeout is never more than `JailConfig.timeout` (`clamp_timeout`).
-- After every command no file or directory in the workspace keeps a set-uid/set-gid bit
-  (`_procs.strip_setid`): files the jail writes belong on the host to the jail's host uid.
+- No file the jail writes can carry a set-uid/set-gid bit: files the jail writes belong on the
+  host to the jail's host uid. The seccomp filter (`_seccomp`, x86_64) refuses such modes;
+  elsewhere the workspace is swept after every command (`_procs.strip_setid`).
 - The jail's processes, bwrap included, get only `jail_environment` (never the driver's).
 - A command that outlives its timeout gets the whole jail SIGKILLed (process group, pid
   namespace, cgroup); a fresh jail is started at once and the result says `timed_out` and
@@ -49,6 +50,7 @@ from piano.tools.jail._argv import bwrap_argv, find_bwrap, jail_environment
 from piano.tools.jail._limits import JailLimits, LimitReport
 from piano.tools.jail._procs import JailTree, find_tree, stop_leftovers, strip_setid
 from piano.tools.jail._protocol import StreamCollector, frame, new_marker
+from piano.tools.jail._seccomp import filter_fd
 from piano.tools.jail._types import (
     CommandResult,
     JailClosedError,
@@ -99,6 +101,7 @@ class JailedShell:
         self._proc: asyncio.subprocess.Process | None = None
         self._limits: JailLimits | None = None
         self._tree: JailTree | None = None
+        self._setid_filtered = False
         self._carry: dict[StreamName, bytes] = {"stdout": b"", "stderr": b""}
         self._started = False
         self._closed = False
@@ -259,7 +262,10 @@ class JailedShell:
         return killed is not None
 
     async def _strip_setid(self) -> None:
-        """Clear set-id bits the command put on workspace files (nothing of the jail runs)."""
+        """Clear set-id bits the command put on workspace files (nothing of the jail runs),
+        where the seccomp filter could not forbid them in the first place."""
+        if self._setid_filtered:
+            return
         changed = await asyncio.to_thread(strip_setid, self._config.workspace)
         if changed:
             log.warning("jail.setid_stripped", files=len(changed))
@@ -327,8 +333,10 @@ class JailedShell:
         self._limits = limits
         self._carry = {"stdout": b"", "stderr": b""}
         self._abandoned = False
+        seccomp = filter_fd()
+        self._setid_filtered = seccomp is not None
         try:
-            argv = limits.prefix + bwrap_argv(bwrap, config)
+            argv = limits.prefix + bwrap_argv(bwrap, config, seccomp)
             self._proc = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.PIPE,
@@ -337,10 +345,16 @@ class JailedShell:
                 start_new_session=True,
                 env=jail_environment(config),
                 cwd="/",
+                pass_fds=() if seccomp is None else (seccomp,),
             )
+            if seccomp is not None:
+                os.close(seccomp)
+                seccomp = None
             marker = new_marker()
             exchange = await self._exchange(frame(":", marker), marker, config.start_timeout)
         except BaseException:
+            if seccomp is not None:
+                os.close(seccomp)
             await self._teardown(graceful=False)
             raise
         self._tree = None if exchange is None else find_tree(self._proc.pid, limits.cgroup_dirs)
