@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["JailTree", "find_tree", "stop_leftovers", "strip_setid"]
+__all__ = ["JailTree", "find_tree", "nothing_left", "stop_leftovers", "strip_setid"]
 
 _STOP_SECONDS = 5.0
 
@@ -85,6 +85,14 @@ def find_tree(outer: int, cgroup_dirs: tuple[Path, ...]) -> JailTree | None:
     if len(shells) != 1:
         return None
     return JailTree(outer, inits[0], shells[0])
+
+
+def nothing_left(tree: JailTree, cgroup_dirs: tuple[Path, ...]) -> bool:
+    """True when the jail's cgroup holds only bwrap, its init and the shell: the common case,
+    answered from one small file without scanning /proc (False without a cgroup)."""
+    if not cgroup_dirs:
+        return False
+    return set(_scope(cgroup_dirs)) <= {tree.outer, tree.init, tree.shell}
 
 
 def stop_leftovers(tree: JailTree, cgroup_dirs: tuple[Path, ...]) -> int | None:

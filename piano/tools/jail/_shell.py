@@ -48,7 +48,13 @@ import structlog
 
 from piano.tools.jail._argv import bwrap_argv, find_bwrap, jail_environment
 from piano.tools.jail._limits import JailLimits, LimitReport
-from piano.tools.jail._procs import JailTree, find_tree, stop_leftovers, strip_setid
+from piano.tools.jail._procs import (
+    JailTree,
+    find_tree,
+    nothing_left,
+    stop_leftovers,
+    strip_setid,
+)
 from piano.tools.jail._protocol import StreamCollector, frame, new_marker
 from piano.tools.jail._seccomp import filter_fd
 from piano.tools.jail._types import (
@@ -256,6 +262,8 @@ class JailedShell:
         tree = self._tree
         if tree is None:
             return False
+        if nothing_left(tree, self.cgroup_dirs):
+            return True
         killed = await asyncio.to_thread(stop_leftovers, tree, self.cgroup_dirs)
         if killed:
             log.info("jail.leftovers_killed", processes=killed)
