@@ -41,7 +41,9 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9._:@-]{1,200}")
 
 class JailToolConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """The jailed shell's settings; `store` names the store writer actor that audits commands
-    (empty: audit to the log only)."""
+    (empty: audit to the log only). `timeout` is the default and the maximum of a command's
+    timeout; `cpu_limit` is in cores. The workspace has no disk quota of its own: bound it by
+    putting `workspace_root` on a size-limited filesystem or under a project quota."""
 
     enabled: bool = True
     workspace_root: str = "~/piano-workspace/jails"
