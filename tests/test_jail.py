@@ -119,6 +119,22 @@ async def test_a_command_that_outlives_its_timeout_is_killed_and_the_jail_restar
     assert shell.pid != old_pid
 
 
+def test_a_requested_timeout_is_clamped_to_the_configured_one(tmp_path: Path) -> None:
+    config = make_config(tmp_path, timeout=5.0)
+    for asked, given in ((1e6, 5.0), (2.0, 2.0), (-5, 5.0), (0, 5.0), (None, 5.0)):
+        assert config.clamp_timeout(asked) == given, asked
+    assert config.clamp_timeout(float("inf")) == 5.0
+    assert config.clamp_timeout(float("nan")) == 5.0
+
+
+@pytest.mark.anyio
+async def test_a_command_cannot_ask_for_more_time_than_configured(tmp_path: Path) -> None:
+    async with JailedShell(make_config(tmp_path, timeout=1.0)) as shell:
+        result = await shell.run("sleep 30", timeout=1e6)
+    assert result.timed_out
+    assert result.duration < 10
+
+
 @pytest.mark.anyio
 async def test_output_beyond_the_cap_is_dropped_and_flagged(tmp_path: Path) -> None:
     config = make_config(tmp_path, output_cap_bytes=1000)
@@ -317,6 +333,10 @@ async def test_prlimit_fallback_bounds_memory_with_rlimit_as(tmp_path: Path) -> 
         assert result.exit_code == 1
         assert b"MemoryError" in result.stderr
         assert not result.jail_restarted
+        assert shell.limits.cpu == "rlimit"
+        await shell.run("sleep 600 & sleep 600 &")
+        left = await shell.run("echo /proc/[0-9]*")
+        assert left.stdout == b"/proc/1 /proc/2\n", "leftovers are found without a cgroup too"
         if os.geteuid() == 0:
             assert shell.limits.pids == "none"
             assert "root" in shell.limits.note

@@ -162,6 +162,21 @@ def test_set_id_bits_are_swept_where_seccomp_is_unavailable(tmp_path: Path) -> N
 
 
 @pytest.mark.anyio
+async def test_no_variable_of_the_drivers_environment_reaches_any_jail_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = secrets.token_hex(16)
+    monkeypatch.setenv("PIANO_TEST_SECRET", secret)
+    async with JailedShell(make_config(tmp_path, env={"EXTRA": "named"})) as shell:
+        result = await shell.run("cat /proc/[0-9]*/environ | tr '\\0' '\\n'; env")
+    assert b"PATH=/usr/local/bin:/usr/bin:/bin" in result.stdout
+    assert b"EXTRA=named" in result.stdout
+    assert secret.encode() not in result.stdout
+    names = {line.split(b"=")[0] for line in result.stdout.splitlines() if b"=" in line}
+    assert names <= {b"PATH", b"HOME", b"LANG", b"TERM", b"EXTRA", b"PWD", b"SHLVL", b"_"}
+
+
+@pytest.mark.anyio
 async def test_external_network_is_unreachable_at_once(shell: JailedShell) -> None:
     result = await shell.run("exec 3<>/dev/tcp/1.1.1.1/80", timeout=2)
     assert not result.timed_out
@@ -220,6 +235,9 @@ async def test_a_fork_bomb_is_bounded_by_the_process_limit(shell: JailedShell) -
     assert shell.limits.pids.startswith("cgroup"), f"pids not bounded here: {shell.limits}"
     result = await shell.run(":(){ :|:& };:", timeout=2)
     assert result.timed_out or result.exit_code is not None
+    assert len(cgroup_pids(shell)) == 3, "the bomb's processes ended with its command"
+    left = await shell.run("echo /proc/[0-9]*", timeout=2)
+    assert left.stdout == b"/proc/1 /proc/2\n"  # bwrap's init and the shell
     bounded = await shell.run("/bin/ls /proc | grep -c '^[0-9]'", timeout=2)
     await assert_host_can_fork()
     for directory in shell.cgroup_dirs:
