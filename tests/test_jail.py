@@ -79,10 +79,16 @@ async def test_quotes_and_multiline_commands_arrive_byte_exact(shell: JailedShel
 
 
 @pytest.mark.anyio
-async def test_working_directory_environment_and_functions_persist(shell: JailedShell) -> None:
-    await shell.run("mkdir -p sub && cd sub && export GREETING=hello && greet() { echo hi; }")
-    result = await shell.run('pwd; echo "$GREETING"; greet')
-    assert result.stdout == b"/workspace/sub\nhello\nhi\n"
+async def test_working_directory_and_exported_variables_persist_and_no_other_shell_state(
+    shell: JailedShell,
+) -> None:
+    await shell.run(
+        "mkdir -p sub && cd sub && export GREETING=hello && LOCAL=1 && greet() { echo hi; }"
+        " && alias ll=ls && shopt -s extdebug && trap 'echo trapped' DEBUG"
+    )
+    result = await shell.run('pwd; echo "$GREETING ${LOCAL:-unset}"; shopt extdebug; greet')
+    assert result.stdout.split() == [b"/workspace/sub", b"hello", b"unset", b"extdebug", b"off"]
+    assert b"greet: command not found" in result.stderr
 
 
 @pytest.mark.anyio
@@ -214,15 +220,15 @@ async def test_a_failing_audit_hook_makes_run_raise(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_exit_in_a_command_reports_its_status_and_restarts_the_jail(
+async def test_exit_in_a_command_reports_its_status_and_keeps_the_state(
     shell: JailedShell,
 ) -> None:
     await shell.run("export STATE=kept")
-    result = await shell.run("echo bye; exit 3")
+    result = await shell.run("echo bye; export LATER=1; exit 3")
     assert result.exit_code == 3
     assert result.stdout == b"bye\n"
-    assert result.restart_reason is RestartReason.SHELL_EXITED
-    assert (await shell.run('echo "${STATE:-lost}"')).stdout == b"lost\n"
+    assert not result.jail_restarted
+    assert (await shell.run('echo "$STATE $LATER"')).stdout == b"kept 1\n"
 
 
 @pytest.mark.anyio
@@ -336,7 +342,7 @@ async def test_prlimit_fallback_bounds_memory_with_rlimit_as(tmp_path: Path) -> 
         assert shell.limits.cpu == "rlimit"
         await shell.run("sleep 600 & sleep 600 &")
         left = await shell.run("echo /proc/[0-9]*")
-        assert left.stdout == b"/proc/1 /proc/2\n", "leftovers are found without a cgroup too"
+        assert len(left.stdout.split()) == 3, "leftovers are found without a cgroup too"
         if os.geteuid() == 0:
             assert shell.limits.pids == "none"
             assert "root" in shell.limits.note

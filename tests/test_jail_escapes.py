@@ -63,6 +63,7 @@ async def test_host_files_outside_the_workspace_are_invisible(
     assert b"host secret" not in followed.stdout
     root = await shell.run("ls -A /")
     assert set(root.stdout.split()) == {
+        b".piano-shell",
         b"bin",
         b"dev",
         b"etc",
@@ -176,6 +177,51 @@ async def test_no_variable_of_the_drivers_environment_reaches_any_jail_process(
     assert names <= {b"PATH", b"HOME", b"LANG", b"TERM", b"EXTRA", b"PWD", b"SHLVL", b"_"}
 
 
+RIG = r"""
+__rig() {
+  case $BASH_COMMAND in
+    eval*) return 1 ;;
+    *__PIANO_*) m=${BASH_COMMAND##*"' "}; m=${m%% *}; builtin printf 'invented\n%s0\n' "$m"
+                builtin printf '%s' "$m" >&2; return 1 ;;
+  esac
+}
+shopt -s extdebug expand_aliases; trap __rig DEBUG; export -f __rig
+eval() { builtin echo invented; }; builtin() { command echo invented; }; alias echo='echo invented'
+"""
+
+
+@pytest.mark.anyio
+async def test_a_command_cannot_rig_the_shell_to_forge_a_later_result(shell: JailedShell) -> None:
+    (shell.config.workspace / "rig.sh").write_text(RIG)
+    await shell.run(". ./rig.sh; export -f eval builtin")
+    later = await shell.run("echo real; touch ran")
+    assert later.stdout == b"real\n"
+    assert later.exit_code == 0
+    assert (shell.config.workspace / "ran").exists(), "the later command did run"
+
+
+@pytest.mark.anyio
+async def test_the_driver_shell_cannot_be_read_traced_or_reopened(shell: JailedShell) -> None:
+    probe = (
+        "import ctypes, os, sys\n"
+        "stat = open(f'/proc/{os.getppid()}/stat').read()\n"  # python -> bash -> driver shell
+        "ppid = int(stat.rsplit(')', 1)[1].split()[1])\n"
+        "print(open(f'/proc/{ppid}/comm').read().strip())\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(libc.ptrace(16, ppid, 0, 0), ctypes.get_errno())\n"  # PTRACE_ATTACH
+        "for name in ('mem', 'environ', 'fd/0'):\n"
+        "    try:\n"
+        "        open(f'/proc/{ppid}/{name}', 'rb').read(1)\n"
+        "        print(name, 'readable')\n"
+        "    except PermissionError:\n"
+        "        print(name, 'denied')\n"
+    )
+    (shell.config.workspace / "probe.py").write_text(probe)
+    result = await shell.run("python3 probe.py")
+    expected = b".piano-shell\n-1 1\nmem denied\nenviron denied\nfd/0 denied\n"  # 1: EPERM
+    assert result.stdout == expected, result.stderr
+
+
 @pytest.mark.anyio
 async def test_external_network_is_unreachable_at_once(shell: JailedShell) -> None:
     result = await shell.run("exec 3<>/dev/tcp/1.1.1.1/80", timeout=2)
@@ -237,7 +283,7 @@ async def test_a_fork_bomb_is_bounded_by_the_process_limit(shell: JailedShell) -
     assert result.timed_out or result.exit_code is not None
     assert len(cgroup_pids(shell)) == 3, "the bomb's processes ended with its command"
     left = await shell.run("echo /proc/[0-9]*", timeout=2)
-    assert left.stdout == b"/proc/1 /proc/2\n"  # bwrap's init and the shell
+    assert len(left.stdout.split()) == 3  # bwrap's init, the driver shell, this command
     bounded = await shell.run("/bin/ls /proc | grep -c '^[0-9]'", timeout=2)
     await assert_host_can_fork()
     for directory in shell.cgroup_dirs:
@@ -320,7 +366,7 @@ async def test_a_command_that_never_ends_is_killed_after_its_timeout_and_the_jai
     await shell.run("sleep 600 & sleep 600 &")
     before = cgroup_pids(shell)
     assert before
-    for command in ("while :; do :; done", "kill -STOP $$", "exec >/dev/null; echo hidden"):
+    for command in ("while :; do :; done", "kill -STOP $$", "exec >/dev/null; sleep 600"):
         result = await shell.run(command, timeout=1)
         assert result.timed_out, command
         assert result.exit_code is None
@@ -343,12 +389,12 @@ async def test_syntax_errors_do_not_kill_the_persistent_shell(shell: JailedShell
 
 
 @pytest.mark.anyio
-async def test_exit_in_a_command_ends_only_that_shell_and_the_jail_restarts(
-    shell: JailedShell,
-) -> None:
+async def test_exit_in_a_command_ends_only_that_command(shell: JailedShell) -> None:
+    pid = shell.pid
     result = await shell.run("exit 3")
     assert result.exit_code == 3
-    assert result.restart_reason is RestartReason.SHELL_EXITED
+    assert not result.jail_restarted
+    assert shell.pid == pid
     await assert_jail_works(shell)
 
 
@@ -360,19 +406,20 @@ async def test_signals_from_the_jail_cannot_reach_its_parent_or_the_host(
     try:
         await shell.run("export STATE=kept")
         pid = shell.pid
-        parent = await shell.run("echo $PPID; kill -9 $PPID; kill -9 1")
-        assert parent.stdout == b"1\n", "the shell's parent is the jail's own pid 1"
-        assert (await shell.run('echo "$STATE"')).stdout == b"kept\n"
+        init = await shell.run("kill -9 1; echo $PPID")
+        assert init.stdout == b"2\n", "a command's parent is the driver shell, after pid 1"
+        assert (await shell.run('echo "$STATE"')).stdout == b"kept\n", "pid 1 shrugged it off"
         unseen = await shell.run(f"kill -0 {host_sleeper.pid}; kill -9 {os.getpid()}")
         assert unseen.exit_code != 0
         assert unseen.stderr.count(b"No such process") == 2
-        everyone = await shell.run("sleep 600 & kill -9 -1; echo $?")
-        assert everyone.stdout == b"0\n"
-        assert shell.pid == pid
-        assert (await shell.run('echo "$STATE"')).stdout == b"kept\n"
         suicide = await shell.run("kill -9 $$")
         assert suicide.exit_code == 137
-        assert suicide.restart_reason is RestartReason.SHELL_EXITED
+        assert not suicide.jail_restarted, "a command that kills itself ends only itself"
+        assert shell.pid == pid
+        assert (await shell.run('echo "$STATE"')).stdout == b"kept\n"
+        everyone = await shell.run("sleep 600 & kill -9 -1")
+        assert everyone.restart_reason is RestartReason.SHELL_EXITED, "the driver shell died"
+        assert everyone.exit_code == 137
         await assert_jail_works(shell)
         assert host_sleeper.returncode is None
         assert not wait_for_exit(host_sleeper.pid, 0.1)

@@ -31,6 +31,7 @@ from piano.store import StoreReader
 from piano.tools.jail import CommandRecord, RestartReason, command_log
 from tests.acceptance.daemon import chat, daemon_running, write_config
 from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, FunctionCall, Text
+from tests.test_jail_escapes import RIG
 
 pytestmark = pytest.mark.anyio
 
@@ -42,8 +43,8 @@ SECRETS = {
 }
 SECOND_UID = 4242
 
-# Reads the pipe bash reads its commands from (fd 10 while `eval` runs) and answers every frame
-# it finds with invented output, the frame's own marker and exit status 0: the forgery.
+# Reads the pipe the shell reads its commands from (the attacker found it on fd 10) and answers
+# every frame it finds with invented output, the frame's own marker and exit status 0.
 FORGER = r"""
 import os, re
 seen = b""
@@ -194,28 +195,27 @@ async def test_a_command_cannot_forge_another_commands_result_or_audit_row(
 ) -> None:
     turn = await run_turn(
         dirs,
-        shell(f"cat > forger.py <<'EOF'\n{FORGER}\nEOF"),
-        shell("exec python3 forger.py 0<&10", timeout=3),
+        shell(f"cat > forger.py <<'EOF'\n{FORGER}\nEOF\ncat > rig.sh <<'EOF'\n{RIG}\nEOF"),
+        shell("exec python3 forger.py 0<&10", timeout=3),  # the pipe bash kept on fd 10
         shell("echo real-one"),
-        shell("(python3 forger.py 0<&10 &); python3 forger.py 0<&10 & echo started"),
+        shell("python3 forger.py </proc/$PPID/fd/0 & echo started"),  # reopened through /proc
         shell("echo real-two"),
+        shell(". ./rig.sh"),  # a DEBUG trap and shadowed builtins in the shell itself
+        shell("echo real-three"),
     )
-    _, exec_forger, real_one, background_forger, real_two = turn.outputs
-    assert "timed out" in exec_forger, "the command that replaced the shell only timed out"
-    assert "invented" not in exec_forger
-    for real, text in ((real_one, "real-one"), (real_two, "real-two")):
-        assert "exit code: 0" in real
+    attacks, reals = turn.outputs[1::2], turn.outputs[2::2]
+    for real, text in zip(reals, ("real-one", "real-two", "real-three"), strict=True):
+        assert "exit code: 0" in real, real
         assert text in real
         assert "invented" not in real
-    assert "started" in background_forger
-    assert "invented" not in background_forger
+    assert all("invented" not in attack for attack in attacks[:2]), attacks
     _, rows = audit(dirs)
-    assert [(r.command, r.exit_code, r.timed_out, r.stdout) for r in rows[1:]] == [
-        ("exec python3 forger.py 0<&10", None, True, ""),
-        ("echo real-one", 0, False, "real-one\n"),
-        (rows[3].command, 0, False, "started\n"),
-        ("echo real-two", 0, False, "real-two\n"),
+    assert [(r.command, r.exit_code, r.stdout) for r in rows[2::2]] == [
+        ("echo real-one", 0, "real-one\n"),
+        ("echo real-two", 0, "real-two\n"),
+        ("echo real-three", 0, "real-three\n"),
     ]
+    assert all("invented" not in row.stdout for row in rows[:5])  # the rig may print its own
 
 
 async def test_a_token_for_a_thread_the_store_does_not_know_runs_nothing(

@@ -1,4 +1,4 @@
-"""A jailed persistent shell for one session: bash inside bubblewrap, driven command by command.
+"""A jailed shell for one session: bash inside bubblewrap, driven command by command.
 
 Only the session's workspace is writable; the rest of the host is hidden or read-only; there is
 no network (not even the host's loopback); the shell runs as an unprivileged uid without
@@ -6,8 +6,10 @@ capabilities, with an environment built from nothing (no secret of the daemon's 
 under memory/process/CPU limits (cgroups where writable, rlimits otherwise: see `_limits`).
 Each command has a timeout capped by the config (the jail is then killed and restarted, and the
 result says so), capped output, streaming to subscribers, and an audit hook; nothing a command
-starts outlives it, and no workspace file keeps a set-id bit (`_procs`). The command channel is
-out of the command's reach (`_protocol`). The workspace has no size quota of its own: bound it
+starts outlives it, and no file can get a set-id bit (`_seccomp`). Each command runs in a fresh
+bash that inherits only the working directory and exported variables of the one before; the
+trusted driver shell that frames results is out of every command's reach, so no command can
+forge another's result (`_protocol`). The workspace has no size quota of its own: bound it
 outside Piano (a size-limited filesystem or a project quota for `workspace_root`).
 
     async with JailedShell(JailConfig(workspace=path), on_command=record) as shell:

@@ -17,8 +17,8 @@ Guarantees (beyond `JailedShell`'s):
   gave up) is killed within `_CALLER_CHECK` seconds, with the jail around it, and recorded
   with `restart_reason=ABANDONED`; the next command runs at once in a fresh jail and is told;
 - a command that times out or kills its shell comes back as a normal result with
-  `restart_reason` set: the jail was restarted and the shell's state (cwd, variables,
-  background jobs) is gone; a jail that cannot be (re)started crashes the session, its caller
+  `restart_reason` set: the jail was restarted and the shell's state (working directory,
+  exported variables) is gone; a jail that cannot be (re)started crashes the session, its caller
   gets `ActorExited` with the `JailStartError`, and the supervisor starts it again;
 - a session unused for `idle_timeout` seconds stops (``"normal"``) and its jail is killed.
 """

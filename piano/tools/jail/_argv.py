@@ -18,11 +18,18 @@ the jail keeps the environment it was started with, readable as /proc/1/environ)
 
 from __future__ import annotations
 
+import atexit
+import os
 import shutil
+import tempfile
+from pathlib import Path
 
+from piano.tools.jail._protocol import SHELL_PATH
 from piano.tools.jail._types import BwrapNotFoundError, JailConfig
 
-SHELL = ("/bin/bash", "--noprofile", "--norc", "-s")
+SHELL = (SHELL_PATH, "--noprofile", "--norc", "-s")
+
+_shell_copies: dict[int | None, Path] = {}
 
 _BASE_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -39,14 +46,36 @@ def find_bwrap() -> str:
     return path
 
 
+def shell_copy(config: JailConfig) -> Path:
+    """An execute-only (0111) copy of bash for the driver shell, made once per process and
+    jail owner. The kernel marks a process that executes a file it may not read non-dumpable:
+    no other process of the jail may then trace it or read its memory or descriptors (see
+    `_protocol`). It is bound read-only, so the jail cannot chmod it back."""
+    copy = _shell_copies.get(config.host_uid)
+    if copy is not None and copy.exists():
+        return copy
+    directory = Path(tempfile.mkdtemp(prefix="piano-jail-shell-"))
+    atexit.register(shutil.rmtree, directory, True)
+    copy = directory / "bash"
+    shutil.copyfile(os.path.realpath("/bin/bash"), copy)
+    os.chmod(copy, 0o111)
+    if config.host_uid is not None and config.host_gid is not None:
+        for path in (directory, copy):
+            os.chown(path, config.host_uid, config.host_gid)
+    _shell_copies[config.host_uid] = copy
+    return copy
+
+
 def jail_environment(config: JailConfig) -> dict[str, str]:
     """The whole environment of every process of the jail, bwrap's own included."""
     return {**_BASE_ENV, "HOME": config.jail_workdir, **config.env}
 
 
-def bwrap_argv(bwrap: str, config: JailConfig, seccomp_fd: int | None = None) -> list[str]:
-    """The full bwrap command that starts the jail's persistent shell (with the seccomp
-    filter of `_seccomp` read from `seccomp_fd`, when given)."""
+def bwrap_argv(
+    bwrap: str, config: JailConfig, shell: Path, seccomp_fd: int | None = None
+) -> list[str]:
+    """The full bwrap command that starts the jail's driver shell (`shell`, a `shell_copy`),
+    with the seccomp filter of `_seccomp` read from `seccomp_fd` when given."""
     workspace = str(config.workspace.resolve())
     argv = [
         bwrap,
@@ -105,6 +134,7 @@ def bwrap_argv(bwrap: str, config: JailConfig, seccomp_fd: int | None = None) ->
     ]
     for host_path, jail_path in config.extra_ro_binds:
         argv += ["--ro-bind", str(host_path), jail_path]
+    argv += ["--ro-bind", str(shell), SHELL_PATH]
     argv += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", config.jail_workdir]
     if seccomp_fd is not None:
         argv += ["--seccomp", str(seccomp_fd)]

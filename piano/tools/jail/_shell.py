@@ -1,15 +1,18 @@
-"""`JailedShell`: one persistent bash inside a bubblewrap jail, driven command by command.
+"""`JailedShell`: a bubblewrap jail whose shell runs commands one by one, each in a fresh bash.
 
 Guarantees:
 - Commands run one at a time (an internal lock serialises `run`), each with its own random
   marker; stdout and stderr are read concurrently and returned separately, byte-exact, each
   capped at `output_cap_bytes` (the excess is drained and dropped, `*_truncated` set).
-- Working directory, environment and shell functions persist between commands, as long as the
-  jail is not restarted; processes do not: once a command has answered, everything it left
+- The working directory and exported variables persist between commands, as long as the jail
+  is not restarted; functions, aliases, traps, shell options and unexported variables do not
+  (each command runs in a fresh bash: see `_protocol` for why), nor do processes: once a
+  command has answered, everything it left
   running (background jobs, daemons, a fork bomb's remains) is SIGKILLed before anything else
   happens, so the jail's CPU, memory and process slots are the next command's alone and only
-  the shell reads the next command (see `_protocol`). If the leftovers cannot be stopped within
-  seconds the jail is restarted (`restart_reason=LEFTOVERS`). `run` starts the jail if needed.
+  the driver shell reads the next command. `exit 3` ends only its command. If the leftovers
+  cannot be stopped within seconds the jail is restarted (`restart_reason=LEFTOVERS`). `run`
+  starts the jail if needed.
 - The per-command timeout is never more than `JailConfig.timeout` (`clamp_timeout`).
 - No file the jail writes can carry a set-uid/set-gid bit: files the jail writes belong on the
   host to the jail's host uid. The seccomp filter (`_seccomp`, x86_64) refuses such modes;
@@ -17,8 +20,8 @@ Guarantees:
 - The jail's processes, bwrap included, get only `jail_environment` (never the driver's).
 - A command that outlives its timeout gets the whole jail SIGKILLed (process group, pid
   namespace, cgroup); a fresh jail is started at once and the result says `timed_out` and
-  `restart_reason=TIMEOUT`. A shell that exits during a command (`exit 3`, killed by a limit)
-  gives `restart_reason=SHELL_EXITED` with the shell's status; a shell found dead before a
+  `restart_reason=TIMEOUT`. A driver shell that dies during a command (killed by the command or
+  a limit) gives `restart_reason=SHELL_EXITED` with its status; a shell found dead before a
   command gives `SHELL_DIED_BEFORE` (the command then ran in a fresh jail), and so does
   `CANCELLED` after a `run` was cancelled mid-command (its jail is killed). Either way the
   caller is told its shell state is gone. If the fresh jail cannot start, the next `run` raises
@@ -46,7 +49,7 @@ from typing import Literal
 
 import structlog
 
-from piano.tools.jail._argv import bwrap_argv, find_bwrap, jail_environment
+from piano.tools.jail._argv import bwrap_argv, find_bwrap, jail_environment, shell_copy
 from piano.tools.jail._limits import JailLimits, LimitReport
 from piano.tools.jail._procs import (
     JailTree,
@@ -55,7 +58,7 @@ from piano.tools.jail._procs import (
     stop_leftovers,
     strip_setid,
 )
-from piano.tools.jail._protocol import StreamCollector, frame, new_marker
+from piano.tools.jail._protocol import SHELL_INIT, StreamCollector, frame, new_marker
 from piano.tools.jail._seccomp import filter_fd
 from piano.tools.jail._types import (
     CommandResult,
@@ -344,7 +347,8 @@ class JailedShell:
         seccomp = filter_fd()
         self._setid_filtered = seccomp is not None
         try:
-            argv = limits.prefix + bwrap_argv(bwrap, config, seccomp)
+            shell = await asyncio.to_thread(shell_copy, config)
+            argv = limits.prefix + bwrap_argv(bwrap, config, shell, seccomp)
             self._proc = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.PIPE,
@@ -359,7 +363,9 @@ class JailedShell:
                 os.close(seccomp)
                 seccomp = None
             marker = new_marker()
-            exchange = await self._exchange(frame(":", marker), marker, config.start_timeout)
+            exchange = await self._exchange(
+                SHELL_INIT.encode() + frame(":", marker), marker, config.start_timeout
+            )
         except BaseException:
             if seccomp is not None:
                 os.close(seccomp)

@@ -83,7 +83,7 @@ class RestartReason(StrEnum):
     """Why the jail was restarted around a command (its shell state is then lost)."""
 
     TIMEOUT = "timeout"
-    SHELL_EXITED = "shell exited during the command"
+    SHELL_EXITED = "shell exited during the command"  # the driver shell, not the command's
     SHELL_DIED_BEFORE = "shell had died before the command"
     CANCELLED = "the previous command was cancelled"
     LEFTOVERS = "processes the command left behind could not be stopped"
@@ -94,11 +94,12 @@ class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
     """One command's outcome.
 
     `exit_code` is None only when the command timed out (the jail was killed). When
-    `restart_reason` is set the jail was restarted: cwd, environment, shell functions and
-    background jobs of the previous shell are gone. For `SHELL_EXITED` (e.g. `exit 3`),
-    `exit_code` is the shell's exit status; for `SHELL_DIED_BEFORE` and `CANCELLED` the
-    command ran in the fresh shell. The exit code is what the shell inside the jail reported:
-    a hostile command can forge its own result, never anything outside the jail.
+    `restart_reason` is set the jail was restarted: the working directory and exported
+    variables of the previous jail are gone (files in the workspace remain). For
+    `SHELL_EXITED` (the driver shell was killed), `exit_code` is its exit status; for
+    `SHELL_DIED_BEFORE` and `CANCELLED` the command ran in the fresh jail. The exit code and
+    output are those of the command's own bash, as its parent, the driver shell, saw them: a
+    command chooses its own, never another's (see `_protocol`).
     """
 
     command: str
