@@ -18,7 +18,7 @@ the jail keeps the environment it was started with, readable as /proc/1/environ)
 
 from __future__ import annotations
 
-import atexit
+import contextlib
 import os
 import shutil
 import tempfile
@@ -29,7 +29,7 @@ from piano.tools.jail._types import BwrapNotFoundError, JailConfig
 
 SHELL = (SHELL_PATH, "--noprofile", "--norc", "-s")
 
-_shell_copies: dict[int | None, Path] = {}
+_shell_copies: set[Path] = set()
 
 _BASE_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -47,22 +47,30 @@ def find_bwrap() -> str:
 
 
 def shell_copy(config: JailConfig) -> Path:
-    """An execute-only (0111) copy of bash for the driver shell, made once per process and
-    jail owner. The kernel marks a process that executes a file it may not read non-dumpable:
-    no other process of the jail may then trace it or read its memory or descriptors (see
-    `_protocol`). It is bound read-only, so the jail cannot chmod it back."""
-    copy = _shell_copies.get(config.host_uid)
-    if copy is not None and copy.exists():
+    """An execute-only (0111) copy of bash for the driver shell, refreshed once per process.
+
+    The kernel marks a process that executes a file it may not read non-dumpable: no other
+    process of the jail may then trace it or read its memory or descriptors (see `_protocol`).
+    The copy lives beside the workspace (in its parent, which the jail never sees, and not in
+    /tmp, which may be mounted noexec), is bound read-only (the jail cannot chmod it back) and
+    is replaced atomically, so jails starting at once never see it half written."""
+    directory = config.workspace.resolve().parent
+    copy = directory / ".piano-jail-bash"
+    if copy in _shell_copies and copy.exists():
         return copy
-    directory = Path(tempfile.mkdtemp(prefix="piano-jail-shell-"))
-    atexit.register(shutil.rmtree, directory, True)
-    copy = directory / "bash"
-    shutil.copyfile(os.path.realpath("/bin/bash"), copy)
-    os.chmod(copy, 0o111)
-    if config.host_uid is not None and config.host_gid is not None:
-        for path in (directory, copy):
-            os.chown(path, config.host_uid, config.host_gid)
-    _shell_copies[config.host_uid] = copy
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".piano-jail-bash.")
+    try:
+        with open(os.path.realpath("/bin/bash"), "rb") as source, os.fdopen(fd, "wb") as target:
+            shutil.copyfileobj(source, target)
+        os.chmod(temporary, 0o111)
+        if config.host_uid is not None and config.host_gid is not None:
+            os.chown(temporary, config.host_uid, config.host_gid)
+        os.replace(temporary, copy)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    _shell_copies.add(copy)
     return copy
 
 
