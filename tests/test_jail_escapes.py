@@ -144,6 +144,33 @@ async def test_no_set_id_bit_can_be_put_on_a_file_in_any_way(shell: JailedShell)
         assert not mode & (stat.S_ISUID | stat.S_ISGID), path
 
 
+INT80_CHMOD = r"""
+import ctypes, os, struct
+libc = ctypes.CDLL(None)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_long]
+page = libc.mmap(None, 4096, 7, 0x22 | 0x40, -1, 0)  # rwx, private, anonymous, below 4 GiB
+path = os.path.abspath("target").encode() + b"\0"
+ctypes.memmove(page + 256, path, len(path))
+code = (b"\x53\xb8" + struct.pack("<I", 15)  # push rbx; mov eax, 15 (i386 chmod)
+        + b"\xbb" + struct.pack("<I", page + 256) + b"\xb9" + struct.pack("<I", 0o4755)
+        + b"\xcd\x80\x5b\xc3")  # int 0x80; pop rbx; ret
+ctypes.memmove(page, code, len(code))
+print(ctypes.CFUNCTYPE(ctypes.c_int)(page)())
+"""
+
+
+@pytest.mark.anyio
+async def test_a_32_bit_system_call_cannot_slip_a_set_id_mode_past_the_filter(
+    shell: JailedShell,
+) -> None:
+    (shell.config.workspace / "int80.py").write_text(INT80_CHMOD)
+    result = await shell.run("touch target; python3 int80.py")
+    assert result.stdout == b"-38\n", result.stderr  # ENOSYS: no i386 call gets through
+    assert not (shell.config.workspace / "target").stat().st_mode & stat.S_ISUID
+
+
 def test_set_id_bits_are_swept_where_seccomp_is_unavailable(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     for name, mode in (("suid", 0o4755), ("sub/sgid", 0o2711), ("plain", 0o755)):

@@ -7,7 +7,8 @@ chmod, fchmod, fchmodat, fchmodat2, and the creating calls open, openat, creat, 
 mknodat (a mode is only used with O_CREAT, but a set-id mode is refused either way). openat2
 (its mode is inside a struct the filter cannot read) and io_uring_setup (whose operations the
 filter cannot see) answer ENOSYS, which makes libc and runtimes fall back to openat. x32
-system calls are refused. The filter is classic BPF for x86_64, handed to bwrap's `--seccomp`
+system calls are refused, and so is every 32-bit (i386, `int 0x80`) system call, whose numbers
+differ: a jail has no use for them. The filter is classic BPF for x86_64, handed to bwrap's `--seccomp`
 on a memfd; on other architectures `filter_program` returns None and the driver instead
 strips set-id bits from the workspace after every command (`_procs.strip_setid`).
 """
@@ -67,7 +68,7 @@ def filter_program() -> bytes | None:
     targets["nosys"] = deny + 1
     program = [
         _insn(_LD_W_ABS, 4),  # arch
-        _insn(_JEQ_K, _AUDIT_ARCH_X86_64, 0, allow - 2),
+        _insn(_JEQ_K, _AUDIT_ARCH_X86_64, 0, targets["nosys"] - 2),  # i386 (int 0x80) too
         _insn(_LD_W_ABS, 0),  # system call number
         _insn(_JGE_K, _X32_BIT, deny - 4, 0),
     ]
