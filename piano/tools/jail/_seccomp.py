@@ -8,9 +8,9 @@ mknodat (a mode is only used with O_CREAT, but a set-id mode is refused either w
 (its mode is inside a struct the filter cannot read) and io_uring_setup (whose operations the
 filter cannot see) answer ENOSYS, which makes libc and runtimes fall back to openat. x32
 system calls are refused, and so is every 32-bit (i386, `int 0x80`) system call, whose numbers
-differ: a jail has no use for them. The filter is classic BPF for x86_64, handed to bwrap's `--seccomp`
-on a memfd; on other architectures `filter_program` returns None and the driver instead
-strips set-id bits from the workspace after every command (`_procs.strip_setid`).
+differ: a jail has no use for them. The filter is classic BPF for x86_64, handed to bwrap's
+`--seccomp` on a memfd; on other architectures `filter_program` returns None and the driver
+instead strips set-id bits from the workspace after every command (`_procs.strip_setid`).
 """
 
 from __future__ import annotations
