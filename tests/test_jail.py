@@ -79,10 +79,16 @@ async def test_quotes_and_multiline_commands_arrive_byte_exact(shell: JailedShel
 
 
 @pytest.mark.anyio
-async def test_working_directory_environment_and_functions_persist(shell: JailedShell) -> None:
-    await shell.run("mkdir -p sub && cd sub && export GREETING=hello && greet() { echo hi; }")
-    result = await shell.run('pwd; echo "$GREETING"; greet')
-    assert result.stdout == b"/workspace/sub\nhello\nhi\n"
+async def test_working_directory_and_exported_variables_persist_and_no_other_shell_state(
+    shell: JailedShell,
+) -> None:
+    await shell.run(
+        "mkdir -p sub && cd sub && export GREETING=hello && LOCAL=1 && greet() { echo hi; }"
+        " && alias ll=ls && shopt -s extdebug && trap 'echo trapped' DEBUG"
+    )
+    result = await shell.run('pwd; echo "$GREETING ${LOCAL:-unset}"; shopt extdebug; greet')
+    assert result.stdout.split() == [b"/workspace/sub", b"hello", b"unset", b"extdebug", b"off"]
+    assert b"greet: command not found" in result.stderr
 
 
 @pytest.mark.anyio
@@ -117,6 +123,22 @@ async def test_a_command_that_outlives_its_timeout_is_killed_and_the_jail_restar
     assert after.stdout == b"lost\n/workspace\n"
     assert not after.jail_restarted
     assert shell.pid != old_pid
+
+
+def test_a_requested_timeout_is_clamped_to_the_configured_one(tmp_path: Path) -> None:
+    config = make_config(tmp_path, timeout=5.0)
+    for asked, given in ((1e6, 5.0), (2.0, 2.0), (-5, 5.0), (0, 5.0), (None, 5.0)):
+        assert config.clamp_timeout(asked) == given, asked
+    assert config.clamp_timeout(float("inf")) == 5.0
+    assert config.clamp_timeout(float("nan")) == 5.0
+
+
+@pytest.mark.anyio
+async def test_a_command_cannot_ask_for_more_time_than_configured(tmp_path: Path) -> None:
+    async with JailedShell(make_config(tmp_path, timeout=1.0)) as shell:
+        result = await shell.run("sleep 30", timeout=1e6)
+    assert result.timed_out
+    assert result.duration < 10
 
 
 @pytest.mark.anyio
@@ -198,15 +220,15 @@ async def test_a_failing_audit_hook_makes_run_raise(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_exit_in_a_command_reports_its_status_and_restarts_the_jail(
+async def test_exit_in_a_command_reports_its_status_and_keeps_the_state(
     shell: JailedShell,
 ) -> None:
     await shell.run("export STATE=kept")
-    result = await shell.run("echo bye; exit 3")
+    result = await shell.run("echo bye; export LATER=1; exit 3")
     assert result.exit_code == 3
     assert result.stdout == b"bye\n"
-    assert result.restart_reason is RestartReason.SHELL_EXITED
-    assert (await shell.run('echo "${STATE:-lost}"')).stdout == b"lost\n"
+    assert not result.jail_restarted
+    assert (await shell.run('echo "$STATE $LATER"')).stdout == b"kept 1\n"
 
 
 @pytest.mark.anyio
@@ -248,14 +270,20 @@ async def test_concurrent_runs_are_serialised(shell: JailedShell) -> None:
 
 
 @pytest.mark.anyio
-async def test_close_kills_background_jobs_and_removes_cgroups(tmp_path: Path) -> None:
+async def test_background_jobs_end_with_their_command_and_close_removes_cgroups(
+    tmp_path: Path,
+) -> None:
     shell = JailedShell(make_config(tmp_path))
     await shell.start()
-    await shell.run("sleep 600 & sleep 600 &")
+    started = await shell.run("sleep 600 & sleep 600 & echo $! > sleeper")
+    assert started.exit_code == 0
     dirs = shell.cgroup_dirs
     assert dirs, "this machine has writable cgroups: the jail must use them"
     jail_pids = {int(p) for d in dirs for p in (d / "cgroup.procs").read_text().split()}
-    assert len(jail_pids) >= 5  # bwrap, its pid-1 reaper, bash, two sleeps
+    assert len(jail_pids) == 3, "only bwrap, its pid-1 reaper and bash outlive a command"
+    gone = await shell.run("kill -0 $(cat sleeper) 2>/dev/null || echo gone; jobs")
+    assert gone.stdout == b"gone\n"
+    assert gone.stderr == b""
     await shell.close()
     assert all(wait_for_exit(pid) for pid in jail_pids)
     assert all(not d.exists() for d in dirs)
@@ -311,6 +339,10 @@ async def test_prlimit_fallback_bounds_memory_with_rlimit_as(tmp_path: Path) -> 
         assert result.exit_code == 1
         assert b"MemoryError" in result.stderr
         assert not result.jail_restarted
+        assert shell.limits.cpu == "rlimit"
+        await shell.run("sleep 600 & sleep 600 &")
+        left = await shell.run("echo /proc/[0-9]*")
+        assert len(left.stdout.split()) == 3, "leftovers are found without a cgroup too"
         if os.geteuid() == 0:
             assert shell.limits.pids == "none"
             assert "root" in shell.limits.note

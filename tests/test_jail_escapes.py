@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import socket
+import stat
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ import anyio
 import pytest
 
 from piano.tools.jail import JailConfig, JailedShell, JailStartError, RestartReason
+from piano.tools.jail._procs import strip_setid
 from tests.test_jail import make_config, wait_for_exit
 
 
@@ -61,6 +63,7 @@ async def test_host_files_outside_the_workspace_are_invisible(
     assert b"host secret" not in followed.stdout
     root = await shell.run("ls -A /")
     assert set(root.stdout.split()) == {
+        b".piano-shell",
         b"bin",
         b"dev",
         b"etc",
@@ -117,6 +120,133 @@ async def test_the_jail_runs_unprivileged_without_capabilities(shell: JailedShel
     }
     nested = await shell.run("unshare --user --map-root-user true")
     assert nested.exit_code != 0
+
+
+@pytest.mark.anyio
+async def test_no_set_id_bit_can_be_put_on_a_file_in_any_way(shell: JailedShell) -> None:
+    attempts = (
+        "cp /usr/bin/bash a; chmod 4755 a",
+        "chmod u+s a",
+        "chmod g+s a",
+        "python3 -c \"import os; os.chmod('a', 0o6755)\"",
+        "python3 -c \"import os; os.close(os.open('b', os.O_CREAT | os.O_WRONLY, 0o4755))\"",
+        "install -m 2755 /usr/bin/true c",
+        "mkdir d; chmod 2775 d",
+        "cp -a /usr/bin/passwd e",
+    )
+    for attempt in attempts:
+        result = await shell.run(attempt)
+        assert b"Operation not permitted" in result.stderr, attempt
+    allowed = await shell.run("chmod 0755 a && chmod u=rwx,go= a && stat -c %a a")
+    assert allowed.stdout == b"700\n", "ordinary modes are untouched"
+    for path in shell.config.workspace.rglob("*"):
+        mode = path.lstat().st_mode
+        assert not mode & (stat.S_ISUID | stat.S_ISGID), path
+
+
+INT80_CHMOD = r"""
+import ctypes, os, struct
+libc = ctypes.CDLL(None)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_long]
+page = libc.mmap(None, 4096, 7, 0x22 | 0x40, -1, 0)  # rwx, private, anonymous, below 4 GiB
+path = os.path.abspath("target").encode() + b"\0"
+ctypes.memmove(page + 256, path, len(path))
+code = (b"\x53\xb8" + struct.pack("<I", 15)  # push rbx; mov eax, 15 (i386 chmod)
+        + b"\xbb" + struct.pack("<I", page + 256) + b"\xb9" + struct.pack("<I", 0o4755)
+        + b"\xcd\x80\x5b\xc3")  # int 0x80; pop rbx; ret
+ctypes.memmove(page, code, len(code))
+print(ctypes.CFUNCTYPE(ctypes.c_int)(page)())
+"""
+
+
+@pytest.mark.anyio
+async def test_a_32_bit_system_call_cannot_slip_a_set_id_mode_past_the_filter(
+    shell: JailedShell,
+) -> None:
+    (shell.config.workspace / "int80.py").write_text(INT80_CHMOD)
+    result = await shell.run("touch target; python3 int80.py")
+    assert result.stdout == b"-38\n", result.stderr  # ENOSYS: no i386 call gets through
+    assert not (shell.config.workspace / "target").stat().st_mode & stat.S_ISUID
+
+
+def test_set_id_bits_are_swept_where_seccomp_is_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    for name, mode in (("suid", 0o4755), ("sub/sgid", 0o2711), ("plain", 0o755)):
+        (tmp_path / name).touch()
+        os.chmod(tmp_path / name, mode)
+    os.chmod(tmp_path / "sub", 0o2775)
+    (tmp_path / "link").symlink_to("/usr/bin/passwd")  # set-uid root there: never followed
+    assert sorted(strip_setid(tmp_path)) == ["sub", "sub/sgid", "suid"]
+    assert {p.name: stat.S_IMODE(p.lstat().st_mode) for p in tmp_path.rglob("*")} == {
+        "sub": 0o775,
+        "sgid": 0o711,
+        "suid": 0o755,
+        "plain": 0o755,
+        "link": 0o777,
+    }
+    assert os.stat("/usr/bin/passwd").st_mode & stat.S_ISUID
+
+
+@pytest.mark.anyio
+async def test_no_variable_of_the_drivers_environment_reaches_any_jail_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = secrets.token_hex(16)
+    monkeypatch.setenv("PIANO_TEST_SECRET", secret)
+    async with JailedShell(make_config(tmp_path, env={"EXTRA": "named"})) as shell:
+        result = await shell.run("cat /proc/[0-9]*/environ | tr '\\0' '\\n'; env")
+    assert b"PATH=/usr/local/bin:/usr/bin:/bin" in result.stdout
+    assert b"EXTRA=named" in result.stdout
+    assert secret.encode() not in result.stdout
+    names = {line.split(b"=")[0] for line in result.stdout.splitlines() if b"=" in line}
+    assert names <= {b"PATH", b"HOME", b"LANG", b"TERM", b"EXTRA", b"PWD", b"SHLVL", b"_"}
+
+
+RIG = r"""
+__rig() {
+  case $BASH_COMMAND in
+    eval*) return 1 ;;
+    *__PIANO_*) m=${BASH_COMMAND##*"' "}; m=${m%% *}; builtin printf 'invented\n%s0\n' "$m"
+                builtin printf '%s' "$m" >&2; return 1 ;;
+  esac
+}
+shopt -s extdebug expand_aliases; trap __rig DEBUG; export -f __rig
+eval() { builtin echo invented; }; builtin() { command echo invented; }; alias echo='echo invented'
+"""
+
+
+@pytest.mark.anyio
+async def test_a_command_cannot_rig_the_shell_to_forge_a_later_result(shell: JailedShell) -> None:
+    (shell.config.workspace / "rig.sh").write_text(RIG)
+    await shell.run(". ./rig.sh; export -f eval builtin")
+    later = await shell.run("echo real; touch ran")
+    assert later.stdout == b"real\n"
+    assert later.exit_code == 0
+    assert (shell.config.workspace / "ran").exists(), "the later command did run"
+
+
+@pytest.mark.anyio
+async def test_the_driver_shell_cannot_be_read_traced_or_reopened(shell: JailedShell) -> None:
+    probe = (
+        "import ctypes, os, sys\n"
+        "stat = open(f'/proc/{os.getppid()}/stat').read()\n"  # python -> bash -> driver shell
+        "ppid = int(stat.rsplit(')', 1)[1].split()[1])\n"
+        "print(open(f'/proc/{ppid}/comm').read().strip())\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(libc.ptrace(16, ppid, 0, 0), ctypes.get_errno())\n"  # PTRACE_ATTACH
+        "for name in ('mem', 'environ', 'fd/0'):\n"
+        "    try:\n"
+        "        open(f'/proc/{ppid}/{name}', 'rb').read(1)\n"
+        "        print(name, 'readable')\n"
+        "    except PermissionError:\n"
+        "        print(name, 'denied')\n"
+    )
+    (shell.config.workspace / "probe.py").write_text(probe)
+    result = await shell.run("python3 probe.py")
+    expected = b".piano-shell\n-1 1\nmem denied\nenviron denied\nfd/0 denied\n"  # 1: EPERM
+    assert result.stdout == expected, result.stderr
 
 
 @pytest.mark.anyio
@@ -178,6 +308,9 @@ async def test_a_fork_bomb_is_bounded_by_the_process_limit(shell: JailedShell) -
     assert shell.limits.pids.startswith("cgroup"), f"pids not bounded here: {shell.limits}"
     result = await shell.run(":(){ :|:& };:", timeout=2)
     assert result.timed_out or result.exit_code is not None
+    assert len(cgroup_pids(shell)) == 3, "the bomb's processes ended with its command"
+    left = await shell.run("echo /proc/[0-9]*", timeout=2)
+    assert len(left.stdout.split()) == 3  # bwrap's init, the driver shell, this command
     bounded = await shell.run("/bin/ls /proc | grep -c '^[0-9]'", timeout=2)
     await assert_host_can_fork()
     for directory in shell.cgroup_dirs:
@@ -260,7 +393,7 @@ async def test_a_command_that_never_ends_is_killed_after_its_timeout_and_the_jai
     await shell.run("sleep 600 & sleep 600 &")
     before = cgroup_pids(shell)
     assert before
-    for command in ("while :; do :; done", "kill -STOP $$", "exec >/dev/null; echo hidden"):
+    for command in ("while :; do :; done", "kill -STOP $$", "exec >/dev/null; sleep 600"):
         result = await shell.run(command, timeout=1)
         assert result.timed_out, command
         assert result.exit_code is None
@@ -283,12 +416,12 @@ async def test_syntax_errors_do_not_kill_the_persistent_shell(shell: JailedShell
 
 
 @pytest.mark.anyio
-async def test_exit_in_a_command_ends_only_that_shell_and_the_jail_restarts(
-    shell: JailedShell,
-) -> None:
+async def test_exit_in_a_command_ends_only_that_command(shell: JailedShell) -> None:
+    pid = shell.pid
     result = await shell.run("exit 3")
     assert result.exit_code == 3
-    assert result.restart_reason is RestartReason.SHELL_EXITED
+    assert not result.jail_restarted
+    assert shell.pid == pid
     await assert_jail_works(shell)
 
 
@@ -300,19 +433,20 @@ async def test_signals_from_the_jail_cannot_reach_its_parent_or_the_host(
     try:
         await shell.run("export STATE=kept")
         pid = shell.pid
-        parent = await shell.run("echo $PPID; kill -9 $PPID; kill -9 1")
-        assert parent.stdout == b"1\n", "the shell's parent is the jail's own pid 1"
-        assert (await shell.run('echo "$STATE"')).stdout == b"kept\n"
+        init = await shell.run("kill -9 1; echo $PPID")
+        assert init.stdout == b"2\n", "a command's parent is the driver shell, after pid 1"
+        assert (await shell.run('echo "$STATE"')).stdout == b"kept\n", "pid 1 shrugged it off"
         unseen = await shell.run(f"kill -0 {host_sleeper.pid}; kill -9 {os.getpid()}")
         assert unseen.exit_code != 0
         assert unseen.stderr.count(b"No such process") == 2
-        everyone = await shell.run("sleep 600 & kill -9 -1; echo $?")
-        assert everyone.stdout == b"0\n"
-        assert shell.pid == pid
-        assert (await shell.run('echo "$STATE"')).stdout == b"kept\n"
         suicide = await shell.run("kill -9 $$")
         assert suicide.exit_code == 137
-        assert suicide.restart_reason is RestartReason.SHELL_EXITED
+        assert not suicide.jail_restarted, "a command that kills itself ends only itself"
+        assert shell.pid == pid
+        assert (await shell.run('echo "$STATE"')).stdout == b"kept\n"
+        everyone = await shell.run("sleep 600 & kill -9 -1")
+        assert everyone.restart_reason is RestartReason.SHELL_EXITED, "the driver shell died"
+        assert everyone.exit_code == 137
         await assert_jail_works(shell)
         assert host_sleeper.returncode is None
         assert not wait_for_exit(host_sleeper.pid, 0.1)
@@ -330,9 +464,8 @@ async def test_a_dead_driver_leaves_nothing_running(tmp_path: Path) -> None:
         "async def main():\n"
         "    shell = JailedShell(JailConfig(workspace=Path(sys.argv[1])))\n"
         "    await shell.start()\n"
-        "    await shell.run('sleep 600 &')\n"
         "    print('DIRS', *shell.cgroup_dirs, flush=True)\n"
-        "    await asyncio.sleep(600)\n"
+        "    await shell.run('sleep 600 & sleep 600')\n"
         "asyncio.run(main())\n"
     )
     driver = await asyncio.create_subprocess_exec(
@@ -352,8 +485,11 @@ async def test_a_dead_driver_leaves_nothing_running(tmp_path: Path) -> None:
                 line = await driver.stdout.readline()
         dirs = [Path(p) for p in line.decode().split()[1:]]
         assert dirs
-        jail_pids = {int(p) for d in dirs for p in (d / "cgroup.procs").read_text().split()}
-        assert len(jail_pids) >= 4
+        jail_pids: set[int] = set()
+        with anyio.fail_after(10):
+            while len(jail_pids) < 5:  # bwrap, its pid 1, bash, the two sleeps of the command
+                await anyio.sleep(0.01)
+                jail_pids = {int(p) for d in dirs for p in (d / "cgroup.procs").read_text().split()}
     finally:
         driver.kill()
         await driver.wait()

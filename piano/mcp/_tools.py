@@ -94,7 +94,7 @@ def format_command(result: CommandResult) -> str:
     if result.restart_reason is not None:
         parts.append(
             f"the jail was restarted ({result.restart_reason.value}): the shell's working "
-            "directory, variables and background jobs are gone; files in /workspace remain"
+            "directory and exported variables are gone; files in /workspace remain"
         )
     for name, text, cut in (
         ("stdout", result.stdout_text, result.stdout_truncated),
@@ -204,8 +204,9 @@ def build_server(toolbox: Toolbox, tokens: ThreadTokens, name: str = "piano") ->
     @tool
     async def shell(command: str, ctx: Context, timeout_seconds: float | None = None) -> str:
         """Run a bash command in this conversation's jailed shell (no network; /workspace is
-        the only writable directory and persists). The shell keeps its working directory and
-        variables between calls. Returns the exit code, stdout and stderr."""
+        the only writable directory and persists). The working directory and exported
+        variables carry over to the next call; functions, aliases and background processes do
+        not. Returns the exit code, stdout and stderr."""
         result: CommandResult = await act(ctx, toolbox.shell, command, timeout_seconds)
         return format_command(result)
 

@@ -7,8 +7,9 @@ idle_timeout = 600
 allowed_networks = []       # as for web fetch: every request of every page is vetted
 
 [tools.jail]
-workspace_root = "~/piano-workspace/jails"     # a thread's jail sees <root>/<thread id>
-timeout = 60
+workspace_root = "~/piano-workspace/jails"     # a thread's jail sees <root>/<thread id>; 0700
+timeout = 60                # the default and the maximum of a command's timeout_seconds
+cpu_limit = 1.0             # cores per jail (cgroups; RLIMIT_CPU per process where not writable)
 
 [tools.webfetch]
 allowed_networks = []       # CIDRs let through the private-address guard (tests: 127.0.0.1/32)
@@ -21,6 +22,7 @@ approval_mode = "approve"   # "prompt": the user approves each tool call on thei
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Literal
@@ -39,7 +41,9 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9._:@-]{1,200}")
 
 class JailToolConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """The jailed shell's settings; `store` names the store writer actor that audits commands
-    (empty: audit to the log only)."""
+    (empty: audit to the log only). `timeout` is the default and the maximum of a command's
+    timeout; `cpu_limit` is in cores. The workspace has no disk quota of its own: bound it by
+    putting `workspace_root` on a size-limited filesystem or under a project quota."""
 
     enabled: bool = True
     workspace_root: str = "~/piano-workspace/jails"
@@ -47,6 +51,7 @@ class JailToolConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, f
     output_cap_bytes: int = 1 * MiB
     memory_limit_mib: int | None = 1024
     pids_limit: int | None = 256
+    cpu_limit: float | None = 1.0
     max_sessions: int = 16
     idle_timeout: float = 1800.0
     store: str = "store"
@@ -57,6 +62,17 @@ class JailToolConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, f
             raise ValueError(f"thread id {thread_id!r} cannot name a workspace directory")
         return Path(self.workspace_root).expanduser() / thread_id
 
+    def make_workspace(self, thread_id: str) -> Path:
+        """The thread's workspace, created. The root is made owner-only (0700): files the jail
+        writes belong to the daemon's uid, and no other local user may reach them."""
+        root = Path(self.workspace_root).expanduser()
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(PermissionError):  # not ours: the jail logs a warning
+            root.chmod(0o700)
+        path = self.workspace(thread_id)
+        path.mkdir(mode=0o700, exist_ok=True)
+        return path
+
     def jail_config(self, thread_id: str) -> JailConfig:
         memory = None if self.memory_limit_mib is None else self.memory_limit_mib * MiB
         return JailConfig(
@@ -65,6 +81,7 @@ class JailToolConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, f
             output_cap_bytes=self.output_cap_bytes,
             memory_limit_bytes=memory,
             pids_limit=self.pids_limit,
+            cpu_limit=self.cpu_limit,
         )
 
 

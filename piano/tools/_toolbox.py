@@ -84,9 +84,7 @@ class Toolbox:
 
     def workspace(self, thread_id: str) -> Path:
         """The thread's workspace (created): its jail's /workspace, where long pages are saved."""
-        path = self.config.jail.workspace(thread_id)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return self.config.jail.make_workspace(thread_id)
 
     async def fetch(self, thread_id: str, url: str) -> FetchResult:
         """Fetch `url` for the thread; long content is saved in its workspace."""
@@ -114,7 +112,7 @@ class Toolbox:
         self, thread_id: str, command: str, timeout: float | None = None
     ) -> CommandResult:
         """Run `command` in the thread's jailed shell (started if needed)."""
-        limit = (timeout or self.config.jail.timeout) + 30.0
+        limit = self.config.jail.jail_config(thread_id).clamp_timeout(timeout) + 30.0
         for attempt in (1, 2):
             session = await self.jail_session(thread_id)
             try:
@@ -156,6 +154,7 @@ class Toolbox:
         if not jail.enabled:
             raise ToolUnavailable("the shell tool is disabled in this Piano")
         jail_config = jail.jail_config(thread_id)
+        await asyncio.to_thread(jail.make_workspace, thread_id)
         return await self._session(
             jail_name(thread_id),
             JAILS,

@@ -58,9 +58,11 @@ async def test_a_command_that_outlives_its_timeout_is_reported_as_a_restart_and_
     ]
 
 
-async def test_a_command_that_cannot_be_recorded_fails_the_call(tools: Tools) -> None:
-    with pytest.raises(ToolError, match="could not be recorded"):
-        await tools.toolbox.shell("thread-unknown-to-the-store", "echo hi")
+async def test_a_command_that_cannot_be_recorded_first_never_runs(tools: Tools) -> None:
+    with pytest.raises(ToolError, match="not run: it could not be recorded"):
+        await tools.toolbox.shell("thread-unknown-to-the-store", "touch ran")
+    workspace = tools.config.jail.workspace("thread-unknown-to-the-store")
+    assert not (workspace / "ran").exists(), "the command ran before its audit row existed"
 
 
 async def test_each_thread_has_its_own_jail_and_workspace(tools: Tools) -> None:

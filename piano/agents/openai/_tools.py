@@ -143,7 +143,7 @@ _GROUPS: Final[dict[str, tuple[ToolSpec, ...]]] = {
         ToolSpec(
             "shell",
             "Run a bash command in this conversation's jailed shell (no network; /workspace "
-            "persists; the shell keeps its directory and variables). Returns the exit code, "
+            "persists; the directory and exported variables carry over). Returns the exit code, "
             "stdout and stderr. Set require_approval (with a justification) to ask the user "
             "first for anything that changes or deletes their files.",
             _params(

@@ -1,9 +1,13 @@
 """The jail's audit trail in Piano's store: one row per command in ``shell_commands``.
 
-`RecordCommand` is a `StoreWrite` message for the store's writer actor (``store.call(
-RecordCommand(...))``); it returns once the row has committed. A command of a thread the store
-does not know is refused (`StoreError`), so a command is never run unrecorded under a wrong
-name. `command_log` reads a thread's rows back (oldest first) on a read-only connection.
+Audit first, run second: `BeginCommand` (a `StoreWrite` for the store's writer actor,
+``row = await store.call(BeginCommand(...))``) inserts the command's row before it runs and
+returns the row's id; only once that row has committed does the command run, and
+`RecordCommand(row, result)` then fills in its outcome. A command of a thread the store does
+not know is refused by `BeginCommand` (`StoreError`: the foreign key), so it never runs at all.
+A row whose command never finished (the daemon died meanwhile) keeps `exit_code` NULL,
+`timed_out` 0, `restart_reason` NULL and `duration` 0. `command_log` reads a thread's rows back
+(oldest first) on a read-only connection.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import msgspec
 from piano.store import StoreWrite, Writer, open_connection
 from piano.tools.jail._types import CommandResult
 
-__all__ = ["AUDIT_OUTPUT_LIMIT", "CommandRecord", "RecordCommand", "command_log"]
+__all__ = ["AUDIT_OUTPUT_LIMIT", "BeginCommand", "CommandRecord", "RecordCommand", "command_log"]
 
 AUDIT_OUTPUT_LIMIT = 64 * 1024
 """Bytes of each of stdout and stderr kept in the audit row (the rest is counted, not kept)."""
@@ -25,7 +29,12 @@ AUDIT_OUTPUT_LIMIT = 64 * 1024
 _INSERT = """
 INSERT INTO shell_commands (thread_id, session, command, exit_code, timed_out, restart_reason,
     stdout, stderr, stdout_bytes, stderr_bytes, started_at, duration, recorded_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, NULL, 0, NULL, '', '', 0, 0, ?, 0, ?)
+"""
+_UPDATE = """
+UPDATE shell_commands SET exit_code = ?, timed_out = ?, restart_reason = ?, stdout = ?,
+    stderr = ?, stdout_bytes = ?, stderr_bytes = ?, started_at = ?, duration = ?, recorded_at = ?
+WHERE id = ?
 """
 
 
@@ -52,22 +61,37 @@ def _head(data: bytes) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class RecordCommand(StoreWrite):
-    """Record one command a thread's jail ran. Reply: None, once committed."""
+class BeginCommand(StoreWrite):
+    """Record that a thread's jail is about to run `command`. Reply: the row's id, once
+    committed (run the command only then)."""
 
     thread_id: str
     session: str
+    command: str
+
+    def apply(self, writer: Writer) -> int:
+        now = time.time()
+        writer._write(  # the store's own single-statement transaction helper
+            "begin_command", _INSERT, (self.thread_id, self.session, self.command, now, now)
+        )
+        row: int = writer._db.last_insert_rowid()
+        return row
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCommand(StoreWrite):
+    """Fill in the outcome of the command `BeginCommand` recorded as `row`. Reply: None,
+    once committed."""
+
+    row: int
     result: CommandResult
 
     def apply(self, writer: Writer) -> None:
         result = self.result
-        writer._write(  # the store's own single-statement transaction helper
+        writer._write(
             "record_command",
-            _INSERT,
+            _UPDATE,
             (
-                self.thread_id,
-                self.session,
-                result.command,
                 result.exit_code,
                 int(result.timed_out),
                 result.restart_reason.value if result.restart_reason else None,
@@ -78,6 +102,7 @@ class RecordCommand(StoreWrite):
                 result.started_at,
                 result.duration,
                 time.time(),
+                self.row,
             ),
         )
 

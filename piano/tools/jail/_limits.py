@@ -1,4 +1,4 @@
-"""Memory and process limits of a jail: cgroups where writable, rlimits otherwise.
+"""Memory, process and CPU limits of a jail: cgroups where writable, rlimits otherwise.
 
 Each jail start gets fresh cgroups named `piano-jail-<driver pid>-<random>`; a tiny `sh` wrapper
 writes its own pid into their `cgroup.procs` and then execs the rest of the chain
@@ -19,7 +19,13 @@ What is enforced where (`LimitReport` says which case applies to a running jail)
   on; a shell that itself outgrows the limit is killed (the driver restarts the jail); a fork
   bomb stays at `pids.max` and the host keeps forking; bash may exit when it cannot fork, which
   the driver reports as a restart.
-- rlimit fallback (prlimit): memory -> RLIMIT_AS (allocations fail with ENOMEM/MemoryError
+- CPU (`cpu_limit`, in cores): cgroup v2 `cpu.max`, cgroup v1 `cpu.cfs_quota_us` over a 100 ms
+  `cpu.cfs_period_us`: the whole jail, whatever it forks, gets at most that many cores.
+  Measured on the VM (cgroup v1, 1 core): two busy loops share one core (~50% each).
+- rlimit fallback (prlimit): CPU -> RLIMIT_CPU of `timeout` seconds per process (a process that
+  computes longer than any command may last is killed, SIGXCPU). Either way nothing a command
+  starts outlives it (`_procs.stop_leftovers`), so a command's CPU is bounded by its timeout.
+  Memory -> RLIMIT_AS (allocations fail with ENOMEM/MemoryError
   instead of an OOM kill; programs reserving large virtual ranges, e.g. node, JVM, Go, Chromium,
   may refuse to start). Processes -> RLIMIT_NPROC, which the kernel ignores when the jail's host
   uid is root: then nothing bounds processes unless `JailConfig.host_uid` runs the jail as an
@@ -34,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import math
 import os
 import secrets
 import signal
@@ -47,6 +54,7 @@ from piano.tools.jail._types import JailConfig, JailStartError
 log = structlog.get_logger(__name__)
 
 _PREFIX = "piano-jail-"
+_CPU_PERIOD_US = 100_000
 _JOIN_SCRIPT = (
     'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; '
     'exec "$@"'
@@ -60,6 +68,7 @@ class LimitReport:
     memory: str
     pids: str
     note: str = ""
+    cpu: str = "none"
 
 
 @dataclass(frozen=True)
@@ -111,7 +120,7 @@ def _v2_base(mount: tuple[str, str, str, str], own: str) -> _Base | None:
     here = _under_mount(mount[0], mount[1], own)
     if here is None:
         return None
-    wanted = {"memory", "pids"} & _read_words(here / "cgroup.controllers")
+    wanted = {"memory", "pids", "cpu"} & _read_words(here / "cgroup.controllers")
     if not wanted:
         return None
     if wanted <= _read_words(here / "cgroup.subtree_control"):
@@ -137,7 +146,7 @@ def _detect() -> list[_Base]:
                 bases.append(base)
                 break
     covered = {c for b in bases for c in b.controllers}
-    for controller in ("memory", "pids"):
+    for controller in ("memory", "pids", "cpu"):
         if controller in covered or controller not in own:
             continue
         for root, point, fstype, opts in mounts:
@@ -201,6 +210,13 @@ def _write_limits(directory: Path, version: int, controller: str, config: JailCo
             (directory / "memory.limit_in_bytes").write_text(limit)
             with contextlib.suppress(OSError):
                 (directory / "memory.memsw.limit_in_bytes").write_text(limit)
+    if controller == "cpu" and config.cpu_limit is not None:
+        quota = max(1000, round(config.cpu_limit * _CPU_PERIOD_US))
+        if version == 2:
+            (directory / "cpu.max").write_text(f"{quota} {_CPU_PERIOD_US}")
+        else:
+            (directory / "cpu.cfs_period_us").write_text(str(_CPU_PERIOD_US))
+            (directory / "cpu.cfs_quota_us").write_text(str(quota))
     if controller == "pids" and config.pids_limit is not None:
         (directory / "pids.max").write_text(str(config.pids_limit))
 
@@ -220,6 +236,8 @@ class JailLimits:
             wanted.add("memory")
         if config.pids_limit is not None:
             wanted.add("pids")
+        if config.cpu_limit is not None:
+            wanted.add("cpu")
         dirs: list[Path] = []
         enforced: dict[str, str] = {}
         if config.limit_backend != "prlimit" and wanted:
@@ -255,6 +273,7 @@ class JailLimits:
             memory=enforced.get("memory", "rlimit" if "memory" in wanted else "none"),
             pids=enforced.get("pids", "none" if host_root or "pids" not in wanted else "rlimit"),
             note=note,
+            cpu=enforced.get("cpu", "rlimit" if "cpu" in wanted else "none"),
         )
         return cls(config, dirs, report)
 
@@ -284,6 +303,8 @@ class JailLimits:
         ]
         if self.report.memory == "rlimit":
             argv.append(f"--as={config.memory_limit_bytes}")
+        if self.report.cpu == "rlimit":
+            argv.append(f"--cpu={math.ceil(config.timeout)}")
         if config.pids_limit is not None and not self.report.pids.startswith("cgroup"):
             argv.append(f"--nproc={config.pids_limit}")
         argv.append("--")

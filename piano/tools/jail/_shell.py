@@ -1,16 +1,27 @@
-"""`JailedShell`: one persistent bash inside a bubblewrap jail, driven command by command.
+"""`JailedShell`: a bubblewrap jail whose shell runs commands one by one, each in a fresh bash.
 
 Guarantees:
 - Commands run one at a time (an internal lock serialises `run`), each with its own random
   marker; stdout and stderr are read concurrently and returned separately, byte-exact, each
   capped at `output_cap_bytes` (the excess is drained and dropped, `*_truncated` set).
-- Working directory, environment, shell functions and background jobs persist between commands,
-  as long as the jail is not restarted. Output a background job writes after its command has
-  finished is delivered with the next command's output. `run` starts the jail if needed.
+- The working directory and exported variables persist between commands, as long as the jail
+  is not restarted; functions, aliases, traps, shell options and unexported variables do not
+  (each command runs in a fresh bash: see `_protocol` for why), nor do processes: once a
+  command has answered, everything it left
+  running (background jobs, daemons, a fork bomb's remains) is SIGKILLed before anything else
+  happens, so the jail's CPU, memory and process slots are the next command's alone and only
+  the driver shell reads the next command. `exit 3` ends only its command. If the leftovers
+  cannot be stopped within seconds the jail is restarted (`restart_reason=LEFTOVERS`). `run`
+  starts the jail if needed.
+- The per-command timeout is never more than `JailConfig.timeout` (`clamp_timeout`).
+- No file the jail writes can carry a set-uid/set-gid bit: files the jail writes belong on the
+  host to the jail's host uid. The seccomp filter (`_seccomp`, x86_64) refuses such modes;
+  elsewhere the workspace is swept after every command (`_procs.strip_setid`).
+- The jail's processes, bwrap included, get only `jail_environment` (never the driver's).
 - A command that outlives its timeout gets the whole jail SIGKILLed (process group, pid
   namespace, cgroup); a fresh jail is started at once and the result says `timed_out` and
-  `restart_reason=TIMEOUT`. A shell that exits during a command (`exit 3`, killed by a limit)
-  gives `restart_reason=SHELL_EXITED` with the shell's status; a shell found dead before a
+  `restart_reason=TIMEOUT`. A driver shell that dies during a command (killed by the command or
+  a limit) gives `restart_reason=SHELL_EXITED` with its status; a shell found dead before a
   command gives `SHELL_DIED_BEFORE` (the command then ran in a fresh jail), and so does
   `CANCELLED` after a `run` was cancelled mid-command (its jail is killed). Either way the
   caller is told its shell state is gone. If the fresh jail cannot start, the next `run` raises
@@ -38,9 +49,17 @@ from typing import Literal
 
 import structlog
 
-from piano.tools.jail._argv import bwrap_argv, find_bwrap
+from piano.tools.jail._argv import bwrap_argv, find_bwrap, jail_environment, shell_copy
 from piano.tools.jail._limits import JailLimits, LimitReport
-from piano.tools.jail._protocol import StreamCollector, frame, new_marker
+from piano.tools.jail._procs import (
+    JailTree,
+    find_tree,
+    nothing_left,
+    stop_leftovers,
+    strip_setid,
+)
+from piano.tools.jail._protocol import SHELL_INIT, StreamCollector, frame, new_marker
+from piano.tools.jail._seccomp import filter_fd
 from piano.tools.jail._types import (
     CommandResult,
     JailClosedError,
@@ -90,6 +109,8 @@ class JailedShell:
         self._lock = asyncio.Lock()
         self._proc: asyncio.subprocess.Process | None = None
         self._limits: JailLimits | None = None
+        self._tree: JailTree | None = None
+        self._setid_filtered = False
         self._carry: dict[StreamName, bytes] = {"stdout": b"", "stderr": b""}
         self._started = False
         self._closed = False
@@ -169,7 +190,7 @@ class JailedShell:
         `timeout` (seconds, default `JailConfig.timeout`) is not a cancel scope: when it
         expires the jail itself is killed and restarted, which only the driver can do.
         """
-        limit = self._config.timeout if timeout is None else timeout
+        limit = self._config.clamp_timeout(timeout)
         payload_marker = new_marker()
         payload = frame(command, payload_marker)
         async with self._lock:
@@ -209,6 +230,10 @@ class JailedShell:
                 reason = RestartReason.TIMEOUT if timed_out else RestartReason.SHELL_EXITED
                 exit_code = None if timed_out else await self._exit_status()
                 await self._after_failure(reason)
+            elif not await self._stop_leftovers():
+                reason = reason or RestartReason.LEFTOVERS
+                await self._after_failure(RestartReason.LEFTOVERS)
+            await self._strip_setid()
             result = CommandResult(
                 command=command,
                 exit_code=exit_code,
@@ -234,6 +259,27 @@ class JailedShell:
             if inspect.isawaitable(outcome):
                 await outcome
         return result
+
+    async def _stop_leftovers(self) -> bool:
+        """Kill whatever the command left running in the jail; False if that did not settle."""
+        tree = self._tree
+        if tree is None:
+            return False
+        if nothing_left(tree, self.cgroup_dirs):
+            return True
+        killed = await asyncio.to_thread(stop_leftovers, tree, self.cgroup_dirs)
+        if killed:
+            log.info("jail.leftovers_killed", processes=killed)
+        return killed is not None
+
+    async def _strip_setid(self) -> None:
+        """Clear set-id bits the command put on workspace files (nothing of the jail runs),
+        where the seccomp filter could not forbid them in the first place."""
+        if self._setid_filtered:
+            return
+        changed = await asyncio.to_thread(strip_setid, self._config.workspace)
+        if changed:
+            log.warning("jail.setid_stripped", files=len(changed))
 
     async def _exchange(self, payload: bytes, marker: bytes, limit: float) -> _Exchange | None:
         """Send one framed command and collect both streams; None if the shell is gone."""
@@ -292,26 +338,41 @@ class JailedShell:
         """Start a fresh jail (limits, bwrap, bash) and wait for its first answer."""
         config = self._config
         bwrap = find_bwrap()
-        config.workspace.mkdir(parents=True, exist_ok=True)
+        config.workspace.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _warn_if_reachable(config)
         limits = JailLimits.create(config)
         self._limits = limits
         self._carry = {"stdout": b"", "stderr": b""}
         self._abandoned = False
+        seccomp = filter_fd()
+        self._setid_filtered = seccomp is not None
         try:
-            argv = limits.prefix + bwrap_argv(bwrap, config)
+            shell = await asyncio.to_thread(shell_copy, config)
+            argv = limits.prefix + bwrap_argv(bwrap, config, shell, seccomp)
             self._proc = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
+                env=jail_environment(config),
+                cwd="/",
+                pass_fds=() if seccomp is None else (seccomp,),
             )
+            if seccomp is not None:
+                os.close(seccomp)
+                seccomp = None
             marker = new_marker()
-            exchange = await self._exchange(frame(":", marker), marker, config.start_timeout)
+            exchange = await self._exchange(
+                SHELL_INIT.encode() + frame(":", marker), marker, config.start_timeout
+            )
         except BaseException:
+            if seccomp is not None:
+                os.close(seccomp)
             await self._teardown(graceful=False)
             raise
-        if exchange is None or exchange.stdout.status != 0:
+        self._tree = None if exchange is None else find_tree(self._proc.pid, limits.cgroup_dirs)
+        if exchange is None or exchange.stdout.status != 0 or self._tree is None:
             detail = b""
             if exchange is not None:
                 detail = bytes(exchange.stderr.kept).strip()
@@ -352,6 +413,7 @@ class JailedShell:
     async def _teardown(self, *, graceful: bool) -> None:
         """Stop the current jail (gently if asked: EOF on stdin first) and free its cgroups."""
         proc, self._proc = self._proc, None
+        self._tree = None
         if proc is not None:
             if graceful and proc.returncode is None and proc.stdin is not None:
                 proc.stdin.close()
@@ -366,6 +428,19 @@ class JailedShell:
         if self._limits is not None:
             await self._limits.remove()
             self._limits = None
+
+
+def _warn_if_reachable(config: JailConfig) -> None:
+    """Log when users other than the jail's could reach the workspace through its parent."""
+    if config.host_uid is not None:
+        return
+    with contextlib.suppress(OSError):
+        if config.workspace.resolve().parent.stat().st_mode & 0o077:
+            log.warning(
+                "jail.workspace_reachable",
+                parent=str(config.workspace.resolve().parent),
+                hint="make the workspace's parent directory owner-only (chmod 700)",
+            )
 
 
 async def _drain(stream: asyncio.StreamReader | None) -> None:

@@ -7,6 +7,7 @@ as-is). Output is kept as bytes, byte-exact; `stdout_text`/`stderr_text` decode 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -25,11 +26,14 @@ class JailConfig:
     """What a session's jail may see and use.
 
     `workspace` is the only host directory the jail can write; it appears as `jail_workdir`
-    inside and is created if missing. `extra_ro_binds` maps host paths to jail paths, bound
-    read-only. `env` is added to a cleared environment (PATH, HOME, LANG are set by default).
-    `timeout` is the default per-command timeout in seconds. `output_cap_bytes` caps each of
-    stdout and stderr of one command (the rest is drained and dropped). `memory_limit_bytes`
-    and `pids_limit` are enforced by cgroups when writable, else by rlimits (see `_limits`).
+    inside and is created (owner-only, like its parent) if missing. `extra_ro_binds` maps host
+    paths to jail paths, bound read-only. `env` is added to a cleared environment (PATH, HOME,
+    LANG, TERM are set by default): nothing of the driver's own environment reaches the jail.
+    `timeout` is both the default and the maximum per-command timeout in seconds: a longer,
+    negative or non-finite request is clamped (`clamp_timeout`). `output_cap_bytes` caps each of
+    stdout and stderr of one command (the rest is drained and dropped). `memory_limit_bytes`,
+    `pids_limit` and `cpu_limit` (in cores) are enforced by cgroups when writable, else by
+    rlimits (see `_limits`).
     `host_uid`/`host_gid`, when the driver runs as root, run the jail as that unprivileged host
     user (the workspace must be writable by it); otherwise the jail's uid maps to the driver's.
     """
@@ -39,6 +43,7 @@ class JailConfig:
     output_cap_bytes: int = 1 * MiB
     memory_limit_bytes: int | None = 1024 * MiB
     pids_limit: int | None = 256
+    cpu_limit: float | None = 1.0
     tmpfs_size_bytes: int = 256 * MiB
     file_size_limit_bytes: int = 1024 * MiB
     open_files_limit: int = 1024
@@ -57,6 +62,8 @@ class JailConfig:
             raise ValueError("timeouts must be positive")
         if self.output_cap_bytes < 0:
             raise ValueError("output_cap_bytes must be >= 0")
+        if self.cpu_limit is not None and not (0.01 <= self.cpu_limit <= 1024):
+            raise ValueError("cpu_limit is a number of cores between 0.01 and 1024")
         if self.pids_limit is not None and self.pids_limit < 4:
             raise ValueError("pids_limit below 4 cannot even run the shell")
         if not self.jail_workdir.startswith("/"):
@@ -64,25 +71,35 @@ class JailConfig:
         if (self.host_uid is None) != (self.host_gid is None):
             raise ValueError("host_uid and host_gid go together")
 
+    def clamp_timeout(self, requested: float | None) -> float:
+        """The timeout a command gets when `requested` is asked for: never more than `timeout`;
+        the default (`timeout`) for None, zero, negative or non-finite requests."""
+        if requested is None or not math.isfinite(requested) or requested <= 0:
+            return self.timeout
+        return min(requested, self.timeout)
+
 
 class RestartReason(StrEnum):
     """Why the jail was restarted around a command (its shell state is then lost)."""
 
     TIMEOUT = "timeout"
-    SHELL_EXITED = "shell exited during the command"
+    SHELL_EXITED = "shell exited during the command"  # the driver shell, not the command's
     SHELL_DIED_BEFORE = "shell had died before the command"
     CANCELLED = "the previous command was cancelled"
+    LEFTOVERS = "processes the command left behind could not be stopped"
+    ABANDONED = "its caller went away, so the command was killed"
 
 
 class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
     """One command's outcome.
 
     `exit_code` is None only when the command timed out (the jail was killed). When
-    `restart_reason` is set the jail was restarted: cwd, environment, shell functions and
-    background jobs of the previous shell are gone. For `SHELL_EXITED` (e.g. `exit 3`),
-    `exit_code` is the shell's exit status; for `SHELL_DIED_BEFORE` and `CANCELLED` the
-    command ran in the fresh shell. The exit code is what the shell inside the jail reported:
-    a hostile command can forge its own result, never anything outside the jail.
+    `restart_reason` is set the jail was restarted: the working directory and exported
+    variables of the previous jail are gone (files in the workspace remain). For
+    `SHELL_EXITED` (the driver shell was killed), `exit_code` is its exit status; for
+    `SHELL_DIED_BEFORE` and `CANCELLED` the command ran in the fresh jail. The exit code and
+    output are those of the command's own bash, as its parent, the driver shell, saw them: a
+    command chooses its own, never another's (see `_protocol`).
     """
 
     command: str
