@@ -605,12 +605,16 @@ class Actor:
         """Exit now: notify links and monitors, fail pending calls, release everything."""
         if self._exit_reason is not None:
             return
+        exiting = self._exiting
         self._exit_reason = reason
         self._exiting = self._attention = True
         self._busy = True
         task, self._task = self._task, None
         self._wakeup = None
-        if task is not None and task is not asyncio.current_task(self._loop):
+        if task is not None and (not exiting or task is not asyncio.current_task(self._loop)):
+            # Killed (or stopped by a signal) from anywhere, its own handler included: the
+            # handler's task stops at its next await. Only `_exit`, which ends the task itself
+            # right after this, keeps it.
             task.cancel()
         if self._timers:
             for timer in list(self._timers):
