@@ -239,3 +239,31 @@ async def test_messages_pushed_without_any_key_still_spread_over_batch_processor
     await ledger.wait_for(8)
     assert used == {None}
     assert len(processors) == 2
+
+
+async def test_every_accepted_message_ends_exactly_once_when_a_drain_times_out_under_load(
+    system: ActorSystem,
+) -> None:
+    """The issue's measurement (2,000 messages, shutdown_timeout 0.5 s, async handlers, one key
+    that never ends): every message ends exactly once, whatever the timing."""
+
+    async def handle(message: Message) -> None:
+        await asyncio.sleep(0)
+        if message.data == 1_000:
+            await asyncio.Event().wait()
+
+    ref = await system.spawn(
+        Pipeline(
+            "loaded",
+            processors=Processors(handle, concurrency=4, partition_by=lambda m: m.data % 16),
+            shutdown_timeout=0.5,
+        )
+    )
+    ledger = Ledger()
+    await push_many(ref, [Message(i, acknowledger=ledger) for i in range(2_000)])
+    await ref.stop(timeout=60)
+
+    assert ledger.ended() == 2_000
+    assert all(len(v) == 1 for v in ledger.outcomes.values()), "each message ends exactly once"
+    stats = statistics(ref)
+    assert (stats.accepted, stats.acked + stats.failed, stats.in_flight) == (2_000, 2_000, 0)
