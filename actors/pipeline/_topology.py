@@ -314,7 +314,9 @@ class Topology:
         return True
 
     def abandon(self, reason: object) -> None:
-        """The pipeline has stopped: fail everything still in flight (nothing is lost silently)."""
+        """The pipeline has stopped: end everything still in flight, exactly once. What a
+        processor had handled is acked (no batchers) or failed (it never reached its batch),
+        everything else is failed with `reason`: nothing is lost silently."""
         self.accepting = False
         successful: list[Message] = []
         left: list[Message] = list(self.held)
