@@ -9,8 +9,9 @@ Start with `docs/actors.md`; each module's docstring is the reference for its pa
 `actors._actor` (the gen_server lifecycle), `actors._ref` (calls and replies), `actors._reasons`
 (exit reasons), `actors._system` (spawning, names, shutdown), `actors._registry`,
 `actors._timers`, `actors._introspection`, `actors._redaction` (secrets kept out of what is
-rendered), `actors._thread` (thread actors for blocking libraries), `actors._pykka` (adopting
-pykka actors), `actors._blocking` (synchronous code).
+rendered), `actors._loops` (choosing the event loop: uvloop), `actors._thread` (thread actors
+for blocking libraries), `actors._pykka` (adopting pykka actors), `actors._blocking`
+(synchronous code).
 """
 
 from actors._actor import Actor, current_actor
@@ -24,6 +25,7 @@ from actors._introspection import (
     suspend,
     trace,
 )
+from actors._loops import LoopName, loop_factory
 from actors._pykka import PykkaActorProxy
 from actors._reasons import (
     KILL,
@@ -71,6 +73,7 @@ __all__ = [
     "Down",
     "Exit",
     "Ignore",
+    "LoopName",
     "MailboxFull",
     "MonitorRef",
     "NameTaken",
@@ -88,6 +91,7 @@ __all__ = [
     "get_state",
     "info",
     "is_normal_exit",
+    "loop_factory",
     "redact",
     "register_secret",
     "replace_state",

@@ -41,8 +41,16 @@ Guarantees:
 - Callbacks run on the event loop's thread; a handler that blocks blocks everything. Use a
   `ThreadActor` for blocking libraries. A handler that never awaits cannot be killed until it
   returns; one that awaits is cancelled by ``"kill"``.
-- Defaults behave like GenServer's: an unknown call is refused with `UnknownMessage` in the
-  caller (logged, the actor keeps running); unknown casts and infos are logged and dropped.
+- The default callbacks differ from GenServer's on purpose. Elixir's default `handle_call` and
+  `handle_cast` raise, crashing the server (and a `handle_call` with no matching clause crashes
+  it too); its default `handle_info` logs and drops. Piano's default `handle_call` fails the
+  *caller* with `UnknownMessage` and logs ``actor.unknown_call``; its `handle_cast` logs
+  ``actor.unknown_cast`` and drops the cast; `handle_info` logs ``actor.unexpected_info`` and
+  drops it, as Elixir's. In every case the actor keeps running with its state. Why: the mistake
+  is the sender's (a typo, a stale message from an older version, a console session), so the
+  caller is told where it can act, and one bad message does not restart a stateful actor and
+  the subtree linked to it. An override that ends in ``await super().handle_call(...)`` gets
+  the same. To get OTP's behaviour, raise in your own fallback clause.
 """
 
 from __future__ import annotations
@@ -605,12 +613,16 @@ class Actor:
         """Exit now: notify links and monitors, fail pending calls, release everything."""
         if self._exit_reason is not None:
             return
+        exiting = self._exiting
         self._exit_reason = reason
         self._exiting = self._attention = True
         self._busy = True
         task, self._task = self._task, None
         self._wakeup = None
-        if task is not None and task is not asyncio.current_task(self._loop):
+        if task is not None and (not exiting or task is not asyncio.current_task(self._loop)):
+            # Killed (or stopped by a signal) from anywhere, its own handler included: the
+            # handler's task stops at its next await. Only `_exit`, which ends the task itself
+            # right after this, keeps it.
             task.cancel()
         if self._timers:
             for timer in list(self._timers):

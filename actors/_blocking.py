@@ -188,10 +188,18 @@ class BlockingSystem:
 
 
 @contextmanager
-def run_in_thread(*, shutdown_timeout: float = 5.0) -> Iterator[BlockingSystem]:
-    """Run an `ActorSystem` on a background event-loop thread for the duration of the block."""
+def run_in_thread(
+    *,
+    shutdown_timeout: float = 5.0,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> Iterator[BlockingSystem]:
+    """Run an `ActorSystem` on a background event-loop thread for the duration of the block.
+
+    `loop_factory` chooses the loop (e.g. ``actors.loop_factory("uvloop")``); None: asyncio's.
+    """
     check_timeout(shutdown_timeout)
-    with start_blocking_portal("asyncio", name="actor-system") as portal:
+    options = {"loop_factory": loop_factory} if loop_factory is not None else None
+    with start_blocking_portal("asyncio", options, name="actor-system") as portal:
         system = ActorSystem()
         portal.call(system.__aenter__)
         try:

@@ -10,6 +10,11 @@ Workloads (sizes for a full run; ``--quick`` shrinks them):
 - ``idle_memory_100k``: bytes per idle actor with N alive (see `bench.idle`).
 - ``idle_1m``: Piano alone, a million idle actors: bytes each (RSS) and tasks held (stretch).
 
+The throughput workloads also run Piano and raw asyncio on uvloop (`actors.loop_factory`), in
+the same interleaved rounds; each line carries them under ``uvloop``: Piano on uvloop beside raw
+asyncio on the default loop (what switching loops buys; targets 1.5x for calls, 1.1x for
+spawns) and beside raw asyncio on uvloop (the runtime's overhead on that loop).
+
 pykka runs one OS thread per actor; this machine allows 32768 threads (pid_max), so pykka's
 actor-count workloads stop at `PYKKA_MAX_ACTORS`. Every pykka timing is taken twice per round,
 with default scheduling and pinned to one core (see `_one_core`); the better median is reported.
@@ -24,11 +29,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from functools import partial
 from typing import Any
 
-from actors import ActorSystem
+from actors import ActorSystem, LoopName, loop_factory
 from bench.contenders import PianoEcho, PykkaEcho, RawRef, raw_spawn
 from bench.harness import Options, comparison, medians, sample_rounds, spread
 
@@ -42,10 +47,16 @@ SENDER_CHUNK = 10
 WARMUP = 1000
 
 
+def _run(main: Coroutine[Any, Any, float], loop: LoopName) -> float:
+    """Run one measurement on a fresh event loop of the given kind."""
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        return runner.run(main)
+
+
 # -- call round trip -------------------------------------------------------------------------
 
 
-def piano_call(n: int) -> float:
+def piano_call(n: int, loop: LoopName = "asyncio") -> float:
     async def main() -> float:
         async with ActorSystem() as system:
             ref = await system.spawn(PianoEcho())
@@ -56,10 +67,10 @@ def piano_call(n: int) -> float:
                 await ref.call(i)
             return n / (time.perf_counter() - started)
 
-    return asyncio.run(main())
+    return _run(main(), loop)
 
 
-def raw_call(n: int) -> float:
+def raw_call(n: int, loop: LoopName = "asyncio") -> float:
     async def main() -> float:
         ref = raw_spawn()
         for i in range(WARMUP):
@@ -71,7 +82,7 @@ def raw_call(n: int) -> float:
         await ref.stop()
         return rate
 
-    return asyncio.run(main())
+    return _run(main(), loop)
 
 
 def pykka_call(n: int) -> float:
@@ -105,7 +116,7 @@ async def _asyncio_senders(ref: Any, n: int, senders: int) -> None:
     await asyncio.gather(*(sender(n // senders) for _ in range(senders)))
 
 
-def piano_cast(n: int, senders: int) -> float:
+def piano_cast(n: int, senders: int, loop: LoopName = "asyncio") -> float:
     async def main() -> float:
         async with ActorSystem() as system:
             ref = await system.spawn(PianoEcho())
@@ -116,10 +127,10 @@ def piano_cast(n: int, senders: int) -> float:
             await ref.call(None)
             return n / (time.perf_counter() - started)
 
-    return asyncio.run(main())
+    return _run(main(), loop)
 
 
-def raw_cast(n: int, senders: int) -> float:
+def raw_cast(n: int, senders: int, loop: LoopName = "asyncio") -> float:
     async def main() -> float:
         ref = raw_spawn()
         await _asyncio_senders(ref, WARMUP, 1)
@@ -131,7 +142,7 @@ def raw_cast(n: int, senders: int) -> float:
         await ref.stop()
         return rate
 
-    return asyncio.run(main())
+    return _run(main(), loop)
 
 
 def pykka_cast(n: int, senders: int) -> float:
@@ -169,7 +180,7 @@ def pykka_cast(n: int, senders: int) -> float:
 # -- spawn + stop ----------------------------------------------------------------------------
 
 
-def piano_spawn_stop(n: int) -> float:
+def piano_spawn_stop(n: int, loop: LoopName = "asyncio") -> float:
     async def main() -> float:
         async with ActorSystem() as system:
             started = time.perf_counter()
@@ -178,10 +189,10 @@ def piano_spawn_stop(n: int) -> float:
                 await ref.stop()
             return n / (time.perf_counter() - started)
 
-    return asyncio.run(main())
+    return _run(main(), loop)
 
 
-def raw_spawn_stop(n: int) -> float:
+def raw_spawn_stop(n: int, loop: LoopName = "asyncio") -> float:
     async def main() -> float:
         started = time.perf_counter()
         refs: list[RawRef] = [raw_spawn() for _ in range(n)]
@@ -189,7 +200,7 @@ def raw_spawn_stop(n: int) -> float:
             await ref.stop()
         return n / (time.perf_counter() - started)
 
-    return asyncio.run(main())
+    return _run(main(), loop)
 
 
 def pykka_spawn_stop(n: int) -> float:
@@ -267,11 +278,36 @@ def _compare(
         contenders = {**contenders, "pykka_one_core": _one_core(pykka)}
     samples = sample_rounds(rounds, contenders)
     values = medians(samples)
+    if "piano_uvloop" in values:
+        kw["uvloop"] = _on_uvloop(values, kw.pop("uvloop_min_vs_raw", None))
     if pykka is not None:
         modes = {"default": values.pop("pykka"), "one_core": values.pop("pykka_one_core")}
         values["pykka"] = max(value for value in modes.values() if value is not None)
         kw["pykka_modes"] = {mode: round(value or 0, 1) for mode, value in modes.items()}
     return comparison("runtime", workload, unit, values, spread=spread(samples), **kw)
+
+
+def _on_uvloop(values: dict[str, float | None], min_vs_raw: float | None) -> dict[str, Any]:
+    """Take the uvloop contenders out of `values`: Piano on uvloop beside raw asyncio on the
+    default loop (what switching loops buys a Piano program) and beside raw asyncio on uvloop
+    (the runtime's own overhead on that loop)."""
+    piano = values.pop("piano_uvloop")
+    raw_uvloop = values.pop("raw_asyncio_uvloop", None)
+    raw = values.get("raw_asyncio")
+    vs_raw = round(piano / raw, 3) if piano and raw else None
+    result: dict[str, Any] = {
+        "piano": None if piano is None else round(piano, 1),
+        "raw_asyncio": None if raw_uvloop is None else round(raw_uvloop, 1),
+        "ratio_vs_raw_default_loop": vs_raw,
+        "ratio_vs_raw_uvloop": round(piano / raw_uvloop, 3) if piano and raw_uvloop else None,
+        "ratio_vs_piano_default_loop": (
+            round(piano / values["piano"], 3) if piano and values.get("piano") else None
+        ),
+    }
+    if min_vs_raw is not None:
+        result["target"] = {"min_ratio_vs_raw_default_loop": min_vs_raw}
+        result["met"] = vs_raw is not None and vs_raw >= min_vs_raw
+    return result
 
 
 def run(options: Options) -> Iterator[dict[str, Any]]:
@@ -286,9 +322,18 @@ def run(options: Options) -> Iterator[dict[str, Any]]:
             "piano": partial(piano_call, n),
             "raw_asyncio": partial(raw_call, n),
             "pykka": partial(pykka_call, n),
+            "piano_uvloop": partial(piano_call, n, "uvloop"),
+            "raw_asyncio_uvloop": partial(raw_call, n, "uvloop"),
         }
         yield _compare(
-            rounds, "call_round_trip", "calls/s", contenders, min_vs_raw=0.9, min_vs_pykka=3, n=n
+            rounds,
+            "call_round_trip",
+            "calls/s",
+            contenders,
+            min_vs_raw=0.9,
+            min_vs_pykka=3,
+            n=n,
+            uvloop_min_vs_raw=1.5,
         )
     for senders in (1, SENDERS):
         workload = f"cast_{senders}_sender{'s' if senders > 1 else ''}"
@@ -299,6 +344,8 @@ def run(options: Options) -> Iterator[dict[str, Any]]:
             "piano": partial(piano_cast, n, senders),
             "raw_asyncio": partial(raw_cast, n, senders),
             "pykka": partial(pykka_cast, n, senders),
+            "piano_uvloop": partial(piano_cast, n, senders, "uvloop"),
+            "raw_asyncio_uvloop": partial(raw_cast, n, senders, "uvloop"),
         }
         yield _compare(rounds, workload, "casts/s", contenders, min_vs_raw=1.2, min_vs_pykka=8, n=n)
     for label, full, small in (("10k", 10_000, 100), ("100k", 100_000, 300)):
@@ -310,9 +357,20 @@ def run(options: Options) -> Iterator[dict[str, Any]]:
             "piano": partial(piano_spawn_stop, n),
             "raw_asyncio": partial(raw_spawn_stop, n),
             "pykka": partial(pykka_spawn_stop, n) if n <= PYKKA_MAX_ACTORS else None,
+            "piano_uvloop": partial(piano_spawn_stop, n, "uvloop"),
+            "raw_asyncio_uvloop": partial(raw_spawn_stop, n, "uvloop"),
         }
         note = None if n <= PYKKA_MAX_ACTORS else "pykka not run: one thread per actor, too many"
-        yield _compare(rounds, workload, "actors/s", contenders, min_vs_raw=0.5, n=n, note=note)
+        yield _compare(
+            rounds,
+            workload,
+            "actors/s",
+            contenders,
+            min_vs_raw=0.5,
+            n=n,
+            note=note,
+            uvloop_min_vs_raw=1.1,
+        )
     if options.wants("idle_memory_100k"):
         n = size(100_000, 300)
         traced = medians(sample_rounds(1, _idle_contenders(n, "tracemalloc")))

@@ -9,7 +9,18 @@ shutdown), `supervisors._dynamic`, `supervisors._partition`, `supervisors._task`
 """
 
 from supervisors._application import Application
-from supervisors._children import ChildInfo, ChildStartError, Counts
+from supervisors._children import (
+    AlreadyPresent,
+    AlreadyStarted,
+    ChildInfo,
+    ChildNotFound,
+    ChildRestarting,
+    ChildRunning,
+    ChildStartError,
+    ChildStatus,
+    Counts,
+    SupervisorError,
+)
 from supervisors._dynamic import DynamicSupervisor, MaxChildren
 from supervisors._ops import (
     count_children,
@@ -20,21 +31,29 @@ from supervisors._ops import (
     which_children,
 )
 from supervisors._partition import PartitionSupervisor, partition_for, which_partition
-from supervisors._spec import Backoff, ChildSpec
+from supervisors._spec import Backoff, ChildSpec, ChildSpecError
 from supervisors._supervisor import Supervisor
 from supervisors._task import TaskHandle, TaskSupervisor, start_task
 
 __all__ = [
+    "AlreadyPresent",
+    "AlreadyStarted",
     "Application",
     "Backoff",
     "ChildInfo",
+    "ChildNotFound",
+    "ChildRestarting",
+    "ChildRunning",
     "ChildSpec",
+    "ChildSpecError",
     "ChildStartError",
+    "ChildStatus",
     "Counts",
     "DynamicSupervisor",
     "MaxChildren",
     "PartitionSupervisor",
     "Supervisor",
+    "SupervisorError",
     "TaskHandle",
     "TaskSupervisor",
     "count_children",

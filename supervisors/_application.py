@@ -116,6 +116,8 @@ class Application:
         log.info("application.signal", application=self.name, signal=sig.name)
         self.stop()
 
-    def main(self) -> int:
-        """Run on a fresh event loop (for a program's entry point)."""
-        return asyncio.run(self.run())
+    def main(self, *, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> int:
+        """Run on a fresh event loop (for a program's entry point); `loop_factory` chooses it
+        (e.g. ``actors.loop_factory("uvloop")``), None: asyncio's."""
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(self.run())

@@ -50,10 +50,17 @@ class SupervisorBase(Actor):
         await self._stop_all()
         self.stop(SHUTDOWN)
 
+    def counts_toward_intensity(self, child_id: object) -> bool:
+        """Whether restarting child `child_id` counts toward the restart intensity: always, as
+        in OTP. A subclass may exempt restarts it knows cannot loop without progress (a pipeline
+        stage group does while its pipeline drains, since its own supervisor is then stopping
+        and cannot restart it)."""
+        return True
+
     async def _restart(self, child: Child, *, retry: bool = False) -> None:
         """Count a restart against intensity, then restart now, after a back-off, or (for a
         retry after a failed start) through the mailbox, as OTP's ``try_again_restart``."""
-        if not self.intensity.add():
+        if self.counts_toward_intensity(child.spec.id) and not self.intensity.add():
             log.error(
                 "supervisor.gave_up",
                 supervisor=repr(self.ref),

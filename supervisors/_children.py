@@ -1,8 +1,24 @@
-"""What every supervisor shares: child records, restart intensity, starting and stopping a child.
+"""What every supervisor shares: child records, restart intensity, starting and stopping a child,
+the errors of operations on a running supervisor, and the supervisor reports.
 
-Reports (OTP's progress, supervisor and crash reports) go through structlog under the logger
-``supervisors`` with these events: ``supervisor.child_started``, ``supervisor.child_terminated``,
-``supervisor.start_error``, ``supervisor.shutdown_error`` and ``supervisor.gave_up``.
+Reports (OTP's progress and supervisor reports) go through structlog under the logger
+``supervisors``, decided as OTP decides them, so an alert on one means what it means in OTP:
+
+- ``supervisor.child_started`` (info): a child started (at init, on restart, or by an operation).
+- ``supervisor.child_terminated`` (error): a child exited on its own and the supervisor must act:
+  a permanent child whatever the reason (``normal`` included: it will be restarted), a transient
+  or temporary one only for an abnormal reason. A transient or temporary child that exits
+  ``normal``, ``shutdown`` or ``Shutdown(...)`` is reported nowhere, as in OTP.
+- ``supervisor.start_error`` (error): a child failed to start while the supervisor started it
+  itself (its own init, a restart). A failure of `start_child` / `restart_child` is only
+  returned to the caller (as `ChildStartError`), as OTP only returns ``{error, Reason}``.
+- ``supervisor.shutdown_error`` (error): a child did not stop within its shutdown timeout and
+  was killed.
+- ``supervisor.gave_up`` (error): restart intensity exceeded (OTP's
+  ``reached_max_restart_intensity``).
+
+Beyond OTP: ``supervisor.child_ignored``, ``supervisor.restart_delayed`` (a back-off),
+``supervisor.auto_shutdown`` (info).
 """
 
 from __future__ import annotations
@@ -11,6 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import structlog
 
@@ -27,7 +44,19 @@ from actors import (
 )
 from supervisors._spec import ChildSpec
 
-__all__ = ["ChildInfo", "ChildStartError", "Counts", "Intensity"]
+__all__ = [
+    "AlreadyPresent",
+    "AlreadyStarted",
+    "ChildInfo",
+    "ChildNotFound",
+    "ChildRestarting",
+    "ChildRunning",
+    "ChildStartError",
+    "ChildStatus",
+    "Counts",
+    "Intensity",
+    "SupervisorError",
+]
 
 log = structlog.get_logger("supervisors")
 
@@ -46,15 +75,79 @@ class ChildStartError(ActorError):
         return f"child {self.child_id!r} failed to start: {self.reason!r}"
 
 
+class SupervisorError(ActorError):
+    """An operation on a running supervisor was refused: OTP's ``{error, Reason}``.
+
+    `reason` is OTP's term (``"already_started"``, ``"already_present"``, ``"running"``,
+    ``"restarting"``, ``"not_found"``) and `child_id` the child asked about. Each subclass is
+    also the `ValueError` or `KeyError` these operations raised before they had types.
+    """
+
+    reason: str = ""
+
+    def __init__(self, child_id: object, detail: str) -> None:
+        super().__init__(child_id, detail)
+        self.child_id = child_id
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.detail} ({self.reason})"
+
+
+class AlreadyStarted(SupervisorError, ValueError):
+    """`start_child` with the id of a running child: ``{error, {already_started, Pid}}``.
+    `ref` is the running child, so "start it, or use the one already running" is one call."""
+
+    reason = "already_started"
+
+    def __init__(self, child_id: object, ref: ActorRef) -> None:
+        super().__init__(child_id, f"child {child_id!r} is already started as {ref!r}")
+        self.ref = ref
+
+
+class AlreadyPresent(SupervisorError, ValueError):
+    """`start_child` with the id of a child whose spec is kept but which is not running
+    (terminated, or its init raised `Ignore`): ``{error, already_present}``. Use
+    `restart_child` to start it, or `delete_child` first to replace its spec."""
+
+    reason = "already_present"
+
+
+class ChildRunning(SupervisorError, ValueError):
+    """`restart_child` or `delete_child` on a running child: ``{error, running}``."""
+
+    reason = "running"
+
+
+class ChildRestarting(SupervisorError, ValueError):
+    """The child is between an exit and its (delayed or retried) restart: ``{error,
+    restarting}`` from `restart_child` and `delete_child`. `start_child` raises it too, where
+    OTP answers ``{already_started, {restarting, OldPid}}``: there is no live ref to give."""
+
+    reason = "restarting"
+
+
+class ChildNotFound(SupervisorError, KeyError):
+    """No child with this id (or ref, for a `DynamicSupervisor`): ``{error, not_found}``."""
+
+    reason = "not_found"
+
+
+ChildStatus = Literal["running", "restarting", "undefined"]
+"""A child's state in `which_children`: OTP's ``Child`` column, where ``undefined`` means the
+spec is kept but no actor runs (terminated, or its init raised `Ignore`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ChildInfo:
-    """One row of `which_children`."""
+    """One row of `which_children`: `ref` is None unless `status` is ``"running"``."""
 
     id: object
     ref: ActorRef | None
     type: str
     restart: str
     restarts: int
+    status: ChildStatus = "running"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,17 +171,36 @@ class Child:
     failures: int = 0
     pending: Timer | None = None
     token: int = 0
+    restarting: bool = False
+    """Exited and due to be restarted (set while a DynamicSupervisor's restart is pending)."""
+
+    @property
+    def status(self) -> ChildStatus:
+        if self.ref is not None:
+            return "running"
+        return "restarting" if self.pending is not None or self.restarting else "undefined"
 
     def info(self) -> ChildInfo:
-        return ChildInfo(self.spec.id, self.ref, self.spec.type, self.spec.restart, self.restarts)
+        spec = self.spec
+        return ChildInfo(spec.id, self.ref, spec.type, spec.restart, self.restarts, self.status)
+
+    def refuse_if_active(self) -> None:
+        """Raise `ChildRunning` or `ChildRestarting` unless the child is stopped."""
+        if self.ref is not None:
+            raise ChildRunning(self.spec.id, f"child {self.spec.id!r} is running")
+        if self.status == "restarting":
+            raise ChildRestarting(self.spec.id, f"child {self.spec.id!r} is restarting")
 
 
 class Intensity:
     """At most `max_restarts` restarts within `max_seconds`, counted per supervisor.
 
     Each restart records the clock; restarts older than `max_seconds` fall out of the window
-    (one exactly `max_seconds` old still counts, as in OTP). The restart that would make the
-    count exceed `max_restarts` is refused: the supervisor gives up.
+    (one exactly `max_seconds` old still counts, as in OTP). The clock is a float (seconds of
+    `time.monotonic` by default), where OTP stamps restarts in whole seconds
+    (``erlang:monotonic_time(second)``): OTP's window of 5 still holds a restart 5.9 s old,
+    Piano's does not, and a fractional `max_seconds` is meaningful here. The restart that would
+    make the count exceed `max_restarts` is refused: the supervisor gives up.
     """
 
     def __init__(self, max_restarts: int, max_seconds: float, clock: Clock) -> None:
@@ -124,8 +236,11 @@ def should_restart(spec: ChildSpec, reason: object) -> bool:
     return False
 
 
-async def start_child(sup: Actor, child: Child, clock: Clock) -> ActorRef | None:
-    """Spawn the child linked to `sup`. None if its init raised `Ignore`."""
+async def start_child(
+    sup: Actor, child: Child, clock: Clock, *, report: bool = True
+) -> ActorRef | None:
+    """Spawn the child linked to `sup`. None if its init raised `Ignore`. A failure is logged as
+    ``supervisor.start_error`` only with `report` (the supervisor's own starts and restarts)."""
     spec = child.spec
     init_timeout = spec.init_timeout if spec.init_timeout != "default" else None
     try:
@@ -134,12 +249,11 @@ async def start_child(sup: Actor, child: Child, clock: Clock) -> ActorRef | None
         child.ref = None
         log.info("supervisor.child_ignored", supervisor=sup.ref, child=spec.id)
         return None
-    except StartFailed as exc:
-        log.error("supervisor.start_error", supervisor=sup.ref, child=spec.id, reason=exc.reason)
-        raise ChildStartError(spec.id, exc.reason) from exc
     except Exception as exc:
-        log.error("supervisor.start_error", supervisor=sup.ref, child=spec.id, reason=exc)
-        raise ChildStartError(spec.id, exc) from exc
+        reason = exc.reason if isinstance(exc, StartFailed) else exc
+        if report:
+            log.error("supervisor.start_error", supervisor=sup.ref, child=spec.id, reason=reason)
+        raise ChildStartError(spec.id, reason) from exc
     child.ref = ref
     child.started_at = clock()
     log.info("supervisor.child_started", supervisor=sup.ref, child=spec.id, ref=ref)
@@ -176,9 +290,11 @@ async def stop_child(sup: Actor, child: Child) -> None:
 
 
 def report_exit(sup: Actor, child: Child, reason: object) -> None:
-    """The supervisor report for a child's exit (values are rendered only if logged)."""
-    report = log.info if is_normal_exit(reason) else log.error
-    report("supervisor.child_terminated", supervisor=sup.ref, child=child.spec.id, reason=reason)
+    """The supervisor report for a child's exit, decided by its restart type as OTP's
+    ``do_restart`` does (see the module documentation)."""
+    if child.spec.restart != "permanent" and is_normal_exit(reason):
+        return
+    log.error("supervisor.child_terminated", supervisor=sup.ref, child=child.spec.id, reason=reason)
 
 
 def monotonic() -> float:

@@ -8,7 +8,8 @@ await terminate_child(threads, ref)          # by reference: ids need not be uni
 
 As Elixir's: it starts with no children, `start_child` raises `MaxChildren` past
 `max_children`, a child is restarted according to its own `restart`, and restart intensity
-(3 in 5 s by default) applies to the supervisor as a whole. On shutdown every child is sent the
+(3 in 5 s by default; `max_seconds` on a float clock, where OTP counts whole seconds) applies to
+the supervisor as a whole. On shutdown every child is sent the
 shutdown signal at once and waited for concurrently, each up to its own shutdown timeout.
 """
 
@@ -21,6 +22,7 @@ from actors import NOREPLY, ActorError, ActorRef, Caller, Exit
 from supervisors._base import RestartDue, SupervisorBase
 from supervisors._children import (
     Child,
+    ChildNotFound,
     ChildStartError,
     Clock,
     Counts,
@@ -83,20 +85,21 @@ class DynamicSupervisor(SupervisorBase):
                 case ("terminate_child", ActorRef() as ref):
                     child = self.children.pop(ref, None)
                     if child is None:
-                        raise KeyError(f"{ref!r} is not a child of this supervisor")
+                        raise ChildNotFound(ref, f"{ref!r} is not a child of this supervisor")
                     await stop_child(self, child)
                     return None
                 case "which_children":
-                    return [child.info() for child in reversed(self.children.values())]
+                    rows = [*self.children.values(), *self.restarting]
+                    return [child.info() for child in reversed(rows)]
                 case "count_children":
-                    specs = [c.spec for c in self.children.values()]
+                    specs = [c.spec for c in (*self.children.values(), *self.restarting)]
                     return Counts(
                         specs=len(specs),
-                        active=len(specs),
+                        active=len(self.children),
                         supervisors=sum(1 for s in specs if s.type == "supervisor"),
                         workers=sum(1 for s in specs if s.type == "worker"),
                     )
-        except (KeyError, ChildStartError, MaxChildren) as exc:
+        except (ChildNotFound, ChildStartError, MaxChildren) as exc:
             caller.fail(exc)
             return NOREPLY
         return await super().handle_call(message, caller)
@@ -105,7 +108,7 @@ class DynamicSupervisor(SupervisorBase):
         if self.max_children is not None and len(self.children) >= self.max_children:
             raise MaxChildren(f"this supervisor already has {self.max_children} children")
         child = Child(spec)
-        ref = await start_child(self, child, self._clock)
+        ref = await start_child(self, child, self._clock, report=False)
         if ref is not None:
             self.children[ref] = child
         return ref
@@ -117,6 +120,7 @@ class DynamicSupervisor(SupervisorBase):
                 child.ref = None
                 report_exit(self, child, reason)
                 if should_restart(child.spec, reason):
+                    child.restarting = True
                     self.restarting.append(child)
                     await self._restart(child)
             case RestartDue(child, token) if child.token == token and child in self.restarting:
@@ -134,5 +138,6 @@ class DynamicSupervisor(SupervisorBase):
             await self._restart(child, retry=True)
             return
         self.restarting.remove(child)
+        child.restarting = False
         if ref is not None:
             self.children[ref] = child

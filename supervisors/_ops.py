@@ -1,9 +1,11 @@
 """Operations on a running supervisor, as in Elixir's `Supervisor` module.
 
 Each is a call to the supervisor, so it is serialised with the supervisor's handling of exits
-and restarts. Errors come back as exceptions: `KeyError` for an unknown child id, `ValueError`
-for an operation the child's state forbids (a duplicate id, restarting a running child),
-`ChildStartError` when a start fails.
+and restarts. OTP's ``{error, Reason}`` answers come back as exceptions carrying the reason
+(`supervisors.SupervisorError` and its subclasses): `AlreadyStarted` (with the running child's
+`ref`), `AlreadyPresent`, `ChildRunning`, `ChildRestarting`, `ChildNotFound`; `ChildStartError`
+when a start fails; `ChildSpecError` for a spec that breaks a rule. See `docs/supervision.md`
+for which operation answers what.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ TIMEOUT = 30.0
 
 
 async def start_child(supervisor: ActorRef, spec: ChildSpec) -> ActorRef | None:
-    """Add and start a child. Returns its reference, or None if its init raised `Ignore`."""
+    """Add and start a child. Returns its reference, or None if its init raised `Ignore`.
+
+    Raises `AlreadyStarted` (``.ref`` is the running child), `AlreadyPresent` or
+    `ChildRestarting` if a child with this id exists, `ChildStartError` if the start fails.
+    """
     result: ActorRef | None = await supervisor.call(("start_child", spec), timeout=TIMEOUT)
     return result
 

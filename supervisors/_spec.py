@@ -33,10 +33,30 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from actors import Actor
 
-__all__ = ["Backoff", "ChildSpec", "Restart", "ShutdownPolicy"]
+__all__ = ["Backoff", "ChildSpec", "ChildSpecError", "Restart", "ShutdownPolicy"]
 
 Restart = Literal["permanent", "transient", "temporary"]
 ShutdownPolicy = float | Literal["brutal_kill", "infinity"]
+
+
+class ChildSpecError(ValueError):
+    """A child spec (or a supervisor's list of them) breaks a rule: OTP's ``check_childspec``
+    errors, as data.
+
+    `field` names the offending field; `rule` is OTP's error term where OTP has one
+    (``invalid_restart_type``, ``invalid_shutdown``, ``invalid_child_type``, ``invalid_mfa``
+    for `start`, ``invalid_significant``, ``bad_combination``, ``duplicate_child_name``) and
+    Piano's own otherwise (``invalid_id``, ``invalid_init_timeout``); `value` is what was given.
+    A ``bad_combination`` names the first field of the pair in `field` and the whole pair in
+    the message. It is a `ValueError`, so code written for the plain error still catches it.
+    """
+
+    def __init__(self, child_id: object, field: str, rule: str, value: object, why: str) -> None:
+        super().__init__(f"child spec {child_id!r}: {why} ({rule})")
+        self.child_id = child_id
+        self.field = field
+        self.rule = rule
+        self.value = value
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,35 +109,57 @@ class ChildSpec:
     backoff: Backoff | None = None
 
     def __post_init__(self) -> None:
-        where = f"child spec {self.id!r}"
+        def refuse(field: str, rule: str, why: str) -> ChildSpecError:
+            return ChildSpecError(self.id, field, rule, getattr(self, field), why)
+
         try:
             hash(self.id)
         except TypeError:
-            raise ValueError(f"{where}: id must be hashable") from None
+            raise refuse("id", "invalid_id", "id must be hashable") from None
         if not callable(self.start):
-            raise ValueError(f"{where}: start must be a callable returning an Actor")
+            raise refuse("start", "invalid_mfa", "start must be a callable returning an Actor")
         if self.restart not in ("permanent", "transient", "temporary"):
-            raise ValueError(
-                f"{where}: restart must be permanent, transient or temporary, got {self.restart!r}"
+            raise refuse(
+                "restart",
+                "invalid_restart_type",
+                f"restart must be permanent, transient or temporary, got {self.restart!r}",
             )
         if self.type not in ("worker", "supervisor"):
-            raise ValueError(f"{where}: type must be worker or supervisor, got {self.type!r}")
+            raise refuse(
+                "type",
+                "invalid_child_type",
+                f"type must be worker or supervisor, got {self.type!r}",
+            )
+        if not isinstance(self.significant, bool):
+            raise refuse(
+                "significant",
+                "invalid_significant",
+                f"significant must be True or False, got {self.significant!r}",
+            )
         if self.significant and self.restart == "permanent":
-            raise ValueError(f"{where}: a significant child must be transient or temporary")
+            raise refuse(
+                "significant",
+                "bad_combination",
+                "a significant child must be transient or temporary, not permanent",
+            )
         supervisor = self.type == "supervisor"
         if self.shutdown == "default":
             object.__setattr__(self, "shutdown", "infinity" if supervisor else 5.0)
         elif self.shutdown not in ("brutal_kill", "infinity") and not _seconds(self.shutdown):
-            raise ValueError(
-                f"{where}: shutdown must be a positive number of seconds, "
-                f'"brutal_kill" or "infinity", got {self.shutdown!r}'
+            raise refuse(
+                "shutdown",
+                "invalid_shutdown",
+                "shutdown must be a positive number of seconds, "
+                f'"brutal_kill" or "infinity", got {self.shutdown!r}',
             )
         if self.init_timeout == "default":
             object.__setattr__(self, "init_timeout", None if supervisor else 5.0)
         elif self.init_timeout is not None and not _seconds(self.init_timeout):
-            raise ValueError(
-                f"{where}: init_timeout must be a positive number of seconds or None, "
-                f"got {self.init_timeout!r}"
+            raise refuse(
+                "init_timeout",
+                "invalid_init_timeout",
+                "init_timeout must be a positive number of seconds or None, "
+                f"got {self.init_timeout!r}",
             )
 
 

@@ -23,9 +23,11 @@ The rules are OTP's (see `docs/supervision.md`):
   child (newest first) and restarts them all in order; rest_for_one stops and restarts the
   children started after it. Which exits call for a restart depends on the child's `restart`.
 - Restart intensity: at most `max_restarts` within `max_seconds` (default 3 in 5 s), counted
-  per supervisor. The restart that exceeds it makes the supervisor stop all children and exit
-  with ``"shutdown"``, so its own supervisor decides (a permanent child is restarted, a
-  transient one is not). A restart whose start fails counts too and is retried.
+  per supervisor. `max_seconds` is measured on a float clock (`time.monotonic`), where OTP counts
+  whole seconds: a restart 5.9 s old still counts in OTP's 5-second window, not in Piano's. The
+  restart that exceeds it makes the supervisor stop all children and exit with ``"shutdown"``,
+  so its own supervisor decides (a permanent child is restarted, a transient one is not). A
+  restart whose start fails counts too and is retried.
 - Shutdown: children stop newest first, each according to its `shutdown` policy.
 - auto_shutdown: with ``"any_significant"`` the supervisor stops when a significant child exits
   on its own; with ``"all_significant"`` when the last one has. Exits caused by the supervisor
@@ -43,10 +45,14 @@ from typing import Any, Literal
 from actors import NOREPLY, ActorRef, Caller, Exit
 from supervisors._base import RestartDue, SupervisorBase
 from supervisors._children import (
+    AlreadyPresent,
+    AlreadyStarted,
     Child,
+    ChildNotFound,
     ChildStartError,
     Clock,
     Counts,
+    SupervisorError,
     log,
     monotonic,
     report_exit,
@@ -54,7 +60,7 @@ from supervisors._children import (
     start_child,
     stop_child,
 )
-from supervisors._spec import ChildSpec
+from supervisors._spec import ChildSpec, ChildSpecError
 
 __all__ = ["AutoShutdown", "Strategy", "Supervisor"]
 
@@ -90,7 +96,9 @@ class Supervisor(SupervisorBase):
             if not isinstance(spec, ChildSpec):
                 raise TypeError(f"children must be ChildSpec instances, got {spec!r}")
             if spec.id in seen:
-                raise ValueError(f"duplicate child id {spec.id!r}")
+                raise ChildSpecError(
+                    spec.id, "id", "duplicate_child_name", spec.id, "duplicate child id"
+                )
             seen.add(spec.id)
             self._check_significant(spec, auto_shutdown)
         super().__init__(max_restarts, max_seconds, clock, seed)
@@ -101,9 +109,13 @@ class Supervisor(SupervisorBase):
     @staticmethod
     def _check_significant(spec: ChildSpec, auto_shutdown: str) -> None:
         if spec.significant and auto_shutdown == "never":
-            raise ValueError(
-                f"child spec {spec.id!r} is significant, which needs auto_shutdown "
-                "any_significant or all_significant"
+            raise ChildSpecError(
+                spec.id,
+                "significant",
+                "bad_combination",
+                True,
+                "significant=True with the supervisor's auto_shutdown='never'; a significant "
+                "child needs auto_shutdown any_significant or all_significant",
             )
 
     def describe(self) -> str:
@@ -145,7 +157,7 @@ class Supervisor(SupervisorBase):
                     return [child.info() for child in reversed(self.children)]
                 case "count_children":
                     return self._count()
-        except (ValueError, KeyError, ChildStartError) as exc:
+        except (SupervisorError, ChildSpecError, ChildStartError) as exc:
             caller.fail(exc)
             return NOREPLY
         return await super().handle_call(message, caller)
@@ -154,14 +166,18 @@ class Supervisor(SupervisorBase):
         for child in self.children:
             if child.spec.id == child_id:
                 return child
-        raise KeyError(f"no child with id {child_id!r}")
+        raise ChildNotFound(child_id, f"no child with id {child_id!r}")
 
     async def _start_new(self, spec: ChildSpec) -> ActorRef | None:
-        if any(child.spec.id == spec.id for child in self.children):
-            raise ValueError(f"a child with id {spec.id!r} already exists")
+        existing = next((child for child in self.children if child.spec.id == spec.id), None)
+        if existing is not None:
+            if existing.ref is not None:
+                raise AlreadyStarted(spec.id, existing.ref)
+            existing.refuse_if_active()
+            raise AlreadyPresent(spec.id, f"a child with id {spec.id!r} is already present")
         self._check_significant(spec, self.auto_shutdown)
         child = Child(spec)
-        ref = await start_child(self, child, self._clock)
+        ref = await start_child(self, child, self._clock, report=False)
         self.children.append(child)
         return ref
 
@@ -171,13 +187,11 @@ class Supervisor(SupervisorBase):
             self.children.remove(child)
 
     async def _restart_child(self, child: Child) -> ActorRef | None:
-        if child.ref is not None or child.pending is not None:
-            raise ValueError(f"child {child.spec.id!r} is running")
-        return await start_child(self, child, self._clock)
+        child.refuse_if_active()
+        return await start_child(self, child, self._clock, report=False)
 
     def _delete_child(self, child: Child) -> None:
-        if child.ref is not None or child.pending is not None:
-            raise ValueError(f"child {child.spec.id!r} is running")
+        child.refuse_if_active()
         self.children.remove(child)
 
     def _count(self) -> Counts:

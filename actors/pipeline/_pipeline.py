@@ -104,6 +104,7 @@ class Pipeline(Supervisor):
                 "rate_limiter", start=lambda: RateLimiter(topology), name=f"{name}.rate_limiter"
             ),
             _group(
+                topology,
                 f"{name}.producers",
                 [
                     ChildSpec(
@@ -117,6 +118,7 @@ class Pipeline(Supervisor):
                 2,
             ),
             _group(
+                topology,
                 f"{name}.processors",
                 [
                     ChildSpec(
@@ -133,6 +135,7 @@ class Pipeline(Supervisor):
         if batchers:
             children.append(
                 _group(
+                    topology,
                     f"{name}.batchers",
                     [_batcher_group(topology, batcher) for batcher in batchers],
                     "one_for_one",
@@ -175,10 +178,39 @@ class Pipeline(Supervisor):
             )
 
 
-def _group(name: str, children: list[ChildSpec], strategy: Any, max_restarts: int) -> ChildSpec:
+class Stages(Supervisor):
+    """A group of stages (producers, processors, batchers, batch processors).
+
+    While the pipeline drains, its own supervisor is terminating and cannot restart a group
+    that gave up; so then a stage that dies is restarted here without counting toward the
+    group's intensity, and the drain goes on instead of waiting for its deadline. This cannot
+    loop without progress: a restarted stage ends the message (or batch) it was interrupted in
+    and goes on with the rest, and the drain's deadline bounds it anyway.
+    """
+
+    def __init__(
+        self, topology: Topology, children: list[ChildSpec], strategy: Any, max_restarts: int
+    ) -> None:
+        super().__init__(children, strategy=strategy, max_restarts=max_restarts)
+        self.topology = topology
+
+    def counts_toward_intensity(self, child_id: object) -> bool:
+        if self.topology.draining:
+            self.log.warning(
+                "pipeline.stage_restarted_while_draining",
+                pipeline=self.topology.name,
+                child=repr(child_id),
+            )
+            return False
+        return True
+
+
+def _group(
+    topology: Topology, name: str, children: list[ChildSpec], strategy: Any, max_restarts: int
+) -> ChildSpec:
     return ChildSpec(
         name,
-        start=lambda: Supervisor(children, strategy=strategy, max_restarts=max_restarts),
+        start=lambda: Stages(topology, children, strategy, max_restarts),
         type="supervisor",
         name=name,
     )
@@ -195,12 +227,13 @@ def _batcher_group(topology: Topology, batcher: str) -> ChildSpec:
         for index in range(topology.batchers[batcher].concurrency)
     ]
     return _group(
+        topology,
         prefix,
         [
             ChildSpec(
                 "batcher", start=lambda: Batcher(topology, batcher), name=f"{prefix}.batcher"
             ),
-            _group(f"{prefix}.processors", processors, "one_for_all", 0),
+            _group(topology, f"{prefix}.processors", processors, "one_for_all", 0),
         ],
         "rest_for_one",
         4,

@@ -37,16 +37,13 @@ from actors.pipeline._message import (
     UnknownBatcher,
 )
 from actors.pipeline._options import KeyFunction
-from actors.pipeline._slots import Run
+from actors.pipeline._slots import PARKED, Run
 from actors.pipeline._statistics import emit
 
 if TYPE_CHECKING:
     from actors.pipeline._topology import Topology
 
 __all__ = ["Processor"]
-
-_PARKED = -1
-"""`Message._index` of a message set aside for a strict-mode retry of its key."""
 
 
 class Processor(Actor):
@@ -58,16 +55,11 @@ class Processor(Actor):
         self.handle = topology.processors.handle_message
         self.retry = topology.processors.retry
         self.batched = bool(topology.batchers)
-        self.routes: dict[str, tuple[KeyFunction | None, bool, int]] = {
-            name: (
-                spec.partition_by,
-                spec.partition_by is None and topology.partition_by is not None,
-                spec.concurrency,
-            )
-            for name, spec in topology.batchers.items()
+        self.routes: dict[str, tuple[KeyFunction | None, int]] = {
+            name: (spec.partition_by, spec.concurrency) for name, spec in topology.batchers.items()
         }
-        """Per batcher: its key function, whether it inherits the processors' key, its
-        concurrency."""
+        """Per batcher: its key function (None: the message's key, from `push(key=...)` or the
+        processors' `partition_by`), its concurrency."""
 
     def describe(self) -> str:
         slot, counters = self.slot, self.slot.counters
@@ -118,7 +110,7 @@ class Processor(Actor):
             message = chunk[index]
             if parked and message.key in parked:
                 parked[message.key].append(message)
-                message._index = _PARKED
+                message._index = PARKED
                 skipped += 1
                 continue
             try:
@@ -158,11 +150,11 @@ class Processor(Actor):
         slot = self.slot
         failed = [message for message in chunk if message.failure is not None]
         if parking:
-            failed = [message for message in failed if message._index != _PARKED]
+            failed = [message for message in failed if message._index != PARKED]
         if not failed and not parking:
             slot.ok.extend(chunk) if slot.ok else setattr(slot, "ok", chunk)
         else:
-            slot.ok.extend(m for m in chunk if m.failure is None and m._index != _PARKED)
+            slot.ok.extend(m for m in chunk if m.failure is None and m._index != PARKED)
         slot.failed.extend(failed)
 
     async def handle_info(self, message: Any) -> None:
@@ -182,7 +174,7 @@ class Processor(Actor):
         if retry.exhausted(message.attempts):
             self._exhausted(message)
             return
-        message._index = _PARKED
+        message._index = PARKED
         self.slot.parked[message.key] = deque((message,))
         if arm:
             self._arm(message.key, message)
@@ -255,7 +247,6 @@ class Processor(Actor):
         bad: list[Message] = []
         name: str | None = None
         key_function: KeyFunction | None = None
-        inherit = False
         concurrency = 1
         runs: list[Run] = []
         run: list[Message] | None = None
@@ -263,7 +254,7 @@ class Processor(Actor):
         partition: int | None = None
         failed: list[Message] = []
         for message in messages:
-            if parking and message._index == _PARKED:
+            if parking and message._index == PARKED:
                 continue
             if message.failure is not None:
                 failed.append(message)
@@ -275,16 +266,11 @@ class Processor(Actor):
                     bad.append(message)
                     continue
                 name = message.batcher
-                key_function, inherit, concurrency = route
+                key_function, concurrency = route
                 runs = out.setdefault(name, [])
                 run = None
             try:
-                if key_function is not None:
-                    key = key_function(message)
-                elif inherit:
-                    key = message.key
-                else:
-                    key = None
+                key = key_function(message) if key_function is not None else message.key
                 if key is None:
                     part = None
                 elif type(key) is int:

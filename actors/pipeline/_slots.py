@@ -20,9 +20,12 @@ if TYPE_CHECKING:
     from actors.pipeline._message import Message
     from actors.pipeline._options import Batchers, BatchInfo
 
-__all__ = ["BatchSlot", "BatcherSlot", "Chunk", "ProcessorSlot", "Run", "Slot"]
+__all__ = ["PARKED", "BatchSlot", "BatcherSlot", "Chunk", "ProcessorSlot", "Run", "Slot"]
 
 W = TypeVar("W")
+
+PARKED = -1
+"""`Message._index` of a message set aside for a strict-mode retry of its key."""
 
 Chunk = tuple[float, list["Message"]]
 """Work for a processor: (accepted at, messages)."""

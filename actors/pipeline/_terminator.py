@@ -9,8 +9,11 @@ When the pipeline itself stops (not when a rest_for_one restart takes the termin
    their open batches at once (and any batch they open from now on);
 3. it waits until every accepted message has been acked or failed, up to `shutdown_timeout`.
 
-Then the supervisor stops the other stages, newest first. Whatever is still in flight after the
-deadline is failed with `PipelineStopped` by the pipeline itself: nothing accepted is lost.
+A stage that dies meanwhile is restarted by its own group (see `Stages` in
+`actors.pipeline._pipeline`), so the drain goes on. Then the supervisor stops the other stages,
+newest first. Whatever is still in flight after the deadline is ended by the pipeline itself
+(`Topology.abandon`): what a processor had already handled is acked (failed if it had batchers
+still to reach), the rest failed with `PipelineStopped`. Nothing accepted is lost.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from actors.pipeline._message import (
     run_hook,
 )
 from actors.pipeline._options import Batchers, Processors, RateLimit
-from actors.pipeline._slots import BatcherSlot, BatchSlot, ProcessorSlot, Slot
+from actors.pipeline._slots import PARKED, BatcherSlot, BatchSlot, ProcessorSlot, Slot
 from actors.pipeline._statistics import (
     PipelineStatistics,
     StageStatistics,
@@ -314,7 +314,9 @@ class Topology:
         return True
 
     def abandon(self, reason: object) -> None:
-        """The pipeline has stopped: fail everything still in flight (nothing is lost silently)."""
+        """The pipeline has stopped: end everything still in flight, exactly once. What a
+        processor had handled is acked (no batchers) or failed (it never reached its batch),
+        everything else is failed with `reason`: nothing is lost silently."""
         self.accepting = False
         successful: list[Message] = []
         left: list[Message] = list(self.held)
@@ -329,7 +331,11 @@ class Topology:
                 for _, _, messages in runs:
                     left.extend(messages)
             for position, (_, chunk) in enumerate(pslot.queue):
-                left.extend(chunk[pslot.pos :] if position == 0 else chunk)
+                if position == 0:
+                    self._settle_handled(chunk[: pslot.pos], successful, left)
+                    left.extend(chunk[pslot.pos :])
+                else:
+                    left.extend(chunk)
             for parked in pslot.parked.values():
                 left.extend(parked)
             pslot.ok, pslot.failed, pslot.out, pslot.parked = [], [], {}, {}
@@ -356,6 +362,20 @@ class Topology:
                 "pipeline.abandoned", pipeline=self.name, failed=len(left), reason=repr(reason)
             )
             self.finish(successful, left)
+
+    def _settle_handled(
+        self, handled: list[Message], successful: list[Message], left: list[Message]
+    ) -> None:
+        """The messages of an unfinished chunk that its processor had already handled: without
+        batchers a success is final (acked); with batchers it never reached its batch (failed).
+        A message parked for a strict-mode retry is left to the parked ones, so it ends once."""
+        for message in handled:
+            if message._index == PARKED:
+                continue
+            if message.failure is None and not self.batchers:
+                successful.append(message)
+            else:
+                left.append(message)
 
     # -- statistics ----------------------------------------------------------------------------
 

@@ -10,6 +10,17 @@ import pytest
 from actors import NOREPLY, Actor, ActorSystem, Caller
 
 
+@pytest.fixture(
+    params=[
+        pytest.param("asyncio", id="asyncio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> Any:
+    """Every runtime test runs on both event loops: asyncio's and uvloop (the opt-in)."""
+    return request.param
+
+
 @pytest.fixture
 async def system() -> AsyncIterator[ActorSystem]:
     async with ActorSystem() as system:

@@ -11,6 +11,9 @@ import pytest
 
 from actors import ActorSystem, current_actor
 from actors.pipeline import Message
+from tests.actors.conftest import anyio_backend
+
+__all__ = ["Ledger", "anyio_backend", "stage_id", "system"]
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Hypothesis: for random keys, push orders, handler failures and timings, same-key messages are
 handled in push order by one processor and one batch processor, batches never mix partitions,
 every message ends exactly once, and strict mode leaves no gaps; with or without
-`flush_when_idle`."""
+`flush_when_idle`, and whether the key comes from `partition_by` or from the message itself (as
+`push(key=...)` gives it)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ scenario = st.fixed_dictionaries(
         "async_batch_handler": st.booleans(),
         "async_handler": st.booleans(),
         "chunks": st.integers(1, 20),
+        "key_from_push": st.booleans(),
     }
 )
 
@@ -93,13 +95,16 @@ async def _run(s: dict[str, Any], strict: bool) -> None:
         processors=Processors(
             handler,
             concurrency=s["processors"],
-            partition_by=lambda m: m.data[0],
+            partition_by=None if s["key_from_push"] else lambda m: m.data[0],
             strict=Retry(max_attempts=None, initial=0.001, cap=0.002) if strict else False,
         ),
         batchers=batchers,
         max_in_flight=max(1, len(s["keys"]) // 3),
     )
-    messages = [Message((key, seq), acknowledger=ledger) for seq, key in enumerate(s["keys"])]
+    messages = [
+        Message((key, seq), key=key if s["key_from_push"] else None, acknowledger=ledger)
+        for seq, key in enumerate(s["keys"])
+    ]
     async with ActorSystem() as system:
         ref = await system.spawn(pipeline)
         size = s["chunks"]

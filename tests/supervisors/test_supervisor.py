@@ -9,6 +9,7 @@ import pytest
 from actors import ActorExited, ActorRef, ActorSystem, Shutdown, StartFailed
 from supervisors import (
     ChildSpec,
+    ChildSpecError,
     ChildStartError,
     Supervisor,
     count_children,
@@ -72,26 +73,61 @@ async def test_a_child_whose_init_hangs_past_its_timeout_fails_the_start_cleanly
 
 
 @pytest.mark.parametrize(
-    ("make", "message"),
+    ("make", "field", "rule", "message"),
     [
-        (lambda j: [worker("a", j), worker("a", j)], "duplicate child id 'a'"),
-        (lambda j: [ChildSpec("x", start=lambda: None, restart="sometimes")], "restart must be"),  # type: ignore[arg-type]
-        (lambda j: [ChildSpec("x", start=lambda: None, shutdown=-1)], "shutdown must be"),  # type: ignore[arg-type]
-        (lambda j: [ChildSpec("x", start="not callable")], "start must be a callable"),  # type: ignore[arg-type]
+        (
+            lambda j: [worker("a", j), worker("a", j)],
+            "id",
+            "duplicate_child_name",
+            "duplicate child id",
+        ),
+        (
+            lambda j: [ChildSpec("x", start=lambda: None, restart="sometimes")],  # type: ignore[arg-type]
+            "restart",
+            "invalid_restart_type",
+            "restart must be",
+        ),
+        (
+            lambda j: [ChildSpec("x", start=lambda: None, shutdown=-1)],  # type: ignore[arg-type]
+            "shutdown",
+            "invalid_shutdown",
+            "shutdown must be",
+        ),
+        (
+            lambda j: [ChildSpec("x", start="not callable")],  # type: ignore[arg-type]
+            "start",
+            "invalid_mfa",
+            "start must be a callable",
+        ),
         (
             lambda j: [ChildSpec("x", start=lambda: None, restart="transient", significant=True)],  # type: ignore[arg-type]
-            "significant, which needs auto_shutdown",
+            "significant",
+            "bad_combination",
+            "auto_shutdown='never'",
         ),
-        (lambda j: [ChildSpec("x", start=lambda: None, significant=True)], "must be transient"),  # type: ignore[arg-type]
+        (
+            lambda j: [ChildSpec("x", start=lambda: None, significant=True)],  # type: ignore[arg-type]
+            "significant",
+            "bad_combination",
+            "not permanent",
+        ),
     ],
 )
-def test_an_invalid_child_spec_or_duplicate_id_is_refused_with_a_clear_error(
+def test_an_invalid_child_spec_is_refused_with_an_error_naming_its_field_and_otp_rule(
     journal: Journal,
     make,
+    field,
+    rule,
     message,  # type: ignore[no-untyped-def]
 ) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ChildSpecError, match=message) as info:
         Supervisor(make(journal))
+    assert (info.value.child_id, info.value.field, info.value.rule) == (
+        "a" if rule == "duplicate_child_name" else "x",
+        field,
+        rule,
+    )
+    assert isinstance(info.value, ValueError), "code catching the plain error still does"
 
 
 async def test_one_for_one_restarts_only_the_crashed_child(
@@ -332,7 +368,7 @@ async def test_start_child_adds_a_child_and_refuses_a_duplicate_id(
     ref = await start_child(sup, worker("b", journal))
     assert ref is not None
     assert await ref.call("ping") == "b"
-    with pytest.raises(ValueError, match="already exists"):
+    with pytest.raises(ValueError, match="already started"):
         await start_child(sup, worker("b", journal))
     with pytest.raises(ChildStartError):
         await start_child(sup, worker("bad", journal, init="raise"))
