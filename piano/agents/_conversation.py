@@ -24,6 +24,17 @@ and keep the same guarantees:
 - **Idle stop.** The thread's state is in the store, so the actor stops after `idle_timeout`
   without messages — never while a turn runs, a message waits or an approval is open — and
   comes back on the next message.
+- **One actor per conversation.** The actor registers itself under its `ThreadKey` in the
+  `conversations` registry (unique keys) while it lives; an actor started for a conversation
+  that already has one ignores its start (`Ignore`), so a supervisor's restart and a new
+  message never make two.
+- **Nothing accepted is lost.** It traps exits, so every stop (a shutdown, ``/new``, a crash)
+  runs `terminate`, which closes a running turn as ``interrupted`` with the reason; queued
+  messages stay pending in the store. When it starts, before any message, it recovers what a
+  previous actor left open (`ThreadDirectory.unfinished`, after the pipeline has stored
+  everything published before): a turn left running — its process was killed — is closed as
+  ``interrupted`` with the reason (`recovering`), and every pending message runs, oldest first,
+  through the normal path, its user told with a notice.
 - **Events in order.** Events go to one outbox (`emit`) published in order under one lock
   (`flush`), at the latest when the current callback ends.
 
@@ -44,17 +55,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from actors import Actor, Caller, Timer
+from actors import Actor, Caller, Exit, Ignore, Registry, Timer, is_normal_exit
 from schemas import events as ev
 
 if TYPE_CHECKING:
     from piano.config import AgentConfig
     from piano.threads import ThreadDirectory, ThreadKey
 
-__all__ = ["Conversation", "Decision", "Publish", "Turn"]
+__all__ = ["DAEMON_STOPPED", "Conversation", "Decision", "Publish", "Turn", "stopped_because"]
 
 Decision = Literal["accept", "decline", "cancel"]
 Publish = Callable[[list[ev.ThreadEvent]], Awaitable[None]]
+
+DAEMON_STOPPED = "the daemon stopped"
+"""Why a turn was interrupted when the daemon stopped (or was killed) while it ran."""
 
 _ids = itertools.count(1)
 _RESOLVED: dict[str, ev.ApprovalDecision] = {
@@ -81,6 +95,15 @@ class _Approval:
 T = TypeVar("T", bound=Turn)
 
 
+def stopped_because(reason: object) -> str:
+    """A conversation actor's exit reason as the user reads it in an interrupted turn."""
+    if reason == "normal":
+        return "the conversation was closed"
+    if is_normal_exit(reason):
+        return DAEMON_STOPPED
+    return f"the conversation's actor crashed ({reason!r})"
+
+
 class Conversation(Actor, Generic[T]):
     """One conversation's actor; see the module documentation."""
 
@@ -92,9 +115,13 @@ class Conversation(Actor, Generic[T]):
         *,
         publish: Publish,
         directory: ThreadDirectory | None = None,
+        conversations: Registry | None = None,
+        recovering: str = DAEMON_STOPPED,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.thread_id = thread_id
+        self.conversations = conversations
+        self.recovering = recovering
         self.key = key
         self.agent = agent
         self.publish = publish
@@ -158,7 +185,47 @@ class Conversation(Actor, Generic[T]):
         return f"{where}, {state}, {len(self.queue)} queued"
 
     async def init(self) -> None:
+        self.trap_exits = True  # so every stop runs `terminate`, which closes the turn
+        if self.conversations is not None:
+            if self.conversations.lookup(self.key):
+                raise Ignore  # this conversation's actor is alive: a second one must not run
+            self.conversations.register(self.key, self.ref)
         self._arm_idle()
+        if self.directory is not None:
+            self.ref.send("recover")  # first in the mailbox: before any message is handled
+
+    async def _recover(self) -> None:
+        """Close the turns a previous actor left running and run the messages it accepted."""
+        assert self.directory is not None
+        left = await self.directory.unfinished(self.thread_id)
+        for interaction, turn_id in left.running:
+            self.emit(
+                ev.TurnCompleted(
+                    status="interrupted",
+                    error=self.recovering,
+                    thread_id=self.thread_id,
+                    turn_id=turn_id,
+                    interaction_id=interaction.id,
+                    at=self.clock(),
+                )
+            )
+        if not left.pending:
+            return
+        self.queue.extend(left.pending)
+        count = len(left.pending)
+        self.emit(
+            ev.Notice(
+                level="info",
+                message=(
+                    f"Piano stopped ({self.recovering}) before answering "
+                    + ("your message; answering it now." if count == 1 else
+                       f"{count} messages; answering them now, in order.")
+                ),
+                **self.meta(left.pending[0].id),
+            )
+        )
+        if self.turn is None:
+            await self._begin(self.queue.popleft())
 
     def _arm_idle(self) -> None:
         if self.idle_timer is not None:
@@ -271,6 +338,12 @@ class Conversation(Actor, Generic[T]):
                     )
             case ("approval_expired", approval_id):
                 self._decide(approval_id, "expired", None)
+            case "recover":
+                await self._recover()
+            case Exit(reason=reason) if not is_normal_exit(reason):
+                self.stop(reason)  # a linked actor crashed (the parent's Exit stops us anyway)
+            case Exit():
+                pass
             case "idle":
                 if self.turn is None and not self.queue and not self.approvals:
                     self.stop("normal")

@@ -15,10 +15,18 @@ busy policy, the turn and approval timeouts and the idle stop are every conversa
 - **Codex restarts.** The thread monitors the Codex client. If it dies mid-turn, the turn is
   completed as ``interrupted`` with a notice saying why, and the next message resumes the Codex
   thread on the new process.
+- **Stops.** On every stop the running turn is interrupted in Codex too (so it does not go on
+  running commands for no one) and closed as ``interrupted`` with the reason; queued messages
+  stay pending in the store for the conversation's next actor.
+- **Turn ids.** `TurnStarted` is emitted once Codex has named the turn (``turn/start``
+  returned), so the store's interaction records the turn that ran it; Codex's notifications of
+  the turn wait in the mailbox meanwhile, so they still come after it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +35,13 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from actors import NOREPLY, Caller, Down, MonitorRef, Registry
-from piano.agents._conversation import Conversation, Publish, Turn
+from piano.agents._conversation import (
+    DAEMON_STOPPED,
+    Conversation,
+    Publish,
+    Turn,
+    stopped_because,
+)
 from piano.codex._client import (
     ApprovalAsked,
     CodexNotification,
@@ -86,9 +100,20 @@ class ConversationThread(Conversation[Turn]):
         codex_thread_id: str | None = None,
         directory: ThreadDirectory | None = None,
         codex_config: Callable[[str], dict[str, Any]] | None = None,
+        conversations: Registry | None = None,
+        recovering: str = DAEMON_STOPPED,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(thread_id, key, agent, publish=publish, directory=directory, clock=clock)
+        super().__init__(
+            thread_id,
+            key,
+            agent,
+            publish=publish,
+            directory=directory,
+            conversations=conversations,
+            recovering=recovering,
+            clock=clock,
+        )
         self.sessions = sessions
         self.codex_thread_id = codex_thread_id
         self.codex_config = codex_config
@@ -143,6 +168,10 @@ class ConversationThread(Conversation[Turn]):
         }
         if self.codex_config is not None:
             common["config"] = self.codex_config(self.thread_id)
+        if self.codex_thread_id is None and self.directory is not None:
+            found, codex_thread_id = await self.directory.thread_for(self.key)
+            if found == self.thread_id:  # a restarted actor: its thread may have started
+                self.codex_thread_id = codex_thread_id
         if self.codex_thread_id is None:
             started = await process.call(ThreadStartParams(**common))
             self.codex_thread_id = started.thread.id
@@ -159,22 +188,24 @@ class ConversationThread(Conversation[Turn]):
         return process
 
     async def _begin(self, interaction: ev.Interaction) -> None:
-        self.turn = Turn(interaction)
+        turn = self.turn = Turn(interaction)
         self.translator.begin(interaction.id)
-        self.emit(ev.TurnStarted(interaction=interaction, agent=self.key.agent, **self.meta()))
         try:
             process = await self._attach()
             started = await process.call(
                 TurnStartParams(thread_id=self.codex_thread_id or "", input=_input(interaction))
             )
         except CodexError as exc:
+            self.emit(ev.TurnStarted(interaction=interaction, agent=self.key.agent, **self.meta()))
             closing = self.translator.complete("failed", f"could not start the turn: {exc}")
             await self._end_turn(closing)
             return
-        if self.turn is not None and self.turn.interaction is interaction:
-            self.turn.turn_id = started.turn.id
-            self.translator.turn_id = self.translator.turn_id or started.turn.id
-            self._watch(self.turn)
+        if self.turn is not turn:
+            return
+        turn.turn_id = started.turn.id
+        self.translator.turn_id = self.translator.turn_id or started.turn.id
+        self.emit(ev.TurnStarted(interaction=interaction, agent=self.key.agent, **self.meta()))
+        self._watch(turn)
 
     async def _stop_turn(self, turn: Turn, why: str) -> bool:
         if turn.turn_id is None or self.process is None:
@@ -261,7 +292,16 @@ class ConversationThread(Conversation[Turn]):
                 await super()._handle_info(message)
 
     async def terminate(self, reason: object) -> None:
-        if self.turn is not None:
-            closing = self.translator.complete("interrupted", f"the thread stopped: {reason!r}")
+        turn = self.turn
+        if turn is not None:
+            if turn.turn_id is not None and self.process is not None:
+                with contextlib.suppress(CodexError, OSError, asyncio.TimeoutError):
+                    await self.process.call(
+                        TurnInterruptParams(
+                            thread_id=self.codex_thread_id or "", turn_id=turn.turn_id
+                        ),
+                        timeout=5,
+                    )
+            closing = self.translator.complete("interrupted", stopped_because(reason))
             await self._end_turn(closing, start_next=False)
         await self.flush()

@@ -1,0 +1,192 @@
+"""Nothing accepted is lost or left hanging: conversations across shutdowns, kills and crashes.
+
+Each test drives `piano run` (real codex, fake model provider) through `piano chat` and the
+console, and reads the store the daemon wrote, as a user or an operator would see it.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import pytest
+
+from piano.store import InteractionRecord, StoreReader
+from tests.acceptance.daemon import PIANO, chat, console, daemon_running, write_config
+from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, Hang, Text
+
+pytestmark = pytest.mark.anyio
+
+
+async def interactions_once(
+    database: Path, done: Callable[[dict[str, InteractionRecord]], bool]
+) -> dict[str, InteractionRecord]:
+    """The only thread's interactions by text, once `done` holds for them (polling the store
+    the daemon writes, up to 60 s)."""
+    with anyio.fail_after(60):
+        while True:
+            with StoreReader(database) as reader:
+                threads = reader.threads()
+                found = {i.text: i for t in threads for i in reader.interactions(t.id)}
+            if done(found):
+                return found
+            await anyio.sleep(0.05)
+
+
+async def chat_until(config: Path, message: str, seen: str) -> anyio.abc.Process:
+    """`piano chat --message` left running once it has printed `seen` (the daemon accepted
+    the message: the answer started, or it was queued)."""
+    process = await anyio.open_process(
+        [*PIANO, "chat", "--config", str(config), "--message", message]
+    )
+    assert process.stdout is not None
+    printed = ""
+    with anyio.fail_after(60):
+        async for chunk in process.stdout:
+            printed += chunk.decode()
+            if seen in printed:
+                return process
+    raise AssertionError(f"piano chat ended without printing {seen!r}: {printed!r}")
+
+
+async def a_turn_running_and_a_message_queued(
+    config: Path, provider: FakeResponsesProvider
+) -> list[anyio.abc.Process]:
+    """ "first" hangs at the model; "second" is accepted behind it (the user saw "queued")."""
+    first = await anyio.open_process(
+        [*PIANO, "chat", "--config", str(config), "--message", "first"]
+    )
+    await provider.wait_requests(1)
+    second = await chat_until(config, "second", "queued")
+    return [first, second]
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGKILL"])
+async def test_a_turn_cut_by_a_stopping_daemon_ends_interrupted_and_the_queued_message_is_answered(
+    dirs: CodexDirs, stop: str
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        hang = Hang()
+        provider.script(hang, Text("the answer to the queued message"))
+        config = write_config(dirs, provider)
+        state = dirs.root / "state"
+        database = state / "piano.db"
+        async with daemon_running(config, state / "chat.sock") as daemon:
+            clients = await a_turn_running_and_a_message_queued(config, provider)
+            daemon.send_signal(getattr(signal, stop))
+            with anyio.fail_after(30):
+                status = await daemon.wait()
+            assert status == (0 if stop == "SIGTERM" else -signal.SIGKILL)
+            hang.release()
+            for client in clients:
+                await client.wait()
+        with StoreReader(database) as reader:
+            [thread] = reader.threads()
+            left = {i.text: i for i in reader.interactions(thread.id)}
+        assert left["second"].status == "pending", "a queued message was lost at the stop"
+        if stop == "SIGTERM":
+            assert (left["first"].status, left["first"].error) == (
+                "interrupted",
+                "the daemon stopped",
+            )
+        async with daemon_running(config, state / "chat.sock"):
+            found = await interactions_once(
+                database, lambda found: found["second"].status == "completed"
+            )
+            with StoreReader(database) as reader:
+                [thread] = reader.threads()
+                notices = [
+                    entry.event
+                    for entry in reader.events_since(thread.id)
+                    if entry.event.interaction_id == found["second"].id
+                    and getattr(entry.event, "level", None) == "info"
+                ]
+    assert (found["first"].status, found["first"].error) == ("interrupted", "the daemon stopped")
+    assert found["first"].turn_id is not None
+    assert found["second"].response == "the answer to the queued message"
+    assert any("before answering your message" in n.message for n in notices), notices  # type: ignore[union-attr]
+    history = str(provider.requests[-1]["input"])
+    assert "first" in history, "the queued message did not run in the conversation's thread"
+
+
+async def live_threads(state: Path) -> list[str]:
+    """The ids of the conversation actors `Threads` knows, and of the thread supervisor's
+    children, as the console shows them."""
+    printed = await console(
+        state,
+        "print(*sorted(r.id for r in (await call('threads', 'live')).values()))",
+        "print(*sorted(c.ref.id for c in await call('thread_supervisor', 'which_children')))",
+    )
+    live, children = printed.splitlines()
+    assert live == children, f"threads knows {live!r}, the supervisor runs {children!r}"
+    return live.split()
+
+
+async def test_a_killed_conversation_actor_is_restarted_and_stays_the_conversations_only_actor(
+    dirs: CodexDirs,
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        provider.script(Text("one"), Text("two"))
+        config = write_config(dirs, provider)
+        state = dirs.root / "state"
+        async with daemon_running(config, state / "chat.sock"):
+            assert "one" in await chat(config, "first")
+            [old] = await live_threads(state)
+            await console(state, f"kill({old})")
+            with anyio.fail_after(30):
+                while (now := await live_threads(state)) in ([], [old]):
+                    pass
+            [restarted] = now
+            assert "two" in await chat(config, "second")
+            assert await live_threads(state) == [restarted], "a second actor was started"
+    found = await interactions_once(state / "piano.db", lambda found: len(found) == 2)
+    assert [(i.status, i.response) for i in found.values()] == [
+        ("completed", "one"),
+        ("completed", "two"),
+    ]
+
+
+async def test_a_conversation_actor_killed_mid_turn_is_restarted_and_runs_the_queued_message(
+    dirs: CodexDirs,
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        hang = Hang()
+        provider.script(hang, Text("answered by the restarted actor"))
+        config = write_config(dirs, provider)
+        state = dirs.root / "state"
+        database = state / "piano.db"
+        async with daemon_running(config, state / "chat.sock"):
+            clients = await a_turn_running_and_a_message_queued(config, provider)
+            [old] = await live_threads(state)
+            await console(state, f"kill({old})")
+            found = await interactions_once(
+                database, lambda found: found["second"].status == "completed"
+            )
+            [restarted] = await live_threads(state)
+            assert restarted != old
+            hang.release()
+            for client in clients:
+                client.kill()
+                await client.wait()
+    assert found["first"].status == "interrupted"
+    assert "restarted" in (found["first"].error or "")
+    assert found["second"].response == "answered by the restarted actor"
+
+
+async def test_an_interaction_records_the_codex_turn_that_ran_it(dirs: CodexDirs) -> None:
+    async with FakeResponsesProvider() as provider:
+        provider.script(Text("hello"))
+        config = write_config(dirs, provider)
+        state = dirs.root / "state"
+        async with daemon_running(config, state / "chat.sock"):
+            assert "hello" in await chat(config, "hi")
+        with StoreReader(state / "piano.db") as reader:
+            [thread] = reader.threads()
+            [interaction] = reader.interactions(thread.id)
+            items = reader.items(interaction.id)
+    assert interaction.turn_id is not None
+    assert items
+    assert {item.turn_id for item in items} == {interaction.turn_id}
