@@ -218,8 +218,11 @@ class Conversation(Actor, Generic[T]):
                 level="info",
                 message=(
                     f"Piano stopped ({self.recovering}) before answering "
-                    + ("your message; answering it now." if count == 1 else
-                       f"{count} messages; answering them now, in order.")
+                    + (
+                        "your message; answering it now."
+                        if count == 1
+                        else f"{count} messages; answering them now, in order."
+                    )
                 ),
                 **self.meta(left.pending[0].id),
             )
@@ -260,6 +263,10 @@ class Conversation(Actor, Generic[T]):
 
     async def _message(self, interaction: ev.Interaction) -> str:
         self._arm_idle()
+        if self.turn is not None and self.turn.interaction.id == interaction.id:
+            return "started"  # delivered again (e.g. recovered from the store first): run once
+        if any(queued.id == interaction.id for queued in self.queue):
+            return "queued"
         if self.directory is not None:
             await self.directory.record_interaction(self.thread_id, interaction)
         if self.turn is None:
