@@ -28,6 +28,9 @@ and keep the same guarantees:
   `conversations` registry (unique keys) while it lives; an actor started for a conversation
   that already has one ignores its start (`Ignore`), so a supervisor's restart and a new
   message never make two.
+- **Accepted means saved.** A message is accepted once the directory has recorded it; one the
+  store refuses (the disk is full) fails its call with `NotSaved` ("the disk is full; your
+  message was not saved"), and the actor carries on.
 - **Nothing accepted is lost.** It traps exits, so every stop (a shutdown, ``/new``, a crash)
   runs `terminate`, which closes a running turn as ``interrupted`` with the reason; queued
   messages stay pending in the store. When it starts, before any message, it recovers what a
@@ -55,14 +58,29 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from actors import Actor, Caller, Exit, Ignore, Registry, Timer, is_normal_exit
+from actors import NOREPLY, Actor, Caller, Exit, Ignore, Registry, Timer, is_normal_exit
+from piano.store import StoreError
 from schemas import events as ev
 
 if TYPE_CHECKING:
     from piano.config import AgentConfig
     from piano.threads import ThreadDirectory, ThreadKey
 
-__all__ = ["DAEMON_STOPPED", "Conversation", "Decision", "Publish", "Turn", "stopped_because"]
+__all__ = [
+    "DAEMON_STOPPED",
+    "Conversation",
+    "Decision",
+    "NotSaved",
+    "Publish",
+    "Turn",
+    "stopped_because",
+]
+
+
+class NotSaved(Exception):
+    """The store refused to record a message (e.g. the disk is full): it was not accepted, and
+    the ``("message", ...)`` call fails with this, a sentence for its user."""
+
 
 Decision = Literal["accept", "decline", "cancel"]
 Publish = Callable[[list[ev.ThreadEvent]], Awaitable[None]]
@@ -240,6 +258,9 @@ class Conversation(Actor, Generic[T]):
     async def handle_call(self, message: Any, caller: Caller) -> Any:
         try:
             return await self._handle_call(message, caller)
+        except NotSaved as exc:
+            caller.fail(exc)
+            return NOREPLY
         finally:
             await self.flush()
 
@@ -268,7 +289,11 @@ class Conversation(Actor, Generic[T]):
         if any(queued.id == interaction.id for queued in self.queue):
             return "queued"
         if self.directory is not None:
-            await self.directory.record_interaction(self.thread_id, interaction)
+            try:
+                await self.directory.record_interaction(self.thread_id, interaction)
+            except StoreError as exc:
+                self.log.error("conversation.message_not_saved", error=str(exc))
+                raise NotSaved(f"{exc}; your message was not saved") from exc
         if self.turn is None:
             await self._begin(interaction)
             return "started"

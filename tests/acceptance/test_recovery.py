@@ -6,8 +6,10 @@ console, and reads the store the daemon wrote, as a user or an operator would se
 
 from __future__ import annotations
 
+import contextlib
 import signal
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -190,3 +192,55 @@ async def test_an_interaction_records_the_codex_turn_that_ran_it(dirs: CodexDirs
     assert interaction.turn_id is not None
     assert items
     assert {item.turn_id for item in items} == {interaction.turn_id}
+
+
+@contextlib.contextmanager
+def small_filesystem(path: Path, size: str = "8m") -> Iterator[Path]:
+    """A tmpfs of `size` mounted at `path` for the block (the test runs as root)."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert mounted.returncode == 0, (
+        f"cannot mount a tmpfs (run the tests as root, with mount(8)): {mounted.stderr}"
+    )
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(path: Path) -> None:
+    """Write `path` until its filesystem has no space left."""
+    with path.open("wb", buffering=0) as out, contextlib.suppress(OSError):
+        while True:
+            out.write(b"\0" * 65536)
+
+
+async def test_a_full_disk_refuses_a_message_with_a_clear_error_and_the_daemon_recovers(
+    dirs: CodexDirs,
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        provider.script(Text("one"), Text("two"))
+        config = write_config(dirs, provider)
+        with small_filesystem(dirs.root / "state") as state:
+            async with daemon_running(config, state / "chat.sock") as daemon:
+                assert "one" in await chat(config, "first")
+                actors = "print(whereis('store').id, *(await call('threads', 'live')).values())"
+                before = await console(state, actors)
+                fill(state / "filler")
+                refused = await chat_until(config, "x" * 50_000, "the disk is full")
+                refused.kill()
+                await refused.wait()
+                assert await console(state, actors) == before, "the store or thread crashed"
+                (state / "filler").unlink()
+                assert "two" in await chat(config, "second")
+                assert daemon.returncode is None
+            found = await interactions_once(state / "piano.db", lambda found: len(found) == 2)
+    assert [(i.text, i.status, i.response) for i in found.values()] == [
+        ("first", "completed", "one"),
+        ("second", "completed", "two"),
+    ]
