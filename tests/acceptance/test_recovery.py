@@ -7,6 +7,7 @@ console, and reads the store the daemon wrote, as a user or an operator would se
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import pytest
 from piano.store import InteractionRecord, StoreReader
 from tests.acceptance.daemon import PIANO, chat, console, daemon_running, write_config
 from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, Hang, Text
+from tests.telegram.fake_bot_api import FakeBotApi
 
 pytestmark = pytest.mark.anyio
 
@@ -244,3 +246,41 @@ async def test_a_full_disk_refuses_a_message_with_a_clear_error_and_the_daemon_r
         ("first", "completed", "one"),
         ("second", "completed", "two"),
     ]
+
+
+async def test_a_telegram_message_queued_when_the_daemon_was_killed_is_answered_in_its_chat(
+    dirs: CodexDirs,
+) -> None:
+    async with FakeBotApi() as telegram, FakeResponsesProvider() as provider:
+        hang = Hang()
+        provider.script(hang, Text("the answer to the queued message"))
+        section = f'[telegram]\nbase_url = "{telegram.base_url}"\nusers = {{ "1001" = "admin" }}\n'
+        config = write_config(dirs, provider, section)
+        env = {**os.environ, "PIANO_TELEGRAM_TOKEN": telegram.token}
+        state = dirs.root / "state"
+        async with daemon_running(config, state / "chat.sock", env) as daemon:
+            await telegram.wait_for(lambda call: call.method == "setMyCommands", timeout=60)
+            await telegram.push_message(1001, "first", user_id=1001)
+            await provider.wait_requests(1)
+            await telegram.push_message(1001, "second", user_id=1001)
+            await interactions_once(state / "piano.db", lambda found: "second" in found)
+            daemon.kill()
+            await daemon.wait()
+            hang.release()
+        async with daemon_running(config, state / "chat.sock", env):
+            answer = await telegram.wait_for(
+                lambda call: (
+                    call.method in ("sendMessage", "editMessageText")
+                    and "the answer to the queued message" in str(call.params.get("text"))
+                ),
+                timeout=60,
+            )
+            found = await interactions_once(
+                state / "piano.db", lambda found: found["second"].status == "completed"
+            )
+    assert answer.params["chat_id"] == 1001
+    assert (found["first"].status, found["first"].error) == ("interrupted", "the daemon stopped")
+    with StoreReader(state / "piano.db") as reader:
+        [thread] = reader.threads()
+        texts = [i.text for i in reader.interactions(thread.id)]
+    assert texts == ["first", "second"], "a message was lost or run twice"
