@@ -246,7 +246,7 @@ class Conversation(Actor, Generic[T]):
             )
         )
         if self.turn is None:
-            await self._begin(self.queue.popleft())
+            await self._start(self.queue.popleft())
 
     def _arm_idle(self) -> None:
         if self.idle_timer is not None:
@@ -295,7 +295,7 @@ class Conversation(Actor, Generic[T]):
                 self.log.error("conversation.message_not_saved", error=str(exc))
                 raise NotSaved(f"{exc}; your message was not saved") from exc
         if self.turn is None:
-            await self._begin(interaction)
+            await self._start(interaction)
             return "started"
         policy = self.agent.busy
         if policy == "steer" and await self._steer(self.turn, interaction):
@@ -399,4 +399,19 @@ class Conversation(Actor, Generic[T]):
         self.turn = None
         self._arm_idle()
         if start_next and self.queue:
-            await self._begin(self.queue.popleft())
+            await self._start(self.queue.popleft())
+
+    async def _start(self, interaction: ev.Interaction) -> None:
+        """`_begin` a turn; one that cannot start, whatever the reason, fails with the reason
+        instead of crashing the actor — a crash would be recovered, and the message, still
+        pending, would crash every restarted actor until the daemon gives up."""
+        try:
+            await self._begin(interaction)
+        except Exception as exc:
+            self.log.error("conversation.turn_not_started", error=repr(exc), exc_info=exc)
+            failed = ev.TurnCompleted(
+                status="failed",
+                error=f"the turn could not start: {exc}",
+                **self.meta(interaction.id),
+            )
+            await self._end_turn([failed])

@@ -284,3 +284,28 @@ async def test_a_telegram_message_queued_when_the_daemon_was_killed_is_answered_
         [thread] = reader.threads()
         texts = [i.text for i in reader.interactions(thread.id)]
     assert texts == ["first", "second"], "a message was lost or run twice"
+
+
+async def test_a_message_whose_turn_cannot_start_fails_with_the_reason_and_crashes_nothing(
+    dirs: CodexDirs,
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        config = write_config(dirs, provider)
+        config.write_text(
+            config.read_text().replace(f'workspace = "{dirs.work}"', 'workspace = "/dev/null/w"')
+        )
+        state = dirs.root / "state"
+        async with daemon_running(config, state / "chat.sock") as daemon:
+            actors = []
+            for message in ("first", "second"):
+                done = await anyio.run_process(
+                    [*PIANO, "chat", "--config", str(config), "--message", message], check=False
+                )
+                printed = done.stdout.decode()
+                assert done.returncode == 1, printed + done.stderr.decode()
+                assert "[turn failed: the turn could not start" in printed, printed
+                actors.append(await live_threads(state))
+            assert actors[0] == actors[1], "the conversation's actor crashed"
+            assert daemon.returncode is None
+        found = await interactions_once(state / "piano.db", lambda found: len(found) == 2)
+    assert [i.status for i in found.values()] == ["failed", "failed"]
