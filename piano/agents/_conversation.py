@@ -33,7 +33,9 @@ and keep the same guarantees:
   message was not saved"), and the actor carries on.
 - **Nothing accepted is lost.** It traps exits, so every stop (a shutdown, ``/new``, a crash)
   runs `terminate`, which closes a running turn as ``interrupted`` with the reason; queued
-  messages stay pending in the store. When it starts, before any message, it recovers what a
+  messages stay pending in the store (except at ``/new``, which drops them, each ending
+  ``interrupted`` with why). A turn that cannot start fails with the reason instead of
+  crashing the actor (a pending message must not crash every restart). When it starts, before any message, it recovers what a
   previous actor left open (`ThreadDirectory.unfinished`, after the pipeline has stored
   everything published before): a turn left running — its process was killed — is closed as
   ``interrupted`` with the reason (`recovering`), and every pending message runs, oldest first,
@@ -58,7 +60,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from actors import NOREPLY, Actor, Caller, Exit, Ignore, Registry, Timer, is_normal_exit
+from actors import (
+    NOREPLY,
+    NORMAL,
+    Actor,
+    Caller,
+    Exit,
+    Ignore,
+    Registry,
+    Timer,
+    is_normal_exit,
+)
 from piano.store import StoreError
 from schemas import events as ev
 
@@ -115,7 +127,7 @@ T = TypeVar("T", bound=Turn)
 
 def stopped_because(reason: object) -> str:
     """A conversation actor's exit reason as the user reads it in an interrupted turn."""
-    if reason == "normal":
+    if reason == NORMAL:
         return "the conversation was closed"
     if is_normal_exit(reason):
         return DAEMON_STOPPED
@@ -400,6 +412,22 @@ class Conversation(Actor, Generic[T]):
         self._arm_idle()
         if start_next and self.queue:
             await self._start(self.queue.popleft())
+
+    def _close_queue(self, reason: object) -> None:
+        """At a deliberate stop (``/new`` starts the conversation afresh: reason "normal") the
+        queued messages will not run, so each ends ``interrupted`` saying so rather than
+        staying pending for good. At any other stop they stay pending for the next actor."""
+        if reason != NORMAL:
+            return
+        while self.queue:
+            interaction = self.queue.popleft()
+            self.emit(
+                ev.TurnCompleted(
+                    status="interrupted",
+                    error="the conversation was started afresh before this message ran",
+                    **self.meta(interaction.id),
+                )
+            )
 
     async def _start(self, interaction: ev.Interaction) -> None:
         """`_begin` a turn; one that cannot start, whatever the reason, fails with the reason

@@ -204,7 +204,7 @@ class StoreDirectory:
                 Notice(
                     thread_id=thread_id,
                     level="info",
-                    message="Piano is picking this conversation up where it stopped.",
+                    message="Resuming this conversation after a restart.",
                     at=time.time(),
                 )
             )

@@ -17,7 +17,8 @@ busy policy, the turn and approval timeouts and the idle stop are every conversa
   thread on the new process.
 - **Stops.** On every stop the running turn is interrupted in Codex too (so it does not go on
   running commands for no one) and closed as ``interrupted`` with the reason; queued messages
-  stay pending in the store for the conversation's next actor.
+  stay pending in the store for the conversation's next actor (at ``/new`` they end
+  ``interrupted`` instead, saying so: see `Conversation._close_queue`).
 - **Turn ids.** `TurnStarted` is emitted once Codex has named the turn (``turn/start``
   returned), so the store's interaction records the turn that ran it; Codex's notifications of
   the turn wait in the mailbox meanwhile, so they still come after it.
@@ -304,4 +305,5 @@ class ConversationThread(Conversation[Turn]):
                     )
             closing = self.translator.complete("interrupted", stopped_because(reason))
             await self._end_turn(closing, start_next=False)
+        self._close_queue(reason)
         await self.flush()

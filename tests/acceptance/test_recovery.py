@@ -309,3 +309,35 @@ async def test_a_message_whose_turn_cannot_start_fails_with_the_reason_and_crash
             assert daemon.returncode is None
         found = await interactions_once(state / "piano.db", lambda found: len(found) == 2)
     assert [i.status for i in found.values()] == ["failed", "failed"]
+
+
+async def test_messages_queued_when_a_conversation_starts_afresh_end_interrupted_saying_why(
+    dirs: CodexDirs,
+) -> None:
+    async with FakeBotApi() as telegram, FakeResponsesProvider() as provider:
+        hang = Hang()
+        provider.script(hang)
+        section = f'[telegram]\nbase_url = "{telegram.base_url}"\nusers = {{ "1001" = "admin" }}\n'
+        config = write_config(dirs, provider, section)
+        env = {**os.environ, "PIANO_TELEGRAM_TOKEN": telegram.token}
+        state = dirs.root / "state"
+        async with daemon_running(config, state / "chat.sock", env):
+            await telegram.wait_for(lambda call: call.method == "setMyCommands", timeout=60)
+            await telegram.push_message(1001, "first", user_id=1001)
+            await provider.wait_requests(1)
+            await telegram.push_message(1001, "second", user_id=1001)
+            await interactions_once(state / "piano.db", lambda found: "second" in found)
+            await telegram.push_message(1001, "/new", user_id=1001)
+            found = await interactions_once(
+                state / "piano.db",
+                lambda found: found["second"].status != "pending",
+            )
+            hang.release()
+    assert (found["first"].status, found["first"].error) == (
+        "interrupted",
+        "the conversation was closed",
+    )
+    assert (found["second"].status, found["second"].error) == (
+        "interrupted",
+        "the conversation was started afresh before this message ran",
+    )

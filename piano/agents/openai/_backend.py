@@ -335,6 +335,7 @@ class OpenAIThread(Conversation[_Turn]):
                     turn.why = stopped_because(reason)
                     turn.task.cancel()
                 await asyncio.gather(turn.task, return_exceptions=True)
+            self._close_queue(reason)
             await self.flush()
         finally:
             clients, self.clients = list(self.clients.values()), {}
