@@ -34,12 +34,13 @@ and keep the same guarantees:
 - **Nothing accepted is lost.** It traps exits, so every stop (a shutdown, ``/new``, a crash)
   runs `terminate`, which closes a running turn as ``interrupted`` with the reason; queued
   messages stay pending in the store (except at ``/new``, which drops them, each ending
-  ``interrupted`` with why). A turn that cannot start fails with the reason instead of
-  crashing the actor (a pending message must not crash every restart). When it starts, before any message, it recovers what a
-  previous actor left open (`ThreadDirectory.unfinished`, after the pipeline has stored
-  everything published before): a turn left running — its process was killed — is closed as
-  ``interrupted`` with the reason (`recovering`), and every pending message runs, oldest first,
-  through the normal path, its user told with a notice.
+  ``interrupted`` with why). When it starts, before any message, it recovers what a previous
+  actor left open (`ThreadDirectory.unfinished`, after the pipeline has stored everything
+  published before): a turn left running — its process was killed — is closed as
+  ``interrupted`` with the reason (`recovering`), and every pending message runs, oldest
+  first, through the normal path, its user told with a notice. A turn that cannot start
+  fails with the reason instead of crashing the actor (a pending message must not crash
+  every restarted actor).
 - **Events in order.** Events go to one outbox (`emit`) published in order under one lock
   (`flush`), at the latest when the current callback ends.
 
