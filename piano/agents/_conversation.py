@@ -180,6 +180,10 @@ class Conversation(Actor, Generic[T]):
         """Interrupt `turn` (telling the user `why`); False if it cannot be."""
         raise NotImplementedError
 
+    async def _abandon(self, turn_id: str) -> None:
+        """Stop `turn_id`, a turn a previous actor of this conversation left running, if the
+        backend may still be running it, and ignore what it still reports."""
+
     def _label(self) -> str:
         """The agent, as `describe` shows it."""
         return self.key.agent
@@ -230,6 +234,8 @@ class Conversation(Actor, Generic[T]):
         assert self.directory is not None
         left = await self.directory.unfinished(self.thread_id)
         for interaction, turn_id in left.running:
+            if turn_id is not None:
+                await self._abandon(turn_id)
             self.emit(
                 ev.TurnCompleted(
                     status="interrupted",
@@ -248,12 +254,10 @@ class Conversation(Actor, Generic[T]):
             ev.Notice(
                 level="info",
                 message=(
-                    f"Piano stopped ({self.recovering}) before answering "
-                    + (
-                        "your message; answering it now."
-                        if count == 1
-                        else f"{count} messages; answering them now, in order."
-                    )
+                    f"Your message was not answered yet when {self.recovering}; answering it now."
+                    if count == 1
+                    else f"Your {count} messages were not answered yet when {self.recovering}; "
+                    "answering them now, in order."
                 ),
                 **self.meta(left.pending[0].id),
             )

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RECOVERY", "THREADS", "THREAD_SUPERVISOR", "Recovery", "Threads", "send_message"]
 
-RESTARTED = "its actor stopped unexpectedly and was restarted"
+RESTARTED = "the conversation's actor stopped unexpectedly and was restarted"
 """Why a turn is interrupted when a conversation's actor is restarted after dying mid-turn."""
 
 THREADS = "threads"

@@ -18,7 +18,9 @@ busy policy, the turn and approval timeouts and the idle stop are every conversa
 - **Stops.** On every stop the running turn is interrupted in Codex too (so it does not go on
   running commands for no one) and closed as ``interrupted`` with the reason; queued messages
   stay pending in the store for the conversation's next actor (at ``/new`` they end
-  ``interrupted`` instead, saying so: see `Conversation._close_queue`).
+  ``interrupted`` instead, saying so: see `Conversation._close_queue`). A turn that an actor
+  killed outright left running is interrupted by its restarted successor (`_abandon`), which
+  drops the turn's late notifications so they cannot end the turn it runs itself.
 - **Turn ids.** `TurnStarted` is emitted once Codex has named the turn (``turn/start``
   returned), so the store's interaction records the turn that ran it; Codex's notifications of
   the turn wait in the mailbox meanwhile, so they still come after it.
@@ -121,6 +123,7 @@ class ConversationThread(Conversation[Turn]):
         self.translator = Translator(thread_id, clock)
         self.process: CodexProcess | None = None
         self.client: MonitorRef | None = None
+        self.abandoned: set[str] = set()
 
     def _status(self) -> dict[str, Any]:
         return {"codex_thread_id": self.codex_thread_id}
@@ -223,6 +226,19 @@ class ConversationThread(Conversation[Turn]):
             return False
         return True
 
+    async def _abandon(self, turn_id: str) -> None:
+        """Interrupt a turn a killed predecessor left running in this Codex process (a new
+        process does not know it: the error is ignored), and drop its late notifications."""
+        self.abandoned.add(turn_id)
+        try:
+            process = await self._attach()
+            await process.call(
+                TurnInterruptParams(thread_id=self.codex_thread_id or "", turn_id=turn_id),
+                timeout=5,
+            )
+        except Exception as exc:  # best effort: the turn is closed in the store regardless
+            self.log.info("thread.abandoned_turn_not_interrupted", turn=turn_id, error=repr(exc))
+
     def _ask_approval(self, asked: ApprovalAsked, caller: Caller) -> None:
         params = asked.params
         if isinstance(params, McpServerElicitationRequestParams):
@@ -265,6 +281,8 @@ class ConversationThread(Conversation[Turn]):
 
     async def _handle_info(self, message: Any) -> None:
         match message:
+            case CodexNotification(params=params) if self._abandoned(params):
+                pass
             case CodexNotification(method=method, params=params, received_at=received_at):
                 events = self.translator.feed(method, params, received_at)
                 if events and isinstance(events[-1], ev.TurnCompleted):
@@ -291,6 +309,15 @@ class ConversationThread(Conversation[Turn]):
                     )
             case _:
                 await super()._handle_info(message)
+
+    def _abandoned(self, params: Any) -> bool:
+        """Whether a notification belongs to an abandoned turn (see `_abandon`)."""
+        if not self.abandoned:
+            return False
+        turn_id = getattr(params, "turn_id", None) or getattr(
+            getattr(params, "turn", None), "id", None
+        )
+        return turn_id in self.abandoned
 
     async def terminate(self, reason: object) -> None:
         turn = self.turn

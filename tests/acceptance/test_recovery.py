@@ -111,7 +111,7 @@ async def test_a_turn_cut_by_a_stopping_daemon_ends_interrupted_and_the_queued_m
     assert (found["first"].status, found["first"].error) == ("interrupted", "the daemon stopped")
     assert found["first"].turn_id is not None
     assert found["second"].response == "the answer to the queued message"
-    assert any("before answering your message" in n.message for n in notices), notices  # type: ignore[union-attr]
+    assert any("answering it now" in n.message for n in notices), notices  # type: ignore[union-attr]
     history = str(provider.requests[-1]["input"])
     assert "first" in history, "the queued message did not run in the conversation's thread"
 
@@ -158,7 +158,7 @@ async def test_a_conversation_actor_killed_mid_turn_is_restarted_and_runs_the_qu
 ) -> None:
     async with FakeResponsesProvider() as provider:
         hang = Hang()
-        provider.script(hang, Text("answered by the restarted actor"))
+        provider.script(hang, Text("answered by the restarted actor"), Text("three"))
         config = write_config(dirs, provider)
         state = dirs.root / "state"
         database = state / "piano.db"
@@ -172,9 +172,16 @@ async def test_a_conversation_actor_killed_mid_turn_is_restarted_and_runs_the_qu
             [restarted] = await live_threads(state)
             assert restarted != old
             hang.release()
-            for client in clients:
-                client.kill()
-                await client.wait()
+            assert "three" in await chat(config, "third")
+            with anyio.fail_after(60):
+                exits = [await client.wait() for client in clients]
+            assert exits == [1, 0], "piano chat did not see first interrupted, second answered"
+            found = await interactions_once(database, lambda found: "third" in found)
+    assert [(i.text, i.status) for i in found.values()] == [
+        ("first", "interrupted"),
+        ("second", "completed"),
+        ("third", "completed"),
+    ], "the abandoned turn's late events changed the conversation"
     assert found["first"].status == "interrupted"
     assert "restarted" in (found["first"].error or "")
     assert found["second"].response == "answered by the restarted actor"
