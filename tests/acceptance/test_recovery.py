@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
@@ -298,16 +299,17 @@ async def test_a_message_whose_turn_cannot_start_fails_with_the_reason_and_crash
 ) -> None:
     async with FakeResponsesProvider() as provider:
         config = write_config(dirs, provider)
-        config.write_text(
-            config.read_text().replace(f'workspace = "{dirs.work}"', 'workspace = "/dev/null/w"')
-        )
         state = dirs.root / "state"
         async with daemon_running(config, state / "chat.sock") as daemon:
+            shutil.rmtree(dirs.work)
+            dirs.work.write_text("the agent's workspace is now a file")
             actors = []
             for message in ("first", "second"):
-                done = await anyio.run_process(
-                    [*PIANO, "chat", "--config", str(config), "--message", message], check=False
-                )
+                with anyio.fail_after(60):
+                    done = await anyio.run_process(
+                        [*PIANO, "chat", "--config", str(config), "--message", message],
+                        check=False,
+                    )
                 printed = done.stdout.decode()
                 assert done.returncode == 1, printed + done.stderr.decode()
                 assert "[turn failed: the turn could not start" in printed, printed
