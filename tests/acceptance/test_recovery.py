@@ -20,6 +20,9 @@ import pytest
 
 from piano.store import InteractionRecord, StoreReader
 from tests.acceptance.daemon import PIANO, chat, console, daemon_running, write_config
+from tests.agents.fake_openai import FakeOpenAI
+from tests.agents.fake_openai import Hang as OpenAIHang
+from tests.agents.fake_openai import Text as OpenAIText
 from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, Hang, Text
 from tests.telegram.fake_bot_api import FakeBotApi
 
@@ -41,11 +44,11 @@ async def interactions_once(
             await anyio.sleep(0.05)
 
 
-async def chat_until(config: Path, message: str, seen: str) -> anyio.abc.Process:
+async def chat_until(config: Path, message: str, seen: str, *options: str) -> anyio.abc.Process:
     """`piano chat --message` left running once it has printed `seen` (the daemon accepted
     the message: the answer started, or it was queued)."""
     process = await anyio.open_process(
-        [*PIANO, "chat", "--config", str(config), "--message", message]
+        [*PIANO, "chat", "--config", str(config), *options, "--message", message]
     )
     assert process.stdout is not None
     printed = ""
@@ -58,14 +61,15 @@ async def chat_until(config: Path, message: str, seen: str) -> anyio.abc.Process
 
 
 async def a_turn_running_and_a_message_queued(
-    config: Path, provider: FakeResponsesProvider
+    config: Path, provider: FakeResponsesProvider | FakeOpenAI, *options: str
 ) -> list[anyio.abc.Process]:
-    """ "first" hangs at the model; "second" is accepted behind it (the user saw "queued")."""
+    """The turn of "first" hangs at the model; "second" is accepted behind it (the user saw
+    "queued"). `options`: more `piano chat` options (``--agent``)."""
     first = await anyio.open_process(
-        [*PIANO, "chat", "--config", str(config), "--message", "first"]
+        [*PIANO, "chat", "--config", str(config), *options, "--message", "first"]
     )
     await provider.wait_requests(1)
-    second = await chat_until(config, "second", "queued")
+    second = await chat_until(config, "second", "queued", *options)
     return [first, second]
 
 
@@ -350,3 +354,34 @@ async def test_messages_queued_when_a_conversation_starts_afresh_end_interrupted
         "interrupted",
         "the conversation was started afresh before this message ran",
     )
+
+
+async def test_an_openai_agents_turn_cut_by_a_kill_ends_interrupted_and_its_queue_is_answered(
+    dirs: CodexDirs,
+) -> None:
+    async with FakeOpenAI() as openai, FakeResponsesProvider() as provider:
+        hang = OpenAIHang()
+        openai.script(hang, OpenAIText("the helper's answer to the queued message"))
+        section = (
+            f'[providers.compatible]\nbase_url = "{openai.base_url}"\nenv_key = "COMPATIBLE_KEY"\n'
+            'wire_api = "chat"\n'
+            '[agents.helper]\nbackend = "openai"\nmodel = "fake-model"\nprovider = "compatible"\n'
+        )
+        config = write_config(dirs, provider)
+        config.write_text(config.read_text() + section)
+        env = {**os.environ, "COMPATIBLE_KEY": openai.api_key}
+        state = dirs.root / "state"
+        database = state / "piano.db"
+        async with daemon_running(config, state / "chat.sock", env) as daemon:
+            clients = await a_turn_running_and_a_message_queued(config, openai, "--agent", "helper")
+            daemon.kill()
+            await daemon.wait()
+            hang.release()
+            for client in clients:
+                await client.wait()
+        async with daemon_running(config, state / "chat.sock", env):
+            found = await interactions_once(
+                database, lambda found: found["second"].status == "completed"
+            )
+    assert (found["first"].status, found["first"].error) == ("interrupted", "the daemon stopped")
+    assert found["second"].response == "the helper's answer to the queued message"
