@@ -63,6 +63,11 @@ class Registry:
         registrations = ref._actor._registrations or ()
         return [key for registry, key in registrations if registry is self]
 
+    def entries(self) -> list[tuple[object, ActorRef, Any]]:
+        """Every (key, actor, value) entry, keys in registration order (as Elixir's
+        ``Registry.select`` matching everything)."""
+        return [(key, ref, value) for key, found in self._entries.items() for ref, value in found]
+
     def count(self, key: object | None = None) -> int:
         """Entries under `key`, or in the whole registry when `key` is None."""
         if key is None:

@@ -13,6 +13,7 @@ piano (Application, rest_for_one)
 ├── threads            Threads: finds or starts a conversation's thread
 ├── media              MediaService: closes the surfaces' transcription clients on shutdown
 ├── surfaces           Supervisor (one_for_one): the terminal chat socket, Telegram, the web
+├── recovery           Recovery: at start, closes or runs what a stopped daemon left unfinished
 └── console            the console socket for ``piano console``
 ```
 
@@ -25,6 +26,9 @@ keeps failing past its supervisor's intensity escalates, and then rest_for_one r
 everything after it. A surface that crashes restarts alone under `surfaces`.
 Thread actors push their events into `events` (see `piano.events`), which delivers them to the
 subscribed surfaces and writes them to the store in batches, in order per thread.
+`recovery` comes after `surfaces` so that they have resubscribed to their threads: the turns a
+stopped or killed daemon left running end ``interrupted`` ("the daemon stopped") and the
+messages it accepted run, in order, each answer shown where its message came from.
 
 Before the tree starts, `piano run` calls `secure_state`: umask 077, and group and other
 permissions taken away from whatever daemon-owned path an earlier run left open. Every secret
@@ -48,14 +52,22 @@ from actors.console import ConsoleServer
 from piano.agents.openai import OpenAIBackend, SqliteHistory, SqliteNotes
 from piano.codex import CODEX, CodexClient
 from piano.config import Config
-from piano.events import EVENTS, event_pipeline, publisher
+from piano.events import EVENTS, event_pipeline, publisher, stored_publisher
 from piano.mcp import McpAccess
 from piano.mcp import child_spec as mcp_child_spec
 from piano.media import Media, build_media
 from piano.store import StoreWriter
 from piano.surfaces.telegram import child_spec as telegram_child_spec
 from piano.surfaces.terminal import ChatServer
-from piano.threads import STORE, THREAD_SUPERVISOR, THREADS, StoreDirectory, Threads
+from piano.threads import (
+    RECOVERY,
+    STORE,
+    THREAD_SUPERVISOR,
+    THREADS,
+    Recovery,
+    StoreDirectory,
+    Threads,
+)
 from piano.web import child_spec as web_child_spec
 from piano.web import record_errors
 from supervisors import Application, Backoff, ChildSpec, DynamicSupervisor, Supervisor
@@ -201,6 +213,7 @@ def build_application(config: Config) -> Application:
     state.mkdir(parents=True, exist_ok=True)
     database = config.state_path(config.daemon.database)
     sessions = Registry(keys="unique")
+    conversations = Registry(keys="unique")  # the daemon's, so it outlives a restarted Threads
     subscriptions = Registry(keys="duplicate")
     application: Application
     openai = OpenAIBackend(
@@ -211,7 +224,12 @@ def build_application(config: Config) -> Application:
         notes=SqliteNotes(database),
         history=SqliteHistory(database),
     )
-    threads_directory = StoreDirectory(lambda: store(), database, config.agents)
+    threads_directory = StoreDirectory(
+        lambda: store(),
+        database,
+        config.agents,
+        settle=stored_publisher(lambda: application.system),
+    )
 
     publish = publisher(lambda: application.system)
     store = lambda: application.system.whereis(STORE) if application.system else None  # noqa: E731
@@ -297,6 +315,7 @@ def build_application(config: Config) -> Application:
                 sessions,
                 codex_config=codex_config,
                 openai=openai,
+                conversations=conversations,
             ),
             name=THREADS,
         ),
@@ -304,6 +323,7 @@ def build_application(config: Config) -> Application:
         ChildSpec(
             "surfaces", start=lambda: Supervisor(surfaces), type="supervisor", name="surfaces"
         ),
+        ChildSpec(RECOVERY, start=Recovery, name=RECOVERY),
         ChildSpec("console", start=lambda: ConsoleService(console_socket), name="console"),
     ]
     application = Application(

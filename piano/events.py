@@ -45,7 +45,7 @@ from piano.store import BatchRejected, WriteBatch
 from piano.surfaces import deliver
 from schemas.events import ThreadEvent
 
-__all__ = ["EVENTS", "event_pipeline", "publisher"]
+__all__ = ["EVENTS", "event_pipeline", "publisher", "stored_publisher"]
 
 EVENTS = "events"
 """The registered name of the daemon's event pipeline."""
@@ -148,5 +148,37 @@ def publisher(
         if ref is None:
             raise RuntimeError("the event pipeline is not running")
         await push_many(ref, events)
+
+    return publish
+
+
+class _Stored:
+    """Resolves once its one message has ended (stored, or failed and logged)."""
+
+    def __init__(self) -> None:
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def ack(self, successful: list[Message], failed: list[Message]) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+def stored_publisher(
+    system: Callable[[], ActorSystem | None],
+) -> Callable[[ThreadEvent], Awaitable[None]]:
+    """Publish one event and return once the store has it (or has refused it).
+
+    Since a thread's events are delivered and stored in the order pushed, every event of that
+    thread pushed before it is then in the store too: a barrier after which the store tells a
+    thread's actor the truth (piano.threads uses it before recovering a conversation)."""
+
+    async def publish(event: ThreadEvent) -> None:
+        running = system()
+        ref = running.whereis(EVENTS) if running is not None else None
+        if ref is None:
+            raise RuntimeError("the event pipeline is not running")
+        stored = _Stored()
+        await push_many(ref, [Message(event, acknowledger=stored)])
+        await stored.done
 
     return publish

@@ -24,6 +24,23 @@ and keep the same guarantees:
 - **Idle stop.** The thread's state is in the store, so the actor stops after `idle_timeout`
   without messages — never while a turn runs, a message waits or an approval is open — and
   comes back on the next message.
+- **One actor per conversation.** The actor registers itself under its `ThreadKey` in the
+  `conversations` registry (unique keys) while it lives; an actor started for a conversation
+  that already has one ignores its start (`Ignore`), so a supervisor's restart and a new
+  message never make two.
+- **Accepted means saved.** A message is accepted once the directory has recorded it; one the
+  store refuses (the disk is full) fails its call with `NotSaved` ("the disk is full; your
+  message was not saved"), and the actor carries on.
+- **Nothing accepted is lost.** It traps exits, so every stop (a shutdown, ``/new``, a crash)
+  runs `terminate`, which closes a running turn as ``interrupted`` with the reason; queued
+  messages stay pending in the store (except at ``/new``, which drops them, each ending
+  ``interrupted`` with why). When it starts, before any message, it recovers what a previous
+  actor left open (`ThreadDirectory.unfinished`, after the pipeline has stored everything
+  published before): a turn left running — its process was killed — is closed as
+  ``interrupted`` with the reason (`recovering`), and every pending message runs, oldest
+  first, through the normal path, its user told with a notice. A turn that cannot start
+  fails with the reason instead of crashing the actor (a pending message must not crash
+  every restarted actor).
 - **Events in order.** Events go to one outbox (`emit`) published in order under one lock
   (`flush`), at the latest when the current callback ends.
 
@@ -44,17 +61,45 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from actors import Actor, Caller, Timer
+from actors import (
+    NOREPLY,
+    NORMAL,
+    Actor,
+    Caller,
+    Exit,
+    Ignore,
+    Registry,
+    Timer,
+    is_normal_exit,
+)
+from piano.store import StoreError
 from schemas import events as ev
 
 if TYPE_CHECKING:
     from piano.config import AgentConfig
     from piano.threads import ThreadDirectory, ThreadKey
 
-__all__ = ["Conversation", "Decision", "Publish", "Turn"]
+__all__ = [
+    "DAEMON_STOPPED",
+    "Conversation",
+    "Decision",
+    "NotSaved",
+    "Publish",
+    "Turn",
+    "stopped_because",
+]
+
+
+class NotSaved(Exception):
+    """The store refused to record a message (e.g. the disk is full): it was not accepted, and
+    the ``("message", ...)`` call fails with this, a sentence for its user."""
+
 
 Decision = Literal["accept", "decline", "cancel"]
 Publish = Callable[[list[ev.ThreadEvent]], Awaitable[None]]
+
+DAEMON_STOPPED = "the daemon stopped"
+"""Why a turn was interrupted when the daemon stopped (or was killed) while it ran."""
 
 _ids = itertools.count(1)
 _RESOLVED: dict[str, ev.ApprovalDecision] = {
@@ -81,6 +126,15 @@ class _Approval:
 T = TypeVar("T", bound=Turn)
 
 
+def stopped_because(reason: object) -> str:
+    """A conversation actor's exit reason as the user reads it in an interrupted turn."""
+    if reason == NORMAL:
+        return "the conversation was closed"
+    if is_normal_exit(reason):
+        return DAEMON_STOPPED
+    return f"the conversation's actor crashed ({reason!r})"
+
+
 class Conversation(Actor, Generic[T]):
     """One conversation's actor; see the module documentation."""
 
@@ -92,9 +146,13 @@ class Conversation(Actor, Generic[T]):
         *,
         publish: Publish,
         directory: ThreadDirectory | None = None,
+        conversations: Registry | None = None,
+        recovering: str = DAEMON_STOPPED,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.thread_id = thread_id
+        self.conversations = conversations
+        self.recovering = recovering
         self.key = key
         self.agent = agent
         self.publish = publish
@@ -121,6 +179,10 @@ class Conversation(Actor, Generic[T]):
     async def _stop_turn(self, turn: T, why: str) -> bool:
         """Interrupt `turn` (telling the user `why`); False if it cannot be."""
         raise NotImplementedError
+
+    async def _abandon(self, turn_id: str) -> None:
+        """Stop `turn_id`, a turn a previous actor of this conversation left running, if the
+        backend may still be running it, and ignore what it still reports."""
 
     def _label(self) -> str:
         """The agent, as `describe` shows it."""
@@ -158,7 +220,50 @@ class Conversation(Actor, Generic[T]):
         return f"{where}, {state}, {len(self.queue)} queued"
 
     async def init(self) -> None:
+        self.trap_exits = True  # so every stop runs `terminate`, which closes the turn
+        if self.conversations is not None:
+            if self.conversations.lookup(self.key):
+                raise Ignore  # this conversation's actor is alive: a second one must not run
+            self.conversations.register(self.key, self.ref)
         self._arm_idle()
+        if self.directory is not None:
+            self.ref.send("recover")  # first in the mailbox: before any message is handled
+
+    async def _recover(self) -> None:
+        """Close the turns a previous actor left running and run the messages it accepted."""
+        assert self.directory is not None
+        left = await self.directory.unfinished(self.thread_id)
+        for interaction, turn_id in left.running:
+            if turn_id is not None:
+                await self._abandon(turn_id)
+            self.emit(
+                ev.TurnCompleted(
+                    status="interrupted",
+                    error=self.recovering,
+                    thread_id=self.thread_id,
+                    turn_id=turn_id,
+                    interaction_id=interaction.id,
+                    at=self.clock(),
+                )
+            )
+        if not left.pending:
+            return
+        self.queue.extend(left.pending)
+        count = len(left.pending)
+        self.emit(
+            ev.Notice(
+                level="info",
+                message=(
+                    f"Your message was not answered yet when {self.recovering}; answering it now."
+                    if count == 1
+                    else f"Your {count} messages were not answered yet when {self.recovering}; "
+                    "answering them now, in order."
+                ),
+                **self.meta(left.pending[0].id),
+            )
+        )
+        if self.turn is None:
+            await self._start(self.queue.popleft())
 
     def _arm_idle(self) -> None:
         if self.idle_timer is not None:
@@ -170,6 +275,9 @@ class Conversation(Actor, Generic[T]):
     async def handle_call(self, message: Any, caller: Caller) -> Any:
         try:
             return await self._handle_call(message, caller)
+        except NotSaved as exc:
+            caller.fail(exc)
+            return NOREPLY
         finally:
             await self.flush()
 
@@ -193,10 +301,18 @@ class Conversation(Actor, Generic[T]):
 
     async def _message(self, interaction: ev.Interaction) -> str:
         self._arm_idle()
+        if self.turn is not None and self.turn.interaction.id == interaction.id:
+            return "started"  # delivered again (e.g. recovered from the store first): run once
+        if any(queued.id == interaction.id for queued in self.queue):
+            return "queued"
         if self.directory is not None:
-            await self.directory.record_interaction(self.thread_id, interaction)
+            try:
+                await self.directory.record_interaction(self.thread_id, interaction)
+            except StoreError as exc:
+                self.log.error("conversation.message_not_saved", error=str(exc))
+                raise NotSaved(f"{exc}; your message was not saved") from exc
         if self.turn is None:
-            await self._begin(interaction)
+            await self._start(interaction)
             return "started"
         policy = self.agent.busy
         if policy == "steer" and await self._steer(self.turn, interaction):
@@ -271,6 +387,12 @@ class Conversation(Actor, Generic[T]):
                     )
             case ("approval_expired", approval_id):
                 self._decide(approval_id, "expired", None)
+            case "recover":
+                await self._recover()
+            case Exit(reason=reason) if not is_normal_exit(reason):
+                self.stop(reason)  # a linked actor crashed (the parent's Exit stops us anyway)
+            case Exit():
+                pass
             case "idle":
                 if self.turn is None and not self.queue and not self.approvals:
                     self.stop("normal")
@@ -294,4 +416,35 @@ class Conversation(Actor, Generic[T]):
         self.turn = None
         self._arm_idle()
         if start_next and self.queue:
-            await self._begin(self.queue.popleft())
+            await self._start(self.queue.popleft())
+
+    def _close_queue(self, reason: object) -> None:
+        """At a deliberate stop (``/new`` starts the conversation afresh: reason "normal") the
+        queued messages will not run, so each ends ``interrupted`` saying so rather than
+        staying pending for good. At any other stop they stay pending for the next actor."""
+        if reason != NORMAL:
+            return
+        while self.queue:
+            interaction = self.queue.popleft()
+            self.emit(
+                ev.TurnCompleted(
+                    status="interrupted",
+                    error="the conversation was started afresh before this message ran",
+                    **self.meta(interaction.id),
+                )
+            )
+
+    async def _start(self, interaction: ev.Interaction) -> None:
+        """`_begin` a turn; one that cannot start, whatever the reason, fails with the reason
+        instead of crashing the actor — a crash would be recovered, and the message, still
+        pending, would crash every restarted actor until the daemon gives up."""
+        try:
+            await self._begin(interaction)
+        except Exception as exc:
+            self.log.error("conversation.turn_not_started", error=repr(exc), exc_info=exc)
+            failed = ev.TurnCompleted(
+                status="failed",
+                error=f"the turn could not start: {exc}",
+                **self.meta(interaction.id),
+            )
+            await self._end_turn([failed])

@@ -24,6 +24,8 @@ Guarantees:
   rolls it all back and raises `BatchRejected` naming the event; the writer carries on;
 - every event is journaled with a per-thread sequence number (1, 2, 3...) in the order applied,
   and the tables reflect the journal (see piano.store._apply for how each event applies);
+- a full disk refuses the write with `StoreFull` (nothing of it written), not a crash: the
+  writer keeps running and writes succeed again once there is space;
 - the schema migrates by ``user_version`` (append to `MIGRATIONS`); a database from a newer
   Piano is refused with `SchemaTooNew`, untouched.
 """
@@ -42,7 +44,13 @@ from piano.store._actor import (
     UpsertUser,
     WriteBatch,
 )
-from piano.store._connection import BatchRejected, SchemaTooNew, StoreError, open_connection
+from piano.store._connection import (
+    BatchRejected,
+    SchemaTooNew,
+    StoreError,
+    StoreFull,
+    open_connection,
+)
 from piano.store._queries import StoreReader
 from piano.store._records import (
     AgentRecord,
@@ -74,6 +82,7 @@ __all__ = [
     "SetCodexThreadId",
     "SetThreadStatus",
     "StoreError",
+    "StoreFull",
     "StoreReader",
     "StoreWrite",
     "StoreWriter",

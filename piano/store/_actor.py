@@ -9,8 +9,9 @@ await writer.call(CreateThread("t1", "telegram", "chat:42", "codex"))
 Each message is a small frozen dataclass naming one `Writer` method; the reply is that method's
 return value. Calls are handled one at a time in mailbox order, so writes never interleave. A
 write the store refuses (`StoreError`: `BatchRejected`, an unknown thread...) fails only that
-call and the actor goes on; any other error (disk full, I/O error) crashes the actor, and its
-supervisor reopens the database (SQLite rolls the unfinished transaction back).
+call and the actor goes on, as does a full disk (`StoreFull`: SQLite rolled the write back,
+and the next one succeeds once space returns); any other error (an I/O error) crashes the
+actor, and its supervisor reopens the database (SQLite rolls the unfinished transaction back).
 
 The writer runs on the event loop, not on a thread of its own: a small batch commits in WAL
 mode without fsync in 30-160 us here (docs/BENCHMARKS.md), while handing each batch to a thread
@@ -27,8 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import apsw
+
 from actors import NOREPLY, Actor, Caller
-from piano.store._connection import StoreError
+from piano.store._connection import StoreError, StoreFull
 from piano.store._writer import ThreadStatus, Writer
 from schemas.events import Interaction, ThreadEvent
 
@@ -177,7 +180,10 @@ class StoreWriter(Actor):
     def handle_call(self, message: Any, caller: Caller) -> Any:
         if isinstance(message, StoreWrite) and self.writer is not None:
             try:
-                result = message.apply(self.writer)
+                try:
+                    result = message.apply(self.writer)
+                except apsw.FullError as full:
+                    raise StoreFull(self.path) from full
             except StoreError as exc:
                 self.refused += 1
                 self.log.warning("store.write_refused", error=str(exc))

@@ -34,6 +34,15 @@ class StoreError(Exception):
     """Base of the store's own errors."""
 
 
+class StoreFull(StoreError):
+    """A write was refused because the disk (or the database's quota) is full: nothing of it
+    was written. The store keeps running, and writes succeed again once space returns."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"the disk is full (writing {path})")
+        self.path = path
+
+
 class SchemaTooNew(StoreError):
     """The database was written by a newer Piano: its schema version is beyond this code's."""
 

@@ -128,6 +128,28 @@ class StoreReader:
             (thread_id,),
         )
 
+    def unfinished(self, thread_id: str) -> list[InteractionRecord]:
+        """A thread's interactions not yet finished (in_progress or pending), oldest first:
+        what a conversation's actor must close or run when it starts (see piano.threads)."""
+        return self._all(
+            InteractionRecord,
+            "FROM interactions WHERE thread_id = ? AND status IN ('pending', 'in_progress') "
+            "ORDER BY created_at, rowid",
+            (thread_id,),
+        )
+
+    def unfinished_threads(self) -> list[ThreadRecord]:
+        """Threads with an interaction not yet finished, oldest such interaction first: the
+        conversations a starting daemon recovers."""
+        return self._all(
+            ThreadRecord,
+            "FROM threads WHERE id IN (SELECT thread_id FROM interactions "
+            "WHERE status IN ('pending', 'in_progress')) "
+            "ORDER BY (SELECT min(created_at) FROM interactions WHERE thread_id = threads.id "
+            "AND status IN ('pending', 'in_progress')), id",
+            (),
+        )
+
     def items(self, interaction_id: str) -> list[ItemRecord]:
         """The items of an interaction in the order they started."""
         return self._all(

@@ -7,11 +7,20 @@ from piano.threads._directory import (
     StoreDirectory,
     ThreadDirectory,
     ThreadKey,
+    Unfinished,
 )
-from piano.threads._router import THREAD_SUPERVISOR, THREADS, Threads, send_message
+from piano.threads._router import (
+    RECOVERY,
+    THREAD_SUPERVISOR,
+    THREADS,
+    Recovery,
+    Threads,
+    send_message,
+)
 from piano.threads._thread import ConversationThread
 
 __all__ = [
+    "RECOVERY",
     "STORE",
     "THREADS",
     "THREAD_SUPERVISOR",
@@ -19,9 +28,11 @@ __all__ = [
     "ConversationThread",
     "Decision",
     "MemoryDirectory",
+    "Recovery",
     "StoreDirectory",
     "ThreadDirectory",
     "ThreadKey",
     "Threads",
+    "Unfinished",
     "send_message",
 ]

@@ -3,15 +3,18 @@
 A `ThreadDirectory` answers which thread a conversation has (creating it the first time), keeps
 Codex's id for it so a restarted daemon resumes the same Codex thread, starts a fresh thread
 for a conversation (``/new``), and records every user message as a pending interaction as soon
-as it arrives, so a message queued behind a running turn survives a crash.
+as it arrives, so a message queued behind a running turn survives a crash: `unfinished` reads
+back what an actor that stopped left open (a turn it did not close, messages it did not start),
+and the conversation's next actor closes or runs them (see `piano.agents._conversation`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -26,12 +29,19 @@ from piano.store import (
     UpsertAgent,
     UpsertSurface,
 )
-from schemas.events import Interaction
+from schemas.events import Interaction, Notice, ThreadEvent
 
 if TYPE_CHECKING:
     from piano.config import AgentConfig
 
-__all__ = ["STORE", "MemoryDirectory", "StoreDirectory", "ThreadDirectory", "ThreadKey"]
+__all__ = [
+    "STORE",
+    "MemoryDirectory",
+    "StoreDirectory",
+    "ThreadDirectory",
+    "ThreadKey",
+    "Unfinished",
+]
 
 STORE = "store"
 """The registered name of the daemon's store writer."""
@@ -46,6 +56,19 @@ class ThreadKey:
     agent: str
 
 
+@dataclass(frozen=True, slots=True)
+class Unfinished:
+    """What a conversation's previous actor left open: turns it started and did not close
+    (each interaction with its turn id, if known), and accepted messages it never started,
+    oldest first."""
+
+    running: list[tuple[Interaction, str | None]]
+    pending: list[Interaction]
+
+    def __bool__(self) -> bool:
+        return bool(self.running or self.pending)
+
+
 class ThreadDirectory(Protocol):
     async def thread_for(self, key: ThreadKey) -> tuple[str, str | None]:
         """Piano's thread id for the conversation (created if new), and Codex's id if known."""
@@ -58,6 +81,15 @@ class ThreadDirectory(Protocol):
         ...
 
     async def record_interaction(self, thread_id: str, interaction: Interaction) -> None: ...
+
+    async def unfinished(self, thread_id: str) -> Unfinished:
+        """The thread's interactions left open, as they stand once every event its previous
+        actors published has been stored."""
+        ...
+
+    async def unfinished_conversations(self) -> list[ThreadKey]:
+        """The conversations (not archived) with an interaction left open."""
+        ...
 
 
 class MemoryDirectory:
@@ -85,21 +117,35 @@ class MemoryDirectory:
     async def record_interaction(self, thread_id: str, interaction: Interaction) -> None:
         self.interactions.append((thread_id, interaction))
 
+    async def unfinished(self, thread_id: str) -> Unfinished:
+        """Nothing: a memory directory does not see events, and dies with its actors."""
+        return Unfinished([], [])
+
+    async def unfinished_conversations(self) -> list[ThreadKey]:
+        return []
+
 
 class StoreDirectory:
     """A `ThreadDirectory` in the store: writes through the store writer, found by `writer()`
     on every use (so a restarted writer is picked up); reads on its own connection, opened on
-    first use (the writer creates and migrates the database when it starts)."""
+    first use (the writer creates and migrates the database when it starts).
+
+    `settle(event)` publishes an event and returns once it is stored (the daemon's
+    `piano.events.stored_publisher`): `unfinished` uses it as a barrier when the store shows
+    something open, so that events a previous actor published and the pipeline has not yet
+    written (a crash just before) do not make a finished turn look unfinished."""
 
     def __init__(
         self,
         writer: Callable[[], ActorRef | None],
         database: str | Path,
         agents: Mapping[str, AgentConfig] | None = None,
+        settle: Callable[[ThreadEvent], Awaitable[None]] | None = None,
     ) -> None:
         self.writer = writer
         self.database = database
         self.agents = agents or {}
+        self.settle = settle
         self._reader: StoreReader | None = None
 
     @property
@@ -150,3 +196,35 @@ class StoreDirectory:
 
     async def record_interaction(self, thread_id: str, interaction: Interaction) -> None:
         await self._write(RecordInteraction(thread_id, interaction))
+
+    async def unfinished(self, thread_id: str) -> Unfinished:
+        records = await asyncio.to_thread(self.reader.unfinished, thread_id)
+        if records and self.settle is not None:
+            await self.settle(
+                Notice(
+                    thread_id=thread_id,
+                    level="info",
+                    message="Resuming this conversation after a restart.",
+                    at=time.time(),
+                )
+            )
+            records = await asyncio.to_thread(self.reader.unfinished, thread_id)
+        running: list[tuple[Interaction, str | None]] = []
+        pending: list[Interaction] = []
+        for record in records:
+            interaction = Interaction(
+                id=record.id, text=record.text, user=record.user, attachments=record.attachments
+            )
+            if record.status == "in_progress":
+                running.append((interaction, record.turn_id))
+            else:
+                pending.append(interaction)
+        return Unfinished(running, pending)
+
+    async def unfinished_conversations(self) -> list[ThreadKey]:
+        threads = await asyncio.to_thread(self.reader.unfinished_threads)
+        return [
+            ThreadKey(thread.surface, thread.conversation, thread.agent)
+            for thread in threads
+            if thread.status != "archived"
+        ]

@@ -4,14 +4,25 @@ A surface does not hold thread actors: it asks `Threads` (registered as ``"threa
 actor of a `ThreadKey` each time, and `Threads` starts one on demand — with its ids taken from
 the `ThreadDirectory` (the store, in the daemon) — if none is alive. Thread actors stop when
 idle and are transient children, so a crashed thread is restarted and an idle one is not.
+
+One conversation, one actor: the `conversations` registry (unique keys) is the truth of which
+actor a conversation has. Each thread actor registers itself under its key when it starts —
+also when its supervisor restarts it — and its entry goes when it exits, so `Threads` keeps no
+table of its own that could forget a restarted actor. A start that finds the key taken is
+ignored (the thread supervisor was restarting the old actor meanwhile), and the registered
+actor is used. The registry belongs to the daemon, so a restarted `Threads` finds the living
+actors. `recover` opens every conversation the directory shows something unfinished in, whose
+actor then closes or runs it (see `piano.agents._conversation`): the daemon's start-up recovery.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from actors import Actor, ActorRef, Caller, Down, Registry
+from actors import Actor, ActorRef, Caller, Registry
+from piano.agents._conversation import DAEMON_STOPPED
 from piano.threads._directory import ThreadDirectory, ThreadKey
 from piano.threads._thread import ConversationThread, Publish
 from schemas.events import Interaction
@@ -21,10 +32,14 @@ if TYPE_CHECKING:
     from piano.agents.openai import OpenAIBackend
     from piano.config import Config
 
-__all__ = ["THREADS", "THREAD_SUPERVISOR", "Threads", "send_message"]
+__all__ = ["RECOVERY", "THREADS", "THREAD_SUPERVISOR", "Recovery", "Threads", "send_message"]
+
+RESTARTED = "the conversation's actor stopped unexpectedly and was restarted"
+"""Why a turn is interrupted when a conversation's actor is restarted after dying mid-turn."""
 
 THREADS = "threads"
 THREAD_SUPERVISOR = "thread_supervisor"
+RECOVERY = "recovery"
 
 
 class Threads(Actor):
@@ -39,35 +54,52 @@ class Threads(Actor):
         clock: Callable[[], float] | None = None,
         codex_config: Callable[[str], dict[str, Any]] | None = None,
         openai: OpenAIBackend | None = None,
+        conversations: Registry | None = None,
     ) -> None:
         self.config = config
         self.directory = directory
         self.publish = publish
         self.sessions = sessions
-        self.live: dict[ThreadKey, ActorRef] = {}
+        self.conversations = conversations or Registry(keys="unique")
         self.clock = clock
         self.codex_config = codex_config
         self.openai = openai
 
     def describe(self) -> str:
-        return f"{len(self.live)} live threads"
+        return f"{self.conversations.count()} live threads"
+
+    def _live(self, key: ThreadKey) -> ActorRef | None:
+        found = self.conversations.lookup(key)
+        return found[0][0] if found else None
 
     async def handle_call(self, message: Any, caller: Caller) -> Any:
         match message:
             case ("open", ThreadKey() as key):
                 return await self._open(key)
             case ("new", ThreadKey() as key):
-                old = self.live.pop(key, None)
-                if old is not None and old.alive:
+                old = self._live(key)
+                if old is not None:
                     await old.stop("normal")
                 return await self.directory.new_thread(key)
             case "live":
-                return dict(self.live)
+                return {
+                    key: ref
+                    for key, ref, _ in self.conversations.entries()
+                    if isinstance(key, ThreadKey)
+                }
+            case "recover":
+                keys = await self.directory.unfinished_conversations()
+                for key in keys:
+                    try:
+                        await self._open(key)
+                    except Exception as exc:  # one conversation's failure is not the others'
+                        self.log.error("threads.recovery_failed", key=repr(key), error=repr(exc))
+                return len(keys)
         return await super().handle_call(message, caller)
 
     async def _open(self, key: ThreadKey) -> ActorRef:
-        ref = self.live.get(key)
-        if ref is not None and ref.alive:
+        ref = self._live(key)
+        if ref is not None:
             return ref
         agent = self.config.agents.get(key.agent)
         if agent is None:
@@ -79,38 +111,63 @@ class Threads(Actor):
             make = self.openai.thread_actor
         thread_id, codex_thread_id = await self.directory.thread_for(key)
         options: dict[str, Any] = {} if self.clock is None else {"clock": self.clock}
-        spec = ChildSpec(
-            ("thread", thread_id),
-            start=lambda: make(
+        starts = itertools.count()
+
+        def start() -> Actor:
+            """The conversation's actor; a restart learns Codex's thread id from the store."""
+            first = next(starts) == 0
+            return make(  # type: ignore[no-any-return]
                 thread_id,
                 key,
                 agent,
                 publish=self.publish,
                 sessions=self.sessions,
-                codex_thread_id=codex_thread_id,
+                codex_thread_id=codex_thread_id if first else None,
                 directory=self.directory,
                 codex_config=self.codex_config,
+                conversations=self.conversations,
+                recovering=DAEMON_STOPPED if first else RESTARTED,
                 **options,
-            ),
-            restart="transient",
-            shutdown=10.0,
-        )
+            )
+
+        spec = ChildSpec(("thread", thread_id), start=start, restart="transient", shutdown=10.0)
         supervisor = self.system.whereis(THREAD_SUPERVISOR)
         if supervisor is None:
             raise RuntimeError("the thread supervisor is not running")
-        started = await start_child(supervisor, spec)
-        assert started is not None
-        self.live[key] = started
-        self.monitor(started)
-        return started
+        await start_child(supervisor, spec)
+        ref = self._live(key)  # this start's, or the restarted one's if it won (start ignored)
+        if ref is None:
+            raise RuntimeError(f"the actor of {key} stopped as it started")
+        return ref
 
-    def handle_info(self, message: Any) -> Any:
-        if isinstance(message, Down):
-            for key, ref in list(self.live.items()):
-                if ref == message.actor:
-                    del self.live[key]
+
+class Recovery(Actor):
+    """The daemon's start-up recovery, a one-shot step placed after the surfaces (so they have
+    subscribed to their threads and show what it does): it has `Threads` open every
+    conversation left with unfinished interactions, whose actors close the turns a stopped or
+    killed daemon left running and run the messages it accepted. It then stays, idle, so that
+    `describe` tells what it did; it runs again whenever the tree restarts it."""
+
+    def __init__(self) -> None:
+        self.recovered: int | None = None
+
+    def describe(self) -> str:
+        if self.recovered is None:
+            return "recovering conversations left unfinished"
+        return f"recovered {self.recovered} conversations left unfinished"
+
+    def init(self) -> None:
+        self.ref.send("recover")
+
+    async def handle_info(self, message: Any) -> Any:
+        if message == "recover":
+            threads = self.system.whereis(THREADS)
+            if threads is None:
+                raise RuntimeError("the thread router is not running")
+            self.recovered = await threads.call("recover", timeout=300)
+            self.log.info("threads.recovered", conversations=self.recovered)
             return None
-        return super().handle_info(message)
+        return await super().handle_info(message)
 
 
 async def send_message(threads: ActorRef, key: ThreadKey, interaction: Interaction) -> str:

@@ -15,10 +15,21 @@ busy policy, the turn and approval timeouts and the idle stop are every conversa
 - **Codex restarts.** The thread monitors the Codex client. If it dies mid-turn, the turn is
   completed as ``interrupted`` with a notice saying why, and the next message resumes the Codex
   thread on the new process.
+- **Stops.** On every stop the running turn is interrupted in Codex too (so it does not go on
+  running commands for no one) and closed as ``interrupted`` with the reason; queued messages
+  stay pending in the store for the conversation's next actor (at ``/new`` they end
+  ``interrupted`` instead, saying so: see `Conversation._close_queue`). A turn that an actor
+  killed outright left running is interrupted by its restarted successor (`_abandon`), which
+  drops the turn's late notifications so they cannot end the turn it runs itself.
+- **Turn ids.** `TurnStarted` is emitted once Codex has named the turn (``turn/start``
+  returned), so the store's interaction records the turn that ran it; Codex's notifications of
+  the turn wait in the mailbox meanwhile, so they still come after it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +38,13 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from actors import NOREPLY, Caller, Down, MonitorRef, Registry
-from piano.agents._conversation import Conversation, Publish, Turn
+from piano.agents._conversation import (
+    DAEMON_STOPPED,
+    Conversation,
+    Publish,
+    Turn,
+    stopped_because,
+)
 from piano.codex._client import (
     ApprovalAsked,
     CodexNotification,
@@ -86,15 +103,27 @@ class ConversationThread(Conversation[Turn]):
         codex_thread_id: str | None = None,
         directory: ThreadDirectory | None = None,
         codex_config: Callable[[str], dict[str, Any]] | None = None,
+        conversations: Registry | None = None,
+        recovering: str = DAEMON_STOPPED,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(thread_id, key, agent, publish=publish, directory=directory, clock=clock)
+        super().__init__(
+            thread_id,
+            key,
+            agent,
+            publish=publish,
+            directory=directory,
+            conversations=conversations,
+            recovering=recovering,
+            clock=clock,
+        )
         self.sessions = sessions
         self.codex_thread_id = codex_thread_id
         self.codex_config = codex_config
         self.translator = Translator(thread_id, clock)
         self.process: CodexProcess | None = None
         self.client: MonitorRef | None = None
+        self.abandoned: set[str] = set()
 
     def _status(self) -> dict[str, Any]:
         return {"codex_thread_id": self.codex_thread_id}
@@ -143,6 +172,10 @@ class ConversationThread(Conversation[Turn]):
         }
         if self.codex_config is not None:
             common["config"] = self.codex_config(self.thread_id)
+        if self.codex_thread_id is None and self.directory is not None:
+            found, codex_thread_id = await self.directory.thread_for(self.key)
+            if found == self.thread_id:  # a restarted actor: its thread may have started
+                self.codex_thread_id = codex_thread_id
         if self.codex_thread_id is None:
             started = await process.call(ThreadStartParams(**common))
             self.codex_thread_id = started.thread.id
@@ -159,22 +192,24 @@ class ConversationThread(Conversation[Turn]):
         return process
 
     async def _begin(self, interaction: ev.Interaction) -> None:
-        self.turn = Turn(interaction)
+        turn = self.turn = Turn(interaction)
         self.translator.begin(interaction.id)
-        self.emit(ev.TurnStarted(interaction=interaction, agent=self.key.agent, **self.meta()))
         try:
             process = await self._attach()
             started = await process.call(
                 TurnStartParams(thread_id=self.codex_thread_id or "", input=_input(interaction))
             )
         except CodexError as exc:
+            self.emit(ev.TurnStarted(interaction=interaction, agent=self.key.agent, **self.meta()))
             closing = self.translator.complete("failed", f"could not start the turn: {exc}")
             await self._end_turn(closing)
             return
-        if self.turn is not None and self.turn.interaction is interaction:
-            self.turn.turn_id = started.turn.id
-            self.translator.turn_id = self.translator.turn_id or started.turn.id
-            self._watch(self.turn)
+        if self.turn is not turn:
+            return
+        turn.turn_id = started.turn.id
+        self.translator.turn_id = self.translator.turn_id or started.turn.id
+        self.emit(ev.TurnStarted(interaction=interaction, agent=self.key.agent, **self.meta()))
+        self._watch(turn)
 
     async def _stop_turn(self, turn: Turn, why: str) -> bool:
         if turn.turn_id is None or self.process is None:
@@ -190,6 +225,19 @@ class ConversationThread(Conversation[Turn]):
             )
             return False
         return True
+
+    async def _abandon(self, turn_id: str) -> None:
+        """Interrupt a turn a killed predecessor left running in this Codex process (a new
+        process does not know it: the error is ignored), and drop its late notifications."""
+        self.abandoned.add(turn_id)
+        try:
+            process = await self._attach()
+            await process.call(
+                TurnInterruptParams(thread_id=self.codex_thread_id or "", turn_id=turn_id),
+                timeout=5,
+            )
+        except Exception as exc:  # best effort: the turn is closed in the store regardless
+            self.log.info("thread.abandoned_turn_not_interrupted", turn=turn_id, error=repr(exc))
 
     def _ask_approval(self, asked: ApprovalAsked, caller: Caller) -> None:
         params = asked.params
@@ -233,6 +281,8 @@ class ConversationThread(Conversation[Turn]):
 
     async def _handle_info(self, message: Any) -> None:
         match message:
+            case CodexNotification(params=params) if self._abandoned(params):
+                pass
             case CodexNotification(method=method, params=params, received_at=received_at):
                 events = self.translator.feed(method, params, received_at)
                 if events and isinstance(events[-1], ev.TurnCompleted):
@@ -260,8 +310,27 @@ class ConversationThread(Conversation[Turn]):
             case _:
                 await super()._handle_info(message)
 
+    def _abandoned(self, params: Any) -> bool:
+        """Whether a notification belongs to an abandoned turn (see `_abandon`)."""
+        if not self.abandoned:
+            return False
+        turn_id = getattr(params, "turn_id", None) or getattr(
+            getattr(params, "turn", None), "id", None
+        )
+        return turn_id in self.abandoned
+
     async def terminate(self, reason: object) -> None:
-        if self.turn is not None:
-            closing = self.translator.complete("interrupted", f"the thread stopped: {reason!r}")
+        turn = self.turn
+        if turn is not None:
+            if turn.turn_id is not None and self.process is not None:
+                with contextlib.suppress(CodexError, OSError, asyncio.TimeoutError):
+                    await self.process.call(
+                        TurnInterruptParams(
+                            thread_id=self.codex_thread_id or "", turn_id=turn.turn_id
+                        ),
+                        timeout=5,
+                    )
+            closing = self.translator.complete("interrupted", stopped_because(reason))
             await self._end_turn(closing, start_next=False)
+        self._close_queue(reason)
         await self.flush()

@@ -49,6 +49,20 @@ async def test_a_unique_registry_refuses_a_second_live_actor(system: ActorSystem
     assert names.lookup("thread:1") == [(b, None)]
 
 
+async def test_registry_entries_lists_every_live_entry_in_registration_order(
+    system: ActorSystem,
+) -> None:
+    names = Registry(keys="duplicate")
+    a = await system.spawn(Recorder())
+    b = await system.spawn(Recorder())
+    names.register("x", a, value=1)
+    names.register("y", b, value=2)
+    names.register("x", b, value=3)
+    assert names.entries() == [("x", a, 1), ("x", b, 3), ("y", b, 2)]
+    await b.stop()
+    assert names.entries() == [("x", a, 1)]
+
+
 class Ticker(Actor):
     def __init__(self) -> None:
         self.timers: dict[str, Timer] = {}

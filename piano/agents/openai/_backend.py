@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 import openai
 import structlog
 
-from actors import Exit, Registry, is_normal_exit
-from piano.agents._conversation import Conversation, Publish, Turn
+from actors import Registry
+from piano.agents._conversation import DAEMON_STOPPED, Conversation, Publish, Turn, stopped_because
 from piano.agents._options import OpenAIAgentConfig
 from piano.agents.openai._config import EndpointError, resolve_endpoint
 from piano.agents.openai._history import History, MemoryHistory, Message
@@ -122,12 +122,22 @@ class OpenAIBackend:
         codex_thread_id: str | None = None,
         directory: ThreadDirectory | None = None,
         codex_config: Callable[[str], dict[str, Any]] | None = None,
+        conversations: Registry | None = None,
+        recovering: str = DAEMON_STOPPED,
         clock: Callable[[], float] = time.time,
     ) -> OpenAIThread:
         """The thread actor of a conversation (arguments as `ConversationThread`'s; the
         Codex-only ones, `sessions`, `codex_thread_id` and `codex_config`, are unused)."""
         return OpenAIThread(
-            thread_id, key, agent, backend=self, publish=publish, directory=directory, clock=clock
+            thread_id,
+            key,
+            agent,
+            backend=self,
+            publish=publish,
+            directory=directory,
+            conversations=conversations,
+            recovering=recovering,
+            clock=clock,
         )
 
 
@@ -153,9 +163,20 @@ class OpenAIThread(Conversation[_Turn]):
         backend: OpenAIBackend,
         publish: Publish,
         directory: ThreadDirectory | None = None,
+        conversations: Registry | None = None,
+        recovering: str = DAEMON_STOPPED,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(thread_id, key, agent, publish=publish, directory=directory, clock=clock)
+        super().__init__(
+            thread_id,
+            key,
+            agent,
+            publish=publish,
+            directory=directory,
+            conversations=conversations,
+            recovering=recovering,
+            clock=clock,
+        )
         self.backend = backend
         self.active = key.agent
         self.history: list[Message] | None = None
@@ -303,10 +324,6 @@ class OpenAIThread(Conversation[_Turn]):
                 if turn is not None and turn.turn_id == turn_id:
                     self.queue.extendleft(reversed(turn.steered))
                     await self._end_turn([])
-            case Exit(reason=reason) if not is_normal_exit(reason):
-                self.stop(reason)
-            case Exit():
-                pass
             case _:
                 await super()._handle_info(message)
 
@@ -315,9 +332,10 @@ class OpenAIThread(Conversation[_Turn]):
         try:
             if turn is not None and turn.task is not None:
                 if not turn.finished:
-                    turn.why = f"the thread stopped: {reason!r}"
+                    turn.why = stopped_because(reason)
                     turn.task.cancel()
                 await asyncio.gather(turn.task, return_exceptions=True)
+            self._close_queue(reason)
             await self.flush()
         finally:
             clients, self.clients = list(self.clients.values()), {}
