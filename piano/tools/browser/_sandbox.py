@@ -55,7 +55,6 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -173,26 +172,28 @@ class _ProxyThread:
     on `close` or as soon as the sandbox's process `pid` exits, whichever is first, so a browser
     whose owner vanished without closing it does not leave the thread behind."""
 
-    def __init__(self, proxy: GuardProxy, path: str, pid: int, timeout: float) -> None:
+    def __init__(self, proxy: GuardProxy, channel: socket.socket, pid: int, timeout: float) -> None:
         self.proxy = proxy
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._thread = threading.Thread(
-            target=asyncio.run, args=(self._serve(path, pid, ready),), name="browser-proxy"
+            target=asyncio.run, args=(self._serve(channel, pid, ready),), name="browser-proxy"
         )
         self._thread.daemon = True
         self._thread.start()
         ready.result(timeout)
 
-    async def _serve(self, path: str, pid: int, ready: concurrent.futures.Future[None]) -> None:
+    async def _serve(
+        self, channel: socket.socket, pid: int, ready: concurrent.futures.Future[None]
+    ) -> None:
         try:
             sandbox = os.pidfd_open(pid)
         except OSError as exc:
             ready.set_exception(exc)
             return
         try:
-            await self.proxy.start_unix(path)
+            await self.proxy.start_passed(channel)
             self._loop = asyncio.get_running_loop()
             self._stopping = asyncio.Event()
             self._loop.add_reader(sandbox, self._stopping.set)  # readable once it has exited
@@ -253,6 +254,77 @@ def _comm(pid: int) -> str:
         return ""
 
 
+PYTHON = "/usr/bin/python3"
+"""The bridge's interpreter: Debian's, which the sandbox has under /usr (the daemon's own may
+live where the sandbox must not look, such as a home directory)."""
+_BRIDGE = "/opt/piano/bridge.py"
+_NAMES = {
+    "/etc/hosts": b"127.0.0.1 localhost\n::1 localhost\n",
+    "/etc/nsswitch.conf": b"passwd: files\ngroup: files\nhosts: files\n",
+}
+"""Files written for the sandbox: chromedriver finds DevTools at ``localhost`` (so it needs a
+hosts file), and nothing else needs the host's names or DNS."""
+_ETC = (
+    *("fonts", "ssl", "ca-certificates", "ld.so.cache", "ld.so.conf", "ld.so.conf.d"),
+    *("alternatives", "chromium", "chromium.d", "localtime"),
+)
+"""What the sandbox sees of /etc: fonts, certificates, the dynamic linker's configuration,
+the ``alternatives`` symlinks, Chromium's own launcher settings. Not passwd, group, shadow,
+hosts, resolv.conf, or anything else (Chromium runs without them)."""
+
+
+def _sandbox_uid(config: BrowserConfig) -> int | None:
+    """The uid (and gid) the sandbox runs as: `BrowserConfig.sandbox_uid` for a daemon run as
+    root, else None (the daemon's own, which a user namespace cannot change)."""
+    return config.sandbox_uid if os.geteuid() == 0 else None
+
+
+def _pipes(contents: dict[str, bytes]) -> dict[str, int]:
+    """For each file, a pipe's read end from which its (small: a few KiB, within the pipe's
+    buffer) contents can be read."""
+    fds = {}
+    for path, content in contents.items():
+        read, write = os.pipe()
+        with open(write, "wb") as writer:
+            writer.write(content)
+        fds[path] = read
+    return fds
+
+
+def _covered(path: str) -> bool:
+    return path == "/usr" or path.startswith("/usr/")
+
+
+def _sandbox_arguments(config: BrowserConfig, data: dict[str, int], proxy_fd: int) -> list[str]:
+    """bubblewrap's arguments: the namespaces, the file system (read-only system directories,
+    a private /proc, /dev and /tmp, nothing else of the host) and the bridge as its command,
+    which hands connections over `proxy_fd`; `data` are the files it writes (path -> the fd
+    it reads the contents from)."""
+    view = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):  # merged /usr: /bin -> usr/bin
+            view += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            view += ["--ro-bind", top, top]
+    for name in _ETC:
+        view += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    for program in (config.chromium, config.chromedriver):
+        # A browser installed outside /usr (such as /opt/google/chrome) brings its directory.
+        home = os.path.dirname(os.path.realpath(program))
+        if not _covered(home):
+            view += ["--ro-bind", home, home]
+    return [
+        *("--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL"),
+        *view,
+        *("--dev", "/dev", "--proc", "/proc"),
+        *("--size", str(_TMP_BYTES), "--perms", "0700", "--tmpfs", "/tmp"),
+        *(argument for path, fd in data.items() for argument in ("--ro-bind-data", str(fd), path)),
+        *("--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"),
+        *("--setenv", "HOME", "/tmp/home", "--setenv", "LANG", "C.UTF-8"),
+        *("--", PYTHON, "-I", _BRIDGE, "/tmp", config.chromedriver, str(proxy_fd)),
+    ]
+
+
 class Browser:
     """A running sandboxed browser: `driver` drives it, `proxy` guards it, `close` ends it.
 
@@ -262,6 +334,7 @@ class Browser:
         _require(config.chromium, "chromium")
         _require(config.chromedriver, "chromium-driver")
         _require(BWRAP, "bubblewrap", "(the browser runs in a bubblewrap sandbox)")
+        _require(PYTHON, "python3", "(the sandbox's forwarder runs on it)")
         os.environ.setdefault("SE_OFFLINE", "true")
         os.environ.setdefault("SE_AVOID_STATS", "true")
         self.config = config
@@ -273,6 +346,7 @@ class Browser:
         self._connection: _DriverConnection | None = None
         self._namespace: int | None = None  # a pidfd of the namespace's init
         self._proxy_thread: _ProxyThread | None = None
+        self._channel: socket.socket | None = None  # until the proxy thread has it
         try:
             self._start()
         except BaseException:
@@ -281,22 +355,29 @@ class Browser:
 
     def _start(self) -> None:
         config = self.config
-        self.sandbox = sandbox = subprocess.Popen(
-            [
-                BWRAP,
-                *("--die-with-parent", "--new-session"),
-                *("--unshare-net", "--unshare-pid", "--unshare-ipc"),
-                *("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"),
-                *("--size", str(_TMP_BYTES), "--perms", "0700", "--tmpfs", "/tmp"),
-                *("--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"),
-                *("--setenv", "HOME", "/tmp/home", "--setenv", "LANG", "C.UTF-8"),
-                *("--", sys.executable, "-I", _bridge.__file__, "/tmp", config.chromedriver),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        uid = _sandbox_uid(config)
+        # The bridge hands Chromium's connections to the proxy over this pair (see _bridge).
+        channel, sandbox_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._channel = channel
+        data = _pipes({**_NAMES, _BRIDGE: Path(_bridge.__file__).read_bytes()})
+        try:
+            self.sandbox = sandbox = subprocess.Popen(
+                [BWRAP, *_sandbox_arguments(config, data, sandbox_end.fileno())],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                pass_fds=(*data.values(), sandbox_end.fileno()),
+                **(
+                    {"user": uid, "group": uid, "extra_groups": [], "umask": 0o077}
+                    if uid is not None
+                    else {}
+                ),
+            )
+        finally:
+            for fd in data.values():
+                os.close(fd)
+            sandbox_end.close()
         assert sandbox.stdout is not None
         assert sandbox.stderr is not None
         readable, _, _ = select.select([sandbox.stdout], [], [], config.start_timeout)
@@ -313,9 +394,8 @@ class Browser:
         init = _children(sandbox.pid)[0]
         self._namespace = os.pidfd_open(init)
         inside = Path(f"/proc/{init}/root/tmp")
-        self._proxy_thread = _ProxyThread(
-            self.proxy, str(inside / "proxy.sock"), init, config.start_timeout
-        )
+        self._channel = None  # the proxy's from now on
+        self._proxy_thread = _ProxyThread(self.proxy, channel, init, config.start_timeout)
         options = webdriver.ChromeOptions()
         options.binary_location = config.chromium
         for flag in (
@@ -357,6 +437,9 @@ class Browser:
             # the kernel has killed and reaped every other process of the namespace.
             select.select([namespace], [], [], 30)
             os.close(namespace)
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
         proxy_thread, self._proxy_thread = self._proxy_thread, None
         if proxy_thread is not None:
             proxy_thread.close()
