@@ -188,3 +188,11 @@ def test_a_killed_chromedriver_takes_the_whole_sandbox_with_it(browser: Browser)
 
     anyio.run(exits)
     assert [p for p in running if p.alive()] == []
+
+
+@pytest.mark.parametrize("uid", [0, 65534, -1, 2**31])
+def test_a_sandbox_uid_that_is_root_nobody_or_out_of_range_is_refused_with_a_reason(
+    uid: int,
+) -> None:
+    with pytest.raises(ValueError, match=r"tools\.browser\.sandbox_uid must be a uid of its own"):
+        BrowserConfig(sandbox_uid=uid)

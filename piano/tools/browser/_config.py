@@ -23,6 +23,9 @@ class BrowserConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
     agent's browser needs the web). Every request goes through the session's guard proxy, which
     refuses loopback, private, link-local and metadata addresses as web fetch does;
     `allowed_networks` (CIDR strings, e.g. ``["127.0.0.1/32"]``) lets the browser reach them.
+    A daemon run as root runs the sandbox as `sandbox_uid` (and the same gid), a uid no user
+    or other service may have: whoever has it could reach the sandbox's chromedriver. The
+    default lies in the range systemd leaves unused (above nspawn's container ranges).
     """
 
     chromium: str = "/usr/bin/chromium"

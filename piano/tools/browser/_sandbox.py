@@ -1,4 +1,5 @@
-"""`Browser`: headless Chromium under chromedriver, in a sandbox no other local user can reach.
+"""`Browser`: headless Chromium under chromedriver, in a sandbox no other local user can reach
+and that sees nothing of the host worth stealing.
 
 ```python
 browser = start_browser(BrowserConfig(allowed_networks=["127.0.0.1/32"]))
@@ -11,26 +12,49 @@ on the host's loopback, any local user finds them in /proc/net/tcp, starts a chr
 session with its own "browser binary" (run as the daemon's user) or opens DevTools and reads
 the daemon's files. Flags cannot fix that (chromedriver has no unix-socket mode, and
 ``--remote-debugging-pipe`` would only close DevTools, not chromedriver). So each browser gets
-a network namespace of its own (bubblewrap ``--unshare-net``): every port chromedriver, DevTools
+a network namespace of its own (bubblewrap ``--unshare-all``: network, pid, IPC, UTS, cgroup
+and user namespaces): every port chromedriver, DevTools
 or a page's WebRTC opens exists only on that namespace's private loopback, invisible and
 unreachable from the host, and UDP has nowhere to go. The namespace is joined to the daemon
-only through two unix sockets in the sandbox's own /tmp (a private tmpfs, mode 0700), which the
-daemon reaches as ``/proc/<sandbox pid>/root/tmp/`` (a path only the daemon's user may follow),
-bridged inside by `_bridge` (standard library Python, started as the sandbox's command):
+only two ways, bridged inside by `_bridge` (standard library Python, the sandbox's command):
 
-- ``driver.sock``: the daemon's selenium client talks HTTP over it to chromedriver
+- ``driver.sock``, a unix socket in the sandbox's own /tmp (a private tmpfs, mode 0700), which
+  the daemon reaches as ``/proc/<sandbox pid>/root/tmp/driver.sock`` (a path only the daemon's
+  user, or root, may follow): the daemon's selenium client talks HTTP over it to chromedriver
   (``127.0.0.1:9515`` inside);
-- ``proxy.sock``: the session's `GuardProxy` listens on it; Chromium's ``--proxy-server`` is
-  ``127.0.0.1:3128`` inside, forwarded there. Every request therefore still passes the guard's
-  address policy, and there is no other route out: no interface but ``lo``, no DNS.
+- a socket pair inherited by the bridge: Chromium's ``--proxy-server`` is ``127.0.0.1:3128``
+  inside, and the bridge hands each connection made there to the session's `GuardProxy` as a
+  socket (``SCM_RIGHTS``). Every request therefore still passes the guard's address policy,
+  and there is no other route out: no interface but ``lo``, no DNS, and the proxy has no
+  address anything could find.
 
-The sandbox sees the host's file system read-only (Chromium needs its libraries, fonts and
-/etc), with a private /dev, /tmp, /proc, IPC and pid namespace and a cleared environment (the
-daemon's secrets are not passed on). The profile, ``HOME`` (crash reports included) and
-chromedriver's scratch files are in that /tmp, a tmpfs that exists only as long as the
-sandbox: no close, crash or kill can leave them behind on the host. What it does not do:
-Chromium still runs as the daemon's user, so a compromised renderer could read what that user
-may read; the guard proxy is what limits where it could send it.
+What the sandbox sees. A compromised renderer (or a page that finds a ``file:`` or DevTools
+path) reads whatever the sandbox can see, and the guard proxy only limits where it could send
+it. So the sandbox sees only what Chromium 156 and chromedriver need, read-only: /usr (and the
+/bin, /sbin, /lib* symlinks or directories), of /etc only fonts, certificates, the dynamic
+linker's cache and configuration, ``alternatives`` and Chromium's launcher settings (`_ETC`),
+plus a hosts file and nsswitch.conf written for it (chromedriver finds DevTools at
+``localhost``), and the directory of a Chromium or chromedriver installed outside /usr; then
+a private /proc (its own pid namespace), a minimal /dev, and the tmpfs /tmp. Not /root, /home,
+/work, /var, /srv, /opt, the host's /tmp, Piano's state directory or the workspaces; not
+passwd, shadow or resolv.conf. The bridge runs on Debian's ``/usr/bin/python3`` and its
+source is written into the sandbox (``--ro-bind-data``): the daemon's own interpreter and code
+may live in a home directory. The environment is cleared (the daemon's secrets are not passed
+on). The profile, ``HOME`` (crash reports included) and chromedriver's scratch files are in
+/tmp, a tmpfs that exists only as long as the sandbox: no close, crash or kill can leave them
+behind on the host.
+
+Whose uid. A daemon run as root starts bubblewrap as `BrowserConfig.sandbox_uid` (the same
+number as gid, no supplementary groups, umask 077): an unprivileged bubblewrap then makes a
+user namespace of its own, with every capability dropped (``--cap-drop ALL``), so a file put
+in view by mistake is still closed to it unless it is world-readable, and the kernel's own
+protections (ptrace, /proc, signals) hold between it and the daemon. Not ``nobody``: other
+services run as nobody, and a uid shared with them could follow ``/proc/<pid>/root`` to
+``driver.sock``. Not a user namespace that maps the daemon's root: that process would still
+be root to the host's file permissions (it owns root's 0600 files). Sandboxes of several
+sessions share the uid; each has its own pid namespace, /proc and /tmp, so none sees another.
+A daemon run as an ordinary user cannot change uid (and needs none: the sandbox holds nothing
+of its files); its sandbox runs as that user in a user namespace, with the same view.
 
 Lifetime. The sandbox is a bubblewrap pid namespace started with ``--die-with-parent``: when
 the thread that started it or the whole daemon dies (SIGKILL included), bubblewrap is killed
