@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -157,7 +158,17 @@ class GuardProxy:
             self._stop_receiving()
             return
         for fd in fds:
-            connection = socket.socket(fileno=fd)
+            try:
+                connection = socket.socket(fileno=fd)
+            except OSError:  # not a socket: only a compromised sandbox would send that
+                connection = None
+            if connection is None or connection.type != socket.SOCK_STREAM:
+                log.warning("browser.bad_handover", session=self.label, fd_kind="not a stream")
+                if connection is not None:
+                    connection.close()
+                else:
+                    os.close(fd)
+                continue
             task = asyncio.ensure_future(self._serve_passed(connection))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
