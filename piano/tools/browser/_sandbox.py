@@ -289,12 +289,12 @@ _NAMES = {
 """Files written for the sandbox: chromedriver finds DevTools at ``localhost`` (so it needs a
 hosts file), and nothing else needs the host's names or DNS."""
 _ETC = (
-    *("fonts", "ssl", "ca-certificates", "ld.so.cache", "ld.so.conf", "ld.so.conf.d"),
+    *("fonts", "ssl/certs", "ld.so.cache", "ld.so.conf", "ld.so.conf.d"),
     *("alternatives", "chromium", "chromium.d", "localtime"),
 )
 """What the sandbox sees of /etc: fonts, certificates, the dynamic linker's configuration,
-the ``alternatives`` symlinks, Chromium's own launcher settings. Not passwd, group, shadow,
-hosts, resolv.conf, or anything else (Chromium runs without them)."""
+the ``alternatives`` symlinks, Chromium's own launcher settings. Not /etc/ssl/private,
+passwd, group, shadow, hosts, resolv.conf, or anything else (Chromium runs without them)."""
 
 
 def _sandbox_uid(config: BrowserConfig) -> int | None:
