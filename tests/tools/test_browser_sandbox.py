@@ -15,9 +15,19 @@ from pathlib import Path
 import anyio
 import pytest
 
-from piano.tools.browser import Browser, BrowserConfig, start_browser
+from piano.tools.browser import (
+    Browser,
+    BrowserActionError,
+    BrowserConfig,
+    CurrentUrl,
+    ReadText,
+    RunScript,
+    Visit,
+    start_browser,
+)
 from tests.acceptance.test_browser import Process, browser_processes, wait_for_exits
-from tests.tools.conftest import require_binaries
+from tests.test_webfetch import LocalSite
+from tests.tools.conftest import Tools, require_binaries
 
 CONFIG = BrowserConfig(block_dns=True, allowed_networks=["127.0.0.1/32"])
 
@@ -189,6 +199,38 @@ def test_a_killed_chromedriver_takes_the_whole_sandbox_with_it(browser: Browser)
 
     anyio.run(exits)
     assert [p for p in running if p.alive()] == []
+
+
+@pytest.mark.anyio
+async def test_the_agents_browser_tools_read_no_host_file(
+    tools: Tools, site: LocalSite, secrets: list[Path]
+) -> None:
+    """Through the Toolbox, as the agent's calls arrive: a file: visit is refused, and a page
+    that fetches a file: URL or sends itself there stays where it was and reads nothing.
+    (Chromium's own rule for http pages refuses those two; the sandbox's view, tested above
+    through the driver, is the wall behind it.)"""
+    box = tools.toolbox
+    read: list[object] = []
+    for secret in secrets:
+        with pytest.raises(BrowserActionError, match="only http"):
+            await box.browse("thread-a", Visit(secret.as_uri()))
+        await box.browse("thread-a", Visit(site.url("/")))
+        read.append(
+            await box.browse(
+                "thread-a",
+                RunScript(
+                    "return fetch(arguments[0]).then(r => r.text(), e => 'refused: ' + e)",
+                    (secret.as_uri(),),
+                ),
+            )
+        )
+        await box.browse(
+            "thread-a", RunScript("window.location.href = arguments[0]", (secret.as_uri(),))
+        )
+        read.append(await box.browse("thread-a", ReadText()))
+        read.append((await box.browse("thread-a", CurrentUrl())).url)
+    assert not any(SECRET in str(seen) for seen in read), read
+    assert read[2::3] == [site.url("/")] * len(secrets)
 
 
 @pytest.mark.parametrize("uid", [0, 65534, -1, 2**31])
