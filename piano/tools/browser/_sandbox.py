@@ -36,8 +36,8 @@ linker's cache and configuration, ``alternatives`` and Chromium's launcher setti
 plus a hosts file and nsswitch.conf written for it (chromedriver finds DevTools at
 ``localhost``), and the directory of a Chromium or chromedriver installed outside /usr; then
 a private /proc (its own pid namespace), a minimal /dev, and the tmpfs /tmp. Not /root, /home,
-/work, /var, /srv, /opt, the host's /tmp, Piano's state directory or the workspaces; not
-passwd, shadow or resolv.conf. The bridge runs on Debian's ``/usr/bin/python3`` and its
+/work, /var, /run, /srv, /sys, the host's /opt and /tmp, Piano's state directory or the
+workspaces; not passwd, shadow, /etc/ssl/private or resolv.conf. The bridge runs on Debian's ``/usr/bin/python3`` and its
 source is written into the sandbox (``--ro-bind-data``): the daemon's own interpreter and code
 may live in a home directory. The environment is cleared (the daemon's secrets are not passed
 on). The profile, ``HOME`` (crash reports included) and chromedriver's scratch files are in
@@ -54,7 +54,9 @@ services run as nobody, and a uid shared with them could follow ``/proc/<pid>/ro
 be root to the host's file permissions (it owns root's 0600 files). Sandboxes of several
 sessions share the uid; each has its own pid namespace, /proc and /tmp, so none sees another.
 A daemon run as an ordinary user cannot change uid (and needs none: the sandbox holds nothing
-of its files); its sandbox runs as that user in a user namespace, with the same view.
+of its files); its sandbox runs as that user in a user namespace, with the same view. Either
+way bubblewrap runs unprivileged, so the kernel must allow unprivileged user namespaces (where
+it does not, the start fails with bubblewrap's own explanation).
 
 Lifetime. The sandbox is a bubblewrap pid namespace started with ``--die-with-parent``: when
 the thread that started it or the whole daemon dies (SIGKILL included), bubblewrap is killed
