@@ -323,6 +323,14 @@ SECRET = "a-compromised-browser-must-not-read-this"
 CONTROL = "file:///usr/share/common-licenses/"
 
 
+def credentials_of(pid: int) -> tuple[str, str]:
+    """A process's real uid and effective capabilities, as the host sees them."""
+    status = dict(
+        line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return status["Uid"].split()[0], status["CapEff"]
+
+
 def webdriver_pages(driver_socket: str, urls: list[str]) -> dict[str, str]:
     """What a second session of the daemon's own chromedriver (reached, as the daemon's user
     may, through its ``driver.sock``) shows at each of `urls`: what anything that took over
@@ -362,10 +370,11 @@ def webdriver_pages(driver_socket: str, urls: list[str]) -> dict[str, str]:
     return pages  # type: ignore[return-value]
 
 
-async def test_a_taken_over_browser_reads_none_of_the_daemons_files(
+async def test_a_taken_over_browser_is_no_root_and_reads_none_of_the_daemons_files(
     dirs: CodexDirs, site: LocalSite
 ) -> None:
-    """The daemon's state (piano.db), a root-only file, /root and /work are not even there."""
+    """The daemon's state (piano.db), a root-only file, /root and /work are not even there,
+    and the browser runs as the sandbox's uid without capabilities, not as the daemon's root."""
     home = Path("/root") / f".piano-browser-probe-{os.getpid()}.txt"
     private = dirs.root / "root-only.txt"
     for path in (home, private):
@@ -375,7 +384,12 @@ async def test_a_taken_over_browser_reads_none_of_the_daemons_files(
         async with daemon_with_a_browser(dirs, site) as (daemon, _):
             database = dirs.root / "state" / "piano.db"
             assert database.is_file()
-            driver = next(p for p in browser_processes(daemon.pid) if p.command == "chromedriver")
+            processes = browser_processes(daemon.pid)
+            driver = next(p for p in processes if p.command == "chromedriver")
+            credentials = set()
+            for process in processes:
+                with contextlib.suppress(OSError):  # a helper that has ended
+                    credentials.add(credentials_of(process.pid))
             urls = [
                 CONTROL,
                 *(path.as_uri() for path in (database, home, private)),
@@ -386,6 +400,8 @@ async def test_a_taken_over_browser_reads_none_of_the_daemons_files(
             )
     finally:
         home.unlink()
+    assert os.geteuid() == 0, "run the tests as root: the daemon drops to the sandbox's uid"
+    assert credentials == {("1900000000", "0000000000000000")}
     assert "GPL" in pages.pop(CONTROL), "file: URLs do not work at all: the test proves nothing"
     assert {url: page for url, page in pages.items() if SECRET in page or "SQLite" in page} == {}
     shown = {url for url, page in pages.items() if "ERR_FILE_NOT_FOUND" not in page}
