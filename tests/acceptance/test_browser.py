@@ -25,6 +25,7 @@ import anyio.abc
 import pytest
 from aiohttp import web
 
+from piano.tools.browser import BrowserConfig
 from tests.acceptance.daemon import PIANO, chat, daemon_running, write_config
 from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, FunctionCall, Text
 from tests.test_webfetch import LocalSite
@@ -401,7 +402,7 @@ async def test_a_taken_over_browser_is_no_root_and_reads_none_of_the_daemons_fil
     finally:
         home.unlink()
     assert os.geteuid() == 0, "run the tests as root: the daemon drops to the sandbox's uid"
-    assert credentials == {("1900000000", "0000000000000000")}
+    assert credentials == {(str(BrowserConfig().sandbox_uid), "0000000000000000")}
     assert "GPL" in pages.pop(CONTROL), "file: URLs do not work at all: the test proves nothing"
     assert {url: page for url, page in pages.items() if SECRET in page or "SQLite" in page} == {}
     shown = {url for url, page in pages.items() if "ERR_FILE_NOT_FOUND" not in page}

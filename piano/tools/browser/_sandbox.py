@@ -37,12 +37,12 @@ plus a hosts file and nsswitch.conf written for it (chromedriver finds DevTools 
 ``localhost``), and the directory of a Chromium or chromedriver installed outside /usr; then
 a private /proc (its own pid namespace), a minimal /dev, and the tmpfs /tmp. Not /root, /home,
 /work, /var, /run, /srv, /sys, the host's /opt and /tmp, Piano's state directory or the
-workspaces; not passwd, shadow, /etc/ssl/private or resolv.conf. The bridge runs on Debian's ``/usr/bin/python3`` and its
-source is written into the sandbox (``--ro-bind-data``): the daemon's own interpreter and code
-may live in a home directory. The environment is cleared (the daemon's secrets are not passed
-on). The profile, ``HOME`` (crash reports included) and chromedriver's scratch files are in
-/tmp, a tmpfs that exists only as long as the sandbox: no close, crash or kill can leave them
-behind on the host.
+workspaces; not passwd, shadow, /etc/ssl/private or resolv.conf. The bridge runs on Debian's
+``/usr/bin/python3`` and its source is written into the sandbox (``--ro-bind-data``): the
+daemon's own interpreter and code may live in a home directory. The environment is cleared
+(the daemon's secrets are not passed on). The profile, ``HOME`` (crash reports included) and
+chromedriver's scratch files are in /tmp, a tmpfs that exists only as long as the sandbox: no
+close, crash or kill can leave them behind on the host.
 
 Whose uid. A daemon run as root starts bubblewrap as `BrowserConfig.sandbox_uid` (the same
 number as gid, no supplementary groups, umask 077): an unprivileged bubblewrap then makes a
