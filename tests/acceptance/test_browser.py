@@ -10,6 +10,7 @@ listener on 127.0.0.1.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ import anyio.abc
 import pytest
 from aiohttp import web
 
+from piano.tools.browser import BrowserConfig
 from tests.acceptance.daemon import PIANO, chat, daemon_running, write_config
 from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, FunctionCall, Text
 from tests.test_webfetch import LocalSite
@@ -238,7 +240,7 @@ async def test_another_user_finds_and_reaches_no_port_of_the_daemons_browser(
         on_the_host = [row for row in inet_sockets("/proc/net") if row[3] in inodes]
         # ... and the unix sockets the daemon reaches the sandbox by.
         inside = f"/proc/{driver.pid}/root/tmp"
-        sockets = [f"{inside}/driver.sock", f"{inside}/proxy.sock"]
+        sockets = [f"{inside}/driver.sock"]
         probe = await anyio.run_process(
             [*AS_NOBODY, "/usr/bin/python3", "-I", "-c", PROBE, json.dumps(listening + sockets)],
             check=False,
@@ -259,7 +261,7 @@ async def test_another_user_finds_and_reaches_no_port_of_the_daemons_browser(
     }
     assert reached == {}, "another user reached chromedriver or DevTools"
     assert {path: answers[path] for path in sockets if answers[path] is not None} == {}
-    assert None not in json.loads(owner.stdout).values(), "the daemon's user reaches both sockets"
+    assert None not in json.loads(owner.stdout).values(), "the daemon's user reaches the socket"
 
 
 async def test_a_daemon_killed_mid_page_leaves_no_browser_process_alive(
@@ -316,6 +318,95 @@ async def test_a_page_cannot_send_webrtc_udp_to_a_listener_on_the_hosts_loopback
         while True:
             received.append(udp_listener.recv(2048))
     assert received == [], f"WebRTC reached the host: {received[:3]} (hits: {site.hits})"
+
+
+SECRET = "a-compromised-browser-must-not-read-this"
+CONTROL = "file:///usr/share/common-licenses/"
+
+
+def credentials_of(pid: int) -> tuple[str, str]:
+    """A process's real uid and effective capabilities, as the host sees them."""
+    status = dict(
+        line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return status["Uid"].split()[0], status["CapEff"]
+
+
+def webdriver_pages(driver_socket: str, urls: list[str]) -> dict[str, str]:
+    """What a second session of the daemon's own chromedriver (reached, as the daemon's user
+    may, through its ``driver.sock``) shows at each of `urls`: what anything that took over
+    the sandbox could read. Plain W3C WebDriver, no Piano code in between."""
+
+    def call(method: str, path: str, body: object = None) -> dict[str, object]:
+        connection = http.client.HTTPConnection("127.0.0.1", timeout=120)
+        unix = socket.socket(socket.AF_UNIX)
+        unix.settimeout(120)
+        unix.connect(driver_socket)
+        connection.sock = unix
+        with contextlib.closing(connection):
+            payload = None if body is None else json.dumps(body)
+            connection.request(method, path, payload, {"Content-Type": "application/json"})
+            answer = json.loads(connection.getresponse().read())
+        assert isinstance(answer, dict)
+        return answer
+
+    chrome = {"args": ["--headless=new", "--no-sandbox", "--user-data-dir=/tmp/intruder"]}
+    created = call(
+        "POST",
+        "/session",
+        {
+            "capabilities": {
+                "alwaysMatch": {"goog:chromeOptions": {"binary": "/usr/bin/chromium", **chrome}}
+            }
+        },
+    )
+    session = created["value"]["sessionId"]  # type: ignore[index]
+    pages = {}
+    try:
+        for url in urls:
+            call("POST", f"/session/{session}/url", {"url": url})
+            pages[url] = call("GET", f"/session/{session}/source")["value"]
+    finally:
+        call("DELETE", f"/session/{session}")
+    return pages  # type: ignore[return-value]
+
+
+async def test_a_taken_over_browser_is_no_root_and_reads_none_of_the_daemons_files(
+    dirs: CodexDirs, site: LocalSite
+) -> None:
+    """The daemon's state (piano.db), a root-only file, /root and /work are not even there,
+    and the browser runs as the sandbox's uid without capabilities, not as the daemon's root."""
+    home = Path("/root") / f".piano-browser-probe-{os.getpid()}.txt"
+    private = dirs.root / "root-only.txt"
+    for path in (home, private):
+        path.write_text(SECRET)
+        path.chmod(0o600)
+    try:
+        async with daemon_with_a_browser(dirs, site) as (daemon, _):
+            database = dirs.root / "state" / "piano.db"
+            assert database.is_file()
+            processes = browser_processes(daemon.pid)
+            driver = next(p for p in processes if p.command == "chromedriver")
+            credentials = set()
+            for process in processes:
+                with contextlib.suppress(OSError):  # a helper that has ended
+                    credentials.add(credentials_of(process.pid))
+            urls = [
+                CONTROL,
+                *(path.as_uri() for path in (database, home, private)),
+                *("file:///root/", "file:///work/", f"{dirs.root.as_uri()}/", "file:///etc/shadow"),
+            ]
+            pages = await anyio.to_thread.run_sync(
+                webdriver_pages, f"/proc/{driver.pid}/root/tmp/driver.sock", urls
+            )
+    finally:
+        home.unlink()
+    assert os.geteuid() == 0, "run the tests as root: the daemon drops to the sandbox's uid"
+    assert credentials == {(str(BrowserConfig().sandbox_uid), "0000000000000000")}
+    assert "GPL" in pages.pop(CONTROL), "file: URLs do not work at all: the test proves nothing"
+    assert {url: page for url, page in pages.items() if SECRET in page or "SQLite" in page} == {}
+    shown = {url for url, page in pages.items() if "ERR_FILE_NOT_FOUND" not in page}
+    assert shown == set(), f"a taken-over browser sees {sorted(shown)}"
 
 
 def test_the_probe_as_another_user_can_reach_a_port_it_should_reach() -> None:

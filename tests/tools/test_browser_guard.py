@@ -6,6 +6,8 @@ alike; and real Chromium sessions go through it, so a page cannot reach inside e
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -209,3 +211,39 @@ async def test_a_page_cannot_load_a_subresource_from_a_refused_address(
     assert text == "host page"
     assert page.hits == ["/embeds"]
     assert [entry["host"] for entry in logs if entry["event"] == "browser.blocked"] == ["127.0.0.2"]
+
+
+async def test_a_handed_over_fd_that_is_no_stream_socket_is_closed_and_the_proxy_serves_on(
+    page: LocalSite,
+) -> None:
+    """What the sandbox's bridge hands over is untrusted: a pipe or a datagram socket is
+    dropped (and closed: the pipe then has no reader left), and the connection handed over
+    after it is served as before."""
+    proxy = GuardProxy(LOOPBACK_ALLOWED, SystemResolver())
+    daemon_end, sandbox_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    await proxy.start_passed(daemon_end)
+    pipe_read, pipe_write = os.pipe()
+    datagram, datagram_peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ours, theirs = socket.socketpair()
+    try:
+        socket.send_fds(sandbox_end, [b"c"], [pipe_read, datagram.fileno()])
+        socket.send_fds(sandbox_end, [b"c"], [theirs.fileno()])
+        for sent in (pipe_read, datagram.fileno(), theirs.fileno()):
+            os.close(sent)  # the proxy holds its own copies now
+        datagram.detach()
+        theirs.detach()
+        reader, writer = await asyncio.open_connection(sock=ours)
+        writer.write(f"GET {page.url('/')} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        async with asyncio.timeout(30):
+            answer = await reader.read()
+        writer.close()
+        # The messages are handled in order: the pipe's copy was closed before the answer.
+        with pytest.raises(BrokenPipeError):
+            os.write(pipe_write, b"x")
+    finally:
+        proxy.close()
+        sandbox_end.close()
+        datagram_peer.close()
+        os.close(pipe_write)
+    assert answer.split(b"\r\n")[0].endswith(b"200 OK")
+    assert b"secret" in answer

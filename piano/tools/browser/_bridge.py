@@ -3,16 +3,20 @@
 Started by `piano.tools.browser._sandbox` as the sandbox's command, by path and with ``python
 -I`` (standard library only: it imports nothing of Piano), as::
 
-    python -I _bridge.py DIRECTORY CHROMEDRIVER
+    python -I _bridge.py DIRECTORY CHROMEDRIVER PROXY_FD
 
 It starts chromedriver on ``127.0.0.1:9515`` of the namespace and joins the namespace's
-loopback to the daemon through two unix sockets in `DIRECTORY` (owner-only, 0700):
+loopback to the daemon two ways:
 
-- ``DIRECTORY/driver.sock`` (created here): each connection is forwarded to chromedriver, so
-  the daemon's selenium client reaches it without any TCP port on the host;
-- ``127.0.0.1:3128`` of the namespace: each connection is forwarded to ``DIRECTORY/proxy.sock``,
-  where the daemon's `GuardProxy` listens, so Chromium's ``--proxy-server`` is the guard and the
-  guard is the only way out of the namespace.
+- ``DIRECTORY/driver.sock`` (created here, in the sandbox's owner-only /tmp): each connection
+  is forwarded to chromedriver, so the daemon's selenium client reaches it without any TCP port
+  on the host;
+- ``127.0.0.1:3128`` of the namespace: for each connection the bridge makes a socket pair and
+  hands one end to the daemon over the inherited unix socket `PROXY_FD` (``SCM_RIGHTS``), where
+  the daemon's `GuardProxy` serves it, so Chromium's ``--proxy-server`` is the guard and the
+  guard is the only way out of the namespace. (Handing sockets over needs no file the daemon
+  must create in the sandbox, which it could not: the sandbox's user namespace does not map
+  the daemon's uid.)
 
 Once chromedriver listens and both forwarders are in place, it writes ``ready`` to stdout (or
 why it could not to stderr, which it then no longer uses). It
@@ -27,6 +31,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable
 
@@ -70,6 +75,23 @@ async def _forward(
         pass  # the bridge is ending: nothing awaits this connection
 
 
+async def _hand_over(
+    channel: socket.socket, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """Join one accepted connection to a fresh socket pair whose other end goes to the daemon
+    over `channel`."""
+    ours, theirs = socket.socketpair()
+    try:
+        socket.send_fds(channel, [b"c"], [theirs.fileno()])
+    except OSError:
+        ours.close()
+        writer.close()
+        return
+    finally:
+        theirs.close()
+    await _forward(asyncio.open_connection(sock=ours), reader, writer)
+
+
 async def _drain(stream: asyncio.StreamReader) -> None:
     while await stream.read(65536):
         pass
@@ -96,8 +118,9 @@ async def _exited(pid: int) -> None:
         os.close(pidfd)
 
 
-async def main(directory: str, chromedriver: str) -> int:
+async def main(directory: str, chromedriver: str, proxy_fd: int) -> int:
     """Serve until the daemon lets go or chromedriver ends; the exit status."""
+    os.umask(0o077)  # driver.sock, chromedriver's and Chromium's files: owner-only
     driver = await asyncio.create_subprocess_exec(
         chromedriver,
         f"--port={DRIVER_PORT}",
@@ -107,7 +130,7 @@ async def main(directory: str, chromedriver: str) -> int:
         stderr=asyncio.subprocess.DEVNULL,
     )
     assert driver.stdout is not None
-    proxy_socket = os.path.join(directory, "proxy.sock")
+    channel = socket.socket(fileno=proxy_fd)
     try:
         # chromedriver says so once it listens: "ChromeDriver was started successfully on port"
         while b"started successfully" not in (line := await driver.stdout.readline()):
@@ -122,7 +145,7 @@ async def main(directory: str, chromedriver: str) -> int:
                 os.path.join(directory, "driver.sock"),
             ),
             await asyncio.start_server(
-                lambda r, w: _forward(asyncio.open_unix_connection(proxy_socket), r, w),
+                lambda r, w: _hand_over(channel, r, w),
                 "127.0.0.1",
                 PROXY_PORT,
             ),
@@ -143,7 +166,9 @@ async def main(directory: str, chromedriver: str) -> int:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    status = asyncio.new_event_loop().run_until_complete(main(sys.argv[1], sys.argv[2]))
+    status = asyncio.new_event_loop().run_until_complete(
+        main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    )
     # Leave at once, without asyncio's orderly teardown: Chromium still holds chromedriver's
     # pipes, and it goes only when this process has gone and the namespace with it.
     sys.stdout.flush()

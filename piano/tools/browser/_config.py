@@ -23,6 +23,9 @@ class BrowserConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
     agent's browser needs the web). Every request goes through the session's guard proxy, which
     refuses loopback, private, link-local and metadata addresses as web fetch does;
     `allowed_networks` (CIDR strings, e.g. ``["127.0.0.1/32"]``) lets the browser reach them.
+    A daemon run as root runs the sandbox as `sandbox_uid` (and the same gid), a uid no user
+    or other service may have: whoever has it could reach the sandbox's chromedriver. The
+    default lies in the range systemd leaves unused (above nspawn's container ranges).
     """
 
     chromium: str = "/usr/bin/chromium"
@@ -38,6 +41,7 @@ class BrowserConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
     extra_args: list[str] = msgspec.field(default_factory=list)
     block_dns: bool = False
     allowed_networks: list[str] = msgspec.field(default_factory=list)
+    sandbox_uid: int = 1_900_000_000
 
     def __post_init__(self) -> None:
         if self.max_sessions < 1:
@@ -45,6 +49,10 @@ class BrowserConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
         for name in ("idle_timeout", "start_timeout", "page_load_timeout", "script_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"tools.browser.{name} must be a positive number")
+        if not 0 < self.sandbox_uid < 2**31 or self.sandbox_uid == 65534:
+            raise ValueError(
+                "tools.browser.sandbox_uid must be a uid of its own: 1 to 2147483647, not nobody"
+            )
         try:
             AddressPolicy(self.allowed_networks)
         except ValueError as exc:

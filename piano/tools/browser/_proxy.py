@@ -1,8 +1,9 @@
 """`GuardProxy`: a browser session's only way out, an HTTP proxy that vets every destination.
 
-In a browser session the proxy listens on a unix socket in the session's owner-only directory
-(`start_unix`), which the sandbox's bridge joins to ``127.0.0.1:3128`` inside Chromium's network
-namespace (see `_sandbox`): no other local user can reach it, and it is Chromium's only way out.
+In a browser session the proxy listens on no address at all: it serves the connections the
+sandbox's bridge hands it over a socket pair (`start_passed`), one per connection Chromium opens
+to ``127.0.0.1:3128`` inside its network namespace (see `_sandbox`). Nothing else can reach it
+(there is no path or port to find), and it is Chromium's only way out.
 Chromium is started with ``--proxy-server`` pointing there and
 ``--proxy-bypass-list=<-loopback>`` (without it Chromium would try loopback directly), so
 every request of the page, its frames, scripts, images and WebSockets names its host here:
@@ -109,7 +110,8 @@ async def _relay(
 
 
 class GuardProxy:
-    """The proxy; `start_unix` listens on a unix socket, `start` on a free 127.0.0.1 port."""
+    """The proxy; `start_passed` serves the connections passed to it over a unix socket,
+    `start` listens on a free 127.0.0.1 port."""
 
     def __init__(
         self,
@@ -126,6 +128,8 @@ class GuardProxy:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._channel: socket.socket | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
         self._connections = self._blocked = self._failed = 0
 
     async def start(self) -> int:
@@ -135,12 +139,53 @@ class GuardProxy:
         port: int = self._server.sockets[0].getsockname()[1]
         return port
 
-    async def start_unix(self, path: str) -> None:
-        """Listen on the unix socket `path`, made owner-only (0600); put it in an owner-only
-        directory too, so that it is never reachable, even briefly, by another user."""
-        self._loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_unix_server(self._serve, path, limit=_HEAD_LIMIT)
-        os.chmod(path, 0o600)
+    async def start_passed(self, channel: socket.socket) -> None:
+        """Serve every connected socket that arrives over the unix socket `channel` (as
+        ``SCM_RIGHTS``, one or more per message), until the other end closes it or `close`."""
+        self._loop = loop = asyncio.get_running_loop()
+        channel.setblocking(False)
+        self._channel = channel
+        loop.add_reader(channel, self._receive, channel)
+
+    def _receive(self, channel: socket.socket) -> None:
+        try:
+            message, fds, _, _ = socket.recv_fds(channel, 64, 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            message, fds = b"", []
+        if not message and not fds:  # the other end is gone
+            self._stop_receiving()
+            return
+        for fd in fds:
+            try:
+                connection = socket.socket(fileno=fd)
+            except OSError:  # not a socket: only a compromised sandbox would send that
+                connection = None
+            if connection is None or connection.type != socket.SOCK_STREAM:
+                log.warning("browser.bad_handover", session=self.label, fd_kind="not a stream")
+                if connection is not None:
+                    connection.close()
+                else:
+                    os.close(fd)
+                continue
+            task = asyncio.ensure_future(self._serve_passed(connection))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _serve_passed(self, connection: socket.socket) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(sock=connection, limit=_HEAD_LIMIT)
+        except OSError:
+            connection.close()
+            return
+        await self._serve(reader, writer)
+
+    def _stop_receiving(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None and self._loop is not None:
+            self._loop.remove_reader(channel)
+            channel.close()
 
     def close(self) -> None:
         """Stop listening and cut every connection still open. Callable from any thread (a
@@ -162,6 +207,7 @@ class GuardProxy:
         if self._server is not None:
             self._server.close()
             self._server = None
+        self._stop_receiving()
         for writer in list(self._writers):
             writer.close()
 

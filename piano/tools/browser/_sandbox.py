@@ -1,4 +1,5 @@
-"""`Browser`: headless Chromium under chromedriver, in a sandbox no other local user can reach.
+"""`Browser`: headless Chromium under chromedriver, in a sandbox no other local user can reach
+and that sees nothing of the host worth stealing.
 
 ```python
 browser = start_browser(BrowserConfig(allowed_networks=["127.0.0.1/32"]))
@@ -11,26 +12,51 @@ on the host's loopback, any local user finds them in /proc/net/tcp, starts a chr
 session with its own "browser binary" (run as the daemon's user) or opens DevTools and reads
 the daemon's files. Flags cannot fix that (chromedriver has no unix-socket mode, and
 ``--remote-debugging-pipe`` would only close DevTools, not chromedriver). So each browser gets
-a network namespace of its own (bubblewrap ``--unshare-net``): every port chromedriver, DevTools
+a network namespace of its own (bubblewrap ``--unshare-all``: network, pid, IPC, UTS, cgroup
+and user namespaces): every port chromedriver, DevTools
 or a page's WebRTC opens exists only on that namespace's private loopback, invisible and
 unreachable from the host, and UDP has nowhere to go. The namespace is joined to the daemon
-only through two unix sockets in the sandbox's own /tmp (a private tmpfs, mode 0700), which the
-daemon reaches as ``/proc/<sandbox pid>/root/tmp/`` (a path only the daemon's user may follow),
-bridged inside by `_bridge` (standard library Python, started as the sandbox's command):
+only two ways, bridged inside by `_bridge` (standard library Python, the sandbox's command):
 
-- ``driver.sock``: the daemon's selenium client talks HTTP over it to chromedriver
+- ``driver.sock``, a unix socket in the sandbox's own /tmp (a private tmpfs, mode 0700), which
+  the daemon reaches as ``/proc/<sandbox pid>/root/tmp/driver.sock`` (a path only the daemon's
+  user, or root, may follow): the daemon's selenium client talks HTTP over it to chromedriver
   (``127.0.0.1:9515`` inside);
-- ``proxy.sock``: the session's `GuardProxy` listens on it; Chromium's ``--proxy-server`` is
-  ``127.0.0.1:3128`` inside, forwarded there. Every request therefore still passes the guard's
-  address policy, and there is no other route out: no interface but ``lo``, no DNS.
+- a socket pair inherited by the bridge: Chromium's ``--proxy-server`` is ``127.0.0.1:3128``
+  inside, and the bridge hands each connection made there to the session's `GuardProxy` as a
+  socket (``SCM_RIGHTS``). Every request therefore still passes the guard's address policy,
+  and there is no other route out: no interface but ``lo``, no DNS, and the proxy has no
+  address anything could find.
 
-The sandbox sees the host's file system read-only (Chromium needs its libraries, fonts and
-/etc), with a private /dev, /tmp, /proc, IPC and pid namespace and a cleared environment (the
-daemon's secrets are not passed on). The profile, ``HOME`` (crash reports included) and
-chromedriver's scratch files are in that /tmp, a tmpfs that exists only as long as the
-sandbox: no close, crash or kill can leave them behind on the host. What it does not do:
-Chromium still runs as the daemon's user, so a compromised renderer could read what that user
-may read; the guard proxy is what limits where it could send it.
+What the sandbox sees. A compromised renderer (or a page that finds a ``file:`` or DevTools
+path) reads whatever the sandbox can see, and the guard proxy only limits where it could send
+it. So the sandbox sees only what Chromium 156 and chromedriver need, read-only: /usr (and the
+/bin, /sbin, /lib* symlinks or directories), of /etc only fonts, certificates, the dynamic
+linker's cache and configuration, ``alternatives`` and Chromium's launcher settings (`_ETC`),
+plus a hosts file and nsswitch.conf written for it (chromedriver finds DevTools at
+``localhost``), and the directory of a Chromium or chromedriver installed outside /usr; then
+a private /proc (its own pid namespace), a minimal /dev, and the tmpfs /tmp. Not /root, /home,
+/work, /var, /run, /srv, /sys, the host's /opt and /tmp, Piano's state directory or the
+workspaces; not passwd, shadow, /etc/ssl/private or resolv.conf. The bridge runs on Debian's
+``/usr/bin/python3`` and its source is written into the sandbox (``--ro-bind-data``): the
+daemon's own interpreter and code may live in a home directory. The environment is cleared
+(the daemon's secrets are not passed on). The profile, ``HOME`` (crash reports included) and
+chromedriver's scratch files are in /tmp, a tmpfs that exists only as long as the sandbox: no
+close, crash or kill can leave them behind on the host.
+
+Whose uid. A daemon run as root starts bubblewrap as `BrowserConfig.sandbox_uid` (the same
+number as gid, no supplementary groups, umask 077): an unprivileged bubblewrap then makes a
+user namespace of its own, with every capability dropped (``--cap-drop ALL``), so a file put
+in view by mistake is still closed to it unless it is world-readable, and the kernel's own
+protections (ptrace, /proc, signals) hold between it and the daemon. Not ``nobody``: other
+services run as nobody, and a uid shared with them could follow ``/proc/<pid>/root`` to
+``driver.sock``. Not a user namespace that maps the daemon's root: that process would still
+be root to the host's file permissions (it owns root's 0600 files). Sandboxes of several
+sessions share the uid; each has its own pid namespace, /proc and /tmp, so none sees another.
+A daemon run as an ordinary user cannot change uid (and needs none: the sandbox holds nothing
+of its files); its sandbox runs as that user in a user namespace, with the same view. Either
+way bubblewrap runs unprivileged, so the kernel must allow unprivileged user namespaces (where
+it does not, the start fails with bubblewrap's own explanation).
 
 Lifetime. The sandbox is a bubblewrap pid namespace started with ``--die-with-parent``: when
 the thread that started it or the whole daemon dies (SIGKILL included), bubblewrap is killed
@@ -55,7 +81,6 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -173,26 +198,28 @@ class _ProxyThread:
     on `close` or as soon as the sandbox's process `pid` exits, whichever is first, so a browser
     whose owner vanished without closing it does not leave the thread behind."""
 
-    def __init__(self, proxy: GuardProxy, path: str, pid: int, timeout: float) -> None:
+    def __init__(self, proxy: GuardProxy, channel: socket.socket, pid: int, timeout: float) -> None:
         self.proxy = proxy
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._thread = threading.Thread(
-            target=asyncio.run, args=(self._serve(path, pid, ready),), name="browser-proxy"
+            target=asyncio.run, args=(self._serve(channel, pid, ready),), name="browser-proxy"
         )
         self._thread.daemon = True
         self._thread.start()
         ready.result(timeout)
 
-    async def _serve(self, path: str, pid: int, ready: concurrent.futures.Future[None]) -> None:
+    async def _serve(
+        self, channel: socket.socket, pid: int, ready: concurrent.futures.Future[None]
+    ) -> None:
         try:
             sandbox = os.pidfd_open(pid)
         except OSError as exc:
             ready.set_exception(exc)
             return
         try:
-            await self.proxy.start_unix(path)
+            await self.proxy.start_passed(channel)
             self._loop = asyncio.get_running_loop()
             self._stopping = asyncio.Event()
             self._loop.add_reader(sandbox, self._stopping.set)  # readable once it has exited
@@ -253,6 +280,77 @@ def _comm(pid: int) -> str:
         return ""
 
 
+PYTHON = "/usr/bin/python3"
+"""The bridge's interpreter: Debian's, which the sandbox has under /usr (the daemon's own may
+live where the sandbox must not look, such as a home directory)."""
+_BRIDGE = "/opt/piano/bridge.py"
+_NAMES = {
+    "/etc/hosts": b"127.0.0.1 localhost\n::1 localhost\n",
+    "/etc/nsswitch.conf": b"passwd: files\ngroup: files\nhosts: files\n",
+}
+"""Files written for the sandbox: chromedriver finds DevTools at ``localhost`` (so it needs a
+hosts file), and nothing else needs the host's names or DNS."""
+_ETC = (
+    *("fonts", "ssl/certs", "ld.so.cache", "ld.so.conf", "ld.so.conf.d"),
+    *("alternatives", "chromium", "chromium.d", "localtime"),
+)
+"""What the sandbox sees of /etc: fonts, certificates, the dynamic linker's configuration,
+the ``alternatives`` symlinks, Chromium's own launcher settings. Not /etc/ssl/private,
+passwd, group, shadow, hosts, resolv.conf, or anything else (Chromium runs without them)."""
+
+
+def _sandbox_uid(config: BrowserConfig) -> int | None:
+    """The uid (and gid) the sandbox runs as: `BrowserConfig.sandbox_uid` for a daemon run as
+    root, else None (the daemon's own, which a user namespace cannot change)."""
+    return config.sandbox_uid if os.geteuid() == 0 else None
+
+
+def _pipes(contents: dict[str, bytes]) -> dict[str, int]:
+    """For each file, a pipe's read end from which its (small: a few KiB, within the pipe's
+    buffer) contents can be read."""
+    fds = {}
+    for path, content in contents.items():
+        read, write = os.pipe()
+        with open(write, "wb") as writer:
+            writer.write(content)
+        fds[path] = read
+    return fds
+
+
+def _covered(path: str) -> bool:
+    return path == "/usr" or path.startswith("/usr/")
+
+
+def _sandbox_arguments(config: BrowserConfig, data: dict[str, int], proxy_fd: int) -> list[str]:
+    """bubblewrap's arguments: the namespaces, the file system (read-only system directories,
+    a private /proc, /dev and /tmp, nothing else of the host) and the bridge as its command,
+    which hands connections over `proxy_fd`; `data` are the files it writes (path -> the fd
+    it reads the contents from)."""
+    view = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):  # merged /usr: /bin -> usr/bin
+            view += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            view += ["--ro-bind", top, top]
+    for name in _ETC:
+        view += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    for program in (config.chromium, config.chromedriver):
+        # A browser installed outside /usr (such as /opt/google/chrome) brings its directory.
+        home = os.path.dirname(os.path.realpath(program))
+        if not _covered(home):
+            view += ["--ro-bind", home, home]
+    return [
+        *("--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL"),
+        *view,
+        *("--dev", "/dev", "--proc", "/proc"),
+        *("--size", str(_TMP_BYTES), "--perms", "0700", "--tmpfs", "/tmp"),
+        *(argument for path, fd in data.items() for argument in ("--ro-bind-data", str(fd), path)),
+        *("--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"),
+        *("--setenv", "HOME", "/tmp/home", "--setenv", "LANG", "C.UTF-8"),
+        *("--", PYTHON, "-I", _BRIDGE, "/tmp", config.chromedriver, str(proxy_fd)),
+    ]
+
+
 class Browser:
     """A running sandboxed browser: `driver` drives it, `proxy` guards it, `close` ends it.
 
@@ -262,6 +360,7 @@ class Browser:
         _require(config.chromium, "chromium")
         _require(config.chromedriver, "chromium-driver")
         _require(BWRAP, "bubblewrap", "(the browser runs in a bubblewrap sandbox)")
+        _require(PYTHON, "python3", "(the sandbox's forwarder runs on it)")
         os.environ.setdefault("SE_OFFLINE", "true")
         os.environ.setdefault("SE_AVOID_STATS", "true")
         self.config = config
@@ -273,6 +372,7 @@ class Browser:
         self._connection: _DriverConnection | None = None
         self._namespace: int | None = None  # a pidfd of the namespace's init
         self._proxy_thread: _ProxyThread | None = None
+        self._channel: socket.socket | None = None  # until the proxy thread has it
         try:
             self._start()
         except BaseException:
@@ -281,22 +381,29 @@ class Browser:
 
     def _start(self) -> None:
         config = self.config
-        self.sandbox = sandbox = subprocess.Popen(
-            [
-                BWRAP,
-                *("--die-with-parent", "--new-session"),
-                *("--unshare-net", "--unshare-pid", "--unshare-ipc"),
-                *("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"),
-                *("--size", str(_TMP_BYTES), "--perms", "0700", "--tmpfs", "/tmp"),
-                *("--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"),
-                *("--setenv", "HOME", "/tmp/home", "--setenv", "LANG", "C.UTF-8"),
-                *("--", sys.executable, "-I", _bridge.__file__, "/tmp", config.chromedriver),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        uid = _sandbox_uid(config)
+        # The bridge hands Chromium's connections to the proxy over this pair (see _bridge).
+        channel, sandbox_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._channel = channel
+        data = _pipes({**_NAMES, _BRIDGE: Path(_bridge.__file__).read_bytes()})
+        try:
+            self.sandbox = sandbox = subprocess.Popen(
+                [BWRAP, *_sandbox_arguments(config, data, sandbox_end.fileno())],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                pass_fds=(*data.values(), sandbox_end.fileno()),
+                **(
+                    {"user": uid, "group": uid, "extra_groups": [], "umask": 0o077}
+                    if uid is not None
+                    else {}
+                ),
+            )
+        finally:
+            for fd in data.values():
+                os.close(fd)
+            sandbox_end.close()
         assert sandbox.stdout is not None
         assert sandbox.stderr is not None
         readable, _, _ = select.select([sandbox.stdout], [], [], config.start_timeout)
@@ -313,9 +420,8 @@ class Browser:
         init = _children(sandbox.pid)[0]
         self._namespace = os.pidfd_open(init)
         inside = Path(f"/proc/{init}/root/tmp")
-        self._proxy_thread = _ProxyThread(
-            self.proxy, str(inside / "proxy.sock"), init, config.start_timeout
-        )
+        self._channel = None  # the proxy's from now on
+        self._proxy_thread = _ProxyThread(self.proxy, channel, init, config.start_timeout)
         options = webdriver.ChromeOptions()
         options.binary_location = config.chromium
         for flag in (
@@ -357,6 +463,9 @@ class Browser:
             # the kernel has killed and reaped every other process of the namespace.
             select.select([namespace], [], [], 30)
             os.close(namespace)
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
         proxy_thread, self._proxy_thread = self._proxy_thread, None
         if proxy_thread is not None:
             proxy_thread.close()
