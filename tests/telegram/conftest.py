@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import msgspec
 import pytest
 
 from actors import ActorRef, ActorSystem, Registry
 from piano.media import Media
 from piano.store import open_connection
-from piano.surfaces.telegram import TelegramConfig, TelegramSurface, Transcripts
+from piano.surfaces.telegram import Inbox, TelegramConfig, TelegramSurface, Transcripts
 from piano.threads import THREADS, MemoryDirectory
 from schemas import events as ev
 from supervisors import Supervisor
@@ -111,6 +112,21 @@ class TG:
             ),
             timeout,
         )
+
+    def outbox(self) -> list[str]:
+        """The texts of the messages in the surface's outbox (not yet taken by Telegram)."""
+        inbox = Inbox(self.store_path, self.api.token.split(":")[0])
+        try:
+            return [msgspec.json.decode(row.body)["text"] for row in inbox.outbox()]
+        finally:
+            inbox.close()
+
+    async def outbox_drained(self, timeout: float = 30) -> None:
+        """Wait until Telegram has taken every stored message (polls the database: the
+        surface's delivery is not observable otherwise)."""
+        with anyio.fail_after(timeout):
+            while self.outbox():
+                await anyio.sleep(0.02)
 
     def audit(self) -> list[tuple[Any, ...]]:
         """The audit log: (user, chat, action, outcome, detail), oldest first."""

@@ -32,6 +32,7 @@ async def test_an_update_stored_but_not_processed_when_the_surface_died_is_proce
     await tg.start()
     await tg.api.push_message(ADMIN, "first")
     await tg.answer(ADMIN, lambda c: c.params["text"] == "one")
+    await tg.outbox_drained()  # else the kill may come before the surface knows Telegram took it
     await tg.kill()
     # The crash window: the update is in the inbox, Telegram has not been told (it still holds
     # it), and it was never processed. Another arrives while the surface is down.
