@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio
 import msgspec
 import pytest
 
@@ -121,12 +120,13 @@ class TG:
         finally:
             inbox.close()
 
-    async def outbox_drained(self, timeout: float = 30) -> None:
-        """Wait until Telegram has taken every stored message (polls the database: the
-        surface's delivery is not observable otherwise)."""
-        with anyio.fail_after(timeout):
-            while self.outbox():
-                await anyio.sleep(0.02)
+    async def outbox_drained(self, chat_id: int = ADMIN) -> None:
+        """Wait until Telegram has taken every message queued for `chat_id` so far: a /help
+        is answered after them, in order, and each is deleted from the outbox before the
+        next one is sent."""
+        await self.api.push_message(chat_id, "/help", user_id=chat_id)
+        await self.answer(chat_id, lambda c: "/transcript" in c.params["text"])
+        assert not [text for text in self.outbox() if "/transcript" not in text]
 
     def audit(self) -> list[tuple[Any, ...]]:
         """The audit log: (user, chat, action, outcome, detail), oldest first."""

@@ -61,7 +61,7 @@ from supervisors import Backoff
 
 __all__ = ["Route", "TelegramSurface", "Transcripts"]
 
-CONNECT_BACKOFF = Backoff(initial=1.0, cap=60.0)
+CONNECT_BACKOFF = Backoff(initial=1.0, cap=10.0)
 """How soon the surface tries to reach the Bot API again at start-up."""
 POLL_BACKOFF = Backoff(initial=0.25, cap=2.0)
 """How soon a failed getUpdates is tried again: capped low, so polling resumes promptly."""
