@@ -66,6 +66,11 @@ def says(text: str) -> Callable[[Call], bool]:
     )
 
 
+def edited_to(text: str) -> Callable[[Call], bool]:
+    """An edit of a message (the status message) to a text that contains `text`."""
+    return lambda c: c.method == "editMessageText" and text in str(c.params.get("text"))
+
+
 def with_text(text: str) -> Callable[[dict[str, Any]], bool]:
     return lambda params: text in str(params.get("text"))
 
@@ -99,10 +104,7 @@ async def test_an_answer_outlives_an_outage_and_a_502_and_the_status_then_says_d
             api.fail_next("sendMessage", 502, description="Bad Gateway", when=with_text("surv"))
             await api.end_outage()
             await api.wait_for(says("survives"), timeout=60)
-            await api.wait_for(
-                lambda c: c.method == "editMessageText" and "✅ Done" in c.params["text"],
-                timeout=60,
-            )
+            await api.wait_for(edited_to("✅ Done"), timeout=60)
             assert shown(api, "The answer survives the outage") == [
                 "The answer survives the outage"
             ]
@@ -151,10 +153,7 @@ async def test_an_answer_telegram_never_took_is_sent_by_the_restarted_daemon(
         await api.end_outage()  # the daemon stopped (SIGTERM) with the answer undelivered
         async with telegram_daemon(dirs, provider, api):
             await api.wait_for(says("Delivered after the restart"), timeout=60)
-            await api.wait_for(
-                lambda c: c.method == "editMessageText" and "✅ Done" in c.params["text"],
-                timeout=60,
-            )
+            await api.wait_for(edited_to("✅ Done"), timeout=60)
         assert shown(api, "Delivered after the restart") == ["Delivered after the restart"]
         assert shown(api, "⏳") == []
 
@@ -230,18 +229,12 @@ async def test_after_a_crash_the_running_turn_is_closed_and_the_queued_message_a
                 timeout=60,
             )
             await api.push_message(USER, "and then this", user_id=USER)
-            await api.wait_for(
-                lambda c: c.method == "editMessageText" and "queued" in c.params["text"],
-                timeout=60,
-            )
+            await api.wait_for(edited_to("queued"), timeout=60)
             daemon.kill()
             await daemon.wait()
         provider.script(Text("Answer to the queued one"))
         async with telegram_daemon(dirs, provider, api):
             await api.wait_for(says("Answer to the queued one"), timeout=90)
-            await api.wait_for(
-                lambda c: c.method == "editMessageText" and "Interrupted" in c.params["text"],
-                timeout=60,
-            )
+            await api.wait_for(edited_to("Interrupted"), timeout=60)
             assert shown(api, "the daemon stopped")
         assert shown(api, "⏳") == []

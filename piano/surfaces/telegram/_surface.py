@@ -17,8 +17,16 @@ serving a webhook, and owns:
 - **media** — voice notes, photos and documents (`_media`), with `media` (`piano.media.Media`);
   without it they get a polite "text only" answer.
 
-Telegram calls go through one ordered `Outbox` per chat, so the actor never waits on Telegram;
-incoming updates are handled one at a time in `update_id` order (`_incoming`).
+Telegram calls go through one ordered `Outbox` per chat, so the actor never waits on Telegram,
+and answers are stored until Telegram takes them (`_outbox`); incoming updates are handled one
+at a time in `update_id` order (`_incoming`), and what waits on a conversation's thread (the
+answer to a message, /stop, /status, a button) runs beside the actor (`detach`), so one chat
+waiting on Codex never holds up another.
+
+The surface starts without the network (`init`: database, subscriptions, stored outbox and
+status messages) and reaches the Bot API in the background, retrying with back-off: the
+daemon starts while Telegram is unreachable, and `describe` (``piano status``) says the surface
+is DOWN, and why, until it is connected and polling.
 """
 
 from __future__ import annotations
@@ -172,6 +180,8 @@ class TelegramSurface(TelegramOutput):
         self._spawn(self._reap(), "telegram-reap")
 
     async def _connect(self) -> None:
+        """Reach the Bot API (getMe, the command menu, the webhook), trying again with
+        `CONNECT_BACKOFF` for as long as it takes; then tell the actor (``"connected"``)."""
         assert self.bot is not None
         bot = self.bot
         rng = random.Random()
@@ -179,7 +189,6 @@ class TelegramSurface(TelegramOutput):
         while True:
             try:
                 await bot.initialize()
-                self.me = bot.bot
                 await bot.set_my_commands(COMMANDS)
                 if self.config.mode == "webhook":
                     await self._set_webhook()
@@ -192,13 +201,20 @@ class TelegramSurface(TelegramOutput):
                 attempt += 1
                 delay = CONNECT_BACKOFF.delay(attempt, rng)
                 self.down = f"the Bot API is unreachable ({self._redact(exc)})"
+            except Exception as exc:
+                self.ref.send(("crash", exc))
+                return
             self.log.warning(
                 "telegram.connect_failed", why=self.down, attempt=attempt, retry_in=round(delay, 2)
             )
             await asyncio.sleep(delay)
+        self.ref.send(("connected", bot.bot))
+
+    def _connected(self, me: User) -> None:
+        self.me = me
         self.down = None
         self.connected.set()
-        self.log.info("telegram.connected", bot=self.bot_id, username=self.me.username)
+        self.log.info("telegram.connected", bot=self.bot_id, username=me.username)
         if self.config.mode != "webhook":
             self._spawn(self._poll(), "telegram-poll")
         self.ref.send("inbox")
@@ -336,6 +352,9 @@ class TelegramSurface(TelegramOutput):
         match message:
             case "inbox":
                 return self._process_inbox()
+            case ("connected", User() as me):
+                self._connected(me)
+                return None
             case ("pump", int(chat_id)):
                 self.pacer_timers.pop(chat_id, None)
                 self._pump(chat_id)
