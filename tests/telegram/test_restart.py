@@ -104,7 +104,8 @@ async def test_an_update_is_processed_only_once_its_interaction_is_recorded(tg: 
     gated = GatedDirectory(tg.core.directory)
     await tg.start(directory=gated)
     update = await tg.api.push_message(ADMIN, "accept me")
-    await gated.waiting.wait()
+    async with asyncio.timeout(30):
+        await gated.waiting.wait()  # the surface records the interaction itself
     inbox = Inbox(tg.store_path, tg.api.token.split(":")[0])
     assert not inbox.processed(update["update_id"])  # not accepted yet: a crash replays it
     await tg.kill()
