@@ -237,4 +237,5 @@ async def test_after_a_crash_the_running_turn_is_closed_and_the_queued_message_a
             await api.wait_for(says("Answer to the queued one"), timeout=90)
             await api.wait_for(edited_to("Interrupted"), timeout=60)
             assert shown(api, "the daemon stopped")
+            await api.wait_for(edited_to("✅ Done"), timeout=60)
         assert shown(api, "⏳") == []
