@@ -354,6 +354,11 @@ class FakeBotApi:
                     if len(self.calls) == seen:
                         await self._changed.wait()
 
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 20) -> None:
+        """Wait until `predicate` holds, checked after every call the API answers."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(predicate)
+
     async def wait_confirmed(self, update_id: int, timeout: float = 20) -> None:
         """Wait until getUpdates has confirmed (asked past) `update_id`."""
         async with asyncio.timeout(timeout), self._changed:
