@@ -21,8 +21,8 @@ import pytest
 from actors import ActorRef, ActorSystem, Registry
 from piano.media import Media
 from piano.store import open_connection
-from piano.surfaces.telegram import TelegramConfig, TelegramSurface, Transcripts
-from piano.threads import THREADS, MemoryDirectory
+from piano.surfaces.telegram import Inbox, TelegramConfig, TelegramSurface, Transcripts
+from piano.threads import THREADS, MemoryDirectory, ThreadDirectory
 from schemas import events as ev
 from supervisors import Supervisor
 from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider
@@ -70,7 +70,8 @@ class TG:
     surface: ActorRef | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
-    async def start(self, **overrides: Any) -> ActorRef:
+    async def start(self, directory: ThreadDirectory | None = None, **overrides: Any) -> ActorRef:
+        """Spawn the surface (with `directory` instead of the threads' own, if given)."""
         if overrides:
             self.config = msgspec.structs.replace(self.config, **overrides)
         self.surface = await self.core.system.spawn(
@@ -78,7 +79,7 @@ class TG:
                 self.config,
                 token=self.api.token,
                 subscriptions=self.subscriptions,
-                directory=self.core.directory,
+                directory=directory or self.core.directory,
                 store_path=self.store_path,
                 default_agent="default",
                 agents=sorted(self.core.config.agents),
@@ -111,6 +112,30 @@ class TG:
             ),
             timeout,
         )
+
+    def outbox(self) -> list[str]:
+        """The texts of the messages in the surface's outbox (not yet taken by Telegram)."""
+        inbox = Inbox(self.store_path, self.api.token.split(":")[0])
+        try:
+            return [msgspec.json.decode(row.body)["text"] for row in inbox.outbox()]
+        finally:
+            inbox.close()
+
+    async def outbox_drained(self, chat_id: int = ADMIN) -> None:
+        """Wait until Telegram has taken every message queued for `chat_id` so far: a /help
+        is answered after them, in order, and each is deleted from the outbox before the
+        next one is sent."""
+        await self.api.push_message(chat_id, "/help", user_id=chat_id)
+        await self.answer(chat_id, lambda c: "/transcript" in c.params["text"])
+        assert not [text for text in self.outbox() if "/transcript" not in text]
+
+    def shown(self, chat_id: int, text: str) -> list[str]:
+        """The bot's messages in `chat_id` as they read now (after edits) that contain `text`."""
+        return [
+            str(m.get("text"))
+            for (chat, _), m in self.api.messages.items()
+            if chat == chat_id and m["from"]["is_bot"] and text in str(m.get("text"))
+        ]
 
     def audit(self) -> list[tuple[Any, ...]]:
         """The audit log: (user, chat, action, outcome, detail), oldest first."""

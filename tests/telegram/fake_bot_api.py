@@ -13,7 +13,13 @@ semantics for what Piano uses:
 - ``getFile`` answers a `file_path` for a file a test put up, served (GET) under
   ``/file/bot<token>/<file_path>`` as Telegram does; `hold_downloads` keeps downloads waiting
   until `release_downloads`, and every download is counted in `downloads`;
-- `fail_next` injects errors, e.g. 429 with ``parameters.retry_after``.
+- faults: `fail_next` answers the next calls of a method (or of any, ``"*"``) with an error,
+  e.g. 429 with ``parameters.retry_after`` or 502 Bad Gateway; `outage` drops every connection
+  without an answer (a long poll in progress too) until `end_outage`, as when Telegram or the
+  network is down; every call refused so is recorded in `dropped`;
+- the rules Piano's messages must follow: a text of 1 to 4096 characters (after entity
+  parsing), a caption of at most 1024, and well-formed Telegram HTML with ``parse_mode=HTML``
+  (only Telegram's tags, closed in order, ``&`` escaped) — else 400 as Telegram answers.
 
 Tests push updates (`push_message`, `push_callback`, `push_voice`, `push_photo`,
 `push_document`, `push_video`, `push_content`) and wait on what the bot did
@@ -29,6 +35,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -66,6 +73,7 @@ class _Failure:
     description: str
     retry_after: int | None
     count: int
+    when: Callable[[dict[str, Any]], bool] | None = None
 
 
 class FakeBotApi:
@@ -92,6 +100,9 @@ class FakeBotApi:
         self._downloads_open = asyncio.Event()
         self._downloads_open.set()
         self.download_waiting = asyncio.Event()
+        self.down = False
+        self.dropped: list[Call] = []
+        self._outage_trigger: Callable[[Call], bool] | None = None
 
     @property
     def base_url(self) -> str:
@@ -134,8 +145,31 @@ class FakeBotApi:
         retry_after: int | None = 1,
         description: str = "Too Many Requests: retry later",
         count: int = 1,
+        when: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
-        self._failures.append(_Failure(method, status, description, retry_after, count))
+        """Answer the next `count` calls of `method` (``"*"``: any) whose parameters satisfy
+        `when` with `status`."""
+        self._failures.append(_Failure(method, status, description, retry_after, count, when))
+
+    def outage_from(self, predicate: Callable[[Call], bool]) -> None:
+        """Start an `outage` at the first call matching `predicate` (which is dropped)."""
+        self._outage_trigger = predicate
+
+    async def outage(self) -> None:
+        """Drop every connection from now on, without an answer, until `end_outage`."""
+        self.down = True
+        await self._notify()
+
+    async def end_outage(self) -> None:
+        self.down = False
+        await self._notify()
+
+    async def wait_dropped(self, method: str, count: int = 1, timeout: float = 60) -> None:
+        """Wait until `count` calls of `method` were dropped by the outage."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(
+                lambda: sum(c.method == method for c in self.dropped) >= count
+            )
 
     async def push_message(
         self,
@@ -320,6 +354,11 @@ class FakeBotApi:
                     if len(self.calls) == seen:
                         await self._changed.wait()
 
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 20) -> None:
+        """Wait until `predicate` holds, checked after every call the API answers."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(predicate)
+
     async def wait_confirmed(self, update_id: int, timeout: float = 20) -> None:
         """Wait until getUpdates has confirmed (asked past) `update_id`."""
         async with asyncio.timeout(timeout), self._changed:
@@ -373,13 +412,23 @@ class FakeBotApi:
             return _error(401, "Unauthorized")
         method = request.match_info["method"]
         params, files = await self._params(request)
+        trigger = self._outage_trigger
+        if trigger is not None and trigger(Call(method, params, 0.0, files)):
+            self._outage_trigger = None
+            self.down = True
+        if self.down:
+            return await self._drop(request, method, params)
         for failure in self._failures:
-            if failure.method == method and failure.count > 0:
+            if (
+                failure.method in (method, "*")
+                and failure.count > 0
+                and (failure.when is None or failure.when(params))
+            ):
                 failure.count -= 1
                 self._record(method, params, files)
                 return _error(failure.status, failure.description, failure.retry_after)
         if method == "getUpdates":
-            return await self._get_updates(params)
+            return await self._get_updates(request, params)
         self._record(method, params, files)
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
@@ -390,10 +439,20 @@ class FakeBotApi:
         await self._notify()
         return web.json_response({"ok": True, "result": result})
 
+    async def _drop(
+        self, request: web.Request, method: str, params: dict[str, Any]
+    ) -> web.Response:
+        """Close the connection without an answer: the client sees a connection error."""
+        self.dropped.append(Call(method, params, asyncio.get_running_loop().time()))
+        await self._notify()
+        assert request.transport is not None
+        request.transport.abort()
+        return web.Response(status=503)
+
     def _record(self, method: str, params: dict[str, Any], files: dict[str, Any]) -> None:
         self.calls.append(Call(method, params, asyncio.get_running_loop().time(), files))
 
-    async def _get_updates(self, params: dict[str, Any]) -> web.Response:
+    async def _get_updates(self, request: web.Request, params: dict[str, Any]) -> web.Response:
         offset = int(params.get("offset") or 0)
         timeout = float(params.get("timeout") or 0)
         self._record("getUpdates", params, {})
@@ -410,11 +469,14 @@ class FakeBotApi:
                         lambda: (
                             bool(self.updates)
                             or self._closing
+                            or self.down
                             or generation != self._poll_generation
                         )
                     )
             except TimeoutError:
                 pass
+        if self.down:
+            return await self._drop(request, "getUpdates", params)
         if generation != self._poll_generation:
             return _error(409, "Conflict: terminated by other getUpdates request")
         limit = int(params.get("limit") or 100)
@@ -458,12 +520,18 @@ class FakeBotApi:
             "supports_inline_queries": False,
         }
 
-    def _api_sendMessage(self, params: dict[str, Any], files: Any) -> dict[str, Any]:
+    def _api_sendMessage(self, params: dict[str, Any], files: Any) -> Any:
+        refusal = _check_text(str(params.get("text", "")), params.get("parse_mode"), 4096)
+        if refusal is not None:
+            return _error(400, refusal)
         return self._new_message(params, {"text": params["text"]})
 
     def _api_sendDocument(self, params: dict[str, Any], files: Any) -> Any:
         if "document" not in files:
             return _error(400, "Bad Request: there is no document in the request")
+        refusal = _check_text(str(params.get("caption", "")), params.get("parse_mode"), 1024, True)
+        if refusal is not None:
+            return _error(400, refusal)
         name, data = files["document"]
         document = {"file_id": f"f{len(data)}", "file_unique_id": "u", "file_name": name}
         extra: dict[str, Any] = {"document": document}
@@ -493,6 +561,9 @@ class FakeBotApi:
         message = self.messages.get(key)
         if message is None:
             return _error(400, "Bad Request: message to edit not found")
+        refusal = _check_text(str(params.get("text", "")), params.get("parse_mode"), 4096)
+        if refusal is not None:
+            return _error(400, refusal)
         markup = params.get("reply_markup")
         if message.get("text") == params["text"] and message.get("reply_markup") == markup:
             return _error(
@@ -539,3 +610,56 @@ def _error(status: int, description: str, retry_after: int | None = None) -> web
         body["parameters"] = {"retry_after": retry_after}
         body["description"] = f"Too Many Requests: retry after {retry_after}"
     return web.json_response(body, status=status)
+
+
+_TAGS = {
+    "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a",
+    "code", "pre", "blockquote", "tg-emoji",
+}  # fmt: skip
+
+
+class _TelegramHtml(HTMLParser):
+    """Telegram's HTML rules, as far as they refuse a message."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open: list[str] = []
+        self.error: str | None = None
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _TAGS:
+            self.error = self.error or f'Unsupported start tag "{tag}"'
+        self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open[-1] != tag:
+            self.error = self.error or f'Unmatched end tag "{tag}"'
+            return
+        self.open.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def _check_text(text: str, parse_mode: object, limit: int, empty_ok: bool = False) -> str | None:
+    """Telegram's refusal of a text (or caption), None if it accepts it."""
+    if parse_mode == "HTML":
+        if re.search(r"&(?![a-zA-Z]+;|#\d+;|#x[0-9a-fA-F]+;)", text):
+            return "Bad Request: can't parse entities: unsupported character entity"
+        parser = _TelegramHtml()
+        parser.feed(text)
+        parser.close()
+        error = parser.error or (f'Unclosed tag "{parser.open[-1]}"' if parser.open else None)
+        if error is not None:
+            return f"Bad Request: can't parse entities: {error}"
+        text = "".join(parser.text)
+    if not text.strip() and not empty_ok:
+        return "Bad Request: message text is empty"
+    if len(text) > limit:
+        return (
+            "Bad Request: message is too long"
+            if limit == 4096
+            else ("Bad Request: message caption is too long")
+        )
+    return None

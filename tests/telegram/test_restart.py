@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import aiohttp
@@ -9,7 +10,7 @@ import msgspec
 import pytest
 
 from piano.surfaces.telegram import Inbox, WebhookConfig
-from piano.threads import ThreadKey
+from piano.threads import MemoryDirectory, ThreadKey
 from schemas import events as ev
 from tests.fakes.responses_provider import ExecCommand, Text
 from tests.telegram.conftest import ADMIN, TG, USER
@@ -32,6 +33,7 @@ async def test_an_update_stored_but_not_processed_when_the_surface_died_is_proce
     await tg.start()
     await tg.api.push_message(ADMIN, "first")
     await tg.answer(ADMIN, lambda c: c.params["text"] == "one")
+    await tg.outbox_drained()  # else the kill may come before the surface knows Telegram took it
     await tg.kill()
     # The crash window: the update is in the inbox, Telegram has not been told (it still holds
     # it), and it was never processed. Another arrives while the surface is down.
@@ -63,11 +65,58 @@ async def test_a_surface_killed_mid_turn_resubscribes_and_delivers_the_answer(tg
     await tg.core.events.wait_for(
         lambda e: isinstance(e, ev.ItemStarted) and e.item.kind == "command"
     )
+    await tg.api.wait_for(lambda c: "⏳" in str(c.params.get("text")))
     await tg.kill()
     await tg.start()
     gate.touch()
     await tg.answer(ADMIN, lambda c: c.params["text"] == "after the restart")
     assert len(_turns_saying(tg, "slow one")) == 1
+    # The status message the killed surface left is closed by the restarted one.
+    await tg.api.wait_for(lambda c: c.method == "editMessageText" and "✅ Done" in c.params["text"])
+    assert tg.shown(ADMIN, "⏳") == []
+
+
+class GatedDirectory:
+    """The threads' directory, but recording an interaction waits until `release`."""
+
+    def __init__(self, directory: MemoryDirectory) -> None:
+        self.directory = directory
+        self.waiting = asyncio.Event()
+        self.released = asyncio.Event()
+
+    async def thread_for(self, key: ThreadKey) -> tuple[str, str | None]:
+        return await self.directory.thread_for(key)
+
+    async def remember_codex_thread(self, thread_id: str, codex_thread_id: str) -> None:
+        await self.directory.remember_codex_thread(thread_id, codex_thread_id)
+
+    async def new_thread(self, key: ThreadKey) -> str:
+        return await self.directory.new_thread(key)
+
+    async def record_interaction(self, thread_id: str, interaction: ev.Interaction) -> None:
+        self.waiting.set()
+        await self.released.wait()
+        await self.directory.record_interaction(thread_id, interaction)
+
+
+async def test_an_update_is_processed_only_once_its_interaction_is_recorded(tg: TG) -> None:
+    tg.core.provider.script(Text("answered after all"))
+    gated = GatedDirectory(tg.core.directory)
+    await tg.start(directory=gated)
+    update = await tg.api.push_message(ADMIN, "accept me")
+    async with asyncio.timeout(30):
+        await gated.waiting.wait()  # the surface records the interaction itself
+    inbox = Inbox(tg.store_path, tg.api.token.split(":")[0])
+    assert not inbox.processed(update["update_id"])  # not accepted yet: a crash replays it
+    await tg.kill()
+    assert tg.core.directory.interactions == []
+    await tg.start()
+    await tg.answer(ADMIN, lambda c: c.params["text"] == "answered after all")
+    recorded = {interaction.id for _, interaction in tg.core.directory.interactions}
+    assert recorded == {f"tg-{tg.api.token.split(':')[0]}-{update['update_id']}"}
+    assert inbox.processed(update["update_id"])
+    inbox.close()
+    assert len(_turns_saying(tg, "accept me")) == 1
 
 
 def _free_port() -> int:

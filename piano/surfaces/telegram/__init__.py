@@ -9,8 +9,10 @@ spec = child_spec(config.telegram, subscriptions=subscriptions, directory=direct
 
 `child_spec` returns the `ChildSpec` of a `TelegramSurface` for the daemon's ``surfaces``
 supervisor; the bot token is read from the environment variable `TelegramConfig.token_env`
-(and the webhook secret from `WebhookConfig.secret_env`) when the surface starts. See
-`_surface` for what the surface does, `_inbox` for the delivery guarantee, `_split` for how
+(and the webhook secret from `WebhookConfig.secret_env`) when the surface starts; the Bot API
+is reached afterwards, with back-off, so the surface starts while Telegram is unreachable. See
+`_surface` for what the surface does, `_inbox` for the guarantee on incoming updates,
+`_outbox` for the one on answers (retried until delivered, across restarts), `_split` for how
 answers are rendered, `_progress` for the status message, `_access` for the allowlist,
 `_media` for voice notes, images and files (`media`: see `piano.media`).
 """

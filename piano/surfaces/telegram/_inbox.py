@@ -9,18 +9,23 @@ loses those updates. So the surface drives ``getUpdates`` itself with PTB's `Bot
 2. every update it returns is written here (one transaction, ``INSERT OR IGNORE`` by
    `update_id`) before the next ``getUpdates``; a webhook POST is written before it is answered;
 3. the actor processes pending updates in `update_id` order and marks each processed as soon as
-   its effect is done: a message is marked the moment it is in its thread's mailbox (before the
-   thread answers, which can take as long as starting a Codex turn), a button once decided.
+   its effect is done: a message once it is *accepted* — its interaction recorded in the store
+   as pending (`ThreadDirectory.record_interaction`) and put in its thread's mailbox, with no
+   await between the two last steps — never before, and never waiting for the thread to answer
+   (which can take as long as Codex takes to start a turn); a button once decided.
 
 So a crash loses nothing (what Telegram forgot is here, and pending updates are processed first
-at start-up), and nothing is processed twice (an update Telegram sends again is ignored by
-`update_id`, and a processed one is never pending). The window left is a crash between a
-message reaching its thread's mailbox and the mark, with no await in between; the interaction
-id is derived from the update (``tg-<bot>-<update_id>``) so that even then a replay carries the
-same id as the first.
+at start-up; what was accepted is in the store, where the daemon's start-up recovery finds it),
+and nothing is processed twice (an update Telegram sends again is ignored by `update_id`, and a
+processed one is never pending). The window left is a crash between the interaction being
+recorded and the mark: the update is then processed again with the same interaction id
+(``tg-<bot>-<update_id>``), which the store records once.
 
 The same database keeps the surface's conversations (chat, forum topic, chosen agent), so a
-restarted surface resubscribes to their threads.
+restarted surface resubscribes to their threads; the **outbox** (`OutboxRow`: every answer until
+Telegram has taken it, so an outage or a restart delays it and never loses it); and the
+**status messages** of turns (`StatusRow`: so a restarted surface still closes a "⏳ Working…"
+message when its turn ends, instead of leaving it forever).
 """
 
 from __future__ import annotations
@@ -36,10 +41,61 @@ import msgspec
 
 from piano.store import migrate, open_connection
 
-__all__ = ["Conversation", "Inbox"]
+__all__ = ["Conversation", "Inbox", "OutboxRow", "StatusRow"]
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder(dict[str, Any])
+
+# The surface's own tables, beside the store's telegram_* tables (created if missing, so the
+# surface's durable state does not need a store migration of its own).
+_TABLES = """
+CREATE TABLE IF NOT EXISTS telegram_outbox (
+    id          INTEGER PRIMARY KEY,
+    bot         TEXT NOT NULL,
+    chat_id     INTEGER NOT NULL,
+    body        TEXT NOT NULL CHECK (json_valid(body)),
+    data        BLOB,
+    created_at  REAL NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS telegram_status (
+    bot             TEXT NOT NULL,
+    chat_id         INTEGER NOT NULL,
+    message_id      INTEGER NOT NULL,
+    thread_id       TEXT NOT NULL,
+    interaction_id  TEXT,
+    conversation    TEXT NOT NULL,
+    topic_id        INTEGER,
+    agent           TEXT NOT NULL,
+    answered        INTEGER NOT NULL DEFAULT 0,
+    created_at      REAL NOT NULL,
+    PRIMARY KEY (bot, chat_id, message_id)
+) STRICT;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A stored outgoing message: `body` as the outbox encoded it, `data` a document's bytes."""
+
+    id: int
+    chat_id: int
+    body: str
+    data: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRow:
+    """A turn's status message, kept until it shows how the turn ended; `answered` once the
+    turn's answer is in the outbox."""
+
+    chat_id: int
+    message_id: int
+    thread_id: str
+    interaction_id: str | None
+    conversation: str
+    topic_id: int | None
+    agent: str
+    answered: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +116,8 @@ class Inbox:
         self.clock = clock
         self.connection: apsw.Connection = open_connection(path)
         migrate(self.connection)
+        with self.connection:
+            self.connection.execute(_TABLES)
 
     def close(self) -> None:
         self.connection.close()
@@ -153,3 +211,94 @@ class Inbox:
                     self.clock(),
                 ),
             )
+
+    # -- the outbox ---------------------------------------------------------------------------
+
+    def outbox_add(self, chat_id: int, body: str, data: bytes | None = None) -> int:
+        """Keep an outgoing message until `outbox_done`; its row id (the order of sending)."""
+        with self.connection:
+            self.connection.execute(
+                "INSERT INTO telegram_outbox (bot, chat_id, body, data, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (self.bot, chat_id, body, data, self.clock()),
+            )
+            row = self.connection.last_insert_rowid()
+        return row
+
+    def outbox_done(self, row: int) -> None:
+        with self.connection:
+            self.connection.execute("DELETE FROM telegram_outbox WHERE id = ?", (row,))
+
+    def outbox(self) -> list[OutboxRow]:
+        """Every message not yet taken by Telegram, oldest first."""
+        rows = self.connection.execute(
+            "SELECT id, chat_id, body, data FROM telegram_outbox WHERE bot = ? ORDER BY id",
+            (self.bot,),
+        ).fetchall()
+        return [
+            OutboxRow(_int(row), _int(chat), str(body), data if isinstance(data, bytes) else None)
+            for row, chat, body, data in rows
+        ]
+
+    # -- status messages ----------------------------------------------------------------------
+
+    def status_shown(self, row: StatusRow) -> None:
+        with self.connection:
+            self.connection.execute(
+                "INSERT OR REPLACE INTO telegram_status (bot, chat_id, message_id, thread_id, "
+                "interaction_id, conversation, topic_id, agent, answered, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    self.bot,
+                    row.chat_id,
+                    row.message_id,
+                    row.thread_id,
+                    row.interaction_id,
+                    row.conversation,
+                    row.topic_id,
+                    row.agent,
+                    int(row.answered),
+                    self.clock(),
+                ),
+            )
+
+    def status_answered(self, chat_id: int, message_id: int) -> None:
+        with self.connection:
+            self.connection.execute(
+                "UPDATE telegram_status SET answered = 1 "
+                "WHERE bot = ? AND chat_id = ? AND message_id = ?",
+                (self.bot, chat_id, message_id),
+            )
+
+    def status_closed(self, chat_id: int, message_id: int) -> None:
+        with self.connection:
+            self.connection.execute(
+                "DELETE FROM telegram_status WHERE bot = ? AND chat_id = ? AND message_id = ?",
+                (self.bot, chat_id, message_id),
+            )
+
+    def open_statuses(self) -> list[StatusRow]:
+        """Status messages not yet showing how their turn ended, oldest first."""
+        rows = self.connection.execute(
+            "SELECT chat_id, message_id, thread_id, interaction_id, conversation, topic_id, "
+            "agent, answered FROM telegram_status WHERE bot = ? ORDER BY created_at",
+            (self.bot,),
+        ).fetchall()
+        return [
+            StatusRow(
+                _int(chat),
+                _int(message),
+                str(thread),
+                None if interaction is None else str(interaction),
+                str(conversation),
+                None if topic is None else _int(topic),
+                str(agent),
+                bool(answered),
+            )
+            for chat, message, thread, interaction, conversation, topic, agent, answered in rows
+        ]
+
+
+def _int(value: object) -> int:
+    assert isinstance(value, int)
+    return value

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -130,7 +131,11 @@ async def _message(surface: TelegramSurface, message: Message, update_id: int) -
             return True
         if threads is None:
             return False
-        await _run_command(surface, threads, command, conversation, route, user_id)
+        run = _run_command(surface, threads, command, conversation, route, user_id)
+        if command[0] in _ASKS_THE_THREAD:
+            surface.detach(run, f"telegram-/{command[0]}-{update_id}")
+        else:
+            await run
         return True
     if odd is not None:
         log.info("telegram.unsupported_message", chat=chat.id, kind=odd)
@@ -143,7 +148,7 @@ async def _message(surface: TelegramSurface, message: Message, update_id: int) -
         return True
     if threads is None:
         return False
-    await surface.track(conversation)
+    thread_id = await surface.track(conversation)
     body = text.replace(f"@{username}", "").strip() if username else text
     attachments: list[str] = []
     if carried is not None:
@@ -169,14 +174,19 @@ async def _message(surface: TelegramSurface, message: Message, update_id: int) -
     surface.replies[interaction.id] = message.message_id
     _typing(surface, route)
     thread = await threads.call(("open", route.key), timeout=60)
-    reply = thread.call(("message", interaction), timeout=60)
-    # The message is in the thread's mailbox now: from here a crash of the surface must not
-    # hand it over again, so the update counts as processed before the thread answers.
+    await surface.directory.record_interaction(thread_id, interaction)
+    # Accepted: the interaction is in the store as pending. Into the thread's mailbox and
+    # marked processed with no await in between; the answer arrives as thread events, so the
+    # surface never waits for the thread to start the turn (Codex may take its time).
+    reply = thread.call(("message", interaction), timeout=None)
     assert surface.inbox is not None
     surface.inbox.mark_processed(update_id)
-    outcome = await reply
-    log.info("telegram.message", chat=chat.id, topic=topic, outcome=outcome)
+    surface.detach(reply, f"telegram-message-{interaction.id}")
     return True
+
+
+_ASKS_THE_THREAD = frozenset({"stop", "status", "approvals"})
+"""Commands that wait on the conversation's thread actor, so they run beside the surface."""
 
 
 def _typing(surface: TelegramSurface, route: Route) -> None:
@@ -312,17 +322,35 @@ async def _button(surface: TelegramSurface, update: Update) -> bool:
         return False
     thread = await threads.call(("open", view.route.key))
     by = query.from_user.full_name or f"telegram:{user_id}"
-    decided = await thread.call(("decide", view.approval_id, decision, by))
+    surface.detach(
+        _decide(surface, thread, view.approval_id, decision, by, user_id, chat_id, answer),
+        f"telegram-decide-{update.update_id}",
+    )
+    return True
+
+
+async def _decide(
+    surface: TelegramSurface,
+    thread: ActorRef,
+    approval_id: str,
+    decision: str,
+    by: str,
+    user_id: int,
+    chat_id: int,
+    answer: Callable[[str], None],
+) -> None:
+    """Pass the decision to the thread (beside the surface: the thread may be busy)."""
+    assert surface.access is not None
+    decided = await thread.call(("decide", approval_id, decision, by))
     surface.access.audit(
         "approval",
         "done" if decided else "failed",
         user_id=user_id,
         chat_id=chat_id,
-        detail=f"{decision} {view.approval_id}",
+        detail=f"{decision} {approval_id}",
     )
     answer(
         {"accept": "Approved", "decline": "Denied", "cancel": "Cancelling the turn"}[decision]
         if decided
         else "This request is no longer pending."
     )
-    return True

@@ -17,8 +17,16 @@ serving a webhook, and owns:
 - **media** — voice notes, photos and documents (`_media`), with `media` (`piano.media.Media`);
   without it they get a polite "text only" answer.
 
-Telegram calls go through one ordered `Outbox` per chat, so the actor never waits on Telegram;
-incoming updates are handled one at a time in `update_id` order (`_incoming`).
+Telegram calls go through one ordered `Outbox` per chat, so the actor never waits on Telegram,
+and answers are stored until Telegram takes them (`_outbox`); incoming updates are handled one
+at a time in `update_id` order (`_incoming`), and what waits on a conversation's thread (the
+answer to a message, /stop, /status, a button) runs beside the actor (`detach`), so one chat
+waiting on Codex never holds up another.
+
+The surface starts without the network (`init`: database, subscriptions, stored outbox and
+status messages) and reaches the Bot API in the background, retrying with back-off: the
+daemon starts while Telegram is unreachable, and `describe` (``piano status``) says the surface
+is DOWN, and why, until it is connected and polling.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import asyncio
 import contextlib
 import hmac
 import html
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -34,11 +43,12 @@ from typing import Any
 
 from aiohttp import web
 from telegram import Bot, User
-from telegram.error import Conflict, NetworkError, RetryAfter
+from telegram.error import RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 
-from actors import Registry, Timer
+from actors import ActorExited, Registry, Timer
 from piano.media import Media
+from piano.store import InteractionRecord, StoreReader
 from piano.surfaces._surface import Context, subscribe
 from piano.surfaces.telegram._access import Access
 from piano.surfaces.telegram._config import TelegramConfig
@@ -55,8 +65,14 @@ from piano.surfaces.telegram._texts import (
 )
 from piano.threads import ThreadDirectory
 from schemas import events as ev
+from supervisors import Backoff
 
 __all__ = ["Route", "TelegramSurface", "Transcripts"]
+
+CONNECT_BACKOFF = Backoff(initial=1.0, cap=10.0)
+"""How soon the surface tries to reach the Bot API again at start-up."""
+POLL_BACKOFF = Backoff(initial=0.25, cap=2.0)
+"""How soon a failed getUpdates is tried again: capped low, so polling resumes promptly."""
 
 Transcripts = Callable[[str], Awaitable[str | None]]
 """Markdown transcript of a thread id (None when the store does not know the thread)."""
@@ -120,9 +136,14 @@ class TelegramSurface(TelegramOutput):
         self.runner: web.AppRunner | None = None
         self.draining = False
         self.closed = False
+        self.connected = asyncio.Event()
+        self.down: str | None = "connecting to the Bot API"
 
     def describe(self) -> str:
-        return f"telegram bot {self.bot_id} ({self.config.mode}), {len(self.routes)} threads"
+        state = "up" if self.down is None else f"DOWN: {self.down}"
+        return (
+            f"telegram bot {self.bot_id} ({self.config.mode}), {state}, {len(self.routes)} threads"
+        )
 
     def format_status(self, state: dict[str, Any]) -> dict[str, Any]:
         state["token"] = "<redacted>"
@@ -132,6 +153,11 @@ class TelegramSurface(TelegramOutput):
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def init(self) -> None:
+        """Everything that needs no network: the database, the conversations' subscriptions
+        (so thread events published from now on reach this surface, e.g. the daemon's
+        start-up recovery), the stored outbox and open status messages. Reaching the Bot API
+        is `_connect`'s, which retries for as long as it takes: the daemon starts while
+        Telegram is unreachable, and `describe` says the surface is down."""
         self.trap_exits = True
         self.inbox = Inbox(self.store_path, self.bot_id)
         self.inbox.prune(self.config.inbox_retention)
@@ -144,24 +170,82 @@ class TelegramSurface(TelegramOutput):
             request=pool,
             get_updates_request=HTTPXRequest(),
         )
-        await self.bot.initialize()
-        self.me = await self.bot.get_me()
-        await self.bot.set_my_commands(COMMANDS)
         for conversation in self.inbox.conversations():
             await self.track(conversation)
+        self.resume_outbox()
+        await self._reopen_statuses()
         if self.config.mode == "webhook":
             await self._start_webhook()
-        else:
-            await self.bot.delete_webhook()
-            self._spawn(self._poll(), "telegram-poll")
+        self._spawn(self._connect(), "telegram-connect")
         self._spawn(self._reap(), "telegram-reap")
+
+    async def _connect(self) -> None:
+        """Reach the Bot API (getMe, the command menu, the webhook), trying again with
+        `CONNECT_BACKOFF` for as long as it takes; then tell the actor (``"connected"``)."""
+        assert self.bot is not None
+        bot = self.bot
+        rng = random.Random()
+        attempt = 0
+        while True:
+            try:
+                await bot.initialize()
+                await bot.set_my_commands(COMMANDS)
+                if self.config.mode == "webhook":
+                    await self._set_webhook()
+                else:
+                    await bot.delete_webhook()
+                break
+            except RetryAfter as exc:
+                delay = retry_seconds(exc)
+            except TelegramError as exc:
+                attempt += 1
+                delay = CONNECT_BACKOFF.delay(attempt, rng)
+                self.down = f"the Bot API is unreachable ({self._redact(exc)})"
+            except Exception as exc:
+                self.ref.send(("crash", exc))
+                return
+            self.log.warning(
+                "telegram.connect_failed", why=self.down, attempt=attempt, retry_in=round(delay, 2)
+            )
+            await asyncio.sleep(delay)
+        self.ref.send(("connected", bot.bot))
+
+    def _connected(self, me: User) -> None:
+        self.me = me
+        self.down = None
+        self.connected.set()
+        self.log.info("telegram.connected", bot=self.bot_id, username=me.username)
+        if self.config.mode != "webhook":
+            self._spawn(self._poll(), "telegram-poll")
         self.ref.send("inbox")
+
+    def _redact(self, exc: BaseException) -> str:
+        """An error's text without the token (PTB's InvalidToken quotes it)."""
+        return str(exc).replace(self.token, "<token>") or type(exc).__name__
 
     def _spawn(self, coroutine: Awaitable[Any], name: str) -> None:
         task = asyncio.ensure_future(coroutine)
         task.set_name(name)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def detach(self, work: Awaitable[object], name: str) -> None:
+        """Run `work` beside the actor: what waits on one conversation's thread (which may be
+        busy starting a turn while Codex restarts) never holds up the other chats. A failure
+        is logged; the update that asked for it is processed either way."""
+
+        async def run() -> None:
+            try:
+                outcome = await work
+            except ActorExited as exc:  # a message was recorded: the start-up recovery runs it
+                self.log.warning("telegram.thread_exited", work=name, reason=str(exc))
+            except Exception as exc:
+                self.log.warning("telegram.work_failed", work=name, error=str(exc))
+            else:
+                if outcome is not None:
+                    self.log.info("telegram.done", work=name, outcome=outcome)
+
+        self._spawn(run(), name)
 
     async def _reap(self) -> None:
         """Release everything when the actor exits, even by a kill (terminate does not run)."""
@@ -192,10 +276,13 @@ class TelegramSurface(TelegramOutput):
     # -- receiving updates --------------------------------------------------------------------
 
     async def _poll(self) -> None:
+        """Long-poll getUpdates; after a failure, try again within `POLL_BACKOFF`'s cap (2 s),
+        so updates flow again within about two seconds of the Bot API coming back."""
         assert self.bot is not None
         assert self.inbox is not None
         offset = self.inbox.next_offset()
-        backoff = 0.5
+        rng = random.Random()
+        failures = 0
         while True:
             try:
                 updates = await self.bot.get_updates(
@@ -206,28 +293,36 @@ class TelegramSurface(TelegramOutput):
             except RetryAfter as exc:
                 await asyncio.sleep(retry_seconds(exc))
                 continue
-            except (NetworkError, Conflict) as exc:
-                self.log.warning("telegram.poll_failed", error=str(exc), retry_in=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+            except TelegramError as exc:
+                failures += 1
+                delay = POLL_BACKOFF.delay(failures, rng)
+                self.down = f"polling fails ({self._redact(exc)})"
+                self.log.warning("telegram.poll_failed", error=self.down, retry_in=round(delay, 2))
+                await asyncio.sleep(delay)
                 continue
             except Exception as exc:
                 self.ref.send(("crash", exc))
                 return
-            backoff = 0.5
+            if failures:
+                failures = 0
+                self.down = None
+                self.log.info("telegram.poll_resumed")
             if updates:
                 self.inbox.store([update.to_dict() for update in updates])
                 offset = updates[-1].update_id + 1
                 self.ref.send("inbox")
 
     async def _start_webhook(self) -> None:
-        assert self.bot is not None
         hook = self.config.webhook
         app = web.Application()
         app.router.add_post(hook.path, self._webhook)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         await web.TCPSite(self.runner, hook.listen, hook.port).start()
+
+    async def _set_webhook(self) -> None:
+        assert self.bot is not None
+        hook = self.config.webhook
         if hook.url:
             await self.bot.set_webhook(
                 hook.url,
@@ -257,12 +352,15 @@ class TelegramSurface(TelegramOutput):
         match message:
             case "inbox":
                 return self._process_inbox()
+            case ("connected", User() as me):
+                self._connected(me)
+                return None
             case ("pump", int(chat_id)):
                 self.pacer_timers.pop(chat_id, None)
                 self._pump(chat_id)
                 return None
-            case ("status_done", StatusMessage() as view, message_id, retry_after, dirty):
-                return self._status_done(view, message_id, retry_after, dirty)
+            case ("status_done", StatusMessage() as view, message_id, retry_after):
+                return self._status_done(view, message_id, retry_after)
             case ("blocked", int(chat_id), float(seconds)):
                 self._pacer(chat_id).block(self.clock(), seconds)
                 return None
@@ -271,7 +369,7 @@ class TelegramSurface(TelegramOutput):
         return super().handle_info(message)
 
     async def _process_inbox(self) -> None:
-        if self.draining:
+        if self.draining or self.me is None:
             return
         assert self.inbox is not None
         self.draining = True
@@ -325,8 +423,18 @@ class TelegramSurface(TelegramOutput):
         route = self.routes.get(context.thread_id)
         if route is None:
             return
+        left = self.status.pop(context.thread_id, None)
+        if left is not None and left.progress.status == "running":
+            left.progress.finish("interrupted")  # a turn of a previous run that never closed
+            self._changed(left)
         reply_to = self.replies.get(event.interaction.id)
-        view = StatusMessage(route, TurnProgress(preview_chars=self.config.preview_chars), reply_to)
+        view = StatusMessage(
+            route,
+            TurnProgress(preview_chars=self.config.preview_chars),
+            reply_to,
+            thread_id=context.thread_id,
+            interaction_id=event.interaction.id,
+        )
         self.status[context.thread_id] = view
         self.history.setdefault(context.thread_id, []).append(
             f"**{event.interaction.user or 'user'}:** {event.interaction.text}"
@@ -373,19 +481,74 @@ class TelegramSurface(TelegramOutput):
             if view.message_id is None and pacer.in_flight is not view:
                 pacer.forget(view)  # not shown yet: the answer alone says it all
                 view.dead = True
-            view.progress.finish(event.status, event.error)
-            self._changed(view)
         answer = event.response.strip()
         self.history.setdefault(context.thread_id, []).append(
             f"**agent ({event.status}):** {answer or event.error or ''}"
         )
-        if answer:
+        self._close_turn(route, view, event.status, answer, event.error, reply_to)
+
+    def _close_turn(
+        self,
+        route: Route,
+        view: StatusMessage | None,
+        status: str,
+        answer: str | None,
+        error: str | None,
+        reply_to: int | None,
+    ) -> None:
+        """Show how a turn ended: its status message's last edit, and its answer (durably
+        queued before the status message is marked answered; None: it was sent already)."""
+        if view is not None:
+            view.progress.finish(status, error)
+            self._changed(view)
+        if answer is None:
+            pass
+        elif answer:
             self.say_markdown(route, answer, reply_to)
-        elif event.status != "completed":
-            why = f": {event.error}" if event.error else ""
-            self.say(route, f"❌ The turn {event.status}{_escape(why)}", reply_to=reply_to)
+        elif status != "completed":
+            why = f": {error}" if error else ""
+            self.say(route, f"❌ The turn {status}{_escape(why)}", reply_to=reply_to)
         elif view is None or view.dead:
             self.say(route, "✅ Done (no answer text).", reply_to=reply_to)
+        if view is not None:
+            view.answered = True
+            if view.message_id is not None and self.inbox is not None:
+                self.inbox.status_answered(route.chat_id, view.message_id)
+
+    async def _reopen_statuses(self) -> None:
+        """Take over the status messages a previous run left showing "⏳ Working…": a turn the
+        store has seen end is closed now (and its answer sent if it never was); any other is
+        watched again, so its closing event — from the running turn, or the daemon's start-up
+        recovery — closes it."""
+        assert self.inbox is not None
+        rows = self.inbox.open_statuses()
+        if not rows:
+            return
+        ended = await asyncio.to_thread(
+            _ended_interactions, self.store_path, [r.interaction_id for r in rows]
+        )
+        for row in rows:
+            route = Route(row.conversation, row.chat_id, row.topic_id, row.agent)
+            view = StatusMessage(
+                route,
+                TurnProgress(preview_chars=self.config.preview_chars),
+                message_id=row.message_id,
+                thread_id=row.thread_id,
+                interaction_id=row.interaction_id,
+                answered=row.answered,
+            )
+            record = ended.get(row.interaction_id or "")
+            if record is None:
+                self.routes.setdefault(row.thread_id, route)
+                subscribe(self.subscriptions, row.thread_id, self.ref)
+                left = self.status.get(row.thread_id)
+                if left is not None:  # two left open in one thread: the older one is over
+                    self._close_turn(route, left, "interrupted", "", None, None)
+                self.status[row.thread_id] = view
+                continue
+            self.log.info("telegram.status_closed_at_start", interaction=record.id)
+            answer = None if row.answered else record.response.strip()
+            self._close_turn(route, view, record.status, answer, record.error, None)
 
     def approval_requested(self, context: Context, event: ev.ApprovalRequested) -> None:
         route = self.routes.get(context.thread_id)
@@ -419,6 +582,17 @@ class TelegramSurface(TelegramOutput):
 
     def approval_for(self, token: str) -> _ApprovalView | None:
         return self.approvals.get(self.tokens.get(token, token))
+
+
+def _ended_interactions(store_path: str, ids: list[str | None]) -> dict[str, InteractionRecord]:
+    """The interactions among `ids` that the store has seen end."""
+    ended: dict[str, InteractionRecord] = {}
+    with StoreReader(store_path) as reader:
+        for interaction_id in ids:
+            record = reader.interaction(interaction_id) if interaction_id else None
+            if record is not None and record.status in ("completed", "failed", "interrupted"):
+                ended[record.id] = record
+    return ended
 
 
 def _escape(text: str) -> str:
