@@ -31,9 +31,11 @@ from ._rpc import (
     NotificationCallback,
     RequestHandler,
 )
+from ._translate import EVENT_TEXT_LIMIT
 
 __all__ = [
     "CODEX",
+    "EVENT_TEXT_LIMIT",
     "ApprovalAsked",
     "CodexClient",
     "CodexError",
