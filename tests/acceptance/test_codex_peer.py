@@ -45,14 +45,17 @@ class DaemonLog:
                 self._more = anyio.Event()
 
     async def wait_for(self, event: str, **fields: Any) -> dict[str, Any]:
-        """The first line logged as `event` with `fields` (waits for it)."""
+        """The first line logged as `event` with `fields` (waits for it, up to a minute)."""
         seen = 0
-        while True:
-            for line in self.lines[seen:]:
-                if line.get("event") == event and all(line.get(k) == v for k, v in fields.items()):
-                    return line
-            seen = len(self.lines)
-            await self._more.wait()
+        with anyio.fail_after(60):
+            while True:
+                for line in self.lines[seen:]:
+                    if line.get("event") == event and all(
+                        line.get(k) == v for k, v in fields.items()
+                    ):
+                        return line
+                seen = len(self.lines)
+                await self._more.wait()
 
 
 @contextlib.asynccontextmanager
@@ -215,13 +218,14 @@ async def codex_pid(dirs: CodexDirs) -> int:
 
 
 @contextlib.contextmanager
-def stopped(pid: int) -> Any:
-    """SIGSTOP `pid` for the block; afterwards it is continued and killed if still there."""
+def stopped(pid: int, *, kill: bool = True) -> Any:
+    """SIGSTOP `pid` for the block; afterwards it is continued (and killed, if `kill`) if it
+    is still there."""
     os.kill(pid, signal.SIGSTOP)
     try:
         yield
     finally:
-        for sig in (signal.SIGCONT, signal.SIGKILL):
+        for sig in (signal.SIGCONT, signal.SIGKILL) if kill else (signal.SIGCONT,):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
 
@@ -258,7 +262,7 @@ async def test_a_turn_start_that_timed_out_is_never_run_later_by_codex(dirs: Cod
         async with logged_daemon(config, dirs):
             assert "an answer" in await chat(config, "warm up")
             old = await codex_pid(dirs)
-            with stopped(old):
+            with stopped(old, kill=False):
                 with anyio.fail_after(60):
                     shown = await failed_chat(config, "zebra-crossing")
                 assert "[turn failed: Codex did not start the turn in time" in shown, shown
