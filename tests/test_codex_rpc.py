@@ -362,3 +362,36 @@ async def test_a_request_times_out_and_its_late_response_is_dropped(tmp_path: Pa
             pong = await proc.request("ping", timeout=10)
     assert bytes(pong) == b'{"pong": true}'
     assert any(e["event"] == "codex.late_response" for e in logs)
+
+
+@pytest.mark.anyio
+async def test_codex_stderr_is_logged_at_codex_own_level(tmp_path: Path) -> None:
+    notes = Notes()
+    with structlog.testing.capture_logs() as logs:
+        async with standin(tmp_path, "stderr", on_notification=notes):
+            await notes.wait_for("standin/logged")
+        # leaving the block waited for the process to exit and its stderr to be read
+    levels = [(e["log_level"], e["line"].split()[-1]) for e in logs if e["event"] == "codex.stderr"]
+    assert levels == [
+        ("warning", "careful"),
+        ("warning", "continued"),
+        ("error", "broken"),
+        ("info", "words"),
+    ]
+
+
+@pytest.mark.anyio
+async def test_the_watchdog_kills_a_codex_that_stops_answering(tmp_path: Path) -> None:
+    exits: list[CodexExited] = []
+    with structlog.testing.capture_logs() as logs:
+        proc = standin(
+            tmp_path, "late", watchdog_interval=0.1, watchdog_timeout=0.5, on_exit=exits.append
+        )
+        await proc.start()
+        with anyio.fail_after(30):
+            exited = await proc.wait_closed()
+    assert exits == [exited]
+    assert exited.returncode == -9
+    [hung] = [e for e in logs if e["event"] == "codex.hung"]
+    assert hung["log_level"] == "error"
+    assert hung["waited"] == 0.5
