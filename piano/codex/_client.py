@@ -93,8 +93,8 @@ class ApprovalAsked:
 
 @dataclass(frozen=True, slots=True)
 class ProbeProvider:
-    """Ask the configured provider `name` one question; the reply is what it answered, as a
-    sentence (address, HTTP status, the provider's message), or None for no such provider."""
+    """Ask the configured provider `name` one question; the reply is its `ProviderAnswer`
+    (address, HTTP status, the provider's message), or None for no such provider."""
 
     name: str
 
@@ -328,7 +328,7 @@ class CodexClient(_Actor):
         model = next((a.model for a in self.config.agents.values() if a.provider == name), None)
         answer = await probe_provider(provider, model, timeout=self.config.codex.probe_timeout)
         self.log.info("codex.provider_probed", provider=name, ok=answer.ok, answer=answer.detail)
-        caller.reply(answer.detail)
+        caller.reply(answer)
 
     async def handle_info(self, message: Any) -> None:
         if isinstance(message, _ProcessExited):

@@ -347,7 +347,11 @@ class ConversationThread(Conversation[Turn]):
             return done
         if answer is None:
             return done
-        error = f"{done.error} — provider {self.agent.provider}: {answer}"
+        name = self.agent.provider
+        if answer.ok:
+            error = f"{done.error} (provider {name} answers a small request now: {answer.detail})"
+        else:
+            error = f"{done.error} — provider {name}: {answer.detail}"
         return msgspec.structs.replace(done, error=error)
 
     async def terminate(self, reason: object) -> None:
