@@ -79,6 +79,13 @@ class CodexConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     home: str = ""
     args: list[str] = msgspec.field(default_factory=lambda: ["--disable", "plugins"])
     request_timeout: float = 60.0
+    watchdog_interval: float = 10.0
+    """Seconds between the checks that codex still answers (see `piano.codex.CodexProcess`)."""
+    watchdog_timeout: float = 10.0
+    """Seconds codex has to answer a check before it counts as hung and is restarted."""
+    probe_timeout: float = 10.0
+    """Seconds a request to a provider may take when Piano asks it why a turn failed, and in
+    ``piano doctor``."""
     restart_backoff: float = 0.5
     restart_backoff_cap: float = 30.0
 

@@ -118,6 +118,26 @@ def check_provider_keys(config: Config, environ: Mapping[str, str] = os.environ)
     return Check("api keys", True, "every agent's key variable is set")
 
 
+def check_providers(config: Config, environ: Mapping[str, str] = os.environ) -> list[Check]:
+    """One real request to each configured provider (as codex or the openai backend would
+    make it, with its key), and what it answered: a provider that cannot be reached or answers
+    with an error fails every turn, and codex alone would not say which address or why."""
+    from piano.codex import probe_provider
+
+    async def probe_all() -> list[Check]:
+        checks = []
+        for name, provider in sorted(config.providers.items()):
+            model = next((a.model for a in config.agents.values() if a.provider == name), None)
+            answer = await probe_provider(
+                provider, model, environ=environ, timeout=config.codex.probe_timeout
+            )
+            fix = f"start the provider, or fix providers.{name} (base_url, env_key) in the config"
+            checks.append(Check(f"provider {name}", answer.ok, answer.detail, fix))
+        return checks
+
+    return asyncio.run(probe_all())
+
+
 def check_surface_tokens(config: Config, environ: Mapping[str, str] = os.environ) -> Check:
     """An enabled surface's token variable is set: without it the daemon refuses to start."""
     needed = []
@@ -228,7 +248,7 @@ def run_checks(config_path: str | None, emit: Callable[[str], None] = print) -> 
     checks start (codex) is kept to errors: the check lines say what matters."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     config_check, config = check_config(config_path)
-    checks: list[Callable[[], Check]] = [
+    checks: list[Callable[[], Check | list[Check]]] = [
         lambda: config_check,
         lambda: check_codex(config),
         check_bwrap,
@@ -242,11 +262,13 @@ def run_checks(config_path: str | None, emit: Callable[[str], None] = print) -> 
             lambda: check_codex_starts(config),
             lambda: check_provider_keys(config),
             lambda: check_surface_tokens(config),
+            lambda: check_providers(config),
         ]
     failed = 0
     for check in checks:
-        result = check()
-        emit(result.line())
-        failed += not result.ok
+        found = check()
+        for result in found if isinstance(found, list) else [found]:
+            emit(result.line())
+            failed += not result.ok
     emit("all checks passed" if not failed else f"{failed} check(s) failed")
     return 1 if failed else 0

@@ -72,8 +72,10 @@ class FileChange(msgspec.Struct, frozen=True, kw_only=True):
     diff: str = ""
 
 
-class Item(msgspec.Struct, kw_only=True):
-    """One step of a turn. Fields that do not apply to its kind stay at their defaults."""
+class Item(msgspec.Struct, frozen=True, kw_only=True):
+    """One step of a turn. Fields that do not apply to its kind stay at their defaults.
+    Frozen, as every event: a published event never changes (make a changed copy with
+    `msgspec.structs.replace`)."""
 
     id: str
     kind: ItemKind

@@ -11,7 +11,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,18 @@ def standin(tmp_path: Path, scenario: str, **kwargs: Any) -> CodexProcess:
     launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STANDIN}" "$@"\n')
     launcher.chmod(0o755)
     return CodexProcess(binary=launcher, args=[scenario], **kwargs)
+
+
+async def standin_run(
+    tmp_path: Path, scenario: str, last: str
+) -> tuple[Notes, list[MutableMapping[str, Any]]]:
+    """Run the stand-in's `scenario` until notification `last`, then close it (which waits
+    for its exit and the rest of its stderr); its notifications and what was logged."""
+    notes = Notes()
+    with structlog.testing.capture_logs() as logs:
+        async with standin(tmp_path, scenario, on_notification=notes):
+            await notes.wait_for(last)
+    return notes, logs
 
 
 async def run_turn(proc: CodexProcess, notes: Notes, dirs: CodexDirs, text: str) -> str:
@@ -321,10 +333,7 @@ async def test_a_startup_failure_raises_with_the_reason_codex_wrote_to_stderr(
 
 @pytest.mark.anyio
 async def test_lines_that_are_not_messages_are_logged_and_skipped(tmp_path: Path) -> None:
-    notes = Notes()
-    with structlog.testing.capture_logs() as logs:
-        async with standin(tmp_path, "garbage", on_notification=notes):
-            await notes.wait_for("standin/two")
+    notes, logs = await standin_run(tmp_path, "garbage", "standin/two")
     assert [m for _, m, _ in notes.seen] == ["standin/one", "standin/two"]
     assert all(t == "t1" for t, _, _ in notes.seen)
     invalid = [e for e in logs if e["event"] == "codex.invalid_message"]
@@ -362,3 +371,32 @@ async def test_a_request_times_out_and_its_late_response_is_dropped(tmp_path: Pa
             pong = await proc.request("ping", timeout=10)
     assert bytes(pong) == b'{"pong": true}'
     assert any(e["event"] == "codex.late_response" for e in logs)
+
+
+@pytest.mark.anyio
+async def test_codex_stderr_is_logged_at_codex_own_level(tmp_path: Path) -> None:
+    _, logs = await standin_run(tmp_path, "stderr", "standin/logged")
+    levels = [(e["log_level"], e["line"].split()[-1]) for e in logs if e["event"] == "codex.stderr"]
+    assert levels == [
+        ("warning", "careful"),
+        ("warning", "continued"),
+        ("error", "broken"),
+        ("info", "words"),
+    ]
+
+
+@pytest.mark.anyio
+async def test_the_watchdog_kills_a_codex_that_stops_answering(tmp_path: Path) -> None:
+    exits: list[CodexExited] = []
+    with structlog.testing.capture_logs() as logs:
+        proc = standin(
+            tmp_path, "late", watchdog_interval=0.1, watchdog_timeout=0.5, on_exit=exits.append
+        )
+        await proc.start()
+        with anyio.fail_after(30):
+            exited = await proc.wait_closed()
+    assert exits == [exited]
+    assert exited.returncode == -9
+    [hung] = [e for e in logs if e["event"] == "codex.hung"]
+    assert hung["log_level"] == "error"
+    assert hung["waited"] == 0.5

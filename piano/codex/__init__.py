@@ -15,11 +15,13 @@ from ._client import (
     ApprovalAsked,
     CodexClient,
     CodexNotification,
+    ProbeProvider,
     codex_dirs,
     codex_environment,
     codex_process,
     codex_writable_roots,
 )
+from ._probe import ProviderAnswer, probe_provider
 from ._rpc import (
     CodexError,
     CodexExited,
@@ -29,9 +31,11 @@ from ._rpc import (
     NotificationCallback,
     RequestHandler,
 )
+from ._translate import EVENT_TEXT_LIMIT
 
 __all__ = [
     "CODEX",
+    "EVENT_TEXT_LIMIT",
     "ApprovalAsked",
     "CodexClient",
     "CodexError",
@@ -41,10 +45,13 @@ __all__ = [
     "CodexRpcError",
     "CodexTimeout",
     "NotificationCallback",
+    "ProbeProvider",
+    "ProviderAnswer",
     "RequestHandler",
     "codex_dirs",
     "codex_environment",
     "codex_process",
     "codex_writable_roots",
     "find_codex_binary",
+    "probe_provider",
 ]

@@ -15,6 +15,12 @@ thread actor as a call (`ApprovalAsked`) that it answers when the user decides; 
 thread with no live actor is declined, as is any other MCP elicitation (a form Piano cannot
 show), and anything else Codex asks is answered with a JSON-RPC error by `CodexProcess`, so
 nothing is left hanging.
+
+Health: the process runs with a watchdog (`[codex] watchdog_interval`/`watchdog_timeout`), so a
+hung codex is killed, logged and restarted within seconds. A thread whose turn failed because of
+its provider asks the client (``call(ProbeProvider(name))``) what that provider answers to a
+request of Piano's own (`piano.codex.probe_provider`): its address, status and message, which
+codex does not pass on. The probe runs beside the mailbox, so the client keeps answering.
 """
 
 from __future__ import annotations
@@ -29,8 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from actors import NOREPLY, ActorExited, ActorRef, ActorSystem, Caller, Registry
 from actors import Actor as _Actor
-from actors import ActorExited, ActorRef, ActorSystem, Registry
+from piano.codex._probe import probe_provider
 from piano.codex._rpc import CodexExited, CodexProcess, CodexRpcError
 from schemas.codex import (
     CommandExecutionRequestApprovalParams,
@@ -50,6 +57,7 @@ __all__ = [
     "ApprovalAsked",
     "CodexClient",
     "CodexNotification",
+    "ProbeProvider",
     "codex_dirs",
     "codex_environment",
     "codex_process",
@@ -81,6 +89,14 @@ class ApprovalAsked:
         | FileChangeRequestApprovalParams
         | McpServerElicitationRequestParams
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeProvider:
+    """Ask the configured provider `name` one question; the reply is its `ProviderAnswer`
+    (address, HTTP status, the provider's message), or None for no such provider."""
+
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +145,11 @@ def codex_provider_id(name: str) -> str:
 
 
 def codex_args(config: Config) -> list[str]:
-    """The app-server arguments: the configured ones plus every provider as ``-c`` overrides,
-    except those speaking ``wire_api = "chat"``, which codex refuses at start-up (only
-    ``openai``-backend agents use them; the configuration refuses a codex agent on one).
+    """The app-server arguments: the configured ones, ``--disable unbounded_connection_retries``
+    (unless they name that feature: else codex retries an unreachable provider forever and the
+    turn only ends at the turn timeout, with no cause), plus every provider as ``-c``
+    overrides, except those speaking ``wire_api = "chat"``, which codex refuses at start-up
+    (only ``openai``-backend agents use them; the configuration refuses a codex agent on one).
 
     Then the sandbox: ``workspace-write`` lets the agent write its workspace, codex's TMPDIR
     (private, see `codex_dirs`) and, unless excluded, all of /tmp, where Piano's state may lie
@@ -144,6 +162,8 @@ def codex_args(config: Config) -> list[str]:
     of ``*KEY*``, ``*SECRET*`` and ``*TOKEN*`` names is switched on for anything else.
     """
     args = list(config.codex.args)
+    if not any("unbounded_connection_retries" in arg for arg in args):
+        args += ["--disable", "unbounded_connection_retries"]
     keys = sorted(codex_key_variables(config))
     args += [
         "-c",
@@ -262,6 +282,7 @@ class CodexClient(_Actor):
         self.config = config
         self.sessions = sessions
         self.process: CodexProcess | None = None
+        self.probes: set[asyncio.Task[None]] = set()
 
     def describe(self) -> str:
         pid = self.process.pid if self.process is not None else None
@@ -278,17 +299,36 @@ class CodexClient(_Actor):
                 "mcpServer/elicitation/request": self._approval,
             },
             on_exit=lambda error: self.ref.send(_ProcessExited(error)),
+            watchdog_interval=self.config.codex.watchdog_interval,
+            watchdog_timeout=self.config.codex.watchdog_timeout,
         )
         await self.process.start()
 
     async def terminate(self, reason: object) -> None:
+        for task in self.probes:
+            task.cancel()
         if self.process is not None:
             await self.process.close()
 
     async def handle_call(self, message: Any, caller: Any) -> Any:
         if message == "connection":
             return self.process
+        if isinstance(message, ProbeProvider):
+            task = asyncio.create_task(self._probe(message.name, caller))
+            self.probes.add(task)
+            task.add_done_callback(self.probes.discard)
+            return NOREPLY
         return await super().handle_call(message, caller)
+
+    async def _probe(self, name: str, caller: Caller) -> None:
+        provider = self.config.providers.get(name)
+        if provider is None:
+            caller.reply(None)
+            return
+        model = next((a.model for a in self.config.agents.values() if a.provider == name), None)
+        answer = await probe_provider(provider, model, timeout=self.config.codex.probe_timeout)
+        self.log.info("codex.provider_probed", provider=name, ok=answer.ok, answer=answer.detail)
+        caller.reply(answer)
 
     async def handle_info(self, message: Any) -> None:
         if isinstance(message, _ProcessExited):

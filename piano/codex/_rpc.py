@@ -14,12 +14,19 @@
   awaited before the next line is read (back-pressure), so it must not itself wait for a
   response from this process (hand such work to another task).
 * stdout lines that are not valid messages are logged and skipped. stderr lines are logged as
-  `codex.stderr` and the last `stderr_lines` are kept for error messages.
+  `codex.stderr` at codex's own level (its ``WARN``/``ERROR`` prefix; a continuation line at
+  the level of the line it continues), and the last `stderr_lines` are kept for error messages.
 * When the process exits, for whatever reason, every pending request fails with `CodexExited`
   (exit code and stderr tail, which is where codex explains a startup failure), and
   `on_exit(CodexExited)` is called once.
 
-`close()` closes stdin (codex exits on EOF), waits `grace` s, then kills the process group.
+* With a `watchdog_interval`, a trivial request (``account/read``) goes out every that many
+  seconds; no answer within `watchdog_timeout` means codex is hung (stopped, deadlocked): that is
+  logged (``codex.hung``, an error) and the process is killed, so every pending request fails at
+  once and the owner restarts it, instead of each request waiting out its own timeout.
+
+`close()` closes stdin (codex exits on EOF), waits `grace` s, then kills the process group;
+`kill(reason)` kills it at once (a turn codex may still be running must never run later).
 """
 
 from __future__ import annotations
@@ -69,6 +76,8 @@ log = structlog.get_logger(__name__)
 
 _LINE_LIMIT = 64 * 1024 * 1024
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_LEVEL = re.compile(r"^\S+\s+(TRACE|DEBUG|INFO|WARN|ERROR)\s")
+_LEVELS = {"TRACE": "debug", "DEBUG": "debug", "INFO": "info", "WARN": "warning", "ERROR": "error"}
 _NULL = msgspec.Raw(b"null")
 
 
@@ -119,6 +128,8 @@ class CodexProcess:
         request_timeout: float = 60.0,
         startup_timeout: float = 30.0,
         stderr_lines: int = 50,
+        watchdog_interval: float | None = None,
+        watchdog_timeout: float = 10.0,
     ) -> None:
         self.binary = Path(binary) if binary is not None else None
         self.args, self.env, self.cwd = list(args), dict(env or {}), cwd
@@ -128,6 +139,7 @@ class CodexProcess:
         self.on_notification, self.on_exit = on_notification, on_exit
         self.request_handlers = dict(request_handlers or {})
         self.request_timeout, self.startup_timeout = request_timeout, startup_timeout
+        self.watchdog_interval, self.watchdog_timeout = watchdog_interval, watchdog_timeout
         self.stderr_tail: deque[str] = deque(maxlen=stderr_lines)
         self.exit: CodexExited | None = None
         self._proc: asyncio.subprocess.Process | None = None
@@ -174,6 +186,8 @@ class CodexProcess:
             tail = "\n".join(self.stderr_tail)
             raise CodexTimeout(f"{exc}; stderr:\n{tail}") from None
         await self.notify("initialized")
+        if self.watchdog_interval is not None:
+            self._spawn(self._watchdog(self.watchdog_interval))
         return result
 
     async def call(
@@ -232,9 +246,36 @@ class CodexProcess:
                 await proc.wait()
         except TimeoutError:
             self._log.warning("codex.kill", reason="no exit after stdin closed", grace=grace)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        self._kill_group()
         await self._exited.wait()
+
+    async def kill(self, reason: str) -> None:
+        """Kill the process group now (a stopped process too) and wait until every pending
+        request has failed; `reason` is logged."""
+        if self._proc is None:
+            return
+        if self.exit is None:
+            self._log.warning("codex.kill", reason=reason)
+        self._kill_group()
+        await self._exited.wait()
+
+    def _kill_group(self) -> None:
+        assert self._proc is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._proc.pid, signal.SIGKILL)
+
+    async def _watchdog(self, interval: float) -> None:
+        limit = self.watchdog_timeout
+        while self.exit is None:
+            await asyncio.sleep(interval)
+            try:
+                await self.request("account/read", {"refreshToken": False}, timeout=limit)
+            except CodexTimeout:
+                self._log.error("codex.hung", waited=limit, action="killing it to restart it")
+                await self.kill(f"no answer to the watchdog within {limit:g} s")
+                return
+            except CodexError:
+                return
 
     async def __aenter__(self) -> CodexProcess:
         await self.start()
@@ -264,11 +305,16 @@ class CodexProcess:
     async def _read_stderr(self) -> None:
         assert self._proc is not None
         assert self._proc.stderr is not None
+        level = "info"
         async for raw in self._proc.stderr:
             line = _ANSI.sub("", raw.decode(errors="replace")).rstrip()
             if line:
                 self.stderr_tail.append(line)
-                self._log.info("codex.stderr", line=line)
+                if found := _LEVEL.match(line):
+                    level = _LEVELS[found.group(1)]
+                elif not line[0].isspace():
+                    level = "info"
+                getattr(self._log, level)("codex.stderr", line=line)
 
     async def _read_stdout(self) -> None:
         assert self._proc is not None

@@ -9,7 +9,16 @@ on the guarantees stated in `schemas.events`:
 - an item Codex starts again under the same id is announced again (consumers reset its text),
   and its `ItemCompleted` carries the final text, which replaces whatever was streamed;
 - the turn's response is the text of its last completed agent message;
-- ``error`` notifications become `Notice`s: ``retrying`` while Codex retries, an error when not.
+- ``error`` notifications become `Notice`s: ``retrying`` while Codex retries, an error when not;
+- published events are never changed afterwards: an item is closed by publishing a copy
+  (`schemas.events.Item` is frozen), so a journal row written later still records what was
+  true when the event was published;
+- no event carries more than `EVENT_TEXT_LIMIT` characters of streamed or tool text (a delta,
+  a command's output, a reasoning summary): the middle of a longer text is cut, with a note
+  saying how much. The final answer is the exception: the last agent message's
+  `ItemCompleted` and the turn's `TurnCompleted.response` keep the whole text, as that is what
+  the user asked for (docs/codex.md);
+- every turn ends with one log line ``codex.turn``: thread, agent, status, duration, tokens.
 """
 
 from __future__ import annotations
@@ -18,6 +27,9 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any
+
+import msgspec
+import structlog
 
 from schemas import events as ev
 from schemas.codex import (
@@ -43,7 +55,52 @@ from schemas.codex import (
     WebSearchItem,
 )
 
-__all__ = ["Translator", "normalise_item"]
+__all__ = ["EVENT_TEXT_LIMIT", "PROVIDER_ERRORS", "Translator", "cap_text", "normalise_item"]
+
+log = structlog.get_logger(__name__)
+
+EVENT_TEXT_LIMIT = 64 * 1024
+"""The most characters of one streamed or tool text an event carries (see the module docs)."""
+
+PROVIDER_ERRORS = frozenset(
+    {
+        "httpConnectionFailed",
+        "responseStreamConnectionFailed",
+        "responseStreamDisconnected",
+        "internalServerError",
+        "serverOverloaded",
+        "badRequest",
+        "unauthorized",
+    }
+)
+"""`codexErrorInfo` kinds that mean the provider could not be reached or answered with an
+error; Codex's own text for them does not say which address or what the provider said."""
+
+
+_TOKENS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+)
+
+
+def cap_text(text: str, limit: int = EVENT_TEXT_LIMIT) -> str:
+    """`text`, or its beginning and end with a note of how many characters were cut."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    cut = len(text) - 2 * half
+    return f"{text[:half]}\n[… {cut} characters not stored …]\n{text[-half:]}"
+
+
+def _capped(item: ev.Item) -> ev.Item:
+    text, output = cap_text(item.text), cap_text(item.output)
+    if text is item.text and output is item.output:
+        return item
+    return msgspec.structs.replace(item, text=text, output=output)
+
 
 _STATUS: dict[str, ev.ItemStatus] = {
     "inProgress": "in_progress",
@@ -119,19 +176,36 @@ def normalise_item(item: ThreadItem) -> ev.Item:
 class Translator:
     """Per-thread translation state; `feed` returns the events one notification implies."""
 
-    def __init__(self, thread_id: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, thread_id: str, clock: Callable[[], float] = time.time, agent: str = ""
+    ) -> None:
         self.thread_id = thread_id
+        self.agent = agent
         self.turn_id: str | None = None
         self.interaction_id: str | None = None
         self.open: dict[str, ev.Item] = {}
         self.response = ""
+        self.failure: str | dict[str, Any] | None = None
+        """The `codexErrorInfo` of the last turn that failed with one (else None)."""
         self._clock = clock
         self._at = 0.0
+        self._began = 0.0
+        self._tokens = dict.fromkeys(_TOKENS, 0)
 
     def begin(self, interaction_id: str) -> None:
         """A new interaction's turn is about to start (before Codex's `turn/started`)."""
         self.interaction_id = interaction_id
         self.response = ""
+        self.failure = None
+        self._began = self._clock()
+        self._tokens = dict.fromkeys(_TOKENS, 0)
+
+    def provider_failed(self) -> bool:
+        """Whether the last turn failed because of its model provider (unreachable, or an
+        error answer), so the provider's own account of it is worth adding."""
+        info = self.failure
+        kind = next(iter(info), None) if isinstance(info, dict) else info
+        return kind in PROVIDER_ERRORS
 
     def _meta(self, turn_id: str | None) -> dict[str, Any]:
         return {
@@ -156,42 +230,49 @@ class Translator:
                 self.turn_id = turn.id
                 return []
             case ItemStartedNotification(turn_id=turn_id, item=item):
-                started = normalise_item(item)
+                started = _capped(normalise_item(item))
                 self.open[started.id] = started
                 return [ev.ItemStarted(item=started, **self._meta(turn_id))]
             case AgentMessageDeltaNotification(turn_id=turn_id, item_id=item_id, delta=delta):
+                text = cap_text(delta)
                 return [
-                    ev.ItemDelta(item_id=item_id, stream="text", delta=delta, **self._meta(turn_id))
+                    ev.ItemDelta(item_id=item_id, stream="text", delta=text, **self._meta(turn_id))
                 ]
             case CommandExecutionOutputDeltaNotification(turn_id=turn_id, item_id=item_id, delta=d):
+                output = cap_text(d)
                 return [
-                    ev.ItemDelta(item_id=item_id, stream="output", delta=d, **self._meta(turn_id))
+                    ev.ItemDelta(
+                        item_id=item_id, stream="output", delta=output, **self._meta(turn_id)
+                    )
                 ]
             case ItemCompletedNotification(turn_id=turn_id, item=item):
                 done = normalise_item(item)
                 if done.status == "in_progress":
-                    done.status = "completed"
-                started = (
+                    done = msgspec.structs.replace(done, status="completed")
+                if done.kind == "agent_message":
+                    self.response = done.text
+                else:
+                    done = _capped(done)
+                announce = (
                     []
                     if done.id in self.open
                     else [ev.ItemStarted(item=done, **self._meta(turn_id))]
                 )
                 self.open.pop(done.id, None)
-                if done.kind == "agent_message":
-                    self.response = done.text
-                return [*started, ev.ItemCompleted(item=done, **self._meta(turn_id))]
+                return [*announce, ev.ItemCompleted(item=done, **self._meta(turn_id))]
             case ThreadTokenUsageUpdatedNotification(turn_id=turn_id, token_usage=usage):
                 last = usage.last
-                return [
-                    ev.TokenUsage(
-                        input_tokens=last.input_tokens,
-                        cached_input_tokens=last.cached_input_tokens,
-                        output_tokens=last.output_tokens,
-                        reasoning_tokens=last.reasoning_output_tokens,
-                        total_tokens=last.total_tokens,
-                        **self._meta(turn_id),
-                    )
-                ]
+                used = ev.TokenUsage(
+                    input_tokens=last.input_tokens,
+                    cached_input_tokens=last.cached_input_tokens,
+                    output_tokens=last.output_tokens,
+                    reasoning_tokens=last.reasoning_output_tokens,
+                    total_tokens=last.total_tokens,
+                    **self._meta(turn_id),
+                )
+                for name in _TOKENS:
+                    self._tokens[name] += getattr(used, name)
+                return [used]
             case ErrorNotification(turn_id=turn_id, error=error, will_retry=retrying):
                 return [
                     ev.Notice(
@@ -204,13 +285,15 @@ class Translator:
             case WarningNotification(message=message):
                 return [ev.Notice(level="warning", message=message, **self._meta(None))]
             case TurnCompletedNotification(turn=turn):
-                error = turn.error.message if turn.error is not None else None
+                failure = turn.error.message if turn.error is not None else None
+                if turn.status == "failed" and turn.error is not None:
+                    self.failure = turn.error.codex_error_info
                 status = (
                     turn.status
                     if turn.status in ("completed", "failed", "interrupted")
                     else "failed"
                 )
-                return self.complete(status, error, turn.id)  # type: ignore[arg-type]
+                return self.complete(status, failure, turn.id)
         return []
 
     def complete(
@@ -222,9 +305,24 @@ class Translator:
         closing: ev.ItemStatus = "failed" if status == "failed" else "interrupted"
         out: list[ev.ThreadEvent] = []
         for item in self.open.values():
-            item.status = closing if item.status == "in_progress" else item.status
+            if item.status == "in_progress":
+                item = msgspec.structs.replace(item, status=closing)
             out.append(ev.ItemCompleted(item=item, **meta))
         self.open.clear()
         out.append(ev.TurnCompleted(status=status, response=self.response, error=error, **meta))
+        self._log_turn(status, error, turn_id or self.turn_id)
         self.turn_id = None
         return out
+
+    def _log_turn(self, status: ev.TurnStatus, error: str | None, turn_id: str | None) -> None:
+        duration = round(self._clock() - self._began, 3) if self._began else None
+        (log.info if status == "completed" else log.warning)(
+            "codex.turn",
+            thread=self.thread_id,
+            agent=self.agent,
+            turn=turn_id,
+            status=status,
+            duration_s=duration,
+            error=error,
+            **self._tokens,
+        )

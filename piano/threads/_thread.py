@@ -9,7 +9,12 @@ busy policy, the turn and approval timeouts and the idle stop are every conversa
   (`thread/start`) on its first message and resumed (`thread/resume`) on a new process. Steering
   is `turn/steer` (before Codex has named the turn, or when it refuses, with a warning, the
   message is queued instead); interrupting is `turn/interrupt` — also what the turn timeout
-  does, as Codex otherwise waits forever for a provider it cannot reach.
+  does. A `turn/start` that gets no answer in time is never reported failed while Codex might
+  still run it: the Codex process is killed (and restarted) first, so its items cannot land in
+  a later interaction.
+- **Provider failures.** A turn that failed because of its provider (unreachable, an error
+  answer) ends with Codex's error plus what the provider answered to a request of Piano's own
+  (`ProbeProvider`): its address, HTTP status and message, which Codex does not pass on.
 - **Approvals.** Codex's request to run a command, apply a change or call an MCP tool
   (`ApprovalAsked`, from the Codex client) is answered with the decision.
 - **Codex restarts.** The thread monitors the Codex client. If it dies mid-turn, the turn is
@@ -46,12 +51,14 @@ from piano.agents._conversation import (
     stopped_because,
 )
 from piano.codex._client import (
+    CODEX,
     ApprovalAsked,
     CodexNotification,
+    ProbeProvider,
     codex_provider_id,
     connection,
 )
-from piano.codex._rpc import CodexError, CodexProcess
+from piano.codex._rpc import CodexError, CodexProcess, CodexTimeout
 from piano.codex._translate import Translator
 from piano.media import image_type
 from piano.threads._directory import ThreadDirectory, ThreadKey
@@ -120,7 +127,7 @@ class ConversationThread(Conversation[Turn]):
         self.sessions = sessions
         self.codex_thread_id = codex_thread_id
         self.codex_config = codex_config
-        self.translator = Translator(thread_id, clock)
+        self.translator = Translator(thread_id, clock, agent=key.agent)
         self.process: CodexProcess | None = None
         self.client: MonitorRef | None = None
         self.abandoned: set[str] = set()
@@ -194,6 +201,7 @@ class ConversationThread(Conversation[Turn]):
     async def _begin(self, interaction: ev.Interaction) -> None:
         turn = self.turn = Turn(interaction)
         self.translator.begin(interaction.id)
+        process: CodexProcess | None = None
         try:
             process = await self._attach()
             started = await process.call(
@@ -201,8 +209,14 @@ class ConversationThread(Conversation[Turn]):
             )
         except CodexError as exc:
             self.emit(ev.TurnStarted(interaction=interaction, agent=self.key.agent, **self.meta()))
-            closing = self.translator.complete("failed", f"could not start the turn: {exc}")
-            await self._end_turn(closing)
+            why = f"could not start the turn: {exc}"
+            if isinstance(exc, CodexTimeout) and process is not None:
+                await process.kill(f"turn/start unanswered for thread {self.thread_id}")
+                why = (
+                    f"Codex did not start the turn in time ({exc}); it was restarted, so the "
+                    "turn cannot run later"
+                )
+            await self._end_turn(self.translator.complete("failed", why))
             return
         if self.turn is not turn:
             return
@@ -285,10 +299,12 @@ class ConversationThread(Conversation[Turn]):
                 pass
             case CodexNotification(method=method, params=params, received_at=received_at):
                 events = self.translator.feed(method, params, received_at)
-                if events and isinstance(events[-1], ev.TurnCompleted):
-                    *rest, done = events
-                    for event in rest:
+                done = events[-1] if events else None
+                if isinstance(done, ev.TurnCompleted):
+                    for event in events[:-1]:
                         self.emit(event)
+                    if self.translator.provider_failed():
+                        done = await self._with_provider_answer(done)
                     await self._end_turn([done])
                 else:
                     for event in events:
@@ -318,6 +334,25 @@ class ConversationThread(Conversation[Turn]):
             getattr(params, "turn", None), "id", None
         )
         return turn_id in self.abandoned
+
+    async def _with_provider_answer(self, done: ev.TurnCompleted) -> ev.TurnCompleted:
+        """`done` with what the agent's provider answers now added to its error."""
+        client = self.system.whereis(CODEX)
+        if client is None or not self.agent.provider:
+            return done
+        try:
+            answer = await client.call(ProbeProvider(self.agent.provider), timeout=60)
+        except Exception as exc:
+            self.log.warning("thread.provider_probe_failed", error=str(exc))
+            return done
+        if answer is None:
+            return done
+        name = self.agent.provider
+        if answer.ok:
+            error = f"{done.error} (provider {name} answers a small request now: {answer.detail})"
+        else:
+            error = f"{done.error} — provider {name}: {answer.detail}"
+        return msgspec.structs.replace(done, error=error)
 
     async def terminate(self, reason: object) -> None:
         turn = self.turn

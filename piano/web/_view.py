@@ -70,12 +70,12 @@ class ThreadViews:
                 else:
                     items.append(copy)
             case ev.ItemDelta(item_id=item_id, stream=stream, delta=delta):
-                for item in reversed(self._interaction(state, event.interaction_id).items):
-                    if item.id == item_id:
-                        if stream == "output":
-                            item.output += delta
-                        else:
-                            item.text += delta
+                items = self._interaction(state, event.interaction_id).items
+                for index in range(len(items) - 1, -1, -1):
+                    if items[index].id == item_id:
+                        field = "output" if stream == "output" else "text"
+                        grown = getattr(items[index], field) + delta
+                        items[index] = msgspec.structs.replace(items[index], **{field: grown})
                         break
             case ev.TurnCompleted():
                 found = self._interaction(state, event.interaction_id)

@@ -5,7 +5,10 @@ Scenarios (after the initialize / initialized handshake):
 * `garbage`: notifications `standin/one`, then lines that are not messages, then `standin/two`.
 * `requests`: asks the client `item/tool/requestUserInput` (Piano does not handle it) and an
   approval with invalid params; echoes each answer back as a `standin/answer` notification.
-* `late`: leaves request `slow` unanswered until notification `release`, answers `ping` at once.
+* `late`: leaves request `slow` unanswered until notification `release`, answers `ping` at once
+  (and never answers anything else, such as the watchdog's `account/read`).
+* `stderr`: writes log lines to stderr as codex does (a WARN with a continuation line, an ERROR,
+  an unprefixed line), then notification `standin/logged`.
 """
 
 from __future__ import annotations
@@ -40,6 +43,14 @@ def main(scenario: str) -> None:
         bad = {"threadId": 5}
         send({"id": 1, "method": "item/commandExecution/requestApproval", "params": bad})
         send({"method": "standin/answer", "params": receive()})
+    elif scenario == "stderr":
+        stamp = "2026-12-04T16:36:07.289808Z"
+        sys.stderr.write(
+            f"{stamp}  WARN codex_core::client: careful\n    the same warning, continued\n"
+            f"{stamp} ERROR codex_app_server: broken\nplain words\n"
+        )
+        sys.stderr.flush()
+        send({"method": "standin/logged", "params": {}})
     slow_id = None
     while (msg := receive()) is not None:
         if msg.get("method") == "slow":

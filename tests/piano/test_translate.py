@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import msgspec
+
+from piano.codex import EVENT_TEXT_LIMIT
 from piano.codex._translate import Translator
 from schemas import events as ev
 from schemas.codex import (
@@ -104,3 +107,52 @@ def test_a_failed_turn_closes_open_items_as_failed_with_the_error() -> None:
     )
     assert [e.item.status for e in events if isinstance(e, ev.ItemCompleted)] == ["failed"]
     assert (events[-1].status, events[-1].error) == ("failed", "provider down")  # type: ignore[union-attr]
+
+
+def test_a_published_event_is_unchanged_after_the_turn_closes_its_item() -> None:
+    t = Translator("t1")
+    t.begin("i1")
+    [started] = feed(
+        t,
+        ItemStartedNotification(
+            thread_id="c",
+            turn_id="u1",
+            item=CommandExecutionItem(id="c1", command="sleep 9", status="inProgress"),
+        ),
+    )
+    assert isinstance(started, ev.ItemStarted)
+    held = msgspec.json.encode(started)
+    closing = feed(t, TurnCompletedNotification(thread_id="c", turn=turn("interrupted")))
+    assert msgspec.json.encode(started) == held
+    assert started.item.status == "in_progress"
+    [closed] = [e for e in closing if isinstance(e, ev.ItemCompleted)]
+    assert closed.item.status == "interrupted"
+
+
+def test_no_event_carries_more_than_the_limit_of_tool_text_but_the_answer_is_whole() -> None:
+    huge = "x" * (3 * EVENT_TEXT_LIMIT)
+    t = Translator("t1")
+    t.begin("i1")
+    events = feed(
+        t,
+        AgentMessageDeltaNotification(thread_id="c", turn_id="u1", item_id="a1", delta=huge),
+        ItemCompletedNotification(
+            thread_id="c",
+            turn_id="u1",
+            item=CommandExecutionItem(
+                id="c1", command="yes", status="completed", aggregated_output=huge
+            ),
+        ),
+        ItemCompletedNotification(
+            thread_id="c", turn_id="u1", item=AgentMessageItem(id="a1", text=huge)
+        ),
+        TurnCompletedNotification(thread_id="c", turn=turn("completed")),
+    )
+    delta = next(e for e in events if isinstance(e, ev.ItemDelta))
+    assert len(delta.delta) < EVENT_TEXT_LIMIT + 100
+    assert f"[… {2 * EVENT_TEXT_LIMIT} characters not stored …]" in delta.delta
+    done = {e.item.id: e.item for e in events if isinstance(e, ev.ItemCompleted)}
+    assert len(done["c1"].output) < EVENT_TEXT_LIMIT + 100
+    assert done["a1"].text == huge
+    assert isinstance(events[-1], ev.TurnCompleted)
+    assert events[-1].response == huge

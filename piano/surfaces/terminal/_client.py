@@ -20,6 +20,9 @@ from schemas import events as ev
 
 __all__ = ["run_chat"]
 
+_FRAME_LIMIT = 256 * 1024 * 1024
+"""The longest frame read from the daemon: an event carries a final answer whole (codex's own
+line limit is 64 MiB, and JSON escaping can grow it)."""
 _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[chat.ServerFrame] = msgspec.json.Decoder(chat.ServerFrame)
 
@@ -82,7 +85,7 @@ async def _session(
     out: TextIO,
 ) -> int:
     try:
-        reader, writer = await asyncio.open_unix_connection(path)
+        reader, writer = await asyncio.open_unix_connection(path, limit=_FRAME_LIMIT)
     except (FileNotFoundError, ConnectionRefusedError, PermissionError) as exc:
         print(f"piano chat: cannot connect to {path}: {exc.strerror or exc}", file=sys.stderr)
         print(
@@ -101,6 +104,16 @@ async def _session(
     done = asyncio.Event()
 
     async def receive() -> None:
+        nonlocal outcome
+        try:
+            await frames()
+        except (ValueError, ConnectionError) as exc:  # a frame over the limit, a reset
+            printer.write(f"\n! the connection to the daemon broke: {exc}\n")
+            outcome = 1
+        finally:
+            done.set()
+
+    async def frames() -> None:
         nonlocal outcome
         async for line in reader:
             frame = _decoder.decode(line)
@@ -125,7 +138,6 @@ async def _session(
                         outcome = 0 if event.status == "completed" else 1
                         if message is not None and not pending:
                             done.set()
-        done.set()
 
     receiver = asyncio.create_task(receive())
     try:
