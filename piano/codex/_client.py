@@ -33,7 +33,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from actors import NOREPLY, ActorExited, ActorRef, ActorSystem, Caller, Registry
 from actors import Actor as _Actor
@@ -352,7 +352,8 @@ class CodexClient(_Actor):
         )
         entries = self.sessions.lookup(params.thread_id)
         asks = not isinstance(params, McpServerElicitationRequestParams) or params.tool_call()
-        decision = "decline"
+        # What a thread actor answers (see `ApprovalAsked`); every approval response accepts it.
+        decision: Literal["accept", "decline", "cancel"] = "decline"
         if not asks:
             assert isinstance(params, McpServerElicitationRequestParams)
             self.log.info("codex.elicitation_declined", server=params.server_name, mode=params.mode)

@@ -394,11 +394,11 @@ class Browser:
                 stderr=subprocess.PIPE,
                 start_new_session=True,
                 pass_fds=(*data.values(), sandbox_end.fileno()),
-                **(
-                    {"user": uid, "group": uid, "extra_groups": [], "umask": 0o077}
-                    if uid is not None
-                    else {}
-                ),
+                # As the sandbox uid, with no groups and umask 077; as ourselves (None, -1) else.
+                user=uid,
+                group=uid,
+                extra_groups=None if uid is None else [],
+                umask=-1 if uid is None else 0o077,
             )
         finally:
             for fd in data.values():
