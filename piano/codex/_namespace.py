@@ -12,7 +12,9 @@ started by bubblewrap in a mount namespace of its own, where:
   before: codex's network namespace is the daemon's; only its sandboxed children lose the
   network, as they always did;
 * Piano's state directory, the database's directory and the jails' root are each covered by an
-  empty owner-only tmpfs (`hidden`), so nothing there can be read, listed or connected to;
+  empty owner-only tmpfs (`hidden`), so nothing there can be read, listed or connected to (a
+  database configured outside the state directory hides its whole directory: give it one of
+  its own);
 * what codex needs inside them is bound back (`kept`): its CODEX_HOME, its TMPDIR and every
   codex agent's workspace. Mounts are applied parents first, so a workspace that holds a hidden
   directory still has it hidden, and a CODEX_HOME under the state directory is still there;
