@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import sys
 from pathlib import Path
 
@@ -16,7 +17,6 @@ import pytest
 from tests.acceptance.daemon import PIANO, chat, daemon_running, write_config
 from tests.fakes.responses_provider import (
     CodexDirs,
-    ExecCommand,
     FakeResponsesProvider,
     FunctionCall,
     Text,
@@ -35,21 +35,19 @@ CONNECT = (
 
 
 def _snoop(state: Path, jails: Path, work: Path, canary_name: str) -> str:
-    """The command a prompt-injected agent runs to read what it should not."""
+    """The command a prompt-injected agent runs to read what it should not (and, to show that
+    codex's own sandbox still works inside the namespace, to write outside its workspace)."""
     return (
-        f"echo ==control==; cat {work}/control.txt; "
+        f"exec 2>&1; echo ==control==; cat {work}/control.txt; "
+        f"echo ==sandbox==; touch {work.parent}/outside.txt && echo WROTE-OUTSIDE; "
         f"echo ==state==; ls -A {state}; "
         f"echo ==db==; head -c 15 {state}/piano.db; echo; "
         f"echo ==jails==; cat {jails}/*/jailed.txt; "
-        f"echo ==console==; {sys.executable} -c {_quote(CONNECT)} {state}/console.sock; "
+        f"echo ==console==; {sys.executable} -c {shlex.quote(CONNECT)} {state}/console.sock; "
         f"echo ==proc==; cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' "
         f"| grep -a {canary_name}; "
         "echo ==end==; true"
     )
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
 def _section(output: str, name: str) -> str:
@@ -65,12 +63,16 @@ async def test_the_agent_reads_its_workspace_but_not_pianos_state_the_jails_or_t
     jailed = f"jailed-{secrets.token_hex(8)}"
     canary = f"canary-{secrets.token_hex(8)}"
     (dirs.work / "control.txt").write_text(control)
+    snoop = _snoop(state, jails, dirs.work, "PIANO_CANARY")
     async with FakeResponsesProvider() as provider:
         provider.script(
             FunctionCall(
                 "mcp__piano__shell", {"command": f"echo {jailed} > /workspace/jailed.txt"}
             ),
-            ExecCommand(_snoop(state, jails, dirs.work, "PIANO_CANARY")),
+            # not a login shell: the profile's `pyenv rehash` may wait a minute on a lock when
+            # unsandboxed; and codex returns what a command printed after yield_time_ms (10 s
+            # by default) even if it still runs: a loaded machine gets more time
+            FunctionCall("exec_command", {"cmd": snoop, "login": False, "yield_time_ms": 30000}),
             Text("done"),
         )
         config = write_config(dirs, provider, f'[tools.jail]\nworkspace_root = "{jails}"\n')
@@ -84,6 +86,10 @@ async def test_the_agent_reads_its_workspace_but_not_pianos_state_the_jails_or_t
     output = str(requests[2]["input"][-1]["output"])
     assert "==end==" in output, f"the agent's command did not run to its end:\n{output}"
     assert control in _section(output, "control"), "the agent cannot read its own workspace"
+    sandboxed = "WROTE-OUTSIDE" not in _section(output, "sandbox")
+    assert sandboxed == (sandbox == "workspace-write"), (
+        f"codex's sandbox is not as configured:\n{output}"
+    )
     reached = {
         "lists Piano's state directory": _section(output, "state").split() != [],
         "reads piano.db": "SQLite" in _section(output, "db"),
