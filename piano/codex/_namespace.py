@@ -22,12 +22,15 @@ started by bubblewrap in a mount namespace of its own, where:
   them, ``/proc/<daemon pid>/root/`` would lead back into the daemon's view of the file system
   (and ``/proc/<daemon pid>/environ`` to its secrets), for an agent in ``danger-full-access``
   or any command codex does not sandbox;
-* ``--die-with-parent``: codex dies with the daemon, even when the daemon is SIGKILLed.
+* ``--die-with-parent``: codex dies with the daemon, even when the daemon is SIGKILLed; and
+  when codex exits, the kernel kills every process left in its PID namespace, so no command
+  the agent started (sandboxed or not) outlives it.
 
-Codex's own sandbox still works inside (checked as root, where the nested bubblewrap needs no
-user namespace; as another user, both need unprivileged user namespaces, which codex's sandbox
-needs anyway). The covering mounts are locked into the namespace by the kernel, so a command
-cannot unmount them to see what is beneath.
+Codex's own sandbox still works inside: checked with codex as root, where the nested bubblewrap
+needs no user namespace (tests/acceptance/test_agent_reach.py). As another user both levels
+need unprivileged user namespaces, which codex's sandbox needs anyway; a nested bubblewrap
+(not codex) was checked to work that way. The covering mounts are locked into the namespace by
+the kernel, so a command cannot unmount them to see what is beneath.
 
 What remains readable to the agent: everything else the daemon's user can read (its home, its
 other files: keep Piano's user for Piano), and all of CODEX_HOME, because one codex process
