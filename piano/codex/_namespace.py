@@ -26,11 +26,15 @@ started by bubblewrap in a mount namespace of its own, where:
   when codex exits, the kernel kills every process left in its PID namespace, so no command
   the agent started (sandboxed or not) outlives it.
 
-Codex's own sandbox still works inside: checked with codex as root, where the nested bubblewrap
-needs no user namespace (tests/acceptance/test_agent_reach.py). As another user both levels
-need unprivileged user namespaces, which codex's sandbox needs anyway; a nested bubblewrap
-(not codex) was checked to work that way. The covering mounts are locked into the namespace by
-the kernel, so a command cannot unmount them to see what is beneath.
+* codex has no capability, so no command of the agent, sandboxed or not, can unmount what
+  hides the state: bubblewrap drops them for a user, and a daemon running as root runs codex
+  as uid `_AS` in a user namespace of its own with ``--cap-drop ALL`` (as root, an agent in
+  ``danger-full-access`` unmounted the tmpfs and read piano.db). In a namespace of its own
+  making, the covering mounts are locked by the kernel.
+
+Codex's own sandbox still works inside, nested (it needs unprivileged user namespaces, as it
+does anyway): checked with codex, the daemon running as root (tests/acceptance/
+test_agent_reach.py); as another user a nested bubblewrap (not codex) was checked.
 
 What remains readable to the agent: everything else the daemon's user can read (its home, its
 other files: keep Piano's user for Piano), and all of CODEX_HOME, because one codex process
@@ -44,6 +48,7 @@ the error says how to install it.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -53,6 +58,12 @@ if TYPE_CHECKING:
     from piano.config import Config
 
 __all__ = ["BubblewrapMissing", "codex_namespace", "hiding_prefix"]
+
+
+_AS = "1000"
+"""The uid and gid a daemon running as root gives codex: in a user namespace of its own, where
+root's files are its own (so it writes its home as before) and it has no capability. Not 0:
+as uid 0, codex's nested bubblewrap would take itself for privileged and fail without them."""
 
 
 class BubblewrapMissing(FileNotFoundError):
@@ -80,6 +91,10 @@ def hiding_prefix(hidden: Iterable[Path], kept: Iterable[Path]) -> list[str]:
     # Parents first; where a path is both hidden and kept, the bind (what codex needs) wins.
     mounts.sort(key=lambda mount: (len(mount[0].parts), mount[1]))
     argv = [bwrap, "--die-with-parent", "--unshare-pid", "--dev-bind", "/", "/", "--proc", "/proc"]
+    if os.geteuid() == 0:
+        # Root keeps CAP_SYS_ADMIN in a namespace bubblewrap makes, and an unsandboxed command
+        # (danger-full-access, an approved escalation) could then unmount what hides the state.
+        argv[1:1] = ["--unshare-user", "--uid", _AS, "--gid", _AS, "--cap-drop", "ALL"]
     for _, _, options in mounts:
         argv += options
     return [*argv, "--"]

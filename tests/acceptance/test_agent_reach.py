@@ -40,7 +40,7 @@ def _snoop(state: Path, jails: Path, work: Path, canary_name: str) -> str:
     return (
         f"exec 2>&1; echo ==control==; cat {work}/control.txt; "
         f"echo ==sandbox==; touch {work.parent}/outside.txt && echo WROTE-OUTSIDE; "
-        f"echo ==state==; ls -A {state}; "
+        f"echo ==state==; umount -l {state} >/dev/null 2>&1; ls -A {state}; "
         f"echo ==db==; head -c 15 {state}/piano.db; echo; "
         f"echo ==jails==; cat {jails}/*/jailed.txt; "
         f"echo ==console==; {sys.executable} -c {shlex.quote(CONNECT)} {state}/console.sock; "
