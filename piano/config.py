@@ -218,15 +218,17 @@ def _check(config: Config, source: str) -> None:
 
 
 def _check_state_is_out_of_reach(config: Config, source: str) -> None:
-    """Refuse Piano's state (database, codex's home) where an agent may write without asking:
-    it could rewrite codex's config.toml or the database. (Reading is another matter: codex's
-    sandbox reads the whole file system; see docs/security.md.)"""
+    """Refuse Piano's state (database, codex's home) and the jails' root where an agent may
+    write without asking: it could rewrite codex's config.toml or the database, or plant files
+    in the jailed shells of other conversations. (Reading is hidden by another wall: codex runs
+    in a mount namespace without them, see `piano.codex._namespace`.)"""
     from piano.codex import codex_dirs, codex_writable_roots
 
     state = [
         ("daemon.state_dir", config.state_path(".")),
         ("daemon.database", config.state_path(config.daemon.database)),
         ("codex.home", codex_dirs(config)[0]),
+        ("tools.jail.workspace_root", Path(config.tools.jail.workspace_root).expanduser()),
     ]
     for key, path in state:
         for root_key, root in codex_writable_roots(config):

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from actors import NOREPLY, ActorExited, ActorRef, ActorSystem, Caller, Registry
 from actors import Actor as _Actor
+from piano.codex._namespace import codex_namespace
 from piano.codex._probe import probe_provider
 from piano.codex._rpc import CodexExited, CodexProcess, CodexRpcError
 from schemas.codex import (
@@ -260,13 +261,13 @@ def codex_environment(config: Config, environ: Mapping[str, str] | None = None) 
 
 def codex_process(config: Config, **options: Any) -> CodexProcess:
     """A `CodexProcess` (not started) as `config` says: its binary, its providers as ``-c``
-    overrides, a CODEX_HOME and TMPDIR of its own (created, owner-only) and only the
-    environment `codex_environment` allows; `options` go to `CodexProcess`."""
+    overrides, a CODEX_HOME and TMPDIR of its own (created, owner-only), only the environment
+    `codex_environment` allows, and a mount namespace where Piano's state is hidden
+    (`piano.codex._namespace`); `options` go to `CodexProcess`."""
     home, tmp = codex_dirs(config)
-    for path in (home, tmp):
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return CodexProcess(
         binary=config.codex.binary or None,
+        wrapper=codex_namespace(config, home, tmp),
         args=codex_args(config),
         env=codex_environment(config),
         inherit_env=False,

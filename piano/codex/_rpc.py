@@ -1,7 +1,8 @@
 """`CodexProcess`: one `codex app-server` child process spoken to over stdio JSON-RPC.
 
-`start()` spawns the binary, does the initialize/initialized handshake and returns the server's
-`InitializeResponse`. Then:
+`start()` spawns the binary (after the `wrapper` argv, if any: the command that sets up the
+namespace codex runs in, see `piano.codex._namespace`), does the initialize/initialized
+handshake and returns the server's `InitializeResponse`. Then:
 
 * `call(params)` / `request(method, params)` send a request and wait for the response with the id
   it was sent under, at most `timeout` seconds (`CodexTimeout`; a response arriving later is
@@ -117,6 +118,7 @@ class CodexProcess:
         *,
         binary: str | Path | None = None,
         args: Sequence[str] = ("--disable", "plugins"),
+        wrapper: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         inherit_env: bool = True,
         cwd: str | Path | None = None,
@@ -133,6 +135,7 @@ class CodexProcess:
     ) -> None:
         self.binary = Path(binary) if binary is not None else None
         self.args, self.env, self.cwd = list(args), dict(env or {}), cwd
+        self.wrapper = list(wrapper)
         self.inherit_env = inherit_env
         self.client_info = client_info or ClientInfo(name="piano", version="0.1.0", title="Piano")
         self.capabilities = capabilities
@@ -160,6 +163,7 @@ class CodexProcess:
         inherited = os.environ if self.inherit_env else {}
         env = {**inherited, "RUST_LOG": inherited.get("RUST_LOG", "warn"), **self.env}
         self._proc = await asyncio.create_subprocess_exec(
+            *self.wrapper,
             str(binary),
             "app-server",
             *self.args,
@@ -172,7 +176,7 @@ class CodexProcess:
             start_new_session=True,
         )
         self._log = log.bind(pid=self._proc.pid)
-        self._log.info("codex.spawned", binary=str(binary), args=self.args)
+        self._log.info("codex.spawned", binary=str(binary), args=self.args, wrapper=self.wrapper)
         readers = [self._spawn(self._read_stdout()), self._spawn(self._read_stderr())]
         self._spawn(self._watch(readers))
         try:

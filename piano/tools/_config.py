@@ -7,7 +7,8 @@ idle_timeout = 600
 allowed_networks = []       # as for web fetch: every request of every page is vetted
 
 [tools.jail]
-workspace_root = "~/piano-workspace/jails"     # a thread's jail sees <root>/<thread id>; 0700
+workspace_root = "~/piano-jails"  # a thread's jail sees <root>/<thread id>; 0700; never inside
+                                  # a codex agent's workspace (that agent could write every jail)
 timeout = 60                # the default and the maximum of a command's timeout_seconds
 cpu_limit = 1.0             # cores per jail (cgroups; RLIMIT_CPU per process where not writable)
 
@@ -46,7 +47,10 @@ class JailToolConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, f
     putting `workspace_root` on a size-limited filesystem or under a project quota."""
 
     enabled: bool = True
-    workspace_root: str = "~/piano-workspace/jails"
+    workspace_root: str = "~/piano-jails"
+    """Beside the default agent workspace (``~/piano-workspace``), not in it: a codex agent
+    writes its whole workspace, and the jails of other conversations must be out of its reach
+    (the configuration refuses a root inside a ``workspace-write`` agent's workspace)."""
     timeout: float = 60.0
     output_cap_bytes: int = 1 * MiB
     memory_limit_mib: int | None = 1024

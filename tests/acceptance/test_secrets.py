@@ -205,14 +205,13 @@ async def test_web_fetch_refuses_to_write_its_long_result_through_a_symlink_the_
     victim = dirs.root / "host-folder"
     victim.mkdir()
     site = LocalSite()
-    site.page("/short", "short page", content_type="text/plain")
     site.page("/long", "A long page. " * 400, content_type="text/plain")
-    jails = dirs.work / "jails"
-    plant = f'for d in {jails}/*/; do ln -s {victim} "$d"webfetch; done; ls -l {jails}/*/'
+    jails = dirs.root / "jails"
+    # The jailed shell writes its /workspace; the symlink's target is a path of the host.
+    plant = f"ln -s {victim} /workspace/webfetch; ls -l /workspace/"
     async with site, FakeResponsesProvider() as provider:
         provider.script(
-            FunctionCall("mcp__piano__web_fetch", {"url": site.url("/short")}),
-            ExecCommand(plant),
+            FunctionCall("mcp__piano__shell", {"command": plant}),
             FunctionCall("mcp__piano__web_fetch", {"url": site.url("/long")}),
             Text("done"),
         )
@@ -223,10 +222,10 @@ async def test_web_fetch_refuses_to_write_its_long_result_through_a_symlink_the_
         config = write_config(dirs, provider, tools)
         async with daemon_running(config, dirs.root / "state" / "chat.sock"):
             assert "done" in await chat(config, "fetch the long page")
-            requests = await provider.wait_requests(4)
-    planted = json.dumps(requests[2]["input"])
+            requests = await provider.wait_requests(3)
+    planted = json.dumps(requests[1]["input"])
     assert f"webfetch -> {victim}" in planted, "the agent did not plant its symlink"
-    fetched = json.dumps(requests[3]["input"])
+    fetched = json.dumps(requests[2]["input"])
     assert "A long page." in fetched, "the long page did not reach the model"
     assert list(victim.iterdir()) == [], "the daemon wrote through the agent's symlink"
 

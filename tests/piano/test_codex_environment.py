@@ -66,6 +66,10 @@ def test_codex_gets_its_providers_key_and_the_basics_and_nothing_else(tmp_path: 
     [
         ('state_dir = "{work}/state"', "daemon.state_dir"),
         ('state_dir = "{root}/state"\ndatabase = "{work}/piano.db"', "daemon.database"),
+        (
+            'state_dir = "{root}/state"\n[tools.jail]\nworkspace_root = "{work}/jails"',
+            "tools.jail.workspace_root",
+        ),
     ],
 )
 def test_state_an_agent_could_write_is_refused_naming_the_key(
