@@ -212,22 +212,23 @@ async def test_a_huge_delta_is_stored_capped_while_the_final_answer_stays_whole(
 
 
 async def codex_pid(dirs: CodexDirs) -> int:
-    """The pid of the running codex; 0 while none is registered (it is being restarted)."""
+    """The pid of the running codex's process group leader (the bubblewrap that sets up its
+    namespace, with codex inside it); 0 while none is registered (it is being restarted)."""
     ask = "print((await call('codex', 'connection')).pid if whereis('codex') else 0)"
     return int(await console(dirs.root / "state", ask))
 
 
 @contextlib.contextmanager
 def stopped(pid: int, *, kill: bool = True) -> Any:
-    """SIGSTOP `pid` for the block; afterwards it is continued (and killed, if `kill`) if it
-    is still there."""
-    os.kill(pid, signal.SIGSTOP)
+    """SIGSTOP the process group `pid` leads (codex and its namespace's bubblewrap) for the
+    block; afterwards it is continued (and killed, if `kill`) if it is still there."""
+    os.killpg(pid, signal.SIGSTOP)
     try:
         yield
     finally:
         for sig in (signal.SIGCONT, signal.SIGKILL) if kill else (signal.SIGCONT,):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
+                os.killpg(pid, sig)
 
 
 async def test_a_stopped_codex_is_noticed_by_the_watchdog_logged_and_restarted(

@@ -215,7 +215,8 @@ async def test_a_chat_waiting_on_codex_does_not_hold_up_the_others(dirs: CodexDi
         provider.script(Text("First in line"), Text("Second in line"))
         async with telegram_daemon(dirs, provider, api) as daemon:
             [codex] = _children(daemon.pid)
-            os.kill(codex, signal.SIGSTOP)  # turn/start waits as long as Codex does
+            # codex and the bubblewrap around it: turn/start waits as long as Codex does
+            os.killpg(codex, signal.SIGSTOP)
             try:
                 await api.push_message(USER, "hello", user_id=USER)
                 other = 1002
@@ -225,7 +226,7 @@ async def test_a_chat_waiting_on_codex_does_not_hold_up_the_others(dirs: CodexDi
                     timeout=30,
                 )
             finally:
-                os.kill(codex, signal.SIGCONT)
+                os.killpg(codex, signal.SIGCONT)
             await api.wait_for(says("First in line"), timeout=60)
 
 
