@@ -144,8 +144,10 @@ def _add_status(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
 
 STATUS = [
     "tree()",
-    "for key, ref in sorted((await call('threads', 'live')).items(), key=str): "
-    "print(f'{key.surface}:{key.conversation} ({key.agent}) -> {ref!r}')",
+    # one expression per statement: the console waits for more input after a compound
+    # statement such as a one-line `for`, and would never run it
+    "print('threads:', *(f'  {key.surface}:{key.conversation} ({key.agent}) -> {ref!r}' "
+    "for key, ref in sorted((await call('threads', 'live')).items(), key=str)), sep='\\n')",
 ]
 
 

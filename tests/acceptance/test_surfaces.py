@@ -1,0 +1,114 @@
+"""What the user is shown through the running daemon is true and complete: every MCP tool works
+when Codex calls it, approvals and results say what happened, `piano status` lists the threads,
+every line the daemon writes is structured, and bad input (a broken config, malformed HTTP) gets
+one clear sentence instead of a traceback.
+
+Every test drives `piano run` with the real codex and the fake model provider
+(`tests.acceptance.daemon`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.acceptance.daemon import PIANO, chat, daemon_running, write_config
+from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, FunctionCall, Text
+from tests.test_webfetch import LocalSite
+
+pytestmark = pytest.mark.anyio
+
+PAGE = (
+    "<html><head><title>Tool page</title></head><body><article><h1>Tool page</h1>"
+    "<p id='intro'>Piano drives this page through every browser tool it offers.</p>"
+    "<form action='/second'><input id='q' name='q'></form>"
+    "<a id='next' href='/second'>next</a></article></body></html>"
+)
+SECOND = "<html><head><title>Second page</title></head><body><p>the second page</p></body></html>"
+
+
+def _outputs(requests: list[dict[str, Any]]) -> dict[str, str]:
+    """The model-visible output of every tool call, by call id, from what codex sent back."""
+    outputs: dict[str, str] = {}
+    for request in requests:
+        for item in request["input"]:
+            if item.get("type") == "function_call_output":
+                outputs[item["call_id"]] = json.dumps(item["output"])
+    return outputs
+
+
+async def test_every_mcp_tool_works_when_codex_calls_it_through_the_running_daemon(
+    dirs: CodexDirs,
+) -> None:
+    site = LocalSite()
+    site.page("/", PAGE)
+    site.page("/second", SECOND)
+    async with site, FakeResponsesProvider() as provider:
+        calls = {
+            "web_fetch": {"url": site.url("/")},
+            "browser_visit": {"url": site.url("/")},
+            "browser_find": {"selector": "#intro"},
+            "browser_read_text": {"selector": "#intro"},
+            "browser_type": {"selector": "#q", "text": "piano"},
+            "browser_run_script": {"script": "return document.querySelector('#q').value"},
+            "browser_screenshot": {},
+            "browser_click": {"selector": "#next"},
+            "browser_current_url": {},
+            "browser_back": {},
+            "shell": {"command": "echo jailed > /workspace/out.txt && cat /workspace/out.txt"},
+            "send_message": {"text": "Half-way through the tools."},
+        }
+        provider.script(
+            *(
+                FunctionCall(f"mcp__piano__{name}", arguments, call_id=f"call_{name}")
+                for name, arguments in calls.items()
+            ),
+            Text("All tools ran."),
+        )
+        tools = (
+            '[tools.webfetch]\nallowed_networks = ["127.0.0.1/32"]\n'
+            '[tools.browser]\nallowed_networks = ["127.0.0.1/32"]\n'
+            f'[tools.jail]\nworkspace_root = "{dirs.root / "jails"}"\n'
+        )
+        config = write_config(dirs, provider, tools)
+        async with daemon_running(config, dirs.root / "state" / "chat.sock"):
+            shown = await chat(config, "use every tool")
+            outputs = _outputs(await provider.wait_requests(len(calls) + 1))
+    from piano.mcp import TOOL_NAMES
+
+    assert sorted(calls) == sorted(TOOL_NAMES), "a tool of the MCP endpoint is not exercised"
+    expected = {
+        "web_fetch": "Piano drives this page",
+        "browser_visit": "Tool page",
+        "browser_find": "Piano drives this page",
+        "browser_read_text": "Piano drives this page",
+        "browser_type": "Tool page",
+        "browser_run_script": "piano",
+        "browser_screenshot": "image",
+        "browser_click": "Second page",
+        "browser_current_url": "/second",
+        "browser_back": "Tool page",
+        "shell": "jailed",
+        "send_message": "sent",
+    }
+    for name, text in expected.items():
+        output = outputs.get(f"call_{name}", "(no output)")
+        assert text in output, f"{name}: {output[:500]}"
+    assert "Half-way through the tools." in shown, shown
+    assert "All tools ran." in shown
+
+
+async def test_piano_status_lists_the_live_threads(dirs: CodexDirs) -> None:
+    async with FakeResponsesProvider() as provider:
+        config = write_config(dirs, provider)
+        async with daemon_running(config, dirs.root / "state" / "chat.sock"):
+            await chat(config, "hello", "--conversation", "work")
+            status = await anyio.run_process(
+                [*PIANO, "status", "--config", str(config)], check=False
+            )
+    shown = status.stdout.decode()
+    assert status.returncode == 0, status.stderr.decode()
+    assert "threads:\n  terminal:work (default) -> <ActorRef" in shown, shown
