@@ -9,14 +9,26 @@ Every test drives `piano run` with the real codex and the fake model provider
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
 
 from tests.acceptance.daemon import PIANO, chat, daemon_running, write_config
-from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, FunctionCall, Text
+from tests.fakes.responses_provider import (
+    ApplyPatch,
+    CodexDirs,
+    ExecCommand,
+    FakeResponsesProvider,
+    FunctionCall,
+    Text,
+)
 from tests.test_webfetch import LocalSite
 
 pytestmark = pytest.mark.anyio
@@ -28,6 +40,43 @@ PAGE = (
     "<a id='next' href='/second'>next</a></article></body></html>"
 )
 SECOND = "<html><head><title>Second page</title></head><body><p>the second page</p></body></html>"
+
+
+class Terminal:
+    """An interactive `piano chat`: type lines, read what it prints so far."""
+
+    def __init__(self, process: anyio.abc.Process) -> None:
+        self.process = process
+        self.shown = ""
+
+    async def type(self, line: str) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send(line.encode() + b"\n")
+
+    async def until(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        """Read until `pattern` (a regex) appears in the output; its match."""
+        assert self.process.stdout is not None
+        with anyio.fail_after(timeout):
+            while (found := re.search(pattern, self.shown)) is None:
+                try:
+                    self.shown += (await self.process.stdout.receive()).decode()
+                except anyio.EndOfStream:
+                    raise AssertionError(
+                        f"piano chat ended before {pattern!r}:\n{self.shown}"
+                    ) from None
+        return found
+
+
+@contextlib.asynccontextmanager
+async def terminal(config: Path, *options: str) -> AsyncIterator[Terminal]:
+    """`piano chat` in interactive mode for the block; killed if still running at the end."""
+    process = await anyio.open_process([*PIANO, "chat", "--config", str(config), *options])
+    try:
+        yield Terminal(process)
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
 
 
 def _outputs(requests: list[dict[str, Any]]) -> dict[str, str]:
@@ -112,3 +161,43 @@ async def test_piano_status_lists_the_live_threads(dirs: CodexDirs) -> None:
     shown = status.stdout.decode()
     assert status.returncode == 0, status.stderr.decode()
     assert "threads:\n  terminal:work (default) -> <ActorRef" in shown, shown
+
+
+async def test_a_declined_command_shows_as_declined_with_its_command_on_the_terminal(
+    dirs: CodexDirs,
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        provider.script(ExecCommand("echo never-ran", require_escalated=True), Text("Understood."))
+        config = write_config(dirs, provider)
+        async with (
+            daemon_running(config, dirs.root / "state" / "chat.sock"),
+            terminal(config) as chat_client,
+        ):
+            await chat_client.until("Connected to thread")
+            await chat_client.type("run it")
+            asked = await chat_client.until(r"\? approval (\S+): (.*)")
+            assert "echo never-ran" in asked[2]
+            await chat_client.type(f"/deny {asked[1]}")
+            await chat_client.until("Understood.")
+            await chat_client.type("/quit")
+    assert "[declined: /bin/bash -lc 'echo never-ran']" in chat_client.shown, chat_client.shown
+    assert "exit None" not in chat_client.shown
+
+
+async def test_a_file_change_approval_shows_each_path_and_its_diff_on_the_terminal(
+    dirs: CodexDirs,
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        target = dirs.work / "notes.txt"
+        patch = f"*** Begin Patch\n*** Add File: {target}\n+a line Piano shows\n*** End Patch\n"
+        provider.script(ApplyPatch(patch), Text("Written."))
+        config = write_config(dirs, provider)
+        config.write_text(
+            config.read_text().replace(
+                'model = "gpt-5.5"', 'model = "gpt-5.5"\nsandbox = "read-only"'
+            )
+        )
+        async with daemon_running(config, dirs.root / "state" / "chat.sock"):
+            shown = await chat(config, "write the notes", "--approve")
+    assert f"change files\n  add {target}\n    +a line Piano shows" in shown, shown
+    assert target.read_text() == "a line Piano shows\n"

@@ -53,18 +53,13 @@ class _Printer:
                     self.write(f"\n{item.text}")
                 self.write("\n")
             case ev.ItemCompleted(item=item) if item.kind == "command":
-                self.write(f"[exit {item.exit_code} · {item.status}]\n")
+                self.write(f"[{_command_outcome(item)}]\n")
             case ev.ItemCompleted(item=item) if item.kind == "file_change":
                 for change in item.changes:
-                    self.write(f"[{change.kind} {change.path}]\n")
-            case ev.ApprovalRequested(
-                approval_id=approval_id, command=command, tool=tool, reason=reason
-            ):
-                what = command or (
-                    f"tool {tool} {event.arguments or ''}".strip() if tool else "a file change"
-                )
+                    self.write(f"[{change.kind} {change.path}{_unless_done(item)}]\n")
+            case ev.ApprovalRequested(approval_id=approval_id, reason=reason):
                 self.write(
-                    f"\n? approval {approval_id}: {what}"
+                    f"\n? approval {approval_id}: {_asked(event)}"
                     + (f" ({reason})" if reason else "")
                     + f"\n  /approve {approval_id} · /deny {approval_id} · /cancel {approval_id}\n"
                 )
@@ -74,6 +69,40 @@ class _Printer:
                 self.write(f"\n! {message}\n" if level != "info" else f"· {message}\n")
             case ev.TurnCompleted(status=status, error=error) if status != "completed":
                 self.write(f"\n[turn {status}{': ' + error if error else ''}]\n")
+
+
+def _unless_done(item: ev.Item) -> str:
+    return "" if item.status == "completed" else f" · {item.status}"
+
+
+def _command_outcome(item: ev.Item) -> str:
+    """How a command ended, in words: its exit code when it ran, else what stopped it."""
+    if item.exit_code is not None:
+        return f"exit {item.exit_code}{_unless_done(item) if item.status != 'failed' else ''}"
+    stopped = {"declined": "declined", "interrupted": "interrupted", "failed": "did not run"}
+    return f"{stopped.get(item.status, item.status)}: {item.command or 'the command'}"
+
+
+def _asked(approval: ev.ApprovalRequested) -> str:
+    """What an approval asks to do: the command, the tool call, or each file and its diff."""
+    if approval.command:
+        return approval.command
+    if approval.tool:
+        return f"tool {approval.tool} {approval.arguments or ''}".strip()
+    if not approval.changes:
+        return "a file change (codex did not say which files)"
+    return "change files" + "".join(
+        f"\n  {change.kind} {change.path}" + "".join(f"\n    {line}" for line in _diff(change))
+        for change in approval.changes
+    )
+
+
+def _diff(change: ev.FileChange) -> list[str]:
+    """The change as diff lines: codex gives an added or deleted file's whole text, and a
+    unified diff for an update."""
+    sign = {"add": "+", "delete": "-"}.get(change.kind)
+    lines = change.diff.splitlines()
+    return [sign + line for line in lines] if sign else lines
 
 
 async def _session(
