@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import signal
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,17 @@ async def terminal(config: Path, *options: str) -> AsyncIterator[Terminal]:
         if process.returncode is None:
             process.kill()
         await process.wait()
+
+
+def unstructured(log: Path) -> list[str]:
+    """The lines of `log` that are not one JSON object each."""
+    bad = []
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            assert isinstance(json.loads(line), dict)
+        except (ValueError, AssertionError):
+            bad.append(line)
+    return bad
 
 
 def _outputs(requests: list[dict[str, Any]]) -> dict[str, str]:
@@ -201,3 +214,23 @@ async def test_a_file_change_approval_shows_each_path_and_its_diff_on_the_termin
             shown = await chat(config, "write the notes", "--approve")
     assert f"change files\n  add {target}\n    +a line Piano shows" in shown, shown
     assert target.read_text() == "a line Piano shows\n"
+
+
+async def test_a_daemon_with_a_codex_thread_stops_promptly_and_every_line_it_wrote_is_json(
+    dirs: CodexDirs,
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        provider.script(FunctionCall("mcp__piano__send_message", {"text": "on it"}), Text("Done."))
+        config = write_config(dirs, provider)
+        log = dirs.root / "daemon.log"
+        async with daemon_running(config, dirs.root / "state" / "chat.sock", log=log) as daemon:
+            assert "on it" in await chat(config, "hello")
+            daemon.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            with anyio.fail_after(30):
+                assert await daemon.wait() == 0
+            took = time.monotonic() - started
+    assert unstructured(log) == []
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [line for line in lines if line["level"] in ("error", "critical")] == []
+    assert took < 2.5, f"shutdown took {took:.1f} s"
