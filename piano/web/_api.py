@@ -302,7 +302,8 @@ class Api:
             extra["saved"] = received.saved.relative
         return _json({**sent, **extra}, 202)
 
-    async def _known_key(self, thread_id: str) -> ThreadKey:
+    async def known_key(self, thread_id: str) -> ThreadKey:
+        """The conversation of a thread, whichever surface opened it (`ApiError` if unknown)."""
         key: ThreadKey | None = await self.surface.call(("key", thread_id))
         store = await self._store()
         if key is None and store is not None:
@@ -319,12 +320,12 @@ class Api:
 
     async def _thread_message(self, request: web.Request) -> web.StreamResponse:
         body: _ThreadMessage = await self._body(request, _ThreadMessage)
-        key = await self._known_key(request.match_info["id"])
+        key = await self.known_key(request.match_info["id"])
         return _json(await self.send(key, body.text, body.user), 202)
 
     async def thread(self, thread_id: str) -> ActorRef:
         """The actor of a thread (started again if it is idle and its conversation known)."""
-        key = await self._known_key(thread_id)
+        key = await self.known_key(thread_id)
         ref: ActorRef = await self._threads_ref().call(("open", key), timeout=60)
         return ref
 

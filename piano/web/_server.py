@@ -289,6 +289,9 @@ class WebServer:
                 self._reply(client, st.Ack(of="interrupt", ref=frame.ref))
 
     async def _message(self, client: StreamClient, frame: st.SendMessage) -> None:
-        key = ThreadKey("web", frame.conversation, frame.agent or self.default_agent)
+        if frame.thread_id is not None:
+            key = await self.api.known_key(frame.thread_id)
+        else:
+            key = ThreadKey("web", frame.conversation, frame.agent or self.default_agent)
         sent = await self.api.send(key, frame.text, frame.user)
         self._reply(client, st.Accepted(**sent, ref=frame.ref))

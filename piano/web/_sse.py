@@ -13,7 +13,9 @@ and one JSON ``data:`` line:
 | `delta`        | ``{item_id, text}``: streamed text of the answer               |
 | `tool_call`    | ``{item_id, tool, arguments}`` (``tool: "shell"`` for commands)|
 | `tool_result`  | ``{item_id, tool, status, output, exit_code}``                 |
-| `approval`     | ``{approval_id, command, reason}``: answer it with the API     |
+| `approval`     | ``{approval_id, kind, command, tool, arguments, changes,``     |
+|                | ``reason}``: answer it with the API; ``changes`` lists a file  |
+|                | change's ``{path, kind, diff}`` (an added file: its text)      |
 | `notice`       | ``{level, message, retrying}``                                 |
 | `error`        | ``{message}``: the turn failed                                 |
 | `done`         | ``{status, response, agent}`` (last; the stream then ends)     |
@@ -110,7 +112,8 @@ def _frames(event: ev.ThreadEvent, agent: str) -> tuple[list[bytes], str]:
         case ev.ApprovalRequested():
             data = {"approval_id": event.approval_id, "kind": event.kind, "command": event.command}
             tool = {"tool": event.tool, "arguments": event.arguments}
-            return [_frame("approval", {**data, **tool, "reason": event.reason})], agent
+            changes = {"changes": msgspec.to_builtins(event.changes), "reason": event.reason}
+            return [_frame("approval", {**data, **tool, **changes})], agent
         case ev.Notice(level=level, message=message, retrying=retrying):
             notice: dict[str, Any] = {"level": level, "message": message, "retrying": retrying}
             return [_frame("notice", notice)], agent

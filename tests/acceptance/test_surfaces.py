@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import anyio.abc
 import pytest
 
-from tests.acceptance.daemon import PIANO, chat, daemon_running, write_config
+from piano.store import StoreReader
+from tests.acceptance.daemon import PIANO, chat, console, daemon_running, write_config
 from tests.fakes.responses_provider import (
     ApplyPatch,
     CodexDirs,
@@ -32,6 +36,7 @@ from tests.fakes.responses_provider import (
     Text,
 )
 from tests.test_webfetch import LocalSite
+from tests.web.conftest import TOKEN, Client
 
 pytestmark = pytest.mark.anyio
 
@@ -79,6 +84,32 @@ async def terminal(config: Path, *options: str) -> AsyncIterator[Terminal]:
         if process.returncode is None:
             process.kill()
         await process.wait()
+
+
+def web_config(dirs: CodexDirs, provider: FakeResponsesProvider, extra: str = "") -> Path:
+    """A daemon config with the web surface on a free loopback port (the token: `WEB_ENV`)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return write_config(dirs, provider, f"[web]\nenabled = true\nport = {port}\n{extra}")
+
+
+def web_base(config: Path) -> str:
+    port = re.search(r"port = (\d+)", config.read_text())
+    assert port is not None
+    return f"http://127.0.0.1:{port[1]}"
+
+
+WEB_ENV = {**os.environ, "PIANO_WEB_TOKEN": TOKEN}
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def read_only(config: Path) -> None:
+    """Make the default agent's sandbox read-only, so that writing a file asks for approval."""
+    text = config.read_text().replace(
+        'model = "gpt-5.5"', 'model = "gpt-5.5"\nsandbox = "read-only"'
+    )
+    config.write_text(text)
 
 
 def unstructured(log: Path) -> list[str]:
@@ -234,3 +265,101 @@ async def test_a_daemon_with_a_codex_thread_stops_promptly_and_every_line_it_wro
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert [line for line in lines if line["level"] in ("error", "critical")] == []
     assert took < 2.5, f"shutdown took {took:.1f} s"
+
+
+async def test_a_thread_another_surface_opened_is_named_in_the_web_snapshot_and_gets_the_message(
+    dirs: CodexDirs,
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        provider.script(Text("first answer"), Text("second answer"))
+        config = web_config(dirs, provider)
+        state = dirs.root / "state"
+        async with (
+            daemon_running(config, state / "chat.sock", env=WEB_ENV, log=dirs.root / "d.log"),
+            aiohttp.ClientSession() as session,
+        ):
+            await chat(config, "from the terminal")
+            ws = await session.ws_connect(f"{web_base(config)}/stream", headers=AUTH)
+            client = Client(ws)
+            await client.of_type("welcome")
+            with anyio.fail_after(30):
+                while True:  # the web surface looks the conversation up when it sees the thread
+                    await client.send({"type": "subscribe", "thread_id": "*"})
+                    snapshot = await client.of_type("snapshot")
+                    [thread] = snapshot.threads
+                    if thread.surface:
+                        break
+            assert (thread.surface, thread.conversation) == ("terminal", "default")
+            await client.send({"type": "message", "thread_id": thread.thread_id, "text": "hi"})
+            accepted = await client.of_type("accepted")
+            assert accepted.thread_id == thread.thread_id
+            await client.until(lambda e: e.type == "turn.completed" and e.seq > 0, timeout=60)
+            await ws.close()
+    with StoreReader(state / "piano.db") as reader:
+        [stored] = reader.threads()
+        texts = [i.text for i in reader.interactions(stored.id)]
+    assert (stored.surface, texts) == ("terminal", ["from the terminal", "hi"])
+
+
+async def test_an_sse_file_change_approval_carries_each_path_and_its_diff(dirs: CodexDirs) -> None:
+    async with FakeResponsesProvider() as provider:
+        target = dirs.work / "notes.txt"
+        patch = f"*** Begin Patch\n*** Add File: {target}\n+a line Piano shows\n*** End Patch\n"
+        provider.script(ApplyPatch(patch), Text("Written."))
+        config = web_config(dirs, provider)
+        read_only(config)
+        async with (
+            daemon_running(config, dirs.root / "state" / "chat.sock", env=WEB_ENV),
+            aiohttp.ClientSession(headers=AUTH) as session,
+        ):
+            base = web_base(config)
+            frames: list[tuple[str, dict[str, Any]]] = []
+            async with session.post(
+                f"{base}/api/messages/stream", json={"text": "write the notes"}
+            ) as response:
+                event = ""
+                async for raw in response.content:
+                    line = raw.decode().rstrip("\n")
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: "):
+                        data = json.loads(line[6:])
+                        frames.append((event, data))
+                        if event == "user_message":
+                            thread_id = data["thread_id"]
+                        if event == "approval":
+                            decided = await session.post(
+                                f"{base}/api/threads/{thread_id}/approvals/{data['approval_id']}",
+                                json={"decision": "accept"},
+                            )
+                            assert decided.status < 300, await decided.text()
+    [approval] = [data for event, data in frames if event == "approval"]
+    assert approval["kind"] == "file_change"
+    assert approval["changes"] == [
+        {"path": str(target), "kind": "add", "diff": "a line Piano shows\n"}
+    ]
+    assert frames[-1] == ("done", {**frames[-1][1], "status": "completed"})
+
+
+async def test_the_dashboard_codex_panel_counts_the_restarts_the_tree_shows(
+    dirs: CodexDirs,
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        config = web_config(dirs, provider)
+        state = dirs.root / "state"
+        async with (
+            daemon_running(config, state / "chat.sock", env=WEB_ENV, log=dirs.root / "d.log"),
+            aiohttp.ClientSession(headers=AUTH) as session,
+        ):
+            await chat(config, "start codex")
+            await console(state, "kill('codex')")
+            with anyio.fail_after(60):
+                while True:  # until the supervisor has restarted it
+                    async with session.get(f"{web_base(config)}/api/dashboard") as response:
+                        dashboard = await response.json()
+                    [codex] = dashboard["codex"] or [None]
+                    if codex is not None and codex["status"] != "exited":
+                        tree = json.dumps(dashboard["tree"])
+                        if '"restarts": 1' in tree:
+                            break
+    assert codex["restarts"] == 1, codex
