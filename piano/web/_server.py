@@ -24,7 +24,7 @@ from aiohttp import WSMsgType, web
 
 from actors import ActorRef
 from piano.threads import ThreadKey
-from piano.web._api import Api, ApiError
+from piano.web._api import Api, ApiError, json_errors
 from piano.web._auth import Tokens, access_log, allowed_origin, bearer
 from piano.web._client import StreamClient
 from piano.web._config import WebConfig
@@ -98,7 +98,9 @@ class WebServer:
         self.connections: set[web.WebSocketResponse] = set()
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[access_log], client_max_size=self.config.max_frame)
+        app = web.Application(
+            middlewares=[access_log, json_errors], client_max_size=self.config.max_frame
+        )
         app.router.add_get("/", self._index)
         app.router.add_get("/chat", self._page("chat.html"))
         app.router.add_get("/dashboard", self._page("dashboard.html"))

@@ -41,6 +41,7 @@ from aiohttp import web
 
 from actors import Actor, ActorRef, ActorSystem, Registry
 from piano.surfaces import subscribe, unsubscribe
+from piano.web._api import ApiError, error_response
 from piano.web._auth import Tokens, bearer
 from schemas import events as ev
 
@@ -75,11 +76,6 @@ class _Listener(Actor):
 def token_check(tokens: Tokens) -> Callable[[web.Request], bool]:
     """`check_token` for the web surface's tokens: a valid ``Authorization: Bearer``."""
     return lambda request: tokens.check(bearer(request)) == "ok"
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    body = {"error": {"code": code, "message": message}}
-    return web.json_response(body, status=status)
 
 
 def _frame(event: str, data: dict[str, Any]) -> bytes:
@@ -138,20 +134,26 @@ def sse_handler(
     from piano.threads import THREADS, ThreadKey  # piano.threads imports this package
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        try:
+            return await stream(request)
+        except ApiError as exc:  # before the stream starts
+            return error_response(exc)
+
+    async def stream(request: web.Request) -> web.StreamResponse:
         if not check_token(request):
-            return _error(401, "unauthorized", "send Authorization: Bearer <token>")
+            raise ApiError("unauthorized", "send Authorization: Bearer <token>")
         try:
             body = msgspec.json.decode(await request.read(), type=_Body)
         except msgspec.DecodeError as exc:
-            return _error(400, "bad_json", f"bad request body: {exc}")
+            raise ApiError("bad_json", f"bad request body: {exc}") from None
         threads = system.whereis(THREADS)
         if threads is None:
-            return _error(503, "unavailable", "the daemon is restarting its threads; try again")
+            raise ApiError("unavailable", "the daemon is restarting its threads; try again")
         key = ThreadKey(surface, body.conversation, body.agent or default_agent)
         try:
             thread: ActorRef = await threads.call(("open", key), timeout=60)
         except KeyError as exc:
-            return _error(404, "not_found", str(exc.args[0] if exc.args else exc))
+            raise ApiError("not_found", str(exc.args[0] if exc.args else exc)) from None
         thread_id, _ = await directory.thread_for(key)
         queue: asyncio.Queue[ev.ThreadEvent] = asyncio.Queue()
         listener = await system.spawn(_Listener(queue))

@@ -86,16 +86,24 @@ async def terminal(config: Path, *options: str) -> AsyncIterator[Terminal]:
         await process.wait()
 
 
-def web_config(dirs: CodexDirs, provider: FakeResponsesProvider, extra: str = "") -> Path:
-    """A daemon config with the web surface on a free loopback port (the token: `WEB_ENV`)."""
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return write_config(dirs, provider, f"[web]\nenabled = true\nport = {port}\n{extra}")
+        port: int = probe.getsockname()[1]
+        return port
 
 
-def web_base(config: Path) -> str:
-    port = re.search(r"port = (\d+)", config.read_text())
+def web_config(dirs: CodexDirs, provider: FakeResponsesProvider, extra: str = "") -> Path:
+    """A daemon config with the web surface and the MCP endpoint on free loopback ports (the
+    web token: `WEB_ENV`)."""
+    ports = f"[web]\nenabled = true\nport = {free_port()}\n[tools.mcp]\nport = {free_port()}\n"
+    return write_config(dirs, provider, ports + extra)
+
+
+def web_base(config: Path, section: str = "web") -> str:
+    port = re.search(
+        rf"\[{re.escape(section)}\]\n(?:enabled = true\n)?port = (\d+)", config.read_text()
+    )
     assert port is not None
     return f"http://127.0.0.1:{port[1]}"
 
@@ -363,3 +371,92 @@ async def test_the_dashboard_codex_panel_counts_the_restarts_the_tree_shows(
                         if '"restarts": 1' in tree:
                             break
     assert codex["restarts"] == 1, codex
+
+
+BAD_REQUESTS = [
+    ("POST", "/api/uploads", {"Content-Type": "text/plain"}, b"not a form"),
+    ("POST", "/api/uploads", {"Content-Type": "multipart/form-data"}, b"--x\r\n"),
+    (
+        "POST",
+        "/api/uploads",
+        {"Content-Type": "multipart/form-data; boundary=x"},
+        b"--x\r\nContent-Disposition: form-data; name=file\r\n\r\nabc",
+    ),
+    ("POST", "/api/messages", {}, b'{"text": "hi", "agent": "nobody"}'),
+    ("POST", "/api/messages", {}, b"\xff\xfe"),
+    ("POST", "/api/messages", {}, b"[]"),
+    ("POST", "/api/threads/nothing/messages", {}, b'{"text": "hi"}'),
+    ("POST", "/api/threads/nothing/approvals/x", {}, b'{"decision": "expired"}'),
+    ("POST", "/api/threads/nothing/interrupt", {}, b""),
+    ("GET", "/api/threads/nothing/interactions", {}, b""),
+    ("GET", "/api/threads/nothing/transcript", {}, b""),
+    ("GET", "/api/threads/%00/transcript", {}, b""),
+    ("GET", "/api/no-such-route", {}, b""),
+    ("DELETE", "/api/threads", {}, b""),
+    ("POST", "/api/messages/stream", {}, b'{"text": 1}'),
+    ("POST", "/api/messages/stream", {}, b'{"text": "hi", "agent": "nobody"}'),
+    ("POST", "/api/token/rotate", {}, b'{"grace": -1}'),
+    ("POST", "/api/token/rotate", {}, b'{"grace": 1e400}'),
+]
+
+
+MALFORMED_HTTP = [
+    b"GARBAGE\r\n\r\n",
+    b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(64),
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n",
+    b"POST /api/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"GET /\x00 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+]
+
+
+async def send_raw(base: str, raw: bytes) -> tuple[int, str]:
+    """Send `raw` bytes to the server at `base`; the status and text of its answer."""
+    host, port = base.removeprefix("http://").split(":")
+    async with await anyio.connect_tcp(host, int(port)) as stream:
+        await stream.send(raw)
+        answer = b""
+        with anyio.fail_after(30):
+            while b"\r\n\r\n" not in answer:
+                try:
+                    answer += await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    break
+    head = answer.decode(errors="replace")
+    match = re.match(r"HTTP/1\.[01] (\d{3})", head)
+    return (int(match[1]) if match else 0), head
+
+
+async def test_every_bad_api_request_gets_the_documented_json_error_and_the_daemon_carries_on(
+    dirs: CodexDirs,
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        config = web_config(dirs, provider)
+        log = dirs.root / "daemon.log"
+        answers = []
+        async with (
+            daemon_running(config, dirs.root / "state" / "chat.sock", env=WEB_ENV, log=log),
+            aiohttp.ClientSession(headers=AUTH) as session,
+        ):
+            for method, path, headers, body in BAD_REQUESTS:
+                url = web_base(config) + path
+                async with session.request(method, url, headers=headers, data=body) as response:
+                    text = await response.text(errors="replace")
+                    answers.append((method, path, body, response.status, text))
+            for base in (web_base(config), web_base(config, "tools.mcp")):
+                for raw in MALFORMED_HTTP:
+                    answers.append(("RAW", base, raw, *await send_raw(base, raw)))
+            assert "ok" in await chat(config, "still there?")
+    for method, path, body, status, text in answers:
+        if method == "RAW":
+            assert 400 <= status < 500, f"{path} {body[:40]!r} -> {status} {text[:200]}"
+            continue
+        where = f"{method} {path} {body[:40]!r} -> {status} {text[:200]}"
+        assert status >= 400, where
+        error = json.loads(text)["error"]
+        assert error["code"], where
+        assert error["message"], where
+    assert unstructured(log) == []
+    crashed = [line for line in log.read_text().splitlines() if "child_terminated" in line]
+    assert crashed == [], "bad input crashed part of the daemon"
+    assert unstructured(log) == []
