@@ -33,6 +33,7 @@ from tests.fakes.responses_provider import (
     ExecCommand,
     FakeResponsesProvider,
     FunctionCall,
+    Hang,
     Text,
 )
 from tests.test_webfetch import LocalSite
@@ -460,3 +461,55 @@ async def test_every_bad_api_request_gets_the_documented_json_error_and_the_daem
     crashed = [line for line in log.read_text().splitlines() if "child_terminated" in line]
     assert crashed == [], "bad input crashed part of the daemon"
     assert unstructured(log) == []
+
+
+async def test_piano_chat_says_the_daemon_went_away_and_carries_on_when_it_is_back(
+    dirs: CodexDirs,
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        provider.script(Text("first answer"), Text("answer after the restart"))
+        config = write_config(dirs, provider)
+        socket = dirs.root / "state" / "chat.sock"
+        async with daemon_running(config, socket) as daemon:
+            client = await anyio.open_process([*PIANO, "chat", "--config", str(config)])
+            try:
+                user = Terminal(client)
+                await user.until("Connected to thread")
+                await user.type("hello")
+                await user.until("first answer")
+                daemon.kill()
+                await daemon.wait()
+                await user.until("the daemon went away; reconnecting")
+                await user.type("are you back?")  # typed while the daemon is down
+                async with daemon_running(config, socket):
+                    await user.until("answer after the restart")
+                    await user.type("/quit")
+                    with anyio.fail_after(30):
+                        assert await client.wait() == 0
+            finally:
+                if client.returncode is None:
+                    client.kill()
+                    await client.wait()
+    assert user.shown.count("Connected to thread") == 2, user.shown
+
+
+async def test_a_scripted_piano_chat_fails_with_a_reason_when_the_daemon_dies_mid_answer(
+    dirs: CodexDirs,
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        hang = Hang()
+        provider.script(hang)
+        config = write_config(dirs, provider)
+        async with daemon_running(config, dirs.root / "state" / "chat.sock") as daemon:
+            scripted = await anyio.open_process(
+                [*PIANO, "chat", "--config", str(config), "--message", "hello"]
+            )
+            await provider.wait_requests(1)
+            daemon.kill()
+            await daemon.wait()
+            hang.release()
+            with anyio.fail_after(30):
+                assert await scripted.wait() == 1
+            assert scripted.stderr is not None
+            said = (await scripted.stderr.receive()).decode()
+    assert "the daemon went away before the answer finished" in said
