@@ -91,7 +91,16 @@ def _run(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     configure_logging(config)
-    secure_state(config)
+    try:
+        secure_state(config)
+    except OSError as exc:
+        print(
+            f"piano: {args.config}: daemon.state_dir: cannot create or secure "
+            f"{exc.filename or config.daemon.state_dir}: {exc.strerror}: "
+            "choose a directory the daemon can write",
+            file=sys.stderr,
+        )
+        return 2
     return build_application(config).main()
 
 

@@ -15,9 +15,11 @@ import os
 import re
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
 import aiohttp
@@ -259,11 +261,13 @@ async def test_a_file_change_approval_shows_each_path_and_its_diff_on_the_termin
 async def test_a_daemon_with_a_codex_thread_stops_promptly_and_every_line_it_wrote_is_json(
     dirs: CodexDirs,
 ) -> None:
-    async with FakeResponsesProvider() as provider:
+    async with FakeResponsesProvider() as provider, contextlib.AsyncExitStack() as stack:
         provider.script(FunctionCall("mcp__piano__send_message", {"text": "on it"}), Text("Done."))
         config = write_config(dirs, provider)
         log = dirs.root / "daemon.log"
-        async with daemon_running(config, dirs.root / "state" / "chat.sock", log=log) as daemon:
+        async with daemon_running(
+            config, dirs.root / "state" / "chat.sock", stderr=stack.enter_context(log.open("wb"))
+        ) as daemon:
             assert "on it" in await chat(config, "hello")
             daemon.send_signal(signal.SIGTERM)
             started = time.monotonic()
@@ -284,7 +288,7 @@ async def test_a_thread_another_surface_opened_is_named_in_the_web_snapshot_and_
         config = web_config(dirs, provider)
         state = dirs.root / "state"
         async with (
-            daemon_running(config, state / "chat.sock", env=WEB_ENV, log=dirs.root / "d.log"),
+            daemon_running(config, state / "chat.sock", env=WEB_ENV),
             aiohttp.ClientSession() as session,
         ):
             await chat(config, "from the terminal")
@@ -357,7 +361,7 @@ async def test_the_dashboard_codex_panel_counts_the_restarts_the_tree_shows(
         config = web_config(dirs, provider)
         state = dirs.root / "state"
         async with (
-            daemon_running(config, state / "chat.sock", env=WEB_ENV, log=dirs.root / "d.log"),
+            daemon_running(config, state / "chat.sock", env=WEB_ENV),
             aiohttp.ClientSession(headers=AUTH) as session,
         ):
             await chat(config, "start codex")
@@ -431,12 +435,17 @@ async def send_raw(base: str, raw: bytes) -> tuple[int, str]:
 async def test_every_bad_api_request_gets_the_documented_json_error_and_the_daemon_carries_on(
     dirs: CodexDirs,
 ) -> None:
-    async with FakeResponsesProvider() as provider:
+    async with FakeResponsesProvider() as provider, contextlib.AsyncExitStack() as stack:
         config = web_config(dirs, provider)
         log = dirs.root / "daemon.log"
         answers = []
         async with (
-            daemon_running(config, dirs.root / "state" / "chat.sock", env=WEB_ENV, log=log),
+            daemon_running(
+                config,
+                dirs.root / "state" / "chat.sock",
+                env=WEB_ENV,
+                stderr=stack.enter_context(log.open("wb")),
+            ),
             aiohttp.ClientSession(headers=AUTH) as session,
         ):
             for method, path, headers, body in BAD_REQUESTS:
@@ -513,3 +522,119 @@ async def test_a_scripted_piano_chat_fails_with_a_reason_when_the_daemon_dies_mi
             assert scripted.stderr is not None
             said = (await scripted.stderr.receive()).decode()
     assert "the daemon went away before the answer finished" in said
+
+
+def with_key(text: str, section: str, assignment: str) -> str:
+    """`text` with `assignment` (``key = value``) in `[section]`, replacing the key's value
+    there or adding the key, or the section, if missing."""
+    header = f"[{section}]\n"
+    if header not in text:
+        return text + f"\n{header}{assignment}\n"
+    before, _, rest = text.partition(header)
+    body, next_header, after = rest.partition("\n[")
+    key = assignment.split("=")[0].strip()
+    lines = [line for line in body.splitlines() if line.split("=")[0].strip() != key]
+    return before + header + "\n".join([assignment, *lines]) + "\n" + next_header + after
+
+
+LONG = "s" * 120
+BAD_CONFIGS: list[tuple[str, str, str | bytes]] = [
+    # (what, the key the error must name, a [section] and assignment, or the whole file)
+    ("not UTF-8", "UTF-8", b"[daemon]\nlog_level = '\xff\xfe'\n"),
+    ("deep arrays", "nested", "x = " + "[" * 5000 + "]" * 5000 + "\n"),
+    ("deep tables", "nested", "x = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n"),
+    ("not TOML", "line 1", "[daemon\n"),
+    ("a directory", "directory", "DIRECTORY"),
+    ("state dir under /proc", "daemon.state_dir", "daemon|state_dir = '/proc/piano-state'"),
+    ("state dir a file", "daemon.state_dir", "daemon|state_dir = '/etc/hostname'"),
+    ("socket path too long", "daemon.chat_socket", f"daemon|chat_socket = '{LONG}.sock'"),
+    ("backoff cap 0", "codex.restart_backoff_cap", "codex|restart_backoff_cap = 0"),
+    ("backoff negative", "codex.restart_backoff", "codex|restart_backoff = -1"),
+    ("backoff above cap", "codex.restart_backoff", "codex|restart_backoff = 60.0"),
+    ("request timeout inf", "codex.request_timeout", "codex|request_timeout = inf"),
+    ("request timeout 0", "codex.request_timeout", "codex|request_timeout = 0"),
+    ("shutdown nan", "daemon.shutdown_timeout", "daemon|shutdown_timeout = nan"),
+    ("shutdown negative", "daemon.shutdown_timeout", "daemon|shutdown_timeout = -1"),
+    ("turn timeout inf", "agents.default.turn_timeout", "agents.default|turn_timeout = inf"),
+    ("idle timeout 0", "agents.default.idle_timeout", "agents.default|idle_timeout = 0"),
+    ("log level", "daemon.log_level", "daemon|log_level = 'loud'"),
+    ("state dir type", "daemon.state_dir", "daemon|state_dir = 5"),
+    ("unknown key", "daemon.colour", "daemon|colour = 'blue'"),
+    ("unknown section", "sounds", "sounds|on = true"),
+    ("agents not a table", "agents", "agents = 5\n"),
+    ("agent not a table", "agents.other", "agents|other = 'x'"),
+    ("unknown provider", "agents.default.provider", "agents.default|provider = 'nope'"),
+    ("default agent", "default_agent", "default_agent = 'ghost'\n"),
+    ("web port", "web.port", "web|port = 70000"),
+    ("web port negative", "web.port", "web|port = -1"),
+    ("web heartbeat inf", "web.heartbeat", "web|heartbeat = inf"),
+    ("web buffer 0", "web.replay_buffer", "web|replay_buffer = 0"),
+    ("web frame 0", "web.max_frame", "web|max_frame = 0"),
+    ("mcp port", "tools.mcp.port", "tools.mcp|port = 123456"),
+    ("mcp timeout inf", "tools.mcp.tool_timeout_sec", "tools.mcp|tool_timeout_sec = inf"),
+    ("jail timeout inf", "tools.jail.timeout", "tools.jail|timeout = inf"),
+    ("fetch timeout nan", "tools.webfetch.timeout", "tools.webfetch|timeout = nan"),
+    ("codex args", "codex.args", "codex|args = 'plugins'"),
+    ("wire api", "providers.fake.wire_api", "providers.fake|wire_api = 'smoke'"),
+    (
+        "provider type",
+        "providers.fake.request_max_retries",
+        "providers.fake|request_max_retries = 'x'",
+    ),
+]
+
+
+def _bad_config(dirs: CodexDirs, provider: FakeResponsesProvider, case: str | bytes) -> Path:
+    path = write_config(dirs, provider)
+    if case == "DIRECTORY":
+        path.unlink()
+        path.mkdir()
+    elif isinstance(case, bytes):
+        path.write_bytes(case)
+    elif "|" in case:
+        section, assignment = case.split("|", 1)
+        path.write_text(with_key(path.read_text(), section, assignment))
+    elif case.startswith(("x = ", "[daemon\n", "agents = ")):
+        path.write_text(case)
+    else:
+        path.write_text(case + path.read_text())
+    return path
+
+
+async def run_briefly(command: list[str]) -> CompletedProcess[bytes]:
+    """Run `command`; one still running after 30 s (a daemon that started) is stopped and
+    reported with status 0 and what it wrote."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = await anyio.open_process(command, stdout=out, stderr=err, env=WEB_ENV)
+        with anyio.move_on_after(30):
+            await process.wait()
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+            process.returncode = 0
+        out.seek(0)
+        err.seek(0)
+        return CompletedProcess(command, process.returncode, out.read(), err.read())
+
+
+@pytest.mark.parametrize(("what", "key", "case"), BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS])
+async def test_a_bad_config_gets_one_line_naming_the_file_and_key_from_run_and_doctor(
+    dirs: CodexDirs, what: str, key: str, case: str | bytes
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        path = _bad_config(dirs, provider, case)
+        ran = await run_briefly([*PIANO, "run", "--config", str(path)])
+        doctor = await anyio.run_process(
+            [*PIANO, "doctor", "--config", str(path)], check=False, env=WEB_ENV
+        )
+    said = ran.stderr.decode() + ran.stdout.decode()
+    assert ran.returncode != 0, f"piano run accepted it: {said}"
+    assert "Traceback" not in said, said
+    [line] = said.splitlines()
+    assert str(path) in line, line
+    assert key in line, line
+    checked = doctor.stdout.decode() + doctor.stderr.decode()
+    assert doctor.returncode != 0, checked
+    assert "Traceback" not in checked, checked
+    failed = [line for line in checked.splitlines() if line.startswith("FAIL")]
+    assert any(key in line for line in failed), checked

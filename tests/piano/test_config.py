@@ -17,13 +17,13 @@ from piano.config import ConfigError, load_config
         ("[daemon]\nstate_dir = 3\n", "daemon.state_dir: Expected `str`, got `int`"),
         (
             '[agents.default]\nmodle = "x"\n',
-            "agents.default: Object contains unknown field `modle`",
+            "agents.default.modle: no such key (a typo?",
         ),
         ('[agents.x]\nprovider = "nowhere"\n', "agents.x.provider: no provider named 'nowhere'"),
         ('default_agent = "ghost"\n', "default_agent: no agent named 'ghost'"),
         (
             "[agents.default]\nturn_timeout = -1\n",
-            "agents.default.turn_timeout: must be a positive",
+            "agents.default.turn_timeout: Expected `float` > 0.0",
         ),
         (
             '[tools.browser]\nallowed_networks = ["10.0.0.1/8"]\n',
