@@ -17,7 +17,7 @@ import signal
 import socket
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from subprocess import CompletedProcess
 from typing import Any
@@ -26,8 +26,12 @@ import aiohttp
 import anyio
 import anyio.abc
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ec
 
 from piano.store import StoreReader
+from piano.tools.browser import BrowserConfig, start_browser
 from tests.acceptance.daemon import PIANO, chat, console, daemon_running, write_config
 from tests.fakes.responses_provider import (
     ApplyPatch,
@@ -40,6 +44,7 @@ from tests.fakes.responses_provider import (
 )
 from tests.test_webfetch import LocalSite
 from tests.web.conftest import TOKEN, Client
+from tests.web.test_browser import run, say, text_in, until
 
 pytestmark = pytest.mark.anyio
 
@@ -638,3 +643,58 @@ async def test_a_bad_config_gets_one_line_naming_the_file_and_key_from_run_and_d
     assert "Traceback" not in checked, checked
     failed = [line for line in checked.splitlines() if line.startswith("FAIL")]
     assert any(key in line for line in failed), checked
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    """Piano's own headless Chromium (the browser tool's sandbox), allowed to reach 127.0.0.1."""
+    sandboxed = start_browser(BrowserConfig(block_dns=True, allowed_networks=["127.0.0.1/32"]))
+    try:
+        assert sandboxed.driver is not None
+        yield sandboxed.driver
+    finally:
+        sandboxed.close()
+
+
+async def test_the_chat_page_sends_to_the_selected_thread_and_shows_a_file_changes_diff(
+    dirs: CodexDirs, browser: WebDriver
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        target = dirs.work / "notes.txt"
+        patch = f"*** Begin Patch\n*** Add File: {target}\n+a line Piano shows\n*** End Patch\n"
+        provider.script(
+            Text("terminal answer"), Text("answer to the page"), ApplyPatch(patch), Text("Written.")
+        )
+        config = web_config(dirs, provider)
+        read_only(config)
+        state = dirs.root / "state"
+        async with daemon_running(config, state / "chat.sock", env=WEB_ENV):
+            await chat(config, "from the terminal")
+            await run(browser.get, f"{web_base(config)}/chat#token={TOKEN}")
+            await until(browser, text_in("status", "live"))
+            await until(browser, text_in("threads", "terminal:default"))
+            await run(lambda: browser.find_element(By.CSS_SELECTOR, "#threads li").click())
+            await say(browser, "from the web page")
+            await until(browser, text_in("messages", "answer to the page"))
+
+            def new_conversation() -> None:
+                browser.find_element(By.ID, "conversation-name").send_keys("files\n")
+
+            await run(new_conversation)
+            await say(browser, "write the notes")
+            diff = await until(
+                browser, ec.visibility_of_element_located((By.CSS_SELECTOR, "#approvals pre.diff"))
+            )
+            shown = await run(lambda: diff.text)
+            await run(lambda: browser.find_element(By.CSS_SELECTOR, "button.approve").click())
+            await until(browser, text_in("messages", "Written."))
+    assert shown == f"add {target}\na line Piano shows", shown
+    with StoreReader(state / "piano.db") as reader:
+        by_key = {
+            (t.surface, t.conversation): [i.text for i in reader.interactions(t.id)]
+            for t in reader.threads()
+        }
+    assert by_key == {
+        ("terminal", "default"): ["from the terminal", "from the web page"],
+        ("web", "files"): ["write the notes"],
+    }

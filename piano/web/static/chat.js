@@ -168,7 +168,8 @@ $("text").addEventListener("keydown", (event) => {
 $("new-conversation").addEventListener("submit", (event) => {
   event.preventDefault();
   conversation = $("conversation-name").value.trim() || "default";
-  selected = [...threads.values()].find((s) => s.conversation === conversation)?.thread_id || null;
+  selected = [...threads.values()]
+    .find((s) => s.surface === "web" && s.conversation === conversation)?.thread_id || null;
   render();
 });
 $("threads").addEventListener("click", (event) => {
