@@ -17,7 +17,7 @@ import signal
 import socket
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from subprocess import CompletedProcess
 from typing import Any
@@ -31,7 +31,6 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 
 from piano.store import StoreReader
-from piano.tools.browser import BrowserConfig, start_browser
 from tests.acceptance.daemon import PIANO, chat, console, daemon_running, write_config
 from tests.fakes.responses_provider import (
     ApplyPatch,
@@ -643,17 +642,6 @@ async def test_a_bad_config_gets_one_line_naming_the_file_and_key_from_run_and_d
     assert "Traceback" not in checked, checked
     failed = [line for line in checked.splitlines() if line.startswith("FAIL")]
     assert any(key in line for line in failed), checked
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    """Piano's own headless Chromium (the browser tool's sandbox), allowed to reach 127.0.0.1."""
-    sandboxed = start_browser(BrowserConfig(block_dns=True, allowed_networks=["127.0.0.1/32"]))
-    try:
-        assert sandboxed.driver is not None
-        yield sandboxed.driver
-    finally:
-        sandboxed.close()
 
 
 async def test_the_chat_page_sends_to_the_selected_thread_and_shows_a_file_changes_diff(
