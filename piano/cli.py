@@ -91,7 +91,16 @@ def _run(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     configure_logging(config)
-    secure_state(config)
+    try:
+        secure_state(config)
+    except OSError as exc:
+        print(
+            f"piano: {args.config}: daemon.state_dir: cannot create or secure "
+            f"{exc.filename or config.daemon.state_dir}: {exc.strerror}: "
+            "choose a directory the daemon can write",
+            file=sys.stderr,
+        )
+        return 2
     return build_application(config).main()
 
 
@@ -144,8 +153,10 @@ def _add_status(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
 
 STATUS = [
     "tree()",
-    "for key, ref in sorted((await call('threads', 'live')).items(), key=str): "
-    "print(f'{key.surface}:{key.conversation} ({key.agent}) -> {ref!r}')",
+    # one expression per statement: the console waits for more input after a compound
+    # statement such as a one-line `for`, and would never run it
+    "print('threads:', *(f'  {key.surface}:{key.conversation} ({key.agent}) -> {ref!r}' "
+    "for key, ref in sorted((await call('threads', 'live')).items(), key=str)), sep='\\n')",
 ]
 
 

@@ -23,7 +23,12 @@ turn_timeout = 600
 ```
 
 Every error names the file, the key and the reason (``piano.toml: agents.default.busy: Expected
-`'queue' | 'steer' | 'interrupt'`, got `'wait'```). Environment variables of the form
+`'queue' | 'steer' | 'interrupt'`, got `'wait'```). `piano run` and `piano doctor` both load through
+`load_config`, so what one refuses the other refuses, with the same one line. Beyond the types,
+every number must be finite (``inf`` and ``nan`` are refused, not left to fail as a timeout
+later), durations (`Seconds`) positive, a ``port`` a TCP port, a key known (a typo is named as
+the key, not as its table), the socket paths short enough for a Unix socket, and the file UTF-8
+TOML of a sane depth. Environment variables of the form
 ``PIANO__SECTION__KEY=value`` override keys (``PIANO__AGENTS__DEFAULT__MODEL=gpt-5.5``); values
 are read as TOML when they parse (numbers, booleans, arrays) and as strings otherwise. Secrets
 (API keys, bot tokens) are never written in the file: the file names the variable that holds
@@ -32,11 +37,13 @@ them (`env_key`, `token_env`).
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -59,6 +66,12 @@ __all__ = [
 
 ENV_PREFIX = "PIANO__"
 
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+"""A duration that must be positive (every float in a config must also be finite)."""
+
+UNIX_SOCKET_PATH_MAX = 107
+"""The longest path a Unix socket can be bound at on Linux (``sun_path`` less its NUL)."""
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the file, key and reason."""
@@ -71,23 +84,23 @@ class DaemonConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     chat_socket: str = "chat.sock"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
-    shutdown_timeout: float = 30.0
+    shutdown_timeout: Seconds = 30.0
 
 
 class CodexConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     binary: str = ""
     home: str = ""
     args: list[str] = msgspec.field(default_factory=lambda: ["--disable", "plugins"])
-    request_timeout: float = 60.0
-    watchdog_interval: float = 10.0
+    request_timeout: Seconds = 60.0
+    watchdog_interval: Seconds = 10.0
     """Seconds between the checks that codex still answers (see `piano.codex.CodexProcess`)."""
-    watchdog_timeout: float = 10.0
+    watchdog_timeout: Seconds = 10.0
     """Seconds codex has to answer a check before it counts as hung and is restarted."""
-    probe_timeout: float = 10.0
+    probe_timeout: Seconds = 10.0
     """Seconds a request to a provider may take when Piano asks it why a turn failed, and in
     ``piano doctor``."""
-    restart_backoff: float = 0.5
-    restart_backoff_cap: float = 30.0
+    restart_backoff: Seconds = 0.5
+    restart_backoff_cap: Seconds = 30.0
 
 
 class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -110,9 +123,9 @@ class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     approval_policy: Literal["untrusted", "on-failure", "on-request", "never"] = "on-request"
     instructions: str | None = None
     busy: Literal["queue", "steer", "interrupt"] = "queue"
-    turn_timeout: float = 600.0
-    approval_timeout: float = 300.0
-    idle_timeout: float = 600.0
+    turn_timeout: Seconds = 600.0
+    approval_timeout: Seconds = 300.0
+    idle_timeout: Seconds = 600.0
     openai: OpenAIAgentConfig = msgspec.field(default_factory=OpenAIAgentConfig)
     """Options of the ``openai`` backend (the openai SDK against any compatible server)."""
 
@@ -200,9 +213,18 @@ def _check(config: Config, source: str) -> None:
                 f"{source}: agents.{name}.provider: provider {agent.provider!r} has wire_api = "
                 '"chat", which codex no longer supports: use "responses", or backend = "openai"'
             )
-        for key in ("turn_timeout", "approval_timeout", "idle_timeout"):
-            if not getattr(agent, key) > 0:
-                raise ConfigError(f"{source}: agents.{name}.{key}: must be a positive number")
+    if config.codex.restart_backoff > config.codex.restart_backoff_cap:
+        raise ConfigError(
+            f"{source}: codex.restart_backoff: {config.codex.restart_backoff} is more than "
+            f"codex.restart_backoff_cap ({config.codex.restart_backoff_cap}): lower it"
+        )
+    for key in ("chat_socket", "console_socket"):
+        socket = config.state_path(getattr(config.daemon, key))
+        if len(os.fsencode(socket)) > UNIX_SOCKET_PATH_MAX:
+            raise ConfigError(
+                f"{source}: daemon.{key}: {socket} is longer than a Unix socket path may be "
+                f"({UNIX_SOCKET_PATH_MAX} bytes): use a shorter name or daemon.state_dir"
+            )
     _check_state_is_out_of_reach(config, source)
     transcriber = config.media.transcription.provider
     if transcriber is not None and transcriber not in config.providers:
@@ -251,6 +273,15 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
             raise ConfigError(f"{source}: no such file") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{source}: not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}): "
+                "save the file as UTF-8"
+            ) from None
+        except RecursionError:
+            raise ConfigError(
+                f"{source}: arrays or tables nested too deeply to read: flatten them"
+            ) from None
         except OSError as exc:
             raise ConfigError(f"{source}: cannot be read: {exc.strerror}") from None
     _apply_env(raw, environ)
@@ -260,8 +291,13 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
             for name, entry in entries.items():
                 _convert(entry, struct, source, f"{section}.{name}.")
     config = _convert(raw, Config, source, "")
+    for key, problem in _number_problems(config, ""):
+        raise ConfigError(f"{source}: {key}: {problem}")
     _check(config, source)
     return config
+
+
+_UNKNOWN = re.compile(r"Object contains unknown field `(.+)`")
 
 
 def _convert(raw: Any, struct: type[Any], source: str, prefix: str) -> Any:
@@ -269,6 +305,36 @@ def _convert(raw: Any, struct: type[Any], source: str, prefix: str) -> Any:
         return msgspec.convert(raw, struct)
     except msgspec.ValidationError as exc:
         where, _, key = str(exc).rpartition(" - at `$")
-        if where:
-            raise ConfigError(f"{source}: {prefix}{key.rstrip('`').lstrip('.')}: {where}") from None
-        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'}: {exc}") from None
+        key = key.rstrip("`").lstrip(".")
+        if not where:
+            where, key = str(exc), ""
+        unknown = _UNKNOWN.fullmatch(where)
+        if unknown:  # name the key itself, not the table holding it
+            key = f"{key}.{unknown[1]}" if key else unknown[1]
+            where = "no such key (a typo? see examples/piano.toml for every key)"
+        named = prefix + key if key else prefix.rstrip(".") or "config"
+        raise ConfigError(f"{source}: {named}: {where}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to check: flatten it") from None
+
+
+def _number_problems(value: Any, key: str) -> list[tuple[str, str]]:
+    """What is wrong with the numbers anywhere in a decoded config: every float must be finite
+    (``inf`` and ``nan`` fail later, as a timeout or a sleep), and a ``port`` a TCP port."""
+    if isinstance(value, msgspec.Struct):
+        items = [(name, getattr(value, name)) for name in value.__struct_fields__]
+    elif isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list | tuple):
+        items = [(str(index), item) for index, item in enumerate(value)]
+    elif isinstance(value, float) and not math.isfinite(value):
+        return [(key, f"must be a finite number, got {value}")]
+    elif isinstance(value, int) and key.rpartition(".")[2] == "port" and not 0 <= value <= 65535:
+        return [(key, f"must be a TCP port from 0 (any free one) to 65535, got {value}")]
+    else:
+        return []
+    return [
+        problem
+        for name, item in items
+        for problem in _number_problems(item, f"{key}.{name}" if key else str(name))
+    ]

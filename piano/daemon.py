@@ -148,17 +148,24 @@ def configure_logging(config: Config) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+    # the libraries' standard logging (aiohttp, uvicorn, the MCP SDK, ...) rendered the same
+    # way, scrubbed the same way: every line the daemon writes is structured, tracebacks too
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso"),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
     logging.basicConfig(handlers=[handler], level=logging.WARNING, force=True)
-
-
-class _RedactingFormatter(logging.Formatter):
-    """Libraries log through the standard library (an HTTP client may log a URL with a bot
-    token in it): their lines are scrubbed of every registered secret too."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
 
 
 WEB_TOKENS = "web-tokens.json"

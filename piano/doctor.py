@@ -211,7 +211,10 @@ def check_state(config: Config) -> Check:
         probe.unlink()
     except OSError as exc:
         return Check(
-            "state", False, f"{state} is not writable: {exc.strerror}", "set daemon.state_dir"
+            "state",
+            False,
+            f"daemon.state_dir: {state} is not writable: {exc.strerror}",
+            "set daemon.state_dir to a directory you can write",
         )
     home, tmp = codex_dirs(config)
     if tmp.resolve().is_relative_to(home.resolve()):

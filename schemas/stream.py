@@ -140,12 +140,14 @@ class WatchDashboard(_Frame, frozen=True, tag="dashboard"):
 
 
 class SendMessage(_Frame, frozen=True, tag="message"):
-    """A user message to the web conversation `conversation` with `agent` (default agent)."""
+    """A user message to the web conversation `conversation` with `agent` (default agent),
+    or, with `thread_id`, to that thread's conversation whatever surface opened it."""
 
     text: str
     conversation: str = "default"
     agent: str | None = None
     user: str | None = None
+    thread_id: str | None = None
 
 
 class Decide(_Frame, frozen=True, tag="decide"):

@@ -4,7 +4,13 @@ The MCP SDK's server is an ASGI app; uvicorn serves it in the daemon's own event
 thread, no second process), on `McpConfig.host` (127.0.0.1), behind thread-token
 authentication (`_auth`) and the SDK's DNS-rebinding protection (a request whose ``Host`` is
 not 127.0.0.1/localhost gets 421). uvicorn's signal handlers are not installed: the daemon owns
-SIGINT/SIGTERM.
+SIGINT/SIGTERM, and uvicorn installs no log handlers of its own: its loggers propagate to the
+daemon's, which writes every line as structured JSON (`piano.daemon.configure_logging`).
+
+Stopping is prompt: codex keeps an SSE stream open on the endpoint for as long as it lives, and
+uvicorn's graceful shutdown would wait that out and then cancel it with a traceback. So on
+stop, every request still waiting for its client is told the client went away
+(`_ClosingStreams`): the streams end cleanly at once and the server stops.
 
 `McpAccess` is what the rest of Piano needs to point Codex at the endpoint: its URL (known
 once the endpoint has started) and `codex_thread_config(thread_id)`, the per-thread ``config``
@@ -87,6 +93,52 @@ class McpAccess:
         }
 
 
+class _ClosingStreams:
+    """ASGI middleware: after `close()`, a request waiting for its client sees an
+    ``http.disconnect`` (so the SDK's SSE streams end, as if codex had gone away), a response
+    left open is finished, and a new request gets 503."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.closing = asyncio.Event()
+
+    def close(self) -> None:
+        self.closing.set()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.closing.is_set():
+            await send({"type": "http.response.start", "status": 503, "headers": []})
+            await send({"type": "http.response.body", "body": b"stopping"})
+            return
+        state = {"started": False, "finished": False}
+
+        async def receive_until_closed() -> Any:
+            if self.closing.is_set():
+                return {"type": "http.disconnect"}
+            message = asyncio.ensure_future(receive())
+            closing = asyncio.ensure_future(self.closing.wait())
+            await asyncio.wait({message, closing}, return_when=asyncio.FIRST_COMPLETED)
+            closing.cancel()
+            if message.done():
+                return message.result()
+            message.cancel()
+            return {"type": "http.disconnect"}
+
+        async def tracked_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                state["finished"] = True
+            await send(message)
+
+        await self.app(scope, receive_until_closed, tracked_send)
+        if state["started"] and not state["finished"] and self.closing.is_set():
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its signal handlers (the daemon owns the signals)."""
 
@@ -102,6 +154,7 @@ class McpEndpoint(Actor):
         self.access = access
         self.make_toolbox = toolbox
         self.server: _Server | None = None
+        self.streams: _ClosingStreams | None = None
         self.task: asyncio.Task[None] | None = None
         self.stopping = False
 
@@ -121,9 +174,11 @@ class McpEndpoint(Actor):
             sock.close()
             raise
         self.access.port = sock.getsockname()[1]
+        self.streams = _ClosingStreams(require_token(app, self.access.tokens))
         server = _Server(
             uvicorn.Config(
-                require_token(app, self.access.tokens),
+                self.streams,
+                log_config=None,
                 log_level="warning",
                 lifespan="on",
                 timeout_graceful_shutdown=_STOP_GRACE,
@@ -161,6 +216,8 @@ class McpEndpoint(Actor):
         server, task = self.server, self.task
         if server is None or task is None:
             return
+        if self.streams is not None:
+            self.streams.close()
         server.should_exit = True
         done, _ = await asyncio.wait({task}, timeout=_STOP_GRACE + 2.0)
         if not done:

@@ -21,7 +21,7 @@ import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from actors import Actor, ActorRef, Caller, Registry
+from actors import NOREPLY, Actor, ActorRef, Caller, Registry
 from piano.agents._conversation import DAEMON_STOPPED
 from piano.threads._directory import ThreadDirectory, ThreadKey
 from piano.threads._thread import ConversationThread, Publish
@@ -75,7 +75,11 @@ class Threads(Actor):
     async def handle_call(self, message: Any, caller: Caller) -> Any:
         match message:
             case ("open", ThreadKey() as key):
-                return await self._open(key)
+                try:
+                    return await self._open(key)
+                except KeyError as exc:  # no such agent: the caller's mistake, not a crash
+                    caller.fail(exc)
+                    return NOREPLY
             case ("new", ThreadKey() as key):
                 old = self._live(key)
                 if old is not None:

@@ -58,7 +58,8 @@ BROWSERS = "tools:browsers"
 JAILS = "tools:jails"
 WEBFETCH = "tools:webfetch"
 
-Publish = Callable[[ThreadEvent], Awaitable[None] | None]
+Publish = Callable[[list[ThreadEvent]], Awaitable[None] | None]
+"""Delivers events to the surfaces: the daemon's `piano.events.publisher`, which takes a list."""
 
 
 def browser_name(thread_id: str) -> str:
@@ -130,7 +131,7 @@ class Toolbox:
         if self.publish is None:
             raise ToolUnavailable("no surface is connected to post messages to")
         outcome = self.publish(
-            Notice(thread_id=thread_id, level="info", message=text, at=time.time())
+            [Notice(thread_id=thread_id, level="info", message=text, at=time.time())]
         )
         if inspect.isawaitable(outcome):
             await outcome

@@ -17,7 +17,10 @@
 
 With a store (``store_path``) threads, interactions and transcripts come from it; without one,
 threads and interactions come from the surface's in-memory view of recent events. Errors are
-``{"error": {"code": ..., "message": ...}}`` with the HTTP status that fits (400, 401, 404, 503).
+``{"error": {"code": ..., "message": ...}}`` with the HTTP status that fits (400, 401, 404, 503),
+for every failure under ``/api/`` (`json_errors`): an unknown route or method is a 404/405 in that
+form, and an unexpected exception is logged (``web.request_failed``, with its traceback) and
+answered 500 ``internal``, never as aiohttp's plain-text page.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from __future__ import annotations
 import asyncio
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+import structlog
 from aiohttp import web
 
 from actors import ActorRef, ActorSystem
@@ -40,7 +44,9 @@ from piano.web._upload import UploadTooLarge, read_upload
 from schemas import events as ev
 from schemas.stream import ALL_THREADS, ErrorCode, ThreadState
 
-__all__ = ["Api", "ApiError"]
+__all__ = ["Api", "ApiError", "error_response", "json_errors"]
+
+log = structlog.get_logger(__name__)
 
 _STATUS: dict[str, int] = {
     "unauthorized": 401,
@@ -80,13 +86,45 @@ class _Decision(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class _Rotate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    grace: float | None = None
+    grace: Annotated[float, msgspec.Meta(ge=0, le=7 * 24 * 3600)] | None = None
+    """Seconds the previous token stays valid: 0 to a week."""
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(
         body=msgspec.json.encode(data), status=status, content_type="application/json"
     )
+
+
+def _error(code: ErrorCode, message: str, status: int | None = None) -> web.Response:
+    body = {"error": {"code": code, "message": message}}
+    return _json(body, status or _STATUS.get(code, 400))
+
+
+def error_response(error: ApiError) -> web.Response:
+    """The documented JSON answer to `error`, with the HTTP status of its code."""
+    return _error(error.code, error.message)
+
+
+_HTTP_CODES: dict[int, ErrorCode] = {404: "not_found", 413: "frame_too_large"}
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every failure under ``/api/`` as the documented JSON error (see the module docs)."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except ApiError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "internal" if exc.status >= 500 else "bad_frame")
+        return _error(code, f"{exc.reason}: {request.method} {request.path}", exc.status)
+    except Exception:
+        log.exception("web.request_failed", method=request.method, path=request.path)
+        return _error("internal", "the server failed on this request; it is logged", 500)
 
 
 class Api:
@@ -136,16 +174,12 @@ class Api:
 
     def _guard(self, handler: Any) -> Any:
         async def guarded(request: web.Request) -> web.StreamResponse:
-            try:
-                verdict = self.tokens.check(bearer(request))
-                if verdict != "ok":
-                    code: ErrorCode = "token_expired" if verdict == "expired" else "unauthorized"
-                    raise ApiError(code, f"{verdict} token: send Authorization: Bearer <token>")
-                response: web.StreamResponse = await handler(request)
-                return response
-            except ApiError as exc:
-                body = {"error": {"code": exc.code, "message": exc.message}}
-                return _json(body, _STATUS.get(exc.code, 400))
+            verdict = self.tokens.check(bearer(request))
+            if verdict != "ok":
+                code: ErrorCode = "token_expired" if verdict == "expired" else "unauthorized"
+                raise ApiError(code, f"{verdict} token: send Authorization: Bearer <token>")
+            response: web.StreamResponse = await handler(request)
+            return response
 
         return guarded
 
@@ -302,7 +336,8 @@ class Api:
             extra["saved"] = received.saved.relative
         return _json({**sent, **extra}, 202)
 
-    async def _known_key(self, thread_id: str) -> ThreadKey:
+    async def known_key(self, thread_id: str) -> ThreadKey:
+        """The conversation of a thread, whichever surface opened it (`ApiError` if unknown)."""
         key: ThreadKey | None = await self.surface.call(("key", thread_id))
         store = await self._store()
         if key is None and store is not None:
@@ -319,12 +354,12 @@ class Api:
 
     async def _thread_message(self, request: web.Request) -> web.StreamResponse:
         body: _ThreadMessage = await self._body(request, _ThreadMessage)
-        key = await self._known_key(request.match_info["id"])
+        key = await self.known_key(request.match_info["id"])
         return _json(await self.send(key, body.text, body.user), 202)
 
     async def thread(self, thread_id: str) -> ActorRef:
         """The actor of a thread (started again if it is idle and its conversation known)."""
-        key = await self._known_key(thread_id)
+        key = await self.known_key(thread_id)
         ref: ActorRef = await self._threads_ref().call(("open", key), timeout=60)
         return ref
 

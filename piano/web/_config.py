@@ -15,9 +15,15 @@ frames waiting for a client before it is dropped, `max_frame` bytes per client f
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 __all__ = ["WebConfig"]
+
+
+Count = Annotated[int, msgspec.Meta(ge=1)]
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class WebConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -27,21 +33,21 @@ class WebConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     token_env: str = "PIANO_WEB_TOKEN"
     allowed_origins: list[str] = msgspec.field(default_factory=list)
     """Browser origins besides the server's own (http://127.0.0.1:port, http://localhost:port)."""
-    rotation_grace: float = 300.0
+    rotation_grace: Annotated[float, msgspec.Meta(ge=0)] = 300.0
     """Seconds the previous token stays valid after a rotation."""
-    replay_buffer: int = 10_000
+    replay_buffer: Count = 10_000
     """Thread events kept for clients that reconnect (`Resume`)."""
-    client_queue: int = 2_000
+    client_queue: Count = 2_000
     """Frames queued for one client; one more and the client is dropped as too slow."""
-    max_frame: int = 64 * 1024
+    max_frame: Count = 64 * 1024
     """Largest client frame, in bytes; larger ones get a `frame_too_large` error."""
-    auth_timeout: float = 10.0
+    auth_timeout: Seconds = 10.0
     """Seconds a stream client without an Authorization header has to send `Auth`."""
-    heartbeat: float = 20.0
-    dashboard_interval: float = 1.0
+    heartbeat: Seconds = 20.0
+    dashboard_interval: Seconds = 1.0
     default_agent: str | None = None
     """Agent of web conversations that name none (None: the daemon's default agent)."""
-    max_threads: int = 200
+    max_threads: Count = 200
     """Threads whose state is kept in memory for snapshots (least recently active dropped)."""
-    max_interactions: int = 50
+    max_interactions: Count = 50
     """Interactions kept per thread for snapshots."""

@@ -127,7 +127,6 @@ class Observer:
             node = _node(root, self.root, "supervisor", "permanent", 0)
             node.children = await self._children(root, self.root)
             tree.append(node)
-        codex = self.system.whereis(self.codex)
         pipeline = self._pipeline()
         stats = self.system.statistics()
         errors = sorted([*RECENT_ERRORS, *self.errors], key=lambda e: e.ts)[-30:]
@@ -141,11 +140,22 @@ class Observer:
                 "names": stats.names,
             },
             stream=stream,
-            codex=[_node(codex, self.codex, "worker", "permanent", 0)] if codex else [],
+            codex=self._codex(tree),
             threads=await self._threads(),
             errors=errors,
             pipeline=pipeline,
         )
+
+    def _codex(self, tree: list[ActorNode]) -> list[ActorNode]:
+        """The Codex client's node as the tree shows it (with its restarts), found by name."""
+        nodes = list(tree)
+        while nodes:
+            node = nodes.pop()
+            if node.name == self.codex and node.actor_id is not None:
+                return [node]
+            nodes.extend(node.children)
+        codex = self.system.whereis(self.codex)
+        return [_node(codex, self.codex, "worker", "permanent", 0)] if codex else []
 
     def _pipeline(self) -> dict[str, float]:
         """The event pipeline's counters, flattened (empty when it is not running)."""

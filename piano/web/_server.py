@@ -24,7 +24,7 @@ from aiohttp import WSMsgType, web
 
 from actors import ActorRef
 from piano.threads import ThreadKey
-from piano.web._api import Api, ApiError
+from piano.web._api import Api, ApiError, json_errors
 from piano.web._auth import Tokens, access_log, allowed_origin, bearer
 from piano.web._client import StreamClient
 from piano.web._config import WebConfig
@@ -98,7 +98,9 @@ class WebServer:
         self.connections: set[web.WebSocketResponse] = set()
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[access_log], client_max_size=self.config.max_frame)
+        app = web.Application(
+            middlewares=[access_log, json_errors], client_max_size=self.config.max_frame
+        )
         app.router.add_get("/", self._index)
         app.router.add_get("/chat", self._page("chat.html"))
         app.router.add_get("/dashboard", self._page("dashboard.html"))
@@ -289,6 +291,9 @@ class WebServer:
                 self._reply(client, st.Ack(of="interrupt", ref=frame.ref))
 
     async def _message(self, client: StreamClient, frame: st.SendMessage) -> None:
-        key = ThreadKey("web", frame.conversation, frame.agent or self.default_agent)
+        if frame.thread_id is not None:
+            key = await self.api.known_key(frame.thread_id)
+        else:
+            key = ThreadKey("web", frame.conversation, frame.agent or self.default_agent)
         sent = await self.api.send(key, frame.text, frame.user)
         self._reply(client, st.Accepted(**sent, ref=frame.ref))

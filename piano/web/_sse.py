@@ -13,7 +13,9 @@ and one JSON ``data:`` line:
 | `delta`        | ``{item_id, text}``: streamed text of the answer               |
 | `tool_call`    | ``{item_id, tool, arguments}`` (``tool: "shell"`` for commands)|
 | `tool_result`  | ``{item_id, tool, status, output, exit_code}``                 |
-| `approval`     | ``{approval_id, command, reason}``: answer it with the API     |
+| `approval`     | ``{approval_id, kind, command, tool, arguments, changes,``     |
+|                | ``reason}``: answer it with the API; ``changes`` lists a file  |
+|                | change's ``{path, kind, diff}`` (an added file: its text)      |
 | `notice`       | ``{level, message, retrying}``                                 |
 | `error`        | ``{message}``: the turn failed                                 |
 | `done`         | ``{status, response, agent}`` (last; the stream then ends)     |
@@ -39,6 +41,7 @@ from aiohttp import web
 
 from actors import Actor, ActorRef, ActorSystem, Registry
 from piano.surfaces import subscribe, unsubscribe
+from piano.web._api import ApiError, error_response
 from piano.web._auth import Tokens, bearer
 from schemas import events as ev
 
@@ -75,11 +78,6 @@ def token_check(tokens: Tokens) -> Callable[[web.Request], bool]:
     return lambda request: tokens.check(bearer(request)) == "ok"
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    body = {"error": {"code": code, "message": message}}
-    return web.json_response(body, status=status)
-
-
 def _frame(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
@@ -110,7 +108,8 @@ def _frames(event: ev.ThreadEvent, agent: str) -> tuple[list[bytes], str]:
         case ev.ApprovalRequested():
             data = {"approval_id": event.approval_id, "kind": event.kind, "command": event.command}
             tool = {"tool": event.tool, "arguments": event.arguments}
-            return [_frame("approval", {**data, **tool, "reason": event.reason})], agent
+            changes = {"changes": msgspec.to_builtins(event.changes), "reason": event.reason}
+            return [_frame("approval", {**data, **tool, **changes})], agent
         case ev.Notice(level=level, message=message, retrying=retrying):
             notice: dict[str, Any] = {"level": level, "message": message, "retrying": retrying}
             return [_frame("notice", notice)], agent
@@ -135,20 +134,26 @@ def sse_handler(
     from piano.threads import THREADS, ThreadKey  # piano.threads imports this package
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        try:
+            return await stream(request)
+        except ApiError as exc:  # before the stream starts
+            return error_response(exc)
+
+    async def stream(request: web.Request) -> web.StreamResponse:
         if not check_token(request):
-            return _error(401, "unauthorized", "send Authorization: Bearer <token>")
+            raise ApiError("unauthorized", "send Authorization: Bearer <token>")
         try:
             body = msgspec.json.decode(await request.read(), type=_Body)
         except msgspec.DecodeError as exc:
-            return _error(400, "bad_json", f"bad request body: {exc}")
+            raise ApiError("bad_json", f"bad request body: {exc}") from None
         threads = system.whereis(THREADS)
         if threads is None:
-            return _error(503, "unavailable", "the daemon is restarting its threads; try again")
+            raise ApiError("unavailable", "the daemon is restarting its threads; try again")
         key = ThreadKey(surface, body.conversation, body.agent or default_agent)
         try:
             thread: ActorRef = await threads.call(("open", key), timeout=60)
         except KeyError as exc:
-            return _error(404, "not_found", str(exc.args[0] if exc.args else exc))
+            raise ApiError("not_found", str(exc.args[0] if exc.args else exc)) from None
         thread_id, _ = await directory.thread_for(key)
         queue: asyncio.Queue[ev.ThreadEvent] = asyncio.Queue()
         listener = await system.spawn(_Listener(queue))

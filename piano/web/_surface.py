@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from actors import Caller, Registry
 from piano.media import Media
@@ -36,6 +38,8 @@ from piano.web._stream import Stream, encode_control
 from piano.web._view import ThreadViews
 from schemas import events as ev
 from schemas import stream as st
+
+log = structlog.get_logger(__name__)
 
 __all__ = ["WebSurface"]
 
@@ -74,6 +78,10 @@ class WebSurface(Surface):
         self.stream = Stream(config.replay_buffer)
         self.views = ThreadViews(config.max_threads, config.max_interactions)
         self.keys: dict[str, ThreadKey] = {}
+        """Each thread's conversation, so snapshots name threads any surface opened."""
+        self.naming: set[str] = set()
+        """Threads whose conversation is being looked up."""
+        self.api: Api | None = None
         self.clients: dict[int, StreamClient] = {}
         self.dropped = 0
         self.dashboard: st.Dashboard | None = None
@@ -102,7 +110,7 @@ class WebSurface(Surface):
             )
         self.trap_exits = True
         self.observer = Observer(self.system, self.root)
-        api = Api(
+        api = self.api = Api(
             self.system,
             self.ref,
             self.tokens,
@@ -164,8 +172,11 @@ class WebSurface(Surface):
 
     def _forward(self, event: ev.ThreadEvent) -> None:
         self.views.apply(event)
-        frame = self.stream.append(event)
         thread_id = event.thread_id
+        if thread_id not in self.keys and thread_id not in self.naming and self.api is not None:
+            self.naming.add(thread_id)
+            self._background(self._look_up_conversation(self.api, thread_id))
+        frame = self.stream.append(event)
         slow = [
             client
             for client in self.clients.values()
@@ -190,6 +201,23 @@ class WebSurface(Surface):
         if task is not None:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _look_up_conversation(self, api: Api, thread_id: str) -> None:
+        """Look up the conversation of a thread another surface opened (the store, else the
+        live threads) and record it, so snapshots say which conversation it is."""
+        try:
+            key = await api.known_key(thread_id)
+        except Exception as exc:
+            log.warning("web.thread_unnamed", thread=thread_id, error=repr(exc))
+            return
+        finally:
+            self.naming.discard(thread_id)
+        self.ref.cast(("name", thread_id, key))
 
     # -- calls ----------------------------------------------------------------------------------
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from piano.codex._client import codex_args
 from piano.config import ConfigError, load_config
+from supervisors import Backoff
 
 
 @pytest.mark.parametrize(
@@ -17,13 +22,13 @@ from piano.config import ConfigError, load_config
         ("[daemon]\nstate_dir = 3\n", "daemon.state_dir: Expected `str`, got `int`"),
         (
             '[agents.default]\nmodle = "x"\n',
-            "agents.default: Object contains unknown field `modle`",
+            "agents.default.modle: no such key (a typo?",
         ),
         ('[agents.x]\nprovider = "nowhere"\n', "agents.x.provider: no provider named 'nowhere'"),
         ('default_agent = "ghost"\n', "default_agent: no agent named 'ghost'"),
         (
             "[agents.default]\nturn_timeout = -1\n",
-            "agents.default.turn_timeout: must be a positive",
+            "agents.default.turn_timeout: Expected `float` > 0.0",
         ),
         (
             '[tools.browser]\nallowed_networks = ["10.0.0.1/8"]\n',
@@ -93,3 +98,88 @@ def test_codex_gets_every_provider_it_can_use_under_an_id_it_accepts(tmp_path: P
         'model_providers.piano-openai={name="openai", base_url="https://api.openai.com/v1", '
         'wire_api="responses", env_key="OPENAI_API_KEY"}'
     ]
+
+
+_FIELDS = [
+    (section, key)
+    for section, keys in {
+        "daemon": ["state_dir", "chat_socket", "log_level", "shutdown_timeout", "x"],
+        "codex": ["args", "request_timeout", "restart_backoff", "restart_backoff_cap"],
+        "web": ["enabled", "port", "heartbeat", "max_frame", "replay_buffer", "rotation_grace"],
+        "tools.mcp": ["port", "tool_timeout_sec"],
+        "tools.jail": ["timeout", "max_sessions"],
+        "tools.webfetch": ["timeout", "allowed_networks"],
+        "agents.default": ["turn_timeout", "idle_timeout", "provider", "busy"],
+        "providers.local": ["base_url", "request_max_retries"],
+        "media": ["enabled"],
+    }.items()
+    for key in keys
+]
+_VALUES = st.sampled_from(
+    [
+        "0",
+        "-1",
+        "1e400",
+        "-1e400",
+        "nan",
+        "inf",
+        "70000",
+        "''",
+        "'x'",
+        "[]",
+        "{}",
+        "true",
+        "[[1]]",
+        "{a = {b = 1}}",
+        "1.5",
+        "'/proc/x'",
+        "'" + "s" * 200 + "'",
+        "2147483648",
+    ]
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    assignments=st.lists(
+        st.tuples(st.sampled_from(_FIELDS), _VALUES).map(lambda f: (*f[0], f[1])), max_size=4
+    )
+)
+def test_any_config_loads_or_gets_one_config_error_naming_the_file(
+    tmp_path: Path, assignments: list[tuple[str, str, str]]
+) -> None:
+    """Whatever keys and values a config holds, loading it gives one ConfigError that names
+    the file (never another exception: a traceback for the user), or a Config the daemon can
+    run with: finite numbers, ports that are ports, a restart back-off it can build."""
+    sections: dict[str, dict[str, str]] = {}
+    for section, key, value in assignments:
+        sections.setdefault(section, {})[key] = value
+    text = "".join(
+        f"[{section}]\n" + "".join(f"{key} = {value}\n" for key, value in keys.items())
+        for section, keys in sections.items()
+    )
+    path = tmp_path / "piano.toml"
+    path.write_text(text)
+    try:
+        config = load_config(path, environ={})
+    except ConfigError as exc:
+        refused = str(exc)
+        assert refused.startswith(f"{path}: "), refused
+        assert "\n" not in refused, refused
+        return
+    Backoff(initial=config.codex.restart_backoff, cap=config.codex.restart_backoff_cap)
+    numbers = _numbers(msgspec.to_builtins(config), "")
+    assert [key for key, n in numbers if isinstance(n, float) and not math.isfinite(n)] == []
+    assert [key for key, n in numbers if key.endswith(".port") and not 0 <= n <= 65535] == []
+
+
+def _numbers(value: object, key: str) -> list[tuple[str, float]]:
+    if isinstance(value, dict):
+        return [found for k, v in value.items() for found in _numbers(v, f"{key}.{k}")]
+    if isinstance(value, list):
+        return [found for i, v in enumerate(value) for found in _numbers(v, f"{key}.{i}")]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return [(key, value)]
+    return []

@@ -117,13 +117,13 @@ async def tools(tmp_path: Path) -> AsyncIterator[Tools]:
         config = tools_config(tmp_path)
         access = McpAccess(config.mcp)
         published: list[ThreadEvent] = []
-        spec = child_spec(config, access, publish=published.append)
+        spec = child_spec(config, access, publish=published.extend)
         await system.spawn(spec.start(), name=spec.name, init_timeout=None)
         yield Tools(
             system,
             config,
             access,
-            Toolbox(system, config, publish=published.append),
+            Toolbox(system, config, publish=published.extend),
             db,
             published,
         )

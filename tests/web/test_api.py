@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog.testing
 from aiohttp import ClientSession
 
 from actors import ActorSystem, Registry
@@ -197,3 +198,30 @@ def test_an_sse_approval_frame_carries_the_tool_and_its_arguments() -> None:
         asked.tool,
         asked.arguments,
     )
+
+
+async def test_an_unexpected_exception_in_an_api_handler_is_a_logged_json_500() -> None:
+    from aiohttp import web
+
+    from piano.web._api import json_errors
+
+    async def broken(request: web.Request) -> web.StreamResponse:
+        raise RuntimeError("a bug in a handler")
+
+    app = web.Application(middlewares=[json_errors])
+    app.router.add_get("/api/broken", broken)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/api/broken"
+        with structlog.testing.capture_logs() as logs:
+            async with ClientSession() as session, session.get(url) as response:
+                assert response.status == 500
+                assert response.content_type == "application/json"
+                assert (await response.json())["error"]["code"] == "internal"
+    finally:
+        await runner.cleanup()
+    [failed] = [entry for entry in logs if entry["event"] == "web.request_failed"]
+    assert failed["path"] == "/api/broken"

@@ -5,7 +5,7 @@ condition or an event, never a sleep."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,26 +15,12 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from piano.threads import THREADS, ThreadKey, send_message
-from piano.tools.browser import BrowserConfig, start_browser
 from schemas import events as ev
 from tests.fakes.responses_provider import ExecCommand, Text
 from tests.store.conftest import tool_approval
 from tests.web.conftest import TOKEN, WebCore
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    """Piano's own headless Chromium set-up (the browser tool's sandbox and guard, allowed to
-    reach 127.0.0.1), with DNS blocked so that nothing but 127.0.0.1 and localhost resolves;
-    fails with an install hint if missing."""
-    sandboxed = start_browser(BrowserConfig(block_dns=True, allowed_networks=["127.0.0.1/32"]))
-    try:
-        assert sandboxed.driver is not None
-        yield sandboxed.driver
-    finally:
-        sandboxed.close()
 
 
 async def until(driver: WebDriver, condition: Callable[[Any], Any], timeout: float = 30) -> Any:

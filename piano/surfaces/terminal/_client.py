@@ -5,6 +5,11 @@ Interactive: type a message and press Enter; the answer streams in. Commands: ``
 Scripted: ``piano chat --message "..."`` sends one message, prints the answer as it streams and
 exits with 0 when the turn completed, 1 when it failed or was interrupted. Approvals requested
 in scripted mode are printed and left to expire, unless ``--approve`` says to accept them.
+
+When the daemon goes away (stopped, crashed), an interactive chat says so, reconnects as soon
+as it is back (for up to `RECONNECT_FOR` seconds, else it exits with 1) and names the messages
+the daemon had not yet accepted, to send again; a line typed meanwhile is sent once it is back.
+A scripted chat says so and exits with 1.
 """
 
 from __future__ import annotations
@@ -53,18 +58,13 @@ class _Printer:
                     self.write(f"\n{item.text}")
                 self.write("\n")
             case ev.ItemCompleted(item=item) if item.kind == "command":
-                self.write(f"[exit {item.exit_code} · {item.status}]\n")
+                self.write(f"[{_command_outcome(item)}]\n")
             case ev.ItemCompleted(item=item) if item.kind == "file_change":
                 for change in item.changes:
-                    self.write(f"[{change.kind} {change.path}]\n")
-            case ev.ApprovalRequested(
-                approval_id=approval_id, command=command, tool=tool, reason=reason
-            ):
-                what = command or (
-                    f"tool {tool} {event.arguments or ''}".strip() if tool else "a file change"
-                )
+                    self.write(f"[{change.kind} {change.path}{_unless_done(item)}]\n")
+            case ev.ApprovalRequested(approval_id=approval_id, reason=reason):
                 self.write(
-                    f"\n? approval {approval_id}: {what}"
+                    f"\n? approval {approval_id}: {_asked(event)}"
                     + (f" ({reason})" if reason else "")
                     + f"\n  /approve {approval_id} · /deny {approval_id} · /cancel {approval_id}\n"
                 )
@@ -76,6 +76,62 @@ class _Printer:
                 self.write(f"\n[turn {status}{': ' + error if error else ''}]\n")
 
 
+def _unless_done(item: ev.Item) -> str:
+    return "" if item.status == "completed" else f" · {item.status}"
+
+
+def _command_outcome(item: ev.Item) -> str:
+    """How a command ended, in words: its exit code when it ran, else what stopped it."""
+    if item.exit_code is not None:
+        return f"exit {item.exit_code}{_unless_done(item) if item.status != 'failed' else ''}"
+    stopped = {"declined": "declined", "interrupted": "interrupted", "failed": "did not run"}
+    return f"{stopped.get(item.status, item.status)}: {item.command or 'the command'}"
+
+
+def _asked(approval: ev.ApprovalRequested) -> str:
+    """What an approval asks to do: the command, the tool call, or each file and its diff."""
+    if approval.command:
+        return approval.command
+    if approval.tool:
+        return f"tool {approval.tool} {approval.arguments or ''}".strip()
+    if not approval.changes:
+        return "a file change (codex did not say which files)"
+    return "change files" + "".join(
+        f"\n  {change.kind} {change.path}" + "".join(f"\n    {line}" for line in _diff(change))
+        for change in approval.changes
+    )
+
+
+def _diff(change: ev.FileChange) -> list[str]:
+    """The change as diff lines: codex gives an added or deleted file's whole text, and a
+    unified diff for an update."""
+    sign = {"add": "+", "delete": "-"}.get(change.kind)
+    lines = change.diff.splitlines()
+    return [sign + line for line in lines] if sign else lines
+
+
+_UNREACHABLE = (FileNotFoundError, ConnectionRefusedError, PermissionError)
+RECONNECT_FOR = 120.0
+"""Seconds an interactive `piano chat` waits for a daemon that went away to come back."""
+
+
+async def _reconnect(
+    path: str, within: float
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    """Connect again as soon as the daemon's socket accepts, for up to `within` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    delay = 0.1
+    while True:
+        try:
+            return await asyncio.open_unix_connection(path, limit=_FRAME_LIMIT)
+        except _UNREACHABLE:
+            if loop.time() + delay > deadline:
+                return None
+            await asyncio.sleep(delay)  # back-off while the daemon restarts
+            delay = min(delay * 2, 2.0)
+
+
 async def _session(
     path: str,
     conversation: str,
@@ -83,10 +139,11 @@ async def _session(
     message: str | None,
     approve: bool,
     out: TextIO,
+    reconnect_for: float = RECONNECT_FOR,
 ) -> int:
     try:
         reader, writer = await asyncio.open_unix_connection(path, limit=_FRAME_LIMIT)
-    except (FileNotFoundError, ConnectionRefusedError, PermissionError) as exc:
+    except _UNREACHABLE as exc:
         print(f"piano chat: cannot connect to {path}: {exc.strerror or exc}", file=sys.stderr)
         print(
             "Is the daemon running? Start it with: piano run --config <the same file>",
@@ -98,22 +155,20 @@ async def _session(
         writer.write(_encoder.encode(frame) + b"\n")
 
     printer = _Printer(out)
-    send(chat.Hello(conversation=conversation, agent=agent))
     pending: set[str] = set()
+    unanswered: list[str] = []  # messages sent on this connection and not yet accepted
     outcome = 0
     done = asyncio.Event()
 
-    async def receive() -> None:
-        nonlocal outcome
+    async def receive(reader: asyncio.StreamReader) -> None:
+        """Show what the daemon sends until the connection ends (the daemon went away, or
+        the connection broke: a reset, a frame over the limit)."""
         try:
-            await frames()
-        except (ValueError, ConnectionError) as exc:  # a frame over the limit, a reset
+            await frames(reader)
+        except (ValueError, ConnectionError) as exc:
             printer.write(f"\n! the connection to the daemon broke: {exc}\n")
-            outcome = 1
-        finally:
-            done.set()
 
-    async def frames() -> None:
+    async def frames(reader: asyncio.StreamReader) -> None:
         nonlocal outcome
         async for line in reader:
             frame = _decoder.decode(line)
@@ -125,6 +180,8 @@ async def _session(
                         )
                 case chat.Accepted(interaction_id=interaction_id, outcome=state):
                     pending.add(interaction_id)
+                    if unanswered:
+                        unanswered.pop(0)
                     if state != "started":
                         printer.write(f"· {state}\n")
                 case chat.ChatError(message=text):
@@ -139,33 +196,63 @@ async def _session(
                         if message is not None and not pending:
                             done.set()
 
-    receiver = asyncio.create_task(receive())
+    receiver = asyncio.create_task(receive(reader))
+    send(chat.Hello(conversation=conversation, agent=agent))
     try:
         if message is not None:
             send(chat.Say(message))
-            await done.wait()
-            return outcome
+            finished = asyncio.create_task(done.wait())
+            await asyncio.wait({finished, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            finished.cancel()
+            if done.is_set():
+                return outcome
+            print(
+                "piano chat: the daemon went away before the answer finished; once it is back, "
+                "`piano chat` shows the conversation again",
+                file=sys.stderr,
+            )
+            return 1
         loop = asyncio.get_running_loop()
         stdin = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-        while not done.is_set():
-            line = (await stdin.readline()).decode()
+        typed: asyncio.Task[bytes] | None = None
+        while True:
+            typed = typed or asyncio.create_task(stdin.readline())
+            await asyncio.wait({typed, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            if receiver.done():  # the daemon went away; a line typed meanwhile waits
+                lost = "".join(f"\n  {text}" for text in unanswered)
+                printer.write(
+                    "\n! the daemon went away; reconnecting when it is back (Ctrl-C to stop)\n"
+                    + (f"! not received, send again:{lost}\n" if lost else "")
+                )
+                unanswered.clear()
+                writer.close()
+                connection = await _reconnect(path, reconnect_for)
+                if connection is None:
+                    printer.write(f"! the daemon did not come back within {reconnect_for:.0f} s\n")
+                    return 1
+                reader, writer = connection
+                receiver = asyncio.create_task(receive(reader))
+                send(chat.Hello(conversation=conversation, agent=agent))
+                continue
+            line = typed.result().decode()
+            typed = None
             if not line:
-                break
+                return 0
             text = line.strip()
             command, _, argument = text.partition(" ")
             if not text:
                 continue
             if command == "/quit":
-                break
+                return 0
             if command == "/stop":
                 send(chat.Interrupt())
             elif command in ("/approve", "/deny", "/cancel") and argument:
                 decision = {"/approve": "accept", "/deny": "decline", "/cancel": "cancel"}[command]
                 send(chat.Decide(argument.strip(), decision))  # type: ignore[arg-type]
             else:
+                unanswered.append(text)
                 send(chat.Say(text))
-        return 0
     finally:
         receiver.cancel()
         writer.close()

@@ -61,7 +61,8 @@ function onEnvelope(envelope) {
   else if (envelope.type === "snapshot") {
     for (const state of data.threads) threads.set(state.thread_id, state);
   } else if (envelope.type === "accepted") {
-    Object.assign(thread(data.thread_id), { surface: "web", conversation });
+    const state = thread(data.thread_id);
+    if (!state.surface) Object.assign(state, { surface: "web", conversation });
     selected = data.thread_id;
   } else if (envelope.type === "error") {
     showError(`${data.code}: ${data.message}`);
@@ -114,9 +115,13 @@ function renderApproval(a) {
   const what =
     a.kind === "command" ? a.command
     : a.kind === "tool_call" ? `${a.tool} ${a.arguments || ""}`
-    : a.changes.map((c) => c.path).join(", ");
+    : a.changes.map((c) => `${c.kind} ${c.path}`).join(", ");
+  // a file change shows each file's diff (an added file: its text), not just its name
+  const diffs = (a.changes || []).map((c) =>
+    el("pre", { class: "diff", "data-path": c.path, text: `${c.kind} ${c.path}\n${c.diff}` }));
   return el("div", { class: "approval", "data-approval": a.approval_id },
     el("span", { text: `Allow ${a.kind}: ${what}` }),
+    ...diffs,
     el("button", { class: "approve", "data-decision": "accept", text: "Approve" }),
     el("button", { class: "decline", "data-decision": "decline", text: "Decline" }));
 }
@@ -133,7 +138,11 @@ stream.connect();
 $("send").addEventListener("submit", (event) => {
   event.preventDefault();
   const text = $("text").value.trim();
-  if (text && stream.send({ type: "message", conversation, text, user: "web" })) $("text").value = "";
+  // a selected thread gets the message whichever surface opened it; else the web conversation
+  const message = selected
+    ? { type: "message", thread_id: selected, text, user: "web" }
+    : { type: "message", conversation, text, user: "web" };
+  if (text && stream.send(message)) $("text").value = "";
 });
 $("file").addEventListener("change", async () => {
   const file = $("file").files[0];
@@ -159,7 +168,8 @@ $("text").addEventListener("keydown", (event) => {
 $("new-conversation").addEventListener("submit", (event) => {
   event.preventDefault();
   conversation = $("conversation-name").value.trim() || "default";
-  selected = [...threads.values()].find((s) => s.conversation === conversation)?.thread_id || null;
+  selected = [...threads.values()]
+    .find((s) => s.surface === "web" && s.conversation === conversation)?.thread_id || null;
   render();
 });
 $("threads").addEventListener("click", (event) => {
