@@ -30,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s) {unknown}; known: {sorted(BENCHMARKS)}")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    # Standard output carries only the JSON result lines; every log line goes to stderr.
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+    )
     options = Options(
         rounds=1 if args.quick else args.rounds,
         quick=args.quick,
