@@ -290,7 +290,7 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
         if isinstance(entries, dict):
             for name, entry in entries.items():
                 _convert(entry, struct, source, f"{section}.{name}.")
-    config = _convert(raw, Config, source, "")
+    config: Config = _convert(raw, Config, source, "")
     for key, problem in _number_problems(config, ""):
         raise ConfigError(f"{source}: {key}: {problem}")
     _check(config, source)

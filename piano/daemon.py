@@ -47,7 +47,7 @@ from typing import Any
 
 import structlog
 
-from actors import Actor, Registry, redact
+from actors import Actor, ActorRef, Registry, redact
 from actors.console import ConsoleServer
 from piano.agents.openai import OpenAIBackend, SqliteHistory, SqliteNotes
 from piano.codex import CODEX, CodexClient
@@ -231,15 +231,18 @@ def build_application(config: Config) -> Application:
         notes=SqliteNotes(database),
         history=SqliteHistory(database),
     )
+
+    def store() -> ActorRef | None:
+        return application.system.whereis(STORE) if application.system else None
+
     threads_directory = StoreDirectory(
-        lambda: store(),
+        store,
         database,
         config.agents,
         settle=stored_publisher(lambda: application.system),
     )
 
     publish = publisher(lambda: application.system)
-    store = lambda: application.system.whereis(STORE) if application.system else None  # noqa: E731
 
     chat_socket = str(config.state_path(config.daemon.chat_socket))
     console_socket = str(config.state_path(config.daemon.console_socket))

@@ -107,9 +107,9 @@ def _frames(event: ev.ThreadEvent, agent: str) -> tuple[list[bytes], str]:
             return [_frame("agent", {"agent": item.agent, "previous": agent or None})], item.agent
         case ev.ApprovalRequested():
             data = {"approval_id": event.approval_id, "kind": event.kind, "command": event.command}
-            tool = {"tool": event.tool, "arguments": event.arguments}
+            call = {"tool": event.tool, "arguments": event.arguments}
             changes = {"changes": msgspec.to_builtins(event.changes), "reason": event.reason}
-            return [_frame("approval", {**data, **tool, **changes})], agent
+            return [_frame("approval", {**data, **call, **changes})], agent
         case ev.Notice(level=level, message=message, retrying=retrying):
             notice: dict[str, Any] = {"level": level, "message": message, "retrying": retrying}
             return [_frame("notice", notice)], agent

@@ -69,7 +69,7 @@ class ChatServer(Surface):
                 os.unlink(self.path)
 
     def handle_info(self, message: Any) -> Any:
-        if isinstance(message, ev.Event):
+        if isinstance(message, ev.ThreadEvent):
             self._forward(message)
             return None
         return super().handle_info(message)
@@ -110,7 +110,7 @@ class ChatServer(Surface):
                 send(chat.ChatError("refused: not the owner of this daemon"))
                 return
             key: ThreadKey | None = None
-            user = None
+            user: str | None = None
             async for line in reader:
                 try:
                     frame = _decoder.decode(line)
@@ -122,8 +122,8 @@ class ChatServer(Surface):
                     send(chat.ChatError("the daemon is restarting its threads; try again"))
                     continue
                 match frame:
-                    case chat.Hello(conversation=conversation, agent=agent, user=user):
-                        key = ThreadKey("terminal", conversation, agent or self.default_agent)
+                    case chat.Hello(conversation=conversation, agent=chosen, user=user):
+                        key = ThreadKey("terminal", conversation, chosen or self.default_agent)
                         thread_id, _ = await self.directory.thread_for(key)
                         await self.ref.call(("attach", thread_id, writer))
                         send(chat.Welcome(thread_id=thread_id, agent=key.agent))
