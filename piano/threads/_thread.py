@@ -50,6 +50,7 @@ from piano.agents._conversation import (
     Turn,
     stopped_because,
 )
+from piano.codex import CodexError, CodexProcess, CodexTimeout
 from piano.codex._client import (
     CODEX,
     ApprovalAsked,
@@ -58,7 +59,6 @@ from piano.codex._client import (
     codex_provider_id,
     connection,
 )
-from piano.codex._rpc import CodexError, CodexProcess, CodexTimeout
 from piano.codex._translate import Translator
 from piano.media import image_type
 from piano.threads._directory import ThreadDirectory, ThreadKey
