@@ -147,15 +147,22 @@ class Observer:
         )
 
     def _codex(self, tree: list[ActorNode]) -> list[ActorNode]:
-        """The Codex client's node as the tree shows it (with its restarts), found by name."""
+        """The Codex client's node as the tree shows it (with its restarts), found by name.
+
+        While a restarted client runs its init it already has its name, but its supervisor's
+        row still shows the child as restarting, with no actor: the panel then shows the new
+        actor with the restarts that row counts, never a count of its own."""
         nodes = list(tree)
+        restarts = 0
         while nodes:
             node = nodes.pop()
             if node.name == self.codex and node.actor_id is not None:
                 return [node]
+            if node.child_id == self.codex:
+                restarts = node.restarts
             nodes.extend(node.children)
         codex = self.system.whereis(self.codex)
-        return [_node(codex, self.codex, "worker", "permanent", 0)] if codex else []
+        return [_node(codex, self.codex, "worker", "permanent", restarts)] if codex else []
 
     def _pipeline(self) -> dict[str, float]:
         """The event pipeline's counters, flattened (empty when it is not running)."""

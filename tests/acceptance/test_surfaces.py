@@ -377,10 +377,20 @@ async def test_the_dashboard_codex_panel_counts_the_restarts_the_tree_shows(
                         dashboard = await response.json()
                     [codex] = dashboard["codex"] or [None]
                     if codex is not None and codex["status"] != "exited":
-                        tree = json.dumps(dashboard["tree"])
-                        if '"restarts": 1' in tree:
+                        [row] = _nodes(dashboard["tree"], "codex")
+                        if row["restarts"] == 1:
                             break
     assert codex["restarts"] == 1, codex
+
+
+def _nodes(tree: list[dict[str, Any]], child_id: str) -> list[dict[str, Any]]:
+    """Every node of the dashboard's tree whose child id is `child_id`."""
+    found = []
+    for node in tree:
+        if node["child_id"] == child_id:
+            found.append(node)
+        found.extend(_nodes(node.get("children") or [], child_id))
+    return found
 
 
 BAD_REQUESTS = [
