@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import statistics
@@ -54,7 +55,8 @@ async def _round_trips(config: JailConfig, n: int) -> None:
         limits = f"memory={shell.limits.memory},pids={shell.limits.pids}"
         for command in ("true", "echo hi", "ls /usr/bin | wc -l"):
             await shell.run(command)
-            _report(f"run {command!r}", limits, await _time(n, lambda c=command: shell.run(c)))
+            samples = await _time(n, functools.partial(shell.run, command))
+            _report(f"run {command!r}", limits, samples)
 
 
 async def _starts(config: JailConfig, starts: int) -> None:

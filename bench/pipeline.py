@@ -178,7 +178,7 @@ def pykka_rate(n: int, partitions: int, batched: bool) -> float:
         for i in range(n):
             key = i % KEYS
             refs[hash(key) % partitions].tell((key, i))
-        counts = [ref.ask(None) for ref in refs]
+        counts: list[int] = [ref.ask(None, block=True) for ref in refs]
         rate = n / (time.perf_counter() - started)
         assert sum(counts) == n
         return rate

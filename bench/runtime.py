@@ -295,13 +295,14 @@ def _on_uvloop(values: dict[str, float | None], min_vs_raw: float | None) -> dic
     raw_uvloop = values.pop("raw_asyncio_uvloop", None)
     raw = values.get("raw_asyncio")
     vs_raw = round(piano / raw, 3) if piano and raw else None
+    piano_default = values.get("piano")
     result: dict[str, Any] = {
         "piano": None if piano is None else round(piano, 1),
         "raw_asyncio": None if raw_uvloop is None else round(raw_uvloop, 1),
         "ratio_vs_raw_default_loop": vs_raw,
         "ratio_vs_raw_uvloop": round(piano / raw_uvloop, 3) if piano and raw_uvloop else None,
         "ratio_vs_piano_default_loop": (
-            round(piano / values["piano"], 3) if piano and values.get("piano") else None
+            round(piano / piano_default, 3) if piano and piano_default else None
         ),
     }
     if min_vs_raw is not None:

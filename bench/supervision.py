@@ -40,7 +40,7 @@ class _Worker(Actor):
     def __init__(self, started: list[asyncio.Event]) -> None:
         self.started = started
 
-    def init(self) -> None:  # type: ignore[override]
+    def init(self) -> None:
         self.started[0].set()
 
     def handle_call(self, message: Any, caller: Caller) -> Any:
@@ -111,7 +111,7 @@ def raw_latencies(n: int) -> list[float]:
     return asyncio.run(main())
 
 
-class _PykkaWorker(pykka.ThreadingActor):  # type: ignore[misc]
+class _PykkaWorker(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if message == "crash":
             raise _Crash
@@ -154,8 +154,8 @@ def run(options: Options) -> Iterator[dict[str, Any]]:
             samples = sorted(fn(n if name != "pykka" else max(20, n // 10)))
             medians[name].append(statistics.median(samples) * 1e6)
             p99s[name].append(samples[int(len(samples) * 0.99) - 1] * 1e6)
-    median = {name: statistics.median(v) for name, v in medians.items()}
-    p99 = {name: statistics.median(v) for name, v in p99s.items()}
+    median: dict[str, float | None] = {n: statistics.median(v) for n, v in medians.items()}
+    p99: dict[str, float | None] = {n: statistics.median(v) for n, v in p99s.items()}
     yield {
         **comparison("supervision", "restart_latency_median", "us", median, max_piano=30.0),
         "note": "latency: lower is better; ratio_vs_raw is piano/raw",

@@ -12,6 +12,7 @@ The raw JailedShell and WebFetcher are measured by the ``jail`` and ``webfetch``
 from __future__ import annotations
 
 import asyncio
+import functools
 import statistics
 import tempfile
 import time
@@ -127,7 +128,7 @@ async def _measure(n: int, starts: int, root: Path) -> list[dict[str, Any]]:
                 "screenshot": Screenshot(),
             }
             for name, action in actions.items():
-                samples = await _time(n, lambda action=action: box.browse("t0", action))
+                samples = await _time(n, functools.partial(box.browse, "t0", action))
                 lines.append(_line(f"browser_{name}", samples))
 
             headers = {"Authorization": f"Bearer {access.token('t1')}"}
@@ -141,10 +142,7 @@ async def _measure(n: int, starts: int, root: Path) -> list[dict[str, Any]]:
                 }
                 await client.call_tool("browser_current_url", {})
                 for name, (tool, arguments) in calls.items():
-                    samples = await _time(
-                        n,
-                        lambda tool=tool, arguments=arguments: client.call_tool(tool, arguments),
-                    )
+                    samples = await _time(n, functools.partial(client.call_tool, tool, arguments))
                     lines.append(_line(f"mcp_{name}", samples))
     finally:
         await runner.cleanup()

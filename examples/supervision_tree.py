@@ -32,6 +32,7 @@ class Service(Actor):
 
 async def crash(supervisor: Any, child_id: str) -> None:
     [ref] = [c.ref for c in await which_children(supervisor) if c.id == child_id]
+    assert ref is not None, f"{child_id} is not running"
     with contextlib.suppress(ActorError):
         await ref.call("crash")
     with contextlib.suppress(ActorError):  # returns once the supervisor has handled the exit

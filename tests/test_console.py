@@ -159,7 +159,8 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     async with ActorSystem() as system:
         await system.spawn(Counter(), name="counter")
         await system.spawn(Parent(), name="parent")
-        started, cancelled, kept = asyncio.Event(), asyncio.Event(), []
+        started, cancelled = asyncio.Event(), asyncio.Event()
+        kept: list[object] = []
         namespace = {"started": started, "cancelled": cancelled, "keep": kept.append}
         path = tmp_path / "console.sock"
         async with ConsoleServer(system, path, namespace) as server:

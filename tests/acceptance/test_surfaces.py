@@ -623,13 +623,14 @@ async def run_briefly(command: list[str]) -> CompletedProcess[bytes]:
         process = await anyio.open_process(command, stdout=out, stderr=err, env=WEB_ENV)
         with anyio.move_on_after(30):
             await process.wait()
-        if process.returncode is None:
+        returncode = process.returncode
+        if returncode is None:
             process.terminate()
             await process.wait()
-            process.returncode = 0
+            returncode = 0
         out.seek(0)
         err.seek(0)
-        return CompletedProcess(command, process.returncode, out.read(), err.read())
+        return CompletedProcess(command, returncode, out.read(), err.read())
 
 
 @pytest.mark.parametrize(("what", "key", "case"), BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS])

@@ -312,13 +312,13 @@ async def test_callbacks_may_be_plain_functions(system: ActorSystem) -> None:
     seen: list[object] = []
 
     class Plain(Actor):
-        def init(self) -> None:  # type: ignore[override]
+        def init(self) -> None:
             seen.append("init")
 
         def handle_call(self, message: Any, caller: Caller) -> Any:
             return message * 2
 
-        def terminate(self, reason: object) -> None:  # type: ignore[override]
+        def terminate(self, reason: object) -> None:
             seen.append(("terminate", reason))
 
     ref = await system.spawn(Plain())

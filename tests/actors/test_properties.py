@@ -66,7 +66,7 @@ def test_each_senders_messages_are_handled_once_in_the_order_it_sent_them(
             for sender, kind, pause in plan:
                 queues.setdefault(sender, []).append((kind, pause))
 
-            async def sender(index: int) -> None:
+            async def send_all(index: int) -> None:
                 for n, (kind, pause) in enumerate(queues[index]):
                     message = (index, n)
                     if kind == "call":
@@ -78,7 +78,7 @@ def test_each_senders_messages_are_handled_once_in_the_order_it_sent_them(
                     if pause:
                         await asyncio.sleep(0)
 
-            await asyncio.gather(*(sender(index) for index in queues))
+            await asyncio.gather(*(send_all(index) for index in queues))
             handled: list[tuple[int, int]] = await ref.call("log")
             return handled
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from actors import Actor, ActorSystem, Caller, NameTaken, Registry, Timer
+from actors import Actor, ActorRef, ActorSystem, Caller, NameTaken, Registry, Timer
 from tests.actors.conftest import Recorder
 
 pytestmark = pytest.mark.anyio
@@ -17,7 +17,12 @@ async def test_duplicate_keys_dispatch_to_every_registered_actor(system: ActorSy
     subscribers = [await system.spawn(Recorder()) for _ in range(3)]
     for ref in subscribers:
         topics.register("news", ref, value="v")
-    topics.dispatch("news", lambda entries: [ref.send("hello") for ref, _ in entries])
+
+    def ring(entries: list[tuple[ActorRef, object]]) -> None:
+        for ref, _ in entries:
+            ref.send("hello")
+
+    topics.dispatch("news", ring)
     for ref in subscribers:
         assert await ref.call(("wait_for", 1)) == ["hello"]
     assert topics.count("news") == 3

@@ -39,6 +39,14 @@ def runtime_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(("actor:", "pykka-watch:"))]
 
 
+def actor_thread(ref: ActorRef) -> threading.Thread:
+    """The thread a started thread actor's callbacks run on."""
+    actor = ref._actor
+    assert isinstance(actor, ThreadActor)
+    assert actor.thread is not None
+    return actor.thread
+
+
 class Worker(ThreadActor):
     """Records where and in which order its callbacks run."""
 
@@ -113,8 +121,8 @@ async def test_a_thread_actors_callbacks_run_on_one_thread_of_its_own_and_in_mai
     threads = await ref.call("threads")
     assert len(set(threads)) == 1
     assert threads[0] != threading.get_ident()
-    assert ref._actor.thread is not None
-    assert ref._actor.thread.name == f"actor:Worker#{ref.id}"
+    assert actor_thread(ref) is not None
+    assert actor_thread(ref).name == f"actor:Worker#{ref.id}"
     with pytest.raises(UnknownMessage):
         await ref.call("no such message")
     assert ref.alive
@@ -185,9 +193,9 @@ async def test_a_terminate_that_raises_on_the_thread_becomes_the_exit_reason(
     await ref.stop()
     reason = await ref.join()
     assert isinstance(reason, OSError)
-    assert ref._actor.thread is not None
-    ref._actor.thread.join(5)
-    assert not ref._actor.thread.is_alive()
+    assert actor_thread(ref) is not None
+    actor_thread(ref).join(5)
+    assert not actor_thread(ref).is_alive()
 
 
 async def test_a_crash_on_the_thread_runs_terminate_there_and_takes_links_down_with_the_reason(
@@ -221,8 +229,8 @@ async def test_stop_runs_terminate_on_the_thread_and_returns_once_the_thread_has
     assert await ref.join(5) == "normal"
     ref2 = await system.spawn(Worker())
     await ref2.stop("normal")
-    assert ref2._actor.thread is not None
-    assert not ref2._actor.thread.is_alive()
+    assert actor_thread(ref2) is not None
+    assert not actor_thread(ref2).is_alive()
     assert worker.terminated == [("normal", f"actor:Worker#{ref.id}")]
 
 
@@ -259,7 +267,7 @@ async def test_a_kill_reports_the_actor_dead_at_once_and_its_thread_ends_after_i
     assert not ref.alive
     assert await ref.join(5) == KILLED
     assert (await observer.call(("wait_for", 2)))[1] == Down(mref, ref, KILLED)
-    thread = ref._actor.thread
+    thread = actor_thread(ref)
     assert thread is not None
     assert thread.is_alive()
     gate.set()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from piano.config import AgentConfig, Config, OpenAIAgentConfig, ProviderConfig, load_config
+from piano.agents import OpenAIAgentConfig
+from piano.config import AgentConfig, Config, ProviderConfig, load_config
 from piano.doctor import check_provider_keys, check_surface_tokens
 
 

@@ -53,7 +53,7 @@ async def test_an_unhashable_key_refuses_the_push_and_the_pipeline_goes_on(
     with pytest.raises(PartitionKeyError, match="not hashable"):
         await push(ref, {"key": ["a", "list"]})
     with pytest.raises(PartitionKeyError, match="not hashable"):
-        await push(ref, "data", key={"a": 1})
+        await push(ref, "data", key={"a": 1})  # type: ignore[arg-type]
     assert (await test_message(ref, {"key": ("a", "tuple")})).status == "ok"
 
 
@@ -78,22 +78,22 @@ async def test_a_message_routed_to_an_unknown_batcher_fails_and_others_go_on(
 @pytest.mark.parametrize(
     ("build", "error"),
     [
-        (lambda: Processors("not callable"), TypeError),
+        (lambda: Processors("not callable"), TypeError),  # type: ignore[arg-type]
         (lambda: Processors(print, concurrency=0), ValueError),
-        (lambda: Processors(print, partition_by=3), TypeError),
-        (lambda: Processors(print, strict="yes"), TypeError),
+        (lambda: Processors(print, partition_by=3), TypeError),  # type: ignore[arg-type]
+        (lambda: Processors(print, strict="yes"), TypeError),  # type: ignore[arg-type]
         (lambda: Batchers(print, batch_size=0), ValueError),
         (lambda: Batchers(print, batch_timeout=-1), ValueError),
-        (lambda: Batchers(print, flush_when_idle=1), TypeError),
+        (lambda: Batchers(print, flush_when_idle=1), TypeError),  # type: ignore[arg-type]
         (lambda: RateLimit(allowed=0), ValueError),
         (lambda: Retry(max_attempts=0), ValueError),
         (lambda: Retry(factor=0.5), ValueError),
         (lambda: Pipeline("", processors=Processors(print)), ValueError),
-        (lambda: Pipeline("p", processors=print), TypeError),
+        (lambda: Pipeline("p", processors=print), TypeError),  # type: ignore[arg-type]
         (lambda: Pipeline("p", processors=Processors(print), max_in_flight=0), ValueError),
-        (lambda: Pipeline("p", processors=Processors(print), batchers={"b": print}), TypeError),
+        (lambda: Pipeline("p", processors=Processors(print), batchers={"b": print}), TypeError),  # type: ignore[dict-item]
         (lambda: Pipeline("p", processors=Processors(print), shutdown_timeout=0), ValueError),
-        (lambda: Pipeline("p", processors=Processors(print), producer=object()), TypeError),
+        (lambda: Pipeline("p", processors=Processors(print), producer=object()), TypeError),  # type: ignore[arg-type]
     ],
 )
 def test_invalid_options_are_refused_when_built(build: Any, error: type[Exception]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -51,7 +52,7 @@ class ModelWorker(Actor):
     def handle_info(self, message: Any) -> None:
         pass
 
-    def terminate(self, reason: object) -> None:  # type: ignore[override]
+    def terminate(self, reason: object) -> None:
         self.recorder.events.append(("stop", self.name))
 
 
@@ -61,7 +62,7 @@ def build(spec: Spec, recorder: Recorder, clock: FakeClock) -> Actor:
     children = [
         ChildSpec(
             child.name,
-            start=(lambda c=child: build(c, recorder, clock)),
+            start=functools.partial(build, child, recorder, clock),
             restart=child.restart,  # type: ignore[arg-type]
             type="worker" if child.children is None else "supervisor",
         )

@@ -3,6 +3,7 @@ them, and the supervisor's reports are decided by the restart type as OTP decide
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -119,7 +120,7 @@ async def test_a_dynamic_supervisor_lists_a_child_waiting_for_its_restart_as_res
     assert (row.id, row.status, row.ref) == ("d", "restarting", None)
 
 
-def _events(logs: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
+def _events(logs: Sequence[Mapping[str, Any]], event: str) -> list[Mapping[str, Any]]:
     return [entry for entry in logs if entry["event"] == event]
 
 

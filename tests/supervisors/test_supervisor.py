@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -82,13 +83,13 @@ async def test_a_child_whose_init_hangs_past_its_timeout_fails_the_start_cleanly
             "duplicate child id",
         ),
         (
-            lambda j: [ChildSpec("x", start=lambda: None, restart="sometimes")],  # type: ignore[arg-type]
+            lambda j: [ChildSpec("x", start=lambda: None, restart="sometimes")],  # type: ignore[arg-type, return-value]
             "restart",
             "invalid_restart_type",
             "restart must be",
         ),
         (
-            lambda j: [ChildSpec("x", start=lambda: None, shutdown=-1)],  # type: ignore[arg-type]
+            lambda j: [ChildSpec("x", start=lambda: None, shutdown=-1)],  # type: ignore[arg-type, return-value]
             "shutdown",
             "invalid_shutdown",
             "shutdown must be",
@@ -100,13 +101,13 @@ async def test_a_child_whose_init_hangs_past_its_timeout_fails_the_start_cleanly
             "start must be a callable",
         ),
         (
-            lambda j: [ChildSpec("x", start=lambda: None, restart="transient", significant=True)],  # type: ignore[arg-type]
+            lambda j: [ChildSpec("x", start=lambda: None, restart="transient", significant=True)],  # type: ignore[arg-type, return-value]
             "significant",
             "bad_combination",
             "auto_shutdown='never'",
         ),
         (
-            lambda j: [ChildSpec("x", start=lambda: None, significant=True)],  # type: ignore[arg-type]
+            lambda j: [ChildSpec("x", start=lambda: None, significant=True)],  # type: ignore[arg-type, return-value]
             "significant",
             "bad_combination",
             "not permanent",
@@ -115,10 +116,10 @@ async def test_a_child_whose_init_hangs_past_its_timeout_fails_the_start_cleanly
 )
 def test_an_invalid_child_spec_is_refused_with_an_error_naming_its_field_and_otp_rule(
     journal: Journal,
-    make,
-    field,
-    rule,
-    message,  # type: ignore[no-untyped-def]
+    make: Callable[[Journal], list[ChildSpec]],
+    field: str,
+    rule: str,
+    message: str,
 ) -> None:
     with pytest.raises(ChildSpecError, match=message) as info:
         Supervisor(make(journal))
@@ -230,7 +231,7 @@ async def test_the_restart_that_exceeds_intensity_stops_the_children_and_exits_w
         b = await child_ref(sup, "b")
         with pytest.raises(ActorExited):
             await b.call("crash")
-        await journal.wait_for(lambda n=attempt: journal.of("start").count("b") == n + 2)
+        await journal.wait_for(lambda: journal.of("start").count("b") == attempt + 2)  # noqa: B023 (awaited now)
     journal.clear()
     b = await crash(sup, "b")
     assert await sup.join(timeout=2) == "shutdown"
@@ -248,7 +249,7 @@ async def test_restarts_older_than_max_seconds_fall_out_of_the_intensity_window(
         a = await child_ref(sup, "a")
         with pytest.raises(ActorExited):
             await a.call("crash")
-        await journal.wait_for(lambda n=attempt: journal.of("start").count("a") == n + 2)
+        await journal.wait_for(lambda: journal.of("start").count("a") == attempt + 2)  # noqa: B023 (awaited now)
         clock.advance(2.6)
     assert sup.alive
 

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from piano.surfaces.telegram import Inbox, WebhookConfig
-from piano.threads import MemoryDirectory, ThreadKey
+from piano.threads import MemoryDirectory, ThreadKey, Unfinished
 from schemas import events as ev
 from tests.fakes.responses_provider import ExecCommand, Text
 from tests.telegram.conftest import ADMIN, TG, USER
@@ -97,6 +97,12 @@ class GatedDirectory:
         self.waiting.set()
         await self.released.wait()
         await self.directory.record_interaction(thread_id, interaction)
+
+    async def unfinished(self, thread_id: str) -> Unfinished:
+        return await self.directory.unfinished(thread_id)
+
+    async def unfinished_conversations(self) -> list[ThreadKey]:
+        return await self.directory.unfinished_conversations()
 
 
 async def test_an_update_is_processed_only_once_its_interaction_is_recorded(tg: TG) -> None:

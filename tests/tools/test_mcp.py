@@ -103,7 +103,7 @@ async def test_tools_act_for_the_thread_whose_token_called_them(
     assert text(wrote) == "exit code: 0\nstdout:\n/workspace\n"
     assert "quick brown fox" in text(fetched)
     assert text(sent) == "sent"
-    assert [(type(e), e.thread_id, e.message) for e in tools.published] == [
+    assert [(type(e), e.thread_id, getattr(e, "message", None)) for e in tools.published] == [
         (Notice, "thread-a", "halfway")
     ]
     assert text(failed) == "exit code: 7"  # `exit` ends only its command's bash

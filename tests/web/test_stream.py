@@ -48,7 +48,7 @@ async def test_a_thread_subscription_receives_only_that_threads_events(web: Web)
     for n in range(6):
         web.publish(notice(f"t{n % 3 + 1}", n))
     web.publish(notice("t2", 6))
-    await only_t2.until(lambda e: e.type == "notice" and e.data.message.startswith("6:"))
+    await only_t2.until(lambda e: isinstance(e.data, ev.Notice) and e.data.message.startswith("6:"))
     assert numbers(only_t2) == [1, 4, 6]
     seqs = [e.seq for e in only_t2.received if e.seq]
     assert seqs == sorted(seqs)
@@ -107,6 +107,7 @@ async def test_a_rotated_token_works_until_its_grace_ends_then_is_refused_as_exp
         assert error.code == "token_expired"
         assert (await refused.closed()).code == 4002
     dropped = await old_client.until(lambda e: e.type == "error", timeout=10)
+    assert isinstance(dropped.data, st.StreamError)
     assert dropped.data.code == "token_expired"
     assert (await old_client.closed()).code == 4002
     await web.connect(second)
@@ -187,7 +188,9 @@ async def test_a_reconnecting_client_gets_what_it_missed_from_the_replay_buffer(
 @pytest.mark.parametrize("web_options", [{"replay_buffer": 5}])
 async def test_a_gap_that_left_the_buffer_or_another_stream_gets_a_snapshot(web: Web) -> None:
     client = await web.connect(subscribe="*")
-    stream = client.received[0].data.stream
+    welcome = client.received[0].data
+    assert isinstance(welcome, st.Welcome)
+    stream = welcome.stream
     web.publish(
         ev.TurnStarted(
             thread_id="t1",
@@ -229,7 +232,8 @@ async def test_a_slow_client_is_dropped_with_a_reason_while_a_fast_one_gets_ever
         for _ in range(10):
             web.publish(notice("t1", sent, size=64 * 1024))
             sent += 1
-        await fast.until(lambda e, target=sent: e.seq == target, timeout=20)
+        target = sent
+        await fast.until(lambda e: e.seq == target, timeout=20)  # noqa: B023 (awaited here)
         stats = await web.surface.call("stats")
         if stats.dropped:
             break
