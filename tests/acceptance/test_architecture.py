@@ -2,11 +2,12 @@
 
 The tree in "The supervision tree" section is compared with the running daemon's, read through
 its console with `which_children`: every static child of every `Supervisor`, by registered name
-(its id where it has none), in start order, at its depth — so a child added, removed, renamed or moved (rest_for_one order is part of
-the design) fails this test until the page says so. The daemon runs with every optional part
-configured (Telegram, web; media and tools are on by default), so their children are in the tree. Children of a
-`DynamicSupervisor` are started on demand, so the page names their kinds instead (the test skips
-what it draws under one), and a `Pipeline`'s own children are described in docs/pipeline.md.
+(its id where it has none), in start order, at its depth. So a child added, removed, renamed or
+moved (rest_for_one order is part of the design) fails this test until the page says so. The
+daemon runs with Telegram and web configured (media and tools are on by default), so their
+children are in the tree. Children of a `DynamicSupervisor` are started on demand, so the page
+names their kinds instead (the test skips what it draws under one), and a `Pipeline`'s own
+children are described in docs/pipeline.md.
 """
 
 from __future__ import annotations
