@@ -303,6 +303,7 @@ class CodexClient(_Actor):
             watchdog_interval=self.config.codex.watchdog_interval,
             watchdog_timeout=self.config.codex.watchdog_timeout,
         )
+        _close_with_owner(self.ref, self.process)
         await self.process.start()
 
     async def terminate(self, reason: object) -> None:
@@ -368,6 +369,28 @@ class CodexClient(_Actor):
         if isinstance(params, FileChangeRequestApprovalParams):
             return FileChangeRequestApprovalResponse(decision=decision)
         return McpServerElicitationRequestResponse(action=decision)
+
+
+_owners: set[asyncio.Task[None]] = set()
+
+
+def _close_with_owner(owner: ActorRef, process: CodexProcess) -> None:
+    """Kill `process` once `owner` has exited, however it exited.
+
+    Like an Erlang port, the process belongs to the actor: a client killed outright (an
+    untrappable ``kill`` exit signal, which skips `terminate`) must not leave its codex
+    running, or that codex keeps its threads open and the restarted client's codex is refused
+    them ("thread … already has an active writer"). After a normal stop `terminate` has
+    closed it already and this does nothing."""
+
+    async def close() -> None:
+        await owner.join()
+        if process.pid is not None and process.exit is None:
+            await process.kill("its client actor exited")
+
+    task = asyncio.create_task(close())
+    _owners.add(task)
+    task.add_done_callback(_owners.discard)
 
 
 async def connection(system: ActorSystem, wait: float = 15.0) -> tuple[ActorRef, CodexProcess]:

@@ -90,7 +90,7 @@ async def chat(config: Path, message: str, *options: str) -> str:
     done = await anyio.run_process(
         [*PIANO, "chat", "--config", str(config), *options, "--message", message], check=False
     )
-    assert done.returncode == 0, done.stderr.decode()
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
     return done.stdout.decode()
 
 
