@@ -8,11 +8,11 @@ conversation, which agent) and gets `Welcome` with the thread id; then it sends 
 
 from __future__ import annotations
 
-from typing import Literal, TypeAlias
+from typing import TypeAlias
 
 import msgspec
 
-from schemas.events import ThreadEvent
+from schemas.events import Decision, Outcome, ThreadEvent
 
 __all__ = [
     "Accepted",
@@ -40,7 +40,7 @@ class Say(msgspec.Struct, frozen=True, tag="say"):
 
 class Decide(msgspec.Struct, frozen=True, tag="decide"):
     approval_id: str
-    decision: Literal["accept", "decline", "cancel"]
+    decision: Decision
 
 
 class Interrupt(msgspec.Struct, frozen=True, tag="interrupt"):
@@ -54,7 +54,7 @@ class Welcome(msgspec.Struct, frozen=True, tag="welcome"):
 
 class Accepted(msgspec.Struct, frozen=True, tag="accepted"):
     interaction_id: str
-    outcome: str
+    outcome: Outcome
 
 
 class EventFrame(msgspec.Struct, frozen=True, tag="event"):

@@ -32,6 +32,7 @@ __all__ = [
     "ApprovalDecision",
     "ApprovalRequested",
     "ApprovalResolved",
+    "Decision",
     "Event",
     "FileChange",
     "Interaction",
@@ -41,6 +42,7 @@ __all__ = [
     "ItemKind",
     "ItemStarted",
     "Notice",
+    "Outcome",
     "ThreadEvent",
     "TokenUsage",
     "TurnCompleted",
@@ -63,7 +65,16 @@ ItemKind: TypeAlias = Literal[
 ]
 ItemStatus: TypeAlias = Literal["in_progress", "completed", "failed", "declined", "interrupted"]
 TurnStatus: TypeAlias = Literal["completed", "failed", "interrupted"]
-ApprovalDecision: TypeAlias = Literal["accept", "decline", "cancel", "expired", "withdrawn"]
+Decision: TypeAlias = Literal["accept", "decline", "cancel"]
+"""What a user answers an approval: run it, do not run it (the turn goes on), or do not run it
+and end the turn. Every surface's decide frame and the conversation actor take these three."""
+ApprovalDecision: TypeAlias = Decision | Literal["expired", "withdrawn"]
+"""How an approval ended: a user's `Decision`, or none in time (``expired``: declined) or none
+before its turn ended (``withdrawn``)."""
+Outcome: TypeAlias = Literal["started", "queued", "steered", "interrupting"]
+"""What became of a user message its conversation accepted: it started a turn, waits behind the
+running one, was added to the running one, or is interrupting the running one to run next (the
+agent's ``busy`` setting decides)."""
 
 
 class FileChange(msgspec.Struct, frozen=True, kw_only=True):

@@ -29,7 +29,7 @@ from typing import Final, Literal, TypeAlias
 
 import msgspec
 
-from schemas.events import ApprovalRequested, Item, ThreadEvent
+from schemas.events import ApprovalRequested, Decision, Item, Outcome, ThreadEvent
 
 __all__ = [
     "ALL_THREADS",
@@ -153,7 +153,7 @@ class SendMessage(_Frame, frozen=True, tag="message"):
 class Decide(_Frame, frozen=True, tag="decide"):
     thread_id: str
     approval_id: str
-    decision: Literal["accept", "decline", "cancel"]
+    decision: Decision
 
 
 class Interrupt(_Frame, frozen=True, tag="interrupt"):
@@ -228,7 +228,7 @@ class Accepted(_Payload, frozen=True, tag="accepted"):
 
     thread_id: str
     interaction_id: str
-    outcome: str
+    outcome: Outcome
     ref: str | None = None
 
 

@@ -3,12 +3,13 @@
 A conversation (a chat, a topic) with an agent is one actor: Codex's `ConversationThread`
 (piano.threads) and the openai SDK's `OpenAIThread` (piano.agents.openai) are both
 `Conversation`s, so surfaces, the pipeline and the store cannot tell them apart. They answer
-the same calls:
+the same calls, the frozen messages of `piano.agents._messages` (sent by the client functions
+of `piano.threads`, never built by hand):
 
-- ``("message", Interaction)`` → "started" | "queued" | "steered" | "interrupting";
-- ``"interrupt"`` → whether a running turn is being interrupted;
-- ``("decide", approval_id, decision, by)`` → whether that approval was still open;
-- ``"status"`` → a dict (thread id, running, queued, open approvals, backend details);
+- `PostMessage` → an `Outcome`: "started" | "queued" | "steered" | "interrupting";
+- `Interrupt` → whether a running turn is being interrupted;
+- `Decide` → whether that approval was still open;
+- `GetStatus` → a `ConversationStatus` (thread id, running, queued, open approvals, backend);
 
 and keep the same guarantees:
 
@@ -48,7 +49,8 @@ This module lives in piano.agents, not piano.threads, because `piano.agents.open
 load piano.threads (which may import it); piano.threads exports `Conversation`.
 
 A backend implements the hooks: `_begin` (start a turn; it sets `turn`), `_steer`,
-`_stop_turn`, `_label` and `_status`, and ends each turn with `_end_turn`.
+`_stop_turn`, `_label` and `_status` (its `ConversationStatus` fields: ``agent``, ``backend``,
+``codex_thread_id``), and ends each turn with `_end_turn`.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from actors import (
     NOREPLY,
@@ -72,6 +74,7 @@ from actors import (
     Timer,
     is_normal_exit,
 )
+from piano.agents._messages import ConversationStatus, Decide, GetStatus, Interrupt, PostMessage
 from piano.store import StoreError
 from schemas import events as ev
 
@@ -82,7 +85,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DAEMON_STOPPED",
     "Conversation",
-    "Decision",
     "NotSaved",
     "Publish",
     "Turn",
@@ -92,10 +94,9 @@ __all__ = [
 
 class NotSaved(Exception):
     """The store refused to record a message (e.g. the disk is full): it was not accepted, and
-    the ``("message", ...)`` call fails with this, a sentence for its user."""
+    `PostMessage` call fails with this, a sentence for its user."""
 
 
-Decision = Literal["accept", "decline", "cancel"]
 Publish = Callable[[list[ev.ThreadEvent]], Awaitable[None]]
 
 DAEMON_STOPPED = "the daemon stopped"
@@ -189,7 +190,8 @@ class Conversation(Actor, Generic[T]):
         return self.key.agent
 
     def _status(self) -> dict[str, Any]:
-        """The backend's fields of the ``"status"`` answer."""
+        """The backend's fields of the `ConversationStatus` (``agent``, ``backend``,
+        ``codex_thread_id``), where they differ from the conversation's key and config."""
         return {}
 
     # -- events ---------------------------------------------------------------------------------
@@ -283,23 +285,31 @@ class Conversation(Actor, Generic[T]):
 
     async def _handle_call(self, message: Any, caller: Caller) -> Any:
         match message:
-            case ("message", ev.Interaction() as interaction):
+            case PostMessage(interaction=interaction):
                 return await self._message(interaction)
-            case "interrupt":
+            case Interrupt():
                 return await self._interrupt("interrupted by the user")
-            case ("decide", str(approval_id), decision, by):
+            case Decide(approval_id=approval_id, decision=decision, by=by):
                 return self._decide(approval_id, decision, by)
-            case "status":
-                return {
-                    "thread_id": self.thread_id,
-                    **self._status(),
-                    "running": self.turn is not None,
-                    "queued": len(self.queue),
-                    "approvals": sorted(self.approvals),
-                }
+            case GetStatus():
+                return self._status_now()
         return await super().handle_call(message, caller)
 
-    async def _message(self, interaction: ev.Interaction) -> str:
+    def _status_now(self) -> ConversationStatus:
+        fields: dict[str, Any] = {
+            "agent": self.key.agent,
+            "backend": self.agent.backend,
+            **self._status(),
+        }
+        return ConversationStatus(
+            thread_id=self.thread_id,
+            running=self.turn is not None,
+            queued=len(self.queue),
+            approvals=tuple(sorted(self.approvals)),
+            **fields,
+        )
+
+    async def _message(self, interaction: ev.Interaction) -> ev.Outcome:
         self._arm_idle()
         if self.turn is not None and self.turn.interaction.id == interaction.id:
             return "started"  # delivered again (e.g. recovered from the store first): run once
@@ -352,7 +362,7 @@ class Conversation(Actor, Generic[T]):
         )
         return approval_id
 
-    def _decide(self, approval_id: str, decision: str, by: str | None) -> bool:
+    def _decide(self, approval_id: str, decision: ev.ApprovalDecision, by: str | None) -> bool:
         pending = self.approvals.pop(approval_id, None)
         if pending is None:
             return False

@@ -1,6 +1,31 @@
-"""Conversation threads: one actor per conversation and agent, found or started on demand."""
+"""Conversation threads: one actor per conversation and agent, found or started on demand.
 
-from piano.agents._conversation import Conversation, Decision
+Talk to them through the client functions (`open_conversation`, `send_message`,
+`post_message`, `decide`, `interrupt`, `conversation_status`, `new_conversation`,
+`which_conversations`, `recover_conversations`): each sends one frozen message and applies
+one timeout policy (`TIMEOUT`); see `piano.threads._client`.
+"""
+
+from piano.agents._conversation import Conversation, NotSaved
+from piano.agents._messages import ConversationStatus, Decide, GetStatus, Interrupt, PostMessage
+from piano.threads._client import (
+    RECOVER_TIMEOUT,
+    TIMEOUT,
+    NewConversation,
+    OpenConversation,
+    RecoverConversations,
+    UnknownAgent,
+    WhichConversations,
+    conversation_status,
+    decide,
+    interrupt,
+    new_conversation,
+    open_conversation,
+    post_message,
+    recover_conversations,
+    send_message,
+    which_conversations,
+)
 from piano.threads._directory import (
     STORE,
     MemoryDirectory,
@@ -15,24 +40,46 @@ from piano.threads._router import (
     THREADS,
     Recovery,
     Threads,
-    send_message,
 )
 from piano.threads._thread import ConversationThread
+from schemas.events import Decision, Outcome
 
 __all__ = [
     "RECOVERY",
+    "RECOVER_TIMEOUT",
     "STORE",
     "THREADS",
     "THREAD_SUPERVISOR",
+    "TIMEOUT",
     "Conversation",
+    "ConversationStatus",
     "ConversationThread",
+    "Decide",
     "Decision",
+    "GetStatus",
+    "Interrupt",
     "MemoryDirectory",
+    "NewConversation",
+    "NotSaved",
+    "OpenConversation",
+    "Outcome",
+    "PostMessage",
+    "RecoverConversations",
     "Recovery",
     "StoreDirectory",
     "ThreadDirectory",
     "ThreadKey",
     "Threads",
     "Unfinished",
+    "UnknownAgent",
+    "WhichConversations",
+    "conversation_status",
+    "decide",
+    "interrupt",
+    "new_conversation",
+    "open_conversation",
+    "post_message",
+    "recover_conversations",
     "send_message",
+    "which_conversations",
 ]

@@ -1,7 +1,8 @@
 """`Threads`: finds or starts the actor of a conversation, under a dynamic supervisor.
 
-A surface does not hold thread actors: it asks `Threads` (registered as ``"threads"``) for the
-actor of a `ThreadKey` each time, and `Threads` starts one on demand — with its ids taken from
+A surface does not hold thread actors: it asks `Threads` (registered as `THREADS`) for the
+actor of a `ThreadKey` each time (`open_conversation`: the calls it answers are the typed
+messages of `piano.threads._client`), and `Threads` starts one on demand — with its ids taken from
 the `ThreadDirectory` (the store, in the daemon) — if none is alive. Thread actors stop when
 idle and are transient children, so a crashed thread is restarted and an idle one is not.
 
@@ -23,23 +24,33 @@ from typing import TYPE_CHECKING, Any
 
 from actors import NOREPLY, Actor, ActorRef, Caller, Registry
 from piano.agents._conversation import DAEMON_STOPPED
+from piano.threads._client import (
+    NewConversation,
+    OpenConversation,
+    RecoverConversations,
+    UnknownAgent,
+    WhichConversations,
+    recover_conversations,
+)
 from piano.threads._directory import ThreadDirectory, ThreadKey
 from piano.threads._thread import ConversationThread, Publish
-from schemas.events import Interaction
 from supervisors import ChildSpec, start_child
 
 if TYPE_CHECKING:
     from piano.agents.openai import OpenAIBackend
     from piano.config import Config
 
-__all__ = ["RECOVERY", "THREADS", "THREAD_SUPERVISOR", "Recovery", "Threads", "send_message"]
+__all__ = ["RECOVERY", "THREADS", "THREAD_SUPERVISOR", "Recovery", "Threads"]
 
 RESTARTED = "the conversation's actor stopped unexpectedly and was restarted"
 """Why a turn is interrupted when a conversation's actor is restarted after dying mid-turn."""
 
 THREADS = "threads"
+"""The registered name of the router, `Threads`."""
 THREAD_SUPERVISOR = "thread_supervisor"
+"""The registered name of the DynamicSupervisor of the conversations' actors."""
 RECOVERY = "recovery"
+"""The registered name of the daemon's start-up `Recovery`."""
 
 
 class Threads(Actor):
@@ -74,24 +85,24 @@ class Threads(Actor):
 
     async def handle_call(self, message: Any, caller: Caller) -> Any:
         match message:
-            case ("open", ThreadKey() as key):
+            case OpenConversation(key=key):
                 try:
                     return await self._open(key)
-                except KeyError as exc:  # no such agent: the caller's mistake, not a crash
+                except UnknownAgent as exc:  # the caller's mistake, not a crash
                     caller.fail(exc)
                     return NOREPLY
-            case ("new", ThreadKey() as key):
+            case NewConversation(key=key):
                 old = self._live(key)
                 if old is not None:
                     await old.stop("normal")
                 return await self.directory.new_thread(key)
-            case "live":
+            case WhichConversations():
                 return {
                     key: ref
                     for key, ref, _ in self.conversations.entries()
                     if isinstance(key, ThreadKey)
                 }
-            case "recover":
+            case RecoverConversations():
                 keys = await self.directory.unfinished_conversations()
                 for key in keys:
                     try:
@@ -107,7 +118,7 @@ class Threads(Actor):
             return ref
         agent = self.config.agents.get(key.agent)
         if agent is None:
-            raise KeyError(f"no agent named {key.agent!r}")
+            raise UnknownAgent(f"no agent named {key.agent!r}")
         make: Any = ConversationThread
         if agent.backend == "openai":
             if self.openai is None:
@@ -168,15 +179,7 @@ class Recovery(Actor):
             threads = self.system.whereis(THREADS)
             if threads is None:
                 raise RuntimeError("the thread router is not running")
-            self.recovered = await threads.call("recover", timeout=300)
+            self.recovered = await recover_conversations(threads)
             self.log.info("threads.recovered", conversations=self.recovered)
             return None
         return await super().handle_info(message)
-
-
-async def send_message(threads: ActorRef, key: ThreadKey, interaction: Interaction) -> str:
-    """Deliver a user message to its conversation: "started", "queued", "steered" or
-    "interrupting"."""
-    thread: ActorRef = await threads.call(("open", key), timeout=60)
-    result: str = await thread.call(("message", interaction), timeout=60)
-    return result

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict, cast, get_args
 
 import msgspec
 import structlog
@@ -37,7 +37,17 @@ from aiohttp import web
 from actors import ActorRef, ActorSystem
 from piano.media import Media, MediaRefused
 from piano.store import StoreError, StoreReader
-from piano.threads import THREADS, ThreadDirectory, ThreadKey, send_message
+from piano.threads import (
+    THREADS,
+    ThreadDirectory,
+    ThreadKey,
+    UnknownAgent,
+    decide,
+    interrupt,
+    open_conversation,
+    send_message,
+    which_conversations,
+)
 from piano.web._auth import Tokens, bearer
 from piano.web._dashboard import Observer
 from piano.web._upload import UploadTooLarge, read_upload
@@ -88,6 +98,14 @@ class _Decision(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class _Rotate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     grace: Annotated[float, msgspec.Meta(ge=0, le=7 * 24 * 3600)] | None = None
     """Seconds the previous token stays valid: 0 to a week."""
+
+
+class Sent(TypedDict):
+    """A message a conversation accepted, as the API answers it."""
+
+    thread_id: str
+    interaction_id: str
+    outcome: ev.Outcome
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -288,7 +306,7 @@ class Api:
 
     async def send(
         self, key: ThreadKey, text: str, user: str | None, attachments: list[str] | None = None
-    ) -> dict[str, str]:
+    ) -> Sent:
         """Deliver a message to a conversation: its thread id, interaction id and outcome."""
         threads = self._threads_ref()
         thread_id, _ = await self.directory.thread_for(key)
@@ -298,7 +316,7 @@ class Api:
         )
         try:
             outcome = await send_message(threads, key, interaction)
-        except KeyError as exc:
+        except UnknownAgent as exc:
             raise ApiError("not_found", str(exc.args[0] if exc.args else exc)) from None
         return {"thread_id": thread_id, "interaction_id": interaction.id, "outcome": outcome}
 
@@ -345,8 +363,7 @@ class Api:
             if record is not None:
                 key = ThreadKey(record.surface, record.conversation, record.agent)
         if key is None:
-            live: dict[ThreadKey, ActorRef] = await self._threads_ref().call("live", timeout=30)
-            for candidate in live:
+            for candidate in await which_conversations(self._threads_ref()):
                 if (await self.directory.thread_for(candidate))[0] == thread_id:
                     return candidate
             raise ApiError("not_found", f"no known conversation for thread {thread_id!r}")
@@ -360,22 +377,22 @@ class Api:
     async def thread(self, thread_id: str) -> ActorRef:
         """The actor of a thread (started again if it is idle and its conversation known)."""
         key = await self.known_key(thread_id)
-        ref: ActorRef = await self._threads_ref().call(("open", key), timeout=60)
-        return ref
+        return await open_conversation(self._threads_ref(), key)
 
     async def _decide(self, request: web.Request) -> web.StreamResponse:
         body: _Decision = await self._body(request, _Decision)
-        if body.decision not in ("accept", "decline", "cancel"):
+        if body.decision not in get_args(ev.Decision):
             raise ApiError("bad_frame", "decision must be accept, decline or cancel")
+        decision = cast(ev.Decision, body.decision)
         thread = await self.thread(request.match_info["id"])
         approval = request.match_info["approval"]
-        if not await thread.call(("decide", approval, body.decision, "web"), timeout=30):
+        if not await decide(thread, approval, decision, "web"):
             raise ApiError("not_found", f"no pending approval {approval!r}")
         return _json({"ok": True})
 
     async def _interrupt(self, request: web.Request) -> web.StreamResponse:
         thread = await self.thread(request.match_info["id"])
-        return _json({"interrupted": bool(await thread.call("interrupt", timeout=30))})
+        return _json({"interrupted": await interrupt(thread)})
 
     async def _dashboard(self, request: web.Request) -> web.StreamResponse:
         return _json(await self.observer.collect(await self.surface.call("stats")))

@@ -4,7 +4,7 @@
 `supervisors.which_children`, and describes each child with `actors.info` (status, mailbox
 length, messages handled), its supervisor's restart count and its `describe()` line. It adds the
 Codex client, the live conversation threads, the event pipeline's counters (the pipeline
-registered as "events"), the stream's own statistics and recent errors.
+registered as `piano.events.EVENTS`), the stream's own statistics and recent errors.
 
 Recent errors come from two places: `record_errors`, a structlog processor the daemon puts in
 its chain (it keeps warnings and errors in a small ring, `RECENT_ERRORS`), and the observer
@@ -16,6 +16,7 @@ the dashboard.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import MutableMapping
@@ -25,6 +26,9 @@ import msgspec
 
 from actors import ActorRef, ActorSystem, info, redact
 from actors.pipeline import statistics as pipeline_statistics
+from piano.codex import CODEX
+from piano.events import EVENTS
+from piano.threads import THREAD_SUPERVISOR, THREADS, which_conversations
 from schemas.stream import ActorNode, Dashboard, ErrorEntry, StreamStats, ThreadSummary
 from supervisors import ChildInfo
 
@@ -100,10 +104,10 @@ class Observer:
         system: ActorSystem,
         root: str,
         *,
-        codex: str = "codex",
-        threads: str = "threads",
-        thread_supervisor: str = "thread_supervisor",
-        pipeline: str = "events",
+        codex: str = CODEX,
+        threads: str = THREADS,
+        thread_supervisor: str = THREAD_SUPERVISOR,
+        pipeline: str = EVENTS,
     ) -> None:
         self.system = system
         self.root = root
@@ -240,7 +244,8 @@ class Observer:
             return []
         try:
             rows: list[ChildInfo] = await supervisor.call("which_children", timeout=CALL_TIMEOUT)
-            live: dict[Any, ActorRef] = await threads.call("live", timeout=CALL_TIMEOUT)
+            async with asyncio.timeout(CALL_TIMEOUT):  # a snapshot does not wait on a busy router
+                live = await which_conversations(threads)
         except Exception:
             return []
         keys = {ref: key for key, ref in live.items()}

@@ -23,7 +23,7 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from actors import ActorRef
-from piano.threads import ThreadKey
+from piano.threads import ThreadKey, decide, interrupt
 from piano.web._api import Api, ApiError, json_errors
 from piano.web._auth import Tokens, access_log, allowed_origin, bearer
 from piano.web._client import StreamClient
@@ -281,12 +281,12 @@ class WebServer:
                 await self._message(client, frame)
             case st.Decide(thread_id=thread_id, approval_id=approval_id, decision=decision):
                 thread = await self.api.thread(thread_id)
-                if not await thread.call(("decide", approval_id, decision, "web"), timeout=30):
+                if not await decide(thread, approval_id, decision, "web"):
                     raise FrameError("not_found", f"no pending approval {approval_id!r}")
                 self._reply(client, st.Ack(of="decide", ref=frame.ref))
             case st.Interrupt(thread_id=thread_id):
                 thread = await self.api.thread(thread_id)
-                if not await thread.call("interrupt", timeout=30):
+                if not await interrupt(thread):
                     raise FrameError("not_found", "nothing to interrupt")
                 self._reply(client, st.Ack(of="interrupt", ref=frame.ref))
 

@@ -39,8 +39,9 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from actors import Actor, ActorRef, ActorSystem, Registry
+from actors import Actor, ActorSystem, Registry
 from piano.surfaces import subscribe, unsubscribe
+from piano.threads import THREADS, ThreadKey, UnknownAgent, open_conversation, post_message
 from piano.web._api import ApiError, error_response
 from piano.web._auth import Tokens, bearer
 from schemas import events as ev
@@ -131,7 +132,6 @@ def sse_handler(
     keepalive: float = 15.0,
 ) -> Callable[[web.Request], Any]:
     """The aiohttp handler of the SSE chat endpoint (see the module documentation)."""
-    from piano.threads import THREADS, ThreadKey  # piano.threads imports this package
 
     async def handle(request: web.Request) -> web.StreamResponse:
         try:
@@ -151,8 +151,8 @@ def sse_handler(
             raise ApiError("unavailable", "the daemon is restarting its threads; try again")
         key = ThreadKey(surface, body.conversation, body.agent or default_agent)
         try:
-            thread: ActorRef = await threads.call(("open", key), timeout=60)
-        except KeyError as exc:
+            thread = await open_conversation(threads, key)
+        except UnknownAgent as exc:
             raise ApiError("not_found", str(exc.args[0] if exc.args else exc)) from None
         thread_id, _ = await directory.thread_for(key)
         queue: asyncio.Queue[ev.ThreadEvent] = asyncio.Queue()
@@ -162,7 +162,7 @@ def sse_handler(
             interaction = ev.Interaction(
                 id=f"sse-{secrets.token_hex(6)}", text=body.text, user=body.user
             )
-            outcome: str = await thread.call(("message", interaction), timeout=60)
+            outcome = await post_message(thread, interaction)
             response = web.StreamResponse(
                 headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
             )

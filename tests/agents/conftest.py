@@ -26,7 +26,13 @@ from piano.agents import OpenAIAgentConfig
 from piano.agents.openai import OpenAIBackend, SqliteHistory, SqliteNotes
 from piano.config import AgentConfig
 from piano.store import StoreReader, StoreWriter, WriteBatch
-from piano.threads import StoreDirectory, ThreadKey
+from piano.threads import (
+    OpenConversation,
+    StoreDirectory,
+    ThreadKey,
+    open_conversation,
+    post_message,
+)
 from piano.tools import tool_specs
 from schemas import events as ev
 from supervisors import Supervisor
@@ -38,7 +44,7 @@ KEY_ENV = "PIANO_TEST_OPENAI_KEY"
 
 
 class Router(Actor):
-    """The daemon's `Threads`, reduced to what tests need: ("open", key) starts the key's
+    """The daemon's `Threads`, reduced to what tests need: `OpenConversation` starts the key's
     OpenAI thread actor (not supervised) or returns the live one."""
 
     def __init__(self, make: Callable[[ThreadKey], Awaitable[Actor]]) -> None:
@@ -47,7 +53,7 @@ class Router(Actor):
 
     async def handle_call(self, message: Any, caller: Caller) -> Any:
         match message:
-            case ("open", ThreadKey() as key):
+            case OpenConversation(key=key):
                 ref = self.live.get(key)
                 if ref is None or not ref.alive:
                     ref = await self.spawn(await self.make(key))
@@ -84,12 +90,11 @@ class World:
         """Send a message to the concierge's conversation: (outcome, interaction id)."""
         interaction = ev.Interaction(id=f"i{next(self._ids)}", text=text, user=user)
         thread = await self.thread(conversation)
-        outcome: str = await thread.call(("message", interaction), timeout=10)
+        outcome = await post_message(thread, interaction)
         return outcome, interaction.id
 
     async def thread(self, conversation: str = "c1") -> ActorRef:
-        ref: ActorRef = await self.threads.call(("open", self.key(conversation)), timeout=10)
-        return ref
+        return await open_conversation(self.threads, self.key(conversation))
 
     async def done(self, interaction_id: str) -> ev.TurnCompleted:
         event: ev.TurnCompleted = await self.events.wait_for(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from piano.agents.openai import SqliteNotes
+from piano.threads import Decision, conversation_status, decide
 from schemas import events as ev
 from tests.agents.conftest import Start
 from tests.agents.fake_openai import Call, Text
@@ -59,7 +60,7 @@ async def test_a_tool_call_runs_through_piano_and_its_result_goes_back_to_the_mo
     ],
 )
 async def test_shell_commands_follow_the_agents_approval_policy(
-    agents: Start, tmp_path: Path, policy: str, decision: str | None, status: str
+    agents: Start, tmp_path: Path, policy: str, decision: Decision | None, status: str
 ) -> None:
     world = await agents(approval_policy=policy)
     command = "echo jailed > /workspace/proof.txt && cat /workspace/proof.txt"
@@ -74,7 +75,7 @@ async def test_shell_commands_follow_the_agents_approval_policy(
         )
         assert (asked.command, asked.reason, asked.kind) == (command, "a file", "command")
         thread = await world.thread()
-        assert await thread.call(("decide", asked.approval_id, decision, "tester")) is True
+        assert await decide(thread, asked.approval_id, decision, "tester") is True
     done = await world.done(interaction)
     assert done.status == "completed"
     [item] = world.completed(interaction, "command")
@@ -149,7 +150,7 @@ async def test_a_handoff_gives_the_conversation_to_the_archivist_with_notes_per_
     assert world.of(second, ev.TurnStarted)[0].agent == "archivist"
     assert world.fake.requests[-1].body["instructions"] == "You are the archivist."
     thread = await world.thread()
-    assert (await thread.call("status"))["agent"] == "archivist"
+    assert (await conversation_status(thread)).agent == "archivist"
 
     world.fake.script(Call("notes_list", {}), Text("You have none."))
     _, other = await world.say("my notes?", conversation="c2", user="bob")

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from actors import get_state
+from piano.threads import interrupt
 from schemas import events as ev
 from tests.agents.conftest import Start
 from tests.agents.fake_openai import Call, Hang, Status, Text, Truncate
@@ -152,13 +153,13 @@ async def test_an_interrupt_ends_the_turn_interrupted_and_closes_its_items(agent
     _, interaction = await world.say("take your time")
     await world.fake.wait_requests(1)
     thread = await world.thread()
-    assert await thread.call("interrupt") is True
+    assert await interrupt(thread) is True
     done = await world.done(interaction)
     hang.release()
     assert (done.status, done.error) == ("interrupted", "interrupted by the user")
     started = {e.item.id for e in world.of(interaction, ev.ItemStarted)}
     assert started == {e.item.id for e in world.of(interaction, ev.ItemCompleted)}
-    assert await thread.call("interrupt") is False
+    assert await interrupt(thread) is False
     world.fake.script(Text("back again"))
     _, after = await world.say("still there?")
     assert (await world.done(after)).response == "back again"

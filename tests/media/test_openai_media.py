@@ -18,6 +18,7 @@ from piano.media import (
     TranscriptionFailed,
     build_media,
 )
+from piano.threads import post_message
 from schemas import events as ev
 from tests.agents.conftest import Start
 from tests.agents.fake_openai import FakeOpenAI, Text
@@ -37,7 +38,7 @@ async def test_an_image_attachment_reaches_an_openai_agent_as_image_input(
     world.fake.script(Text("A cat."), Text("Still a cat."))
     thread = await world.thread()
     first = ev.Interaction(id="m1", text="What is it?", user="ada", attachments=[str(picture)])
-    assert await thread.call(("message", first), timeout=10) == "started"
+    assert await post_message(thread, first) == "started"
     assert (await world.done("m1")).response == "A cat."
     _, interaction = await world.say("And now?")
     await world.done(interaction)

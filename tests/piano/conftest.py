@@ -25,6 +25,7 @@ from piano.threads import (
     ThreadDirectory,
     ThreadKey,
     Threads,
+    open_conversation,
     send_message,
 )
 from piano.threads._thread import Publish
@@ -97,8 +98,7 @@ class Core:
         return done
 
     async def thread_ref(self, key: ThreadKey | None = None) -> ActorRef:
-        ref: ActorRef = await self.threads.call(("open", key or self.key()))
-        return ref
+        return await open_conversation(self.threads, key or self.key())
 
 
 def make_config(

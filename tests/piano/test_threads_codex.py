@@ -11,6 +11,7 @@ import pytest
 from actors import ActorSystem
 from piano.codex import CODEX
 from piano.codex._client import CODEX_BUILT_IN_PROVIDERS
+from piano.threads import Decision, decide, interrupt
 from schemas import events as ev
 from tests.fakes.responses_provider import (
     CodexDirs,
@@ -64,7 +65,7 @@ async def test_a_shell_command_is_reported_with_its_output_and_exit_code(core: C
     [("accept", "completed", "accept"), ("decline", "declined", "decline")],
 )
 async def test_an_approval_is_forwarded_and_the_decision_obeyed(
-    core: Core, decision: str, status: str, resolved: str
+    core: Core, decision: Decision, status: str, resolved: str
 ) -> None:
     core.provider.script(ExecCommand("echo approved-run", require_escalated=True), Text("ok"))
     _, interaction = await core.say("needs approval")
@@ -74,7 +75,7 @@ async def test_an_approval_is_forwarded_and_the_decision_obeyed(
     assert asked.kind == "command"
     assert "approved-run" in (asked.command or "")
     thread = await core.thread_ref()
-    assert await thread.call(("decide", asked.approval_id, decision, "tester")) is True
+    assert await decide(thread, asked.approval_id, decision, "tester") is True
     done = await core.turn_completed(interaction)
     assert done.status == "completed"
     [command] = [
@@ -106,7 +107,7 @@ async def test_an_interrupt_ends_the_turn_interrupted_and_closes_its_open_items(
     _, interaction = await core.say("take your time")
     await core.provider.wait_requests(1)
     thread = await core.thread_ref()
-    assert await thread.call("interrupt") is True
+    assert await interrupt(thread) is True
     done = await core.turn_completed(interaction)
     hang.release()
     assert done.status == "interrupted"
@@ -235,12 +236,12 @@ async def test_an_approval_still_open_when_its_turn_ends_is_withdrawn(core: Core
         lambda e: isinstance(e, ev.ApprovalRequested)
     )
     thread = await core.thread_ref()
-    assert await thread.call("interrupt") is True
+    assert await interrupt(thread) is True
     done = await core.turn_completed(interaction)
     assert done.status == "interrupted"
     [resolved] = core.events.of(done.thread_id, ev.ApprovalResolved)
     assert (resolved.approval_id, resolved.decision) == (asked.approval_id, "withdrawn")
-    assert await thread.call(("decide", asked.approval_id, "accept", "late")) is False
+    assert await decide(thread, asked.approval_id, "accept", "late") is False
 
 
 @pytest.mark.parametrize("agent_options", [{"idle_timeout": 0.3}])

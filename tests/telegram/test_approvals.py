@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from piano.surfaces.telegram._texts import approval_prompt
-from piano.threads import ThreadKey
+from piano.threads import ThreadKey, conversation_status, open_conversation
 from schemas import events as ev
 from tests.fakes.responses_provider import ExecCommand, Text
 from tests.store.conftest import tool_approval
@@ -116,8 +116,8 @@ async def test_a_press_by_someone_not_allowed_is_refused_audited_and_changes_not
     await _press(tg, ADMIN, "Approve", user_id=STRANGER)
     refused = await tg.api.wait_for(lambda c: c.method == "answerCallbackQuery")
     assert refused.params["show_alert"] is True
-    thread = await tg.core.threads.call(("open", ThreadKey("telegram", str(ADMIN), "default")))
-    assert len((await thread.call("status"))["approvals"]) == 1
+    thread = await open_conversation(tg.core.threads, ThreadKey("telegram", str(ADMIN), "default"))
+    assert len((await conversation_status(thread)).approvals) == 1
     assert "reply_markup" in _prompt_message(tg, ADMIN)
     assert (STRANGER, ADMIN, "approval", "refused") in [entry[:4] for entry in tg.audit()]
     await _press(tg, ADMIN, "Approve")

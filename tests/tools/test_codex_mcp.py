@@ -20,6 +20,7 @@ import pytest
 from piano.codex._rpc import CodexProcess
 from piano.codex._translate import Translator
 from piano.store import RecordInteraction, StoreReader, WriteBatch
+from piano.threads import Decision, decide
 from schemas import events as ev
 from schemas.codex import TextInput, ThreadStartParams, TurnStartParams
 from tests.fakes.responses_provider import (
@@ -123,7 +124,7 @@ async def test_codex_calls_web_fetch_on_the_endpoint_and_the_result_is_persisted
 
 @pytest.mark.parametrize(("decision", "ran"), [("accept", True), ("decline", False)])
 async def test_in_prompt_mode_a_tool_call_is_forwarded_for_approval_and_the_decision_obeyed(
-    tools: Tools, site: LocalSite, dirs: CodexDirs, decision: str, ran: bool
+    tools: Tools, site: LocalSite, dirs: CodexDirs, decision: Decision, ran: bool
 ) -> None:
     def prompting(thread_id: str) -> dict[str, Any]:
         """The thread's codex config as the daemon gives it with [tools.mcp] approval_mode =
@@ -146,7 +147,7 @@ async def test_in_prompt_mode_a_tool_call_is_forwarded_for_approval_and_the_deci
         )
         assert site.hits == []  # nothing runs before the user decides
         thread = await core.thread_ref()
-        assert await thread.call(("decide", asked.approval_id, decision, "tester")) is True
+        assert await decide(thread, asked.approval_id, decision, "tester") is True
         done = await core.turn_completed(interaction)
         follow_up = provider.requests[1]["input"]
 

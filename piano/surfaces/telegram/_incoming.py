@@ -28,7 +28,15 @@ from telegram.constants import ChatAction, ChatType
 from actors import ActorRef
 from piano.surfaces.telegram._media import attached, take, unsupported
 from piano.surfaces.telegram._texts import decode_decision, help_text, status_text
-from piano.threads import THREADS
+from piano.threads import (
+    THREADS,
+    conversation_status,
+    decide,
+    interrupt,
+    new_conversation,
+    open_conversation,
+    post_message,
+)
 from schemas import events as ev
 
 if TYPE_CHECKING:
@@ -173,12 +181,12 @@ async def _message(surface: TelegramSurface, message: Message, update_id: int) -
     )
     surface.replies[interaction.id] = message.message_id
     _typing(surface, route)
-    thread = await threads.call(("open", route.key), timeout=60)
+    thread = await open_conversation(threads, route.key)
     await surface.directory.record_interaction(thread_id, interaction)
     # Accepted: the interaction is in the store as pending. Into the thread's mailbox and
     # marked processed with no await in between; the answer arrives as thread events, so the
     # surface never waits for the thread to start the turn (Codex may take its time).
-    reply = thread.call(("message", interaction), timeout=None)
+    reply = post_message(thread, interaction)
     assert surface.inbox is not None
     surface.inbox.mark_processed(update_id)
     surface.detach(reply, f"telegram-message-{interaction.id}")
@@ -212,25 +220,23 @@ async def _run_command(
     name, arguments = command
     match name:
         case "new":
-            thread_id = await threads.call(("new", route.key))
+            thread_id = await new_conversation(threads, route.key)
             surface.follow(thread_id, conversation)
             surface.say(route, "🆕 Started a fresh thread.")
         case "stop":
-            thread = await threads.call(("open", route.key))
-            stopped = await thread.call("interrupt")
+            stopped = await interrupt(await open_conversation(threads, route.key))
             surface.say(route, "⏹ Stopping the turn…" if stopped else "💤 Nothing is running.")
         case "status":
             await surface.track(conversation)
-            thread = await threads.call(("open", route.key))
-            surface.say(route, status_text(conversation.agent, await thread.call("status")))
+            status = await conversation_status(await open_conversation(threads, route.key))
+            surface.say(route, status_text(conversation.agent, status))
         case "agent":
             await _agent(surface, arguments, conversation, route, user_id)
         case "approvals":
-            thread = await threads.call(("open", route.key))
-            status = await thread.call("status")
+            status = await conversation_status(await open_conversation(threads, route.key))
             pending = [
                 surface.approvals[approval]
-                for approval in status["approvals"]
+                for approval in status.approvals
                 if approval in surface.approvals
             ]
             if not pending:
@@ -320,7 +326,7 @@ async def _button(surface: TelegramSurface, update: Update) -> bool:
     threads = surface.system.whereis(THREADS)
     if threads is None:
         return False
-    thread = await threads.call(("open", view.route.key))
+    thread = await open_conversation(threads, view.route.key)
     by = query.from_user.full_name or f"telegram:{user_id}"
     surface.detach(
         _decide(surface, thread, view.approval_id, decision, by, user_id, chat_id, answer),
@@ -333,7 +339,7 @@ async def _decide(
     surface: TelegramSurface,
     thread: ActorRef,
     approval_id: str,
-    decision: str,
+    decision: ev.Decision,
     by: str,
     user_id: int,
     chat_id: int,
@@ -341,7 +347,7 @@ async def _decide(
 ) -> None:
     """Pass the decision to the thread (beside the surface: the thread may be busy)."""
     assert surface.access is not None
-    decided = await thread.call(("decide", approval_id, decision, by))
+    decided = await decide(thread, approval_id, decision, by)
     surface.access.audit(
         "approval",
         "done" if decided else "failed",

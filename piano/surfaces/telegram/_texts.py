@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 
 from schemas import events as ev
+
+if TYPE_CHECKING:
+    from piano.threads import ConversationStatus
 
 __all__ = [
     "COMMANDS",
@@ -30,7 +33,7 @@ COMMANDS: list[BotCommand] = [
     BotCommand("help", "Show the commands"),
 ]
 
-_DECISIONS = {"y": "accept", "n": "decline", "c": "cancel"}
+_DECISIONS: dict[str, ev.Decision] = {"y": "accept", "n": "decline", "c": "cancel"}
 _OUTCOMES = {
     "accept": "✅ Approved",
     "decline": "🚫 Denied",
@@ -88,7 +91,7 @@ def approval_keyboard(token: str) -> InlineKeyboardMarkup:
     )
 
 
-def decode_decision(data: str) -> tuple[str, str] | None:
+def decode_decision(data: str) -> tuple[ev.Decision, str] | None:
     """(decision, token) from a button's callback data, or None."""
     parts = data.split("|", 2)
     if len(parts) != 3 or parts[0] != "ap" or parts[1] not in _DECISIONS:
@@ -96,15 +99,15 @@ def decode_decision(data: str) -> tuple[str, str] | None:
     return _DECISIONS[parts[1]], parts[2]
 
 
-def status_text(agent: str, status: dict[str, Any] | None) -> str:
+def status_text(agent: str, status: ConversationStatus | None) -> str:
     lines = [f"🤖 Agent: <b>{_e(agent)}</b>"]
     if status is None:
         lines.append("No thread yet: say something to start one.")
         return "\n".join(lines)
-    lines.append(f"🧵 Thread: <code>{_e(str(status.get('thread_id')))}</code>")
-    lines.append("⏳ A turn is running." if status.get("running") else "💤 Idle.")
-    if status.get("queued"):
-        lines.append(f"📥 {status['queued']} queued messages")
-    if status.get("approvals"):
-        lines.append(f"🔐 {len(status['approvals'])} pending approvals (/approvals)")
+    lines.append(f"🧵 Thread: <code>{_e(status.thread_id)}</code>")
+    lines.append("⏳ A turn is running." if status.running else "💤 Idle.")
+    if status.queued:
+        lines.append(f"📥 {status.queued} queued messages")
+    if status.approvals:
+        lines.append(f"🔐 {len(status.approvals)} pending approvals (/approvals)")
     return "\n".join(lines)

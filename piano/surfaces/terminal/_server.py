@@ -20,7 +20,15 @@ import structlog
 from actors import Registry
 from actors.console import bind_owner_socket, peer_uid
 from piano.surfaces._surface import Surface, subscribe, unsubscribe
-from piano.threads import THREADS, ThreadDirectory, ThreadKey, send_message
+from piano.threads import (
+    THREADS,
+    ThreadDirectory,
+    ThreadKey,
+    decide,
+    interrupt,
+    open_conversation,
+    send_message,
+)
 from schemas import chat
 from schemas import events as ev
 
@@ -134,12 +142,12 @@ class ChatServer(Surface):
                         outcome = await send_message(threads, key, interaction)
                         send(chat.Accepted(interaction_id=interaction.id, outcome=outcome))
                     case chat.Decide(approval_id=approval_id, decision=decision):
-                        thread = await threads.call(("open", key))
-                        if not await thread.call(("decide", approval_id, decision, user)):
+                        thread = await open_conversation(threads, key)
+                        if not await decide(thread, approval_id, decision, user):
                             send(chat.ChatError(f"no pending approval {approval_id}"))
                     case chat.Interrupt():
-                        thread = await threads.call(("open", key))
-                        if not await thread.call("interrupt"):
+                        thread = await open_conversation(threads, key)
+                        if not await interrupt(thread):
                             send(chat.ChatError("nothing to interrupt"))
         except Exception as exc:
             log.warning("chat.connection_failed", error=repr(exc))
