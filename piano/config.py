@@ -22,8 +22,10 @@ busy = "queue"                           # queue | steer | interrupt: a message 
 turn_timeout = 600
 ```
 
-Every error names the file, the key and the reason (``piano.toml: agents.default.busy: Expected
-`'queue' | 'steer' | 'interrupt'`, got `'wait'```). `piano run` and `piano doctor` both load through
+Every error names the file, the key and the reason (``piano.toml: agents.default.busy: must be
+one of interrupt, queue, steer; got 'wait'``; a misspelt key gets the nearest real one: ``no such
+key; did you mean model?``). Every key, its default and an example: docs/configuration.md,
+generated from these structs by `piano.configref`. `piano run` and `piano doctor` both load through
 `load_config`, so what one refuses the other refuses, with the same one line. Beyond the types,
 every number must be finite (``inf`` and ``nan`` are refused, not left to fail as a timeout
 later), durations (`Seconds`) positive, a ``port`` a TCP port, a key known (a typo is named as
@@ -60,6 +62,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DaemonConfig",
+    "MetricsConfig",
     "ProviderConfig",
     "load_config",
 ]
@@ -130,12 +133,24 @@ class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Options of the ``openai`` backend (the openai SDK against any compatible server)."""
 
 
+class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The operator's endpoint: ``/health`` and Prometheus ``/metrics`` (`piano.metrics`)."""
+
+    enabled: bool = False
+    """Serve ``/health`` and ``/metrics``; independent of the web surface."""
+    host: str = "127.0.0.1"
+    """The address to listen on; loopback unless a scraper elsewhere must reach it."""
+    port: int = 9470
+    """The TCP port (0: any free one, logged as ``metrics.listening``)."""
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
     codex: CodexConfig = msgspec.field(default_factory=CodexConfig)
     tools: ToolsConfig = msgspec.field(default_factory=ToolsConfig)
     web: WebConfig = msgspec.field(default_factory=WebConfig)
     media: MediaConfig = msgspec.field(default_factory=MediaConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     telegram: TelegramConfig | None = None
     """Present (a ``[telegram]`` section) to run the Telegram surface."""
     providers: dict[str, ProviderConfig] = msgspec.field(default_factory=dict)
@@ -311,11 +326,31 @@ def _convert(raw: Any, struct: type[Any], source: str, prefix: str) -> Any:
         unknown = _UNKNOWN.fullmatch(where)
         if unknown:  # name the key itself, not the table holding it
             key = f"{key}.{unknown[1]}" if key else unknown[1]
-            where = "no such key (a typo? see examples/piano.toml for every key)"
         named = prefix + key if key else prefix.rstrip(".") or "config"
+        where = _explain(named.split("."), where, unknown is not None)
         raise ConfigError(f"{source}: {named}: {where}") from None
     except RecursionError:
         raise ConfigError(f"{source}: nested too deeply to check: flatten it") from None
+
+
+_GOT = re.compile(r"Invalid enum value (.+)|Expected `.+`, got `(.+)`")
+
+
+def _explain(path: list[str], where: str, unknown: bool) -> str:
+    """msgspec's complaint in the reader's terms: the nearest real key for an unknown one, and
+    the valid values of a key that takes one of a set."""
+    from piano.configref import choices, suggest
+
+    if unknown:
+        near = suggest(path[:-1], path[-1])
+        return "no such key" + (
+            f"; did you mean {near}?" if near else " (docs/configuration.md lists every key)"
+        )
+    valid = choices(path)
+    got = _GOT.fullmatch(where)
+    if valid is not None and got is not None:
+        return f"must be one of {', '.join(valid)}; got {got[1] or got[2]}"
+    return where
 
 
 def _number_problems(value: Any, key: str) -> list[tuple[str, str]]:

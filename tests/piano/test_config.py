@@ -18,12 +18,22 @@ from supervisors import Backoff
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[agents.default]\nbusy = "later"\n', "agents.default.busy: Invalid enum value 'later'"),
+        (
+            '[agents.default]\nbusy = "later"\n',
+            "agents.default.busy: must be one of interrupt, queue, steer; got 'later'",
+        ),
+        (
+            "[tools.mcp]\napproval_mode = 3\n",
+            "must be one of approve, auto, prompt, writes; got int",
+        ),
         ("[daemon]\nstate_dir = 3\n", "daemon.state_dir: Expected `str`, got `int`"),
         (
             '[agents.default]\nmodle = "x"\n',
-            "agents.default.modle: no such key (a typo?",
+            "agents.default.modle: no such key; did you mean model?",
         ),
+        ('[daemon]\nlog_levl = "debug"\n', "daemon.log_levl: no such key; did you mean log_level?"),
+        ('[agent.default]\nmodel = "x"\n', "agent: no such key; did you mean agents?"),
+        ("[daemon]\nzzz = 1\n", "daemon.zzz: no such key (docs/configuration.md lists every key)"),
         ('[agents.x]\nprovider = "nowhere"\n', "agents.x.provider: no provider named 'nowhere'"),
         ('default_agent = "ghost"\n', "default_agent: no agent named 'ghost'"),
         (
