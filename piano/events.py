@@ -17,7 +17,15 @@ While the store is down (it crashed and its supervisor is restarting it), a batc
 retries, with back-off, for up to `store_outage` seconds (``events.store_unavailable`` is logged
 once per batch); only then does it fail. An event the store refuses (`BatchRejected`: an unknown
 thread, a broken constraint) is logged as ``events.not_stored`` and dropped; the rest of its
-batch is written again without it. Pushing waits while `max_in_flight` events are
+batch is written again without it.
+
+Each event's journal number (its per-thread `seq`) is assigned here, once, when its batch is
+first handed to the store, and a retried batch carries the same numbers: if the store committed
+a batch but its reply was lost (the writer was killed between COMMIT and answering), the retry
+changes nothing (piano.store journals with ``ON CONFLICT DO NOTHING`` and applies only what
+it inserted). The numbers continue from the store's `LastSeqs` the first time a thread is seen,
+and again whenever the outcome of a write is unknown or the store says a number is taken
+(`SeqTaken`). Pushing waits while `max_in_flight` events are
 unacknowledged, which slows the thread actors (and so Codex's notifications) instead of growing
 memory. On shutdown the pipeline drains: everything pushed is delivered and stored before the
 store stops.
@@ -41,7 +49,7 @@ from actors.pipeline import (
     Retry,
     push_many,
 )
-from piano.store import BatchRejected, WriteBatch
+from piano.store import BatchRejected, LastSeqs, SeqTaken, WriteBatch
 from piano.surfaces import deliver
 from schemas.events import ThreadEvent
 
@@ -59,6 +67,35 @@ _STORE_RETRY = Retry(max_attempts=None, initial=0.01, cap=1.0)
 
 class StoreUnavailable(Exception):
     """The store writer is not running (it is being restarted)."""
+
+
+class _Numbering:
+    """Each thread's last journal seq as the store has committed it, for numbering batches.
+
+    A thread not known here is asked of the store; a thread whose batch ended in doubt (the
+    write failed without the store refusing it) is forgotten, so that it is asked again."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, int] = {}
+
+    async def number(self, writer: ActorRef, events: list[ThreadEvent]) -> list[int]:
+        unknown = {event.thread_id for event in events} - self.last.keys()
+        if unknown:
+            self.last.update(await writer.call(LastSeqs(sorted(unknown)), timeout=60))
+        following = dict(self.last)
+        seqs = []
+        for event in events:
+            seq = following[event.thread_id] = following[event.thread_id] + 1
+            seqs.append(seq)
+        return seqs
+
+    def committed(self, events: list[ThreadEvent], seqs: list[int]) -> None:
+        for event, seq in zip(events, seqs, strict=True):
+            self.last[event.thread_id] = seq
+
+    def forget(self, events: list[ThreadEvent]) -> None:
+        for event in events:
+            self.last.pop(event.thread_id, None)
 
 
 def _thread(message: Message) -> str:
@@ -83,30 +120,53 @@ def event_pipeline(
     def to_surfaces(message: Message) -> None:
         deliver(subscriptions, message.data)
 
+    numbering = _Numbering()
+
     async def write(events: list[ThreadEvent]) -> None:
-        """Write `events` once the store is running, waiting out a restart."""
+        """Write `events` once the store is running, waiting out a restart; they are numbered
+        once, so a retry of a batch that did commit changes nothing."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + store_outage
+        seqs: list[int] | None = None
         for attempt in itertools.count(1):
             writer = store()
             try:
                 if writer is None:
                     raise StoreUnavailable("the store is not running")
-                await writer.call(WriteBatch(events), timeout=60)
-                return
+                if seqs is None:
+                    seqs = await numbering.number(writer, events)
+                await writer.call(WriteBatch(events, seqs), timeout=60)
             except (ActorExited, StoreUnavailable) as exc:
                 delay = _STORE_RETRY.delay(attempt)
                 if loop.time() + delay > deadline:
+                    numbering.forget(events)
                     raise
                 if attempt == 1:
                     log.warning("events.store_unavailable", events=len(events), error=str(exc))
                 await asyncio.sleep(delay)
+                continue
+            except SeqTaken:
+                numbering.forget(events)
+                raise
+            except BatchRejected:
+                raise  # nothing written: the numbering stands
+            except BaseException:
+                numbering.forget(events)
+                raise
+            numbering.committed(events, seqs)
+            return
 
     async def to_store(messages: list[Message], info: BatchInfo) -> None:
+        renumbered = False
         while messages:
             events = [message.data for message in messages]
             try:
                 await write(events)
+            except SeqTaken:
+                if renumbered:
+                    raise
+                renumbered = True
+                continue
             except BatchRejected as exc:
                 refused = messages[exc.index]
                 refused.fail(exc)

@@ -24,6 +24,11 @@ Guarantees:
   rolls it all back and raises `BatchRejected` naming the event; the writer carries on;
 - every event is journaled with a per-thread sequence number (1, 2, 3...) in the order applied,
   and the tables reflect the journal (see piano.store._apply for how each event applies);
+- idempotent by construction: `WriteBatch(events, seqs)` with the seqs its caller assigned once
+  (the event pipeline does, before it may retry) changes nothing when the batch was already
+  committed: only events whose journal rows are inserted are applied to the tables;
+- the writer is one `StoreBackend` (SQLite here, `SqliteBackend`; another database is another
+  implementation of the same protocol, ``StoreWriter(opener)``);
 - a full disk refuses the write with `StoreFull` (nothing of it written), not a crash: the
   writer keeps running and writes succeed again once there is space;
 - the schema migrates by ``user_version`` (append to `MIGRATIONS`); a database from a newer
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 from piano.store._actor import (
     CreateThread,
+    LastSeqs,
     RecordInteraction,
     SetCodexThreadId,
     SetThreadStatus,
@@ -44,9 +50,11 @@ from piano.store._actor import (
     UpsertUser,
     WriteBatch,
 )
+from piano.store._backend import Opener, SqliteBackend, StoreBackend, sqlite_writer
 from piano.store._connection import (
     BatchRejected,
     SchemaTooNew,
+    SeqTaken,
     StoreError,
     StoreFull,
     open_connection,
@@ -77,10 +85,15 @@ __all__ = [
     "InteractionRecord",
     "ItemRecord",
     "JournalEntry",
+    "LastSeqs",
+    "Opener",
     "RecordInteraction",
     "SchemaTooNew",
+    "SeqTaken",
     "SetCodexThreadId",
     "SetThreadStatus",
+    "SqliteBackend",
+    "StoreBackend",
     "StoreError",
     "StoreFull",
     "StoreReader",
@@ -99,4 +112,5 @@ __all__ = [
     "migrate",
     "open_connection",
     "render_transcript",
+    "sqlite_writer",
 ]

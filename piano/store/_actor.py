@@ -1,20 +1,22 @@
 """`StoreWriter`: the actor that owns the database's one `Writer`.
 
 ```python
-writer = await system.spawn(StoreWriter(path), name="store")
+writer = await system.spawn(StoreWriter(path), name="store")  # SQLite; or StoreWriter(opener)
 seqs = await writer.call(WriteBatch(events), timeout=30)    # returns once committed
 await writer.call(CreateThread("t1", "telegram", "chat:42", "codex"))
 ```
 
-Each message is a small frozen dataclass naming one `Writer` method; the reply is that method's
-return value. Calls are handled one at a time in mailbox order, so writes never interleave. A
-write the store refuses (`StoreError`: `BatchRejected`, an unknown thread...) fails only that
-call and the actor goes on, as does a full disk (`StoreFull`: SQLite rolled the write back,
-and the next one succeeds once space returns); any other error (an I/O error) crashes the
-actor, and its supervisor reopens the database (SQLite rolls the unfinished transaction back).
+The actor writes through a `StoreBackend` (piano.store._backend): a path opens the SQLite one,
+an `Opener` any other. Each message is a small frozen dataclass naming one backend method; the
+reply is that method's return value. Calls are handled one at a time in mailbox order, so
+writes never interleave. A write the store refuses (`StoreError`: `BatchRejected`, an unknown
+thread...) fails only that call and the actor goes on, as does a full disk (`StoreFull`: the
+write was rolled back, and the next one succeeds once space returns); any other error (an I/O
+error, a lost server) crashes the actor, and its supervisor opens the backend again (the
+unfinished transaction is rolled back).
 
-The writer runs on the event loop, not on a thread of its own: a small batch commits in WAL
-mode without fsync in 30-160 us here (docs/BENCHMARKS.md), while handing each batch to a thread
+The SQLite writer runs on the event loop, not on a thread of its own: a small batch commits in
+WAL mode without fsync in 30-160 us here (docs/BENCHMARKS.md), while handing each batch to a thread
 cost milliseconds whenever the loop was busy, the thread waiting for the GIL. The price is that
 a write blocks the loop for its duration (about 20 us per event, so up to ~10 ms for a full
 batch of 500) and, if another process holds the database's write lock, for up to the busy
@@ -23,20 +25,20 @@ timeout (5 s).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import apsw
-
 from actors import NOREPLY, Actor, Caller
-from piano.store._connection import StoreError, StoreFull
-from piano.store._writer import ThreadStatus, Writer
+from piano.store._backend import Opener, SqliteBackend, StoreBackend
+from piano.store._connection import StoreError
+from piano.store._writer import ThreadStatus
 from schemas.events import Interaction, ThreadEvent
 
 __all__ = [
     "CreateThread",
+    "LastSeqs",
     "RecordInteraction",
     "SetCodexThreadId",
     "SetThreadStatus",
@@ -50,22 +52,34 @@ __all__ = [
 
 
 class StoreWrite:
-    """Base of the messages `StoreWriter` answers: `apply(writer)` makes the write."""
+    """Base of the messages `StoreWriter` answers: `apply(backend)` makes the write."""
 
     __slots__ = ()
 
-    def apply(self, writer: Writer) -> Any:
+    def apply(self, backend: StoreBackend) -> Awaitable[Any]:
         raise NotImplementedError
 
 
 @dataclass(frozen=True, slots=True)
 class WriteBatch(StoreWrite):
-    """Reply: the events' per-thread sequence numbers, once committed."""
+    """Reply: the events' per-thread sequence numbers, once committed. With `seqs` (assigned
+    once by the caller, before any retry) writing a committed batch again changes nothing."""
 
     events: Sequence[ThreadEvent]
+    seqs: Sequence[int] | None = None
 
-    def apply(self, writer: Writer) -> list[int]:
-        return writer.write_batch(self.events)
+    def apply(self, backend: StoreBackend) -> Awaitable[list[int]]:
+        return backend.write_batch(self.events, self.seqs)
+
+
+@dataclass(frozen=True, slots=True)
+class LastSeqs(StoreWrite):
+    """Reply: each thread's last journaled seq (0 if none), as the writer sees it."""
+
+    thread_ids: Sequence[str]
+
+    def apply(self, backend: StoreBackend) -> Awaitable[dict[str, int]]:
+        return backend.last_seqs(self.thread_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +89,8 @@ class UpsertSurface(StoreWrite):
     name: str = ""
     config: Mapping[str, object] | None = None
 
-    def apply(self, writer: Writer) -> None:
-        writer.upsert_surface(self.id, self.kind, name=self.name, config=self.config)
+    def apply(self, backend: StoreBackend) -> Awaitable[None]:
+        return backend.upsert_surface(self.id, self.kind, name=self.name, config=self.config)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +101,8 @@ class UpsertUser(StoreWrite):
     display_name: str = ""
     role: str = "user"
 
-    def apply(self, writer: Writer) -> None:
-        writer.upsert_user(
+    def apply(self, backend: StoreBackend) -> Awaitable[None]:
+        return backend.upsert_user(
             self.id,
             self.surface,
             self.external_id,
@@ -104,8 +118,8 @@ class UpsertAgent(StoreWrite):
     model: str = ""
     config: Mapping[str, object] | None = None
 
-    def apply(self, writer: Writer) -> None:
-        writer.upsert_agent(self.name, self.backend, model=self.model, config=self.config)
+    def apply(self, backend: StoreBackend) -> Awaitable[None]:
+        return backend.upsert_agent(self.name, self.backend, model=self.model, config=self.config)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +131,8 @@ class CreateThread(StoreWrite):
     codex_thread_id: str | None = None
     at: float | None = None
 
-    def apply(self, writer: Writer) -> None:
-        writer.create_thread(
+    def apply(self, backend: StoreBackend) -> Awaitable[None]:
+        return backend.create_thread(
             self.id,
             self.surface,
             self.conversation,
@@ -133,8 +147,8 @@ class SetCodexThreadId(StoreWrite):
     thread_id: str
     codex_thread_id: str | None
 
-    def apply(self, writer: Writer) -> None:
-        writer.set_codex_thread_id(self.thread_id, self.codex_thread_id)
+    def apply(self, backend: StoreBackend) -> Awaitable[None]:
+        return backend.set_codex_thread_id(self.thread_id, self.codex_thread_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +156,8 @@ class SetThreadStatus(StoreWrite):
     thread_id: str
     status: ThreadStatus
 
-    def apply(self, writer: Writer) -> None:
-        writer.set_thread_status(self.thread_id, self.status)
+    def apply(self, backend: StoreBackend) -> Awaitable[None]:
+        return backend.set_thread_status(self.thread_id, self.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,37 +167,47 @@ class RecordInteraction(StoreWrite):
     agent: str | None = None
     at: float | None = None
 
-    def apply(self, writer: Writer) -> None:
-        writer.record_interaction(self.thread_id, self.interaction, agent=self.agent, at=self.at)
+    def apply(self, backend: StoreBackend) -> Awaitable[None]:
+        return backend.record_interaction(
+            self.thread_id, self.interaction, agent=self.agent, at=self.at
+        )
+
+
+_KINDS = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 
 
 class StoreWriter(Actor):
-    """Owns the database's `Writer`: opened (and migrated) in `init`, closed in `terminate`."""
+    """Owns the database's `StoreBackend`: opened (and migrated) in `init`, closed in
+    `terminate`. `target` is a SQLite file's path or an `Opener` of another backend."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self.writer: Writer | None = None
+    def __init__(self, target: str | Path | Opener) -> None:
+        if isinstance(target, str | Path):
+            self.path = str(target)
+            self.opener = SqliteBackend.opener(target)
+        else:
+            self.path = getattr(target, "location", "") or repr(target)
+            self.opener = target
+        self.backend: StoreBackend | None = None
         self.batches = 0
         self.events = 0
         self.refused = 0
 
     def describe(self) -> str:
+        kind = "sqlite" if self.backend is None else self.backend.name
         return (
-            f"SQLite writer {self.path}: {self.batches} batches ({self.events} events) "
-            f"committed, {self.refused} writes refused"
+            f"{_KINDS.get(kind, kind)} writer {self.path}: {self.batches} batches "
+            f"({self.events} events) committed, {self.refused} writes refused"
         )
 
-    def init(self) -> None:
+    async def init(self) -> None:
         self.trap_exits = True  # so a supervisor's shutdown runs `terminate`, closing the database
-        self.writer = Writer(self.path)
+        self.backend = await self.opener()
+        self.path = self.backend.location
 
-    def handle_call(self, message: Any, caller: Caller) -> Any:
-        if isinstance(message, StoreWrite) and self.writer is not None:
+    async def handle_call(self, message: Any, caller: Caller) -> Any:
+        if isinstance(message, StoreWrite) and self.backend is not None:
             try:
-                try:
-                    result = message.apply(self.writer)
-                except apsw.FullError as full:
-                    raise StoreFull(self.path) from full
+                result = await message.apply(self.backend)
             except StoreError as exc:
                 self.refused += 1
                 self.log.warning("store.write_refused", error=str(exc))
@@ -193,9 +217,9 @@ class StoreWriter(Actor):
                 self.batches += 1
                 self.events += len(message.events)
             return result
-        return super().handle_call(message, caller)
+        return await super().handle_call(message, caller)
 
-    def terminate(self, reason: object) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+    async def terminate(self, reason: object) -> None:
+        if self.backend is not None:
+            backend, self.backend = self.backend, None
+            await backend.close()

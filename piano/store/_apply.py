@@ -1,7 +1,16 @@
 """Applying thread events to the tables, inside the writer's transaction.
 
-Every event is appended to the ``events`` journal with the next per-thread sequence number and
-applied to the tables in the same transaction:
+Every event is appended to the ``events`` journal with its per-thread sequence number and
+applied to the tables in the same transaction. The sequence numbers are the caller's (the event
+pipeline assigns them once, before it may retry a batch) or, when it gives none, the next ones
+after the thread's last. **Idempotent by construction**: the journal is inserted first with
+``ON CONFLICT (thread_id, seq) DO NOTHING RETURNING``, and only the events whose journal rows
+were actually inserted are applied to the other tables. So a batch that was already committed
+(a retry after a reply lost to a crash) changes nothing, and a delta is never appended twice.
+A journal row already there with another event's body is not a retry but a stale numbering:
+the batch is refused with `SeqTaken` (nothing written), and the caller numbers it again.
+
+How each event applies:
 
 - `TurnStarted`: the interaction becomes in_progress (created if it was not recorded), the
   thread running (its updated_at is the time of its last turn start or end);
@@ -35,7 +44,7 @@ import apsw
 import msgspec
 import structlog
 
-from piano.store._connection import BatchRejected
+from piano.store._connection import BatchRejected, SeqTaken
 from schemas.events import (
     ApprovalRequested,
     ApprovalResolved,
@@ -68,7 +77,11 @@ _DELTA_KIND: Final = {"text": "agent_message", "reasoning": "reasoning", "output
 _DELTA_COLUMN: Final = {"text": "text", "reasoning": "text", "output": "output"}
 _encode_json = msgspec.json.Encoder().encode
 
-_JOURNAL: Final = "INSERT INTO events (thread_id, seq, type, at, body) VALUES (?, ?, ?, ?, ?)"
+_JOURNAL: Final = """
+INSERT INTO events (thread_id, seq, type, at, body) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (thread_id, seq) DO NOTHING RETURNING thread_id, seq
+"""
+_JOURNALED: Final = "SELECT body FROM events WHERE thread_id = ? AND seq = ?"
 _NEXT_SEQ: Final = """
 SELECT EXISTS (SELECT 1 FROM threads WHERE id = ?1),
        coalesce((SELECT max(seq) FROM events WHERE thread_id = ?1), 0)
@@ -168,7 +181,6 @@ class _Deltas:
 class _Batch:
     now: float
     seqs: dict[str, int] = field(default_factory=dict)
-    journal: list[tuple[str, int, str, float, str]] = field(default_factory=list)
     deltas: dict[str, dict[tuple[str, str], _Deltas]] = field(default_factory=dict)
 
 
@@ -185,19 +197,34 @@ class Applier:
         self._seqs: dict[str, int] = {}
         self._pending: _Batch | None = None
 
-    def write(self, events: Sequence[ThreadEvent]) -> list[int]:
+    def write(self, events: Sequence[ThreadEvent], seqs: Sequence[int] | None = None) -> list[int]:
+        """Journal and apply `events` (numbered `seqs`, or the next numbers of their threads);
+        return their sequence numbers. Events already journaled are skipped."""
         batch = _Batch(now=time.time())
         self._pending = batch
-        out: list[int] = []
+        if seqs is None:
+            numbers = [self._next_seq(index, event, batch) for index, event in enumerate(events)]
+        else:
+            numbers = self._given_seqs(events, seqs, batch)
+        journal = [
+            self._journal_row(index, event, numbers[index], batch)
+            for index, event in enumerate(events)
+        ]
+        inserted = self._db.executemany(_JOURNAL, journal).fetchall()
+        if len(inserted) == len(journal):
+            fresh: Sequence[bool] | None = None
+        else:
+            fresh = self._fresh(events, journal, {(str(t), cast(int, n)) for t, n in inserted})
         for index, event in enumerate(events):
+            if fresh is not None and not fresh[index]:
+                continue
             try:
-                out.append(self._apply(index, event, batch))
+                self._apply(index, event, numbers[index], journal[index][3], batch)
             except _INVALID as exc:
                 raise BatchRejected(index, event, self._diagnose(event, exc)) from exc
         for thread_id in list(batch.deltas):
             self._flush(thread_id, batch)
-        self._db.executemany(_JOURNAL, batch.journal)  # threads checked: it cannot fail
-        return out
+        return numbers
 
     def committed(self) -> None:
         if self._pending is not None:
@@ -210,6 +237,15 @@ class Applier:
     # -- one event ------------------------------------------------------------------------------
 
     def _next_seq(self, index: int, event: ThreadEvent, batch: _Batch) -> int:
+        seq = self._last_seq(index, event, batch) + 1
+        batch.seqs[event.thread_id] = seq
+        return seq
+
+    def _last_seq(self, index: int, event: ThreadEvent, batch: _Batch) -> int:
+        """The thread's last journaled number (this batch's included); checks the event is a
+        thread event of a known thread."""
+        if not isinstance(event, _EVENT_TYPES):
+            raise BatchRejected(index, event, f"not a thread event: {type(event).__name__}")
         thread_id = event.thread_id
         seq = batch.seqs.get(thread_id)
         if seq is None:
@@ -222,23 +258,60 @@ class Applier:
             if not row[0]:
                 raise BatchRejected(index, event, f"unknown thread {thread_id!r}")
             seq = cast(int, row[1])
-        seq += 1
-        batch.seqs[thread_id] = seq
+            self._seqs[thread_id] = seq
         return seq
 
-    def _apply(self, index: int, event: ThreadEvent, batch: _Batch) -> int:
-        if not isinstance(event, _EVENT_TYPES):
-            raise BatchRejected(index, event, f"not a thread event: {type(event).__name__}")
+    def _given_seqs(
+        self, events: Sequence[ThreadEvent], seqs: Sequence[int], batch: _Batch
+    ) -> list[int]:
+        if len(seqs) != len(events):
+            raise BatchRejected(
+                0, events[0] if events else None, f"{len(seqs)} seqs for {len(events)} events"
+            )
+        numbers = list(seqs)
+        for index, event in enumerate(events):
+            last = self._last_seq(index, event, batch)
+            seq = numbers[index]
+            if type(seq) is not int or seq < 1:
+                raise BatchRejected(index, event, f"seq must be a positive int, not {seq!r}")
+            batch.seqs[event.thread_id] = max(last, seq)
+        return numbers
+
+    def _journal_row(
+        self, index: int, event: ThreadEvent, seq: int, batch: _Batch
+    ) -> tuple[str, int, str, float, str]:
+        try:
+            body = encode_event(event).decode()
+        except _INVALID as exc:
+            raise BatchRejected(index, event, self._diagnose(event, exc)) from exc
+        tag = cast(str, event.__struct_config__.tag)
+        return (event.thread_id, seq, tag, event.at or batch.now, body)
+
+    def _fresh(
+        self,
+        events: Sequence[ThreadEvent],
+        journal: list[tuple[str, int, str, float, str]],
+        inserted: set[tuple[str, int]],
+    ) -> list[bool]:
+        """Which events were journaled now; the others must be the same events journaled
+        before (a retried batch), or the batch is refused with `SeqTaken`."""
+        fresh = []
+        for index, (thread_id, seq, _, _, body) in enumerate(journal):
+            if (thread_id, seq) in inserted:
+                fresh.append(True)
+                continue
+            row = self._db.execute(_JOURNALED, (thread_id, seq)).fetchone()
+            if row is None or row[0] != body:
+                raise SeqTaken(index, events[index], thread_id, seq)
+            fresh.append(False)
+        return fresh
+
+    def _apply(self, index: int, event: ThreadEvent, seq: int, at: float, batch: _Batch) -> None:
         thread_id = event.thread_id
-        seq = self._next_seq(index, event, batch)
-        at = event.at or batch.now
         execute = self._db.execute
-        batch.journal.append(
-            (thread_id, seq, event.__struct_config__.tag, at, encode_event(event).decode())
-        )
         if isinstance(event, ItemDelta):
             self._stream(index, seq, event, at, batch)
-            return seq
+            return
         if thread_id in batch.deltas:
             self._flush(thread_id, batch)
         match event:
@@ -291,7 +364,6 @@ class Applier:
                 )
             case Notice():
                 pass
-        return seq
 
     def _interaction_of(self, event: ThreadEvent) -> str | None:
         if event.interaction_id is not None or event.turn_id is None:

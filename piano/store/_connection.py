@@ -23,6 +23,7 @@ __all__ = [
     "BUSY_TIMEOUT_MS",
     "BatchRejected",
     "SchemaTooNew",
+    "SeqTaken",
     "StoreError",
     "open_connection",
 ]
@@ -76,6 +77,17 @@ class BatchRejected(StoreError):
         kind = getattr(type(self.event), "__name__", "object")
         thread = getattr(self.event, "thread_id", None)
         return f"batch rejected at event {self.index} ({kind}, thread {thread!r}): {self.problem}"
+
+
+class SeqTaken(BatchRejected):
+    """A batch numbered an event with a journal sequence number another event already has: the
+    caller's numbering is stale (e.g. a batch whose outcome it never learned did commit). Nothing
+    of the batch was written; number the batch again from the store's `last_seqs` and retry."""
+
+    def __init__(self, index: int, event: object, thread_id: str, seq: int) -> None:
+        super().__init__(index, event, f"seq {seq} of thread {thread_id!r} is another event's")
+        self.thread_id = thread_id
+        self.seq = seq
 
 
 def _connection_busy_timeout_5s(connection: apsw.Connection) -> None:

@@ -18,18 +18,18 @@ owns it, on the event loop. Closing runs ``PRAGMA optimize`` (the reason readers
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, cast
 
 import apsw
 import msgspec
 import structlog
 
 from piano.store._apply import Applier
-from piano.store._connection import StoreError, open_connection
+from piano.store._connection import StoreError, StoreFull, open_connection
 from piano.store._schema import migrate
 from schemas.events import Interaction, ThreadEvent
 
@@ -40,6 +40,7 @@ log = structlog.get_logger(__name__)
 ThreadStatus: TypeAlias = Literal["idle", "running", "archived"]
 
 _encode_json = msgspec.json.Encoder().encode
+_LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM events WHERE thread_id = ?"
 
 
 def _json(value: Mapping[str, object] | None) -> str:
@@ -62,18 +63,41 @@ class Writer:
 
     # -- thread events --------------------------------------------------------------------------
 
-    def write_batch(self, events: Sequence[ThreadEvent]) -> list[int]:
+    def write_batch(
+        self, events: Sequence[ThreadEvent], seqs: Sequence[int] | None = None
+    ) -> list[int]:
         """Apply `events` in one transaction; return their per-thread sequence numbers once
-        committed. Raises `BatchRejected` (nothing written) if one of them is invalid."""
+        committed. Raises `BatchRejected` (nothing written) if one of them is invalid.
+
+        `seqs` numbers the events (the caller assigned them once, so a retry carries the same
+        numbers); events whose (thread, seq) is already journaled with the same body are
+        skipped, so writing a committed batch again changes nothing. Without `seqs` the events
+        get the next numbers of their threads."""
         applier = self._applier
         try:
             with self._transaction():
-                seqs = applier.write(events)
+                numbers = applier.write(events, seqs)
         except BaseException:
             applier.rolled_back()
             raise
         applier.committed()
-        return seqs
+        return numbers
+
+    def last_seqs(self, thread_ids: Iterable[str]) -> dict[str, int]:
+        """Each thread's last journal sequence number (0: none yet, or an unknown thread)."""
+        last = {}
+        for thread_id in thread_ids:
+            row = self._db.execute(_LAST_SEQ, (thread_id,)).fetchone()
+            last[thread_id] = int(cast(int, row[0])) if row is not None else 0
+        return last
+
+    def execute(self, what: str, sql: str, bindings: tuple[object, ...]) -> int:
+        """One statement in its own transaction, for the tables a feature owns (see
+        `piano.store.Tables`); returns the last inserted rowid. A broken constraint raises
+        `StoreError` naming `what`."""
+        with self._transaction():
+            self._execute(what, sql, bindings)
+            return self._db.last_insert_rowid()
 
     # -- everything else ------------------------------------------------------------------------
 
@@ -231,9 +255,11 @@ class Writer:
         try:
             yield
             db.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
+            if isinstance(exc, apsw.FullError):
+                raise StoreFull(self.path) from exc
             raise
 
     def _execute(self, what: str, sql: str, bindings: tuple[object, ...]) -> None:

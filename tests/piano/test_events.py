@@ -1,20 +1,29 @@
 """The daemon's event pipeline (piano.events): an event the store refuses is logged with the
 event and dropped, the rest of its batch is stored in order, and the pipeline goes on; a batch
-waits out a restart of the store and is then written, losing nothing."""
+waits out a restart of the store and is then written, losing nothing; a batch whose reply was
+lost after it committed is retried with the same seqs and doubles nothing."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 import structlog
 
-from actors import ActorRef, ActorSystem, Registry, info, suspend
+from actors import ActorRef, ActorSystem, Caller, Registry, info, suspend
 from actors.pipeline import push, push_many
 from piano.events import EVENTS, event_pipeline
-from piano.store import CreateThread, StoreReader, StoreWriter, UpsertAgent, UpsertSurface
+from piano.store import (
+    CreateThread,
+    StoreReader,
+    StoreWriter,
+    UpsertAgent,
+    UpsertSurface,
+    WriteBatch,
+)
 from schemas.events import Item, ItemCompleted, Notice
 from supervisors import ChildSpec, Supervisor
 
@@ -102,3 +111,53 @@ async def test_a_batch_waits_out_a_store_restart_and_nothing_is_lost(tmp_path: P
     ]
     assert [entry for entry in logs if entry["event"] == "events.store_unavailable"]
     assert not [entry for entry in logs if entry["event"] == "events.not_stored"]
+
+
+class _ReplyLost(Exception):
+    """The writer died between COMMIT and its reply."""
+
+
+async def test_a_batch_whose_reply_was_lost_after_commit_is_retried_without_duplicates(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "piano.db"
+    crashes: list[int] = []
+
+    class LosesTheFirstReply(StoreWriter):
+        """Commits the first batch of notices, then crashes instead of answering (as a SIGKILL
+        between COMMIT and the reply would); its restarted successor answers."""
+
+        async def handle_call(self, message: Any, caller: Caller) -> Any:
+            result = await super().handle_call(message, caller)
+            if isinstance(message, WriteBatch) and not crashes:
+                crashes.append(len(message.events))
+                raise _ReplyLost
+            return result
+
+    async with ActorSystem() as system:
+        spec = ChildSpec("store", start=lambda: LosesTheFirstReply(database), name="store")
+        await system.spawn(Supervisor([spec]))
+        store = system.whereis("store")
+        assert store is not None
+        for write in (
+            UpsertSurface("web", "web"),
+            UpsertAgent("codex", "codex"),
+            CreateThread("t1", "web", "tab:1", "codex"),
+        ):
+            await store.call(write, timeout=10)
+        ref = await system.spawn(
+            event_pipeline(Registry(keys="duplicate"), lambda: system.whereis("store")),
+            name=EVENTS,
+        )
+        await push_many(ref, [_notice("a"), _notice("b")])
+        await push(ref, _notice("c"))
+        await ref.stop(timeout=10)
+
+    assert crashes  # the first batch did commit and its reply was lost
+    with StoreReader(database) as reader:
+        journal = reader.events_since("t1", 0)
+    assert [(entry.seq, entry.event.message) for entry in journal] == [  # type: ignore[union-attr]
+        (1, "a"),
+        (2, "b"),
+        (3, "c"),
+    ]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import msgspec
 
-from piano.store import StoreWrite, Writer, open_connection
+from piano.store import StoreBackend, StoreWrite, open_connection, sqlite_writer
 from piano.tools.jail._types import CommandResult
 
 __all__ = ["AUDIT_OUTPUT_LIMIT", "BeginCommand", "CommandRecord", "RecordCommand", "command_log"]
@@ -69,13 +69,11 @@ class BeginCommand(StoreWrite):
     session: str
     command: str
 
-    def apply(self, writer: Writer) -> int:
+    async def apply(self, backend: StoreBackend) -> int:
         now = time.time()
-        writer._write(  # the store's own single-statement transaction helper
+        return sqlite_writer(backend).execute(
             "begin_command", _INSERT, (self.thread_id, self.session, self.command, now, now)
         )
-        row: int = writer._db.last_insert_rowid()
-        return row
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +84,9 @@ class RecordCommand(StoreWrite):
     row: int
     result: CommandResult
 
-    def apply(self, writer: Writer) -> None:
+    async def apply(self, backend: StoreBackend) -> None:
         result = self.result
-        writer._write(
+        sqlite_writer(backend).execute(
             "record_command",
             _UPDATE,
             (
