@@ -49,7 +49,7 @@ import structlog
 
 from actors import Actor, ActorRef, Registry, redact
 from actors.console import ConsoleServer
-from piano.agents.openai import OpenAIBackend, SqliteHistory, SqliteNotes
+from piano.agents.openai import OpenAIBackend, SqliteHistory
 from piano.codex import CODEX, CodexClient
 from piano.config import Config
 from piano.events import EVENTS, event_pipeline, publisher, stored_publisher
@@ -68,6 +68,7 @@ from piano.threads import (
     StoreDirectory,
     Threads,
 )
+from piano.tools import SqliteNotes
 from piano.web import child_spec as web_child_spec
 from piano.web import record_errors
 from supervisors import Application, Backoff, ChildSpec, DynamicSupervisor, Supervisor
@@ -223,12 +224,13 @@ def build_application(config: Config) -> Application:
     conversations = Registry(keys="unique")  # the daemon's, so it outlives a restarted Threads
     subscriptions = Registry(keys="duplicate")
     application: Application
+    notes = SqliteNotes(database)  # one connection: Codex's (over MCP) and OpenAI agents' notes
     openai = OpenAIBackend(
         config.agents,
         {name: agent.openai for name, agent in config.agents.items() if agent.backend == "openai"},
         providers=config.providers,
         tools=config.tools,
-        notes=SqliteNotes(database),
+        notes=notes,
         history=SqliteHistory(database),
     )
 
@@ -312,7 +314,7 @@ def build_application(config: Config) -> Application:
             name="codex_supervisor",
             type="supervisor",
         ),
-        mcp_child_spec(config.tools, access, publish=publish),
+        mcp_child_spec(config.tools, access, publish=publish, notes=notes),
         ChildSpec(
             THREAD_SUPERVISOR, start=DynamicSupervisor, name=THREAD_SUPERVISOR, type="supervisor"
         ),

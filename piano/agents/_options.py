@@ -24,10 +24,13 @@ from typing import Final, Literal
 
 import msgspec
 
+from piano.tools import TOOL_GROUPS as _CATALOGUE_GROUPS
+
 __all__ = ["TOOL_GROUPS", "OpenAIAgentConfig"]
 
-TOOL_GROUPS: Final = ("web_fetch", "browser", "shell", "notes", "send_message")
-"""The tool groups an OpenAI agent may be given (`OpenAIAgentConfig.tools`)."""
+TOOL_GROUPS: Final = _CATALOGUE_GROUPS
+"""The tool groups an OpenAI agent may be given (`OpenAIAgentConfig.tools`): the catalogue's
+(`piano.tools.TOOLS`)."""
 
 
 class OpenAIAgentConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):

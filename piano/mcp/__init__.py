@@ -1,11 +1,12 @@
-"""Piano's MCP endpoint: Codex calls Piano's tools (web fetch, browser, jailed shell,
-send_message) on the daemon, each call scoped to the thread that made it.
+"""Piano's MCP endpoint: Codex calls Piano's tools (the catalogue, `piano.tools.TOOLS`: web
+fetch, browser, jailed shell, notes, send_message) on the daemon, each call scoped to the
+thread that made it.
 
 Wiring (the daemon):
 
 ```python
 access = McpAccess.from_config(config.tools.mcp)          # address + thread tokens
-children.append(child_spec(config.tools, access, publish=publish))   # before the threads
+children.append(child_spec(config.tools, access, publish=publish, notes=notes))  # before threads
 ...
 ThreadStartParams(..., config=access.codex_thread_config(thread_id))  # and in thread/resume
 ```
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from piano.mcp._auth import ThreadTokens, require_token, thread_from_headers
 from piano.mcp._endpoint import McpAccess, McpEndpoint
-from piano.mcp._tools import TOOL_NAMES, build_server, format_command, format_fetch
+from piano.mcp._tools import TOOL_NAMES, build_server
 from piano.mcp._tree import ENDPOINT, TOOLS, child_spec
 
 __all__ = [
@@ -35,8 +36,6 @@ __all__ = [
     "ThreadTokens",
     "build_server",
     "child_spec",
-    "format_command",
-    "format_fetch",
     "require_token",
     "thread_from_headers",
 ]

@@ -36,8 +36,7 @@ import uvicorn
 from actors import Actor, ActorSystem
 from piano.mcp._auth import ThreadTokens, require_token
 from piano.mcp._tools import build_server
-from piano.tools._config import McpConfig
-from piano.tools._toolbox import Toolbox
+from piano.tools import McpConfig, Notes, Toolbox
 
 __all__ = ["McpAccess", "McpEndpoint"]
 
@@ -150,9 +149,16 @@ class _Server(uvicorn.Server):
 class McpEndpoint(Actor):
     """Serves the MCP tools for the life of the actor; see the module documentation."""
 
-    def __init__(self, access: McpAccess, toolbox: Callable[[ActorSystem], Toolbox]) -> None:
+    def __init__(
+        self,
+        access: McpAccess,
+        toolbox: Callable[[ActorSystem], Toolbox],
+        *,
+        notes: Notes | None = None,
+    ) -> None:
         self.access = access
         self.make_toolbox = toolbox
+        self.notes = notes
         self.server: _Server | None = None
         self.streams: _ClosingStreams | None = None
         self.task: asyncio.Task[None] | None = None
@@ -164,7 +170,9 @@ class McpEndpoint(Actor):
     async def init(self) -> None:
         self.trap_exits = True
         config = self.access.config
-        mcp = build_server(self.make_toolbox(self.system), self.access.tokens, config.server_name)
+        mcp = build_server(
+            self.make_toolbox(self.system), self.access.tokens, config.server_name, notes=self.notes
+        )
         app = mcp.streamable_http_app(streamable_http_path=config.path, host=config.host)
         sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

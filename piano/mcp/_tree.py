@@ -12,7 +12,7 @@ tools (Supervisor, one_for_one)
 from __future__ import annotations
 
 from piano.mcp._endpoint import McpAccess, McpEndpoint
-from piano.tools import Publish, Toolbox, ToolsConfig, tool_specs
+from piano.tools import Notes, Publish, Toolbox, ToolsConfig, tool_specs
 from supervisors import ChildSpec, Supervisor
 
 __all__ = ["ENDPOINT", "TOOLS", "child_spec"]
@@ -21,15 +21,22 @@ TOOLS = "tools"
 ENDPOINT = "tools:mcp"
 
 
-def child_spec(config: ToolsConfig, access: McpAccess, *, publish: Publish | None) -> ChildSpec:
-    """The ``tools`` supervisor; `publish` delivers `send_message` notices to the surfaces."""
+def child_spec(
+    config: ToolsConfig,
+    access: McpAccess,
+    *,
+    publish: Publish | None,
+    notes: Notes | None = None,
+) -> ChildSpec:
+    """The ``tools`` supervisor; `publish` delivers `send_message` notices to the surfaces,
+    `notes` keeps what the notes tools save (without it they say notes are unavailable)."""
     children = tool_specs(config)
     if config.mcp.enabled:
         children.append(
             ChildSpec(
                 ENDPOINT,
                 start=lambda: McpEndpoint(
-                    access, lambda system: Toolbox(system, config, publish=publish)
+                    access, lambda system: Toolbox(system, config, publish=publish), notes=notes
                 ),
                 name=ENDPOINT,
                 shutdown=10.0,

@@ -59,6 +59,7 @@ from piano.store._connection import (
     StoreFull,
     open_connection,
 )
+from piano.store._database import Database
 from piano.store._queries import StoreReader
 from piano.store._records import (
     AgentRecord,
@@ -82,6 +83,7 @@ __all__ = [
     "ApprovalRecord",
     "BatchRejected",
     "CreateThread",
+    "Database",
     "InteractionRecord",
     "ItemRecord",
     "JournalEntry",

@@ -4,15 +4,28 @@
 - `piano.tools.browser`: a headless Chromium per thread (`BrowserSession`, a thread actor);
 - `piano.tools.jail`: a jailed persistent bash per thread (`JailSession`), audited in the store;
 - `Toolbox`: a thread's tools, found or started on demand (what the MCP endpoint calls);
+- `TOOLS`: the catalogue, every tool a model can call declared once (`Tool`); piano.mcp
+  serves it to Codex and piano.agents.openai makes its agents' function tools from it;
+- `Notes`: what the notes tools keep (`SqliteNotes` in the store's database);
 - `ToolsConfig`: the ``[tools]`` config section; `tool_specs` the supervisor's children.
-
-piano.mcp serves these tools to Codex.
 """
 
 from __future__ import annotations
 
+from piano.tools._catalogue import (
+    TOOL_BY_NAME,
+    TOOL_GROUPS,
+    TOOLS,
+    Tool,
+    ToolContext,
+    ToolResult,
+    ToolRunner,
+    format_command,
+    format_fetch,
+)
 from piano.tools._config import JailToolConfig, McpConfig, ToolsConfig, WebFetchToolConfig
 from piano.tools._errors import SessionLimitReached, ToolError, ToolUnavailable
+from piano.tools._notes import MemoryNotes, Notes, SqliteNotes, owner_of, thread_owner
 from piano.tools._toolbox import (
     BROWSERS,
     JAILS,
@@ -27,17 +40,31 @@ from piano.tools._tree import tool_specs
 __all__ = [
     "BROWSERS",
     "JAILS",
+    "TOOLS",
+    "TOOL_BY_NAME",
+    "TOOL_GROUPS",
     "WEBFETCH",
     "JailToolConfig",
     "McpConfig",
+    "MemoryNotes",
+    "Notes",
     "Publish",
     "SessionLimitReached",
+    "SqliteNotes",
+    "Tool",
+    "ToolContext",
     "ToolError",
+    "ToolResult",
+    "ToolRunner",
     "ToolUnavailable",
     "Toolbox",
     "ToolsConfig",
     "WebFetchToolConfig",
     "browser_name",
+    "format_command",
+    "format_fetch",
     "jail_name",
+    "owner_of",
+    "thread_owner",
     "tool_specs",
 ]

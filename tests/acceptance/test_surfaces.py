@@ -168,6 +168,9 @@ async def test_every_mcp_tool_works_when_codex_calls_it_through_the_running_daem
             "browser_back": {},
             "shell": {"command": "echo jailed > /workspace/out.txt && cat /workspace/out.txt"},
             "send_message": {"text": "Half-way through the tools."},
+            "notes_save": {"title": "plan", "text": "tune the piano"},
+            "notes_get": {"title": "plan"},
+            "notes_list": {},
         }
         provider.script(
             *(
@@ -201,12 +204,36 @@ async def test_every_mcp_tool_works_when_codex_calls_it_through_the_running_daem
         "browser_back": "Tool page",
         "shell": "jailed",
         "send_message": "sent",
+        "notes_save": "saved the note",
+        "notes_get": "tune the piano",
+        "notes_list": "plan",
     }
     for name, text in expected.items():
         output = outputs.get(f"call_{name}", "(no output)")
         assert text in output, f"{name}: {output[:500]}"
     assert "Half-way through the tools." in shown, shown
     assert "All tools ran." in shown
+
+
+async def test_codex_keeps_notes_over_mcp_that_a_later_turn_of_the_conversation_reads(
+    dirs: CodexDirs,
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        provider.script(
+            FunctionCall("mcp__piano__notes_save", {"title": "plan", "text": "tune the piano"}),
+            Text("Noted."),
+            FunctionCall("mcp__piano__notes_get", {"title": "plan"}, call_id="call_get"),
+            Text("Recalled."),
+        )
+        config = write_config(dirs, provider)
+        async with daemon_running(config, dirs.root / "state" / "chat.sock"):
+            first = await chat(config, "remember the plan", "--conversation", "work")
+            second = await chat(config, "what was the plan?", "--conversation", "work")
+            outputs = _outputs(await provider.wait_requests(4))
+
+    assert "Noted." in first
+    assert "Recalled." in second
+    assert "tune the piano" in outputs["call_get"]
 
 
 async def test_piano_status_lists_the_live_threads(dirs: CodexDirs) -> None:

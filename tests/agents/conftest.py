@@ -23,7 +23,7 @@ import pytest
 
 from actors import Actor, ActorRef, ActorSystem, Caller, Down, Registry
 from piano.agents import OpenAIAgentConfig
-from piano.agents.openai import OpenAIBackend, SqliteHistory, SqliteNotes
+from piano.agents.openai import OpenAIBackend, SqliteHistory
 from piano.config import AgentConfig
 from piano.store import StoreReader, StoreWriter, WriteBatch
 from piano.threads import (
@@ -33,7 +33,7 @@ from piano.threads import (
     open_conversation,
     post_message,
 )
-from piano.tools import tool_specs
+from piano.tools import SqliteNotes, tool_specs
 from schemas import events as ev
 from supervisors import Supervisor
 from tests.agents.fake_openai import FakeOpenAI

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from piano.agents.openai import SqliteNotes
 from piano.threads import Decision, conversation_status, decide
+from piano.tools import SqliteNotes
 from schemas import events as ev
 from tests.agents.conftest import Start
 from tests.agents.fake_openai import Call, Text
@@ -185,3 +185,35 @@ async def test_a_handoff_to_an_agent_not_allowed_changes_nothing_and_says_why(
     assert refused.status == "failed"
     assert "archivist" in refused.output
     assert world.completed(interaction, "agent_message")[0].agent == "concierge"
+
+
+async def test_an_openai_agent_sees_its_browser_screenshot_and_selects_by_xpath(
+    agents: Start, site: LocalSite
+) -> None:
+    world = await agents(api="responses", options={"tools": ["browser"]})
+    world.fake.script(
+        Call("browser_visit", {"url": site.url("/")}),
+        Call("browser_read_text", {"selector": "//h1", "by": "xpath"}),
+        Call("browser_screenshot", {}),
+        Text("I see the page."),
+    )
+    _, interaction = await world.say("look at the page")
+    done = await world.done(interaction)
+
+    assert (done.status, done.response) == ("completed", "I see the page.")
+    calls = world.completed(interaction, "tool_call")
+    assert [(c.tool, c.status) for c in calls] == [
+        ("browser_visit", "completed"),
+        ("browser_read_text", "completed"),
+        ("browser_screenshot", "completed"),
+    ]
+    outputs = [
+        item["output"]
+        for item in world.fake.requests[3].body["input"]
+        if item.get("type") == "function_call_output"
+    ]
+    assert "Hello from the test page" in outputs[1]
+    text, image = outputs[2]
+    assert "saved in the shell's workspace as screenshots/" in text["text"]
+    assert image["type"] == "input_image"
+    assert image["image_url"].startswith("data:image/png;base64,")

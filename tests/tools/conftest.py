@@ -15,7 +15,14 @@ from aiohttp import web
 from actors import ActorSystem
 from piano.mcp import McpAccess, child_spec
 from piano.store import CreateThread, StoreWriter, UpsertAgent, UpsertSurface
-from piano.tools import JailToolConfig, McpConfig, Toolbox, ToolsConfig, WebFetchToolConfig
+from piano.tools import (
+    JailToolConfig,
+    McpConfig,
+    MemoryNotes,
+    Toolbox,
+    ToolsConfig,
+    WebFetchToolConfig,
+)
 from piano.tools.browser import BrowserConfig
 from schemas.events import ThreadEvent
 from tests.test_webfetch import LocalSite
@@ -99,6 +106,7 @@ class Tools:
     toolbox: Toolbox
     db: Path
     published: list[ThreadEvent] = field(default_factory=list)
+    notes: MemoryNotes = field(default_factory=MemoryNotes)
 
 
 async def start_store(system: ActorSystem, db: Path, *threads: str) -> None:
@@ -117,7 +125,8 @@ async def tools(tmp_path: Path) -> AsyncIterator[Tools]:
         config = tools_config(tmp_path)
         access = McpAccess(config.mcp)
         published: list[ThreadEvent] = []
-        spec = child_spec(config, access, publish=published.extend)
+        notes = MemoryNotes()
+        spec = child_spec(config, access, publish=published.extend, notes=notes)
         await system.spawn(spec.start(), name=spec.name, init_timeout=None)
         yield Tools(
             system,
@@ -126,4 +135,5 @@ async def tools(tmp_path: Path) -> AsyncIterator[Tools]:
             Toolbox(system, config, publish=published.extend),
             db,
             published,
+            notes,
         )

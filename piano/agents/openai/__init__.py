@@ -16,7 +16,8 @@ actor = backend.thread_actor(thread_id, key, agent, publish=publish, sessions=se
 ```
 
 Modules: `_config` (endpoint), `_backend` (the actor), `_turn` (rounds and tools),
-`_responses` / `_chat` (the two wire APIs), `_tools`, `_handoff`, `_notes`, `_history`,
+`_responses` / `_chat` (the two wire APIs), `_tools` (the catalogue's function tools),
+`_handoff`, `_history`; the notes are piano.tools' (`SqliteNotes`),
 This package imports neither piano.config nor
 piano.threads when loaded, so either may import it.
 """
@@ -27,7 +28,6 @@ from piano.agents._options import TOOL_GROUPS, OpenAIAgentConfig
 from piano.agents.openai._backend import OpenAIBackend, OpenAIThread
 from piano.agents.openai._config import Endpoint, EndpointError, MissingKey, resolve_endpoint
 from piano.agents.openai._history import History, MemoryHistory, Message, SqliteHistory, ToolCall
-from piano.agents.openai._notes import MemoryNotes, Notes, SqliteNotes, owner_of
 from piano.agents.openai._round import ModelFailed, StreamTruncated
 from piano.agents.openai._tools import ToolRunner, ToolSpec, needs_approval, tool_specs
 
@@ -37,22 +37,18 @@ __all__ = [
     "EndpointError",
     "History",
     "MemoryHistory",
-    "MemoryNotes",
     "Message",
     "MissingKey",
     "ModelFailed",
-    "Notes",
     "OpenAIAgentConfig",
     "OpenAIBackend",
     "OpenAIThread",
     "SqliteHistory",
-    "SqliteNotes",
     "StreamTruncated",
     "ToolCall",
     "ToolRunner",
     "ToolSpec",
     "needs_approval",
-    "owner_of",
     "resolve_endpoint",
     "tool_specs",
 ]

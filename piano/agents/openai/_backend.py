@@ -38,10 +38,9 @@ from piano.agents._conversation import DAEMON_STOPPED, Conversation, Publish, Tu
 from piano.agents._options import OpenAIAgentConfig
 from piano.agents.openai._config import EndpointError, resolve_endpoint
 from piano.agents.openai._history import History, MemoryHistory, Message
-from piano.agents.openai._notes import Notes, owner_of
 from piano.agents.openai._tools import SHELL_CWD, ToolContext, ToolRunner
 from piano.agents.openai._turn import Profile, TurnRun
-from piano.tools import Toolbox, ToolsConfig
+from piano.tools import Notes, Toolbox, ToolsConfig, owner_of
 from schemas import events as ev
 
 if TYPE_CHECKING:

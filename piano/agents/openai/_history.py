@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 import apsw
 import msgspec
 
-from piano.agents.openai._sqlite import Database
+from piano.store import Database
 
 __all__ = [
     "History",

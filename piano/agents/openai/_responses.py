@@ -2,8 +2,8 @@
 
 The conversation is sent whole each time (``store`` is not used, so servers that keep no
 state work): user and assistant messages as input messages, tool calls as ``function_call``
-items and their results as ``function_call_output``; a user message's images as
-``input_image`` parts with ``data:`` URLs. The stream must end with
+items and their results as ``function_call_output``; a user message's images (and a tool
+result's: a screenshot) as ``input_image`` parts with ``data:`` URLs. The stream must end with
 ``response.completed`` (or ``response.incomplete``: cut short by the output limit);
 ``response.failed`` and ``error`` events raise `ModelFailed`, and a stream that just stops
 raises `StreamTruncated`.
@@ -29,12 +29,11 @@ def responses_input(messages: Sequence[Message]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for message in messages:
         if message.role == "tool":
+            output: str | list[dict[str, Any]] = message.text
+            if message.images:
+                output = _with_images(message)
             items.append(
-                {
-                    "type": "function_call_output",
-                    "call_id": message.call_id,
-                    "output": message.text,
-                }
+                {"type": "function_call_output", "call_id": message.call_id, "output": output}
             )
             continue
         if message.images:

@@ -1,10 +1,13 @@
-"""The tools an OpenAI agent calls, run through Piano's own tool actors.
+"""The tools an OpenAI agent calls: function tools generated from Piano's catalogue.
 
-An agent's ``tools`` option picks groups: ``web_fetch``, ``browser`` (the thread's headless
+The tools are `piano.tools.TOOLS`, the same table Codex's MCP tools come from: an agent's
+``tools`` option picks their groups: ``web_fetch``, ``browser`` (the thread's headless
 Chromium), ``shell`` (the thread's jailed bash), ``notes`` (save, get, list titles, per user)
 and ``send_message`` (post to the chat while the turn goes on); an agent with ``handoffs``
 also gets ``handoff`` (see `_handoff`). Calls go through a `ToolRunner` — the `Toolbox` of
-piano.tools in the daemon — for the thread the agent works in.
+piano.tools in the daemon — for the thread the agent works in. A screenshot is saved in the
+thread's workspace (``screenshots/``) and sent back to the model as an image with the
+call's output (the Responses API; Chat Completions gets the text only).
 
 A tool never fails the turn: a bad argument, a page that cannot be fetched or a crashed
 browser becomes a failed item whose output (what the model reads) says what went wrong.
@@ -14,46 +17,40 @@ Shell commands are approved per the agent's `approval_policy`, as Codex does:
 ``require_approval`` (with a ``justification``), the analogue of Codex's escalation request;
 ``untrusted`` asks for every command but a few known read-only ones (``ls``, ``cat``,
 ``pwd``...); ``on-failure`` runs every command (there is no unsandboxed retry to ask for:
-every command runs in the jail).
+every command runs in the jail). The shell's function tool is the catalogue's plus the
+approval request (``require_approval``, ``justification``): Codex has approvals of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shlex
-from collections.abc import Awaitable, Callable
+import uuid
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
-
-import msgspec
+from typing import Any, Final
 
 from piano.agents.openai._history import ToolCall
-from piano.agents.openai._notes import Notes
-from piano.mcp import format_command, format_fetch
-from piano.tools import ToolError
-from piano.tools.browser import (
-    Back,
-    BrowserAction,
-    Click,
-    CurrentUrl,
-    Find,
-    PageInfo,
-    ReadText,
-    RunScript,
-    Type,
-    Visit,
+from piano.tools import (
+    TOOL_BY_NAME,
+    TOOLS,
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolResult,
+    ToolRunner,
 )
-from piano.tools.jail import CommandResult
-from piano.tools.webfetch import FetchResult
 from schemas import events as ev
 
 __all__ = [
+    "APPROVAL_PROPERTIES",
     "SHELL_CWD",
     "ToolContext",
     "ToolOutcome",
     "ToolRunner",
     "ToolSpec",
+    "function_tool",
     "item_for",
     "needs_approval",
     "parse_arguments",
@@ -65,18 +62,6 @@ __all__ = [
 SHELL_CWD: Final = "/workspace"
 
 
-class ToolRunner(Protocol):
-    """What runs the tools for a thread (`piano.tools.Toolbox` is one)."""
-
-    async def fetch(self, thread_id: str, url: str) -> FetchResult: ...
-
-    async def browse(self, thread_id: str, action: BrowserAction) -> Any: ...
-
-    async def shell(
-        self, thread_id: str, command: str, timeout: float | None = None
-    ) -> CommandResult: ...
-
-
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
     """A function tool as the model sees it (JSON schema parameters)."""
@@ -86,121 +71,45 @@ class ToolSpec:
     parameters: dict[str, Any]
 
 
-def _params(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": required}
-
-
-_STR: Final = {"type": "string"}
-_SELECTOR: Final = {"type": "string", "description": "a CSS selector"}
-
-_GROUPS: Final[dict[str, tuple[ToolSpec, ...]]] = {
-    "web_fetch": (
-        ToolSpec(
-            "web_fetch",
-            "Fetch a web page (http/https) and return its main content as Markdown, with its "
-            "title and final URL.",
-            _params(["url"], url=_STR),
-        ),
-    ),
-    "browser": (
-        ToolSpec(
-            "browser_visit",
-            "Open a URL in this conversation's browser; returns the title and URL.",
-            _params(["url"], url=_STR),
-        ),
-        ToolSpec(
-            "browser_click",
-            "Click the first element matching a CSS selector.",
-            _params(["selector"], selector=_SELECTOR),
-        ),
-        ToolSpec(
-            "browser_type",
-            "Type text into the first element matching a CSS selector (cleared first); "
-            "submit=true presses Enter.",
-            _params(
-                ["selector", "text"], selector=_SELECTOR, text=_STR, submit={"type": "boolean"}
-            ),
-        ),
-        ToolSpec(
-            "browser_find",
-            "List the elements matching a CSS selector as JSON lines.",
-            _params(["selector"], selector=_SELECTOR, limit={"type": "integer"}),
-        ),
-        ToolSpec(
-            "browser_read_text",
-            "The visible text of the first element matching a CSS selector (default: body).",
-            _params([], selector=_SELECTOR),
-        ),
-        ToolSpec("browser_current_url", "The browser's current title and URL.", _params([])),
-        ToolSpec("browser_back", "Go back one page.", _params([])),
-        ToolSpec(
-            "browser_run_script",
-            "Run JavaScript in the page; `return` a value to get it back as JSON.",
-            _params(["script"], script=_STR),
-        ),
-    ),
-    "shell": (
-        ToolSpec(
-            "shell",
-            "Run a bash command in this conversation's jailed shell (no network; /workspace "
-            "persists; the directory and exported variables carry over). Returns the exit code, "
-            "stdout and stderr. Set require_approval (with a justification) to ask the user "
-            "first for anything that changes or deletes their files.",
-            _params(
-                ["command"],
-                command=_STR,
-                timeout_seconds={"type": "number"},
-                require_approval={"type": "boolean"},
-                justification=_STR,
-            ),
-        ),
-    ),
-    "notes": (
-        ToolSpec(
-            "notes_save",
-            "Save a note for this user under a title (replaces a note with the same title).",
-            _params(["title", "text"], title=_STR, text=_STR),
-        ),
-        ToolSpec(
-            "notes_get",
-            "Read this user's note with the given title.",
-            _params(["title"], title=_STR),
-        ),
-        ToolSpec("notes_list", "List the titles of this user's notes.", _params([])),
-    ),
-    "send_message": (
-        ToolSpec(
-            "send_message",
-            "Post a message to the chat right away (progress on a long task); the turn goes on.",
-            _params(["text"], text=_STR),
-        ),
-    ),
+APPROVAL_PROPERTIES: Final[dict[str, dict[str, Any]]] = {
+    "require_approval": {
+        "type": "boolean",
+        "description": "ask the user before running the command",
+    },
+    "justification": {"type": "string", "description": "why, shown to the user"},
 }
+"""What the shell's function tool adds to the catalogue's parameters: the approval request."""
+
+_APPROVAL_NOTE: Final = (
+    " Set require_approval (with a justification) to ask the user first for anything that "
+    "changes or deletes their files."
+)
+
+
+def function_tool(tool: Tool[Any]) -> ToolSpec:
+    """The function tool of a catalogue entry (the shell's with its approval request)."""
+    if tool.name != "shell":
+        return ToolSpec(tool.name, tool.description, tool.input_schema)
+    schema = tool.input_schema
+    schema["properties"] = {**schema["properties"], **APPROVAL_PROPERTIES}
+    return ToolSpec(tool.name, tool.description + _APPROVAL_NOTE, schema)
 
 
 def tool_specs(groups: list[str]) -> list[ToolSpec]:
-    """The specs of the tool groups `groups` (unknown groups are ignored)."""
-    return [spec for group in groups for spec in _GROUPS.get(group, ())]
+    """The function tools of the catalogue's groups `groups`, in the catalogue's order
+    (unknown groups are ignored)."""
+    return [function_tool(tool) for tool in TOOLS if tool.group in groups]
 
 
 @dataclass(frozen=True, slots=True)
 class ToolOutcome:
-    """What a call produced: the text the model reads, the item's status and exit code."""
+    """What a call produced: the text the model reads, the item's status and exit code, and
+    the images (paths) sent back with the text."""
 
     output: str
     status: ev.ItemStatus = "completed"
     exit_code: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ToolContext:
-    """Whom a call acts for: the thread (tools), the notes owner, and the chat (messages)."""
-
-    thread_id: str
-    owner: str
-    runner: ToolRunner | None
-    notes: Notes | None
-    post: Callable[[str], Awaitable[None]]
+    images: tuple[str, ...] = ()
 
 
 def parse_arguments(call: ToolCall) -> dict[str, Any]:
@@ -255,106 +164,45 @@ def needs_approval(policy: str, command: str, requested: bool) -> bool:
 
 async def run_shell(ctx: ToolContext, arguments: dict[str, Any]) -> ToolOutcome:
     """Run an (approved) shell call in the thread's jail."""
-    if ctx.runner is None:
-        return ToolOutcome("the shell is not available in this Piano", "failed")
-    timeout = arguments.get("timeout_seconds")
-    try:
-        result = await ctx.runner.shell(
-            ctx.thread_id,
-            str(arguments["command"]),
-            float(timeout) if isinstance(timeout, int | float) else None,
-        )
-    except ToolError as exc:
-        return ToolOutcome(str(exc), "failed")
-    status: ev.ItemStatus = "completed" if result.exit_code == 0 else "failed"
-    return ToolOutcome(format_command(result), status, result.exit_code)
-
-
-def _page(page: PageInfo) -> str:
-    return f"{page.title}\n{page.url}" if page.title else page.url
-
-
-def _browser_action(name: str, a: dict[str, Any]) -> BrowserAction:
-    match name:
-        case "browser_visit":
-            return Visit(str(a["url"]))
-        case "browser_click":
-            return Click(str(a["selector"]))
-        case "browser_type":
-            return Type(str(a["selector"]), str(a["text"]), submit=bool(a.get("submit")))
-        case "browser_find":
-            return Find(str(a["selector"]), limit=int(a.get("limit", 20)))
-        case "browser_read_text":
-            return ReadText(str(a.get("selector") or "body"))
-        case "browser_current_url":
-            return CurrentUrl()
-        case "browser_back":
-            return Back()
-        case "browser_run_script":
-            return RunScript(str(a["script"]))
-    raise ValueError(f"no tool named {name!r}")
-
-
-def _browser_output(action: BrowserAction, value: Any) -> str:
-    if isinstance(value, PageInfo):
-        return _page(value)
-    if isinstance(action, Find):
-        if not value:
-            return f"no element matches {action.selector!r}"
-        return "\n".join(msgspec.json.encode(element).decode() for element in value)
-    if isinstance(action, RunScript):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
+    return await _run(TOOL_BY_NAME["shell"], arguments, ctx)
 
 
 async def run_tool(call: ToolCall, ctx: ToolContext) -> ToolOutcome:
     """Run one call (not the shell's, which needs its approval first: `run_shell`)."""
+    tool = TOOL_BY_NAME.get(call.name)
+    if tool is None:
+        return ToolOutcome(f"{call.name}: no tool named {call.name!r}", "failed")
     try:
         arguments = parse_arguments(call)
-        return await _run(call.name, arguments, ctx)
-    except (KeyError, TypeError, ValueError) as exc:
-        missing = f"missing argument {exc}" if isinstance(exc, KeyError) else str(exc)
-        return ToolOutcome(f"{call.name}: {missing}", "failed")
-    except ToolError as exc:
+    except ValueError as exc:
         return ToolOutcome(f"{call.name}: {exc}", "failed")
+    return await _run(tool, arguments, ctx)
 
 
-async def _run(name: str, arguments: dict[str, Any], ctx: ToolContext) -> ToolOutcome:
-    if name.startswith("notes_"):
-        return await _notes(name, arguments, ctx)
-    if name == "send_message":
-        await ctx.post(str(arguments["text"]))
-        return ToolOutcome("sent")
-    if ctx.runner is None:
-        return ToolOutcome(f"{name}: Piano's tools are not available here", "failed")
-    if name == "web_fetch":
-        result = await ctx.runner.fetch(ctx.thread_id, str(arguments["url"]))
-        if not result.ok:
-            return ToolOutcome(f"{result.error_kind}: {result.error_message}", "failed")
-        return ToolOutcome(format_fetch(result))
-    if name.startswith("browser_"):
-        action = _browser_action(name, arguments)
-        return ToolOutcome(_browser_output(action, await ctx.runner.browse(ctx.thread_id, action)))
-    raise ValueError(f"no tool named {name!r}")
+async def _run(tool: Tool[Any], arguments: dict[str, Any], ctx: ToolContext) -> ToolOutcome:
+    try:
+        result = await tool.call(ctx, arguments)
+    except (ToolError, ValueError) as exc:
+        return ToolOutcome(f"{tool.name}: {exc}", "failed")
+    status: ev.ItemStatus = "completed" if result.succeeded else "failed"
+    if result.png is not None:
+        return await _with_image(result, ctx, status)
+    return ToolOutcome(result.text, status, result.exit_code)
 
 
-async def _notes(name: str, arguments: dict[str, Any], ctx: ToolContext) -> ToolOutcome:
-    if ctx.notes is None:
-        return ToolOutcome("notes are not available in this Piano", "failed")
-    if name == "notes_save":
-        title = str(arguments["title"]).strip()
-        if not title:
-            raise ValueError("the title is empty")
-        await ctx.notes.save(ctx.owner, title, str(arguments["text"]))
-        return ToolOutcome(f"saved the note {title!r}")
-    if name == "notes_get":
-        title = str(arguments["title"])
-        body = await ctx.notes.get(ctx.owner, title)
-        if body is None:
-            titles = await ctx.notes.titles(ctx.owner)
-            return ToolOutcome(f"no note titled {title!r}; titles: {', '.join(titles) or 'none'}")
-        return ToolOutcome(body)
-    if name == "notes_list":
-        titles = await ctx.notes.titles(ctx.owner)
-        return ToolOutcome("\n".join(titles) if titles else "no notes yet")
-    raise ValueError(f"no tool named {name!r}")
+async def _with_image(result: ToolResult, ctx: ToolContext, status: ev.ItemStatus) -> ToolOutcome:
+    """A screenshot saved in the thread's workspace, sent back to the model with the text."""
+    png, runner = result.png, ctx.runner
+    assert png is not None  # only a screenshot comes here, and it came from the runner
+    assert runner is not None
+    name = f"screenshots/{uuid.uuid4().hex[:12]}.png"
+
+    def save() -> str:
+        path = runner.workspace(ctx.thread_id) / name
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        path.write_bytes(png)
+        return str(path)
+
+    path = await asyncio.to_thread(save)
+    text = f"{result.text}, saved in the shell's workspace as {name}"
+    return ToolOutcome(text, status, result.exit_code, images=(path,))

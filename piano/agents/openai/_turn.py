@@ -273,7 +273,14 @@ class TurnRun:
                 )
                 for call in result.calls:
                     outcome = await self._call(call, profile)
-                    self.new.append(Message(role="tool", text=outcome.output, call_id=call.id))
+                    self.new.append(
+                        Message(
+                            role="tool",
+                            text=outcome.output,
+                            images=outcome.images,
+                            call_id=call.id,
+                        )
+                    )
                     await self.host.flush()
         except asyncio.CancelledError:
             task = asyncio.current_task()

@@ -1,8 +1,11 @@
-"""Notes agents keep for a user: save, get and list titles, persisted per user.
+"""Notes agents keep: save, get and list titles, persisted per owner.
 
-A note belongs to its owner, ``<surface>:<user>`` (the conversation when the surface does not
-name a user), whatever agent or thread saved it: the Archivist finds what the Concierge's user
-saved last week, and one user never sees another's. Saving a title again replaces the note.
+A note belongs to its owner, whatever agent or thread saved it. An OpenAI agent's owner is the
+user, ``<surface>:<user>`` (the conversation when the surface does not name a user,
+`owner_of`): the Archivist finds what the Concierge's user saved last week, and one user
+never sees another's. A Codex thread's owner is the thread itself (`thread_owner`): the MCP
+endpoint knows the thread a call comes from, not the user. Saving a title again replaces the
+note.
 `SqliteNotes` keeps them in the store's database (table ``agent_notes``, migration v4);
 `MemoryNotes` in memory.
 """
@@ -15,9 +18,9 @@ from typing import Protocol
 
 import apsw
 
-from piano.agents.openai._sqlite import Database
+from piano.store import Database
 
-__all__ = ["MemoryNotes", "Notes", "SqliteNotes", "owner_of"]
+__all__ = ["MemoryNotes", "Notes", "SqliteNotes", "owner_of", "thread_owner"]
 
 
 def owner_of(surface: str, user: str | None, conversation: str) -> str:
@@ -25,7 +28,14 @@ def owner_of(surface: str, user: str | None, conversation: str) -> str:
     return f"{surface}:{user}" if user else f"{surface}:conversation:{conversation}"
 
 
+def thread_owner(thread_id: str) -> str:
+    """Whose notes a Codex thread's tools see: the thread's own (per conversation)."""
+    return f"thread:{thread_id}"
+
+
 class Notes(Protocol):
+    """Where notes are kept (`SqliteNotes` in the daemon, `MemoryNotes` in tests)."""
+
     async def save(self, owner: str, title: str, body: str) -> None: ...
 
     async def get(self, owner: str, title: str) -> str | None: ...

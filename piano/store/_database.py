@@ -1,9 +1,10 @@
-"""`Database`: the backend's own connection to the store's database, used from worker threads.
+"""`Database`: a feature's own connection to the store's database, used from worker threads.
 
-Notes and histories are small reads and writes that must not block the event loop, so each
-runs in a worker thread (`run`), one at a time on one connection (opened on first use with
-the store's settings). `close` waits for the one in flight: an operation whose awaiting task
-was cancelled still finishes in its thread before the connection goes.
+The tools' notes (`piano.tools.SqliteNotes`) and the OpenAI agents' histories are small
+reads and writes that must not block the event loop, so each runs in a worker thread
+(`run`), one at a time on one connection (opened on first use with the store's settings).
+`close` waits for the one in flight: an operation whose awaiting task was cancelled still
+finishes in its thread before the connection goes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TypeVar
 
 import apsw
 
-from piano.store import open_connection
+from piano.store._connection import open_connection
 
 __all__ = ["Database"]
 
