@@ -4,6 +4,11 @@
 [daemon]
 state_dir = "~/.local/state/piano"      # database, codex home, console socket live here
 
+[store]
+backend = "sqlite"                       # or "postgres": a server several daemons may share
+dsn_env = "PIANO_POSTGRES_DSN"           # postgres: the variable holding the DSN (never the file)
+pool_size = 4
+
 [codex]
 binary = ""                              # default: the pinned .codex install, then PATH
 
@@ -64,6 +69,7 @@ __all__ = [
     "DaemonConfig",
     "MetricsConfig",
     "ProviderConfig",
+    "StoreConfig",
     "load_config",
 ]
 
@@ -88,6 +94,31 @@ class DaemonConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     shutdown_timeout: Seconds = 30.0
+
+
+class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Where Piano's store lives: ``sqlite`` (the default: ``daemon.database`` under the state
+    directory, nothing to install) or ``postgres`` (a server several daemons may share).
+
+    The PostgreSQL DSN may hold a password, so it is never in the file: `dsn_env` names the
+    environment variable that holds it (``postgresql://user:secret@host:5432/piano``), and it is
+    redacted like every secret. `pool_size` is how many connections the daemon keeps open."""
+
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    dsn_env: str = "PIANO_POSTGRES_DSN"
+    pool_size: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    connect_timeout: Seconds = 10.0
+
+    def dsn(self, environ: Mapping[str, str] | None = None) -> str:
+        """The PostgreSQL DSN from the environment; `ConfigError` (one line) if unset."""
+        environ = os.environ if environ is None else environ
+        value = environ.get(self.dsn_env, "").strip()
+        if not value:
+            raise ConfigError(
+                f'store.dsn_env: backend = "postgres" reads the DSN from ${self.dsn_env}, '
+                f"which is not set: export {self.dsn_env}=postgresql://user@host:5432/dbname"
+            )
+        return value
 
 
 class CodexConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -147,6 +178,7 @@ class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
     codex: CodexConfig = msgspec.field(default_factory=CodexConfig)
+    store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     tools: ToolsConfig = msgspec.field(default_factory=ToolsConfig)
     web: WebConfig = msgspec.field(default_factory=WebConfig)
     media: MediaConfig = msgspec.field(default_factory=MediaConfig)
@@ -163,7 +195,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         """The environment variables this configuration reads secrets from: every provider's
         key, the built-in OpenAI key (codex agents and the transcriber may fall back to it),
         the transcriber's own key, the web and Telegram tokens, the webhook secret and the
-        MCP key."""
+        MCP key, and the PostgreSQL store's DSN (it may hold a password)."""
         names = [p.env_key for p in self.providers.values() if p.env_key]
         names += ["OPENAI_API_KEY", "CODEX_API_KEY"]
         names.append(self.media.transcription.api_key_env or "")
@@ -171,6 +203,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         if self.telegram is not None:
             names += [self.telegram.token_env, self.telegram.webhook.secret_env]
         names.append(self.tools.mcp.secret_env or "")
+        if self.store.backend == "postgres":
+            names.append(self.store.dsn_env)
         return sorted({name for name in names if name})
 
     def secrets(self, environ: Mapping[str, str] | None = None) -> dict[str, Secret]:
