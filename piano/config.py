@@ -105,9 +105,13 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     redacted like every secret. `pool_size` is how many connections the daemon keeps open."""
 
     backend: Literal["sqlite", "postgres"] = "sqlite"
+    """`sqlite` (`daemon.database`, embedded) or `postgres` (a server, DSN from `dsn_env`)."""
     dsn_env: str = "PIANO_POSTGRES_DSN"
+    """The variable holding the PostgreSQL DSN (never the DSN itself: it may hold a password)."""
     pool_size: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    """PostgreSQL connections the daemon's readers share (the writer has one of its own)."""
     connect_timeout: Seconds = 10.0
+    """Seconds a connection to PostgreSQL may take before the store reports it unreachable."""
 
     def dsn(self, environ: Mapping[str, str] | None = None) -> str:
         """The PostgreSQL DSN from the environment; `ConfigError` (one line) if unset."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Final
 
 import psycopg
+from psycopg.rows import TupleRow
 
 from piano.store._connection import SchemaTooNew
 
@@ -294,7 +295,7 @@ CREATE TABLE IF NOT EXISTS schema_versions (
 """
 
 
-async def pg_versions(connection: psycopg.AsyncConnection[object]) -> dict[str, int]:
+async def pg_versions(connection: psycopg.AsyncConnection[TupleRow]) -> dict[str, int]:
     """Each owner's schema version in the database (an owner not there is at 0)."""
     cursor = await connection.execute("SELECT to_regclass('schema_versions') IS NOT NULL")
     row = await cursor.fetchone()
@@ -303,13 +304,12 @@ async def pg_versions(connection: psycopg.AsyncConnection[object]) -> dict[str, 
         return found
     cursor = await connection.execute("SELECT owner, version FROM schema_versions")
     for owner, version in await cursor.fetchall():
-        assert isinstance(owner, str) and isinstance(version, int)
-        found[owner] = version
+        found[str(owner)] = int(version)
     return found
 
 
 async def migrate_pg(
-    connection: psycopg.AsyncConnection[object], where: str = "postgres"
+    connection: psycopg.AsyncConnection[TupleRow], where: str = "postgres"
 ) -> dict[str, int]:
     """Bring every owner to its version in `PG_SCHEMA_VERSIONS`, in one transaction; return
     the versions found before. Raises `SchemaTooNew` (nothing changed) if one is newer.

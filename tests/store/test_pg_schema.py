@@ -6,6 +6,7 @@ from __future__ import annotations
 import anyio
 import psycopg
 import pytest
+from psycopg.rows import TupleRow
 
 from piano.store import SchemaTooNew
 from piano.store._pg_schema import PG_MIGRATIONS, PG_SCHEMA_VERSIONS, migrate_pg, pg_versions
@@ -23,10 +24,8 @@ _EVERY_SQLITE_TABLE = {
 }  # fmt: skip
 
 
-async def _tables(connection: psycopg.AsyncConnection[object]) -> set[str]:
-    cursor = await connection.execute(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-    )
+async def _tables(connection: psycopg.AsyncConnection[TupleRow]) -> set[str]:
+    cursor = await connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     return {str(name) for (name,) in await cursor.fetchall()}
 
 
