@@ -35,10 +35,16 @@ from bench.harness import Options
 from piano.codex import CODEX, CodexClient
 from piano.config import AgentConfig, CodexConfig, Config, DaemonConfig, ProviderConfig
 from piano.events import EVENTS, event_pipeline, publisher
-from piano.store import CreateThread, StoreReader, StoreWriter, UpsertAgent, UpsertSurface
+from piano.store import (
+    STORE,
+    CreateThread,
+    StoreReader,
+    StoreWriter,
+    UpsertAgent,
+    UpsertSurface,
+)
 from piano.surfaces import ALL_THREADS, subscribe
 from piano.threads import (
-    STORE,
     THREAD_SUPERVISOR,
     THREADS,
     StoreDirectory,

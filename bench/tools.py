@@ -25,7 +25,7 @@ from aiohttp import web
 from actors import ActorSystem
 from bench.harness import Options
 from piano.mcp import McpAccess, child_spec
-from piano.store import CreateThread, StoreWriter, UpsertAgent, UpsertSurface
+from piano.store import STORE, CreateThread, StoreWriter, UpsertAgent, UpsertSurface
 from piano.tools import JailToolConfig, Toolbox, ToolsConfig, WebFetchToolConfig
 from piano.tools.browser import (
     BrowserConfig,
@@ -97,7 +97,7 @@ async def _measure(n: int, starts: int, root: Path) -> list[dict[str, Any]]:
     )
     try:
         async with ActorSystem() as system:
-            store = await system.spawn(StoreWriter(root / "piano.db"), name="store")
+            store = await system.spawn(StoreWriter(root / "piano.db"), name=STORE)
             await store.call(UpsertSurface("bench", "bench"))
             await store.call(UpsertAgent("codex", "codex"))
             threads = [f"t{i}" for i in range(starts + 1)]

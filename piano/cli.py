@@ -156,7 +156,7 @@ STATUS = [
     # one expression per statement: the console waits for more input after a compound
     # statement such as a one-line `for`, and would never run it
     "print('threads:', *(f'  {key.surface}:{key.conversation} ({key.agent}) -> {ref!r}' "
-    "for key, ref in sorted((await call('threads', 'live')).items(), key=str)), sep='\\n')",
+    "for key, ref in sorted((await conversations()).items(), key=str)), sep='\\n')",
 ]
 
 

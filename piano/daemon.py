@@ -47,7 +47,7 @@ from typing import Any
 
 import structlog
 
-from actors import Actor, ActorRef, Registry, redact
+from actors import Actor, ActorRef, ActorSystem, Registry, redact
 from actors.console import ConsoleServer
 from piano.agents.openai import OpenAIBackend, SqliteHistory
 from piano.codex import CODEX, CodexClient
@@ -56,17 +56,24 @@ from piano.events import EVENTS, event_pipeline, publisher, stored_publisher
 from piano.mcp import McpAccess
 from piano.mcp import child_spec as mcp_child_spec
 from piano.media import Media, build_media
-from piano.store import StoreWriter
+from piano.store import STORE, StoreWriter
 from piano.surfaces.telegram import child_spec as telegram_child_spec
-from piano.surfaces.terminal import ChatServer
+from piano.surfaces.terminal import SURFACE as TERMINAL_SURFACE
+from piano.surfaces.terminal import TERMINAL, ChatServer
 from piano.threads import (
     RECOVERY,
-    STORE,
     THREAD_SUPERVISOR,
     THREADS,
     Recovery,
     StoreDirectory,
+    ThreadKey,
     Threads,
+    conversation_status,
+    decide,
+    interrupt,
+    open_conversation,
+    post_message,
+    which_conversations,
 )
 from piano.tools import SqliteNotes
 from piano.web import child_spec as web_child_spec
@@ -74,18 +81,40 @@ from piano.web import record_errors
 from supervisors import Application, Backoff, ChildSpec, DynamicSupervisor, Supervisor
 
 __all__ = [
+    "CODEX_SUPERVISOR",
+    "CONSOLE",
+    "MEDIA",
+    "STORAGE",
+    "SURFACES",
     "ConsoleService",
     "MediaService",
     "build_application",
     "configure_logging",
+    "console_helpers",
     "secure_state",
 ]
 
 log = structlog.get_logger("piano.daemon")
 
+# The registered names of the tree's own supervisors and services (each child's id too). The
+# other children's names are their owners': STORE (piano.store), EVENTS (piano.events), CODEX
+# (piano.codex), TOOLS (piano.mcp), THREAD_SUPERVISOR, THREADS and RECOVERY (piano.threads),
+# and each surface's (piano.surfaces.terminal.TERMINAL, piano.web.WEB, ...).
+STORAGE = "storage"
+"""The supervisor of the store writer, so that it restarts alone."""
+CODEX_SUPERVISOR = "codex_supervisor"
+"""The supervisor of the Codex client, so that it restarts alone (with back-off)."""
+MEDIA = "media"
+"""`MediaService`."""
+SURFACES = "surfaces"
+"""The supervisor of the surfaces."""
+CONSOLE = "console"
+"""`ConsoleService`, the ``piano console`` socket."""
+
 
 class ConsoleService(Actor):
-    """Serves the console socket for the life of the tree."""
+    """Serves the console socket for the life of the tree; its sessions have Piano's
+    conversation helpers (`console_helpers`) beside the runtime's."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -96,12 +125,42 @@ class ConsoleService(Actor):
 
     async def init(self) -> None:
         self.trap_exits = True
-        self.server = ConsoleServer(self.system, self.path)
+        self.server = ConsoleServer(self.system, self.path, console_helpers(self.system))
         await self.server.start()
 
     async def terminate(self, reason: object) -> None:
         if self.server is not None:
             await self.server.close()
+
+
+def console_helpers(system: ActorSystem) -> dict[str, Any]:
+    """The console's conversation helpers: the client API of `piano.threads` (the same calls
+    the surfaces make), plus ``conversations()`` (every live conversation actor by key) and
+    ``conversation(surface, conversation, agent)`` (its actor, started if need be)."""
+
+    def router() -> ActorRef:
+        threads = system.whereis(THREADS)
+        if threads is None:
+            raise LookupError("the thread router is not running")
+        return threads
+
+    async def conversations() -> dict[ThreadKey, ActorRef]:
+        """Every live conversation actor, by key."""
+        return await which_conversations(router())
+
+    async def conversation(surface: str, conversation: str, agent: str = "default") -> ActorRef:
+        """The actor of a conversation, started if it is not alive."""
+        return await open_conversation(router(), ThreadKey(surface, conversation, agent))
+
+    return {
+        "conversations": conversations,
+        "conversation": conversation,
+        "ThreadKey": ThreadKey,
+        "conversation_status": conversation_status,
+        "decide": decide,
+        "interrupt": interrupt,
+        "post_message": post_message,
+    }
 
 
 class MediaService(Actor):
@@ -255,11 +314,11 @@ def build_application(config: Config) -> Application:
     codex_config = access.codex_thread_config if config.tools.mcp.enabled else None
     surfaces = [
         ChildSpec(
-            "terminal",
+            TERMINAL_SURFACE,
             start=lambda: ChatServer(
                 chat_socket, subscriptions, threads_directory, config.default_agent
             ),
-            name="surface:terminal",
+            name=TERMINAL,
         )
     ]
     if config.web.enabled:
@@ -297,9 +356,9 @@ def build_application(config: Config) -> Application:
     )
     children = [
         ChildSpec(
-            "storage",
+            STORAGE,
             start=lambda: Supervisor([store_spec], max_restarts=3, max_seconds=30),
-            name="storage",
+            name=STORAGE,
             type="supervisor",
         ),
         ChildSpec(
@@ -309,9 +368,9 @@ def build_application(config: Config) -> Application:
             type="supervisor",
         ),
         ChildSpec(
-            "codex_supervisor",
+            CODEX_SUPERVISOR,
             start=lambda: Supervisor([codex_spec], max_restarts=5, max_seconds=30),
-            name="codex_supervisor",
+            name=CODEX_SUPERVISOR,
             type="supervisor",
         ),
         mcp_child_spec(config.tools, access, publish=publish, notes=notes),
@@ -331,12 +390,10 @@ def build_application(config: Config) -> Application:
             ),
             name=THREADS,
         ),
-        *([ChildSpec("media", start=lambda: MediaService(media), name="media")] if media else []),
-        ChildSpec(
-            "surfaces", start=lambda: Supervisor(surfaces), type="supervisor", name="surfaces"
-        ),
+        *([ChildSpec(MEDIA, start=lambda: MediaService(media), name=MEDIA)] if media else []),
+        ChildSpec(SURFACES, start=lambda: Supervisor(surfaces), type="supervisor", name=SURFACES),
         ChildSpec(RECOVERY, start=Recovery, name=RECOVERY),
-        ChildSpec("console", start=lambda: ConsoleService(console_socket), name="console"),
+        ChildSpec(CONSOLE, start=lambda: ConsoleService(console_socket), name=CONSOLE),
     ]
     application = Application(
         children,

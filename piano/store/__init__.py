@@ -5,7 +5,7 @@ transaction per batch, and returns only once a batch has committed; readers quer
 connections, concurrently, and always see whole batches.
 
 ```python
-writer = await system.spawn(StoreWriter(path), name="store")     # opens and migrates
+writer = await system.spawn(StoreWriter(path), name=STORE)       # opens and migrates
 await writer.call(UpsertSurface("telegram", "telegram"))
 await writer.call(UpsertAgent("codex", "codex", model="gpt-5"))
 await writer.call(CreateThread("t1", "telegram", "chat:42", "codex"))
@@ -38,6 +38,7 @@ Guarantees:
 from __future__ import annotations
 
 from piano.store._actor import (
+    STORE,
     CreateThread,
     LastSeqs,
     RecordInteraction,
@@ -79,6 +80,7 @@ from piano.store._writer import ThreadStatus, Writer
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "STORE",
     "AgentRecord",
     "ApprovalRecord",
     "BatchRejected",

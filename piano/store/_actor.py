@@ -1,7 +1,7 @@
 """`StoreWriter`: the actor that owns the database's one `Writer`.
 
 ```python
-writer = await system.spawn(StoreWriter(path), name="store")  # SQLite; or StoreWriter(opener)
+writer = await system.spawn(StoreWriter(path), name=STORE)  # SQLite; or StoreWriter(opener)
 seqs = await writer.call(WriteBatch(events), timeout=30)    # returns once committed
 await writer.call(CreateThread("t1", "telegram", "chat:42", "codex"))
 ```
@@ -37,6 +37,7 @@ from piano.store._writer import ThreadStatus
 from schemas.events import Interaction, ThreadEvent
 
 __all__ = [
+    "STORE",
     "CreateThread",
     "LastSeqs",
     "RecordInteraction",
@@ -49,6 +50,9 @@ __all__ = [
     "UpsertUser",
     "WriteBatch",
 ]
+
+STORE = "store"
+"""The name the daemon's `StoreWriter` registers under; everything that writes finds it by it."""
 
 
 class StoreWrite:

@@ -27,7 +27,6 @@ from piano.threads._client import (
     which_conversations,
 )
 from piano.threads._directory import (
-    STORE,
     MemoryDirectory,
     StoreDirectory,
     ThreadDirectory,
@@ -47,7 +46,6 @@ from schemas.events import Decision, Outcome
 __all__ = [
     "RECOVERY",
     "RECOVER_TIMEOUT",
-    "STORE",
     "THREADS",
     "THREAD_SUPERVISOR",
     "TIMEOUT",

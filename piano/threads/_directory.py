@@ -35,16 +35,12 @@ if TYPE_CHECKING:
     from piano.config import AgentConfig
 
 __all__ = [
-    "STORE",
     "MemoryDirectory",
     "StoreDirectory",
     "ThreadDirectory",
     "ThreadKey",
     "Unfinished",
 ]
-
-STORE = "store"
-"""The registered name of the daemon's store writer."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from typing import Literal
 
 import msgspec
 
+from piano.store import STORE
 from piano.tools.browser import BrowserConfig
 from piano.tools.jail import JailConfig
 from piano.tools.webfetch import FetchConfig
@@ -58,7 +59,7 @@ class JailToolConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, f
     cpu_limit: float | None = 1.0
     max_sessions: int = 16
     idle_timeout: float = 1800.0
-    store: str = "store"
+    store: str = STORE
 
     def workspace(self, thread_id: str) -> Path:
         """The thread's workspace directory (the thread id must be a safe file name)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from piano.web._config import WebConfig
+from piano.web._config import SURFACE, WEB, WebConfig
 from piano.web._dashboard import RECENT_ERRORS, Observer, record_errors
 from supervisors import ChildSpec
 
@@ -27,15 +27,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RECENT_ERRORS",
+    "SURFACE",
     "WEB",
     "Observer",
     "WebConfig",
     "child_spec",
     "record_errors",
 ]
-
-WEB = "surface:web"
-"""The name the web surface registers under."""
 
 
 def child_spec(
@@ -56,7 +54,7 @@ def child_spec(
     from piano.web._surface import WebSurface
 
     return ChildSpec(
-        "web",
+        SURFACE,
         start=lambda: WebSurface(
             config,
             subscriptions,

@@ -49,6 +49,7 @@ from piano.threads import (
     which_conversations,
 )
 from piano.web._auth import Tokens, bearer
+from piano.web._config import SURFACE
 from piano.web._dashboard import Observer
 from piano.web._upload import UploadTooLarge, read_upload
 from schemas import events as ev
@@ -322,7 +323,7 @@ class Api:
 
     async def _new_message(self, request: web.Request) -> web.StreamResponse:
         body: _NewMessage = await self._body(request, _NewMessage)
-        key = ThreadKey("web", body.conversation, body.agent or self.default_agent)
+        key = ThreadKey(SURFACE, body.conversation, body.agent or self.default_agent)
         return _json(await self.send(key, body.text, body.user), 202)
 
     async def _upload(self, request: web.Request) -> web.StreamResponse:
@@ -336,7 +337,7 @@ class Api:
             raise ApiError("bad_frame", f"bad upload: {exc}") from None
         fields = upload.fields
         conversation = fields.get("conversation") or "default"
-        key = ThreadKey("web", conversation, fields.get("agent") or self.default_agent)
+        key = ThreadKey(SURFACE, conversation, fields.get("agent") or self.default_agent)
         try:
             received = await self.media.receive(
                 upload.kind,
@@ -386,7 +387,7 @@ class Api:
         decision = cast(ev.Decision, body.decision)
         thread = await self.thread(request.match_info["id"])
         approval = request.match_info["approval"]
-        if not await decide(thread, approval, decision, "web"):
+        if not await decide(thread, approval, decision, SURFACE):
             raise ApiError("not_found", f"no pending approval {approval!r}")
         return _json({"ok": True})
 

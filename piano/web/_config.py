@@ -19,7 +19,12 @@ from typing import Annotated
 
 import msgspec
 
-__all__ = ["WebConfig"]
+__all__ = ["SURFACE", "WEB", "WebConfig"]
+
+SURFACE = "web"
+"""This surface's name in its conversations' keys (`ThreadKey.surface`) and in the store."""
+WEB = f"surface:{SURFACE}"
+"""The name the web surface registers under."""
 
 
 Count = Annotated[int, msgspec.Meta(ge=1)]

@@ -27,7 +27,7 @@ from piano.threads import ThreadKey, decide, interrupt
 from piano.web._api import Api, ApiError, json_errors
 from piano.web._auth import Tokens, access_log, allowed_origin, bearer
 from piano.web._client import StreamClient
-from piano.web._config import WebConfig
+from piano.web._config import SURFACE, WebConfig
 from piano.web._stream import encode_control
 from schemas import stream as st
 
@@ -281,7 +281,7 @@ class WebServer:
                 await self._message(client, frame)
             case st.Decide(thread_id=thread_id, approval_id=approval_id, decision=decision):
                 thread = await self.api.thread(thread_id)
-                if not await decide(thread, approval_id, decision, "web"):
+                if not await decide(thread, approval_id, decision, SURFACE):
                     raise FrameError("not_found", f"no pending approval {approval_id!r}")
                 self._reply(client, st.Ack(of="decide", ref=frame.ref))
             case st.Interrupt(thread_id=thread_id):
@@ -294,6 +294,6 @@ class WebServer:
         if frame.thread_id is not None:
             key = await self.api.known_key(frame.thread_id)
         else:
-            key = ThreadKey("web", frame.conversation, frame.agent or self.default_agent)
+            key = ThreadKey(SURFACE, frame.conversation, frame.agent or self.default_agent)
         sent = await self.api.send(key, frame.text, frame.user)
         self._reply(client, st.Accepted(**sent, ref=frame.ref))

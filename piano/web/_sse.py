@@ -44,6 +44,7 @@ from piano.surfaces import subscribe, unsubscribe
 from piano.threads import THREADS, ThreadKey, UnknownAgent, open_conversation, post_message
 from piano.web._api import ApiError, error_response
 from piano.web._auth import Tokens, bearer
+from piano.web._config import SURFACE
 from schemas import events as ev
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def sse_handler(
     directory: ThreadDirectory,
     default_agent: str,
     check_token: Callable[[web.Request], bool],
-    surface: str = "web",
+    surface: str = SURFACE,
     keepalive: float = 15.0,
 ) -> Callable[[web.Request], Any]:
     """The aiohttp handler of the SSE chat endpoint (see the module documentation)."""
@@ -220,7 +221,7 @@ def add_sse_routes(
     directory: ThreadDirectory,
     default_agent: str,
     check_token: Callable[[web.Request], bool],
-    surface: str = "web",
+    surface: str = SURFACE,
 ) -> None:
     """Add ``POST /api/messages/stream`` to `app`."""
     app.router.add_post(

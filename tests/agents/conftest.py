@@ -25,8 +25,10 @@ from actors import Actor, ActorRef, ActorSystem, Caller, Down, Registry
 from piano.agents import OpenAIAgentConfig
 from piano.agents.openai import OpenAIBackend, SqliteHistory
 from piano.config import AgentConfig
-from piano.store import StoreReader, StoreWriter, WriteBatch
+from piano.mcp import TOOLS
+from piano.store import STORE, StoreReader, StoreWriter, WriteBatch
 from piano.threads import (
+    THREADS,
     OpenConversation,
     StoreDirectory,
     ThreadKey,
@@ -159,13 +161,13 @@ async def agents(tmp_path: Path) -> AsyncIterator[Start]:
             stack.callback(history.close)
             fake = await stack.enter_async_context(FakeOpenAI())
             system = await stack.enter_async_context(ActorSystem())
-            writer = await system.spawn(StoreWriter(db), name="store")
-            directory = StoreDirectory(lambda: system.whereis("store"), db)
+            writer = await system.spawn(StoreWriter(db), name=STORE)
+            directory = StoreDirectory(lambda: system.whereis(STORE), db)
             stack.callback(directory.close)
             tools = tools_config(tmp_path)
             jail = msgspec.structs.replace(tools.jail, store="")
             tools = msgspec.structs.replace(tools, jail=jail)
-            await system.spawn(Supervisor(tool_specs(tools)), name="tools")
+            await system.spawn(Supervisor(tool_specs(tools)), name=TOOLS)
             agents_, options = agent_configs(fake, api, **changes)
             backend = OpenAIBackend(
                 agents_, options, tools=tools, notes=notes, history=history,
@@ -194,7 +196,7 @@ async def agents(tmp_path: Path) -> AsyncIterator[Start]:
                     directory=directory,
                 )
 
-            threads = await system.spawn(Router(make), name="threads")
+            threads = await system.spawn(Router(make), name=THREADS)
             return World(system, fake, backend, events, directory, threads, db, subscriptions)
 
         yield start

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from actors import ActorSystem, Registry
+from piano.daemon import SURFACES
 from piano.media import Media, MediaConfig, Transcriber, TranscriptionConfig
 from piano.threads import MemoryDirectory
 from piano.web import WEB, child_spec
@@ -90,7 +91,7 @@ async def uploads() -> AsyncIterator[Uploads]:
                 *core_children(
                     core_config, directory, fan_out(events, subscriptions), Registry(keys="unique")
                 ),
-                ChildSpec("surfaces", start=lambda: Supervisor([web_spec]), type="supervisor"),
+                ChildSpec(SURFACES, start=lambda: Supervisor([web_spec]), type="supervisor"),
             ]
             await system.spawn(Supervisor(children), name="piano")
             web = Web(system, subscriptions, directory, session, WEB)

@@ -11,7 +11,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-from piano.store import StoreReader, open_connection
+from piano.codex import CODEX
+from piano.daemon import SURFACES
+from piano.events import EVENTS
+from piano.mcp import TOOLS
+from piano.store import STORE, StoreReader, open_connection
+from piano.threads import THREAD_SUPERVISOR
 from tests.acceptance.daemon import PIANO, chat, console, daemon_running, write_config
 from tests.agents.fake_openai import FakeOpenAI
 from tests.agents.fake_openai import Text as OpenAIText
@@ -260,11 +265,11 @@ async def _kill_store(state: Path) -> None:
     await console(state, "kill('store')")
 
 
-@pytest.mark.parametrize(("victim", "kill"), [("codex", _kill_codex), ("store", _kill_store)])
+@pytest.mark.parametrize(("victim", "kill"), [(CODEX, _kill_codex), (STORE, _kill_store)])
 async def test_a_crashed_codex_or_store_restarts_alone_and_nothing_accepted_is_lost(
     dirs: CodexDirs, victim: str, kill: Callable[[Path], Awaitable[None]]
 ) -> None:
-    others = ["store", "events", "codex", "tools", "thread_supervisor", "surfaces"]
+    others = [STORE, EVENTS, CODEX, TOOLS, THREAD_SUPERVISOR, SURFACES]
     others.remove(victim)
     async with FakeResponsesProvider() as provider:
         provider.script(Text("one"), Text("two"))

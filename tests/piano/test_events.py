@@ -17,6 +17,7 @@ from actors import ActorRef, ActorSystem, Caller, Registry, info, suspend
 from actors.pipeline import push, push_many
 from piano.events import EVENTS, event_pipeline
 from piano.store import (
+    STORE,
     CreateThread,
     StoreReader,
     StoreWriter,
@@ -43,7 +44,7 @@ async def test_a_refused_event_is_logged_and_dropped_and_the_rest_of_its_batch_i
     )
     with structlog.testing.capture_logs() as logs:
         async with ActorSystem() as system:
-            store = await system.spawn(StoreWriter(database), name="store")
+            store = await system.spawn(StoreWriter(database), name=STORE)
             for write in (
                 UpsertSurface("web", "web"),
                 UpsertAgent("codex", "codex"),
@@ -51,7 +52,7 @@ async def test_a_refused_event_is_logged_and_dropped_and_the_rest_of_its_batch_i
             ):
                 await store.call(write, timeout=10)
             ref = await system.spawn(
-                event_pipeline(Registry(keys="duplicate"), lambda: system.whereis("store")),
+                event_pipeline(Registry(keys="duplicate"), lambda: system.whereis(STORE)),
                 name=EVENTS,
             )
             await push_many(ref, [_notice("a"), refused, _notice("c")])
@@ -74,9 +75,9 @@ async def test_a_batch_waits_out_a_store_restart_and_nothing_is_lost(tmp_path: P
     database = tmp_path / "piano.db"
     with structlog.testing.capture_logs() as logs:
         async with ActorSystem() as system:
-            spec = ChildSpec("store", start=lambda: StoreWriter(database), name="store")
+            spec = ChildSpec(STORE, start=lambda: StoreWriter(database), name=STORE)
             await system.spawn(Supervisor([spec]))
-            store = system.whereis("store")
+            store = system.whereis(STORE)
             assert store is not None
             for write in (
                 UpsertSurface("web", "web"),
@@ -88,7 +89,7 @@ async def test_a_batch_waits_out_a_store_restart_and_nothing_is_lost(tmp_path: P
 
             def writer() -> ActorRef | None:
                 writing.set()  # the batch processor looks the store up, then calls it at once
-                return system.whereis("store")
+                return system.whereis(STORE)
 
             ref = await system.spawn(
                 event_pipeline(Registry(keys="duplicate"), writer), name=EVENTS

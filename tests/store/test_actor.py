@@ -11,6 +11,7 @@ import pytest
 
 from actors import ActorSystem, get_state
 from piano.store import (
+    STORE,
     BatchRejected,
     CreateThread,
     RecordInteraction,
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_the_writer_actor_applies_every_write_and_replies_after_commit(path: Path) -> None:
     async with ActorSystem() as system:
-        store = await system.spawn(StoreWriter(path), name="store")
+        store = await system.spawn(StoreWriter(path), name=STORE)
         for message in (
             UpsertSurface("web", "web", name="Web"),
             UpsertAgent("codex", "codex", model="gpt-5"),
@@ -118,7 +119,7 @@ async def test_stopping_the_writer_closes_the_database(path: Path) -> None:
 async def test_a_shutdown_from_its_supervisor_closes_the_database(path: Path) -> None:
     async with ActorSystem() as system:
         supervisor = await system.spawn(
-            Supervisor([ChildSpec("store", start=lambda: StoreWriter(path))])
+            Supervisor([ChildSpec(STORE, start=lambda: StoreWriter(path))])
         )
         store = (await which_children(supervisor))[0].ref
         assert store is not None

@@ -21,7 +21,7 @@ import pytest
 from actors import ActorRef, ActorSystem, Registry
 from piano.media import Media
 from piano.store import open_connection
-from piano.surfaces.telegram import Inbox, TelegramConfig, TelegramSurface, Transcripts
+from piano.surfaces.telegram import TELEGRAM, Inbox, TelegramConfig, TelegramSurface, Transcripts
 from piano.threads import THREADS, MemoryDirectory, ThreadDirectory
 from schemas import events as ev
 from supervisors import Supervisor
@@ -87,7 +87,7 @@ class TG:
                 webhook_secret="s3cret",
                 media=self.media,
             ),
-            name="surface:telegram",
+            name=TELEGRAM,
         )
         return self.surface
 

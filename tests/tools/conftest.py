@@ -14,7 +14,7 @@ from aiohttp import web
 
 from actors import ActorSystem
 from piano.mcp import McpAccess, child_spec
-from piano.store import CreateThread, StoreWriter, UpsertAgent, UpsertSurface
+from piano.store import STORE, CreateThread, StoreWriter, UpsertAgent, UpsertSurface
 from piano.tools import (
     JailToolConfig,
     McpConfig,
@@ -110,7 +110,7 @@ class Tools:
 
 
 async def start_store(system: ActorSystem, db: Path, *threads: str) -> None:
-    store = await system.spawn(StoreWriter(db), name="store")
+    store = await system.spawn(StoreWriter(db), name=STORE)
     await store.call(UpsertSurface("test", "test"))
     await store.call(UpsertAgent("codex", "codex"))
     for thread_id in threads:

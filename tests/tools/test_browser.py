@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from actors import ActorSystem
-from piano.tools import SessionLimitReached, Toolbox, ToolError, browser_name
+from piano.tools import BROWSERS, SessionLimitReached, Toolbox, ToolError, browser_name
 from piano.tools.browser import (
     Back,
     BrowserActionError,
@@ -122,7 +122,7 @@ async def test_sessions_beyond_the_limit_are_refused_until_an_idle_one_closes(
 ) -> None:
     config = tools_config(tmp_path, max_sessions=1, idle_timeout=1.0)
     async with ActorSystem() as system:
-        await system.spawn(DynamicSupervisor(max_children=1), name="tools:browsers")
+        await system.spawn(DynamicSupervisor(max_children=1), name=BROWSERS)
         box = Toolbox(system, config)
         await box.browse("thread-a", Visit(site.url("/")))
         first = system.whereis(browser_name("thread-a"))
@@ -149,7 +149,7 @@ async def test_a_missing_browser_tool_is_reported_not_raised_as_a_crash(tmp_path
 async def test_a_browser_that_cannot_start_is_reported_with_the_reason(tmp_path: Path) -> None:
     config = tools_config(tmp_path, chromedriver="/bin/false")
     async with ActorSystem() as system:
-        await system.spawn(DynamicSupervisor(), name="tools:browsers")
+        await system.spawn(DynamicSupervisor(), name=BROWSERS)
         box = Toolbox(system, config)
         with pytest.raises(ToolError, match=r"browser could not start.*/bin/false exited"):
             await box.browse("thread-a", CurrentUrl())

@@ -17,7 +17,7 @@ import structlog
 from aiohttp import web
 
 from actors import ActorSystem, get_state
-from piano.tools import Toolbox, browser_name
+from piano.tools import BROWSERS, Toolbox, browser_name
 from piano.tools.browser import ReadText, Visit
 from piano.tools.browser._proxy import GuardProxy, ProxyStatistics
 from piano.tools.webfetch import AddressPolicy, HostResolver, StaticResolver, SystemResolver
@@ -57,7 +57,7 @@ async def browsers() -> AsyncIterator[ActorSystem]:
     """An actor system with the browser sessions' supervisor (Chromium must be installed)."""
     require_binaries()
     async with ActorSystem() as system:
-        await system.spawn(DynamicSupervisor(), name="tools:browsers")
+        await system.spawn(DynamicSupervisor(), name=BROWSERS)
         yield system
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from piano.codex._rpc import CodexProcess
 from piano.codex._translate import Translator
-from piano.store import RecordInteraction, StoreReader, WriteBatch
+from piano.store import STORE, RecordInteraction, StoreReader, WriteBatch
 from piano.threads import Decision, decide
 from schemas import events as ev
 from schemas.codex import TextInput, ThreadStartParams, TurnStartParams
@@ -49,7 +49,7 @@ async def test_codex_calls_web_fetch_on_the_endpoint_and_the_result_is_persisted
         if method == "turn/completed":
             completed.set()
 
-    store = tools.system.whereis("store")
+    store = tools.system.whereis(STORE)
     assert store is not None
     async with FakeResponsesProvider() as provider:
         provider.script(

@@ -17,6 +17,7 @@ import pytest
 from aiohttp import ClientSession, ClientWebSocketResponse, WSMsgType
 
 from actors import ActorRef, ActorSystem, Registry
+from piano.daemon import SURFACES
 from piano.surfaces import deliver
 from piano.threads import MemoryDirectory
 from piano.web import WEB, WebConfig, child_spec
@@ -185,7 +186,7 @@ async def web_core(dirs: CodexDirs, web_options: dict[str, Any]) -> AsyncIterato
         children = [
             *core_children(core_config, directory, publish, sessions),
             ChildSpec(
-                "surfaces", start=lambda: Supervisor([web_spec]), type="supervisor", name="surfaces"
+                SURFACES, start=lambda: Supervisor([web_spec]), type="supervisor", name=SURFACES
             ),
         ]
         await system.spawn(Supervisor(children, max_restarts=10, max_seconds=5), name="piano")

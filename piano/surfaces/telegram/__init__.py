@@ -25,7 +25,13 @@ import os
 from actors import Registry, Secret
 from piano.media import Media
 from piano.surfaces.telegram._access import Access
-from piano.surfaces.telegram._config import Role, TelegramConfig, WebhookConfig
+from piano.surfaces.telegram._config import (
+    SURFACE,
+    TELEGRAM,
+    Role,
+    TelegramConfig,
+    WebhookConfig,
+)
 from piano.surfaces.telegram._inbox import Conversation, Inbox
 from piano.surfaces.telegram._progress import ChatPacer, TurnProgress
 from piano.surfaces.telegram._split import Chunk, render_html, split_markdown
@@ -34,6 +40,8 @@ from piano.threads import ThreadDirectory
 from supervisors import Backoff, ChildSpec
 
 __all__ = [
+    "SURFACE",
+    "TELEGRAM",
     "Access",
     "ChatPacer",
     "Chunk",
@@ -108,9 +116,9 @@ def child_spec(
         )
 
     return ChildSpec(
-        "telegram",
+        SURFACE,
         start=start,
-        name="surface:telegram",
+        name=TELEGRAM,
         backoff=Backoff(initial=1.0, cap=60.0),
         shutdown=10.0,
         init_timeout=60.0,

@@ -19,7 +19,7 @@ from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from actors import Timer
 from piano.surfaces._surface import Surface
-from piano.surfaces.telegram._config import TelegramConfig
+from piano.surfaces.telegram._config import SURFACE, TelegramConfig
 from piano.surfaces.telegram._inbox import Inbox, StatusRow
 from piano.surfaces.telegram._outbox import Outbox, Outgoing, decode, encode, retry_seconds
 from piano.surfaces.telegram._progress import ChatPacer, TurnProgress
@@ -40,7 +40,7 @@ class Route:
 
     @property
     def key(self) -> ThreadKey:
-        return ThreadKey("telegram", self.conversation, self.agent)
+        return ThreadKey(SURFACE, self.conversation, self.agent)
 
 
 @dataclass(eq=False, slots=True)

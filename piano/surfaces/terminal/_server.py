@@ -32,7 +32,12 @@ from piano.threads import (
 from schemas import chat
 from schemas import events as ev
 
-__all__ = ["ChatServer"]
+__all__ = ["SURFACE", "TERMINAL", "ChatServer"]
+
+SURFACE = "terminal"
+"""This surface's name in its conversations' keys (`ThreadKey.surface`) and in the store."""
+TERMINAL = f"surface:{SURFACE}"
+"""The name `ChatServer` registers under."""
 
 log = structlog.get_logger(__name__)
 _encoder = msgspec.json.Encoder()
@@ -131,7 +136,7 @@ class ChatServer(Surface):
                     continue
                 match frame:
                     case chat.Hello(conversation=conversation, agent=chosen, user=user):
-                        key = ThreadKey("terminal", conversation, chosen or self.default_agent)
+                        key = ThreadKey(SURFACE, conversation, chosen or self.default_agent)
                         thread_id, _ = await self.directory.thread_for(key)
                         await self.ref.call(("attach", thread_id, writer))
                         send(chat.Welcome(thread_id=thread_id, agent=key.agent))

@@ -1,7 +1,7 @@
 """`JailSession`: one thread's jailed shell as an actor, every command audited in the store.
 
 ```python
-ref = await system.spawn(JailSession("thread-1", JailConfig(workspace=path), store="store"))
+ref = await system.spawn(JailSession("thread-1", JailConfig(workspace=path), store=STORE))
 result = await ref.call(RunCommand("make test", timeout=120), timeout=180)   # CommandResult
 ```
 
@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors import NOREPLY, Actor, Caller
+from piano.store import STORE
 from piano.tools._errors import ToolError
 from piano.tools.jail._audit import BeginCommand, RecordCommand
 from piano.tools.jail._shell import JailedShell
@@ -67,7 +68,7 @@ class JailSession(Actor):
         thread_id: str,
         config: JailConfig,
         *,
-        store: str | None = "store",
+        store: str | None = STORE,
         idle_timeout: float = 1800.0,
         audit_timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
