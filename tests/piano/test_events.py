@@ -136,9 +136,9 @@ async def test_a_batch_whose_reply_was_lost_after_commit_is_retried_without_dupl
             return result
 
     async with ActorSystem() as system:
-        spec = ChildSpec("store", start=lambda: LosesTheFirstReply(database), name="store")
+        spec = ChildSpec(STORE, start=lambda: LosesTheFirstReply(database), name=STORE)
         await system.spawn(Supervisor([spec]))
-        store = system.whereis("store")
+        store = system.whereis(STORE)
         assert store is not None
         for write in (
             UpsertSurface("web", "web"),
@@ -147,7 +147,7 @@ async def test_a_batch_whose_reply_was_lost_after_commit_is_retried_without_dupl
         ):
             await store.call(write, timeout=10)
         ref = await system.spawn(
-            event_pipeline(Registry(keys="duplicate"), lambda: system.whereis("store")),
+            event_pipeline(Registry(keys="duplicate"), lambda: system.whereis(STORE)),
             name=EVENTS,
         )
         await push_many(ref, [_notice("a"), _notice("b")])
