@@ -13,6 +13,12 @@ treat the cancellation as "stop fetching". If `produce` raises, the producer act
 its supervisor restarts it, calling `produce` again on the same object (resume from the source's
 own position). A `produce` that returns means the source is exhausted; pushes still work.
 
+``stop()`` is called whenever the producer actor stops, after `produce` has ended: on a restart,
+and last on shutdown, when the drain has already ended every message it could (the terminator
+stops first and waits, so a broker producer can still acknowledge on the channel that
+delivered, and close it only in `stop`). It must leave the object ready for another `produce`.
+Errors in `stop` are logged, not raised.
+
 Only one producer per pipeline: per-key order holds for the messages of one producer (or one
 pushing coroutine), as in Broadway.
 """
@@ -38,6 +44,10 @@ class Producer:
 
     async def produce(self, emit: Emit) -> None:
         """Emit messages until cancelled (the default emits nothing)."""
+        return None
+
+    async def stop(self) -> None:
+        """Release the source after `produce` has ended (the default does nothing)."""
         return None
 
 
@@ -91,6 +101,10 @@ class ProducerStage(Actor):
 
     async def terminate(self, reason: object) -> None:
         await self._cancel()
+        try:
+            await self.producer.stop()
+        except Exception as exc:
+            self.log.error("pipeline.producer_stop_failed", reason=repr(exc), exc_info=exc)
 
     async def _cancel(self) -> None:
         task, self.task = self.task, None
