@@ -11,10 +11,12 @@ Start with `docs/actors.md`; each module's docstring is the reference for its pa
 `actors._timers`, `actors._introspection`, `actors._redaction` (secrets kept out of what is
 rendered), `actors._loops` (choosing the event loop: uvloop), `actors._thread` (thread actors
 for blocking libraries), `actors._pykka` (adopting pykka actors), `actors._blocking`
-(synchronous code).
+(synchronous code), `actors._backoff` (`Backoff`: the one back-off, for restarts, retries and
+reconnects).
 """
 
 from actors._actor import Actor, current_actor
+from actors._backoff import Backoff, Streak
 from actors._blocking import BlockingRef, BlockingSystem, run_in_thread
 from actors._introspection import (
     ActorInfo,
@@ -67,6 +69,7 @@ __all__ = [
     "ActorRef",
     "ActorSystem",
     "ActorTimeout",
+    "Backoff",
     "BlockingRef",
     "BlockingSystem",
     "Caller",
@@ -83,6 +86,7 @@ __all__ = [
     "Secret",
     "Shutdown",
     "StartFailed",
+    "Streak",
     "SystemStatistics",
     "ThreadActor",
     "Timer",

@@ -7,7 +7,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from actors import SHUTDOWN, Actor
+from actors import SHUTDOWN, Actor, Streak
 from supervisors._children import Child, Clock, Intensity, log
 
 __all__ = ["RestartDue", "SupervisorBase"]
@@ -74,10 +74,9 @@ class SupervisorBase(Actor):
         backoff = child.spec.backoff
         delay = 0.0
         if backoff is not None:
-            if self._clock() - child.started_at >= backoff.reset_after:
-                child.failures = 0
-            child.failures += 1
-            delay = backoff.delay(child.failures, self._rng)
+            if child.streak is None or child.streak.backoff is not backoff:
+                child.streak = Streak(backoff, self._rng, self._clock)
+            delay = child.streak.failed()
             log.info(
                 "supervisor.restart_delayed",
                 supervisor=repr(self.ref),

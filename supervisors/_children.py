@@ -39,6 +39,7 @@ from actors import (
     ActorRef,
     Ignore,
     StartFailed,
+    Streak,
     Timer,
     is_normal_exit,
 )
@@ -168,7 +169,8 @@ class Child:
     ref: ActorRef | None = None
     restarts: int = 0
     started_at: float = 0.0
-    failures: int = 0
+    streak: Streak | None = None
+    """The failing streak its `ChildSpec.backoff` delays restarts by (from the first one)."""
     pending: Timer | None = None
     token: int = 0
     restarting: bool = False
@@ -256,6 +258,8 @@ async def start_child(
         raise ChildStartError(spec.id, reason) from exc
     child.ref = ref
     child.started_at = clock()
+    if child.streak is not None:
+        child.streak.started()
     log.info("supervisor.child_started", supervisor=sup.ref, child=spec.id, ref=ref)
     return ref
 

@@ -25,10 +25,11 @@
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
+
+from actors import Backoff
 
 if TYPE_CHECKING:
     from actors import Actor
@@ -57,38 +58,6 @@ class ChildSpecError(ValueError):
         self.field = field
         self.rule = rule
         self.value = value
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Delay restarts of a child that keeps failing: exponential, with jitter and a cap.
-
-    The n-th consecutive restart waits ``min(cap, initial * factor**(n-1))`` seconds, spread by
-    ±`jitter` (a fraction). A child that stayed up for `reset_after` seconds starts again at
-    `initial`. See `docs/supervision.md` for how this interacts with restart intensity.
-    """
-
-    initial: float = 0.1
-    factor: float = 2.0
-    cap: float = 30.0
-    jitter: float = 0.2
-    reset_after: float = 60.0
-
-    def __post_init__(self) -> None:
-        for name in ("initial", "cap", "reset_after"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not value > 0 or math.isinf(value):
-                raise ValueError(f"Backoff.{name} must be a positive number, got {value!r}")
-        if not self.factor >= 1:
-            raise ValueError(f"Backoff.factor must be >= 1, got {self.factor!r}")
-        if not 0 <= self.jitter < 1:
-            raise ValueError(f"Backoff.jitter must be in [0, 1), got {self.jitter!r}")
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Seconds to wait before restart number `attempt` (1-based) of a failing streak."""
-        base = min(self.cap, self.initial * self.factor ** (attempt - 1))
-        spread = base * self.jitter
-        return max(0.0, base + rng.uniform(-spread, spread))
 
 
 @dataclass(frozen=True, slots=True)

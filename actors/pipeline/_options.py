@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from actors._backoff import Backoff
 
 if TYPE_CHECKING:
     from actors.pipeline._message import Message
@@ -41,27 +43,33 @@ def callable_or_none(where: str, value: object) -> None:
 class Retry:
     """Strict mode: a failed message is retried after a back-off before its key moves on.
 
-    The n-th retry waits ``min(cap, initial * factor**(n-1))`` seconds. After `max_attempts`
-    failed attempts the message fails for good with `RetriesExhausted` (a gap, reported to
-    `handle_failed`); ``max_attempts=None`` retries forever.
+    The n-th retry waits up to ``min(cap, initial * factor**(n-1))`` seconds, with `jitter`
+    (full by default): the `actors.Backoff` these fields make (`backoff`). After
+    `max_attempts` failed attempts the message fails for good with `RetriesExhausted` (a gap,
+    reported to `handle_failed`); ``max_attempts=None`` retries forever.
     """
 
     max_attempts: int | None = 5
     initial: float = 0.01
     factor: float = 2.0
     cap: float = 1.0
+    jitter: float = 1.0
+    backoff: Backoff = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.max_attempts is not None:
             positive_int("Retry.max_attempts", self.max_attempts)
         positive_seconds("Retry.initial", self.initial)
         positive_seconds("Retry.cap", self.cap)
-        if type(self.factor) not in (int, float) or not self.factor >= 1:
-            raise ValueError(f"Retry.factor must be a number >= 1, got {self.factor!r}")
+        try:
+            backoff = Backoff(self.initial, self.factor, self.cap, self.jitter)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("Backoff.", "Retry.")) from None
+        object.__setattr__(self, "backoff", backoff)
 
     def delay(self, attempts: int) -> float:
         """Seconds before the retry that follows failed attempt number `attempts`."""
-        return float(min(self.cap, self.initial * self.factor ** (attempts - 1)))
+        return self.backoff.delay(attempts)
 
     def exhausted(self, attempts: int) -> bool:
         return self.max_attempts is not None and attempts >= self.max_attempts

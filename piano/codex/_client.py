@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from actors import NOREPLY, ActorExited, ActorRef, ActorSystem, Caller, Registry
+from actors import NOREPLY, ActorExited, ActorRef, ActorSystem, Backoff, Caller, Registry
 from actors import Actor as _Actor
 from piano.codex._namespace import codex_namespace
 from piano.codex._probe import probe_provider
@@ -393,12 +393,16 @@ def _close_with_owner(owner: ActorRef, process: CodexProcess) -> None:
     task.add_done_callback(_owners.discard)
 
 
+_CONNECTION_BACKOFF = Backoff(initial=0.01, cap=0.5)
+"""How often `connection` looks again for a codex being restarted."""
+
+
 async def connection(system: ActorSystem, wait: float = 15.0) -> tuple[ActorRef, CodexProcess]:
     """The live client and its process. While Codex is being restarted, wait up to `wait`
     seconds for it (with growing pauses); then `CodexRpcError`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    pause = 0.01
+    pauses = _CONNECTION_BACKOFF.streak()
     while True:
         ref = system.whereis(CODEX)
         if ref is not None:
@@ -409,5 +413,4 @@ async def connection(system: ActorSystem, wait: float = 15.0) -> tuple[ActorRef,
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise CodexRpcError(-32603, f"codex is not running (waited {wait:g} s for a restart)")
-        await asyncio.sleep(min(pause, remaining))
-        pause = min(pause * 2, 0.5)
+        await asyncio.sleep(min(pauses.failed(), remaining))

@@ -32,6 +32,7 @@ import msgspec
 import openai
 import structlog
 
+from actors import Backoff
 from piano.agents._options import OpenAIAgentConfig
 from piano.agents.openai._chat import chat_round
 from piano.agents.openai._config import Endpoint, EndpointError
@@ -149,7 +150,7 @@ def _retry_delay(exc: BaseException, attempt: int, options: OpenAIAgentConfig) -
             pass
     elif not isinstance(exc, openai.APIConnectionError):
         return None
-    return float(min(options.retry_backoff * 2.0**attempt, options.retry_backoff_cap))
+    return Backoff(initial=options.retry_backoff, cap=options.retry_backoff_cap).delay(attempt + 1)
 
 
 class _Stream:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from actors import Registry, Secret
+from actors import Backoff, Registry, Secret
 from piano.media import Media
 from piano.surfaces.telegram._access import Access
 from piano.surfaces.telegram._config import (
@@ -37,7 +37,7 @@ from piano.surfaces.telegram._progress import ChatPacer, TurnProgress
 from piano.surfaces.telegram._split import Chunk, render_html, split_markdown
 from piano.surfaces.telegram._surface import Route, TelegramSurface, Transcripts
 from piano.threads import ThreadDirectory
-from supervisors import Backoff, ChildSpec
+from supervisors import ChildSpec
 
 __all__ = [
     "SURFACE",

@@ -38,7 +38,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
 
-from supervisors import Backoff
+from actors import Backoff
 
 __all__ = ["SEND_BACKOFF", "Outbox", "Outgoing", "ptb_seconds", "retry_seconds"]
 
@@ -193,7 +193,7 @@ class Outbox:
             await self._deliver(entry)
 
     async def _deliver(self, entry: _Entry) -> None:
-        failures = 0
+        streak = self.backoff.streak(self.rng)
         while True:
             try:
                 await entry.operation()
@@ -212,14 +212,13 @@ class Outbox:
                 if entry.outgoing is not None:
                     self.refused(entry.outgoing, exc)
             except TelegramError as exc:
-                failures += 1
-                delay = self.backoff.delay(failures, self.rng)
+                delay = streak.failed()
                 log.warning(
                     "telegram.send_retrying",
                     chat=self.chat_id,
                     what=entry.what,
                     error=str(exc),
-                    attempt=failures,
+                    attempt=streak.failures,
                     retry_in=round(delay, 2),
                 )
                 await asyncio.sleep(delay)

@@ -46,7 +46,7 @@ from telegram import Bot, User
 from telegram.error import RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 
-from actors import ActorExited, Registry, Timer
+from actors import ActorExited, Backoff, Registry, Timer
 from piano.media import Media
 from piano.store import InteractionRecord, StoreReader
 from piano.surfaces._surface import Context, subscribe
@@ -65,7 +65,6 @@ from piano.surfaces.telegram._texts import (
 )
 from piano.threads import ThreadDirectory
 from schemas import events as ev
-from supervisors import Backoff
 
 __all__ = ["Route", "TelegramSurface", "Transcripts"]
 
@@ -184,8 +183,7 @@ class TelegramSurface(TelegramOutput):
         `CONNECT_BACKOFF` for as long as it takes; then tell the actor (``"connected"``)."""
         assert self.bot is not None
         bot = self.bot
-        rng = random.Random()
-        attempt = 0
+        streak = CONNECT_BACKOFF.streak(random.Random())
         while True:
             try:
                 await bot.initialize()
@@ -198,14 +196,16 @@ class TelegramSurface(TelegramOutput):
             except RetryAfter as exc:
                 delay = retry_seconds(exc)
             except TelegramError as exc:
-                attempt += 1
-                delay = CONNECT_BACKOFF.delay(attempt, rng)
+                delay = streak.failed()
                 self.down = f"the Bot API is unreachable ({self._redact(exc)})"
             except Exception as exc:
                 self.ref.send(("crash", exc))
                 return
             self.log.warning(
-                "telegram.connect_failed", why=self.down, attempt=attempt, retry_in=round(delay, 2)
+                "telegram.connect_failed",
+                why=self.down,
+                attempt=streak.failures,
+                retry_in=round(delay, 2),
             )
             await asyncio.sleep(delay)
         self.ref.send(("connected", bot.bot))
@@ -281,8 +281,7 @@ class TelegramSurface(TelegramOutput):
         assert self.bot is not None
         assert self.inbox is not None
         offset = self.inbox.next_offset()
-        rng = random.Random()
-        failures = 0
+        streak = POLL_BACKOFF.streak(random.Random())
         while True:
             try:
                 updates = await self.bot.get_updates(
@@ -294,8 +293,7 @@ class TelegramSurface(TelegramOutput):
                 await asyncio.sleep(retry_seconds(exc))
                 continue
             except TelegramError as exc:
-                failures += 1
-                delay = POLL_BACKOFF.delay(failures, rng)
+                delay = streak.failed()
                 self.down = f"polling fails ({self._redact(exc)})"
                 self.log.warning("telegram.poll_failed", error=self.down, retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
@@ -303,8 +301,8 @@ class TelegramSurface(TelegramOutput):
             except Exception as exc:
                 self.ref.send(("crash", exc))
                 return
-            if failures:
-                failures = 0
+            if streak.failures:
+                streak.succeeded()
                 self.down = None
                 self.log.info("telegram.poll_resumed")
             if updates:

@@ -20,6 +20,7 @@ from typing import TextIO
 
 import msgspec
 
+from actors import Backoff
 from schemas import chat
 from schemas import events as ev
 
@@ -115,21 +116,25 @@ RECONNECT_FOR = 120.0
 """Seconds an interactive `piano chat` waits for a daemon that went away to come back."""
 
 
+_RECONNECT_BACKOFF = Backoff(initial=0.1, cap=2.0)
+"""How often `piano chat` tries the daemon's socket again while it restarts."""
+
+
 async def _reconnect(
     path: str, within: float
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
     """Connect again as soon as the daemon's socket accepts, for up to `within` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
-    delay = 0.1
+    pauses = _RECONNECT_BACKOFF.streak()
     while True:
         try:
             return await asyncio.open_unix_connection(path, limit=_FRAME_LIMIT)
         except _UNREACHABLE:
+            delay = pauses.failed()
             if loop.time() + delay > deadline:
                 return None
             await asyncio.sleep(delay)  # back-off while the daemon restarts
-            delay = min(delay * 2, 2.0)
 
 
 async def _session(
