@@ -58,9 +58,13 @@ from piano.store._connection import (
     SeqTaken,
     StoreError,
     StoreFull,
+    StoreUnavailable,
     open_connection,
 )
 from piano.store._database import Database
+from piano.store._pg_queries import PostgresReader
+from piano.store._pg_schema import PG_SCHEMA_VERSIONS, migrate_pg, pg_versions
+from piano.store._postgres import PostgresBackend, connect_pg, pg_problem, safe_dsn
 from piano.store._queries import StoreReader
 from piano.store._records import (
     AgentRecord,
@@ -79,6 +83,7 @@ from piano.store._writer import ThreadStatus, Writer
 
 __all__ = [
     "MIGRATIONS",
+    "PG_SCHEMA_VERSIONS",
     "SCHEMA_VERSION",
     "STORE",
     "AgentRecord",
@@ -91,6 +96,8 @@ __all__ = [
     "JournalEntry",
     "LastSeqs",
     "Opener",
+    "PostgresBackend",
+    "PostgresReader",
     "RecordInteraction",
     "SchemaTooNew",
     "SeqTaken",
@@ -101,6 +108,7 @@ __all__ = [
     "StoreError",
     "StoreFull",
     "StoreReader",
+    "StoreUnavailable",
     "StoreWrite",
     "StoreWriter",
     "SurfaceRecord",
@@ -113,8 +121,13 @@ __all__ = [
     "UserRecord",
     "WriteBatch",
     "Writer",
+    "connect_pg",
     "migrate",
+    "migrate_pg",
     "open_connection",
+    "pg_problem",
+    "pg_versions",
     "render_transcript",
+    "safe_dsn",
     "sqlite_writer",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "SchemaTooNew",
     "SeqTaken",
     "StoreError",
+    "StoreUnavailable",
     "open_connection",
 ]
 
@@ -42,6 +43,14 @@ class StoreFull(StoreError):
     def __init__(self, path: str) -> None:
         super().__init__(f"the disk is full (writing {path})")
         self.path = path
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached (a PostgreSQL server down, restarting, refusing the DSN):
+    nothing of the call was written, or its outcome is unknown (a connection lost during
+    COMMIT); the message is one line saying why. The backend stays usable and connects again
+    at its next call, so a caller retries (a batch with the same seqs changes nothing if it
+    did commit)."""
 
 
 class SchemaTooNew(StoreError):

@@ -14,7 +14,9 @@ nothing changed.
 The columns mirror SQLite's (piano.store._schema), so records read the same from either
 backend: times are Unix seconds (``double precision``), JSON documents are ``jsonb`` except the
 journal's bodies (``text``: appended on the hot path, read back whole), identifiers ``text``,
-Telegram's ids ``bigint``. ``interactions."user"`` is quoted (USER is reserved in PostgreSQL).
+Telegram's ids ``bigint``. threads and interactions have a ``rowid`` (an identity) for the
+readers' tie-breaks in insertion order, as SQLite's rowid. ``interactions."user"`` is quoted
+(USER is reserved in PostgreSQL).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ CREATE TABLE agents (
 );
 
 CREATE TABLE threads (
+    rowid            bigint GENERATED ALWAYS AS IDENTITY,
     id               text PRIMARY KEY,
     surface          text NOT NULL REFERENCES surfaces(id),
     conversation     text NOT NULL,
@@ -74,6 +77,7 @@ CREATE TABLE threads (
 CREATE INDEX threads_by_conversation ON threads (surface, conversation, agent, created_at);
 
 CREATE TABLE interactions (
+    rowid        bigint GENERATED ALWAYS AS IDENTITY,
     id           text PRIMARY KEY,
     thread_id    text NOT NULL REFERENCES threads(id),
     "user"       text,
