@@ -1,15 +1,25 @@
 """Fixtures for store tests: a migrated database with a surface, an agent and two threads, and
-small builders for the events a turn produces."""
+small builders for the events a turn produces.
+
+`writer` and `reader` run each test on both backends, as AnyIO runs its tests per backend:
+``[sqlite]`` (a `Writer` on a file) and ``[postgres]`` (a `PostgresBackend` on a fresh database
+of the tests' PostgreSQL server, driven synchronously through a blocking portal, with a
+`PostgresReader`). A module about one backend only overrides `backend_kind`. `dump` reads every
+table of either, for comparing states."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import apsw
+import psycopg
 import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from piano.store import StoreReader, Writer
+from piano.store import PostgresBackend, PostgresReader, StoreReader, Writer
 from schemas.events import (
     ApprovalRequested,
     Interaction,
@@ -21,6 +31,7 @@ from schemas.events import (
     TurnCompleted,
     TurnStarted,
 )
+from tests.postgres import fresh_database
 
 T0 = 1_750_000_000.0
 
@@ -38,17 +49,87 @@ def set_up(writer: Writer, *threads: str) -> None:
         writer.create_thread(thread_id, "telegram", f"chat:{thread_id}", "codex", at=T0)
 
 
-@pytest.fixture
-def writer(path: Path) -> Iterator[Writer]:
-    with Writer(path) as writer:
-        set_up(writer, "t1", "t2")
-        yield writer
+class SyncBackend:
+    """A `StoreBackend` called like the synchronous `Writer` (each call run on the portal's
+    event loop and waited for)."""
+
+    def __init__(self, portal: BlockingPortal, backend: PostgresBackend) -> None:
+        self.portal = portal
+        self.backend = backend
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.backend, name)
+        return lambda *args, **kwargs: self.portal.call(partial(method, *args, **kwargs))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
 
 
 @pytest.fixture
-def reader(writer: Writer, path: Path) -> Iterator[StoreReader]:
-    with StoreReader(path) as reader:
+def pg_database(backend_kind: str) -> Iterator[str]:
+    """The DSN of the test's own database (postgres only)."""
+    if backend_kind != "postgres":
+        yield ""
+        return
+    with fresh_database() as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def writer(backend_kind: str, path: Path, pg_database: str) -> Iterator[Writer]:
+    if backend_kind == "sqlite":
+        with Writer(path) as writer:
+            set_up(writer, "t1", "t2")
+            yield writer
+        return
+    with start_blocking_portal() as portal:
+        backend = portal.call(PostgresBackend.open, pg_database)
+        facade = cast(Writer, SyncBackend(portal, backend))
+        try:
+            set_up(facade, "t1", "t2")
+            yield facade
+        finally:
+            portal.call(backend.close)
+
+
+@pytest.fixture
+def reader(
+    writer: Writer, backend_kind: str, path: Path, pg_database: str
+) -> Iterator[StoreReader]:
+    opened = StoreReader(path) if backend_kind == "sqlite" else PostgresReader(pg_database)
+    with opened as reader:
         yield reader
+
+
+_TABLES = ("events", "interactions", "items", "approvals", "token_usage", "threads")
+
+
+@pytest.fixture
+def dump(
+    backend_kind: str, path: Path, pg_database: str
+) -> Callable[[], dict[str, list[tuple[object, ...]]]]:
+    """Every row of the store's tables, per table, in a stable order."""
+
+    def rows() -> dict[str, list[tuple[object, ...]]]:
+        if backend_kind == "sqlite":
+            db = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+            try:
+                return {
+                    table: db.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+                    for table in _TABLES
+                }
+            finally:
+                db.close()
+        with psycopg.connect(pg_database) as connection:
+            return {
+                table: sorted(connection.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+                for table in _TABLES
+            }
+
+    return rows
 
 
 def started(

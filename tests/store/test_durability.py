@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import apsw
+import pytest
 
 from piano.store import StoreReader, Writer, open_connection
 from schemas.events import Notice
@@ -17,6 +18,12 @@ from tests.store import crash_writer
 
 ROOT = Path(__file__).resolve().parents[2]
 KILL_AFTER = 8
+
+
+@pytest.fixture
+def backend_kind() -> str:
+    """SQLite's own guarantees (its file, WAL snapshots, locks): not parametrised."""
+    return "sqlite"
 
 
 def test_a_writer_killed_mid_write_leaves_an_intact_database_with_every_acknowledged_batch(

@@ -4,27 +4,15 @@ applied to the tables."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
-import apsw
 import pytest
 
 from piano.store import SeqTaken, Writer
 from schemas.events import Item, Notice, ThreadEvent
 from tests.store.conftest import delta, item_started, simple_turn, started
 
-_TABLES = ("events", "interactions", "items", "approvals", "token_usage", "threads")
-
-
-def dump(path: Path) -> dict[str, list[tuple[object, ...]]]:
-    db = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-    try:
-        return {
-            table: db.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
-            for table in _TABLES
-        }
-    finally:
-        db.close()
+Dump = Callable[[], dict[str, list[tuple[object, ...]]]]
 
 
 def turn_with_usage() -> list[ThreadEvent]:
@@ -35,21 +23,21 @@ def turn_with_usage() -> list[ThreadEvent]:
 
 
 def test_writing_a_committed_batch_again_with_the_same_seqs_changes_no_row(
-    writer: Writer, path: Path
+    writer: Writer, dump: Dump
 ) -> None:
     batch = turn_with_usage()
     seqs = writer.write_batch(batch)
-    before = dump(path)
+    before = dump()
 
     again = writer.write_batch(batch, seqs)
 
     assert again == seqs
-    assert dump(path) == before
+    assert dump() == before
     items = dict((row[1], row[7]) for row in before["items"])  # id -> text
     assert items["turn1-msg"] == "hello there"  # the deltas were not appended twice
 
 
-def test_a_retried_batch_that_grew_applies_only_its_new_events(writer: Writer, path: Path) -> None:
+def test_a_retried_batch_that_grew_applies_only_its_new_events(writer: Writer, dump: Dump) -> None:
     first: list[ThreadEvent] = [
         started("t1", "i1", "turn1"),
         item_started("t1", "turn1", Item(id="m", kind="agent_message")),
@@ -59,7 +47,7 @@ def test_a_retried_batch_that_grew_applies_only_its_new_events(writer: Writer, p
 
     assert writer.write_batch(grown, [*seqs, seqs[-1] + 1]) == [1, 2, 3]
 
-    rows = dump(path)
+    rows = dump()
     assert [(row[1], row[2]) for row in rows["events"]] == [
         (1, "turn.started"),
         (2, "item.started"),
@@ -69,17 +57,17 @@ def test_a_retried_batch_that_grew_applies_only_its_new_events(writer: Writer, p
 
 
 def test_a_seq_another_event_holds_refuses_the_batch_with_seq_taken_and_writes_nothing(
-    writer: Writer, path: Path
+    writer: Writer, dump: Dump
 ) -> None:
     writer.write_batch([Notice(thread_id="t1", level="info", message="first")])
-    before = dump(path)
+    before = dump()
     other = Notice(thread_id="t1", level="info", message="another")
 
     with pytest.raises(SeqTaken) as raised:
         writer.write_batch([Notice(thread_id="t2", level="info", message="ok"), other], [1, 1])
 
     assert (raised.value.index, raised.value.thread_id, raised.value.seq) == (1, "t1", 1)
-    assert dump(path) == before
+    assert dump() == before
     assert writer.last_seqs(["t1", "t2", "unknown"]) == {"t1": 1, "t2": 0, "unknown": 0}
 
 

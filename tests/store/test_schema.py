@@ -52,6 +52,12 @@ def user_version(path: Path) -> int:
         connection.close()
 
 
+@pytest.fixture
+def backend_kind() -> str:
+    """SQLite's own guarantees (its file, WAL snapshots, locks): not parametrised."""
+    return "sqlite"
+
+
 def test_an_empty_file_is_migrated_to_the_current_version_with_every_table(path: Path) -> None:
     Writer(path).close()
 
