@@ -22,7 +22,7 @@ import pytest
 from actors import ActorSystem
 from tests.actors.conftest import anyio_backend
 
-__all__ = ["Broker", "Proxy", "amqp_url", "anyio_backend", "broker", "system"]
+__all__ = ["Broker", "Proxy", "amqp_url", "anyio_backend", "broker", "system", "until"]
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -205,3 +205,16 @@ class Proxy:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+
+
+async def until(predicate: Any, timeout: float, what: str) -> None:
+    """Wait for a condition on something outside this process (a file another process writes,
+    the broker's state), checking every 20 ms; fail naming `what` after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    for _ in iter(int, 1):
+        if predicate():
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        await asyncio.sleep(0.02)
