@@ -1,9 +1,10 @@
 """The surface interface: how a chat surface (terminal, Telegram, web) shows a conversation.
 
 A surface is an actor. It subscribes to the threads it shows (`subscribe`), and the events of
-those threads arrive in its mailbox in order; `Surface.handle_info` turns each into a lifecycle
-callback with a `Context` (which thread, interaction and turn). Every callback has a default
-that does nothing, so a surface implements only what it shows:
+those threads arrive in its mailbox in order; `Surface.handle_info` hands each to `on_event`,
+whose default turns it into a lifecycle callback with a `Context` (which thread, interaction
+and turn). Every callback has a default that does nothing, so a surface implements only what
+it shows:
 
 | callback               | when                                                         |
 |------------------------|--------------------------------------------------------------|
@@ -16,6 +17,12 @@ that does nothing, so a surface implements only what it shows:
 | `approval_withdrawn`   | that request was decided, expired or withdrawn               |
 | `turn_completed`       | the answer is complete (or failed, or was interrupted)       |
 | `notice`               | retrying, queued, a warning or an error to show the user     |
+
+Every actor that receives thread events is a `Surface`. One that renders them (Telegram)
+implements the callbacks; one that forwards each event whole to its clients (the terminal
+chat socket, the web event stream and its server-sent events) overrides `on_event` instead,
+so no surface re-implements the delivery. A surface talks back to conversations only through
+the client functions of `piano.threads` (`send_message`, `decide`, `interrupt`, ...).
 
 A surface that crashes is restarted by its supervisor without touching the threads: threads
 only `send` to it, so they never notice.
@@ -71,6 +78,12 @@ class Surface(Actor):
     def handle_info(self, message: Any) -> Any:
         if not isinstance(message, ev.Event):
             return super().handle_info(message)
+        return self.on_event(message)  # type: ignore[arg-type]
+
+    def on_event(self, message: ev.ThreadEvent) -> Any:
+        """An event of a subscribed thread (every event of a thread, in order). The default
+        calls the lifecycle callback of its kind; a surface that forwards events whole
+        overrides this instead."""
         context = Context(message.thread_id, message.interaction_id, message.turn_id)
         match message:
             case ev.TurnStarted():

@@ -39,8 +39,8 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from actors import Actor, ActorSystem, Registry
-from piano.surfaces import subscribe, unsubscribe
+from actors import ActorSystem, Registry
+from piano.surfaces import Surface, subscribe, unsubscribe
 from piano.threads import THREADS, ThreadKey, UnknownAgent, open_conversation, post_message
 from piano.web._api import ApiError, error_response
 from piano.web._auth import Tokens, bearer
@@ -64,15 +64,14 @@ class _Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     user: str | None = None
 
 
-class _Listener(Actor):
+class _Listener(Surface):
     """Subscribed to one thread for one request: hands its events to the handler's queue."""
 
     def __init__(self, queue: asyncio.Queue[ev.ThreadEvent]) -> None:
         self.queue = queue
 
-    def handle_info(self, message: Any) -> None:
-        if isinstance(message, ev.Event):
-            self.queue.put_nowait(message)  # type: ignore[arg-type]
+    def on_event(self, message: ev.ThreadEvent) -> None:
+        self.queue.put_nowait(message)
 
 
 def token_check(tokens: Tokens) -> Callable[[web.Request], bool]:

@@ -154,8 +154,6 @@ class WebSurface(Surface):
 
     def handle_info(self, message: Any) -> Any:
         match message:
-            case ev.Event():
-                self._forward(message)  # type: ignore[arg-type]
             case ("dashboard", st.Dashboard() as dashboard):
                 self.dashboard = dashboard
                 frame = encode_control(dashboard)
@@ -169,6 +167,9 @@ class WebSurface(Surface):
             case _:
                 return super().handle_info(message)
         return None
+
+    def on_event(self, message: ev.ThreadEvent) -> None:
+        self._forward(message)
 
     def _forward(self, event: ev.ThreadEvent) -> None:
         self.views.apply(event)

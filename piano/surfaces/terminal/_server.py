@@ -81,11 +81,8 @@ class ChatServer(Surface):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
 
-    def handle_info(self, message: Any) -> Any:
-        if isinstance(message, ev.ThreadEvent):
-            self._forward(message)
-            return None
-        return super().handle_info(message)
+    def on_event(self, message: ev.ThreadEvent) -> None:
+        self._forward(message)
 
     def handle_call(self, message: Any, caller: Any) -> Any:
         match message:

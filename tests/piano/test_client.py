@@ -1,0 +1,148 @@
+"""The conversations' client API: one frozen message per operation, one timeout policy, typed
+answers; the router and a conversation refuse the raw tuples they used to take."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import pytest
+
+from actors import ActorRef, ActorSystem, UnknownMessage
+from piano.config import AgentConfig
+from piano.threads import (
+    RECOVER_TIMEOUT,
+    TIMEOUT,
+    ConversationStatus,
+    Decide,
+    GetStatus,
+    Interrupt,
+    MemoryDirectory,
+    NewConversation,
+    OpenConversation,
+    PostMessage,
+    RecoverConversations,
+    ThreadKey,
+    UnknownAgent,
+    WhichConversations,
+    conversation_status,
+    decide,
+    interrupt,
+    new_conversation,
+    open_conversation,
+    post_message,
+    recover_conversations,
+    which_conversations,
+)
+from piano.threads import Conversation as ConversationActor
+from schemas import events as ev
+
+pytestmark = pytest.mark.anyio
+
+KEY = ThreadKey("test", "c1", "default")
+
+
+class Recorder:
+    """Stands in for an actor reference: records each call and answers `answer`."""
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+        self.calls: list[tuple[object, float | None]] = []
+
+    def call(self, message: object, timeout: float | None = 5.0) -> asyncio.Future[Any]:
+        self.calls.append((message, timeout))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(self.answer)
+        return future
+
+
+async def test_each_operation_sends_its_frozen_message_and_waits_the_one_timeout() -> None:
+    interaction = ev.Interaction(id="i1", text="hi")
+    sent: list[tuple[object, float | None]] = []
+    operations: list[tuple[Callable[[ActorRef], Awaitable[Any]], object]] = [
+        (lambda ref: open_conversation(ref, KEY), "actor"),
+        (lambda ref: new_conversation(ref, KEY), "t2"),
+        (which_conversations, {}),
+        (recover_conversations, 0),
+        (lambda ref: post_message(ref, interaction), "started"),
+        (lambda ref: decide(ref, "a1", "accept", "ada"), True),
+        (interrupt, False),
+        (conversation_status, None),
+    ]
+    for operation, answer in operations:
+        ref = Recorder(answer)
+        assert await operation(cast(ActorRef, ref)) == answer
+        sent.extend(ref.calls)
+    assert [message for message, _ in sent] == [
+        OpenConversation(KEY),
+        NewConversation(KEY),
+        WhichConversations(),
+        RecoverConversations(),
+        PostMessage(interaction),
+        Decide("a1", "accept", "ada"),
+        Interrupt(),
+        GetStatus(),
+    ]
+    assert [timeout for _, timeout in sent] == [TIMEOUT] * 3 + [RECOVER_TIMEOUT] + [TIMEOUT] * 4
+    for message, _ in sent:
+        field = next(iter(dataclasses.fields(message)), None)  # type: ignore[arg-type]
+        if field is not None:
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                setattr(message, field.name, None)
+
+
+async def test_a_message_is_in_the_mailbox_when_post_message_returns() -> None:
+    ref = Recorder("queued")
+    future = post_message(cast(ActorRef, ref), ev.Interaction(id="i1", text="hi"))
+    assert len(ref.calls) == 1  # sent before anything awaited
+    assert await future == "queued"
+
+
+class Idle(ConversationActor[Any]):
+    """A conversation actor with no backend: enough to answer status and refuse raw tuples."""
+
+
+async def test_a_conversation_answers_typed_messages_and_refuses_the_old_raw_tuples() -> None:
+    async with ActorSystem() as system:
+        ref = await system.spawn(Idle("t1", KEY, AgentConfig(), publish=_discard))
+        status = await conversation_status(ref)
+        assert status == ConversationStatus(
+            thread_id="t1",
+            agent="default",
+            backend="codex",
+            running=False,
+            queued=0,
+            approvals=(),
+        )
+        assert await interrupt(ref) is False
+        assert await decide(ref, "t1:1", "accept", "ada") is False
+        for raw in ["status", "interrupt", ("decide", "t1:1", "accept", "ada")]:
+            with pytest.raises(UnknownMessage, match="no handle_call clause"):
+                await ref.call(raw)
+
+
+async def test_opening_a_conversation_with_an_unknown_agent_raises_unknown_agent() -> None:
+    from piano.config import Config
+    from piano.threads import Threads
+
+    async with ActorSystem() as system:
+        router = await system.spawn(
+            Threads(Config(), MemoryDirectory(), _discard, sessions=_registry())
+        )
+        with pytest.raises(UnknownAgent, match="no agent named 'nobody'"):
+            await open_conversation(router, ThreadKey("test", "c1", "nobody"))
+        with pytest.raises(KeyError):  # UnknownAgent is a KeyError, as before
+            await open_conversation(router, ThreadKey("test", "c1", "nobody"))
+        assert await which_conversations(router) == {}
+
+
+async def _discard(events: list[ev.ThreadEvent]) -> None:
+    return None
+
+
+def _registry() -> Any:
+    from actors import Registry
+
+    return Registry(keys="unique")
