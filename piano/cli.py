@@ -5,6 +5,8 @@
 - ``piano status [--config ...]``: print the running daemon's supervision tree and threads.
 - ``piano doctor [--config ...]``: check the codex binary, bwrap, Chromium, the config, the
   database, and say how to fix what is missing.
+- ``piano install-service --config ... [--unit PATH | --print]``: a systemd unit for the daemon
+  (restart on failure, ``systemctl reload`` sends SIGHUP).
 - ``piano console [--socket PATH | --config ...]``: attach a REPL to a running system.
 - ``piano demo [--socket PATH]``: a small actor system with a console on PATH, until Ctrl-C.
 
@@ -85,7 +87,7 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    from piano.daemon import build_application, configure_logging, secure_state
+    from piano.daemon import Reloader, build_application, configure_logging, secure_state
 
     config = _load(args.config)
     if config is None:
@@ -101,7 +103,9 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    return build_application(config).main()
+    application = build_application(config)
+    application.reload = Reloader(args.config, config)  # SIGHUP
+    return application.main()
 
 
 def _add_chat(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -169,11 +173,53 @@ def _status(args: argparse.Namespace) -> int:
     return run_statements(str(config.state_path(config.daemon.console_socket)), STATUS)
 
 
+def _add_install_service(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    parser = subparsers.add_parser(
+        "install-service", help="write a systemd unit that runs this daemon"
+    )
+    parser.add_argument("--config", required=True, help="the daemon's TOML configuration file")
+    parser.add_argument(
+        "--unit",
+        default=None,
+        help="where to write the unit (default: ~/.config/systemd/user/piano.service)",
+    )
+    parser.add_argument("--print", action="store_true", help="print the unit, write nothing")
+    parser.set_defaults(run=_install_service)
+
+
+def _install_service(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from piano.daemon import systemd_unit
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    unit = systemd_unit(Path(args.config).resolve(), config)
+    if args.print:
+        print(unit, end="")
+        return 0
+    path = Path(args.unit or "~/.config/systemd/user/piano.service").expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(unit)
+    print(f"wrote {path}")
+    print(
+        "enable and start it: systemctl --user daemon-reload && "
+        f"systemctl --user enable --now {path.name}"
+    )
+    print(f"reload the configuration: systemctl --user reload {path.name}  (SIGHUP)")
+    print("secrets (OPENAI_API_KEY, ...): put KEY=value lines in ~/.config/piano/env (mode 0600)")
+    return 0
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_run,
     _add_chat,
     _add_status,
     _add_doctor,
+    _add_install_service,
     _add_console,
     _add_demo,
 ]

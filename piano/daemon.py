@@ -45,6 +45,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import structlog
 
 from actors import Actor, ActorRef, ActorSystem, Registry, redact
@@ -56,6 +57,7 @@ from piano.events import EVENTS, event_pipeline, publisher, stored_publisher
 from piano.mcp import McpAccess
 from piano.mcp import child_spec as mcp_child_spec
 from piano.media import Media, build_media
+from piano.metrics import child_spec as metrics_child_spec
 from piano.store import STORE, StoreWriter
 from piano.surfaces.telegram import child_spec as telegram_child_spec
 from piano.surfaces.terminal import SURFACE as TERMINAL_SURFACE
@@ -83,15 +85,18 @@ from supervisors import Application, Backoff, ChildSpec, DynamicSupervisor, Supe
 __all__ = [
     "CODEX_SUPERVISOR",
     "CONSOLE",
+    "LOG_SETTINGS",
     "MEDIA",
     "STORAGE",
     "SURFACES",
     "ConsoleService",
     "MediaService",
+    "Reloader",
     "build_application",
     "configure_logging",
     "console_helpers",
     "secure_state",
+    "systemd_unit",
 ]
 
 log = structlog.get_logger("piano.daemon")
@@ -180,21 +185,56 @@ class MediaService(Actor):
         await self.media.close()
 
 
+class _LogSettings:
+    """The level and the renderer every log line goes through, changeable while running
+    (structlog caches each logger's processors on first use, so a reload changes these
+    objects rather than structlog's configuration)."""
+
+    def __init__(self) -> None:
+        self.level = logging.INFO
+        self.render: Any = structlog.processors.JSONRenderer()
+
+    def apply(self, config: Config) -> None:
+        self.level = getattr(logging, config.daemon.log_level.upper())
+        self.render = (
+            structlog.processors.JSONRenderer()
+            if config.daemon.log_format == "json"
+            else structlog.dev.ConsoleRenderer()
+        )
+
+    def gate(self, logger: Any, method_name: str, event_dict: Any) -> Any:
+        """Drop a line below the current level."""
+        if _LEVELS.get(method_name, logging.INFO) < self.level:
+            raise structlog.DropEvent
+        return event_dict
+
+    def renderer(self, logger: Any, method_name: str, event_dict: Any) -> str:
+        """The line, every registered secret scrubbed from it (crash reports show state)."""
+        return redact(self.render(logger, method_name, event_dict))
+
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+LOG_SETTINGS = _LogSettings()
+"""The running daemon's log level and format (`configure_logging`; SIGHUP changes them)."""
+
+
 def configure_logging(config: Config) -> None:
     """structlog for a daemon: JSON lines (or readable console lines), one level filter; the
-    standard library's warnings and errors to stderr too; every line scrubbed of secrets."""
-    render: Any = (
-        structlog.processors.JSONRenderer()
-        if config.daemon.log_format == "json"
-        else structlog.dev.ConsoleRenderer()
-    )
-
-    def renderer(logger: Any, method_name: str, event_dict: Any) -> str:
-        """The line, every registered secret scrubbed from it (crash reports show state)."""
-        return redact(render(logger, method_name, event_dict))
-
+    standard library's warnings and errors to stderr too; every line scrubbed of secrets.
+    The level and format can change later (`LOG_SETTINGS.apply`, what SIGHUP does)."""
+    LOG_SETTINGS.apply(config)
+    renderer = LOG_SETTINGS.renderer
     structlog.configure(
         processors=[
+            LOG_SETTINGS.gate,
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso"),
@@ -202,9 +242,7 @@ def configure_logging(config: Config) -> None:
             record_errors,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            getattr(logging, config.daemon.log_level.upper())
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
@@ -226,6 +264,89 @@ def configure_logging(config: Config) -> None:
         )
     )
     logging.basicConfig(handlers=[handler], level=logging.WARNING, force=True)
+
+
+RELOADABLE = ("daemon.log_level", "daemon.log_format")
+"""The keys SIGHUP applies to the running daemon; every other change waits for a restart."""
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flat(item, f"{prefix}{key}."))
+        return flat or {prefix.rstrip("."): value}
+    return {prefix.rstrip("."): value}
+
+
+class Reloader:
+    """What SIGHUP does: read the configuration file again and apply what can change while
+    running (`RELOADABLE`: the log level and format). Every other key that changed is named
+    in a warning (``daemon.reload_needs_restart``) and takes effect at the next start. A file
+    that no longer loads is refused (``daemon.reload_refused``, its one-line error) and the
+    daemon goes on with the configuration it has."""
+
+    def __init__(self, path: str | None, config: Config) -> None:
+        self.path = path
+        self.config = config
+
+    def __call__(self) -> None:
+        from piano.config import ConfigError, load_config
+
+        try:
+            new = load_config(self.path)
+        except ConfigError as exc:
+            log.error("daemon.reload_refused", error=str(exc))
+            return
+        old_keys = _flat(msgspec.to_builtins(self.config))
+        new_keys = _flat(msgspec.to_builtins(new))
+        changed = sorted(
+            k
+            for k in old_keys.keys() | new_keys.keys()
+            if old_keys.get(k, None) != new_keys.get(k, None)
+        )
+        applied = [key for key in changed if key in RELOADABLE]
+        later = [key for key in changed if key not in RELOADABLE]
+        self.config = msgspec.structs.replace(
+            self.config,
+            daemon=msgspec.structs.replace(
+                self.config.daemon,
+                log_level=new.daemon.log_level,
+                log_format=new.daemon.log_format,
+            ),
+        )
+        log.info("daemon.reloaded", applied=applied)  # in the format it had
+        LOG_SETTINGS.apply(self.config)
+        if later:
+            log.warning("daemon.reload_needs_restart", keys=later)
+
+
+def systemd_unit(config_path: Path, config: Config) -> str:
+    """A systemd unit running ``piano run --config config_path`` with this Python: restarted
+    on failure (a tree that gave up exits 1), stopped with SIGTERM and given the tree's
+    shutdown timeout plus a margin, reloaded (``systemctl reload``) with SIGHUP. Secrets come
+    from an optional owner-only environment file, never from the unit."""
+    stop = int(config.daemon.shutdown_timeout) + 15
+    return f"""[Unit]
+Description=Piano agent daemon
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=exec
+WorkingDirectory={Path(__file__).resolve().parents[1]}
+ExecStart={sys.executable} -m piano.cli run --config {config_path}
+ExecReload=/bin/kill -HUP $MAINPID
+EnvironmentFile=-%h/.config/piano/env
+Restart=on-failure
+RestartSec=2
+KillSignal=SIGTERM
+TimeoutStopSec={stop}
+UMask=0077
+
+[Install]
+WantedBy=default.target
+"""
 
 
 WEB_TOKENS = "web-tokens.json"
@@ -394,6 +515,7 @@ def build_application(config: Config) -> Application:
         ChildSpec(SURFACES, start=lambda: Supervisor(surfaces), type="supervisor", name=SURFACES),
         ChildSpec(RECOVERY, start=Recovery, name=RECOVERY),
         ChildSpec(CONSOLE, start=lambda: ConsoleService(console_socket), name=CONSOLE),
+        *([metrics_child_spec(config.metrics)] if config.metrics.enabled else []),
     ]
     application = Application(
         children,

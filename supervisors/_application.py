@@ -11,6 +11,10 @@ shutdown: the tree stops in reverse start order, and anything still running afte
 `shutdown_timeout` seconds is killed; the exit code is 0. If the tree gives up on its own
 (restart intensity exceeded), every actor is stopped and the exit code is 1, so a service
 manager (systemd, Kubernetes) can restart the process.
+
+`reload` (optional) is called on SIGHUP, on the event loop (OTP's ``config_change``, what
+``systemctl reload`` sends): the program re-reads what it can change while running. An
+exception it raises is logged (``application.reload_failed``) and the tree runs on.
 """
 
 from __future__ import annotations
@@ -44,8 +48,10 @@ class Application:
         max_restarts: int = 3,
         max_seconds: float = 5.0,
         shutdown_timeout: float = 30.0,
+        reload: Callable[[], object] | None = None,
     ) -> None:
         self.name = name
+        self.reload = reload
         self.shutdown_timeout = shutdown_timeout
         self._supervisor = Supervisor(
             children, strategy=strategy, max_restarts=max_restarts, max_seconds=max_seconds
@@ -72,6 +78,9 @@ class Application:
         for sig in signals:
             loop.add_signal_handler(sig, self._on_signal, sig)
             installed.append(sig)
+        if self.reload is not None:
+            loop.add_signal_handler(signal.SIGHUP, self._on_reload)
+            installed.append(signal.SIGHUP)
         try:
             async with ActorSystem() as system:
                 self.system = system
@@ -115,6 +124,15 @@ class Application:
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("application.signal", application=self.name, signal=sig.name)
         self.stop()
+
+    def _on_reload(self) -> None:
+        log.info("application.signal", application=self.name, signal="SIGHUP")
+        if self.reload is None:
+            return
+        try:
+            self.reload()
+        except Exception as exc:
+            log.error("application.reload_failed", application=self.name, reason=repr(exc))
 
     def main(self, *, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> int:
         """Run on a fresh event loop (for a program's entry point); `loop_factory` chooses it

@@ -4,9 +4,9 @@ The tree in "The supervision tree" section is compared with the running daemon's
 its console with `which_children`: every static child of every `Supervisor`, by registered name
 (its id where it has none), in start order, at its depth. So a child added, removed, renamed or
 moved (rest_for_one order is part of the design) fails this test until the page says so. The
-daemon runs with Telegram and web configured (media and tools are on by default), so their
-children are in the tree. Children of a `DynamicSupervisor` are started on demand, so the page
-names their kinds instead (the test skips what it draws under one), and a `Pipeline`'s own
+daemon runs with Telegram, web and metrics configured (media and tools are on by default), so
+their children are in the tree. Children of a `DynamicSupervisor` are started on demand, so the
+page names their kinds instead (the test skips what it draws under one), and a `Pipeline`'s own
 children are described in docs/pipeline.md.
 """
 
@@ -81,7 +81,7 @@ async def test_the_tree_in_the_architecture_page_is_the_tree_piano_run_builds(
             dirs,
             provider,
             f'[telegram]\nbase_url = "{telegram.base_url}"\nusers = {{ "1001" = "admin" }}\n'
-            "[web]\nenabled = true\nport = 0\n",
+            "[web]\nenabled = true\nport = 0\n[metrics]\nenabled = true\nport = 0\n",
         )
         state = dirs.root / "state"
         async with daemon_running(
