@@ -33,7 +33,8 @@ from actors import Actor, ActorRef, ActorSystem, info
 from actors.pipeline import statistics as pipeline_statistics
 from piano.codex import CODEX
 from piano.events import EVENTS
-from piano.threads import STORE, THREAD_SUPERVISOR
+from piano.store import STORE
+from piano.threads import THREAD_SUPERVISOR
 from supervisors import ChildSpec, which_children
 
 if TYPE_CHECKING:
