@@ -37,6 +37,7 @@ __all__ = [
     "STREAM_VERSION",
     "Accepted",
     "Ack",
+    "Activity",
     "ActorNode",
     "Auth",
     "ClientFrame",
@@ -193,6 +194,9 @@ class InteractionState(msgspec.Struct, kw_only=True):
     response: str = ""
     error: str | None = None
     items: list[Item] = msgspec.field(default_factory=list)
+    started_at: float | None = None
+    """When its turn started (the event's `at`), for the progress line's elapsed time."""
+    completed_at: float | None = None
 
 
 class ThreadState(msgspec.Struct, kw_only=True):
@@ -261,6 +265,8 @@ class ActorNode(msgspec.Struct, kw_only=True):
     restarts: int = 0
     description: str | None = None
     children: list[ActorNode] = msgspec.field(default_factory=list)
+    rate: float = 0.0
+    """Messages handled per second since the previous dashboard."""
 
 
 class ThreadSummary(msgspec.Struct, kw_only=True):
@@ -287,10 +293,27 @@ class StreamStats(msgspec.Struct, kw_only=True):
 
 
 class ErrorEntry(msgspec.Struct, kw_only=True):
+    """A logged warning or error; in a `Dashboard`, one group of repeats: `ts` is the latest,
+    `first_ts` the first, `count` how many, `line` one clean line saying what happened."""
+
     ts: float
     level: str
     event: str
     detail: str = ""
+    line: str = ""
+    count: int = 1
+    first_ts: float = 0.0
+
+
+class Activity(msgspec.Struct, kw_only=True):
+    """What the conversations are doing, from the events the web surface forwards."""
+
+    turns_running: int = 0
+    tokens_total: int = 0
+    """Tokens used since the surface started (sum of `TokenUsage.total_tokens`)."""
+    events_total: int = 0
+    threads: dict[str, int] = msgspec.field(default_factory=dict)
+    """Events per conversation (``surface:conversation``) since the previous dashboard."""
 
 
 class Dashboard(_Payload, frozen=True, tag="dashboard"):
@@ -304,6 +327,7 @@ class Dashboard(_Payload, frozen=True, tag="dashboard"):
     threads: list[ThreadSummary]
     errors: list[ErrorEntry]
     pipeline: dict[str, float] = msgspec.field(default_factory=dict)
+    activity: Activity = msgspec.field(default_factory=Activity)
 
 
 Payload: TypeAlias = (

@@ -5,7 +5,11 @@
 | GET  /api/health                               | ``{"ok": true, "stream": name, "seq": n}`` |
 | GET  /api/threads                              | threads, most recently active first        |
 | GET  /api/threads/{id}/interactions            | a thread's interactions with their items   |
-| GET  /api/threads/{id}/transcript              | the thread as Markdown (needs the store)   |
+| GET  /api/threads/{id}/transcript              | the thread as Markdown (needs the store);  |
+|                                                | ``?format=html``: rendered, sanitised      |
+| POST /api/render                               | ``{texts: [markdown]}`` -> ``{html: [..]}``|
+|                                                | sanitised fragments (`piano.web._render`)  |
+| GET  /api/actors/{id}                          | one actor, as `Observer.actor` describes it|
 | POST /api/messages                             | ``{conversation, text, agent?, user?}``    |
 | POST /api/threads/{id}/messages                | ``{text, user?}`` to a known conversation  |
 | POST /api/uploads                              | multipart ``file`` (+ conversation, agent?, |
@@ -51,6 +55,7 @@ from piano.threads import (
 from piano.web._auth import Tokens, bearer
 from piano.web._config import SURFACE
 from piano.web._dashboard import Observer
+from piano.web._render import render_markdown
 from piano.web._upload import UploadTooLarge, read_upload
 from schemas import events as ev
 from schemas.stream import ALL_THREADS, ErrorCode, ThreadState
@@ -94,6 +99,26 @@ class _ThreadMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class _Decision(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     decision: ev.ApprovalDecision
+
+
+class _Render(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    texts: Annotated[list[str], msgspec.Meta(max_length=200)]
+
+
+RENDER_LIMIT = 4 * 1024 * 1024
+"""The largest ``/api/render`` body: an agent's answer can be longer than a client frame."""
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes:
+    """The request body, refused with ``frame_too_large`` as soon as it passes `limit`."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            raise ApiError("frame_too_large", f"the body is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class _Rotate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -178,6 +203,8 @@ class Api:
         get("/api/threads", self._guard(self._threads))
         get("/api/threads/{id}/interactions", self._guard(self._interactions))
         get("/api/threads/{id}/transcript", self._guard(self._transcript))
+        post("/api/render", self._guard(self._render))
+        get("/api/actors/{id}", self._guard(self._actor))
         post("/api/messages", self._guard(self._new_message))
         post("/api/threads/{id}/messages", self._guard(self._thread_message))
         post("/api/uploads", self._guard(self._upload))
@@ -202,9 +229,11 @@ class Api:
 
         return guarded
 
-    async def _body(self, request: web.Request, kind: type[Any]) -> Any:
+    async def _body(self, request: web.Request, kind: type[Any], limit: int | None = None) -> Any:
+        """The JSON body as `kind`; up to `limit` bytes (default: the app's `max_frame`)."""
+        data = await request.read() if limit is None else await _read_at_most(request, limit)
         try:
-            return msgspec.json.decode(await request.read(), type=kind)
+            return msgspec.json.decode(data, type=kind)
         except msgspec.ValidationError as exc:
             raise ApiError("bad_frame", f"bad request body: {exc}") from None
         except msgspec.DecodeError as exc:
@@ -297,7 +326,25 @@ class Api:
             text = await asyncio.to_thread(store.export_transcript, thread_id)
         except StoreError as exc:
             raise ApiError("not_found", str(exc)) from None
+        if request.query.get("format") == "html":
+            html = await asyncio.to_thread(render_markdown, text)
+            return web.Response(text=html, content_type="text/html")
         return web.Response(text=text, content_type="text/markdown")
+
+    async def _render(self, request: web.Request) -> web.StreamResponse:
+        body: _Render = await self._body(request, _Render, RENDER_LIMIT)
+        html = await asyncio.to_thread(lambda: [render_markdown(text) for text in body.texts])
+        return _json({"html": html})
+
+    async def _actor(self, request: web.Request) -> web.StreamResponse:
+        try:
+            actor_id = int(request.match_info["id"])
+        except ValueError:
+            raise ApiError("bad_frame", "an actor id is a number") from None
+        view = await self.observer.actor(actor_id)
+        if view is None:
+            raise ApiError("not_found", f"no live actor #{actor_id}")
+        return _json(view)
 
     def _threads_ref(self) -> ActorRef:
         threads = self.system.whereis(THREADS)

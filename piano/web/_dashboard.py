@@ -17,28 +17,127 @@ the dashboard.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import deque
-from collections.abc import MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 import msgspec
 
-from actors import ActorRef, ActorSystem, info, redact
+from actors import ActorRef, ActorSystem, get_state, info, redact
 from actors.pipeline import statistics as pipeline_statistics
 from piano.codex import CODEX
 from piano.events import EVENTS
 from piano.threads import THREAD_SUPERVISOR, THREADS, which_conversations
-from schemas.stream import ActorNode, Dashboard, ErrorEntry, StreamStats, ThreadSummary
+from schemas.stream import (
+    Activity,
+    ActorNode,
+    Dashboard,
+    ErrorEntry,
+    StreamStats,
+    ThreadSummary,
+)
 from supervisors import ChildInfo
 
-__all__ = ["RECENT_ERRORS", "Observer", "record_errors"]
+__all__ = ["RECENT_ERRORS", "Observer", "clean_line", "group_errors", "record_errors"]
 
 CALL_TIMEOUT = 1.0
 _DESCRIPTION_LIMIT = 160
+_LINE_LIMIT = 160
+_STATE_VALUE_LIMIT = 400
 
 RECENT_ERRORS: deque[ErrorEntry] = deque(maxlen=50)
 """The latest warnings and errors logged through `record_errors` (newest last)."""
+
+
+_WHAT = ("error", "reason", "why", "exit_reason", "message", "exception", "exc_info", "line")
+_WHO = ("child", "name", "actor", "thread", "agent", "surface", "client", "path")
+_DIGITS = re.compile(r"\d+")
+_EXCEPTION_REPR = re.compile(r"^[A-Za-z_][\w.]*\(['\"](.*?)(?:['\"]\))?$", re.DOTALL)
+_STDERR_TAIL = re.compile(r"[;:,]?\s*(?:stderr|\\n).*$")
+_LINE = re.compile(r"^(\S+)(?: \[([^\]]+)\])?(?:: (.*))?$", re.DOTALL)
+_CRASH = ("actor.crashed", "supervisor.child_terminated", "supervisor.child_restarted")
+_BURST = 2.0
+_INCIDENT_WINDOW = 5.0
+"""Seconds within which one child's crash, termination and restart are one incident."""
+
+
+def _incidents(entries: list[ErrorEntry]) -> list[ErrorEntry]:
+    """One child's crash report, its supervisor's termination report and the restart the
+    observer saw, folded into one entry "<child> crashed: <why>" (the first reason given)."""
+    folded: list[ErrorEntry] = []
+    open_: dict[str, ErrorEntry] = {}
+    for entry in entries:
+        match = _LINE.match(entry.line) if entry.event in _CRASH else None
+        if match is None or not match[2]:
+            folded.append(entry)
+            continue
+        who, what = match[2], match[3] or ""
+        incident = open_.get(who)
+        if incident is not None and entry.ts - incident.ts <= _INCIDENT_WINDOW:
+            if incident.line.endswith(" crashed") and what:
+                incident.line = f"{incident.line}: {what}"
+            incident.ts = entry.ts
+            continue
+        incident = ErrorEntry(
+            ts=entry.ts,
+            level="error",
+            event="crashed",
+            detail=entry.detail,
+            line=f"{who} crashed" + (f": {what}" if what else ""),
+            first_ts=entry.first_ts or entry.ts,
+        )
+        open_[who] = incident
+        folded.append(incident)
+    return folded
+
+
+def clean_line(event: str, fields: Mapping[str, Any]) -> str:
+    """One short line for a logged warning: the event, who it is about and the first line of
+    what went wrong, without tracebacks or the start-up text a crash report carries."""
+    who = next((str(fields[key]) for key in _WHO if fields.get(key) not in (None, "")), "")
+    what = ""
+    for key in _WHAT:
+        value = fields.get(key)
+        if value not in (None, "", True, False):
+            text = str(value)
+            text = _EXCEPTION_REPR.sub(r"\1", text)
+            what = next((line.strip() for line in text.splitlines() if line.strip()), "")
+            what = _STDERR_TAIL.sub("", what)
+            break
+    who = who.rsplit("/", 1)[-1]
+    line = event + (f" [{who}]" if who else "") + (f": {what}" if what else "")
+    return line if len(line) <= _LINE_LIMIT else line[: _LINE_LIMIT - 1] + "…"
+
+
+def group_errors(entries: Iterable[ErrorEntry]) -> list[ErrorEntry]:
+    """Repeats as one entry with their count, first and latest time, ordered by latest (newest
+    last): entries with the same level and line (numbers aside), and bursts (the same event
+    about the same subject within `_BURST` seconds, like the lines codex writes to stderr as
+    it starts). A child's crash is one entry, not its crash report, termination and restart
+    (`_incidents`)."""
+    groups: dict[tuple[str, str], ErrorEntry] = {}
+    bursts: dict[tuple[str, str, str], tuple[tuple[str, str], ErrorEntry]] = {}
+    ordered = [
+        entry if entry.line else msgspec.structs.replace(entry, line=clean_line(entry.event, {}))
+        for entry in sorted(entries, key=lambda e: e.ts)
+    ]
+    for entry in _incidents(ordered):
+        match = _LINE.match(entry.line)
+        burst = (entry.level, entry.event, (match[2] if match else None) or "")
+        key = (entry.level, _DIGITS.sub("#", entry.line))
+        recent = bursts.get(burst)
+        if recent is not None and entry.ts - recent[1].ts <= _BURST and recent[0] in groups:
+            key = recent[0]
+        found = groups.pop(key, None)
+        if found is None:
+            found = msgspec.structs.replace(entry, count=0, first_ts=entry.first_ts or entry.ts)
+        found.count += entry.count
+        found.ts = entry.ts
+        groups[key] = found  # re-inserted: the dict stays ordered by latest
+        bursts[burst] = (key, found)
+    return list(groups.values())
 
 
 def record_errors(
@@ -46,6 +145,7 @@ def record_errors(
 ) -> MutableMapping[str, Any]:
     """structlog processor: remember warnings and errors for the dashboard; passes all on."""
     if method_name in ("warning", "error", "critical", "exception"):
+        event = str(event_dict.get("event", ""))
         detail = ", ".join(
             f"{key}={value}"
             for key, value in event_dict.items()
@@ -55,8 +155,9 @@ def record_errors(
             ErrorEntry(
                 ts=time.time(),
                 level="error" if method_name == "exception" else method_name,
-                event=str(event_dict.get("event", "")),
+                event=event,
                 detail=detail[:500],
+                line=clean_line(event, event_dict),
             )
         )
     return event_dict
@@ -71,6 +172,15 @@ def _describe(ref: ActorRef) -> str | None:
     except Exception as exc:
         return f"describe() failed: {exc!r}"
     return text.splitlines()[0][:_DESCRIPTION_LIMIT] if text else None
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _STATE_VALUE_LIMIT else text[: _STATE_VALUE_LIMIT - 1] + "…"
+
+
+def _peer(ref: ActorRef) -> dict[str, Any]:
+    facts = info(ref)
+    return {"actor_id": ref.id, "name": facts.name, "actor_class": facts.actor_class}
 
 
 def _node(ref: ActorRef, child_id: str, kind: str, restart: str, restarts: int) -> ActorNode:
@@ -117,14 +227,67 @@ class Observer:
         self.pipeline = pipeline
         self.errors: deque[ErrorEntry] = deque(maxlen=50)
         self._seen: dict[str, tuple[ActorRef, int]] = {}
+        self._handled: dict[int, tuple[float, int]] = {}
+        self._rates: dict[int, float] = {}
+        self._where: dict[int, tuple[str, int]] = {}
 
-    async def collect(self, stream: StreamStats) -> Dashboard:
+    async def collect(self, stream: StreamStats, activity: Activity | None = None) -> Dashboard:
         """The snapshot, every registered secret scrubbed from it (`actors.redact`): actors'
         descriptions, exit reasons and logged errors are free text."""
-        dashboard = await self._collect(stream)
+        dashboard = await self._collect(stream, activity or Activity())
         return msgspec.json.decode(redact(msgspec.json.encode(dashboard).decode()), type=Dashboard)
 
-    async def _collect(self, stream: StreamStats) -> Dashboard:
+    async def actor(self, actor_id: int) -> dict[str, Any] | None:
+        """One live actor as ``:observer`` shows it on click, or None if there is none: its
+        facts, its state through its `format_status` (each value's repr, cut at 400
+        characters; secrets scrubbed), its links and monitors, its message rate and its
+        supervisor's restart count as of the last dashboard."""
+        ref = next((r for r in self.system.processes() if r.id == actor_id), None)
+        if ref is None:
+            return None
+        facts = info(ref)
+        try:
+            raw = await get_state(ref, timeout=CALL_TIMEOUT)
+            state = {key: _short(repr(value)) for key, value in raw.items()}
+        except Exception as exc:
+            state = {"<unavailable>": _short(repr(exc))}
+        where = self._where.get(actor_id)
+        view = {
+            "actor_id": actor_id,
+            "name": facts.name,
+            "actor_class": facts.actor_class,
+            "status": facts.status,
+            "mailbox_length": facts.mailbox_length,
+            "messages_handled": facts.messages_handled,
+            "rate": self._rates.get(actor_id, 0.0),
+            "restarts": where[1] if where else 0,
+            "path": where[0] if where else None,
+            "trap_exits": facts.trap_exits,
+            "parent": _peer(facts.parent) if facts.parent else None,
+            "links": [_peer(r) for r in facts.links],
+            "monitors": [_peer(r) for r in facts.monitors],
+            "monitored_by": [_peer(r) for r in facts.monitored_by],
+            "description": _describe(ref),
+            "state": state,
+        }
+        redacted: dict[str, Any] = msgspec.json.decode(redact(msgspec.json.encode(view).decode()))
+        return redacted
+
+    def _rate(self, nodes: list[ActorNode], path: str, now: float) -> None:
+        """Fill in each node's message rate (since the previous snapshot) and remember where
+        each actor sits in the tree, for `actor`."""
+        for node in nodes:
+            where = f"{path}/{node.child_id}" if path else node.child_id
+            if node.actor_id is not None:
+                before = self._handled.get(node.actor_id)
+                if before is not None and now > before[0]:
+                    node.rate = round((node.messages_handled - before[1]) / (now - before[0]), 1)
+                self._handled[node.actor_id] = (now, node.messages_handled)
+                self._rates[node.actor_id] = node.rate
+                self._where[node.actor_id] = (where, node.restarts)
+            self._rate(node.children, where, now)
+
+    async def _collect(self, stream: StreamStats, activity: Activity) -> Dashboard:
         tree: list[ActorNode] = []
         root = self.system.whereis(self.root)
         if root is not None:
@@ -133,7 +296,14 @@ class Observer:
             tree.append(node)
         pipeline = self._pipeline()
         stats = self.system.statistics()
-        errors = sorted([*RECENT_ERRORS, *self.errors], key=lambda e: e.ts)[-30:]
+        errors = group_errors([*RECENT_ERRORS, *self.errors])[-30:]
+        now = time.monotonic()
+        live = {r.id for r in self.system.processes()}
+        for gone in [i for i in self._handled if i not in live]:
+            self._handled.pop(gone, None)
+            self._rates.pop(gone, None)
+            self._where.pop(gone, None)
+        self._rate(tree, "", now)
         return Dashboard(
             ts=time.time(),
             tree=tree,
@@ -148,6 +318,7 @@ class Observer:
             threads=await self._threads(),
             errors=errors,
             pipeline=pipeline,
+            activity=activity,
         )
 
     def _codex(self, tree: list[ActorNode]) -> list[ActorNode]:
@@ -227,13 +398,15 @@ class Observer:
         if before is None or before[0] == ref:
             return
         old = info(before[0])
+        event = "supervisor.child_restarted"
         self.errors.append(
             ErrorEntry(
                 ts=time.time(),
                 level="warning",
-                event="supervisor.child_restarted",
+                event=event,
                 detail=f"{where} (restart {restarts}): #{old.ref.id} exited with "
                 f"{old.exit_reason!r}"[:500],
+                line=clean_line(event, {"child": where, "reason": repr(old.exit_reason)}),
             )
         )
 

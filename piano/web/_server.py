@@ -28,6 +28,7 @@ from piano.web._api import Api, ApiError, json_errors
 from piano.web._auth import Tokens, access_log, allowed_origin, bearer
 from piano.web._client import StreamClient
 from piano.web._config import SURFACE, WebConfig
+from piano.web._render import highlight_css
 from piano.web._stream import encode_control
 from schemas import stream as st
 
@@ -104,6 +105,7 @@ class WebServer:
         app.router.add_get("/", self._index)
         app.router.add_get("/chat", self._page("chat.html"))
         app.router.add_get("/dashboard", self._page("dashboard.html"))
+        app.router.add_get("/static/highlight.css", self._highlight_css)
         app.router.add_get("/static/{name}", self._static)
         app.router.add_get("/stream", self._stream)
         self.api.routes(app)
@@ -145,6 +147,9 @@ class WebServer:
             return web.FileResponse(STATIC / name)
 
         return page
+
+    async def _highlight_css(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(text=highlight_css(), content_type="text/css")
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]

@@ -91,6 +91,9 @@ class WebSurface(Surface):
         self._wake = asyncio.Event()
         self._closing: set[asyncio.Task[None]] = set()
         self._rate = (time.monotonic(), 0)
+        self.tokens_total = 0
+        self.thread_events: dict[str, int] = {}
+        """Events per thread since the last dashboard (its per-conversation activity)."""
 
     def describe(self) -> str:
         port = self.server.port if self.server else self.config.port
@@ -173,6 +176,9 @@ class WebSurface(Surface):
 
     def _forward(self, event: ev.ThreadEvent) -> None:
         self.views.apply(event)
+        if isinstance(event, ev.TokenUsage):
+            self.tokens_total += event.total_tokens
+        self.thread_events[event.thread_id] = self.thread_events.get(event.thread_id, 0) + 1
         thread_id = event.thread_id
         if thread_id not in self.keys and thread_id not in self.naming and self.api is not None:
             self.naming.add(thread_id)
@@ -345,7 +351,24 @@ class WebSurface(Surface):
             self._wake.clear()
             self.ref.send("tick")
             if any(client.dashboard for client in self.clients.values()):
-                self.ref.send(("dashboard", await observer.collect(self._stats())))
+                stats = self._stats()
+                dashboard = await observer.collect(stats, self._activity(stats.seq))
+                self.ref.send(("dashboard", dashboard))
+
+    def _activity(self, events_total: int) -> st.Activity:
+        """Turns running, tokens so far and each conversation's events since the last call."""
+        counts, self.thread_events = self.thread_events, {}
+        threads: dict[str, int] = {}
+        for thread_id, count in counts.items():
+            key = self.keys.get(thread_id)
+            label = f"{key.surface}:{key.conversation}" if key else thread_id[:12]
+            threads[label] = threads.get(label, 0) + count
+        return st.Activity(
+            turns_running=self.views.running(),
+            tokens_total=self.tokens_total,
+            events_total=events_total,
+            threads=threads,
+        )
 
 
 def _tag(frame: Any) -> str:

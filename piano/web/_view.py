@@ -28,6 +28,10 @@ class ThreadViews:
         self.max_interactions = max_interactions
         self.threads: OrderedDict[str, ThreadState] = OrderedDict()
 
+    def running(self) -> int:
+        """How many threads have a turn running."""
+        return sum(state.running for state in self.threads.values())
+
     def thread(self, thread_id: str) -> ThreadState:
         state = self.threads.get(thread_id)
         if state is None:
@@ -59,6 +63,7 @@ class ThreadViews:
                 found = self._interaction(state, interaction.id)
                 found.text, found.user, found.agent = interaction.text, interaction.user, agent
                 found.status, found.turn_id = "running", event.turn_id
+                found.started_at, found.completed_at = event.at, None
                 state.running = True
             case ev.ItemStarted(item=item) | ev.ItemCompleted(item=item):
                 items = self._interaction(state, event.interaction_id).items
@@ -84,6 +89,7 @@ class ThreadViews:
                     event.response,
                     event.error,
                 )
+                found.completed_at = event.at
                 state.running = False
             case ev.ApprovalRequested():
                 state.approvals.append(event)

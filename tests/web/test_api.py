@@ -225,3 +225,61 @@ async def test_an_unexpected_exception_in_an_api_handler_is_a_logged_json_500() 
         await runner.cleanup()
     [failed] = [entry for entry in logs if entry["event"] == "web.request_failed"]
     assert failed["path"] == "/api/broken"
+
+
+async def test_render_answers_sanitised_html_for_each_text_and_refuses_a_bad_body(
+    web: Web,
+) -> None:
+    status, body = await post(
+        web, "/api/render", {"texts": ["# Title", "<script>alert(1)</script>", ""]}
+    )
+    assert status == 200
+    assert body["html"] == [
+        "<h1>Title</h1>\n",
+        "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>\n",
+        "",
+    ]
+    status, body = await post(web, "/api/render", {"texts": "not a list"})
+    assert (status, body["error"]["code"]) == (400, "bad_frame")
+    status, body = await post(web, "/api/render", {"texts": ["x"]}, headers={})
+    assert status == 401
+
+
+async def test_an_answer_longer_than_a_client_frame_is_rendered(web: Web) -> None:
+    long = "word " * 40_000  # 200 kB: more than max_frame, less than the render limit
+    status, body = await post(web, "/api/render", {"texts": [long]})
+    assert status == 200
+    assert body["html"][0].startswith("<p>word word")
+
+
+async def test_the_transcript_as_html_is_rendered_markdown(stored: Web) -> None:
+    async with stored.session.get(
+        f"{await stored.base()}/api/threads/t1/transcript?format=html", headers=AUTH
+    ) as response:
+        assert response.status == 200
+        assert response.content_type == "text/html"
+        html = await response.text()
+    assert "stored answer" in html
+    assert "<h" in html
+
+
+async def test_an_actor_is_shown_with_its_state_links_monitors_and_restarts(web: Web) -> None:
+    status, dashboard = await get(web, "/api/dashboard")
+    [root] = dashboard["tree"]
+    [surface] = [n for n in root["children"] if n["child_id"] == "web"]
+    status, actor = await get(web, f"/api/actors/{surface['actor_id']}")
+    assert status == 200
+    assert (actor["actor_class"], actor["name"], actor["restarts"]) == (
+        "WebSurface",
+        "surface:web",
+        0,
+    )
+    assert actor["path"] == "piano/web"
+    assert actor["parent"]["actor_id"] == root["actor_id"]
+    assert root["actor_id"] in [peer["actor_id"] for peer in actor["links"]]
+    assert actor["state"]["tokens"] == "'<redacted>'"
+    assert TOKEN not in json.dumps(actor)
+    status, body = await get(web, "/api/actors/999999")
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    status, body = await get(web, "/api/actors/nope")
+    assert (status, body["error"]["code"]) == (400, "bad_frame")
