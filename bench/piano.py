@@ -32,6 +32,7 @@ import structlog
 
 from actors import Actor, ActorSystem, Registry
 from bench.harness import Options
+from piano.agents.codex import CodexBackend
 from piano.codex import CODEX, CodexClient
 from piano.config import AgentConfig, CodexConfig, Config, DaemonConfig, ProviderConfig
 from piano.events import EVENTS, event_pipeline, publisher
@@ -163,7 +164,13 @@ async def _codex_turns(threads_n: int, turns: int, deltas: int) -> dict[str, Any
                 await system.spawn(DynamicSupervisor(), name=THREAD_SUPERVISOR)
                 directory = StoreDirectory(lambda: system.whereis(STORE), database)
                 router = await system.spawn(
-                    Threads(config, directory, publisher(lambda: system), sessions), name=THREADS
+                    Threads(
+                        config,
+                        directory,
+                        publisher(lambda: system),
+                        {"codex": CodexBackend(sessions)},
+                    ),
+                    name=THREADS,
                 )
                 surface = _Surface()
                 surface_ref = await system.spawn(surface)

@@ -55,7 +55,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from actors import Secret
-from piano.agents import OpenAIAgentConfig
+from piano.agents import BACKENDS, OpenAIAgentConfig
 from piano.media import MediaConfig
 from piano.surfaces.telegram._config import TelegramConfig
 from piano.tools._config import ToolsConfig
@@ -153,7 +153,9 @@ class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A named configuration of an agent: its model, where it works and what it may do."""
 
-    backend: Literal["codex", "openai"] = "codex"
+    backend: str = "codex"
+    """Which backend runs its turns, by its registered name (`piano.agents.BACKENDS`):
+    ``codex`` or ``openai``."""
     model: str | None = None
     provider: str | None = None
     workspace: str = "~/piano-workspace"
@@ -252,6 +254,11 @@ def _check(config: Config, source: str) -> None:
         for problem in config.agents[name].openai.problems(name, openai_agents):
             raise ConfigError(f"{source}: {problem}")
     for name, agent in config.agents.items():
+        if agent.backend not in BACKENDS:
+            raise ConfigError(
+                f"{source}: agents.{name}.backend: no backend named {agent.backend!r} "
+                f"(backends: {', '.join(sorted(BACKENDS))})"
+            )
         if agent.provider is not None and agent.provider not in config.providers:
             raise ConfigError(
                 f"{source}: agents.{name}.provider: no provider named {agent.provider!r} "

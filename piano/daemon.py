@@ -50,7 +50,7 @@ import structlog
 
 from actors import Actor, ActorRef, ActorSystem, Registry, redact
 from actors.console import ConsoleServer
-from piano.agents.openai import OpenAIBackend, SqliteHistory
+from piano.agents import Backend, DaemonSetup, backend_class
 from piano.codex import CODEX, CodexClient
 from piano.config import Config
 from piano.events import EVENTS, event_pipeline, publisher, stored_publisher
@@ -405,14 +405,6 @@ def build_application(config: Config) -> Application:
     subscriptions = Registry(keys="duplicate")
     application: Application
     notes = SqliteNotes(database)  # one connection: Codex's (over MCP) and OpenAI agents' notes
-    openai = OpenAIBackend(
-        config.agents,
-        {name: agent.openai for name, agent in config.agents.items() if agent.backend == "openai"},
-        providers=config.providers,
-        tools=config.tools,
-        notes=notes,
-        history=SqliteHistory(database),
-    )
 
     def store() -> ActorRef | None:
         return application.system.whereis(STORE) if application.system else None
@@ -433,6 +425,11 @@ def build_application(config: Config) -> Application:
     )
     access = McpAccess.from_config(config.tools.mcp)
     codex_config = access.codex_thread_config if config.tools.mcp.enabled else None
+    setup = DaemonSetup(config, database, sessions, notes, codex_config)
+    backends: dict[str, Backend] = {
+        name: backend_class(name).for_daemon(setup)
+        for name in sorted({"codex", *(agent.backend for agent in config.agents.values())})
+    }
     surfaces = [
         ChildSpec(
             TERMINAL_SURFACE,
@@ -504,9 +501,7 @@ def build_application(config: Config) -> Application:
                 config,
                 threads_directory,
                 publish,
-                sessions,
-                codex_config=codex_config,
-                openai=openai,
+                backends,
                 conversations=conversations,
             ),
             name=THREADS,

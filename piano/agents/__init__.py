@@ -1,12 +1,76 @@
-"""Agent backends beside Codex (`piano.agents.openai`: the openai SDK against any compatible
-server).
+"""Agents: what runs a conversation's turns, one `Backend` per kind, chosen by name.
 
-`OpenAIAgentConfig` is exported here, from a module that imports nothing but msgspec, so that
-`piano.config` can name it in `AgentConfig` without an import cycle.
+Every conversation (a chat, a topic, with one agent) is an actor, a `Conversation`: the same
+calls, events, busy policy, approvals and idle stop whatever runs its turns. A `Backend` makes
+these actors; the backends sit side by side and are registered by name in `BACKENDS`, each
+imported only when a configuration names it (`backend_class`):
+
+- ``"codex"`` — `piano.agents.codex.CodexBackend`: turns in `codex app-server`;
+- ``"openai"`` — `piano.agents.openai.OpenAIBackend`: the openai SDK against any
+  OpenAI-compatible server.
+
+`piano.threads.Threads` picks an agent's backend by its ``backend`` setting. A new backend is
+one module with a `Backend` subclass plus `register_backend(name, "module:Class")`.
+
+The messages a conversation's actor answers (`PostMessage`, `Decide`, `Interrupt`,
+`GetStatus`) are here; `piano.threads` has the client functions that send them. Where
+conversations' ids and unfinished work live (`ThreadDirectory`, `ThreadKey`) is here too,
+because every conversation's actor reads and records them; `piano.threads` re-exports them for
+surfaces. `OpenAIAgentConfig` comes from a module that imports nothing but msgspec, so that
+`piano.config` can name it in `AgentConfig`.
 """
 
 from __future__ import annotations
 
+from piano.agents._backend import (
+    BACKENDS,
+    Backend,
+    DaemonSetup,
+    UnknownBackend,
+    backend_class,
+    register_backend,
+)
+from piano.agents._conversation import (
+    DAEMON_STOPPED,
+    Conversation,
+    NotSaved,
+    Publish,
+    Turn,
+    stopped_because,
+)
+from piano.agents._directory import (
+    MemoryDirectory,
+    StoreDirectory,
+    ThreadDirectory,
+    ThreadKey,
+    Unfinished,
+)
+from piano.agents._messages import ConversationStatus, Decide, GetStatus, Interrupt, PostMessage
 from piano.agents._options import TOOL_GROUPS, OpenAIAgentConfig
 
-__all__ = ["TOOL_GROUPS", "OpenAIAgentConfig"]
+__all__ = [
+    "BACKENDS",
+    "DAEMON_STOPPED",
+    "TOOL_GROUPS",
+    "Backend",
+    "Conversation",
+    "ConversationStatus",
+    "DaemonSetup",
+    "Decide",
+    "GetStatus",
+    "Interrupt",
+    "MemoryDirectory",
+    "NotSaved",
+    "OpenAIAgentConfig",
+    "PostMessage",
+    "Publish",
+    "StoreDirectory",
+    "ThreadDirectory",
+    "ThreadKey",
+    "Turn",
+    "Unfinished",
+    "UnknownBackend",
+    "backend_class",
+    "register_backend",
+    "stopped_because",
+]

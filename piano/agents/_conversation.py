@@ -1,7 +1,7 @@
 """`Conversation`: what every conversation's actor does, whatever backend runs its turns.
 
 A conversation (a chat, a topic) with an agent is one actor: Codex's `ConversationThread`
-(piano.threads) and the openai SDK's `OpenAIThread` (piano.agents.openai) are both
+(piano.agents.codex) and the openai SDK's `OpenAIThread` (piano.agents.openai) are both
 `Conversation`s, so surfaces, the pipeline and the store cannot tell them apart. They answer
 the same calls, the frozen messages of `piano.agents._messages` (sent by the client functions
 of `piano.threads`, never built by hand):
@@ -45,9 +45,6 @@ and keep the same guarantees:
 - **Events in order.** Events go to one outbox (`emit`) published in order under one lock
   (`flush`), at the latest when the current callback ends.
 
-This module lives in piano.agents, not piano.threads, because `piano.agents.openai` must not
-load piano.threads (which may import it); piano.threads exports `Conversation`.
-
 A backend implements the hooks: `_begin` (start a turn; it sets `turn`), `_steer`,
 `_stop_turn`, `_label` and `_status` (its `ConversationStatus` fields: ``agent``, ``backend``,
 ``codex_thread_id``), and ends each turn with `_end_turn`.
@@ -79,8 +76,8 @@ from piano.store import StoreError
 from schemas import events as ev
 
 if TYPE_CHECKING:
+    from piano.agents._directory import ThreadDirectory, ThreadKey
     from piano.config import AgentConfig
-    from piano.threads import ThreadDirectory, ThreadKey
 
 __all__ = [
     "DAEMON_STOPPED",

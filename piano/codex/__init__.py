@@ -1,6 +1,9 @@
 """Piano's client for `codex app-server` (stdio JSON-RPC, typed by `schemas.codex`).
 
 `CodexClient` is the supervised actor that owns the process; see `piano.codex._client`.
+`connection` finds the live process (waiting while Codex restarts), `Translator` turns one
+thread's notifications into Piano's events: both for the Codex agent backend
+(`piano.agents.codex`).
 
 `CodexProcess` owns one app-server process: handshake, correlated requests with timeouts,
 server → client requests routed to handlers (everything else answered with an error),
@@ -19,7 +22,9 @@ from ._client import (
     codex_dirs,
     codex_environment,
     codex_process,
+    codex_provider_id,
     codex_writable_roots,
+    connection,
 )
 from ._probe import ProviderAnswer, probe_provider
 from ._rpc import (
@@ -31,7 +36,7 @@ from ._rpc import (
     NotificationCallback,
     RequestHandler,
 )
-from ._translate import EVENT_TEXT_LIMIT
+from ._translate import EVENT_TEXT_LIMIT, Translator
 
 __all__ = [
     "CODEX",
@@ -48,10 +53,13 @@ __all__ = [
     "ProbeProvider",
     "ProviderAnswer",
     "RequestHandler",
+    "Translator",
     "codex_dirs",
     "codex_environment",
     "codex_process",
+    "codex_provider_id",
     "codex_writable_roots",
+    "connection",
     "find_codex_binary",
     "probe_provider",
 ]

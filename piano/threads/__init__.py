@@ -4,10 +4,26 @@ Talk to them through the client functions (`open_conversation`, `send_message`,
 `post_message`, `decide`, `interrupt`, `conversation_status`, `new_conversation`,
 `which_conversations`, `recover_conversations`): each sends one frozen message and applies
 one timeout policy (`TIMEOUT`); see `piano.threads._client`.
+
+`Threads` (registered as ``"threads"``) starts a conversation's actor with the backend its
+agent names (`piano.agents.Backend`). The directory, the conversation type and its messages
+are `piano.agents`'s, re-exported here for the surfaces.
 """
 
-from piano.agents._conversation import Conversation, NotSaved
-from piano.agents._messages import ConversationStatus, Decide, GetStatus, Interrupt, PostMessage
+from piano.agents import (
+    Conversation,
+    ConversationStatus,
+    Decide,
+    GetStatus,
+    Interrupt,
+    MemoryDirectory,
+    NotSaved,
+    PostMessage,
+    StoreDirectory,
+    ThreadDirectory,
+    ThreadKey,
+    Unfinished,
+)
 from piano.threads._client import (
     RECOVER_TIMEOUT,
     TIMEOUT,
@@ -26,13 +42,6 @@ from piano.threads._client import (
     send_message,
     which_conversations,
 )
-from piano.threads._directory import (
-    MemoryDirectory,
-    StoreDirectory,
-    ThreadDirectory,
-    ThreadKey,
-    Unfinished,
-)
 from piano.threads._router import (
     RECOVERY,
     THREAD_SUPERVISOR,
@@ -40,7 +49,6 @@ from piano.threads._router import (
     Recovery,
     Threads,
 )
-from piano.threads._thread import ConversationThread
 from schemas.events import Decision, Outcome
 
 __all__ = [
@@ -51,7 +59,6 @@ __all__ = [
     "TIMEOUT",
     "Conversation",
     "ConversationStatus",
-    "ConversationThread",
     "Decide",
     "Decision",
     "GetStatus",

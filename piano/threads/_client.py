@@ -40,11 +40,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, cast
 
 from actors import ActorRef
-from piano.agents._messages import ConversationStatus, Decide, GetStatus, Interrupt, PostMessage
+from piano.agents import ConversationStatus, Decide, GetStatus, Interrupt, PostMessage
 from schemas.events import Decision, Interaction, Outcome
 
 if TYPE_CHECKING:
-    from piano.threads._directory import ThreadKey
+    from piano.agents import ThreadKey
 
 __all__ = [
     "RECOVER_TIMEOUT",

@@ -19,11 +19,11 @@ actor then closes or runs it (see `piano.agents._conversation`): the daemon's st
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from actors import NOREPLY, Actor, ActorRef, Caller, Registry
-from piano.agents._conversation import DAEMON_STOPPED
+from piano.agents import DAEMON_STOPPED, Backend, Publish, ThreadDirectory, ThreadKey
 from piano.threads._client import (
     NewConversation,
     OpenConversation,
@@ -32,12 +32,9 @@ from piano.threads._client import (
     WhichConversations,
     recover_conversations,
 )
-from piano.threads._directory import ThreadDirectory, ThreadKey
-from piano.threads._thread import ConversationThread, Publish
 from supervisors import ChildSpec, start_child
 
 if TYPE_CHECKING:
-    from piano.agents.openai import OpenAIBackend
     from piano.config import Config
 
 __all__ = ["RECOVERY", "THREADS", "THREAD_SUPERVISOR", "Recovery", "Threads"]
@@ -61,20 +58,16 @@ class Threads(Actor):
         config: Config,
         directory: ThreadDirectory,
         publish: Publish,
-        sessions: Registry,
+        backends: Mapping[str, Backend],
         clock: Callable[[], float] | None = None,
-        codex_config: Callable[[str], dict[str, Any]] | None = None,
-        openai: OpenAIBackend | None = None,
         conversations: Registry | None = None,
     ) -> None:
         self.config = config
         self.directory = directory
         self.publish = publish
-        self.sessions = sessions
+        self.backends = dict(backends)
         self.conversations = conversations or Registry(keys="unique")
         self.clock = clock
-        self.codex_config = codex_config
-        self.openai = openai
 
     def describe(self) -> str:
         return f"{self.conversations.count()} live threads"
@@ -119,27 +112,24 @@ class Threads(Actor):
         agent = self.config.agents.get(key.agent)
         if agent is None:
             raise UnknownAgent(f"no agent named {key.agent!r}")
-        make: Any = ConversationThread
-        if agent.backend == "openai":
-            if self.openai is None:
-                raise RuntimeError(f"agent {key.agent!r} needs the openai backend, not configured")
-            make = self.openai.thread_actor
-        thread_id, codex_thread_id = await self.directory.thread_for(key)
+        backend = self.backends.get(agent.backend)
+        if backend is None:
+            raise RuntimeError(
+                f"agent {key.agent!r} needs the {agent.backend!r} backend, which is not running"
+            )
+        thread_id, _ = await self.directory.thread_for(key)
         options: dict[str, Any] = {} if self.clock is None else {"clock": self.clock}
         starts = itertools.count()
 
         def start() -> Actor:
-            """The conversation's actor; a restart learns Codex's thread id from the store."""
+            """The conversation's actor; a restart recovers what its predecessor left."""
             first = next(starts) == 0
-            return make(  # type: ignore[no-any-return]
+            return backend.conversation(
                 thread_id,
                 key,
                 agent,
                 publish=self.publish,
-                sessions=self.sessions,
-                codex_thread_id=codex_thread_id if first else None,
                 directory=self.directory,
-                codex_config=self.codex_config,
                 conversations=self.conversations,
                 recovering=DAEMON_STOPPED if first else RESTARTED,
                 **options,

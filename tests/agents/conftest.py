@@ -3,7 +3,7 @@ a real store.
 
 `agents(...)` starts, in a fresh ActorSystem, a store (`StoreWriter` on a temporary
 database, `StoreDirectory`), the tool actors (web fetch, jails), and a router registered as
-"threads" that starts `OpenAIBackend.thread_actor` for every key, as the daemon's `Threads`
+"threads" that starts `OpenAIBackend.conversation` for every key, as the daemon's `Threads`
 will. Two agents: ``concierge`` (tools, may hand off to the archivist) and ``archivist``
 (notes, may hand back). Every published event is collected (`events`) and written to the
 store, in order, as the daemon's pipeline does.
@@ -185,15 +185,9 @@ async def agents(tmp_path: Path) -> AsyncIterator[Start]:
                         ref.send(event)
 
             async def make(key: ThreadKey) -> Actor:
-                thread_id, codex_thread_id = await directory.thread_for(key)
-                return backend.thread_actor(
-                    thread_id,
-                    key,
-                    agents_[key.agent],
-                    publish=publish,
-                    sessions=Registry(keys="unique"),
-                    codex_thread_id=codex_thread_id,
-                    directory=directory,
+                thread_id, _ = await directory.thread_for(key)
+                return backend.conversation(
+                    thread_id, key, agents_[key.agent], publish=publish, directory=directory
                 )
 
             threads = await system.spawn(Router(make), name=THREADS)

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from actors import ActorRef, ActorSystem, Registry
+from piano.agents import Publish
+from piano.agents.codex import CodexBackend
 from piano.codex import CODEX, CodexClient
 from piano.config import AgentConfig, CodexConfig, Config, DaemonConfig, ProviderConfig
 from piano.surfaces import deliver
@@ -28,7 +30,6 @@ from piano.threads import (
     open_conversation,
     send_message,
 )
-from piano.threads._thread import Publish
 from schemas import events as ev
 from supervisors import Backoff, ChildSpec, DynamicSupervisor, Supervisor
 from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider
@@ -149,7 +150,12 @@ def core_children(
         ),
         ChildSpec(
             THREADS,
-            start=lambda: Threads(config, directory, publish, sessions, codex_config=codex_config),
+            start=lambda: Threads(
+                config,
+                directory,
+                publish,
+                {"codex": CodexBackend(sessions, codex_config=codex_config)},
+            ),
             name=THREADS,
         ),
     ]

@@ -128,9 +128,7 @@ async def test_opening_a_conversation_with_an_unknown_agent_raises_unknown_agent
     from piano.threads import Threads
 
     async with ActorSystem() as system:
-        router = await system.spawn(
-            Threads(Config(), MemoryDirectory(), _discard, sessions=_registry())
-        )
+        router = await system.spawn(Threads(Config(), MemoryDirectory(), _discard, {}))
         with pytest.raises(UnknownAgent, match="no agent named 'nobody'"):
             await open_conversation(router, ThreadKey("test", "c1", "nobody"))
         with pytest.raises(KeyError):  # UnknownAgent is a KeyError, as before
@@ -140,9 +138,3 @@ async def test_opening_a_conversation_with_an_unknown_agent_raises_unknown_agent
 
 async def _discard(events: list[ev.ThreadEvent]) -> None:
     return None
-
-
-def _registry() -> Any:
-    from actors import Registry
-
-    return Registry(keys="unique")

@@ -1,7 +1,7 @@
 """The OpenAI agent backend: agents on the openai SDK, against OpenAI's API or any
 OpenAI-compatible server (vLLM, llama.cpp, Ollama), beside Codex.
 
-An agent with ``backend = "openai"`` runs in an `OpenAIThread` instead of a
+An agent with ``backend = "openai"`` runs in an `OpenAIThread` instead of Codex's
 `ConversationThread`: same calls, same events (`schemas.events`), same busy policy, approvals
 and idle stop, so surfaces, the pipeline and the store need no special case. It speaks the
 Responses API or Chat Completions (``api``), streams its answer, calls Piano's tools (web
@@ -12,14 +12,14 @@ unknown model or a truncated stream. Agents hand conversations to each other (`h
 ```python
 backend = OpenAIBackend(config.agents, options, providers=config.providers,
                         tools=config.tools, notes=SqliteNotes(db), history=SqliteHistory(db))
-actor = backend.thread_actor(thread_id, key, agent, publish=publish, sessions=sessions)
+actor = backend.conversation(thread_id, key, agent, publish=publish, directory=directory)
 ```
 
 Modules: `_config` (endpoint), `_backend` (the actor), `_turn` (rounds and tools),
 `_responses` / `_chat` (the two wire APIs), `_tools` (the catalogue's function tools),
 `_handoff`, `_history`; the notes are piano.tools' (`SqliteNotes`),
 This package imports neither piano.config nor
-piano.threads when loaded, so either may import it.
+piano.threads when loaded.
 """
 
 from __future__ import annotations

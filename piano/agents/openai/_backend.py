@@ -1,7 +1,7 @@
 """`OpenAIThread`: a conversation's actor when its agent runs on the openai SDK.
 
-From the outside it is every conversation's actor (`piano.agents._conversation.Conversation`,
-like Codex's `ConversationThread`): the same calls, the same thread events through the same
+From the outside it is every conversation's actor (`piano.agents.Conversation`, like Codex's
+`piano.agents.codex.ConversationThread`): the same calls, the same thread events through the same
 `publish`, the same busy policy, turn timeout, approval timeout and idle stop. Surfaces and the
 store cannot tell them apart. What is its own:
 
@@ -16,8 +16,9 @@ store cannot tell them apart. What is its own:
 - **Events in order.** The turn task emits into the actor's outbox and flushes it under the
   same lock, so the pipeline receives them in the order they happened.
 
-`OpenAIBackend` holds what all OpenAI threads share (agent settings, tools, notes, history)
-and makes their actors with `thread_actor`, whose arguments are `ConversationThread`'s.
+`OpenAIBackend` (a `piano.agents.Backend`, registered as ``"openai"``) holds what all OpenAI
+threads share (agent settings, tools, notes, history) and makes their actors
+(`conversation`).
 """
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ import openai
 import structlog
 
 from actors import Registry
+from piano.agents._backend import Backend, DaemonSetup
 from piano.agents._conversation import DAEMON_STOPPED, Conversation, Publish, Turn, stopped_because
+from piano.agents._directory import ThreadDirectory, ThreadKey
 from piano.agents._options import OpenAIAgentConfig
 from piano.agents.openai._config import EndpointError, resolve_endpoint
-from piano.agents.openai._history import History, MemoryHistory, Message
+from piano.agents.openai._history import History, MemoryHistory, Message, SqliteHistory
 from piano.agents.openai._tools import SHELL_CWD, ToolContext, ToolRunner
 from piano.agents.openai._turn import Profile, TurnRun
 from piano.tools import Notes, Toolbox, ToolsConfig, owner_of
@@ -45,14 +48,13 @@ from schemas import events as ev
 
 if TYPE_CHECKING:
     from piano.config import AgentConfig, ProviderConfig
-    from piano.threads import ThreadDirectory, ThreadKey
 
 __all__ = ["OpenAIBackend", "OpenAIThread"]
 
 log = structlog.get_logger(__name__)
 
 
-class OpenAIBackend:
+class OpenAIBackend(Backend):
     """What the OpenAI thread actors share; see the module documentation.
 
     `agents` are the configuration's agents and `options` the ``openai`` options of those
@@ -110,23 +112,33 @@ class OpenAIBackend:
             endpoint=endpoint,
         )
 
-    def thread_actor(
+    @classmethod
+    def for_daemon(cls, setup: DaemonSetup) -> OpenAIBackend:
+        """The OpenAI agents of `setup.config`: the daemon's notes, histories in the store's
+        database, the configured tools."""
+        config = setup.config
+        return cls(
+            config.agents,
+            {name: a.openai for name, a in config.agents.items() if a.backend == "openai"},
+            providers=config.providers,
+            tools=config.tools,
+            notes=setup.notes,
+            history=SqliteHistory(setup.database),
+        )
+
+    def conversation(
         self,
         thread_id: str,
         key: ThreadKey,
         agent: AgentConfig,
         *,
         publish: Publish,
-        sessions: Registry,
-        codex_thread_id: str | None = None,
         directory: ThreadDirectory | None = None,
-        codex_config: Callable[[str], dict[str, Any]] | None = None,
         conversations: Registry | None = None,
         recovering: str = DAEMON_STOPPED,
         clock: Callable[[], float] = time.time,
     ) -> OpenAIThread:
-        """The thread actor of a conversation (arguments as `ConversationThread`'s; the
-        Codex-only ones, `sessions`, `codex_thread_id` and `codex_config`, are unused)."""
+        """An `OpenAIThread` sharing this backend's settings, tools, notes and history."""
         return OpenAIThread(
             thread_id,
             key,

@@ -50,18 +50,20 @@ from piano.agents._conversation import (
     Turn,
     stopped_because,
 )
-from piano.codex import CodexError, CodexProcess, CodexTimeout
-from piano.codex._client import (
+from piano.agents._directory import ThreadDirectory, ThreadKey
+from piano.codex import (
     CODEX,
     ApprovalAsked,
+    CodexError,
     CodexNotification,
+    CodexProcess,
+    CodexTimeout,
     ProbeProvider,
+    Translator,
     codex_provider_id,
     connection,
 )
-from piano.codex._translate import Translator
 from piano.media import image_type
-from piano.threads._directory import ThreadDirectory, ThreadKey
 from schemas import events as ev
 from schemas.codex import (
     CommandExecutionRequestApprovalParams,
@@ -79,7 +81,7 @@ from schemas.codex import (
 if TYPE_CHECKING:
     from piano.config import AgentConfig
 
-__all__ = ["ConversationThread", "Publish"]
+__all__ = ["ConversationThread"]
 
 
 def _input(interaction: ev.Interaction) -> list[UserInput]:
