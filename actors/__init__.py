@@ -19,11 +19,14 @@ from actors._actor import Actor, current_actor
 from actors._backoff import Backoff, Streak
 from actors._blocking import BlockingRef, BlockingSystem, run_in_thread
 from actors._introspection import (
+    DESCRIPTION_LIMIT,
     ActorInfo,
+    describe,
     get_state,
     info,
     replace_state,
     resume,
+    statistics,
     suspend,
     trace,
 )
@@ -56,6 +59,7 @@ from actors._thread import PykkaActorStopped, ThreadActor
 from actors._timers import Timer
 
 __all__ = [
+    "DESCRIPTION_LIMIT",
     "KILL",
     "KILLED",
     "NOPROC",
@@ -92,6 +96,7 @@ __all__ = [
     "Timer",
     "UnknownMessage",
     "current_actor",
+    "describe",
     "get_state",
     "info",
     "is_normal_exit",
@@ -101,6 +106,7 @@ __all__ = [
     "replace_state",
     "resume",
     "run_in_thread",
+    "statistics",
     "suspend",
     "trace",
 ]

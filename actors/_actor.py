@@ -205,6 +205,25 @@ class Actor:
         """Shape the state shown in introspection and crash reports (e.g. redact secrets)."""
         return state
 
+    # -- what observers read (outside the mailbox) ---------------------------------------------
+
+    # Both are read by other code at any moment, not through the mailbox: they must be quick,
+    # synchronous and side-effect free, and may run while one of this actor's handlers is
+    # suspended at an await. Read them through `actors.describe(ref)` and
+    # `actors.statistics(ref)`, which also catch what they raise.
+
+    def describe(self) -> str | None:
+        """One line saying what this actor is and does now, for people: the console's
+        `tree()` and the web dashboard show it after the actor's class. None (the default):
+        nothing to add."""
+        return None
+
+    def statistics(self) -> object | None:
+        """A frozen snapshot of this actor's counters, for programs (as Trio's
+        ``statistics()``): a pipeline's `PipelineStatistics`, a stage's `StageStatistics`, a
+        supervisor's `SupervisorStatistics`. None (the default): it keeps none."""
+        return None
+
     # -- the actor's own API -------------------------------------------------------------------
 
     @property

@@ -5,6 +5,9 @@
   messages, like `:sys`: they run between two callbacks, so they never see a half-updated state,
   and they work only while the actor is responsive. A suspended actor handles nothing but
   system messages until it is resumed.
+- `describe(ref)` and `statistics(ref)` read what the actor says of itself (`Actor.describe`,
+  `Actor.statistics`), at once and without involving its mailbox; every reader (the console,
+  the dashboard) goes through them.
 - `trace(ref)` logs every message in and every reply out through structlog
   (``actor.trace.in`` / ``actor.trace.out``), like ``:sys.trace``.
 
@@ -16,13 +19,33 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, overload
+
+import structlog
 
 from actors._actor import Actor
 from actors._reasons import ActorExited, ActorTimeout
 from actors._ref import DEFAULT_CALL_TIMEOUT, SYSTEM, ActorRef, check_timeout
 
-__all__ = ["ActorInfo", "get_state", "info", "replace_state", "resume", "suspend", "trace"]
+__all__ = [
+    "DESCRIPTION_LIMIT",
+    "ActorInfo",
+    "describe",
+    "get_state",
+    "info",
+    "replace_state",
+    "resume",
+    "statistics",
+    "suspend",
+    "trace",
+]
+
+log = structlog.get_logger(__name__)
+
+DESCRIPTION_LIMIT = 200
+"""The longest description `describe` returns (a longer one is cut, ending with "…")."""
+
+T = TypeVar("T")
 
 Status = Literal["running", "waiting", "suspended", "exiting", "exited"]
 
@@ -76,6 +99,45 @@ def info(ref: ActorRef) -> ActorInfo:
         tracing=actor._tracing,
         exit_reason=actor._exit_reason,
     )
+
+
+def describe(ref: ActorRef, limit: int = DESCRIPTION_LIMIT) -> str | None:
+    """The first line of the actor's `Actor.describe`, at most `limit` characters, or None
+    when it has nothing to say. A describe() that raises is shown as
+    ``<describe() failed: ...>``: an observer never fails because of what it observes."""
+    try:
+        text = ref._actor.describe()
+    except Exception as exc:
+        text = f"<describe() failed: {exc!r}>"
+    if text is None:
+        return None
+    stripped = str(text).strip()
+    line = stripped.splitlines()[0] if stripped else ""
+    if len(line) > limit:
+        line = line[: limit - 1] + "…"
+    return line or None
+
+
+@overload
+def statistics(ref: ActorRef) -> object | None: ...
+
+
+@overload
+def statistics(ref: ActorRef, kind: type[T]) -> T | None: ...
+
+
+def statistics(ref: ActorRef, kind: type[Any] | None = None) -> Any:
+    """The actor's `Actor.statistics` snapshot; with `kind`, only a snapshot of that type
+    (None otherwise: another kind of actor). None when it keeps none or when reading them
+    raised (the error is logged)."""
+    try:
+        snapshot = ref._actor.statistics()
+    except Exception:
+        log.exception("actor.statistics_failed", actor=repr(ref))
+        return None
+    if kind is not None and not isinstance(snapshot, kind):
+        return None
+    return snapshot
 
 
 async def _system_op(ref: ActorRef, op: Callable[[Actor], Any], timeout: float | None) -> Any:

@@ -9,6 +9,7 @@ shutdown), `supervisors._dynamic`, `supervisors._partition`, `supervisors._task`
 """
 
 from supervisors._application import Application
+from supervisors._base import SupervisorStatistics
 from supervisors._children import (
     AlreadyPresent,
     AlreadyStarted,
@@ -54,6 +55,7 @@ __all__ = [
     "PartitionSupervisor",
     "Supervisor",
     "SupervisorError",
+    "SupervisorStatistics",
     "TaskHandle",
     "TaskSupervisor",
     "count_children",

@@ -10,7 +10,20 @@ from dataclasses import dataclass
 from actors import SHUTDOWN, Actor, Streak
 from supervisors._children import Child, Clock, Intensity, log
 
-__all__ = ["RestartDue", "SupervisorBase"]
+__all__ = ["RestartDue", "SupervisorBase", "SupervisorStatistics"]
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorStatistics:
+    """A supervisor's counters (`Actor.statistics`, read with `actors.statistics(ref)`):
+    its children (specs, or live children of a dynamic supervisor), how many run now, the
+    restarts it made of them all, and its restart intensity."""
+
+    children: int
+    running: int
+    restarts: int
+    max_restarts: int
+    max_seconds: float
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -39,12 +52,29 @@ class SupervisorBase(Actor):
     async def _apply_strategy(self, child: Child) -> None:
         raise NotImplementedError
 
-    def _describe_intensity(self, children: Iterable[Child]) -> str:
-        restarts = sum(child.restarts for child in children)
-        return (
-            f"intensity {self.intensity.max_restarts}/{self.intensity.max_seconds:g}s, "
-            f"{restarts} restarts"
+    def records(self) -> Iterable[Child]:
+        """Every child record the supervisor keeps (running, restarting or stopped)."""
+        raise NotImplementedError
+
+    def statistics(self) -> object | None:
+        """`supervisor_statistics()`; a subclass that is more than a supervisor (a pipeline)
+        reports its own kind of statistics instead."""
+        return self.supervisor_statistics()
+
+    def supervisor_statistics(self) -> SupervisorStatistics:
+        """The counters of this supervisor as a supervisor."""
+        children = list(self.records())
+        return SupervisorStatistics(
+            children=len(children),
+            running=sum(1 for child in children if child.ref is not None),
+            restarts=sum(child.restarts for child in children),
+            max_restarts=self.intensity.max_restarts,
+            max_seconds=self.intensity.max_seconds,
         )
+
+    def _describe_intensity(self) -> str:
+        stats = self.supervisor_statistics()
+        return f"intensity {stats.max_restarts}/{stats.max_seconds:g}s, {stats.restarts} restarts"
 
     async def _give_up(self) -> None:
         await self._stop_all()

@@ -63,8 +63,10 @@ class DynamicSupervisor(SupervisorBase):
         self.restarting: list[Child] = []
 
     def describe(self) -> str:
-        intensity = self._describe_intensity(self.children.values())
-        return f"dynamic, {len(self.children)} children, {intensity}"
+        return f"dynamic, {len(self.children)} children, {self._describe_intensity()}"
+
+    def records(self) -> list[Child]:
+        return [*self.children.values(), *self.restarting]
 
     async def init(self) -> None:
         self.trap_exits = True
@@ -89,10 +91,10 @@ class DynamicSupervisor(SupervisorBase):
                     await stop_child(self, child)
                     return None
                 case "which_children":
-                    rows = [*self.children.values(), *self.restarting]
+                    rows = self.records()
                     return [child.info() for child in reversed(rows)]
                 case "count_children":
-                    specs = [c.spec for c in (*self.children.values(), *self.restarting)]
+                    specs = [c.spec for c in self.records()]
                     return Counts(
                         specs=len(specs),
                         active=len(self.children),

@@ -65,7 +65,7 @@ class PartitionSupervisor(Supervisor):
         self.partitions = count
 
     def describe(self) -> str:
-        return f"partition x{self.partitions}, {self._describe_intensity(self.children)}"
+        return f"partition x{self.partitions}, {self._describe_intensity()}"
 
 
 def partition_for(key: object, partitions: int) -> int:

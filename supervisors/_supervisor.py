@@ -120,7 +120,10 @@ class Supervisor(SupervisorBase):
 
     def describe(self) -> str:
         """One line for the console's tree and the dashboard."""
-        return f"{self.strategy}, {self._describe_intensity(self.children)}"
+        return f"{self.strategy}, {self._describe_intensity()}"
+
+    def records(self) -> list[Child]:
+        return self.children
 
     async def init(self) -> None:
         self.trap_exits = True

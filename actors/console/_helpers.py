@@ -5,9 +5,9 @@ actor id. Helpers that wait for the actor are coroutines; the console awaits a c
 expression statement evaluates to, so ``call("counter", "get")`` prints the reply (write
 ``n = await call("counter", "get")`` inside assignments and functions).
 
-`tree()` draws the actors by parent: an actor may add a one-line description of itself by
-defining ``describe(self) -> str`` (quick, synchronous; it may run while a handler of the same
-actor is suspended at an await, so it must not assume a finished update).
+`tree()` draws the actors by parent, each with the one line its `Actor.describe` gives (read
+through `actors.describe`); ``stats(x)`` prints its `Actor.statistics` snapshot (through
+`actors.statistics`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ import pydoc
 from collections.abc import Callable
 from typing import Any
 
-from actors._actor import Actor
 from actors._introspection import ActorInfo
+from actors._introspection import describe as _describe
 from actors._introspection import get_state as _get_state
 from actors._introspection import info as _info
 from actors._introspection import replace_state as _replace_state
 from actors._introspection import resume as _resume
+from actors._introspection import statistics as _statistics
 from actors._introspection import suspend as _suspend
 from actors._introspection import trace as _trace
 from actors._reasons import KILL, NORMAL
@@ -34,6 +35,7 @@ HELPER_NAMES = (
     "ps",
     "tree",
     "info",
+    "stats",
     "state",
     "replace_state",
     "trace",
@@ -47,8 +49,6 @@ HELPER_NAMES = (
     "whereis",
     "help",
 )
-
-_DESCRIPTION_LIMIT = 120
 
 
 class Helpers:
@@ -130,6 +130,10 @@ class Helpers:
         """A snapshot of the actor's runtime facts (`actors.info`)."""
         return _info(self.resolve(x))
 
+    def stats(self, x: ActorRef | str | int) -> object | None:
+        """The actor's statistics snapshot, or None if it keeps none (`actors.statistics`)."""
+        return _statistics(self.resolve(x))
+
     async def state(self, x: ActorRef | str | int) -> dict[str, Any]:
         """The actor's state, read between two of its callbacks (`actors.get_state`)."""
         return await _get_state(self.resolve(x))
@@ -207,6 +211,7 @@ _SIGNATURES = {
     "ps": "()",
     "tree": "()",
     "info": "(x)",
+    "stats": "(x)",
     "state": "(x)",
     "replace_state": "(x, fn)",
     "trace": "(x, on=True)",
@@ -227,19 +232,5 @@ def _label(ref: ActorRef, parent: ActorRef | None) -> str:
     name = f" {facts.name!r}" if facts.name else ""
     linked = " linked" if parent is not None and parent in facts.links else ""
     label = f"{facts.actor_class}#{ref.id}{name} [{facts.status}{linked}]"
-    description = _describe(ref._actor)
+    description = _describe(ref)
     return f"{label} — {description}" if description else label
-
-
-def _describe(actor: Actor) -> str | None:
-    describe = getattr(actor, "describe", None)
-    if not callable(describe):
-        return None
-    try:
-        text = str(describe())
-    except Exception as exc:
-        return f"<describe() failed: {exc!r}>"
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    if len(line) > _DESCRIPTION_LIMIT:
-        line = line[: _DESCRIPTION_LIMIT - 1] + "…"
-    return line or None

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from actors import Actor, Timer
 from actors.pipeline._message import Interrupted, RetriesExhausted
 from actors.pipeline._options import BatchInfo
-from actors.pipeline._statistics import emit
+from actors.pipeline._statistics import StageStatistics, emit
 
 if TYPE_CHECKING:
     from actors.pipeline._topology import Topology
@@ -49,10 +49,13 @@ class Batcher(Actor):
         self.targets = topology.batch_slots[name]
         self.timers: dict[tuple[Any, int | None], Timer] = {}
 
+    def statistics(self) -> StageStatistics:
+        return self.topology.batcher_statistics(self.slot.name)
+
     def describe(self) -> str:
         slot = self.slot
         return (
-            f"batcher {slot.name!r}: {slot.counters.handled} batched, "
+            f"batcher {slot.name!r}: {self.statistics().handled} batched, "
             f"{len(slot.buffers)} open batches, {len(slot.queue)} casts queued"
         )
 
@@ -170,14 +173,17 @@ class BatchProcessor(Actor):
         )
         """The batcher to tell when this batch processor runs out of batches (flush_when_idle)."""
 
+    def statistics(self) -> StageStatistics:
+        return self.topology.batch_processor_statistics(self.name, self.slot.index)
+
     def describe(self) -> str:
-        slot, counters = self.slot, self.slot.counters
+        stats, slot = self.statistics(), self.slot
         blocked = ", retrying its head batch" if slot.blocked else ""
         of = len(self.topology.batch_slots[self.name])
         return (
             f"batch processor {self.name!r} {slot.index + 1}/{of}: "
-            f"{counters.handled} handled, {counters.failed} failed, "
-            f"{len(slot.queue)} batches queued{blocked}"
+            f"{stats.handled} handled, {stats.failed} failed, "
+            f"{stats.queued} batches queued{blocked}"
         )
 
     def init(self) -> None:

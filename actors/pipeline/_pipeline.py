@@ -33,6 +33,7 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from actors import ActorRef
+from actors import statistics as actor_statistics
 from actors.pipeline._batchers import Batcher, BatchProcessor
 from actors.pipeline._message import Acknowledger, Message, PipelineStopped
 from actors.pipeline._options import Batchers, Processors, RateLimit, positive_int
@@ -154,12 +155,15 @@ class Pipeline(Supervisor):
             children, strategy="rest_for_one", max_restarts=max_restarts, max_seconds=max_seconds
         )
 
+    def statistics(self) -> PipelineStatistics:
+        return self.topology.statistics()
+
     def describe(self) -> str:
-        topology = self.topology
-        state = "draining, " if topology.draining else ""
+        stats = self.statistics()
+        state = "draining, " if stats.draining else ""
         return (
-            f"pipeline {self.name!r}: {state}{topology.in_flight}/{topology.max_in_flight} in "
-            f"flight, {topology.acked} acked, {topology.failed} failed; {super().describe()}"
+            f"pipeline {self.name!r}: {state}{stats.in_flight}/{stats.max_in_flight} in "
+            f"flight, {stats.acked} acked, {stats.failed} failed; {super().describe()}"
         )
 
     async def init(self) -> None:
@@ -304,8 +308,13 @@ async def accept_many(topology: Topology, items: Iterable[Any]) -> list[Message]
 
 
 def statistics(pipeline: ActorRef) -> PipelineStatistics:
-    """A snapshot of the pipeline's counters (read directly, without a call)."""
-    return _topology(pipeline).statistics()
+    """A snapshot of the pipeline's counters (read directly, without a call): its
+    `Pipeline.statistics`, as `actors.statistics(pipeline)` reads it, typed; `TypeError` if
+    `pipeline` is not a pipeline."""
+    stats = actor_statistics(pipeline, PipelineStatistics)
+    if stats is None:
+        raise TypeError(f"{pipeline!r} is not a Pipeline")
+    return stats
 
 
 async def update_rate_limit(pipeline: ActorRef, rate_limit: RateLimit | None) -> None:

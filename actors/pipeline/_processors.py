@@ -38,7 +38,7 @@ from actors.pipeline._message import (
 )
 from actors.pipeline._options import KeyFunction
 from actors.pipeline._slots import PARKED, Run
-from actors.pipeline._statistics import emit
+from actors.pipeline._statistics import StageStatistics, emit
 
 if TYPE_CHECKING:
     from actors.pipeline._topology import Topology
@@ -61,12 +61,15 @@ class Processor(Actor):
         """Per batcher: its key function (None: the message's key, from `push(key=...)` or the
         processors' `partition_by`), its concurrency."""
 
+    def statistics(self) -> StageStatistics:
+        return self.topology.processor_statistics(self.slot.index)
+
     def describe(self) -> str:
-        slot, counters = self.slot, self.slot.counters
+        stats, slot = self.statistics(), self.slot
         retrying = f", {len(slot.parked)} keys retrying" if slot.parked else ""
         return (
-            f"processor {slot.index + 1}/{self.topology.partitions}: {counters.handled} handled, "
-            f"{counters.failed} failed, {len(slot.queue)} chunks queued{retrying}"
+            f"processor {slot.index + 1}/{self.topology.partitions}: {stats.handled} handled, "
+            f"{stats.failed} failed, {stats.queued} chunks queued{retrying}"
         )
 
     def init(self) -> None:

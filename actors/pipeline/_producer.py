@@ -50,6 +50,11 @@ class Producer:
         """Release the source after `produce` has ended (the default does nothing)."""
         return None
 
+    def statistics(self) -> object | None:
+        """A snapshot of the source's counters (e.g. `RabbitMQStatistics`), which its stage
+        actor reports (`actors.statistics` of the producer stage); None: it keeps none."""
+        return None
+
 
 class InMemoryProducer(Producer):
     """The producer that callers push into (`push`, `push_nowait`, `push_many`)."""
@@ -67,6 +72,9 @@ class ProducerStage(Actor):
         self.producer = producer
         self.task: asyncio.Task[None] | None = None
         self.emitted = 0
+
+    def statistics(self) -> object | None:
+        return self.producer.statistics()
 
     def describe(self) -> str:
         state = "running" if self.task is not None and not self.task.done() else "idle"

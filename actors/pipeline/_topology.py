@@ -379,24 +379,33 @@ class Topology:
 
     # -- statistics ----------------------------------------------------------------------------
 
+    def processor_statistics(self, index: int) -> StageStatistics:
+        """Processor `index`'s counters (what its actor's `statistics()` reports)."""
+        pslot = self.processor_slots[index]
+        return stage_statistics("processor", pslot.index, pslot.counters, len(pslot.queue))
+
+    def batcher_statistics(self, name: str) -> StageStatistics:
+        """Batcher `name`'s counters; its queue counts open batches too."""
+        bslot = self.batcher_slots[name]
+        queued = len(bslot.queue) + len(bslot.buffers)
+        return stage_statistics(f"batcher:{name}", 0, bslot.counters, queued)
+
+    def batch_processor_statistics(self, name: str, index: int) -> StageStatistics:
+        """Batch processor `index` of batcher `name`: its counters."""
+        slot = self.batch_slots[name][index]
+        return stage_statistics(
+            f"batch_processor:{name}", slot.index, slot.counters, len(slot.queue)
+        )
+
     def statistics(self) -> PipelineStatistics:
-        stages: list[StageStatistics] = []
-        for pslot in self.processor_slots:
-            stages.append(
-                stage_statistics("processor", pslot.index, pslot.counters, len(pslot.queue))
+        stages: list[StageStatistics] = [
+            self.processor_statistics(pslot.index) for pslot in self.processor_slots
+        ]
+        for name in self.batcher_slots:
+            stages.append(self.batcher_statistics(name))
+            stages.extend(
+                self.batch_processor_statistics(name, slot.index) for slot in self.batch_slots[name]
             )
-        for name, bslot in self.batcher_slots.items():
-            queued = len(bslot.queue) + len(bslot.buffers)
-            stages.append(stage_statistics(f"batcher:{name}", 0, bslot.counters, queued))
-            for batch_slot in self.batch_slots[name]:
-                stages.append(
-                    stage_statistics(
-                        f"batch_processor:{name}",
-                        batch_slot.index,
-                        batch_slot.counters,
-                        len(batch_slot.queue),
-                    )
-                )
         return PipelineStatistics(
             name=self.name,
             accepted=self.accepted,

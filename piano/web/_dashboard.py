@@ -25,8 +25,8 @@ from typing import Any
 
 import msgspec
 
-from actors import ActorRef, ActorSystem, get_state, info, redact
-from actors.pipeline import statistics as pipeline_statistics
+from actors import ActorRef, ActorSystem, describe, get_state, info, redact, statistics
+from actors.pipeline import PipelineStatistics
 from piano.codex import CODEX
 from piano.events import EVENTS
 from piano.threads import THREAD_SUPERVISOR, THREADS, which_conversations
@@ -43,7 +43,6 @@ from supervisors import ChildInfo
 __all__ = ["RECENT_ERRORS", "Observer", "clean_line", "group_errors", "record_errors"]
 
 CALL_TIMEOUT = 1.0
-_DESCRIPTION_LIMIT = 160
 _LINE_LIMIT = 160
 _STATE_VALUE_LIMIT = 400
 
@@ -163,17 +162,6 @@ def record_errors(
     return event_dict
 
 
-def _describe(ref: ActorRef) -> str | None:
-    describe = getattr(ref._actor, "describe", None)
-    if not callable(describe):
-        return None
-    try:
-        text = str(describe()).strip()
-    except Exception as exc:
-        return f"describe() failed: {exc!r}"
-    return text.splitlines()[0][:_DESCRIPTION_LIMIT] if text else None
-
-
 def _short(text: str) -> str:
     return text if len(text) <= _STATE_VALUE_LIMIT else text[: _STATE_VALUE_LIMIT - 1] + "…"
 
@@ -196,7 +184,7 @@ def _node(ref: ActorRef, child_id: str, kind: str, restart: str, restarts: int) 
         mailbox_length=facts.mailbox_length,
         messages_handled=facts.messages_handled,
         restarts=restarts,
-        description=_describe(ref),
+        description=describe(ref),
     )
 
 
@@ -267,7 +255,7 @@ class Observer:
             "links": [_peer(r) for r in facts.links],
             "monitors": [_peer(r) for r in facts.monitors],
             "monitored_by": [_peer(r) for r in facts.monitored_by],
-            "description": _describe(ref),
+            "description": describe(ref),
             "state": state,
         }
         redacted: dict[str, Any] = msgspec.json.decode(redact(msgspec.json.encode(view).decode()))
@@ -344,9 +332,8 @@ class Observer:
         ref = self.system.whereis(self.pipeline)
         if ref is None:
             return {}
-        try:
-            stats = pipeline_statistics(ref)
-        except Exception:
+        stats = statistics(ref, PipelineStatistics)
+        if stats is None:
             return {}
         flat: dict[str, float] = {
             "accepted": stats.accepted,
@@ -438,7 +425,7 @@ class Observer:
                     actor_id=row.ref.id,
                     status=facts.status,
                     mailbox_length=facts.mailbox_length,
-                    description=_describe(row.ref),
+                    description=describe(row.ref),
                 )
             )
         return summaries

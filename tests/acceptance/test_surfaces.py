@@ -408,6 +408,11 @@ async def test_the_dashboard_codex_panel_counts_the_restarts_the_tree_shows(
                         if row["restarts"] == 1:
                             break
     assert codex["restarts"] == 1, codex
+    # the other panels read the same declared describe() and statistics()
+    assert dashboard["pipeline"]["accepted"] > 0, dashboard["pipeline"]
+    [events] = _nodes(dashboard["tree"], "events")
+    assert events["description"].startswith("pipeline 'events': "), events
+    assert "restarts" in dashboard["tree"][0]["description"], dashboard["tree"][0]
 
 
 def _nodes(tree: list[dict[str, Any]], child_id: str) -> list[dict[str, Any]]:
