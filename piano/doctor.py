@@ -223,7 +223,13 @@ def check_state(config: Config) -> Check:
 
 
 def check_database(config: Config) -> Check:
-    from piano.store import SCHEMA_VERSION, SchemaTooNew, StoreError, open_connection
+    from piano.store import (
+        SCHEMA_VERSION,
+        SchemaTooNew,
+        StoreError,
+        open_connection,
+        owner_versions,
+    )
 
     path = config.state_path(config.daemon.database)
     if not path.exists():
@@ -232,6 +238,7 @@ def check_database(config: Config) -> Check:
         connection = open_connection(path)
         version = connection.execute("PRAGMA user_version").fetchall()[0][0]
         integrity = connection.execute("PRAGMA quick_check").fetchall()[0][0]
+        owners = owner_versions(connection)
         connection.close()
     except SchemaTooNew as exc:
         return Check(
@@ -243,7 +250,12 @@ def check_database(config: Config) -> Check:
         )
     if integrity != "ok":
         return Check("database", False, f"{path}: {integrity}", "restore it from a backup")
-    return Check("database", True, f"{path}: schema v{version}, integrity ok")
+    tables = ", ".join(f"{owner} v{n}" for owner, n in sorted(owners.items()))
+    return Check(
+        "database",
+        True,
+        f"{path}: schema v{version}{f' ({tables})' if tables else ''}, integrity ok",
+    )
 
 
 def run_checks(config_path: str | None, emit: Callable[[str], None] = print) -> int:

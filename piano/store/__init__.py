@@ -31,8 +31,12 @@ Guarantees:
   implementation of the same protocol, ``StoreWriter(opener)``);
 - a full disk refuses the write with `StoreFull` (nothing of it written), not a crash: the
   writer keeps running and writes succeed again once there is space;
-- the schema migrates by ``user_version`` (append to `MIGRATIONS`); a database from a newer
-  Piano is refused with `SchemaTooNew`, untouched.
+- one owner per table: each feature declares its tables and migrations once (`Tables`,
+  `register`: the journal's are `JOURNAL`; Telegram, the OpenAI backend and the jail register
+  theirs), versions are kept per owner in ``schema_versions``, and every owner writes through
+  the process's one write connection, `Writer.open(path)`. A database from before (one
+  ``user_version`` sequence) is taken over with its rows; one from a newer Piano is refused
+  with `SchemaTooNew`, untouched.
 """
 
 from __future__ import annotations
@@ -77,12 +81,20 @@ from piano.store._records import (
     UsageTotals,
     UserRecord,
 )
-from piano.store._schema import MIGRATIONS, SCHEMA_VERSION, migrate
+from piano.store._schema import (
+    JOURNAL,
+    SCHEMA_VERSION,
+    Tables,
+    migrate,
+    owner_versions,
+    register,
+    registered,
+)
 from piano.store._transcript import render_transcript
 from piano.store._writer import ThreadStatus, Writer
 
 __all__ = [
-    "MIGRATIONS",
+    "JOURNAL",
     "PG_SCHEMA_VERSIONS",
     "SCHEMA_VERSION",
     "STORE",
@@ -112,6 +124,7 @@ __all__ = [
     "StoreWrite",
     "StoreWriter",
     "SurfaceRecord",
+    "Tables",
     "ThreadRecord",
     "ThreadStatus",
     "UpsertAgent",
@@ -125,8 +138,11 @@ __all__ = [
     "migrate",
     "migrate_pg",
     "open_connection",
+    "owner_versions",
     "pg_problem",
     "pg_versions",
+    "register",
+    "registered",
     "render_transcript",
     "safe_dsn",
     "sqlite_writer",

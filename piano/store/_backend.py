@@ -18,10 +18,11 @@ closes it in `terminate`. A backend promises:
 
 Queries are a separate, read-only side (`StoreReader` for SQLite) that never blocks the writer.
 
-`SqliteBackend` is the embedded default: the process's one write connection (`Writer`) on a
-WAL database file. Its methods never suspend: a SQLite batch commits in microseconds without
-fsync (synchronous=NORMAL), cheaper than a hop to a thread. Another backend (PostgreSQL) is a
-second class with the same methods and its own `Opener`: ``StoreWriter(opener)``.
+`SqliteBackend` is the embedded default: the process's one write connection (`Writer.open`)
+on a WAL database file, which the owners of the other tables in the file share. Its methods
+never suspend: a SQLite batch commits in microseconds without fsync (synchronous=NORMAL),
+cheaper than a hop to a thread. Another backend (PostgreSQL) is a second class with the same
+methods and its own `Opener`: ``StoreWriter(opener)``.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ class SqliteBackend:
 
     @classmethod
     async def open(cls, path: str | Path) -> SqliteBackend:
-        return cls(Writer(path))
+        return cls(Writer.open(path))
 
     @classmethod
     def opener(cls, path: str | Path) -> Opener:

@@ -54,17 +54,20 @@ class StoreUnavailable(StoreError):
 
 
 class SchemaTooNew(StoreError):
-    """The database was written by a newer Piano: its schema version is beyond this code's."""
+    """The database was written by a newer Piano: its schema version (the layout's, or one
+    owner's tables') is beyond this code's."""
 
-    def __init__(self, path: str, found: int, known: int) -> None:
+    def __init__(self, path: str, found: int, known: int, *, owner: str | None = None) -> None:
         super().__init__(path, found, known)
         self.path = path
         self.found = found
         self.known = known
+        self.owner = owner
 
     def __str__(self) -> str:
+        what = "schema version" if self.owner is None else f"{self.owner} tables at version"
         return (
-            f"database {self.path} has schema version {self.found}, newer than the {self.known} "
+            f"database {self.path} has {what} {self.found}, newer than the {self.known} "
             "this Piano knows: upgrade Piano, or point it at another database file"
         )
 

@@ -32,7 +32,7 @@ from piano.store._records import (
     UsageTotals,
     UserRecord,
 )
-from piano.store._schema import SCHEMA_VERSION, schema_version
+from piano.store._schema import JOURNAL, SCHEMA_VERSION, owner_versions, schema_version
 from piano.store._transcript import Transcript, render_transcript
 from schemas.events import decode_event
 
@@ -72,12 +72,16 @@ class StoreReader:
         self._lock = threading.Lock()
         self._db = open_connection(self.path, query_only=True)
         version = schema_version(self._db)
-        if version != SCHEMA_VERSION:
+        journal = owner_versions(self._db).get(JOURNAL.owner, 0)
+        if version != SCHEMA_VERSION or journal != JOURNAL.version:
             self._db.close()
             if version > SCHEMA_VERSION:
                 raise SchemaTooNew(self.path, version, SCHEMA_VERSION)
+            if journal > JOURNAL.version:
+                raise SchemaTooNew(self.path, journal, JOURNAL.version, owner=JOURNAL.owner)
             raise StoreError(
-                f"database {self.path} is at schema version {version}, not {SCHEMA_VERSION}: "
+                f"database {self.path} is at schema version {version} (journal {journal}), "
+                f"not {SCHEMA_VERSION} (journal {JOURNAL.version}): "
                 "open it with the store's writer first, which migrates it"
             )
 

@@ -1,16 +1,33 @@
-"""The database schema and its migrations, applied in order by ``PRAGMA user_version``.
+"""Who owns which tables, and their migrations: one registry for every feature's tables.
 
-`MIGRATIONS[n]` takes a database from version n to version n + 1; `SCHEMA_VERSION` is their
-count. To change the schema, append one SQL script to `MIGRATIONS` (never edit a released one).
-Each migration runs in its own ``BEGIN IMMEDIATE`` transaction together with the new
-user_version, so a crash mid-migration leaves the database at the previous version, and two
-processes opening a fresh database at once migrate it once.
+Each feature owns its tables and their migrations, declared once as `Tables(owner, migrations)`
+and registered (`register`): the store's own here (`JOURNAL`, owner ``store``: surfaces, users,
+agents, threads, interactions, items, token usage, approvals, the events journal), the Telegram
+surface (``telegram``), the OpenAI agents' histories (``openai``), the notes tools (``notes``)
+and the jail's audit (``jail``) in their own packages; the names are PostgreSQL's owners too
+(piano.store._pg_schema). ``migrations[n]`` takes an owner's tables from version n to n + 1; to
+change them, append one SQL script (never edit a released one). Each owner's version is a row
+of ``schema_versions``; ``PRAGMA user_version`` holds `SCHEMA_VERSION`, the version of this
+layout itself, so that a Piano from before the registry refuses the file (`SchemaTooNew`)
+instead of migrating it again.
+
+`migrate(connection, tables)` brings the given owners (all registered ones by default) up to
+date, each migration in its own ``BEGIN IMMEDIATE`` transaction together with the new
+version, so a crash mid-migration leaves the owner at its previous version, and two processes
+opening a fresh database at once migrate it once. An owner whose version in the file is beyond
+its code's is refused with `SchemaTooNew`, untouched. Every owner writes through the process's
+one write connection (`Writer.open`), so `piano.store` does not change when a feature does.
+
+A database from before the registry (``user_version`` 1 to 5, one sequence for every table)
+is taken over in one transaction: its owners' versions are read off the old sequence
+(`_LEGACY`), rows kept, and the owners' later migrations follow.
 
 Tables with large rows (items, approvals, events) keep a rowid and a UNIQUE key rather than
 being WITHOUT ROWID: rows are appended in commit order and the key index stays small, which
 measured 3x faster for journal inserts interleaved across 100 threads.
 
-Tables (all STRICT; times are Unix seconds as REAL; JSON columns are checked with json_valid):
+The journal's tables (all STRICT; times are Unix seconds as REAL; JSON columns are checked with
+json_valid):
 - surfaces, users, agents: who talks to whom, upserted by the app;
 - threads: one conversation with an agent on a surface (Piano's id, Codex's thread id, status
   idle / running / archived);
@@ -19,27 +36,64 @@ Tables (all STRICT; times are Unix seconds as REAL; JSON columns are checked wit
 - items: every step Codex reported, in per-thread order (`seq` is the journal sequence number
   of the event that first named the item);
 - token_usage: one row per usage report (one model response), summed for totals;
-- approvals: requests and their decisions;
-- events: the append-only journal of every thread event, numbered per thread from 1.
-- telegram_inbox, telegram_conversations, telegram_audit (v2): the Telegram surface's durable
-  inbox of updates, its chats and topics with their agent, and its access audit log.
-- shell_commands (v3): every command a thread's jailed shell ran, with its exit code, for audit.
-- agent_messages, agent_threads, agent_notes (v4): the OpenAI agent backend's conversation
-  history per thread (wire-neutral messages), each thread's active agent after handoffs, and
-  the notes agents save per user (owner = surface:user).
-- approvals (v5): rebuilt to also hold tool-call approvals (kind 'tool_call', with the tool
-  and its arguments); SQLite cannot change a CHECK constraint in place.
+- approvals: requests and their decisions (journal v2: rebuilt to also hold tool-call
+  approvals, kind 'tool_call' with the tool and its arguments; SQLite cannot change a CHECK
+  constraint in place);
+- events: the append-only journal of every thread event, numbered per thread from 1, unique by
+  (thread_id, seq).
 """
 
 from __future__ import annotations
 
-from typing import Final
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Final, cast
 
 import apsw
 
 from piano.store._connection import SchemaTooNew
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_version"]
+__all__ = [
+    "JOURNAL",
+    "SCHEMA_VERSION",
+    "Tables",
+    "migrate",
+    "owner_versions",
+    "register",
+    "registered",
+    "schema_version",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Tables:
+    """The tables `owner` owns: `migrations[n]` takes them from version n to n + 1."""
+
+    owner: str
+    migrations: tuple[str, ...]
+
+    @property
+    def version(self) -> int:
+        return len(self.migrations)
+
+
+_registry: dict[str, Tables] = {}
+
+
+def register(tables: Tables) -> Tables:
+    """Add an owner's tables to the registry (once per owner); returns them."""
+    known = _registry.get(tables.owner)
+    if known is not None and known != tables:
+        raise ValueError(f"the tables of {tables.owner!r} are registered twice, differently")
+    _registry[tables.owner] = tables
+    return tables
+
+
+def registered() -> tuple[Tables, ...]:
+    """Every owner registered so far (those whose module has been imported)."""
+    return tuple(_registry.values())
+
 
 _V1: Final = """
 CREATE TABLE surfaces (
@@ -175,88 +229,7 @@ CREATE TABLE events (
 ) STRICT;
 """
 
-_V2_TELEGRAM: Final = """
-CREATE TABLE telegram_inbox (
-    bot           TEXT NOT NULL,
-    update_id     INTEGER NOT NULL,
-    body          TEXT NOT NULL CHECK (json_valid(body)),
-    received_at   REAL NOT NULL,
-    processed_at  REAL,
-    PRIMARY KEY (bot, update_id)
-) STRICT;
-CREATE INDEX telegram_inbox_pending ON telegram_inbox (bot, processed_at, update_id);
-
-CREATE TABLE telegram_conversations (
-    bot           TEXT NOT NULL,
-    conversation  TEXT NOT NULL,
-    chat_id       INTEGER NOT NULL,
-    topic_id      INTEGER,
-    agent         TEXT NOT NULL,
-    updated_at    REAL NOT NULL,
-    PRIMARY KEY (bot, conversation)
-) STRICT;
-
-CREATE TABLE telegram_audit (
-    id       INTEGER PRIMARY KEY,
-    bot      TEXT NOT NULL,
-    at       REAL NOT NULL,
-    user_id  INTEGER,
-    chat_id  INTEGER,
-    action   TEXT NOT NULL,
-    outcome  TEXT NOT NULL,
-    detail   TEXT NOT NULL DEFAULT ''
-) STRICT;
-CREATE INDEX telegram_audit_by_time ON telegram_audit (bot, at);
-"""
-
-_V3_SHELL_AUDIT: Final = """
-CREATE TABLE shell_commands (
-    id              INTEGER PRIMARY KEY,
-    thread_id       TEXT NOT NULL REFERENCES threads(id),
-    session         TEXT NOT NULL,
-    command         TEXT NOT NULL,
-    exit_code       INTEGER,
-    timed_out       INTEGER NOT NULL CHECK (timed_out IN (0, 1)),
-    restart_reason  TEXT,
-    stdout          TEXT NOT NULL DEFAULT '',
-    stderr          TEXT NOT NULL DEFAULT '',
-    stdout_bytes    INTEGER NOT NULL,
-    stderr_bytes    INTEGER NOT NULL,
-    started_at      REAL NOT NULL,
-    duration        REAL NOT NULL,
-    recorded_at     REAL NOT NULL
-) STRICT;
-CREATE INDEX shell_commands_by_thread ON shell_commands (thread_id, id);
-"""
-
-_V4_OPENAI_AGENTS: Final = """
-CREATE TABLE agent_messages (
-    thread_id  TEXT NOT NULL,
-    seq        INTEGER NOT NULL,
-    role       TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'tool')),
-    agent      TEXT,
-    body       TEXT NOT NULL CHECK (json_valid(body)),
-    at         REAL NOT NULL,
-    PRIMARY KEY (thread_id, seq)
-) STRICT;
-
-CREATE TABLE agent_threads (
-    thread_id     TEXT PRIMARY KEY,
-    active_agent  TEXT NOT NULL,
-    updated_at    REAL NOT NULL
-) STRICT;
-
-CREATE TABLE agent_notes (
-    owner       TEXT NOT NULL,
-    title       TEXT NOT NULL,
-    body        TEXT NOT NULL,
-    created_at  REAL NOT NULL,
-    updated_at  REAL NOT NULL,
-    PRIMARY KEY (owner, title)
-) STRICT;
-"""
-
-_V5_TOOL_APPROVALS: Final = """
+_V2_TOOL_APPROVALS: Final = """
 CREATE TABLE approvals_v5 (
     thread_id       TEXT NOT NULL REFERENCES threads(id),
     id              TEXT NOT NULL,
@@ -289,46 +262,130 @@ ALTER TABLE approvals_v5 RENAME TO approvals;
 CREATE INDEX approvals_pending ON approvals (decision, requested_at);
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (
-    _V1,
-    _V2_TELEGRAM,
-    _V3_SHELL_AUDIT,
-    _V4_OPENAI_AGENTS,
-    _V5_TOOL_APPROVALS,
-)
-"""SQL scripts; index n migrates version n to n + 1. Append only."""
+JOURNAL: Final = register(Tables("store", (_V1, _V2_TOOL_APPROVALS)))
+"""The store's own tables: who talks to whom, threads, interactions, items, usage, approvals
+and the events journal."""
 
-SCHEMA_VERSION: Final = len(MIGRATIONS)
+SCHEMA_VERSION: Final = 6
+"""``PRAGMA user_version`` of a database whose owners' versions are in ``schema_versions``
+(1 to 5 were the single sequence before it)."""
+
+_LEGACY: Final[tuple[dict[str, int], ...]] = (
+    {},
+    {"store": 1},
+    {"store": 1, "telegram": 1},
+    {"store": 1, "telegram": 1, "jail": 1},
+    {"store": 1, "telegram": 1, "jail": 1, "openai": 1, "notes": 1},
+    {"store": 2, "telegram": 1, "jail": 1, "openai": 1, "notes": 1},
+)
+"""Old ``user_version`` n -> the owners' versions it stands for. The old sequence was: 1 the
+journal's tables, 2 Telegram's inbox, conversations and audit, 3 the jail's shell_commands,
+4 the OpenAI backend's messages and threads and the notes (now two owners), 5 approvals
+rebuilt for tool calls."""
+
+_VERSIONS: Final = """
+CREATE TABLE IF NOT EXISTS schema_versions (
+    owner       TEXT PRIMARY KEY,
+    version     INTEGER NOT NULL CHECK (version >= 0),
+    updated_at  REAL NOT NULL
+) STRICT
+"""
 
 
 def schema_version(connection: apsw.Connection) -> int:
+    """The layout's version (``PRAGMA user_version``)."""
     version = connection.pragma("user_version")
     assert isinstance(version, int)
     return version
 
 
-def _check_not_newer(connection: apsw.Connection, version: int) -> None:
-    if version > SCHEMA_VERSION:
-        raise SchemaTooNew(connection.filename or ":memory:", version, SCHEMA_VERSION)
+def owner_versions(connection: apsw.Connection) -> dict[str, int]:
+    """Each owner's version in the database ({} before the registry took it over)."""
+    if schema_version(connection) != SCHEMA_VERSION:
+        return {}
+    rows = connection.execute("SELECT owner, version FROM schema_versions").fetchall()
+    return {str(owner): cast(int, version) for owner, version in rows}
 
 
-def migrate(connection: apsw.Connection) -> int:
-    """Bring the database to `SCHEMA_VERSION`, one transaction per migration; return the
-    version found before. Raises `SchemaTooNew` (and changes nothing) if it is newer."""
+def _name(connection: apsw.Connection) -> str:
+    return connection.filename or ":memory:"
+
+
+def _take_over(connection: apsw.Connection) -> None:
+    """Make the file a registry database (in the caller's transaction): create
+    ``schema_versions`` and, for a database from before it, record its owners' versions."""
     found = schema_version(connection)
-    _check_not_newer(connection, found)
+    if found == SCHEMA_VERSION:
+        return
+    if found > SCHEMA_VERSION:
+        raise SchemaTooNew(_name(connection), found, SCHEMA_VERSION)
+    connection.execute(_VERSIONS)
+    now = time.time()
+    connection.executemany(
+        "INSERT INTO schema_versions (owner, version, updated_at) VALUES (?, ?, ?)",
+        [(owner, version, now) for owner, version in _LEGACY[found].items()],
+    )
+    connection.pragma("user_version", SCHEMA_VERSION)
+
+
+def _check_not_newer(connection: apsw.Connection, tables: Tables, version: int) -> None:
+    if version > tables.version:
+        raise SchemaTooNew(_name(connection), version, tables.version, owner=tables.owner)
+
+
+def migrate(connection: apsw.Connection, tables: Iterable[Tables] | None = None) -> dict[str, int]:
+    """Bring `tables` (every registered owner by default) up to date, one transaction per
+    migration; return each owner's version found before. Raises `SchemaTooNew` (and changes
+    nothing of that owner) if the file is newer than the code."""
+    found = schema_version(connection)
+    if found > SCHEMA_VERSION:
+        raise SchemaTooNew(_name(connection), found, SCHEMA_VERSION)
+    if found != SCHEMA_VERSION:
+        _in_transaction(connection, lambda: _take_over(connection))
+    before: dict[str, int] = {}
+    for owner in registered() if tables is None else tables:
+        before[owner.owner] = _migrate_owner(connection, owner)
+    return before
+
+
+def _version_of(connection: apsw.Connection, owner: str) -> int:
+    row = connection.execute(
+        "SELECT version FROM schema_versions WHERE owner = ?", (owner,)
+    ).fetchone()
+    return 0 if row is None else cast(int, row[0])
+
+
+def _migrate_owner(connection: apsw.Connection, tables: Tables) -> int:
+    found = _version_of(connection, tables.owner)
+    _check_not_newer(connection, tables, found)
     while True:
         connection.execute("BEGIN IMMEDIATE")
         try:
-            version = schema_version(connection)  # another process may have migrated meanwhile
-            _check_not_newer(connection, version)
-            if version == SCHEMA_VERSION:
+            version = _version_of(connection, tables.owner)  # another process may have migrated
+            _check_not_newer(connection, tables, version)
+            if version == tables.version:
                 connection.execute("COMMIT")
                 return found
-            connection.execute(MIGRATIONS[version])
-            connection.pragma("user_version", version + 1)
+            connection.execute(tables.migrations[version])
+            connection.execute(
+                "INSERT INTO schema_versions (owner, version, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (owner) DO UPDATE SET version = excluded.version, "
+                "updated_at = excluded.updated_at",
+                (tables.owner, version + 1, time.time()),
+            )
             connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
+
+
+def _in_transaction(connection: apsw.Connection, work: Callable[[], None]) -> None:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        work()
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise

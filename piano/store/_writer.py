@@ -1,4 +1,15 @@
-"""The store's one writer: a synchronous object owning the only write connection.
+"""The store's one writer: a synchronous object owning the process's write connection.
+
+`Writer.open(path)` is the process's one write connection to a database file, shared by every
+owner of tables in it (the journal's `StoreWriter`, the Telegram surface, the OpenAI backend,
+the jail's audit: see piano.store._schema) and counted: each `open` is matched by a `close`,
+and the last one closes the connection. So no write in the process ever waits for SQLite's
+lock held by another connection of the same process (it used to wait up to the busy timeout
+on the event loop), and there is one place where transactions begin. Owners write with
+``with writer.transaction() as db:`` (``BEGIN IMMEDIATE`` .. ``COMMIT``, never holding an await)
+and read their own tables with ``with writer.reading() as db:``; both hold the writer's lock,
+so a worker thread's transaction never interleaves with the event loop's. `Writer(path)` is a
+private connection, for tools, tests and benchmarks.
 
 `Writer.write_batch(events)` applies a whole batch in one ``BEGIN IMMEDIATE`` transaction and
 returns only once it has committed, with each event's per-thread journal sequence number: what
@@ -11,12 +22,14 @@ The other methods are the writes that are not thread events (surfaces, users, ag
 pending interactions), each its own transaction; they raise `StoreError` for what the caller
 got wrong (an unknown surface, agent or thread).
 
-`Writer` runs on one thread at a time; `StoreWriter` (piano.store._actor) is the actor that
-owns it, on the event loop. Closing runs ``PRAGMA optimize`` (the reason readers do not).
+`StoreWriter` (piano.store._actor) is the actor that writes thread events through it, on the
+event loop. Closing runs ``PRAGMA optimize`` (the reason readers do not).
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -30,7 +43,7 @@ import structlog
 
 from piano.store._apply import Applier
 from piano.store._connection import StoreError, StoreFull, open_connection
-from piano.store._schema import migrate
+from piano.store._schema import Tables, migrate, registered
 from schemas.events import Interaction, ThreadEvent
 
 __all__ = ["ThreadStatus", "Writer"]
@@ -47,19 +60,65 @@ def _json(value: Mapping[str, object] | None) -> str:
     return _encode_json(value or {}).decode()
 
 
+_shared: dict[str, Writer] = {}
+_shared_lock = threading.Lock()
+
+
 class Writer:
-    """The single write connection of a database (created and migrated on open)."""
+    """A write connection to a database (created, and every registered owner's tables
+    migrated, on open); `Writer.open` gives the process's shared one."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._db = open_connection(self.path)
+        self._lock = threading.RLock()
+        self._users = 1
+        self._key: str | None = None
+        self._ensured: set[Tables] = set()
         try:
             found = migrate(self._db)
+            self._ensured.update(registered())
         except BaseException:
             self._db.close()
             raise
         self._applier = Applier(self._db)
         log.info("store.opened", path=self.path, migrated_from=found)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Writer:
+        """The process's write connection to `path`, opened (and migrated) by the first caller;
+        every `open` is matched by one `close`."""
+        key = os.path.realpath(path)
+        with _shared_lock:
+            writer = _shared.get(key)
+            if writer is not None:
+                writer._users += 1
+                return writer
+            writer = cls(path)
+            writer._key = key
+            _shared[key] = writer
+            return writer
+
+    def ensure(self, tables: Tables) -> None:
+        """Migrate one owner's tables (a feature imported after the connection opened)."""
+        if tables in self._ensured:
+            return
+        with self._lock:
+            migrate(self._db, [tables])
+            self._ensured.add(tables)
+
+    @contextmanager
+    def transaction(self) -> Iterator[apsw.Connection]:
+        """A ``BEGIN IMMEDIATE`` .. ``COMMIT`` transaction on the write connection, for an
+        owner's own tables; rolled back if the block raises (a full disk: `StoreFull`)."""
+        with self._transaction():
+            yield self._db
+
+    @contextmanager
+    def reading(self) -> Iterator[apsw.Connection]:
+        """The write connection, for reading an owner's tables (sees every commit)."""
+        with self._lock:
+            yield self._db
 
     # -- thread events --------------------------------------------------------------------------
 
@@ -227,7 +286,14 @@ class Writer:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Update the query planner's statistics (``PRAGMA optimize``) and close."""
+        """Give the connection back; the last user's close updates the query planner's
+        statistics (``PRAGMA optimize``) and closes it."""
+        with _shared_lock:
+            self._users -= 1
+            if self._users > 0:
+                return
+            if self._key is not None and _shared.get(self._key) is self:
+                del _shared[self._key]
         try:
             self._db.pragma("optimize")
         except apsw.Error as exc:
@@ -251,16 +317,17 @@ class Writer:
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            db.execute("COMMIT")
-        except BaseException as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            if isinstance(exc, apsw.FullError):
-                raise StoreFull(self.path) from exc
-            raise
+        with self._lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                db.execute("COMMIT")
+            except BaseException as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                if isinstance(exc, apsw.FullError):
+                    raise StoreFull(self.path) from exc
+                raise
 
     def _execute(self, what: str, sql: str, bindings: tuple[object, ...]) -> None:
         try:

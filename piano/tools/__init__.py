@@ -25,7 +25,14 @@ from piano.tools._catalogue import (
 )
 from piano.tools._config import JailToolConfig, McpConfig, ToolsConfig, WebFetchToolConfig
 from piano.tools._errors import SessionLimitReached, ToolError, ToolUnavailable
-from piano.tools._notes import MemoryNotes, Notes, SqliteNotes, owner_of, thread_owner
+from piano.tools._notes import (
+    NOTES_TABLES,
+    MemoryNotes,
+    Notes,
+    SqliteNotes,
+    owner_of,
+    thread_owner,
+)
 from piano.tools._toolbox import (
     BROWSERS,
     JAILS,
@@ -40,6 +47,7 @@ from piano.tools._tree import tool_specs
 __all__ = [
     "BROWSERS",
     "JAILS",
+    "NOTES_TABLES",
     "TOOLS",
     "TOOL_BY_NAME",
     "TOOL_GROUPS",

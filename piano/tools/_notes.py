@@ -6,7 +6,8 @@ user, ``<surface>:<user>`` (the conversation when the surface does not name a us
 never sees another's. A Codex thread's owner is the thread itself (`thread_owner`): the MCP
 endpoint knows the thread a call comes from, not the user. Saving a title again replaces the
 note.
-`SqliteNotes` keeps them in the store's database (table ``agent_notes``, migration v4);
+`SqliteNotes` keeps them in the store's database (table ``agent_notes``, owned here:
+`NOTES_TABLES`);
 `MemoryNotes` in memory.
 """
 
@@ -14,13 +15,27 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
 
 import apsw
 
-from piano.store import Database
+from piano.store import Database, Tables, register
 
-__all__ = ["MemoryNotes", "Notes", "SqliteNotes", "owner_of", "thread_owner"]
+__all__ = ["NOTES_TABLES", "MemoryNotes", "Notes", "SqliteNotes", "owner_of", "thread_owner"]
+
+_V1: Final = """
+CREATE TABLE agent_notes (
+    owner       TEXT NOT NULL,
+    title       TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (owner, title)
+) STRICT;
+"""
+
+NOTES_TABLES: Final = register(Tables("notes", (_V1,)))
+"""The notes' table in Piano's database, ``agent_notes`` (owner ``notes``)."""
 
 
 def owner_of(surface: str, user: str | None, conversation: str) -> str:
@@ -60,17 +75,17 @@ class MemoryNotes:
 
 
 class SqliteNotes:
-    """`Notes` in the store's database (migrated by the store writer)."""
+    """`Notes` in the store's database (`NOTES_TABLES`)."""
 
     def __init__(self, database: str | Path) -> None:
-        self.database = Database(database)
+        self.database = Database(database, NOTES_TABLES)
 
     def close(self) -> None:
         self.database.close()
 
     async def save(self, owner: str, title: str, body: str) -> None:
         now = time.time()
-        await self.database.run(
+        self.database.write(
             lambda db: db.execute(
                 "INSERT INTO agent_notes (owner, title, body, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (owner, title) DO UPDATE SET "
@@ -86,7 +101,7 @@ class SqliteNotes:
             ).fetchone()
             return str(row[0]) if row else None
 
-        return await self.database.run(read)
+        return await self.database.read(read)
 
     async def titles(self, owner: str) -> list[str]:
         def read(db: apsw.Connection) -> list[str]:
@@ -95,4 +110,4 @@ class SqliteNotes:
             )
             return [str(title) for (title,) in rows]
 
-        return await self.database.run(read)
+        return await self.database.read(read)

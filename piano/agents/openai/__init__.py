@@ -27,11 +27,19 @@ from __future__ import annotations
 from piano.agents._options import TOOL_GROUPS, OpenAIAgentConfig
 from piano.agents.openai._backend import OpenAIBackend, OpenAIThread
 from piano.agents.openai._config import Endpoint, EndpointError, MissingKey, resolve_endpoint
-from piano.agents.openai._history import History, MemoryHistory, Message, SqliteHistory, ToolCall
+from piano.agents.openai._history import (
+    HISTORY_TABLES,
+    History,
+    MemoryHistory,
+    Message,
+    SqliteHistory,
+    ToolCall,
+)
 from piano.agents.openai._round import ModelFailed, StreamTruncated
 from piano.agents.openai._tools import ToolRunner, ToolSpec, needs_approval, tool_specs
 
 __all__ = [
+    "HISTORY_TABLES",
     "TOOL_GROUPS",
     "Endpoint",
     "EndpointError",

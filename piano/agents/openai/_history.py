@@ -7,8 +7,8 @@ neutral (`Message`): `_responses` and `_chat` turn them into each API's input, s
 Chat Completions can hand a conversation to one on the Responses API and it sees it all.
 
 `History` is where they live: `MemoryHistory` (tests) or `SqliteHistory` (the store's
-database, tables ``agent_messages`` and ``agent_threads`` of migration v4). The active agent
-of a thread (after a handoff) is kept with it.
+database, tables ``agent_messages`` and ``agent_threads``, owned here: `HISTORY_TABLES`). The
+active agent of a thread (after a handoff) is kept with it.
 """
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol
 
 import apsw
 import msgspec
 
-from piano.store import Database
+from piano.store import Database, Tables, register
 
 __all__ = [
+    "HISTORY_TABLES",
     "History",
     "MemoryHistory",
     "Message",
@@ -51,6 +52,28 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     agent: str | None = None
     calls: tuple[ToolCall, ...] = ()
     call_id: str | None = None
+
+
+_V1: Final = """
+CREATE TABLE agent_messages (
+    thread_id  TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    role       TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'tool')),
+    agent      TEXT,
+    body       TEXT NOT NULL CHECK (json_valid(body)),
+    at         REAL NOT NULL,
+    PRIMARY KEY (thread_id, seq)
+) STRICT;
+
+CREATE TABLE agent_threads (
+    thread_id     TEXT PRIMARY KEY,
+    active_agent  TEXT NOT NULL,
+    updated_at    REAL NOT NULL
+) STRICT;
+"""
+
+HISTORY_TABLES: Final = register(Tables("openai", (_V1,)))
+"""The OpenAI backend's tables in Piano's database (owner ``openai``)."""
 
 
 def trim(messages: Sequence[Message], limit: int) -> list[Message]:
@@ -91,10 +114,10 @@ _decode = msgspec.json.Decoder(Message).decode
 
 
 class SqliteHistory:
-    """A `History` in the store's database (migrated by the store writer)."""
+    """A `History` in the store's database (`HISTORY_TABLES`)."""
 
     def __init__(self, database: str | Path) -> None:
-        self.database = Database(database)
+        self.database = Database(database, HISTORY_TABLES)
 
     def close(self) -> None:
         self.database.close()
@@ -109,32 +132,31 @@ class SqliteHistory:
             ).fetchall()
             return (str(row[0]) if row else None), [_decode(str(body)) for (body,) in bodies]
 
-        return await self.database.run(read)
+        return await self.database.read(read)
 
     async def append(self, thread_id: str, agent: str, messages: Sequence[Message]) -> None:
         rows = list(messages)
         now = time.time()
 
         def write(db: apsw.Connection) -> None:
-            with db:
-                row = db.execute(
-                    "SELECT coalesce(max(seq), 0) FROM agent_messages WHERE thread_id = ?",
-                    (thread_id,),
-                ).fetchone()
-                last = int(row[0]) if row else 0
-                db.executemany(
-                    "INSERT INTO agent_messages (thread_id, seq, role, agent, body, at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        (thread_id, last + n, m.role, m.agent, _encode(m).decode(), now)
-                        for n, m in enumerate(rows, 1)
-                    ],
-                )
-                db.execute(
-                    "INSERT INTO agent_threads (thread_id, active_agent, updated_at) "
-                    "VALUES (?, ?, ?) ON CONFLICT (thread_id) DO UPDATE SET "
-                    "active_agent = excluded.active_agent, updated_at = excluded.updated_at",
-                    (thread_id, agent, now),
-                )
+            row = db.execute(
+                "SELECT coalesce(max(seq), 0) FROM agent_messages WHERE thread_id = ?",
+                (thread_id,),
+            ).fetchone()
+            last = int(row[0]) if row else 0
+            db.executemany(
+                "INSERT INTO agent_messages (thread_id, seq, role, agent, body, at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (thread_id, last + n, m.role, m.agent, _encode(m).decode(), now)
+                    for n, m in enumerate(rows, 1)
+                ],
+            )
+            db.execute(
+                "INSERT INTO agent_threads (thread_id, active_agent, updated_at) "
+                "VALUES (?, ?, ?) ON CONFLICT (thread_id) DO UPDATE SET "
+                "active_agent = excluded.active_agent, updated_at = excluded.updated_at",
+                (thread_id, agent, now),
+            )
 
-        await self.database.run(write)
+        self.database.write(write)

@@ -36,12 +36,14 @@ from piano.surfaces.telegram._inbox import Conversation, Inbox
 from piano.surfaces.telegram._progress import ChatPacer, TurnProgress
 from piano.surfaces.telegram._split import Chunk, render_html, split_markdown
 from piano.surfaces.telegram._surface import Route, TelegramSurface, Transcripts
+from piano.surfaces.telegram._tables import TELEGRAM_TABLES
 from piano.threads import ThreadDirectory
 from supervisors import ChildSpec
 
 __all__ = [
     "SURFACE",
     "TELEGRAM",
+    "TELEGRAM_TABLES",
     "Access",
     "ChatPacer",
     "Chunk",

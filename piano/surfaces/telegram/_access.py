@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-import apsw
 import structlog
 
+from piano.store import Writer
 from piano.surfaces.telegram._config import Role, TelegramConfig
 
 __all__ = ["Access"]
@@ -31,13 +31,13 @@ class Access:
     def __init__(
         self,
         config: TelegramConfig,
-        connection: apsw.Connection,
+        writer: Writer,
         bot: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.users = {int(user): role for user, role in config.users.items()}
         self.chats = {int(chat): role for chat, role in config.chats.items()}
-        self.connection = connection
+        self.writer = writer
         self.bot = bot
         self.clock = clock
         self.refusal_interval = config.refusal_interval
@@ -79,8 +79,8 @@ class Access:
         """Record an access decision or a consequential action."""
         event = "telegram.refused" if outcome == "refused" else "telegram.audit"
         log.warning(event, action=action, outcome=outcome, user=user_id, chat=chat_id)
-        with self.connection:
-            self.connection.execute(
+        with self.writer.transaction() as db:
+            db.execute(
                 "INSERT INTO telegram_audit (bot, at, user_id, chat_id, action, outcome, detail) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (self.bot, self.clock(), user_id, chat_id, action, outcome, detail[:1000]),
@@ -88,9 +88,10 @@ class Access:
 
     def entries(self) -> list[tuple[int | None, int | None, str, str, str]]:
         """Audit entries, oldest first: (user, chat, action, outcome, detail)."""
-        rows = self.connection.execute(
-            "SELECT user_id, chat_id, action, outcome, detail FROM telegram_audit "
-            "WHERE bot = ? ORDER BY id",
-            (self.bot,),
-        ).fetchall()
+        with self.writer.reading() as db:
+            rows = db.execute(
+                "SELECT user_id, chat_id, action, outcome, detail FROM telegram_audit "
+                "WHERE bot = ? ORDER BY id",
+                (self.bot,),
+            ).fetchall()
         return [tuple(row) for row in rows]  # type: ignore[misc]

@@ -21,7 +21,9 @@ processed one is never pending). The window left is a crash between the interact
 recorded and the mark: the update is then processed again with the same interaction id
 (``tg-<bot>-<update_id>``), which the store records once.
 
-The same database keeps the surface's conversations (chat, forum topic, chosen agent), so a
+The tables are the surface's own (`TELEGRAM_TABLES`, migrated here), written through the
+process's one write connection to Piano's database (`piano.store.Writer.open`). The same
+database keeps the surface's conversations (chat, forum topic, chosen agent), so a
 restarted surface resubscribes to their threads; the **outbox** (`OutboxRow`: every answer until
 Telegram has taken it, so an outage or a restart delays it and never loses it); and the
 **status messages** of turns (`StatusRow`: so a restarted surface still closes a "⏳ Working…"
@@ -36,41 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import apsw
 import msgspec
 
-from piano.store import migrate, open_connection
+from piano.store import Writer
+from piano.surfaces.telegram._tables import TELEGRAM_TABLES
 
 __all__ = ["Conversation", "Inbox", "OutboxRow", "StatusRow"]
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder(dict[str, Any])
-
-# The surface's own tables, beside the store's telegram_* tables (created if missing, so the
-# surface's durable state does not need a store migration of its own).
-_TABLES = """
-CREATE TABLE IF NOT EXISTS telegram_outbox (
-    id          INTEGER PRIMARY KEY,
-    bot         TEXT NOT NULL,
-    chat_id     INTEGER NOT NULL,
-    body        TEXT NOT NULL CHECK (json_valid(body)),
-    data        BLOB,
-    created_at  REAL NOT NULL
-) STRICT;
-CREATE TABLE IF NOT EXISTS telegram_status (
-    bot             TEXT NOT NULL,
-    chat_id         INTEGER NOT NULL,
-    message_id      INTEGER NOT NULL,
-    thread_id       TEXT NOT NULL,
-    interaction_id  TEXT,
-    conversation    TEXT NOT NULL,
-    topic_id        INTEGER,
-    agent           TEXT NOT NULL,
-    answered        INTEGER NOT NULL DEFAULT 0,
-    created_at      REAL NOT NULL,
-    PRIMARY KEY (bot, chat_id, message_id)
-) STRICT;
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,22 +90,24 @@ class Inbox:
     def __init__(self, path: str | Path, bot: str, clock: Callable[[], float] = time.time) -> None:
         self.bot = bot
         self.clock = clock
-        self.connection: apsw.Connection = open_connection(path)
-        migrate(self.connection)
-        with self.connection:
-            self.connection.execute(_TABLES)
+        self.writer = Writer.open(path)
+        try:
+            self.writer.ensure(TELEGRAM_TABLES)
+        except BaseException:
+            self.writer.close()
+            raise
 
     def close(self) -> None:
-        self.connection.close()
+        self.writer.close()
 
     # -- updates -----------------------------------------------------------------------------
 
     def store(self, updates: list[dict[str, Any]]) -> int:
         """Write updates not seen before; return how many were new."""
         now = self.clock()
-        before = self.connection.total_changes()
-        with self.connection:
-            self.connection.executemany(
+        with self.writer.transaction() as db:
+            before = db.total_changes()
+            db.executemany(
                 "INSERT OR IGNORE INTO telegram_inbox (bot, update_id, body, received_at) "
                 "VALUES (?, ?, ?, ?)",
                 [
@@ -137,43 +115,46 @@ class Inbox:
                     for update in updates
                 ],
             )
-        return self.connection.total_changes() - before
+            return db.total_changes() - before
 
     def pending(self, limit: int = 100) -> list[dict[str, Any]]:
         """Stored, unprocessed updates, oldest first."""
-        rows = self.connection.execute(
-            "SELECT body FROM telegram_inbox WHERE bot = ? AND processed_at IS NULL "
-            "ORDER BY update_id LIMIT ?",
-            (self.bot, limit),
-        ).fetchall()
+        with self.writer.reading() as db:
+            rows = db.execute(
+                "SELECT body FROM telegram_inbox WHERE bot = ? AND processed_at IS NULL "
+                "ORDER BY update_id LIMIT ?",
+                (self.bot, limit),
+            ).fetchall()
         return [_decode.decode(str(body)) for (body,) in rows]
 
     def processed(self, update_id: int) -> bool:
-        row = self.connection.execute(
-            "SELECT processed_at FROM telegram_inbox WHERE bot = ? AND update_id = ?",
-            (self.bot, update_id),
-        ).fetchone()
+        with self.writer.reading() as db:
+            row = db.execute(
+                "SELECT processed_at FROM telegram_inbox WHERE bot = ? AND update_id = ?",
+                (self.bot, update_id),
+            ).fetchone()
         return row is not None and row[0] is not None
 
     def mark_processed(self, update_id: int) -> None:
-        with self.connection:
-            self.connection.execute(
+        with self.writer.transaction() as db:
+            db.execute(
                 "UPDATE telegram_inbox SET processed_at = ? WHERE bot = ? AND update_id = ?",
                 (self.clock(), self.bot, update_id),
             )
 
     def next_offset(self) -> int | None:
         """The `offset` for the next getUpdates: one past the newest stored update."""
-        row = self.connection.execute(
-            "SELECT max(update_id) FROM telegram_inbox WHERE bot = ?", (self.bot,)
-        ).fetchone()
+        with self.writer.reading() as db:
+            row = db.execute(
+                "SELECT max(update_id) FROM telegram_inbox WHERE bot = ?", (self.bot,)
+            ).fetchone()
         return None if row is None or row[0] is None else int(row[0]) + 1
 
     def prune(self, older_than: float) -> None:
         """Forget processed updates received more than `older_than` seconds ago (the newest
         is kept: it holds the offset)."""
-        with self.connection:
-            self.connection.execute(
+        with self.writer.transaction() as db:
+            db.execute(
                 "DELETE FROM telegram_inbox WHERE bot = ? AND processed_at IS NOT NULL "
                 "AND received_at < ? AND update_id < "
                 "(SELECT max(update_id) FROM telegram_inbox WHERE bot = ?)",
@@ -183,11 +164,12 @@ class Inbox:
     # -- conversations ------------------------------------------------------------------------
 
     def conversations(self) -> list[Conversation]:
-        rows = self.connection.execute(
-            "SELECT conversation, chat_id, topic_id, agent FROM telegram_conversations "
-            "WHERE bot = ? ORDER BY conversation",
-            (self.bot,),
-        ).fetchall()
+        with self.writer.reading() as db:
+            rows = db.execute(
+                "SELECT conversation, chat_id, topic_id, agent FROM telegram_conversations "
+                "WHERE bot = ? ORDER BY conversation",
+                (self.bot,),
+            ).fetchall()
         conversations = []
         for name, chat, topic, agent in rows:
             assert isinstance(chat, int)
@@ -196,8 +178,8 @@ class Inbox:
         return conversations
 
     def remember(self, conversation: Conversation) -> None:
-        with self.connection:
-            self.connection.execute(
+        with self.writer.transaction() as db:
+            db.execute(
                 "INSERT INTO telegram_conversations "
                 "(bot, conversation, chat_id, topic_id, agent, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (bot, conversation) DO UPDATE SET "
@@ -216,25 +198,26 @@ class Inbox:
 
     def outbox_add(self, chat_id: int, body: str, data: bytes | None = None) -> int:
         """Keep an outgoing message until `outbox_done`; its row id (the order of sending)."""
-        with self.connection:
-            self.connection.execute(
+        with self.writer.transaction() as db:
+            db.execute(
                 "INSERT INTO telegram_outbox (bot, chat_id, body, data, created_at) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (self.bot, chat_id, body, data, self.clock()),
             )
-            row = self.connection.last_insert_rowid()
+            row = db.last_insert_rowid()
         return row
 
     def outbox_done(self, row: int) -> None:
-        with self.connection:
-            self.connection.execute("DELETE FROM telegram_outbox WHERE id = ?", (row,))
+        with self.writer.transaction() as db:
+            db.execute("DELETE FROM telegram_outbox WHERE id = ?", (row,))
 
     def outbox(self) -> list[OutboxRow]:
         """Every message not yet taken by Telegram, oldest first."""
-        rows = self.connection.execute(
-            "SELECT id, chat_id, body, data FROM telegram_outbox WHERE bot = ? ORDER BY id",
-            (self.bot,),
-        ).fetchall()
+        with self.writer.reading() as db:
+            rows = db.execute(
+                "SELECT id, chat_id, body, data FROM telegram_outbox WHERE bot = ? ORDER BY id",
+                (self.bot,),
+            ).fetchall()
         return [
             OutboxRow(_int(row), _int(chat), str(body), data if isinstance(data, bytes) else None)
             for row, chat, body, data in rows
@@ -243,8 +226,8 @@ class Inbox:
     # -- status messages ----------------------------------------------------------------------
 
     def status_shown(self, row: StatusRow) -> None:
-        with self.connection:
-            self.connection.execute(
+        with self.writer.transaction() as db:
+            db.execute(
                 "INSERT OR REPLACE INTO telegram_status (bot, chat_id, message_id, thread_id, "
                 "interaction_id, conversation, topic_id, agent, answered, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -263,27 +246,28 @@ class Inbox:
             )
 
     def status_answered(self, chat_id: int, message_id: int) -> None:
-        with self.connection:
-            self.connection.execute(
+        with self.writer.transaction() as db:
+            db.execute(
                 "UPDATE telegram_status SET answered = 1 "
                 "WHERE bot = ? AND chat_id = ? AND message_id = ?",
                 (self.bot, chat_id, message_id),
             )
 
     def status_closed(self, chat_id: int, message_id: int) -> None:
-        with self.connection:
-            self.connection.execute(
+        with self.writer.transaction() as db:
+            db.execute(
                 "DELETE FROM telegram_status WHERE bot = ? AND chat_id = ? AND message_id = ?",
                 (self.bot, chat_id, message_id),
             )
 
     def open_statuses(self) -> list[StatusRow]:
         """Status messages not yet showing how their turn ended, oldest first."""
-        rows = self.connection.execute(
-            "SELECT chat_id, message_id, thread_id, interaction_id, conversation, topic_id, "
-            "agent, answered FROM telegram_status WHERE bot = ? ORDER BY created_at",
-            (self.bot,),
-        ).fetchall()
+        with self.writer.reading() as db:
+            rows = db.execute(
+                "SELECT chat_id, message_id, thread_id, interaction_id, conversation, topic_id, "
+                "agent, answered FROM telegram_status WHERE bot = ? ORDER BY created_at",
+                (self.bot,),
+            ).fetchall()
         return [
             StatusRow(
                 _int(chat),

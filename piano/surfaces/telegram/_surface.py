@@ -160,7 +160,7 @@ class TelegramSurface(TelegramOutput):
         self.trap_exits = True
         self.inbox = Inbox(self.store_path, self.bot_id)
         self.inbox.prune(self.config.inbox_retention)
-        self.access = Access(self.config, self.inbox.connection, self.bot_id)
+        self.access = Access(self.config, self.inbox.writer, self.bot_id)
         pool = HTTPXRequest(connection_pool_size=8)
         self.bot = Bot(
             self.token,

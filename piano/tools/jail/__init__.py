@@ -26,6 +26,7 @@ from __future__ import annotations
 from piano.tools.jail._actor import AuditFailed, JailSession, RunCommand
 from piano.tools.jail._audit import (
     AUDIT_OUTPUT_LIMIT,
+    JAIL_TABLES,
     BeginCommand,
     CommandRecord,
     RecordCommand,
@@ -45,6 +46,7 @@ from piano.tools.jail._types import (
 
 __all__ = [
     "AUDIT_OUTPUT_LIMIT",
+    "JAIL_TABLES",
     "AuditFailed",
     "AuditHook",
     "BeginCommand",

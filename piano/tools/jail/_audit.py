@@ -1,5 +1,9 @@
 """The jail's audit trail in Piano's store: one row per command in ``shell_commands``.
 
+The table is the jail's own (`JAIL_TABLES`, registered with the store's owners' registry), and
+its rows are written through the store's writer actor, so a command runs only once its row
+has committed.
+
 Audit first, run second: `BeginCommand` (a `StoreWrite` for the store's writer actor,
 ``row = await store.call(BeginCommand(...))``) inserts the command's row before it runs and
 returns the row's id; only once that row has committed does the command run, and
@@ -15,13 +19,44 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import msgspec
 
-from piano.store import StoreBackend, StoreWrite, open_connection, sqlite_writer
+from piano.store import StoreBackend, StoreWrite, Tables, open_connection, register, sqlite_writer
 from piano.tools.jail._types import CommandResult
 
-__all__ = ["AUDIT_OUTPUT_LIMIT", "BeginCommand", "CommandRecord", "RecordCommand", "command_log"]
+__all__ = [
+    "AUDIT_OUTPUT_LIMIT",
+    "JAIL_TABLES",
+    "BeginCommand",
+    "CommandRecord",
+    "RecordCommand",
+    "command_log",
+]
+
+_V1: Final = """
+CREATE TABLE shell_commands (
+    id              INTEGER PRIMARY KEY,
+    thread_id       TEXT NOT NULL REFERENCES threads(id),
+    session         TEXT NOT NULL,
+    command         TEXT NOT NULL,
+    exit_code       INTEGER,
+    timed_out       INTEGER NOT NULL CHECK (timed_out IN (0, 1)),
+    restart_reason  TEXT,
+    stdout          TEXT NOT NULL DEFAULT '',
+    stderr          TEXT NOT NULL DEFAULT '',
+    stdout_bytes    INTEGER NOT NULL,
+    stderr_bytes    INTEGER NOT NULL,
+    started_at      REAL NOT NULL,
+    duration        REAL NOT NULL,
+    recorded_at     REAL NOT NULL
+) STRICT;
+CREATE INDEX shell_commands_by_thread ON shell_commands (thread_id, id);
+"""
+
+JAIL_TABLES: Final = register(Tables("jail", (_V1,)))
+"""The jail's table in Piano's database, ``shell_commands`` (owner ``jail``)."""
 
 AUDIT_OUTPUT_LIMIT = 64 * 1024
 """Bytes of each of stdout and stderr kept in the audit row (the rest is counted, not kept)."""
@@ -71,7 +106,9 @@ class BeginCommand(StoreWrite):
 
     async def apply(self, backend: StoreBackend) -> int:
         now = time.time()
-        return sqlite_writer(backend).execute(
+        writer = sqlite_writer(backend)
+        writer.ensure(JAIL_TABLES)
+        return writer.execute(
             "begin_command", _INSERT, (self.thread_id, self.session, self.command, now, now)
         )
 
@@ -86,7 +123,9 @@ class RecordCommand(StoreWrite):
 
     async def apply(self, backend: StoreBackend) -> None:
         result = self.result
-        sqlite_writer(backend).execute(
+        writer = sqlite_writer(backend)
+        writer.ensure(JAIL_TABLES)
+        writer.execute(
             "record_command",
             _UPDATE,
             (
