@@ -55,6 +55,10 @@ _WHO = ("child", "name", "actor", "thread", "agent", "surface", "client", "path"
 _DIGITS = re.compile(r"\d+")
 _EXCEPTION_REPR = re.compile(r"^[A-Za-z_][\w.]*\(['\"](.*?)(?:['\"]\))?$", re.DOTALL)
 _STDERR_TAIL = re.compile(r"[;:,]?\s*(?:stderr|\\n).*$")
+_LOG_PREFIX = re.compile(
+    r"^\d{4}-\d\d-\d\dT[\d:.]+Z?\s+(?:ERROR|WARN|WARNING|INFO|DEBUG|TRACE)?\s*(?:[\w:]+:\s)?"
+)
+"""A timestamp, a level and a module path a child process put before its message."""
 _LINE = re.compile(r"^(\S+)(?: \[([^\]]+)\])?(?:: (.*))?$", re.DOTALL)
 _CRASH = ("actor.crashed", "supervisor.child_terminated", "supervisor.child_restarted")
 _BURST = 2.0
@@ -103,7 +107,7 @@ def clean_line(event: str, fields: Mapping[str, Any]) -> str:
             text = str(value)
             text = _EXCEPTION_REPR.sub(r"\1", text)
             what = next((line.strip() for line in text.splitlines() if line.strip()), "")
-            what = _STDERR_TAIL.sub("", what)
+            what = _STDERR_TAIL.sub("", _LOG_PREFIX.sub("", what))
             break
     who = who.rsplit("/", 1)[-1]
     line = event + (f" [{who}]" if who else "") + (f": {what}" if what else "")

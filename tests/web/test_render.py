@@ -88,7 +88,12 @@ def entry(at: float, event: str, level: str = "error", **fields: object) -> Erro
 
 def test_a_killed_child_is_one_clean_line_not_its_crash_report_termination_and_restart() -> None:
     entries = [
-        entry(100.0, "codex.stderr", pid=1, line="2026 ERROR codex_app_server: Project-local"),
+        entry(
+            100.0,
+            "codex.stderr",
+            pid=1,
+            line="2026-12-05T06:36:11.754970Z ERROR codex_app_server: Project-local config",
+        ),
         entry(100.01, "codex.stderr", pid=1, line="    1. /work/.codex"),
         entry(100.02, "codex.stderr", pid=1, line="To load project-local config, ..."),
         entry(103.0, "actor.crashed", actor="codex", actor_id=18, reason=CodexExited(CRASH)),
@@ -103,7 +108,7 @@ def test_a_killed_child_is_one_clean_line_not_its_crash_report_termination_and_r
     ]
     grouped = group_errors(entries)
     assert [(e.count, e.line) for e in grouped] == [
-        (3, "codex.stderr: 2026 ERROR codex_app_server: Project-local"),
+        (3, "codex.stderr: Project-local config"),
         (1, "codex crashed: codex app-server exited with code 137"),
     ]
     assert grouped[1].first_ts == 103.0
