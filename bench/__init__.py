@@ -27,5 +27,6 @@ BENCHMARKS: dict[str, str] = {
     "webfetch": "bench.legacy:webfetch",
     "web": "bench.web:run",
     "tools": "bench.tools:run",
+    "rabbitmq": "bench.rabbitmq:run",
 }
 """Benchmark name -> ``module:function`` taking `bench.harness.Options`."""

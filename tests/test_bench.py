@@ -107,6 +107,6 @@ def test_the_piano_benchmark_verifies_per_thread_order_through_the_real_codex() 
 def test_every_other_benchmark_runs_to_the_end_and_prints_json_lines() -> None:
     """`python -m bench` is one command: each suite must finish (a leaked thread once kept
     the supervision suite from ever exiting) and print only JSON lines naming their suite."""
-    others = ["supervision", "pipeline", "store", "jail", "webfetch", "web", "tools"]
+    others = ["supervision", "pipeline", "store", "jail", "webfetch", "web", "tools", "rabbitmq"]
     lines = _run(*others, "--quick")
     assert {line["bench"] for line in lines} == set(others)
