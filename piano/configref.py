@@ -70,8 +70,9 @@ DESCRIPTIONS: dict[str, str] = {
     "codex.args": "Extra arguments to `codex app-server`.",
     "codex.request_timeout": "Seconds a request to codex may take; an unanswered "
     "`turn/start` restarts codex, so the turn cannot run later.",
-    "codex.restart_backoff": "Seconds before a crashed codex is restarted the first time.",
-    "codex.restart_backoff_cap": "The longest wait between restarts (the back-off doubles).",
+    "codex.restart_backoff": "The longest wait before a crashed codex is restarted the first "
+    "time (each wait is drawn at random below its ceiling: `actors.Backoff`).",
+    "codex.restart_backoff_cap": "The longest wait between restarts (the ceiling doubles).",
     "providers.<name>.base_url": "The server's OpenAI-compatible base URL, `/v1` included.",
     "providers.<name>.wire_api": "The API codex speaks to it: `responses` (codex agents need "
     'it); `chat` only for `backend = "openai"` agents.',
@@ -103,7 +104,8 @@ DESCRIPTIONS: dict[str, str] = {
     "notes, send_message).",
     "agents.<name>.openai.handoffs": "Agents this one may hand the conversation to.",
     "agents.<name>.openai.max_retries": "Retries of a 429, a 5xx or a refused connection.",
-    "agents.<name>.openai.retry_backoff": "Seconds before the first retry (then doubling).",
+    "agents.<name>.openai.retry_backoff": "The longest wait before the first retry (the "
+    "ceiling then doubles; each wait is drawn at random below it).",
     "agents.<name>.openai.retry_backoff_cap": "The longest wait between retries.",
     "agents.<name>.openai.request_timeout": "Seconds one request to the server may take.",
     "agents.<name>.openai.max_output_tokens": "A cap on each response's tokens.",

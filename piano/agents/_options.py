@@ -39,8 +39,9 @@ class OpenAIAgentConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
 
     `base_url`, `api` and `api_key_env` default to the agent's provider (`base_url`,
     `wire_api`, `env_key`), then to OpenAI's API with ``OPENAI_API_KEY``. `max_retries` is how
-    many times a 429, a 5xx or a refused connection is retried (waiting `retry_backoff`
-    seconds, doubling up to `retry_backoff_cap`, or what ``Retry-After`` says).
+    many times a 429, a 5xx or a refused connection is retried (waiting up to `retry_backoff`
+    seconds, the ceiling doubling up to `retry_backoff_cap`, with full jitter: `actors.Backoff`;
+    or what ``Retry-After`` says).
     `history_limit` caps the past messages sent with each request (the oldest are left out).
     """
 

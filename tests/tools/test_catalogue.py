@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from piano.agents.openai import tool_specs
-from piano.agents.openai._tools import APPROVAL_PROPERTIES
+from piano.agents.openai import APPROVAL_PROPERTIES, tool_specs
 from piano.tools import TOOL_BY_NAME, TOOL_GROUPS, TOOLS, ToolContext, thread_owner
 from piano.tools.browser import BrowserAction
 from piano.tools.jail import CommandResult

@@ -36,9 +36,17 @@ from piano.agents.openai._history import (
     ToolCall,
 )
 from piano.agents.openai._round import ModelFailed, StreamTruncated
-from piano.agents.openai._tools import ToolRunner, ToolSpec, needs_approval, tool_specs
+from piano.agents.openai._tools import (
+    APPROVAL_PROPERTIES,
+    ToolRunner,
+    ToolSpec,
+    function_tool,
+    needs_approval,
+    tool_specs,
+)
 
 __all__ = [
+    "APPROVAL_PROPERTIES",
     "HISTORY_TABLES",
     "TOOL_GROUPS",
     "Endpoint",
@@ -56,6 +64,7 @@ __all__ = [
     "ToolCall",
     "ToolRunner",
     "ToolSpec",
+    "function_tool",
     "needs_approval",
     "resolve_endpoint",
     "tool_specs",
