@@ -30,7 +30,7 @@ from typing import Any
 
 import structlog
 
-from actors import Actor, ActorSystem, Registry
+from actors import ActorSystem, Registry
 from bench.harness import Options
 from piano.agents.codex import CodexBackend
 from piano.codex import CODEX, CodexClient
@@ -44,7 +44,7 @@ from piano.store import (
     UpsertAgent,
     UpsertSurface,
 )
-from piano.surfaces import ALL_THREADS, subscribe
+from piano.surfaces import ALL_THREADS, Surface, subscribe
 from piano.threads import (
     THREAD_SUPERVISOR,
     THREADS,
@@ -62,22 +62,21 @@ __all__ = ["run"]
 REPO = Path(__file__).resolve().parents[1]
 
 
-class _Surface(Actor):
-    """Records when each event reaches a surface callback."""
+class _Surface(Surface):
+    """Records when each event reaches a surface callback (`Surface.on_event`)."""
 
     def __init__(self) -> None:
         self.seen: dict[str, list[tuple[str, float]]] = defaultdict(list)
         self.latency: list[float] = []
         self.completed: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
-    def handle_info(self, message: Any) -> None:
+    def on_event(self, message: ev.ThreadEvent) -> None:
         now = time.time()
-        if isinstance(message, ev.Event):
-            self.seen[message.thread_id].append((type(message).__name__, now))
-            if message.at:
-                self.latency.append(now - message.at)
-            if isinstance(message, ev.TurnCompleted) and message.interaction_id:
-                self.completed[message.interaction_id].set()
+        self.seen[message.thread_id].append((type(message).__name__, now))
+        if message.at:
+            self.latency.append(now - message.at)
+        if isinstance(message, ev.TurnCompleted) and message.interaction_id:
+            self.completed[message.interaction_id].set()
 
 
 def _percentile(values: list[float], fraction: float) -> float:
