@@ -126,7 +126,7 @@ async def live_threads(state: Path) -> list[str]:
     children, as the console shows them."""
     printed = await console(
         state,
-        "print(*sorted(r.id for r in (await call('threads', 'live')).values()))",
+        "print(*sorted(r.id for r in (await conversations()).values()))",
         "print(*sorted(c.ref.id for c in await call('thread_supervisor', 'which_children')))",
     )
     live, children = printed.splitlines()
@@ -243,7 +243,7 @@ async def test_a_full_disk_refuses_a_message_with_a_clear_error_and_the_daemon_r
         with small_filesystem(dirs.root / "state") as state:
             async with daemon_running(config, state / "chat.sock") as daemon:
                 assert "one" in await chat(config, "first")
-                actors = "print(whereis('store').id, *(await call('threads', 'live')).values())"
+                actors = "print(whereis('store').id, *(await conversations()).values())"
                 before = await console(state, actors)
                 fill(state / "filler")
                 refused = await chat_until(config, "x" * 50_000, "the disk is full")
