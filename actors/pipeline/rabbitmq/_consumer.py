@@ -25,9 +25,10 @@ What is guaranteed:
   ``queue, exchange, routing_key, headers, redelivered, delivery_count, delivery_tag,
   message_id, content_type, correlation_id``. `delivery_count` is how often the message was
   delivered before: a quorum queue's ``x-delivery-count``, else 1 if it is redelivered, else 0.
-- **Connection loss.** When the connection or channel goes, the producer reconnects with the
-  back-off of `reconnect` (a `Retry`: ``min(cap, initial * factor**(n-1))``, forever by
-  default; `actors` has no shared back-off type yet, so the pipeline's own is used). The
+- **Connection loss.** When the connection or channel goes, the producer reconnects after the
+  waits of `reconnect` (an `actors.Backoff`: full jitter under ``min(cap, initial *
+  factor**(n-1))``; the streak starts over once a connection works), forever unless
+  `reconnect_attempts` is set (then `produce` raises and the producer restarts). The
   broker takes back every delivery of the dead channel that was not settled and delivers it
   again, marked redelivered: messages the pipeline still holds, and deliveries not yet
   emitted, are settled on nothing (their acks are counted in `lost_settlements`) and will
@@ -59,8 +60,9 @@ from typing import Any, Literal
 
 import structlog
 
+from actors import Backoff
 from actors.pipeline._message import Message, PipelineStopped
-from actors.pipeline._options import Retry, positive_int
+from actors.pipeline._options import positive_int
 from actors.pipeline._producer import Emit, Producer
 from actors.pipeline.rabbitmq._amqp import aio_pika, aiormq, redact
 from actors.pipeline.rabbitmq._partitions import PARTITION_KEY_HEADER
@@ -109,7 +111,8 @@ class RabbitMQProducer(Producer):
         prefetch: int = 100,
         on_failure: OnFailure = "requeue",
         key_header: str | None = PARTITION_KEY_HEADER,
-        reconnect: Retry | None = None,
+        reconnect: Backoff | None = None,
+        reconnect_attempts: int | None = None,
         connection_name: str = "actors.pipeline",
     ) -> None:
         if not isinstance(url, str) or not url:
@@ -121,14 +124,17 @@ class RabbitMQProducer(Producer):
             raise ValueError(f"prefetch must be at most 65535 (AMQP's limit), got {prefetch!r}")
         if on_failure not in _ON_FAILURE:
             raise ValueError(f"on_failure must be one of {_ON_FAILURE}, got {on_failure!r}")
-        if reconnect is not None and not isinstance(reconnect, Retry):
-            raise TypeError(f"reconnect must be a Retry, got {reconnect!r}")
+        if reconnect is not None and not isinstance(reconnect, Backoff):
+            raise TypeError(f"reconnect must be an actors.Backoff, got {reconnect!r}")
+        if reconnect_attempts is not None:
+            positive_int("reconnect_attempts", reconnect_attempts)
         self.url = url
         self.queues = list(dict.fromkeys(queues))
         self.prefetch = prefetch
         self.on_failure: OnFailure = on_failure
         self.key_header = key_header
-        self.reconnect = reconnect or Retry(max_attempts=None, initial=0.1, factor=2.0, cap=5.0)
+        self.reconnect = reconnect or Backoff(initial=0.1, cap=5.0)
+        self.reconnect_attempts = reconnect_attempts
         self.connection_name = connection_name
         self._session: _Session | None = None
         self._sessions: set[_Session] = set()
@@ -185,12 +191,12 @@ class RabbitMQProducer(Producer):
     # -- producing -----------------------------------------------------------------------------
 
     async def produce(self, emit: Emit) -> None:
-        attempt = 0
+        streak = self.reconnect.streak()
         while True:
             session: _Session | None = None
             try:
                 session = await self._open()
-                attempt = 0
+                streak.succeeded()
                 await session.pump(emit)
                 reason: object = session.close_reason
             except asyncio.CancelledError:
@@ -205,17 +211,16 @@ class RabbitMQProducer(Producer):
                 reason = exc
             if session is not None:
                 self._discard(session)
-            attempt += 1
-            if self.reconnect.exhausted(attempt):
+            delay = streak.failed()
+            limit = self.reconnect_attempts
+            if limit is not None and streak.failures >= limit:
                 raise ConnectionError(
-                    f"RabbitMQ at {redact(self.url)} unreachable after {attempt} attempts: "
-                    f"{reason!r}"
+                    f"RabbitMQ at {redact(self.url)} unreachable after {limit} attempts: {reason!r}"
                 )
-            delay = self.reconnect.delay(attempt)
             log.warning(
                 "rabbitmq.reconnecting",
                 broker=redact(self.url),
-                attempt=attempt,
+                attempt=streak.failures,
                 delay=round(delay, 3),
                 reason=repr(reason),
             )

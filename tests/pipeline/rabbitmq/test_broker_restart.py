@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from actors import ActorSystem
-from actors.pipeline import Message, Pipeline, Processors, Retry
+from actors import ActorSystem, Backoff
+from actors.pipeline import Message, Pipeline, Processors
 from actors.pipeline.rabbitmq import Publisher, RabbitMQProducer, declare_partitions
 from tests.pipeline.rabbitmq.conftest import until
 from tests.pipeline.rabbitmq.node import TemporaryNode
@@ -46,7 +46,7 @@ async def test_a_broker_restarted_mid_run_loses_no_confirmed_message(
         handled.add(message.data)
 
     producer = RabbitMQProducer(
-        node.url, [queue], prefetch=100, reconnect=Retry(max_attempts=None, initial=0.05, cap=0.5)
+        node.url, [queue], prefetch=100, reconnect=Backoff(initial=0.05, cap=0.5)
     )
     ref = await system.spawn(
         Pipeline("restart", producer=producer, processors=Processors(handle, concurrency=2))

@@ -4,14 +4,15 @@ metadata, prefetch as back-pressure, a poison message, a graceful drain and a cu
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import Counter
 from typing import Any
 
 import pytest
 import yarl
 
-from actors import ActorSystem
-from actors.pipeline import Message, Pipeline, Processors, Retry, statistics
+from actors import ActorSystem, Backoff
+from actors.pipeline import Message, Pipeline, Processors, statistics
 from actors.pipeline.rabbitmq import PARTITION_KEY_HEADER, OnFailure, RabbitMQProducer
 from tests.pipeline.rabbitmq.conftest import Broker, Proxy
 
@@ -34,7 +35,7 @@ async def start(
         queues,
         prefetch=prefetch,
         on_failure=on_failure,
-        reconnect=Retry(max_attempts=None, initial=0.05, factor=2.0, cap=0.5),
+        reconnect=Backoff(initial=0.05, cap=0.5),
     )
     ref = await system.spawn(
         Pipeline(
@@ -280,3 +281,26 @@ async def test_a_cut_connection_is_reconnected_and_unacked_messages_are_redelive
     assert sorted(redelivered) == sorted(seen.bodies[:5]), "the 5 held ones came back"
     assert producer.statistics().lost_settlements == 5
     assert await broker.count(queue) == 0
+
+
+async def test_an_unreachable_broker_is_retried_with_back_off_then_named_without_its_password() -> (
+    None
+):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    producer = RabbitMQProducer(
+        f"amqp://guest:s3cret@127.0.0.1:{port}/",
+        ["q"],
+        reconnect=Backoff(initial=0.01, cap=0.02),
+        reconnect_attempts=3,
+    )
+
+    async def emit(items: Any) -> None:
+        raise AssertionError("nothing can be delivered")
+
+    with pytest.raises(ConnectionError, match="unreachable after 3 attempts") as raised:
+        await producer.produce(emit)
+    assert "s3cret" not in str(raised.value)
+    assert f"guest:***@127.0.0.1:{port}" in str(raised.value)
+    assert producer.statistics().connections == 0
