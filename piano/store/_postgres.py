@@ -1,7 +1,7 @@
 """`PostgresBackend`: the `StoreBackend` on a PostgreSQL server, same contract as SQLite's.
 
 ```python
-writer = await system.spawn(StoreWriter(PostgresBackend.opener(dsn)), name="store")
+writer = await system.spawn(StoreWriter(PostgresBackend.opener(dsn)), name=STORE)
 ```
 
 How a batch is written (one transaction, the reply after COMMIT):

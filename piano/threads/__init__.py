@@ -5,7 +5,7 @@ Talk to them through the client functions (`open_conversation`, `send_message`,
 `which_conversations`, `recover_conversations`): each sends one frozen message and applies
 one timeout policy (`TIMEOUT`); see `piano.threads._client`.
 
-`Threads` (registered as ``"threads"``) starts a conversation's actor with the backend its
+`Threads` (registered as `THREADS`) starts a conversation's actor with the backend its
 agent names (`piano.agents.Backend`). The directory, the conversation type and its messages
 are `piano.agents`'s, re-exported here for the surfaces.
 """

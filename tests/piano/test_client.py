@@ -138,3 +138,64 @@ async def test_opening_a_conversation_with_an_unknown_agent_raises_unknown_agent
 
 async def _discard(events: list[ev.ThreadEvent]) -> None:
     return None
+
+
+def _registered_names() -> dict[str, str]:
+    """Every name the daemon's tree registers, by the constant its owner defines it as."""
+    from piano import daemon
+    from piano.codex import CODEX
+    from piano.events import EVENTS
+    from piano.mcp import ENDPOINT, TOOLS
+    from piano.store import STORE
+    from piano.surfaces.telegram import TELEGRAM
+    from piano.surfaces.terminal import TERMINAL
+    from piano.threads import RECOVERY, THREAD_SUPERVISOR, THREADS
+    from piano.tools import BROWSERS, JAILS, WEBFETCH
+    from piano.web import WEB
+
+    owned = {
+        "STORE": STORE,
+        "EVENTS": EVENTS,
+        "CODEX": CODEX,
+        "TOOLS": TOOLS,
+        "ENDPOINT": ENDPOINT,
+        "BROWSERS": BROWSERS,
+        "JAILS": JAILS,
+        "WEBFETCH": WEBFETCH,
+        "THREADS": THREADS,
+        "THREAD_SUPERVISOR": THREAD_SUPERVISOR,
+        "RECOVERY": RECOVERY,
+        "TERMINAL": TERMINAL,
+        "TELEGRAM": TELEGRAM,
+        "WEB": WEB,
+    }
+    for constant in ("STORAGE", "CODEX_SUPERVISOR", "MEDIA", "SURFACES", "CONSOLE"):
+        owned[constant] = getattr(daemon, constant)
+    return {value: constant for constant, value in owned.items()}
+
+
+def test_no_registered_name_is_spelled_out_where_an_actor_is_named_or_looked_up() -> None:
+    """A registered name is written once, by its owner: spawning, a child spec and `whereis`
+    use the owner's constant, so renaming it cannot leave a caller looking for the old name."""
+    import ast
+    from pathlib import Path
+
+    names = _registered_names()
+    root = Path(__file__).resolve().parents[2]
+    spelled: list[str] = []
+    for folder in ("piano", "bench", "tests", "examples"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if not isinstance(node, ast.Call):
+                    continue
+                callee = node.func.attr if isinstance(node.func, ast.Attribute) else None
+                if isinstance(node.func, ast.Name):
+                    callee = node.func.id
+                literals = [k.value for k in node.keywords if k.arg == "name"]
+                if callee in ("whereis", "ChildSpec") and node.args:
+                    literals.append(node.args[0])
+                for literal in literals:
+                    if isinstance(literal, ast.Constant) and literal.value in names:
+                        where = f"{path.relative_to(root)}:{literal.lineno}"
+                        spelled.append(f"{where}: {literal.value!r} (use {names[literal.value]})")
+    assert spelled == [], "\n".join(spelled)
