@@ -1,7 +1,12 @@
 """`piano chat`: talk to an agent through the running daemon, from a terminal or a script.
 
-Interactive: type a message and press Enter; the answer streams in. Commands: ``/approve ID``,
-``/deny ID``, ``/cancel ID`` (decline and end the turn), ``/stop`` (interrupt), ``/quit``.
+In a terminal: a prompt_toolkit prompt (line editing, history in ``~/.piano_chat_history``,
+Alt-Enter or a trailing ``\\`` for a new line of the same message), answers rendered as
+markdown with rich, tool calls one line each, and a status line while a turn runs. Commands are
+the client's own and never reach the model by accident (`piano.surfaces.terminal._ui`):
+``/help``, ``y``/``n`` for the latest approval, ``/approve``/``/deny``/``/cancel`` with an
+approval's short number, its id or nothing (the only pending one), ``/stop``, ``/say TEXT``,
+``/quit``. From a pipe the same commands work and the output is plain text.
 Scripted: ``piano chat --message "..."`` sends one message, prints the answer as it streams and
 exits with 0 when the turn completed, 1 when it failed or was interrupted. Approvals requested
 in scripted mode are printed and left to expire, unless ``--approve`` says to accept them.
@@ -16,11 +21,21 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import TextIO
+from collections.abc import Callable, Coroutine
+from typing import Any, TextIO
 
 import msgspec
 
 from actors import Backoff
+from piano.surfaces.terminal._ui import (
+    Approvals,
+    Local,
+    Quit,
+    RichPrinter,
+    Status,
+    interpret,
+    prompt_session,
+)
 from schemas import chat
 from schemas import events as ev
 
@@ -34,10 +49,12 @@ _decoder: msgspec.json.Decoder[chat.ServerFrame] = msgspec.json.Decoder(chat.Ser
 
 
 class _Printer:
-    """Renders a thread's events as plain terminal text."""
+    """Renders a thread's events as plain text (a pipe, a script); a terminal gets
+    `RichPrinter`."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, approvals: Approvals | None = None) -> None:
         self.out = out
+        self.approvals = approvals or Approvals()
         self.streamed: dict[str, str] = {}
 
     def write(self, text: str) -> None:
@@ -64,12 +81,15 @@ class _Printer:
                 for change in item.changes:
                     self.write(f"[{change.kind} {change.path}{_unless_done(item)}]\n")
             case ev.ApprovalRequested(approval_id=approval_id, reason=reason):
+                number = self.approvals.asked(event)
                 self.write(
                     f"\n? approval {approval_id}: {_asked(event)}"
                     + (f" ({reason})" if reason else "")
-                    + f"\n  /approve {approval_id} · /deny {approval_id} · /cancel {approval_id}\n"
+                    + f"\n  [{number}] y / n · /approve {number} · /deny {number} · "
+                    f"/cancel {number}\n"
                 )
             case ev.ApprovalResolved(approval_id=approval_id, decision=decision):
+                self.approvals.resolved(approval_id)
                 self.write(f"[approval {approval_id}: {decision}]\n")
             case ev.Notice(message=message, level=level):
                 self.write(f"\n! {message}\n" if level != "info" else f"· {message}\n")
@@ -159,7 +179,12 @@ async def _session(
     def send(frame: chat.ClientFrame) -> None:
         writer.write(_encoder.encode(frame) + b"\n")
 
-    printer = _Printer(out)
+    approvals = Approvals()
+    status = Status()
+    tty = message is None and sys.stdin.isatty() and out.isatty()
+    printer: _Printer | RichPrinter = (
+        RichPrinter(_console(out), approvals, status) if tty else _Printer(out, approvals)
+    )
     pending: set[str] = set()
     unanswered: list[str] = []  # messages sent on this connection and not yet accepted
     outcome = 0
@@ -179,9 +204,11 @@ async def _session(
             frame = _decoder.decode(line)
             match frame:
                 case chat.Welcome(thread_id=thread_id, agent=name):
+                    approvals.clear()
                     if message is None:
                         printer.write(
-                            f"Connected to thread {thread_id} ({name}). /quit to leave.\n"
+                            f"Connected to thread {thread_id} ({name}). /help for commands, "
+                            "/quit to leave.\n"
                         )
                 case chat.Accepted(interaction_id=interaction_id, outcome=state):
                     pending.add(interaction_id)
@@ -217,12 +244,10 @@ async def _session(
                 file=sys.stderr,
             )
             return 1
-        loop = asyncio.get_running_loop()
-        stdin = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-        typed: asyncio.Task[bytes] | None = None
+        read_line = await _line_reader(tty, status)
+        typed: asyncio.Task[str] | None = None
         while True:
-            typed = typed or asyncio.create_task(stdin.readline())
+            typed = typed or asyncio.create_task(read_line())
             await asyncio.wait({typed, receiver}, return_when=asyncio.FIRST_COMPLETED)
             if receiver.done():  # the daemon went away; a line typed meanwhile waits
                 lost = "".join(f"\n  {text}" for text in unanswered)
@@ -240,27 +265,61 @@ async def _session(
                 receiver = asyncio.create_task(receive(reader))
                 send(chat.Hello(conversation=conversation, agent=agent))
                 continue
-            line = typed.result().decode()
+            line = typed.result()
             typed = None
             if not line:
                 return 0
-            text = line.strip()
-            command, _, argument = text.partition(" ")
-            if not text:
-                continue
-            if command == "/quit":
-                return 0
-            if command == "/stop":
-                send(chat.Interrupt())
-            elif command in ("/approve", "/deny", "/cancel") and argument:
-                decision = {"/approve": "accept", "/deny": "decline", "/cancel": "cancel"}[command]
-                send(chat.Decide(argument.strip(), decision))  # type: ignore[arg-type]
-            else:
-                unanswered.append(text)
-                send(chat.Say(text))
+            action = interpret(line, approvals)
+            match action:
+                case None:
+                    continue
+                case Quit():
+                    return 0
+                case Local(text=text):
+                    printer.write(text + "\n")
+                case chat.Say(text=text):
+                    unanswered.append(text)
+                    send(action)
+                case _:
+                    send(action)
     finally:
         receiver.cancel()
         writer.close()
+
+
+def _console(out: TextIO) -> Any:
+    import shutil
+
+    from rich.console import Console
+
+    # under patch_stdout `out` is a proxy rich cannot measure: ask the terminal itself
+    return Console(file=out, force_terminal=True, width=shutil.get_terminal_size().columns)
+
+
+async def _line_reader(tty: bool, status: Status) -> Callable[[], Coroutine[Any, Any, str]]:
+    """Where typed entries come from: the prompt_toolkit prompt in a terminal (one entry may
+    hold several lines), else stdin's lines. An empty string is the end of input."""
+    if tty:
+        session = prompt_session(status)
+
+        async def prompt() -> str:
+            try:
+                entry: str = await session.prompt_async()
+            except EOFError:
+                return ""
+            except KeyboardInterrupt:
+                return "/quit"
+            return entry or "\n"
+
+        return prompt
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+
+    async def readline() -> str:
+        return (await stdin.readline()).decode()
+
+    return readline
 
 
 def run_chat(
@@ -272,7 +331,15 @@ def run_chat(
     approve: bool = False,
 ) -> int:
     """Run the chat client; returns the process exit code."""
+    tty = message is None and sys.stdin.isatty() and sys.stdout.isatty()
     try:
+        if tty:  # output printed while the prompt is shown goes above it
+            from prompt_toolkit.patch_stdout import patch_stdout
+
+            with patch_stdout(raw=True):
+                return asyncio.run(
+                    _session(path, conversation, agent, message, approve, sys.stdout)
+                )
         return asyncio.run(_session(path, conversation, agent, message, approve, sys.stdout))
     except KeyboardInterrupt:
         return 130
