@@ -199,3 +199,34 @@ def test_no_registered_name_is_spelled_out_where_an_actor_is_named_or_looked_up(
                         where = f"{path.relative_to(root)}:{literal.lineno}"
                         spelled.append(f"{where}: {literal.value!r} (use {names[literal.value]})")
     assert spelled == [], "\n".join(spelled)
+
+
+OLD_MESSAGES = {"open", "new", "live", "recover", "message", "interrupt", "decide", "status"}
+"""The raw strings and tuple tags the router and conversations used to answer."""
+
+
+def test_nothing_calls_a_conversation_or_the_router_with_the_old_raw_messages() -> None:
+    """Every call to the router or a conversation goes through the client functions: no
+    ``.call("status")`` or ``.call(("open", key))`` is left (they would fail at run time with
+    `UnknownMessage`, which mypy cannot see)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    raw: list[str] = []
+    for folder in ("piano", "bench", "tests", "examples"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if not (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("call", "cast")
+                    and node.args
+                ):
+                    continue
+                for message in node.args:
+                    if isinstance(message, ast.Tuple) and message.elts:
+                        message = message.elts[0]
+                    if isinstance(message, ast.Constant) and message.value in OLD_MESSAGES:
+                        raw.append(f"{path.relative_to(root)}:{node.lineno}: {message.value!r}")
+    assert raw == [], "\n".join(raw)
