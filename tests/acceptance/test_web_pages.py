@@ -315,3 +315,49 @@ async def test_the_dashboard_shows_a_killed_codex_turn_red_come_back_and_one_cle
     assert len([line for line in errors if line.startswith("codex.stderr")]) <= 1, errors
     assert "restarts\n1" in actor
     assert "mailbox" in actor
+
+
+SEND_FILES = """
+const [target, kind, files] = arguments;
+const transfer = new DataTransfer();
+for (const [name, size] of files) {
+  const bytes = new Uint8Array(size);
+  bytes.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);  // a PNG's signature
+  transfer.items.add(new File([bytes], name, {type: "image/png"}));
+}
+const init = {bubbles: true, cancelable: true};
+const event = kind === "paste"
+  ? new ClipboardEvent("paste", {...init, clipboardData: transfer})
+  : new DragEvent("drop", {...init, dataTransfer: transfer});
+document.getElementById(target).dispatchEvent(event);
+"""
+
+
+async def test_an_image_pasted_or_dropped_is_uploaded_with_progress_and_a_refusal_says_why(
+    dirs: CodexDirs, browser: WebDriver
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        provider.script(Text("I see your screenshot"))
+        config = web_config(dirs, provider, "[media]\nmax_image_bytes = 50000\n")
+        async with daemon_running(config, dirs.root / "state" / "chat.sock", env=WEB_ENV):
+            await resize(browser, DESKTOP)
+            await run(browser.get, f"{web_base(config)}/chat#token={TOKEN}")
+            await until(browser, text_in("status", "live"))
+            await js(browser, SEND_FILES, "text", "paste", [["shot.png", 20_000]])
+            await until(browser, text_in("messages", "I see your screenshot"))
+            shown = await run(lambda: browser.find_element(By.ID, "messages").text)
+            await js(browser, SEND_FILES, "chat", "drop", [["huge.png", 200_000]])
+            await until(browser, text_in("errors", "huge.png was refused"))
+            refusal = await run(lambda: browser.find_element(By.ID, "errors").text)
+            uploads = await js(browser, "return piano.uploads")
+            await run(shot, browser, "chat-upload-refused-1280")
+    assert "image" in shown.lower()
+    assert [(u["name"], u["status"], u["progress"]) for u in uploads] == [
+        ("shot.png", "sent", 100),
+        ("huge.png", "refused", uploads[1]["progress"]),
+    ]
+    assert uploads[1]["refusal"] in refusal
+    assert "huge.png was refused: Sorry, that image is too large" in refusal, refusal
+    assert "up to 50 KB" in refusal, refusal
+    saved = list((dirs.work / "inbox").iterdir())
+    assert [p.stat().st_size for p in saved] == [20_000], saved

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -21,6 +24,8 @@ from tests.store.conftest import tool_approval
 from tests.web.conftest import TOKEN, WebCore
 
 pytestmark = pytest.mark.anyio
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 
 
 async def until(driver: WebDriver, condition: Callable[[Any], Any], timeout: float = 30) -> Any:
@@ -152,3 +157,73 @@ async def test_the_dashboard_shows_the_tree_change_when_an_actor_is_killed(
     after = await run(lambda: browser.find_element(By.CSS_SELECTOR, f"{row} > .actor-id").text)
     assert after != before
     await until(browser, text_in("recent-errors", "threads crashed"))
+
+
+def keys(driver: WebDriver, *pressed: str, alt: bool = False) -> None:
+    """Press keys on whatever has the focus (with Alt held, if asked)."""
+    chain = ActionChains(driver)
+    if alt:
+        chain.key_down(Keys.ALT)
+    chain.send_keys(*pressed)
+    if alt:
+        chain.key_up(Keys.ALT)
+    chain.perform()
+
+
+def focused(driver: WebDriver) -> dict[str, str]:
+    facts: dict[str, str] = driver.execute_script(
+        "const e = document.activeElement;"
+        "return {id: e.id, key: e.dataset.key || '', tag: e.tagName};"
+    )
+    return facts
+
+
+async def test_the_chat_is_usable_with_the_keyboard_alone_and_a_new_conversation_is_one_key(
+    browser: WebDriver, web_core: WebCore
+) -> None:
+    web_core.provider.script(Text("first answer"), Text("second answer"))
+    await open_chat(browser, web_core)
+    assert (await run(focused, browser))["id"] == "text"  # the message box has the focus
+    await run(keys, browser, "typed, not clicked", Keys.ENTER)
+    await until(browser, text_in("messages", "first answer"))
+
+    await run(lambda: keys(browser, "n", alt=True))  # a new conversation
+    await until(browser, text_in("messages", "A new conversation"))
+    assert (await run(focused, browser))["id"] == "text"
+    await run(keys, browser, "in the new one", Keys.ENTER)
+    await until(browser, text_in("messages", "second answer"))
+    threads = await run(lambda: browser.find_element(By.ID, "threads").text)
+    assert "web:default" in threads
+    assert "web:chat-" in threads
+
+    await run(lambda: keys(browser, "k", alt=True))  # to the conversation list
+    assert (await run(focused, browser))["key"].startswith("thread:")
+    await run(keys, browser, Keys.ARROW_DOWN, Keys.ENTER)
+    await until(browser, text_in("messages", "first answer"))
+    assert "second answer" not in await run(lambda: browser.find_element(By.ID, "messages").text)
+    assert await run(lambda: browser.find_element(By.ID, "title").text) == "default"
+
+
+def cdp(driver: WebDriver, command: str, params: dict[str, Any]) -> Any:
+    """A Chrome DevTools command through chromedriver (the fixture's driver is a remote one)."""
+    executor: Any = driver.command_executor
+    executor.add_command("executeCdpCommand", "POST", "/session/$sessionId/goog/cdp/execute")
+    return driver.execute("executeCdpCommand", {"cmd": command, "params": params})["value"]
+
+
+async def test_dark_mode_follows_the_system(browser: WebDriver, web_core: WebCore) -> None:
+    web_core.provider.script(Text("Some `code` and\n\n```python\nprint('dark')\n```\n"))
+    dark = {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
+    light = {"features": [{"name": "prefers-color-scheme", "value": "light"}]}
+    await open_chat(browser, web_core)
+    background = "return getComputedStyle(document.body).backgroundColor"
+    assert await run(browser.execute_script, background) == "rgb(255, 255, 255)"
+    try:
+        await run(cdp, browser, "Emulation.setEmulatedMedia", dark)
+        await until(browser, lambda d: d.execute_script(background) == "rgb(20, 23, 29)")
+        await say(browser, "show me")
+        await until(browser, ec.presence_of_element_located((By.CSS_SELECTOR, ".md pre code span")))
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await run(browser.save_screenshot, str(ARTIFACTS / "chat-dark-1280.png"))
+    finally:
+        await run(cdp, browser, "Emulation.setEmulatedMedia", light)

@@ -120,6 +120,8 @@ function titleOf(state) {
 }
 
 function render() {
+  // the lists are rebuilt: the focused control (data-key) gets the focus back afterwards
+  const focusKey = document.activeElement?.dataset?.key;
   const messages = $("messages");
   const atEnd = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 80;
   const list = $("threads");
@@ -128,7 +130,7 @@ function render() {
     const name = state.conversation ? `${state.surface}:${state.conversation}` : state.thread_id;
     const waiting = state.approvals.length ? " · approval waiting" : state.running ? " · running" : "";
     const item = el("li", { "data-thread": state.thread_id },
-      el("button", { type: "button", "data-thread": state.thread_id },
+      el("button", { type: "button", "data-thread": state.thread_id, "data-key": `thread:${state.thread_id}` },
         el("span", { class: "thread-title", "data-thread": state.thread_id, text: titleOf(state) }),
         el("span", { class: "thread-meta", "data-thread": state.thread_id, text: name + waiting })));
     if (state.thread_id === selected) item.className = "selected";
@@ -147,6 +149,10 @@ function render() {
   progress();
   if (stickToEnd || atEnd) messages.scrollTop = messages.scrollHeight;
   stickToEnd = false;
+  if (focusKey) {
+    const again = document.querySelector(`[data-key="${CSS.escape(focusKey)}"]`);
+    if (again && again !== document.activeElement) again.focus({ preventScroll: true });
+  }
 }
 
 function renderInteraction(i) {
@@ -180,8 +186,8 @@ function renderAnswer(item) {
   if (done && cached && cached.text === item.text) {
     const box = el("div", { class: "agent md", "data-item": item.id });
     box.innerHTML = cached.html; // sanitised by the server (nh3)
-    for (const pre of box.querySelectorAll("pre")) {
-      const copy = el("button", { type: "button", class: "copy", text: "Copy" });
+    for (const [index, pre] of [...box.querySelectorAll("pre")].entries()) {
+      const copy = el("button", { type: "button", class: "copy", "data-key": `copy:${item.id}:${index}`, text: "Copy" });
       pre.prepend(copy);
     }
     return box;
@@ -221,7 +227,7 @@ function renderTool(item, summary) {
   const long = output.split("\n").length > 12 || diffs.length > 0;
   const open = toggled.has(item.id) ? toggled.get(item.id) : item.status === "in_progress" || !long;
   const exit = item.exit_code === null || item.exit_code === undefined ? "" : ` · exit ${item.exit_code}`;
-  const head = el("summary", {}, el("code", { text: summary }),
+  const head = el("summary", { "data-key": `tool:${item.id}` }, el("code", { text: summary }),
     el("span", { class: "tool-status", text: `${item.status.replace("_", " ")}${exit}` }));
   const box = el("details", { class: `tool command ${item.status}`, "data-item": item.id }, head);
   if (open) box.open = true;
@@ -264,8 +270,10 @@ function renderApproval(a) {
     ...(a.changes || []).map(diffView),
     el("div", { class: "approval-actions" },
       el("button", { type: "button", class: "approve primary", "data-decision": "accept",
+        "data-key": `accept:${a.approval_id}`,
         title: "Approve (Alt+A)", text: "Approve" }),
       el("button", { type: "button", class: "decline", "data-decision": "decline",
+        "data-key": `decline:${a.approval_id}`,
         title: "Decline (Alt+D)", text: "Decline" }),
       el("span", { class: "keys", text: "Alt+A approve · Alt+D decline" })));
   return box;
@@ -330,7 +338,8 @@ function showError(message) {
 
 const stream = new PianoStream({
   token, onEnvelope, onStatus: (status) => { $("status").textContent = status; } });
-window.piano = { stream, threads };
+const uploads = []; // {name, progress (0-100), status, refusal}: what the page showed
+window.piano = { stream, threads, uploads };
 stream.connect();
 
 function drawer(open) {
@@ -384,6 +393,14 @@ $("threads").addEventListener("click", (event) => {
   select(id);
   drawer(false);
   render();
+});
+$("threads").addEventListener("keydown", (event) => {
+  // arrow keys move between conversations; Enter or Space opens one (it is a button)
+  if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+  const buttons = [...$("threads").querySelectorAll("button")];
+  const at = buttons.indexOf(document.activeElement);
+  const next = buttons[Math.max(0, Math.min(buttons.length - 1, at + (event.key === "ArrowDown" ? 1 : -1)))];
+  if (next) { event.preventDefault(); next.focus(); }
 });
 $("approvals").addEventListener("click", (event) => {
   const decision = event.target.dataset.decision;
@@ -450,29 +467,39 @@ function upload(file) {
   form.append("text", $("text").value.trim());
   form.append("file", file, file.name || "pasted");
   const bar = $("upload-progress");
+  const shown = { name: file.name || "pasted", progress: 0, status: "sending", refusal: null };
+  uploads.push(shown);
   bar.hidden = false;
   bar.querySelector(".label").textContent = `Sending ${file.name || "pasted image"}…`;
   const request = new XMLHttpRequest();
   request.open("POST", "/api/uploads");
   request.setRequestHeader("Authorization", `Bearer ${token}`);
   request.upload.onprogress = (event) => {
-    if (event.lengthComputable) bar.querySelector("progress").value = (100 * event.loaded) / event.total;
+    if (!event.lengthComputable) return;
+    shown.progress = Math.round((100 * event.loaded) / event.total);
+    bar.querySelector("progress").value = shown.progress;
   };
   request.onload = () => {
     bar.hidden = true;
     let data = {};
     try { data = JSON.parse(request.responseText); } catch { data = {}; }
     if (request.status >= 400) {
-      showError(`${file.name || "the file"} was refused: ${data.error ? data.error.message : request.status}`);
+      Object.assign(shown, { status: "refused", refusal: data.error ? data.error.message : String(request.status) });
+      showError(`${file.name || "the file"} was refused: ${shown.refusal}`);
       return;
     }
+    shown.status = "sent";
     $("text").value = "";
     const thread_ = thread(data.thread_id);
     if (!thread_.surface) Object.assign(thread_, { surface: "web", conversation: form.get("conversation") });
     select(data.thread_id);
     scheduleRender();
   };
-  request.onerror = () => { bar.hidden = true; showError(`${file.name} could not be sent`); };
+  request.onerror = () => {
+    bar.hidden = true;
+    shown.status = "failed";
+    showError(`${file.name} could not be sent`);
+  };
   request.send(form);
 }
 
