@@ -196,7 +196,13 @@ class ScriptParams(_Params, frozen=True, kw_only=True):
 class ShellParams(_Params, frozen=True, kw_only=True):
     command: Annotated[str, msgspec.Meta(description="a bash command")]
     timeout_seconds: (
-        Annotated[float, msgspec.Meta(gt=0, description="kill it after this long")] | None
+        Annotated[
+            float,
+            msgspec.Meta(
+                description="kill it after this long; the jail clamps it to its configured limit"
+            ),
+        ]
+        | None
     ) = None
 
 

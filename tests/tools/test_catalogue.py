@@ -89,7 +89,7 @@ async def _post(text: str) -> None:
         ("browser_find", {"selector": "a", "limit": 0}, "limit"),
         ("browser_click", {"selector": "a", "by": "regex"}, "by"),
         ("shell", {"command": ["ls"]}, "command"),
-        ("shell", {"command": "ls", "timeout_seconds": -1}, "timeout_seconds"),
+        ("shell", {"command": "ls", "timeout_seconds": "soon"}, "timeout_seconds"),
         ("send_message", {"text": 3}, "text"),
         ("notes_save", {"title": "", "text": "x"}, "title"),
     ],
