@@ -13,7 +13,7 @@ through `actors.describe`); ``stats(x)`` prints its `Actor.statistics` snapshot 
 from __future__ import annotations
 
 import pydoc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from actors._introspection import ActorInfo
@@ -54,8 +54,11 @@ HELPER_NAMES = (
 class Helpers:
     """The helper functions of one console session, bound to an actor system."""
 
-    def __init__(self, system: ActorSystem) -> None:
+    def __init__(self, system: ActorSystem, extras: Mapping[str, Any] | None = None) -> None:
         self.system = system
+        self.extras = dict(extras or {})
+        """The application's own names in the session (`ConsoleServer`'s `namespace`): `help()`
+        lists the callables among them with the first line of their documentation."""
 
     def namespace(self) -> dict[str, Callable[..., Any]]:
         """The helpers by name, ready to be put in a session namespace."""
@@ -202,6 +205,12 @@ class Helpers:
         for name in HELPER_NAMES:
             doc = (getattr(self, name).__doc__ or "").strip().splitlines()[0]
             print(f"  {name + _SIGNATURES[name]:<34} {doc}")
+        extras = {name: value for name, value in self.extras.items() if callable(value)}
+        if extras:
+            print("From the application:")
+            for name, value in sorted(extras.items()):
+                doc = (getattr(value, "__doc__", None) or "").strip().splitlines()
+                print(f"  {name:<34} {doc[0] if doc else ''}")
         print("Also here: system (the ActorSystem), actors, asyncio, sys.")
         print("Top-level await works; a coroutine statement is awaited for you.")
         print("Ctrl-C interrupts the running statement; Ctrl-D or exit() quits.")

@@ -193,7 +193,7 @@ class _Session:
             "exit": self._quit,
             "quit": self._quit,
         }
-        namespace.update(Helpers(server.system).namespace())
+        namespace.update(Helpers(server.system, server.namespace).namespace())
         namespace.update(server.namespace)
         self.evaluator = Evaluator(namespace)
         self.statement: asyncio.Task[None] | None = None

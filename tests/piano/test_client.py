@@ -230,3 +230,26 @@ def test_nothing_calls_a_conversation_or_the_router_with_the_old_raw_messages() 
                     if isinstance(message, ast.Constant) and message.value in OLD_MESSAGES:
                         raw.append(f"{path.relative_to(root)}:{node.lineno}: {message.value!r}")
     assert raw == [], "\n".join(raw)
+
+
+async def test_the_console_lists_and_opens_conversations_through_the_same_client_api(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from actors.console import Helpers
+    from piano.config import Config
+    from piano.daemon import console_helpers
+    from piano.threads import THREADS, Threads
+
+    async with ActorSystem() as system:
+        helpers = console_helpers(system)
+        with pytest.raises(LookupError, match="the thread router is not running"):
+            await helpers["conversations"]()
+        await system.spawn(Threads(Config(), MemoryDirectory(), _discard, {}), name=THREADS)
+        assert await helpers["conversations"]() == {}
+        with pytest.raises(UnknownAgent):
+            await helpers["conversation"]("test", "c1", "nobody")
+        Helpers(system, helpers).help()
+    shown = capsys.readouterr().out
+    assert "From the application:" in shown
+    assert "conversations" in shown
+    assert "Every live conversation actor, by key." in shown
