@@ -60,7 +60,7 @@ from schemas.events import (
     encode_event,
 )
 
-__all__ = ["Applier"]
+__all__ = ["Applier", "StaleNumbers"]
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +80,10 @@ _encode_json = msgspec.json.Encoder().encode
 _JOURNAL: Final = """
 INSERT INTO events (thread_id, seq, type, at, body) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (thread_id, seq) DO NOTHING RETURNING thread_id, seq
+"""
+_JOURNAL_NEW: Final = """
+INSERT INTO events (thread_id, seq, type, at, body) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (thread_id, seq) DO NOTHING
 """
 _JOURNALED: Final = "SELECT body FROM events WHERE thread_id = ? AND seq = ?"
 _NEXT_SEQ: Final = """
@@ -166,6 +170,11 @@ def _changes(changes: list[FileChange]) -> str:
     return _encode_json(changes).decode()
 
 
+class StaleNumbers(Exception):
+    """A batch expected to be all new found journal rows already there; roll back and write
+    it again with ``careful=True``."""
+
+
 @dataclass
 class _Deltas:
     """Streamed pieces of one item's column, waiting to be appended in one UPDATE."""
@@ -197,9 +206,19 @@ class Applier:
         self._seqs: dict[str, int] = {}
         self._pending: _Batch | None = None
 
-    def write(self, events: Sequence[ThreadEvent], seqs: Sequence[int] | None = None) -> list[int]:
+    def write(
+        self,
+        events: Sequence[ThreadEvent],
+        seqs: Sequence[int] | None = None,
+        *,
+        careful: bool = False,
+    ) -> list[int]:
         """Journal and apply `events` (numbered `seqs`, or the next numbers of their threads);
-        return their sequence numbers. Events already journaled are skipped."""
+        return their sequence numbers. Events already journaled are skipped.
+
+        Raises `StaleNumbers` (the caller rolls back and writes again `careful`ly) when a
+        batch that looked new found journal rows already there: this connection's idea of a
+        thread's last seq was behind the file's."""
         batch = _Batch(now=time.time())
         self._pending = batch
         if seqs is None:
@@ -210,11 +229,7 @@ class Applier:
             self._journal_row(index, event, numbers[index], batch)
             for index, event in enumerate(events)
         ]
-        inserted = self._db.executemany(_JOURNAL, journal).fetchall()
-        if len(inserted) == len(journal):
-            fresh: Sequence[bool] | None = None
-        else:
-            fresh = self._fresh(events, journal, {(str(t), cast(int, n)) for t, n in inserted})
+        fresh = self._journal(events, journal, careful or self._retried(journal))
         for index, event in enumerate(events):
             if fresh is not None and not fresh[index]:
                 continue
@@ -286,6 +301,33 @@ class Applier:
             raise BatchRejected(index, event, self._diagnose(event, exc)) from exc
         tag = cast(str, event.__struct_config__.tag)
         return (event.thread_id, seq, tag, event.at or batch.now, body)
+
+    def _retried(self, journal: list[tuple[str, int, str, float, str]]) -> bool:
+        """Whether some row may be journaled already: a seq at or below its thread's last
+        committed one (a retry). Otherwise all are new, and the journal's insert needs no
+        RETURNING (which costs ~4 us a row)."""
+        last = self._seqs
+        return any(seq <= last.get(thread_id, 0) for thread_id, seq, _, _, _ in journal)
+
+    def _journal(
+        self,
+        events: Sequence[ThreadEvent],
+        journal: list[tuple[str, int, str, float, str]],
+        careful: bool,
+    ) -> list[bool] | None:
+        """Insert the journal rows not there yet; None if all were new, else which are."""
+        db = self._db
+        if not careful:
+            before = db.total_changes()
+            db.executemany(_JOURNAL_NEW, journal)
+            if db.total_changes() - before != len(journal):
+                self._seqs.clear()  # behind the file: ask it again
+                raise StaleNumbers
+            return None
+        inserted = db.executemany(_JOURNAL, journal).fetchall()
+        if len(inserted) == len(journal):
+            return None
+        return self._fresh(events, journal, {(str(t), cast(int, n)) for t, n in inserted})
 
     def _fresh(
         self,

@@ -41,7 +41,7 @@ import apsw
 import msgspec
 import structlog
 
-from piano.store._apply import Applier
+from piano.store._apply import Applier, StaleNumbers
 from piano.store._connection import StoreError, StoreFull, open_connection
 from piano.store._schema import Tables, migrate, registered
 from schemas.events import Interaction, ThreadEvent
@@ -134,8 +134,13 @@ class Writer:
         get the next numbers of their threads."""
         applier = self._applier
         try:
-            with self._transaction():
-                numbers = applier.write(events, seqs)
+            try:
+                with self._transaction():
+                    numbers = applier.write(events, seqs)
+            except StaleNumbers:
+                applier.rolled_back()
+                with self._transaction():
+                    numbers = applier.write(events, seqs, careful=True)
         except BaseException:
             applier.rolled_back()
             raise

@@ -5,6 +5,7 @@ applied to the tables."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,23 @@ def test_numbers_given_continue_the_writers_own_numbering(writer: Writer) -> Non
     writer.write_batch([Notice(thread_id="t1", level="info", message="a")], [5])
 
     assert writer.write_batch([Notice(thread_id="t1", level="info", message="b")]) == [6]
+
+
+@pytest.mark.parametrize("backend_kind", ["sqlite"])  # a second SQLite connection
+def test_a_writer_behind_the_file_still_applies_nothing_twice(
+    writer: Writer, path: Path, dump: Dump
+) -> None:
+    writer.write_batch([started("t1", "i1", "turn1")])  # this writer now knows t1 ends at 1
+    grows: list[ThreadEvent] = [
+        item_started("t1", "turn1", Item(id="m", kind="agent_message")),
+        delta("t1", "turn1", "m", "once"),
+    ]
+    with Writer(path) as other:  # another connection journals 2 and 3 behind its back
+        other.write_batch(grows, [2, 3])
+    before = dump()
+
+    assert writer.write_batch(grows, [2, 3]) == [2, 3]
+
+    assert dump() == before
+    with pytest.raises(SeqTaken):
+        writer.write_batch([Notice(thread_id="t1", level="info", message="not 3")], [3])
