@@ -58,6 +58,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections import deque
+from collections.abc import Callable
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -154,7 +155,7 @@ class Actor:
     _exiting: bool
     _stop_request: tuple[object] | None
     _suspended: bool
-    _tracing: bool
+    _tracing: bool | Callable[[str], object]
     _attention: bool
     _handled: int
     _links: set[ActorRef] | None
@@ -427,7 +428,10 @@ class Actor:
 
     def _attend(self) -> None:
         self._attention = (
-            self._exiting or self._stop_request is not None or self._suspended or self._tracing
+            self._exiting
+            or self._stop_request is not None
+            or self._suspended
+            or self._tracing is not False
         )
 
     def _schedule(self) -> None:
@@ -474,7 +478,7 @@ class Actor:
                         return
                     continue
                 if self._tracing:
-                    self.log.info(
+                    self._trace(
                         "actor.trace.in", kind=_KIND_NAMES[item[0]], message=_short(item[1])
                     )
                 if not await self._handle(item):
@@ -533,6 +537,19 @@ class Actor:
             if not budget:
                 await asyncio.sleep(0)
 
+    def _trace(self, event: str, **fields: str) -> None:
+        """One trace line: to the sink that asked (`trace(ref, sink=...)`), else the log."""
+        sink = self._tracing
+        if callable(sink):
+            detail = " ".join(f"{key}={value}" for key, value in fields.items())
+            try:
+                sink(f"{self._ref!r} {event.rpartition('.')[2]} {detail}")
+            except Exception:  # a closed console: tracing ends, the actor goes on
+                self._tracing = False
+                self._attend()
+        else:
+            self.log.info(event, **fields)
+
     async def _handle(self, item: tuple[int, Any, Any]) -> bool:
         """Handle one message on the slow path; False if the actor is exiting."""
         self._handled += 1
@@ -558,7 +575,7 @@ class Actor:
                 self._defer(extra)
             else:
                 if self._tracing:
-                    self.log.info("actor.trace.out", reply=_short(result))
+                    self._trace("actor.trace.out", reply=_short(result))
                 extra.reply(result)
         return True
 

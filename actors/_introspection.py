@@ -96,7 +96,7 @@ def info(ref: ActorRef) -> ActorInfo:
         monitored_by=tuple(w._ref for w in (actor._watchers or {}).values()),
         parent=actor._parent._ref if actor._parent is not None else None,
         trap_exits=actor.trap_exits,
-        tracing=actor._tracing,
+        tracing=bool(actor._tracing),
         exit_reason=actor._exit_reason,
     )
 
@@ -202,7 +202,10 @@ async def resume(ref: ActorRef, timeout: float | None = DEFAULT_CALL_TIMEOUT) ->
     await _system_op(ref, op, timeout)
 
 
-def trace(ref: ActorRef, enabled: bool = True) -> None:
-    """Switch logging of every message in and reply out for this actor."""
-    ref._actor._tracing = enabled
+def trace(ref: ActorRef, enabled: bool = True, sink: Callable[[str], object] | None = None) -> None:
+    """Switch tracing of every message in and reply out for this actor: logged
+    (``actor.trace.in`` / ``actor.trace.out``), or with `sink`, each as one line passed to it
+    (the console passes its own output, as Erlang's ``dbg`` prints in the shell that asked).
+    A sink that raises ends the tracing."""
+    ref._actor._tracing = (sink or True) if enabled else False
     ref._actor._attend()

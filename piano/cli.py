@@ -170,7 +170,9 @@ def _status(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 2
-    return run_statements(str(config.state_path(config.daemon.console_socket)), STATUS)
+    return run_statements(
+        str(config.state_path(config.daemon.console_socket)), STATUS, banner=False
+    )
 
 
 def _add_install_service(

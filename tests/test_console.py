@@ -649,3 +649,68 @@ def test_the_client_explains_a_missing_socket(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "no console socket at" in result.stderr
     assert "piano demo" in result.stderr
+
+
+async def test_trace_prints_to_the_console_that_asked_and_not_to_another_or_the_log(
+    env: Env,
+) -> None:
+    tracer = await Wire.open(env.path)
+    other = await Wire.open(env.path)
+    assert "printed here" in (await tracer.eval("trace('counter')")).output
+    assert (await other.eval("call('counter', 'get')")).values == ["0"]
+    seen = ""
+    with anyio.fail_after(10):  # the trace lines arrive on their own, between statements
+        while "out reply=0" not in seen:
+            frame = await tracer.frame()
+            if isinstance(frame, Output):
+                seen += frame.text
+    assert "in kind=call message='get'" in seen
+    assert "trace" not in (await other.eval("1")).output
+    await tracer.close()
+    await until(lambda: not env.server.system.whereis("counter")._actor._tracing)  # type: ignore[union-attr]
+    await other.close()
+
+
+class Keeper(Actor):
+    def __init__(self, size: int) -> None:
+        self.items = [f"{index:0100d}" for index in range(size)]  # distinct strings
+
+
+@dataclass(frozen=True)
+class Key:
+    surface: str
+    conversation: str
+
+
+async def test_ps_names_registered_actors_and_shows_mailboxes_and_memory_on_request(
+    env: Env,
+) -> None:
+    from actors import Registry
+
+    registry = Registry(keys="unique")
+    big = await env.system.spawn(Keeper(1000))
+    small = await env.system.spawn(Keeper(1))
+    registry.register(Key("terminal", "work"), big)
+    wire = await Wire.open(env.path)
+    await wire.eval("await suspend('counter')")
+    await wire.eval("cast('counter', 5); send('counter', 'hello')")
+    shown = (await wire.eval("ps(messages=True, memory=True)")).output
+    header, *lines = shown.splitlines()
+    rows = [line for line in lines[:-1] if not line.lstrip().startswith("·")]
+    assert lines[-1].endswith(" actors")
+    assert header.split() == ["ID", "NAME", "CLASS", "STATUS", "MAILBOX", "HANDLED", "MEMORY"]
+    [keeper] = [row for row in rows if row.split()[0] == str(big.id)]
+    assert keeper.split()[1] == "terminal:work"
+    assert "· cast 5" in shown
+    assert "· info 'hello'" in shown
+
+    def memory(ref_id: int) -> float:
+        [row] = [row for row in rows if row.split()[0] == str(ref_id)]
+        number, unit = row.split()[-2:]
+        return float(number) * {"B": 1, "KiB": 1024, "MiB": 1024**2}[unit]
+
+    assert memory(big.id) > 50 * memory(small.id)
+    listed = (await wire.eval("mailbox('counter')")).output
+    assert listed.splitlines() == ["cast 5", "info 'hello'", "2 waiting"]
+    await wire.eval("await resume('counter')")
+    await wire.close()

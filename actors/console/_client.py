@@ -176,9 +176,12 @@ def run_client(path: str | os.PathLike[str], *, history_file: str | None = None)
         conn.close()
 
 
-def run_statements(path: str | os.PathLike[str], statements: list[str]) -> int:
+def run_statements(
+    path: str | os.PathLike[str], statements: list[str], *, banner: bool = True
+) -> int:
     """Run `statements` in the console at `path`, printing what they show (for scripts);
-    returns 0, or 1 if the console cannot be reached or a statement raised."""
+    returns 0, or 1 if the console cannot be reached or a statement raised. `banner=False`
+    leaves out the console's greeting (``piano status`` prints only what it asked for)."""
     target = os.fspath(path)
     try:
         sock = _connect(target)
@@ -188,7 +191,7 @@ def run_statements(path: str | os.PathLike[str], statements: list[str]) -> int:
     conn = _Connection(sock)
     failed = False
     try:
-        _until_prompt(conn)
+        _until_prompt(conn, show=banner)
         for source in statements:
             conn.send(Eval(source=source))
             failed = _until_prompt(conn, report_errors=True) or failed
@@ -237,7 +240,7 @@ def _repl(conn: _Connection) -> int:
         continuation = _until_prompt(conn)
 
 
-def _until_prompt(conn: _Connection, report_errors: bool = False) -> bool:
+def _until_prompt(conn: _Connection, report_errors: bool = False, show: bool = True) -> bool:
     """Show what the server sends until it prompts; Ctrl-C meanwhile interrupts the statement.
 
     Returns whether the prompt is a continuation, or with `report_errors`, whether the
@@ -249,6 +252,8 @@ def _until_prompt(conn: _Connection, report_errors: bool = False) -> bool:
             if isinstance(frame, _Interrupted):
                 conn.send(Interrupt())
             elif isinstance(frame, Output):
+                if not show:
+                    continue
                 stream = sys.stderr if frame.stream == "stderr" else sys.stdout
                 stream.write(frame.text)
                 stream.flush()

@@ -12,10 +12,15 @@ through `actors.describe`); ``stats(x)`` prints its `Actor.statistics` snapshot 
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import pydoc
+import sys
+import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from actors._actor import _KIND_NAMES, Actor, _short
 from actors._introspection import ActorInfo
 from actors._introspection import describe as _describe
 from actors._introspection import get_state as _get_state
@@ -33,6 +38,7 @@ __all__ = ["HELPER_NAMES", "Helpers"]
 
 HELPER_NAMES = (
     "ps",
+    "mailbox",
     "tree",
     "info",
     "stats",
@@ -54,11 +60,26 @@ HELPER_NAMES = (
 class Helpers:
     """The helper functions of one console session, bound to an actor system."""
 
-    def __init__(self, system: ActorSystem, extras: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        system: ActorSystem,
+        extras: Mapping[str, Any] | None = None,
+        output: Callable[[str], None] | None = None,
+    ) -> None:
         self.system = system
         self.extras = dict(extras or {})
         """The application's own names in the session (`ConsoleServer`'s `namespace`): `help()`
         lists the callables among them with the first line of their documentation."""
+        self.output = output
+        """Where this session's asynchronous output goes (what `trace` prints)."""
+        self._traced: dict[ActorRef, Callable[[str], object]] = {}
+
+    def close(self) -> None:
+        """The session ends: stop the traces it started (they print to it)."""
+        for ref, sink in self._traced.items():
+            if ref._actor._tracing is sink:
+                _trace(ref, False)
+        self._traced.clear()
 
     def namespace(self) -> dict[str, Callable[..., Any]]:
         """The helpers by name, ready to be put in a session namespace."""
@@ -83,30 +104,54 @@ class Helpers:
             raise LookupError(f"no live actor has the id {x}")
         raise TypeError(f"expected an ActorRef, a registered name or an actor id, got {x!r}")
 
-    def ps(self) -> None:
-        """Print a table of the live actors: id, name, class, status, mailbox, handled."""
-        rows = [("ID", "NAME", "CLASS", "STATUS", "MAILBOX", "HANDLED")]
+    def ps(self, messages: bool = False, memory: bool = False) -> None:
+        """Print a table of the live actors: id, name, class, status, mailbox, handled.
+
+        NAME is the registered name, else the keys the actor holds in registries (a
+        conversation actor shows its conversation, ``terminal:default:default``).
+        ``messages=True`` lists each non-empty mailbox's first messages under its row;
+        ``memory=True`` adds MEMORY, the approximate size of each actor's own state
+        (its attributes, followed through containers; shared objects counted once per actor).
+        """
+        header = ["ID", "NAME", "CLASS", "STATUS", "MAILBOX", "HANDLED"]
+        if memory:
+            header.append("MEMORY")
+        rows: list[tuple[str, ...]] = [tuple(header)]
+        queued: dict[int, list[str]] = {}
         for ref in sorted(self.system.processes(), key=lambda r: r.id):
             facts = _info(ref)
-            rows.append(
-                (
-                    str(ref.id),
-                    facts.name or "-",
-                    facts.actor_class,
-                    facts.status,
-                    str(facts.mailbox_length),
-                    str(facts.messages_handled),
-                )
-            )
+            row = [
+                str(ref.id),
+                facts.name or _registered_as(ref) or "-",
+                facts.actor_class,
+                facts.status,
+                str(facts.mailbox_length),
+                str(facts.messages_handled),
+            ]
+            if memory:
+                row.append(_human(_state_size(ref._actor)))
+            rows.append(tuple(row))
+            if messages and facts.mailbox_length:
+                queued[len(rows) - 1] = _queued(ref, 5)
         widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]))]
-        right = {0, 4, 5}
-        for row in rows:
+        right = {0, 4, 5, 6}
+        for index, shown in enumerate(rows):
             cells = [
                 cell.rjust(width) if col in right else cell.ljust(width)
-                for col, (cell, width) in enumerate(zip(row, widths, strict=True))
+                for col, (cell, width) in enumerate(zip(shown, widths, strict=True))
             ]
             print("  ".join(cells).rstrip())
+            for line in queued.get(index, ()):
+                print(f"      · {line}")
         print(f"{len(rows) - 1} actors")
+
+    def mailbox(self, x: ActorRef | str | int, limit: int = 20) -> None:
+        """Print the messages waiting in the actor's mailbox (oldest first, up to `limit`)."""
+        ref = self.resolve(x)
+        lines = _queued(ref, limit)
+        for line in lines:
+            print(line)
+        print(f"{_info(ref).mailbox_length} waiting")
 
     def tree(self) -> None:
         """Draw the actors by parent, with each actor's `describe()` if it has one."""
@@ -148,10 +193,22 @@ class Helpers:
         return await _replace_state(self.resolve(x), fn)
 
     def trace(self, x: ActorRef | str | int, on: bool = True) -> None:
-        """Log every message in and reply out (``actor.trace.in`` / ``actor.trace.out``)."""
+        """Print every message in and reply out here, in this console, as they happen."""
         ref = self.resolve(x)
-        _trace(ref, on)
-        print(f"tracing {ref!r}: {'on' if on else 'off'} (logged by the system)")
+        output = self.output
+        if not on or output is None:
+            _trace(ref, on)
+            self._traced.pop(ref, None)
+            where = "logged by the system" if on else "off"
+            print(f"tracing {ref!r}: {where}")
+            return
+
+        def sink(line: str) -> None:
+            output(line + "\n")
+
+        self._traced[ref] = sink
+        _trace(ref, True, sink=sink)
+        print(f"tracing {ref!r}: on, printed here (trace({ref.id}, False) stops it)")
 
     async def call(
         self, x: ActorRef | str | int, message: Any, timeout: float | None = DEFAULT_CALL_TIMEOUT
@@ -217,7 +274,8 @@ class Helpers:
 
 
 _SIGNATURES = {
-    "ps": "()",
+    "ps": "(messages=False, memory=False)",
+    "mailbox": "(x, limit=20)",
     "tree": "()",
     "info": "(x)",
     "stats": "(x)",
@@ -234,6 +292,78 @@ _SIGNATURES = {
     "whereis": "(name)",
     "help": "(obj=None)",
 }
+
+
+def _key_label(key: object) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, tuple):
+        return ":".join(map(str, key))
+    if dataclasses.is_dataclass(key) and not isinstance(key, type):
+        return ":".join(str(getattr(key, f.name)) for f in dataclasses.fields(key))
+    return repr(key)
+
+
+def _registered_as(ref: ActorRef) -> str | None:
+    """The keys the actor holds in registries, shortest first (a name for `ps`)."""
+    keys = [_key_label(key) for _, key in ref._actor._registrations or ()]
+    if not keys:
+        return None
+    keys.sort(key=lambda k: (not any(c == ":" for c in k), len(k)))
+    shown = " ".join(keys[:2]) + (" …" if len(keys) > 2 else "")
+    return shown if len(shown) <= 60 else shown[:59] + "…"
+
+
+def _queued(ref: ActorRef, limit: int) -> list[str]:
+    mailbox = list(ref._actor._mailbox or ())
+    return [
+        f"{_KIND_NAMES.get(kind, kind)} {_short(payload, 160)}"
+        for kind, payload, _ in mailbox[:limit]
+    ] + ([f"… {len(mailbox) - limit} more"] if len(mailbox) > limit else [])
+
+
+_SKIP = (type, types.ModuleType, types.FunctionType, types.MethodType, ActorRef, ActorSystem)
+
+
+def _state_size(actor: Actor, budget: int = 100_000) -> int:
+    """Approximate bytes of the actor's own state: its attributes (not the runtime's slots),
+    followed through containers and objects, each object counted once, at most `budget`
+    objects (an estimate, like ``:erlang.process_info(pid, :memory)``, not an exact count)."""
+    seen: set[int] = set()
+    stack: list[object] = [getattr(actor, "__dict__", {})]
+    total = 0
+    while stack and len(seen) < budget:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (*_SKIP, Actor)):
+            continue
+        seen.add(id(obj))
+        try:
+            total += sys.getsizeof(obj)
+        except TypeError:
+            continue
+        if isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, list | tuple | set | frozenset | collections.deque):
+            stack.extend(obj)
+        elif isinstance(obj, str | bytes | bytearray | int | float):
+            continue
+        else:
+            attributes = getattr(obj, "__dict__", None)
+            if isinstance(attributes, dict):
+                stack.append(attributes)
+            for slot in getattr(type(obj), "__slots__", ()):
+                if isinstance(slot, str) and hasattr(obj, slot):
+                    stack.append(getattr(obj, slot))
+    return total
+
+
+def _human(size: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024  # type: ignore[assignment]
+    return f"{size:.1f} GiB"
 
 
 def _label(ref: ActorRef, parent: ActorRef | None) -> str:

@@ -193,7 +193,8 @@ class _Session:
             "exit": self._quit,
             "quit": self._quit,
         }
-        namespace.update(Helpers(server.system, server.namespace).namespace())
+        self.helpers = Helpers(server.system, server.namespace, output=self._traced_line)
+        namespace.update(self.helpers.namespace())
         namespace.update(server.namespace)
         self.evaluator = Evaluator(namespace)
         self.statement: asyncio.Task[None] | None = None
@@ -202,6 +203,13 @@ class _Session:
         self._flush_scheduled = False
         self._context = contextvars.copy_context()
         self._context.run(_capture.capturing.set, self)
+
+    def _traced_line(self, text: str) -> None:
+        """Output of a trace this session started; raises once the client is gone, which
+        ends that trace."""
+        if self.writer.is_closing():
+            raise ConnectionError("the console that traced this actor is gone")
+        self.write_output("stdout", text)
 
     @staticmethod
     def _quit(code: object = None) -> None:
@@ -369,6 +377,7 @@ class _Session:
             if not done:
                 log.warning("console.statement_ignores_cancel", path=self.server.path)
         self.capturing = False
+        self.helpers.close()
         self._pending.clear()
         self.evaluator.close()
         self.evaluator.namespace.clear()

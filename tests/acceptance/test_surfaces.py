@@ -236,7 +236,9 @@ async def test_codex_keeps_notes_over_mcp_that_a_later_turn_of_the_conversation_
     assert "tune the piano" in outputs["call_get"]
 
 
-async def test_piano_status_lists_the_live_threads(dirs: CodexDirs) -> None:
+async def test_piano_status_lists_the_live_threads_without_the_console_banner(
+    dirs: CodexDirs,
+) -> None:
     async with FakeResponsesProvider() as provider:
         config = write_config(dirs, provider)
         async with daemon_running(config, dirs.root / "state" / "chat.sock"):
@@ -244,9 +246,14 @@ async def test_piano_status_lists_the_live_threads(dirs: CodexDirs) -> None:
             status = await anyio.run_process(
                 [*PIANO, "status", "--config", str(config)], check=False
             )
+            ps = await console(dirs.root / "state", "ps()")
     shown = status.stdout.decode()
     assert status.returncode == 0, status.stderr.decode()
     assert "threads:\n  terminal:work (default) -> <ActorRef" in shown, shown
+    assert shown.startswith("ActorSystem ("), shown  # the tree first: no console greeting
+    assert "Piano console" not in shown
+    [conversation] = [line for line in ps.splitlines() if "ConversationThread" in line]
+    assert "terminal:work:default" in conversation, ps
 
 
 async def test_a_declined_command_shows_as_declined_with_its_command_on_the_terminal(
