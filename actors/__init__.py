@@ -30,6 +30,7 @@ from actors._introspection import (
     suspend,
     trace,
 )
+from actors._logging import get_logger
 from actors._loops import LoopName, loop_factory
 from actors._pykka import PykkaActorProxy
 from actors._reasons import (
@@ -97,6 +98,7 @@ __all__ = [
     "UnknownMessage",
     "current_actor",
     "describe",
+    "get_logger",
     "get_state",
     "info",
     "is_normal_exit",

@@ -62,8 +62,7 @@ from collections.abc import Callable
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import structlog
-
+from actors._logging import get_logger
 from actors._reasons import (
     KILL,
     KILLED,
@@ -240,7 +239,7 @@ class Actor:
         """A structlog logger bound to this actor's name and id."""
         log = self._log
         if log is None:
-            log = self._log = structlog.get_logger("actors").bind(
+            log = self._log = get_logger("actors").bind(
                 actor=self._name or type(self).__name__, actor_id=self._ref.id
             )
         return log

@@ -21,9 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, overload
 
-import structlog
-
 from actors._actor import Actor
+from actors._logging import get_logger
 from actors._reasons import ActorExited, ActorTimeout
 from actors._ref import DEFAULT_CALL_TIMEOUT, SYSTEM, ActorRef, check_timeout
 
@@ -40,7 +39,7 @@ __all__ = [
     "trace",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DESCRIPTION_LIMIT = 200
 """The longest description `describe` returns (a longer one is cut, ending with "…")."""

@@ -23,15 +23,13 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 
-import structlog
-
-from actors import SHUTDOWN, ActorRef, ActorSystem, ActorTimeout, StartFailed
+from actors import SHUTDOWN, ActorRef, ActorSystem, ActorTimeout, StartFailed, get_logger
 from supervisors._spec import ChildSpec
 from supervisors._supervisor import Strategy, Supervisor
 
 __all__ = ["Application"]
 
-log = structlog.get_logger("supervisors")
+log = get_logger("supervisors")
 
 Ready = Callable[[ActorSystem, ActorRef], Awaitable[None]]
 

@@ -29,8 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import structlog
-
 from actors import (
     KILL,
     SHUTDOWN,
@@ -41,6 +39,7 @@ from actors import (
     StartFailed,
     Streak,
     Timer,
+    get_logger,
     is_normal_exit,
 )
 from supervisors._spec import ChildSpec
@@ -59,7 +58,7 @@ __all__ = [
     "SupervisorError",
 ]
 
-log = structlog.get_logger("supervisors")
+log = get_logger("supervisors")
 
 Clock = Callable[[], float]
 

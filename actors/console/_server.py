@@ -37,9 +37,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-import structlog
-
 import actors
+from actors._logging import get_logger
 from actors._redaction import redact
 from actors._system import ActorSystem
 from actors.console import _capture
@@ -64,7 +63,7 @@ __all__ = ["ConsoleServer"]
 
 from actors.console._socket import bind_owner_socket, peer_uid
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _CANCEL_GRACE = 5.0
 """Seconds a cancelled statement may take to unwind before its session stops waiting for it."""

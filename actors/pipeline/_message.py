@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
-import structlog
+from actors._logging import get_logger
 
 __all__ = [
     "Acknowledger",
@@ -28,7 +28,7 @@ __all__ = [
     "UnknownBatcher",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class Acknowledger(Protocol):

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
+from actors._logging import get_logger
 
 __all__ = ["Counters", "PipelineStatistics", "StageStatistics", "Telemetry"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 Telemetry = Callable[[tuple[str, ...], dict[str, float], dict[str, Any]], None]
 

@@ -22,8 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import structlog
-
+from actors._logging import get_logger
 from actors.pipeline._message import (
     Message,
     PartitionKeyError,
@@ -43,7 +42,7 @@ from actors.pipeline._statistics import (
 
 __all__ = ["CHUNK", "Topology"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 CHUNK = 256
 """Most messages sent to a processor in one cast."""

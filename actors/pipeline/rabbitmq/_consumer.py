@@ -58,9 +58,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import structlog
-
 from actors import Backoff
+from actors._logging import get_logger
 from actors.pipeline._message import Message, PipelineStopped
 from actors.pipeline._options import positive_int
 from actors.pipeline._producer import Emit, Producer
@@ -69,7 +68,7 @@ from actors.pipeline.rabbitmq._partitions import PARTITION_KEY_HEADER
 
 __all__ = ["OnFailure", "RabbitMQProducer", "RabbitMQStatistics"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 OnFailure = Literal["requeue", "reject", "requeue_once"]
 _ON_FAILURE = ("requeue", "reject", "requeue_once")
