@@ -17,9 +17,10 @@ What is guaranteed:
   with a delivery limit), ``"reject"`` (nack without requeue: dead-lettered if the queue has a
   dead-letter exchange, else dropped), or ``"requeue_once"`` (requeue on the first delivery,
   reject once it has been delivered before: `delivery_count` ≥ 1). Successful acks are
-  coalesced: one ``multiple`` ack covers every delivery up to the highest tag below which all
-  have ended, the rest are acked one by one, so a slow message never holds up the others'
-  acks (the broker's unacked count, and so the prefetch window, shrinks as each ends).
+  coalesced once per loop iteration: one ``multiple`` ack covers every delivery below the
+  lowest one still in the pipeline; successes above it wait for it, but never more than half
+  the prefetch (then they are acked one by one), so a slow message shrinks the broker's
+  window by half at most. Failures are settled at once, before any ack that follows.
 - **Metadata.** `Message.data` is the body (bytes); `Message.key` is the value of the
   `key_header` header when present (see `partition_queues`); `Message.metadata` holds
   ``queue, exchange, routing_key, headers, redelivered, delivery_count, delivery_tag,
@@ -97,6 +98,8 @@ class RabbitMQStatistics:
     dropped: int
     """Deliveries never emitted because their channel closed or the pipeline was draining
     (the broker delivers them again)."""
+    ack_frames: int
+    """``basic.ack`` frames sent: fewer than `acked` as acks are coalesced."""
 
 
 class RabbitMQProducer(Producer):
@@ -145,6 +148,7 @@ class RabbitMQProducer(Producer):
         self.rejected = 0
         self.lost_settlements = 0
         self.dropped = 0
+        self.ack_frames = 0
 
     def __repr__(self) -> str:
         return f"<RabbitMQProducer {redact(self.url)} queues={self.queues}>"
@@ -160,6 +164,7 @@ class RabbitMQProducer(Producer):
             rejected=self.rejected,
             lost_settlements=self.lost_settlements,
             dropped=self.dropped,
+            ack_frames=self.ack_frames,
         )
 
     async def wait_consuming(self, timeout: float = 30.0, *, connections: int = 1) -> None:
@@ -271,8 +276,9 @@ class RabbitMQProducer(Producer):
             self._session = None
         self.dropped += len(session.buffer)
         session.buffer.clear()
-        self.lost_settlements += len(session.outbox)
+        self.lost_settlements += len(session.outbox) + len(session.unsent)
         session.outbox.clear()
+        session.unsent.clear()
         task = asyncio.get_running_loop().create_task(self._close(session))
         session.closer = task
 
@@ -282,6 +288,7 @@ class RabbitMQProducer(Producer):
             return
         session.draining = True
         try:
+            session.settle(force=True)
             if session.flusher is not None:
                 await asyncio.wait([session.flusher])
             if not session.dead:
@@ -330,6 +337,10 @@ class _Session:
         """The lowest delivery tag that has not ended (tags are 1, 2, 3… per channel)."""
         self.ended: set[int] = set()
         """Tags above `low` that have ended."""
+        self.unsent: list[int] = []
+        """Successes whose ack is not in the outbox yet (see `settle`)."""
+        self.settle_scheduled = False
+        self.hold = max(1, producer.prefetch // 2)
         connection.close_callbacks.add(self._closed)
         channel.close_callbacks.add(self._closed)
 
@@ -416,29 +427,49 @@ class _Session:
             else:
                 outbox.append((_REQUEUE, tag, False))
                 producer.requeued += 1
-        tags = []
+        unsent = self.unsent
         for message in successful:
             metadata = message.metadata
             assert metadata is not None
-            tags.append(metadata["delivery_tag"])
-        producer.acked += len(tags)
-        ended.update(tags)
-        low = start = self.low
+            tag = metadata["delivery_tag"]
+            ended.add(tag)
+            unsent.append(tag)
+        producer.acked += len(successful)
+        if not self.settle_scheduled:
+            self.settle_scheduled = True
+            asyncio.get_running_loop().call_soon(self.settle)
+
+    def settle(self, force: bool = False) -> None:
+        """Turn the acks of this loop iteration into as few frames as RabbitMQ allows.
+
+        Every delivery below `low` has ended, and all of them but the unsent successes are
+        settled already (failures are queued as they come, before any ack that follows): one
+        ``multiple`` ack of the highest unsent tag below `low` (unacked at the broker, as
+        RabbitMQ requires) settles exactly those. Successes above `low` wait for it to move
+        past them, unless they are half the prefetch (a slow message must not shrink the
+        broker's window by more than that) or the channel is closing (`force`)."""
+        self.settle_scheduled = False
+        if self.dead:
+            return
+        ended = self.ended
+        low = self.low
         while low in ended:
             ended.discard(low)
             low += 1
         self.low = low
-        if tags:
-            if low > start:
-                # Every delivery below `low` has ended and all but this group's successes are
-                # settled already (failures just above): one `multiple` ack of this group's
-                # highest tag below `low` (unacked at the broker, as RabbitMQ requires) settles
-                # exactly those.
-                below = [tag for tag in tags if tag < low]
-                if below:
-                    outbox.append((_ACK, max(below), True))
-            outbox.extend((_ACK, tag, False) for tag in tags if tag >= low)
-        if outbox and self.flusher is None:
+        unsent = self.unsent
+        if unsent:
+            below = [tag for tag in unsent if tag < low]
+            if below:
+                self.outbox.append((_ACK, max(below), True))
+                if len(below) < len(unsent):
+                    unsent = self.unsent = [tag for tag in unsent if tag >= low]
+                else:
+                    unsent.clear()
+            if unsent and (force or len(unsent) >= self.hold):
+                self.outbox.extend((_ACK, tag, False) for tag in sorted(unsent))
+                unsent.clear()
+        if self.outbox and self.flusher is None:
             self.flusher = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
@@ -450,6 +481,7 @@ class _Session:
                 kind, tag, multiple = outbox.popleft()
                 if kind == _ACK:
                     await raw.basic_ack(tag, multiple=multiple, wait=False)
+                    self.producer.ack_frames += 1
                 else:
                     await raw.basic_nack(tag, requeue=kind == _REQUEUE, wait=False)
         except Exception as exc:

@@ -304,3 +304,32 @@ async def test_an_unreachable_broker_is_retried_with_back_off_then_named_without
     assert "s3cret" not in str(raised.value)
     assert f"guest:***@127.0.0.1:{port}" in str(raised.value)
     assert producer.statistics().connections == 0
+
+
+async def test_acks_are_coalesced_yet_a_stuck_message_never_stalls_the_prefetch_window(
+    system: ActorSystem, broker: Broker
+) -> None:
+    queue = await broker.queue("coalesce", quorum=True)
+    # Integer keys: the stuck message alone on processor 0, the others on processors 1-3.
+    await broker.publish(queue, [b"stuck"], headers={PARTITION_KEY_HEADER: 0})
+    for i in range(299):
+        await broker.publish(queue, [f"m{i}".encode()], headers={PARTITION_KEY_HEADER: 1 + i % 3})
+    release = asyncio.Event()
+    seen = Seen()
+
+    async def handle(message: Message) -> None:
+        if message.data == b"stuck":
+            await release.wait()
+        seen.add(message)
+
+    ref, producer = await start(system, broker.url, [queue], handle, prefetch=20, concurrency=4)
+    # The first delivery is held by its handler: the 299 behind it still get through, because
+    # acks above it are sent once they are half the prefetch window.
+    await seen.wait_for(299)
+    release.set()
+    await seen.wait_for(300)
+    await ref.stop()
+    stats = producer.statistics()
+    assert stats.acked == 300
+    assert stats.ack_frames < 300, "no ack was coalesced"
+    assert await broker.count(queue) == 0
