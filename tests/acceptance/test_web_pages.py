@@ -166,6 +166,7 @@ async def test_the_chat_renders_markdown_pins_the_approval_and_holds_at_desktop_
             assert "Allow command:" in shown
             assert "echo pinned-approval" in shown
             assert "To ship." in shown
+            assert "expires in 4m" in shown or "expires in 5m" in shown, shown
             await until(browser, text_in("progress", "Waiting for your approval"))
             await no_sideways_scrolling(browser)
             await run(shot, browser, "chat-approval-1280")
@@ -217,6 +218,16 @@ async def test_the_chat_renders_markdown_pins_the_approval_and_holds_at_desktop_
             await run(lambda: browser.find_element(By.CSS_SELECTOR, ".approval .decline").click())
             await until(browser, text_in("messages", "declined, fine"))
             await resize(browser, DESKTOP)
+            await run(lambda: browser.find_element(By.ID, "show-transcript").click())
+            transcript = await until(
+                browser, ec.visibility_of_element_located((By.CSS_SELECTOR, "#transcript h1"))
+            )
+            assert await run(lambda: transcript.text)
+            assert "what is the plan?" in await run(
+                lambda: browser.find_element(By.ID, "transcript").text
+            )
+            await run(shot, browser, "chat-transcript-1280")
+            await run(lambda: browser.find_element(By.CSS_SELECTOR, "dialog button").click())
     assert (ARTIFACTS / "chat-approval-390.png").stat().st_size > 0
 
 
@@ -261,6 +272,19 @@ async def test_the_dashboard_shows_a_killed_codex_turn_red_come_back_and_one_cle
                 browser, "return document.querySelector('[data-chart=tokens] .value').textContent"
             )
             assert int(tokens) > 0
+            # a supervisor's subtree folds away and comes back
+            toggle = "#tree li[data-child='events'] > .toggle"
+            hidden = "return getComputedStyle(document.querySelector(arguments[0])).display"
+            await js(browser, "document.querySelector(arguments[0]).click()", toggle)
+            await until(
+                browser,
+                lambda d: d.execute_script(hidden, "#tree li[data-child='events'] > ul") == "none",
+            )
+            await js(browser, "document.querySelector(arguments[0]).click()", toggle)
+            await until(
+                browser,
+                lambda d: d.execute_script(hidden, "#tree li[data-child='events'] > ul") == "block",
+            )
             await no_sideways_scrolling(browser)
             await run(shot, browser, "dashboard-1280")
 
