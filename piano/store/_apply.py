@@ -120,6 +120,7 @@ _APPEND: Final = {
     column: f"UPDATE items SET {column} = {column} || ? WHERE thread_id = ? AND id = ?"
     for column in ("text", "output")
 }
+_ITEM_EXISTS: Final = "SELECT 1 FROM items WHERE thread_id = ? AND id = ?"
 _PLACEHOLDER: Final = """
 INSERT INTO items (thread_id, id, interaction_id, turn_id, seq, kind, status, text, output,
                    started_at)
@@ -237,8 +238,7 @@ class Applier:
                 self._apply(index, event, numbers[index], journal[index][3], batch)
             except _INVALID as exc:
                 raise BatchRejected(index, event, self._diagnose(event, exc)) from exc
-        for thread_id in list(batch.deltas):
-            self._flush(thread_id, batch)
+        self._flush_all(batch)
         return numbers
 
     def committed(self) -> None:
@@ -501,25 +501,76 @@ class Applier:
                 execute(_APPEND[column], (text, thread_id, item_id))
                 if self._db.changes():
                     continue
-                event = deltas.event
-                execute(
-                    _PLACEHOLDER,
-                    (
-                        thread_id,
-                        item_id,
-                        self._interaction_of(event),
-                        event.turn_id,
-                        deltas.seq,
-                        _DELTA_KIND[stream],
-                        text if column == "text" else "",
-                        text if column == "output" else "",
-                        deltas.at,
-                    ),
-                )
+                self._placeholder(thread_id, item_id, stream, text, deltas)
             except _INVALID as exc:
                 raise BatchRejected(
                     deltas.index, deltas.event, self._diagnose(deltas.event, exc)
                 ) from exc
+
+    def _flush_all(self, batch: _Batch) -> None:
+        """Append every thread's pending deltas at the end of a batch: one ``executemany`` per
+        column (a batch across many threads leaves most of its deltas pending here), checked
+        by the count of rows changed. Deltas of items that do not exist yet (rare) then get
+        their placeholder rows, in order."""
+        pending = [
+            (thread_id, key, deltas)
+            for thread_id, items in batch.deltas.items()
+            for key, deltas in items.items()
+        ]
+        batch.deltas.clear()
+        if not pending:
+            return
+        rows: dict[str, list[tuple[str, str, str]]] = {}
+        for thread_id, (item_id, stream), deltas in pending:
+            text = "".join(deltas.parts)
+            rows.setdefault(_DELTA_COLUMN[stream], []).append((text, thread_id, item_id))
+        db = self._db
+        before = db.total_changes()
+        for column, appended in rows.items():
+            db.executemany(_APPEND[column], appended)  # updates only: cannot break a constraint
+        if db.total_changes() - before == len(pending):
+            return
+        missing = {
+            (thread_id, item_id)
+            for thread_id, (item_id, _), _ in pending
+            if db.execute(_ITEM_EXISTS, (thread_id, item_id)).fetchone() is None
+        }
+        created: set[tuple[str, str]] = set()
+        for thread_id, (item_id, stream), deltas in pending:
+            if (thread_id, item_id) not in missing:
+                continue
+            text = "".join(deltas.parts)
+            try:
+                if (thread_id, item_id) in created:
+                    db.execute(_APPEND[_DELTA_COLUMN[stream]], (text, thread_id, item_id))
+                else:
+                    self._placeholder(thread_id, item_id, stream, text, deltas)
+                    created.add((thread_id, item_id))
+            except _INVALID as exc:
+                raise BatchRejected(
+                    deltas.index, deltas.event, self._diagnose(deltas.event, exc)
+                ) from exc
+
+    def _placeholder(
+        self, thread_id: str, item_id: str, stream: str, text: str, deltas: _Deltas
+    ) -> None:
+        """The row of an item first seen through its deltas (kind guessed from the stream)."""
+        column = _DELTA_COLUMN[stream]
+        event = deltas.event
+        self._db.execute(
+            _PLACEHOLDER,
+            (
+                thread_id,
+                item_id,
+                self._interaction_of(event),
+                event.turn_id,
+                deltas.seq,
+                _DELTA_KIND[stream],
+                text if column == "text" else "",
+                text if column == "output" else "",
+                deltas.at,
+            ),
+        )
 
     # -- errors ---------------------------------------------------------------------------------
 

@@ -214,6 +214,26 @@ def test_a_delta_for_an_unknown_item_keeps_the_text_in_a_new_item(
     )
 
 
+def test_deltas_pending_at_the_end_of_a_batch_are_all_kept_beside_unknown_items(
+    writer: Writer, reader: StoreReader
+) -> None:
+    writer.write_batch([started("t1", "i1", "turn1"), started("t2", "i2", "turn2")])
+    writer.write_batch(
+        [
+            item_started("t1", "turn1", Item(id="known", kind="agent_message")),
+            delta("t1", "turn1", "known", "kept "),
+            delta("t2", "turn2", "ghost", "Think", stream="reasoning"),
+            delta("t2", "turn2", "ghost", "ing, then "),  # same item, another stream
+            delta("t1", "turn1", "known", "too"),
+        ]
+    )
+
+    (known,) = reader.items("i1")
+    (ghost,) = reader.items("i2")
+    assert known.text == "kept too"
+    assert (ghost.kind, ghost.text) == ("reasoning", "Thinking, then ")
+
+
 def test_turn_completion_closes_the_items_of_the_turn_still_open(
     writer: Writer, reader: StoreReader
 ) -> None:
