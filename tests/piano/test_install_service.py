@@ -11,27 +11,21 @@ from piano.config import Config
 from piano.daemon import systemd_unit
 
 
+def install_service(config: Path, unit: Path) -> subprocess.CompletedProcess[str]:
+    """`piano install-service --config config --unit unit`."""
+    command = ["install-service", "--config", str(config), "--unit", str(unit)]
+    return subprocess.run(
+        [sys.executable, "-m", "piano.cli", *command], capture_output=True, text=True, check=False
+    )
+
+
 def test_install_service_writes_a_unit_that_runs_the_config_reloads_with_sighup_and_restarts(
     tmp_path: Path,
 ) -> None:
     config = tmp_path / "piano.toml"
     config.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\nshutdown_timeout = 20\n')
     unit_path = tmp_path / "units" / "piano.service"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "piano.cli",
-            "install-service",
-            "--config",
-            str(config),
-            "--unit",
-            str(unit_path),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = install_service(config, unit_path)
     assert done.returncode == 0, done.stderr
     assert "systemctl --user reload piano.service" in done.stdout
     unit = configparser.ConfigParser(interpolation=None)
@@ -49,21 +43,7 @@ def test_a_bad_config_writes_no_unit(tmp_path: Path) -> None:
     config = tmp_path / "piano.toml"
     config.write_text("[daemon]\nlog_levl = 1\n")
     unit_path = tmp_path / "piano.service"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "piano.cli",
-            "install-service",
-            "--config",
-            str(config),
-            "--unit",
-            str(unit_path),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = install_service(config, unit_path)
     assert done.returncode == 2
     assert "did you mean log_level?" in done.stderr
     assert not unit_path.exists()
