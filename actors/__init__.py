@@ -55,7 +55,7 @@ from actors._reasons import (
 from actors._redaction import Secret, redact, register_secret
 from actors._ref import NOREPLY, ActorRef, Caller, MonitorRef
 from actors._registry import Registry
-from actors._system import ActorSystem, SystemStatistics
+from actors._system import LINGER, ActorSystem, SystemStatistics
 from actors._thread import PykkaActorStopped, ThreadActor
 from actors._timers import Timer
 
@@ -63,6 +63,7 @@ __all__ = [
     "DESCRIPTION_LIMIT",
     "KILL",
     "KILLED",
+    "LINGER",
     "NOPROC",
     "NOREPLY",
     "NORMAL",

@@ -28,7 +28,7 @@ from actors._actor import Actor, _current
 from actors._reasons import KILL, NORMAL, SHUTDOWN, ActorExited, Ignore, NameTaken, StartFailed
 from actors._ref import STOP, ActorRef, Deadlines, check_timeout
 
-__all__ = ["ActorSystem", "SystemStatistics"]
+__all__ = ["LINGER", "ActorSystem", "SystemStatistics"]
 
 LINGER = 0.5
 """Seconds an idle actor's task may wait for the next message before it is let go."""

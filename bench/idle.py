@@ -20,8 +20,7 @@ import sys
 import tracemalloc
 from collections.abc import Callable
 
-from actors import ActorSystem
-from actors._system import LINGER
+from actors import LINGER, ActorSystem
 from bench.contenders import PianoEcho, PykkaEcho, RawRef, raw_spawn
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")

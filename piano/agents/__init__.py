@@ -46,7 +46,7 @@ from piano.agents._directory import (
     Unfinished,
 )
 from piano.agents._messages import ConversationStatus, Decide, GetStatus, Interrupt, PostMessage
-from piano.agents._options import TOOL_GROUPS, OpenAIAgentConfig
+from piano.config import TOOL_GROUPS, OpenAIAgentConfig
 
 __all__ = [
     "BACKENDS",

@@ -6,7 +6,8 @@ looks up ``agent.backend`` in the backends it was given and asks that one for th
 is AnyIO's shape: front code dispatches to a backend loaded by name, every backend implementing
 one abstract interface.
 
-Backends are registered by name in `BACKENDS` as ``"module:attribute"`` strings and imported
+Backends are registered by name in `BACKENDS` (`piano.config`'s, so that the configuration
+checks an agent's ``backend`` without importing any) as ``"module:attribute"`` strings, imported
 only when a configuration uses them (`backend_class`), so loading `piano.agents` loads neither
 Codex's client nor the openai SDK. A new backend is one module defining a `Backend` subclass
 and one line of registration:
@@ -27,11 +28,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from actors import Registry
 from piano.agents._conversation import DAEMON_STOPPED, Conversation, Publish
 from piano.agents._directory import ThreadDirectory, ThreadKey
+from piano.config import BACKENDS
 from piano.tools import Notes
 
 if TYPE_CHECKING:
@@ -45,12 +47,6 @@ __all__ = [
     "backend_class",
     "register_backend",
 ]
-
-BACKENDS: Final[dict[str, str]] = {
-    "codex": "piano.agents.codex:CodexBackend",
-    "openai": "piano.agents.openai:OpenAIBackend",
-}
-"""Backend name → ``"module:attribute"`` of its `Backend` subclass, imported on first use."""
 
 
 class UnknownBackend(KeyError):

@@ -32,7 +32,6 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from actors import NOREPLY, ActorExited, ActorRef, ActorSystem, Backoff, Caller, Registry
@@ -40,6 +39,7 @@ from actors import Actor as _Actor
 from piano.codex._namespace import codex_namespace
 from piano.codex._probe import probe_provider
 from piano.codex._rpc import CodexExited, CodexProcess, CodexRpcError
+from piano.config import codex_dirs, codex_writable_roots
 from schemas.codex import (
     CommandExecutionRequestApprovalParams,
     CommandExecutionRequestApprovalResponse,
@@ -103,35 +103,6 @@ class ProbeProvider:
 @dataclass(frozen=True, slots=True)
 class _ProcessExited:
     error: CodexExited
-
-
-def codex_dirs(config: Config) -> tuple[Path, Path]:
-    """CODEX_HOME (configured, or under the state directory) and the TMPDIR codex gets.
-
-    Codex refuses to create its sandbox helpers under its temp directory, and then every
-    sandboxed command fails; so codex gets a TMPDIR of its own beside CODEX_HOME, never above it.
-    """
-    home = (
-        Path(config.codex.home).expanduser()
-        if config.codex.home
-        else config.state_path("codex-home")
-    )
-    tmp = home.parent / f"{home.name}-tmp"
-    return home, tmp
-
-
-def codex_writable_roots(config: Config) -> list[tuple[str, Path]]:
-    """What an agent may write without asking, by the configuration key that sets it: each
-    codex agent's workspace (unless its sandbox is read-only; ``danger-full-access`` writes
-    everywhere and is the operator's explicit choice) and codex's TMPDIR. /tmp is not one
-    (`codex_args` excludes it)."""
-    roots = [
-        (f"agents.{name}.workspace", Path(agent.workspace).expanduser())
-        for name, agent in config.agents.items()
-        if agent.backend == "codex" and agent.sandbox == "workspace-write"
-    ]
-    roots.append(("codex.home", codex_dirs(config)[1]))
-    return roots
 
 
 CODEX_BUILT_IN_PROVIDERS = frozenset({"openai", "ollama", "lmstudio"})

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from piano.web._config import SURFACE, WEB, WebConfig
+from piano.config import WebConfig
 from piano.web._dashboard import RECENT_ERRORS, Observer, record_errors
+from piano.web._names import SURFACE, WEB
 from supervisors import ChildSpec
 
 if TYPE_CHECKING:

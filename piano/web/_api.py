@@ -53,8 +53,8 @@ from piano.threads import (
     which_conversations,
 )
 from piano.web._auth import Tokens, bearer
-from piano.web._config import SURFACE
 from piano.web._dashboard import Observer
+from piano.web._names import SURFACE
 from piano.web._render import render_markdown
 from piano.web._upload import UploadTooLarge, read_upload
 from schemas import events as ev

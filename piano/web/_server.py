@@ -23,11 +23,12 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from actors import ActorRef
+from piano.config import WebConfig
 from piano.threads import ThreadKey, decide, interrupt
 from piano.web._api import Api, ApiError, json_errors
 from piano.web._auth import Tokens, access_log, allowed_origin, bearer
 from piano.web._client import StreamClient
-from piano.web._config import SURFACE, WebConfig
+from piano.web._names import SURFACE
 from piano.web._render import highlight_css
 from piano.web._stream import encode_control
 from schemas import stream as st

@@ -44,7 +44,7 @@ from piano.surfaces import Surface, subscribe, unsubscribe
 from piano.threads import THREADS, ThreadKey, UnknownAgent, open_conversation, post_message
 from piano.web._api import ApiError, error_response
 from piano.web._auth import Tokens, bearer
-from piano.web._config import SURFACE
+from piano.web._names import SURFACE
 from schemas import events as ev
 
 if TYPE_CHECKING:

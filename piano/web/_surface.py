@@ -24,13 +24,13 @@ from typing import Any
 import structlog
 
 from actors import Caller, Registry
+from piano.config import WebConfig
 from piano.media import Media
 from piano.surfaces import ALL_THREADS, Surface, subscribe
 from piano.threads import ThreadDirectory, ThreadKey
 from piano.web._api import Api
 from piano.web._auth import Tokens
 from piano.web._client import StreamClient
-from piano.web._config import WebConfig
 from piano.web._dashboard import Observer
 from piano.web._server import WebServer
 from piano.web._sse import add_sse_routes, token_check

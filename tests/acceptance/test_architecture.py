@@ -86,7 +86,7 @@ async def test_the_tree_in_the_architecture_page_is_the_tree_piano_run_builds(
         state = dirs.root / "state"
         async with daemon_running(
             config,
-            state / "chat.sock",
+            state / "console.sock",  # the last child: the whole tree is up
             {**os.environ, "PIANO_TELEGRAM_TOKEN": telegram.token, "PIANO_WEB_TOKEN": "w" * 32},
             stderr=sys.stderr.buffer,
         ):

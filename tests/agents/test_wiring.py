@@ -48,10 +48,12 @@ def test_bad_options_are_reported_with_their_key() -> None:
     ]
 
 
-def test_the_backend_imports_neither_the_config_nor_the_thread_router() -> None:
+def test_the_backends_do_not_load_the_thread_router_above_them() -> None:
+    """piano.threads picks backends; backends sit below it (tests/test_layering.py checks the
+    whole graph statically; this checks what loading them actually imports)."""
     code = (
-        "import sys, piano.agents.openai; "
-        "print([m for m in ('piano.config', 'piano.threads') if m in sys.modules])"
+        "import sys, piano.agents.openai, piano.agents.codex; "
+        "print([m for m in ('piano.threads', 'piano.daemon') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

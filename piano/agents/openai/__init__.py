@@ -24,7 +24,6 @@ piano.threads when loaded.
 
 from __future__ import annotations
 
-from piano.agents._options import TOOL_GROUPS, OpenAIAgentConfig
 from piano.agents.openai._backend import OpenAIBackend, OpenAIThread
 from piano.agents.openai._config import Endpoint, EndpointError, MissingKey, resolve_endpoint
 from piano.agents.openai._history import (
@@ -44,6 +43,7 @@ from piano.agents.openai._tools import (
     needs_approval,
     tool_specs,
 )
+from piano.config import TOOL_GROUPS, OpenAIAgentConfig
 
 __all__ = [
     "APPROVAL_PROPERTIES",

@@ -38,11 +38,11 @@ from actors import Registry
 from piano.agents._backend import Backend, DaemonSetup
 from piano.agents._conversation import DAEMON_STOPPED, Conversation, Publish, Turn, stopped_because
 from piano.agents._directory import ThreadDirectory, ThreadKey
-from piano.agents._options import OpenAIAgentConfig
 from piano.agents.openai._config import EndpointError, resolve_endpoint
 from piano.agents.openai._history import History, MemoryHistory, Message, SqliteHistory
 from piano.agents.openai._tools import SHELL_CWD, ToolContext, ToolRunner
 from piano.agents.openai._turn import Profile, TurnRun
+from piano.config import OpenAIAgentConfig
 from piano.tools import Notes, Toolbox, ToolsConfig, owner_of
 from schemas import events as ev
 

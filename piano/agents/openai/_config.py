@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from actors import Secret
-from piano.agents._options import OpenAIAgentConfig
+from piano.config import OpenAIAgentConfig
 
 __all__ = [
     "DEFAULT_BASE_URL",

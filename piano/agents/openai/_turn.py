@@ -33,7 +33,6 @@ import openai
 import structlog
 
 from actors import Backoff
-from piano.agents._options import OpenAIAgentConfig
 from piano.agents.openai._chat import chat_round
 from piano.agents.openai._config import Endpoint, EndpointError
 from piano.agents.openai._handoff import HANDOFF, handoff_spec, parse_handoff
@@ -51,6 +50,7 @@ from piano.agents.openai._tools import (
     run_tool,
     tool_specs,
 )
+from piano.config import OpenAIAgentConfig
 from piano.media import image_type
 from schemas import events as ev
 

@@ -23,16 +23,11 @@ import asyncio
 import os
 
 from actors import Backoff, Registry, Secret
+from piano.config import Role, TelegramConfig, WebhookConfig
 from piano.media import Media
 from piano.surfaces.telegram._access import Access
-from piano.surfaces.telegram._config import (
-    SURFACE,
-    TELEGRAM,
-    Role,
-    TelegramConfig,
-    WebhookConfig,
-)
 from piano.surfaces.telegram._inbox import Conversation, Inbox
+from piano.surfaces.telegram._names import SURFACE, TELEGRAM
 from piano.surfaces.telegram._progress import ChatPacer, TurnProgress
 from piano.surfaces.telegram._split import Chunk, render_html, split_markdown
 from piano.surfaces.telegram._surface import Route, TelegramSurface, Transcripts

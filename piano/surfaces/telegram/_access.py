@@ -16,8 +16,8 @@ from typing import Literal
 
 import structlog
 
+from piano.config import Role, TelegramConfig
 from piano.store import Writer
-from piano.surfaces.telegram._config import Role, TelegramConfig
 
 __all__ = ["Access"]
 

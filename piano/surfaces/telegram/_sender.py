@@ -18,9 +18,10 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from actors import Timer
+from piano.config import TelegramConfig
 from piano.surfaces._surface import Surface
-from piano.surfaces.telegram._config import SURFACE, TelegramConfig
 from piano.surfaces.telegram._inbox import Inbox, StatusRow
+from piano.surfaces.telegram._names import SURFACE
 from piano.surfaces.telegram._outbox import Outbox, Outgoing, decode, encode, retry_seconds
 from piano.surfaces.telegram._progress import ChatPacer, TurnProgress
 from piano.surfaces.telegram._split import split_markdown

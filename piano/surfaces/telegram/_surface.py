@@ -47,11 +47,11 @@ from telegram.error import RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 
 from actors import ActorExited, Backoff, Registry, Timer
+from piano.config import TelegramConfig
 from piano.media import Media
 from piano.store import InteractionRecord, StoreReader
 from piano.surfaces._surface import Context, subscribe
 from piano.surfaces.telegram._access import Access
-from piano.surfaces.telegram._config import TelegramConfig
 from piano.surfaces.telegram._inbox import Conversation, Inbox
 from piano.surfaces.telegram._incoming import process_update
 from piano.surfaces.telegram._outbox import Outbox, retry_seconds

@@ -55,21 +55,32 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from actors import Secret
-from piano.agents import BACKENDS, OpenAIAgentConfig
+from piano.config._backends import BACKENDS
+from piano.config._codex import codex_dirs, codex_writable_roots
+from piano.config._openai import TOOL_GROUPS, OpenAIAgentConfig
+from piano.config._telegram import Role, TelegramConfig, WebhookConfig
+from piano.config._web import WebConfig
 from piano.media import MediaConfig
-from piano.surfaces.telegram._config import TelegramConfig
-from piano.tools._config import ToolsConfig
-from piano.web._config import WebConfig
+from piano.tools import ToolsConfig
 
 __all__ = [
+    "BACKENDS",
+    "TOOL_GROUPS",
     "AgentConfig",
     "CodexConfig",
     "Config",
     "ConfigError",
     "DaemonConfig",
     "MetricsConfig",
+    "OpenAIAgentConfig",
     "ProviderConfig",
+    "Role",
     "StoreConfig",
+    "TelegramConfig",
+    "WebConfig",
+    "WebhookConfig",
+    "codex_dirs",
+    "codex_writable_roots",
     "load_config",
 ]
 
@@ -304,7 +315,6 @@ def _check_state_is_out_of_reach(config: Config, source: str) -> None:
     write without asking: it could rewrite codex's config.toml or the database, or plant files
     in the jailed shells of other conversations. (Reading is hidden by another wall: codex runs
     in a mount namespace without them, see `piano.codex._namespace`.)"""
-    from piano.codex import codex_dirs, codex_writable_roots
 
     state = [
         ("daemon.state_dir", config.state_path(".")),
@@ -384,7 +394,7 @@ _GOT = re.compile(r"Invalid enum value (.+)|Expected `.+`, got `(.+)`")
 def _explain(path: list[str], where: str, unknown: bool) -> str:
     """msgspec's complaint in the reader's terms: the nearest real key for an unknown one, and
     the valid values of a key that takes one of a set."""
-    from piano.configref import choices, suggest
+    from piano.config.reference import choices, suggest
 
     if unknown:
         near = suggest(path[:-1], path[-1])

@@ -19,12 +19,7 @@ from typing import Annotated
 
 import msgspec
 
-__all__ = ["SURFACE", "WEB", "WebConfig"]
-
-SURFACE = "web"
-"""This surface's name in its conversations' keys (`ThreadKey.surface`) and in the store."""
-WEB = f"surface:{SURFACE}"
-"""The name the web surface registers under."""
+__all__ = ["WebConfig"]
 
 
 Count = Annotated[int, msgspec.Meta(ge=1)]

@@ -32,12 +32,7 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ["SURFACE", "TELEGRAM", "Role", "TelegramConfig", "WebhookConfig"]
-
-SURFACE = "telegram"
-"""This surface's name in its conversations' keys (`ThreadKey.surface`) and in the store."""
-TELEGRAM = f"surface:{SURFACE}"
-"""The name `TelegramSurface` registers under."""
+__all__ = ["Role", "TelegramConfig", "WebhookConfig"]
 
 Role = Literal["admin", "user"]
 

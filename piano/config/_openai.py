@@ -15,7 +15,8 @@ tools = ["web_fetch", "notes"]          # groups: web_fetch browser shell notes 
 handoffs = ["archivist"]                # agents this one may hand the conversation to
 ```
 
-This module imports only msgspec: `piano.config` imports it.
+An agent backend's options are configuration: this module is `piano.config`'s, and
+`piano.agents` re-exports `OpenAIAgentConfig`.
 """
 
 from __future__ import annotations
