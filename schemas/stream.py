@@ -266,7 +266,7 @@ class ActorNode(msgspec.Struct, kw_only=True):
     description: str | None = None
     children: list[ActorNode] = msgspec.field(default_factory=list)
     rate: float = 0.0
-    """Messages handled per second since the previous dashboard."""
+    """Messages handled per second over the last ten seconds."""
 
 
 class ThreadSummary(msgspec.Struct, kw_only=True):

@@ -45,6 +45,8 @@ __all__ = ["RECENT_ERRORS", "Observer", "clean_line", "group_errors", "record_er
 CALL_TIMEOUT = 1.0
 _LINE_LIMIT = 160
 _STATE_VALUE_LIMIT = 400
+RATE_WINDOW = 10.0
+"""Seconds a message rate is averaged over (a dashboard frame can come every 0.2 s)."""
 
 RECENT_ERRORS: deque[ErrorEntry] = deque(maxlen=50)
 """The latest warnings and errors logged through `record_errors` (newest last)."""
@@ -219,7 +221,8 @@ class Observer:
         self.pipeline = pipeline
         self.errors: deque[ErrorEntry] = deque(maxlen=50)
         self._seen: dict[str, tuple[ActorRef, int]] = {}
-        self._handled: dict[int, tuple[float, int]] = {}
+        self._handled: dict[int, deque[tuple[float, int]]] = {}
+        """Per actor, (when, messages handled) samples of the last `RATE_WINDOW` seconds."""
         self._rates: dict[int, float] = {}
         self._where: dict[int, tuple[str, int]] = {}
 
@@ -266,15 +269,18 @@ class Observer:
         return redacted
 
     def _rate(self, nodes: list[ActorNode], path: str, now: float) -> None:
-        """Fill in each node's message rate (since the previous snapshot) and remember where
+        """Fill in each node's message rate (over the last `RATE_WINDOW`) and remember where
         each actor sits in the tree, for `actor`."""
         for node in nodes:
             where = f"{path}/{node.child_id}" if path else node.child_id
             if node.actor_id is not None:
-                before = self._handled.get(node.actor_id)
-                if before is not None and now > before[0]:
-                    node.rate = round((node.messages_handled - before[1]) / (now - before[0]), 1)
-                self._handled[node.actor_id] = (now, node.messages_handled)
+                samples = self._handled.setdefault(node.actor_id, deque())
+                while samples and now - samples[0][0] > RATE_WINDOW:
+                    samples.popleft()
+                if samples and now > samples[0][0]:
+                    since, handled = samples[0]
+                    node.rate = round((node.messages_handled - handled) / (now - since), 1)
+                samples.append((now, node.messages_handled))
                 self._rates[node.actor_id] = node.rate
                 self._where[node.actor_id] = (where, node.restarts)
             self._rate(node.children, where, now)
