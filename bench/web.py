@@ -106,7 +106,7 @@ async def _measure(clients: int, events: int, rate: float | None) -> dict[str, A
     from actors import ActorSystem, Registry
     from piano.surfaces import deliver
     from piano.threads import MemoryDirectory
-    from piano.web import WebConfig, child_spec
+    from piano.web import WebConfig, child_spec, stream_address, stream_stats
     from schemas import events as ev
 
     config = WebConfig(
@@ -118,7 +118,7 @@ async def _measure(clients: int, events: int, rate: float | None) -> dict[str, A
             config, subscriptions=subscriptions, directory=MemoryDirectory(), token=TOKEN
         )
         surface = await system.spawn(spec.start())
-        _, port = await surface.call("address")
+        _, port = await stream_address(surface)
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -154,7 +154,7 @@ async def _measure(clients: int, events: int, rate: float | None) -> dict[str, A
                 await asyncio.sleep(0)
         line = await process.stdout.readline()
         await process.wait()
-        stats = await surface.call("stats")
+        stats = await stream_stats(surface)
     result: dict[str, Any] = json.loads(line)
     seconds = result["last"] - first
     result.update(seconds=seconds, dropped=stats.dropped, events=events, clients=clients)

@@ -18,6 +18,13 @@ from typing import TYPE_CHECKING
 
 from piano.config import WebConfig
 from piano.web._dashboard import RECENT_ERRORS, Observer, record_errors
+from piano.web._messages import (
+    accept_streams,
+    drop_clients,
+    rotate_token,
+    stream_address,
+    stream_stats,
+)
 from piano.web._names import SURFACE, WEB
 from supervisors import ChildSpec
 
@@ -32,8 +39,13 @@ __all__ = [
     "WEB",
     "Observer",
     "WebConfig",
+    "accept_streams",
     "child_spec",
+    "drop_clients",
     "record_errors",
+    "rotate_token",
+    "stream_address",
+    "stream_stats",
 ]
 
 

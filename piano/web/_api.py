@@ -54,6 +54,7 @@ from piano.threads import (
 )
 from piano.web._auth import Tokens, bearer
 from piano.web._dashboard import Observer
+from piano.web._messages import TIMEOUT, GetKey, GetViews, NameThread, stream_stats
 from piano.web._names import SURFACE
 from piano.web._render import render_markdown
 from piano.web._upload import UploadTooLarge, read_upload
@@ -257,13 +258,13 @@ class Api:
         return self._reader
 
     async def _views(self, thread_id: str) -> list[ThreadState]:
-        states: list[ThreadState] = await self.surface.call(("views", thread_id))
+        states: list[ThreadState] = await self.surface.call(GetViews(thread_id), timeout=TIMEOUT)
         return states
 
     # -- handlers -------------------------------------------------------------------------------
 
     async def _health(self, request: web.Request) -> web.StreamResponse:
-        stats = await self.surface.call("stats")
+        stats = await stream_stats(self.surface)
         return _json({"ok": True, "stream": stats.stream, "seq": stats.seq})
 
     async def _threads(self, request: web.Request) -> web.StreamResponse:
@@ -358,7 +359,7 @@ class Api:
         """Deliver a message to a conversation: its thread id, interaction id and outcome."""
         threads = self._threads_ref()
         thread_id, _ = await self.directory.thread_for(key)
-        self.surface.cast(("name", thread_id, key))
+        self.surface.cast(NameThread(thread_id, key))
         interaction = ev.Interaction(
             id=f"web-{secrets.token_hex(6)}", text=text, user=user, attachments=attachments or []
         )
@@ -404,7 +405,7 @@ class Api:
 
     async def known_key(self, thread_id: str) -> ThreadKey:
         """The conversation of a thread, whichever surface opened it (`ApiError` if unknown)."""
-        key: ThreadKey | None = await self.surface.call(("key", thread_id))
+        key: ThreadKey | None = await self.surface.call(GetKey(thread_id), timeout=TIMEOUT)
         store = await self._store()
         if key is None and store is not None:
             record = await asyncio.to_thread(store.thread, thread_id)
@@ -443,7 +444,7 @@ class Api:
         return _json({"interrupted": await interrupt(thread)})
 
     async def _dashboard(self, request: web.Request) -> web.StreamResponse:
-        return _json(await self.observer.collect(await self.surface.call("stats")))
+        return _json(await self.observer.collect(await stream_stats(self.surface)))
 
     async def _rotate(self, request: web.Request) -> web.StreamResponse:
         body: _Rotate = await self._body(request, _Rotate) if request.can_read_body else _Rotate()

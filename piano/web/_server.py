@@ -28,6 +28,7 @@ from piano.threads import ThreadKey, decide, interrupt
 from piano.web._api import Api, ApiError, json_errors
 from piano.web._auth import Tokens, access_log, allowed_origin, bearer
 from piano.web._client import StreamClient
+from piano.web._messages import TIMEOUT, Attach, ClientFrame, Detach, Reply
 from piano.web._names import SURFACE
 from piano.web._render import highlight_css
 from piano.web._stream import encode_control
@@ -183,14 +184,14 @@ class WebServer:
             if token is not None and await self._authorize(ws, token):
                 client = StreamClient(ws, request, self.config.client_queue)
                 client.token = token
-                await self.surface.call(("attach", client))
+                await self.surface.call(Attach(client), timeout=TIMEOUT)
                 await self._serve(ws, client)
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
             self.connections.discard(ws)
             if client is not None and self.surface.alive:
-                self.surface.cast(("detach", client))
+                self.surface.cast(Detach(client))
             if not ws.closed:
                 with contextlib.suppress(Exception):
                     await ws.close()
@@ -270,7 +271,7 @@ class WebServer:
                 )
 
     def _reply(self, client: StreamClient, payload: st.Payload) -> None:
-        self.surface.cast(("reply", client, payload))
+        self.surface.cast(Reply(client, payload))
 
     async def _handle(self, client: StreamClient, frame: st.ClientFrame) -> None:
         surface = self.surface
@@ -282,7 +283,7 @@ class WebServer:
                 client.token = token
                 self._reply(client, st.Ack(of="auth", ref=frame.ref))
             case st.Subscribe() | st.Unsubscribe() | st.Resume() | st.WatchDashboard():
-                await surface.call(("frame", client, frame))
+                await surface.call(ClientFrame(client, frame), timeout=TIMEOUT)
             case st.SendMessage():
                 await self._message(client, frame)
             case st.Decide(thread_id=thread_id, approval_id=approval_id, decision=decision):

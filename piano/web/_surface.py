@@ -6,10 +6,11 @@ frame on the queue of every client subscribed to that thread. It owns the aiohtt
 started in `init` on the daemon's loop and stopped in `terminate`. A crash restarts it under
 the surfaces supervisor with a new stream name: reconnecting clients then get a snapshot.
 
-Calls it answers (besides the stream's own): ``"address"`` -> (host, port), ``"stats"`` ->
-`StreamStats`, ``("rotate_token", grace, token_or_None)`` -> the new token,
-``("accept_streams", bool)`` (refuse new stream connections with 503, for maintenance), and
-``("drop_clients", reason)`` -> how many were closed (code 1012; they reconnect and resume).
+It answers the frozen messages of `piano.web._messages`; its owner's operations are the
+functions there, exported by `piano.web`: `stream_address` -> (host, port), `stream_stats` ->
+`StreamStats`, `rotate_token` -> the new token, `accept_streams` (refuse new stream
+connections with 503, for maintenance), and `drop_clients` -> how many were closed (code 1012;
+they reconnect and resume).
 """
 
 from __future__ import annotations
@@ -32,6 +33,20 @@ from piano.web._api import Api
 from piano.web._auth import Tokens
 from piano.web._client import StreamClient
 from piano.web._dashboard import Observer
+from piano.web._messages import (
+    AcceptStreams,
+    Attach,
+    ClientFrame,
+    Detach,
+    DropClients,
+    GetAddress,
+    GetKey,
+    GetStats,
+    GetViews,
+    NameThread,
+    Reply,
+    RotateToken,
+)
 from piano.web._server import WebServer
 from piano.web._sse import add_sse_routes, token_check
 from piano.web._stream import Stream, encode_control
@@ -224,41 +239,41 @@ class WebSurface(Surface):
             return
         finally:
             self.naming.discard(thread_id)
-        self.ref.cast(("name", thread_id, key))
+        self.ref.cast(NameThread(thread_id, key))
 
     # -- calls ----------------------------------------------------------------------------------
 
     async def handle_call(self, message: Any, caller: Caller) -> Any:
         match message:
-            case ("attach", StreamClient() as client):
+            case Attach(client=client):
                 self.clients[client.id] = client
                 client.start()
                 self._push(
                     client, encode_control(st.Welcome(stream=self.stream.name, seq=self.stream.seq))
                 )
                 return None
-            case ("frame", StreamClient() as client, frame):
+            case ClientFrame(client=client, frame=frame):
                 if client.id in self.clients:
                     self._frame(client, frame)
                 return None
-            case ("views", str(thread_id)):
+            case GetViews(thread_id=thread_id):
                 return self.views.snapshot([thread_id])
-            case ("key", str(thread_id)):
+            case GetKey(thread_id=thread_id):
                 return self.keys.get(thread_id)
-            case "stats":
+            case GetStats():
                 return self._stats()
-            case "address":
+            case GetAddress():
                 assert self.server is not None
                 return self.config.host, self.server.port
-            case ("rotate_token", grace, token):
+            case RotateToken(grace=grace, token=token):
                 return self.tokens.rotate(
                     self.config.rotation_grace if grace is None else grace, token
                 )
-            case ("accept_streams", bool(accepting)):
+            case AcceptStreams(accepting=accepting):
                 assert self.server is not None
                 self.server.accepting = accepting
                 return None
-            case ("drop_clients", str(reason)):
+            case DropClients(reason=reason):
                 clients = list(self.clients.values())
                 for client in clients:
                     self._drop(client, "dropped", reason)
@@ -267,14 +282,14 @@ class WebSurface(Surface):
 
     def handle_cast(self, message: Any) -> Any:
         match message:
-            case ("detach", StreamClient() as client):
+            case Detach(client=client):
                 self.clients.pop(client.id, None)
                 if client.writer is not None:
                     client.writer.cancel()
-            case ("reply", StreamClient() as client, payload):
+            case Reply(client=client, payload=payload):
                 if client.id in self.clients:
                     self._push(client, encode_control(payload))
-            case ("name", str(thread_id), ThreadKey() as key):
+            case NameThread(thread_id=thread_id, key=key):
                 self.keys[thread_id] = key
                 self.views.name(thread_id, key.surface, key.conversation, key.agent)
             case _:

@@ -20,7 +20,7 @@ from actors import ActorRef, ActorSystem, Registry
 from piano.daemon import SURFACES
 from piano.surfaces import deliver
 from piano.threads import MemoryDirectory
-from piano.web import WEB, WebConfig, child_spec
+from piano.web import WEB, WebConfig, child_spec, stream_address
 from schemas import events as ev
 from schemas import stream as st
 from supervisors import ChildSpec, Supervisor
@@ -101,7 +101,7 @@ class Web:
         return ref
 
     async def base(self) -> str:
-        host, port = await self.surface.call("address")
+        host, port = await stream_address(self.surface)
         return f"http://{host}:{port}"
 
     def publish(self, event: ev.ThreadEvent) -> None:

@@ -18,6 +18,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from piano.threads import THREADS, ThreadKey, send_message
+from piano.web import accept_streams, drop_clients
 from schemas import events as ev
 from tests.fakes.responses_provider import ExecCommand, Text
 from tests.store.conftest import tool_approval
@@ -110,8 +111,8 @@ async def test_a_dropped_connection_comes_back_and_the_replay_fills_the_gap(
     await until(browser, text_in("messages", "first answer"))
 
     surface = web_core.surface
-    await surface.call(("accept_streams", False))
-    assert await surface.call(("drop_clients", "restarting for a test")) == 1
+    await accept_streams(surface, False)
+    assert await drop_clients(surface, "restarting for a test") == 1
     await until(browser, text_in("status", "disconnected"))
     threads = web_core.system.whereis(THREADS)
     assert threads is not None
@@ -123,7 +124,7 @@ async def test_a_dropped_connection_comes_back_and_the_replay_fills_the_gap(
     text = await run(lambda: browser.find_element(By.ID, "messages").text)
     assert "answer given while away" not in text
 
-    await surface.call(("accept_streams", True))
+    await accept_streams(surface, True)
     await until(browser, text_in("messages", "answer given while away"))
     await until(browser, text_in("status", "replayed"))
     replayed = await run(browser.execute_script, "return piano.stream.replayed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from piano.web import rotate_token, stream_stats
 from schemas import events as ev
 from schemas import stream as st
 from tests.web.conftest import TOKEN, Client, Web
@@ -93,11 +94,11 @@ async def test_a_rotated_token_works_until_its_grace_ends_then_is_refused_as_exp
     web: Web,
 ) -> None:
     old_client = await web.connect(TOKEN, subscribe="*")
-    first = await web.surface.call(("rotate_token", 3600.0, None))
+    first = await rotate_token(web.surface, 3600.0)
     assert first != TOKEN
     both = [await web.connect(TOKEN), await web.connect(first)]
     assert all(not c.errors() for c in both)
-    second = await web.surface.call(("rotate_token", 0.0, None))
+    second = await rotate_token(web.surface, 0.0)
     for token in (TOKEN, first):
         ws = await web.session.ws_connect(
             f"{await web.base()}/stream", headers={"Authorization": f"Bearer {token}"}
@@ -234,7 +235,7 @@ async def test_a_slow_client_is_dropped_with_a_reason_while_a_fast_one_gets_ever
             sent += 1
         target = sent
         await fast.until(lambda e: e.seq == target, timeout=20)  # noqa: B023 (awaited here)
-        stats = await web.surface.call("stats")
+        stats = await stream_stats(web.surface)
         if stats.dropped:
             break
     assert stats.dropped == 1
