@@ -29,7 +29,7 @@ from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from actors import Actor, Timer
-from actors.pipeline._message import Interrupted, RetriesExhausted
+from actors.pipeline._message import MIXED, Interrupted, RetriesExhausted
 from actors.pipeline._options import BatchInfo
 from actors.pipeline._statistics import StageStatistics, emit
 
@@ -259,8 +259,16 @@ class BatchProcessor(Actor):
         slot.attempts = 0
         slot.blocked = False
         self._tell_if_idle()
-        failed = [message for message in messages if message.failure is not None]
-        ok = [message for message in messages if message.failure is None] if failed else messages
+        # One pass for the common batch (all successful, one acknowledger): it is acked as a
+        # whole, without the failure split and the acknowledgers' grouping (two passes more).
+        first = messages[0].acknowledger
+        for message in messages:
+            if message.failure is not None or message.acknowledger is not first:
+                failed = [message for message in messages if message.failure is not None]
+                ok = [m for m in messages if m.failure is None] if failed else messages
+                break
+        else:
+            ok, failed = messages, []
         counters = slot.counters
         counters.handled += len(messages)
         counters.failed += len(failed)
@@ -275,4 +283,4 @@ class BatchProcessor(Actor):
                 {"count": len(messages), "failed": len(failed), "duration": now - started},
                 {"pipeline": topology.name, "batcher": self.name, "index": slot.index},
             )
-        topology.finish(ok, failed)
+        topology.finish(ok, failed, first if ok is messages and not failed else MIXED)

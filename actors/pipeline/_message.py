@@ -12,6 +12,7 @@ the messages of that group that carry that acknowledger. A message without an ac
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
@@ -112,8 +113,30 @@ class RetriesExhausted(Exception):
     """Strict mode: the message failed `max_attempts` times; its last failure is `__cause__`."""
 
 
-def acknowledge(successful: list[Message], failed: list[Message]) -> None:
-    """Report one group of outcomes to the messages' acknowledgers (grouped by acknowledger)."""
+class Mixed(enum.Enum):
+    """The type of `MIXED`."""
+
+    MIXED = "mixed"
+
+
+MIXED = Mixed.MIXED
+"""`acknowledge`: the messages' acknowledgers are not known to be one and the same."""
+
+
+def acknowledge(
+    successful: list[Message],
+    failed: list[Message],
+    acknowledger: Acknowledger | Mixed | None = MIXED,
+) -> None:
+    """Report one group of outcomes to the messages' acknowledgers (grouped by acknowledger).
+
+    A caller that has already checked that every message carries the same `acknowledger`
+    passes it, and the check is not repeated (batch processors do it in their failure split).
+    """
+    if acknowledger is not MIXED:
+        if acknowledger is not None:
+            _call(acknowledger, successful, failed)
+        return
     first = (successful or failed)[0].acknowledger if (successful or failed) else None
     for group in (successful, failed):
         for message in group:

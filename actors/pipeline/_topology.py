@@ -24,7 +24,10 @@ from typing import Any
 
 from actors._logging import get_logger
 from actors.pipeline._message import (
+    MIXED,
+    Acknowledger,
     Message,
+    Mixed,
     PartitionKeyError,
     PipelineFull,
     PipelineStopped,
@@ -270,11 +273,18 @@ class Topology:
 
     # -- outcomes ------------------------------------------------------------------------------
 
-    def finish(self, successful: list[Message], failed: list[Message]) -> None:
-        """Messages ended: `handle_failed`, then the acknowledgers, then the accounting."""
+    def finish(
+        self,
+        successful: list[Message],
+        failed: list[Message],
+        acknowledger: Acknowledger | Mixed | None = MIXED,
+    ) -> None:
+        """Messages ended: `handle_failed`, then the acknowledgers, then the accounting.
+        `acknowledger`: the one every message carries, when the caller knows it (see
+        `acknowledge`)."""
         if failed:
             run_hook(self.handle_failed, failed)
-        acknowledge(successful, failed)
+        acknowledge(successful, failed, acknowledger)
         done_ok, done_failed = len(successful), len(failed)
         self.acked += done_ok
         self.failed += done_failed
