@@ -7,6 +7,11 @@
   stdout to (a) the surface callback and (b) its batch being committed to SQLite — median and
   p99. Per-thread order is verified: the store's journal for each thread must hold exactly the
   events the surface saw, in the same order, numbered 1..n.
+- ``turn_cost``: what Piano adds to a Codex turn, end to end: the same turns sent through Piano
+  (`send_message` to the surface's ``TurnCompleted``) and straight to a second `codex
+  app-server` (``turn/start`` to the ``turn/completed`` notification), alternated turn by turn
+  in one run against the same fake provider, after one warm-up turn each (which starts the
+  thread). Reports both medians and their ratio (target ≤ 1.10, issue #21).
 - ``pipeline_to_store``: the same pipeline and store without Codex: synthetic events for 100
   threads pushed as fast as the pipeline takes them, to measure its capacity (events/s
   persisted, order verified the same way).
@@ -24,16 +29,16 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from actors import ActorSystem, Registry
+from actors import ActorRef, ActorSystem, Registry
 from bench.harness import Options
 from piano.agents.codex import CodexBackend
-from piano.codex import CODEX, CodexClient
+from piano.codex import CODEX, CodexClient, codex_process, codex_provider_id
 from piano.config import AgentConfig, CodexConfig, Config, DaemonConfig, ProviderConfig
 from piano.events import EVENTS, event_pipeline, publisher
 from piano.store import (
@@ -54,6 +59,7 @@ from piano.threads import (
     send_message,
 )
 from schemas import events as ev
+from schemas.codex import TextInput, ThreadStartParams, TurnStartParams
 from supervisors import DynamicSupervisor
 from tests.fakes.responses_provider import make_codex_dirs
 
@@ -69,6 +75,7 @@ class _Surface(Surface):
         self.seen: dict[str, list[tuple[str, float]]] = defaultdict(list)
         self.latency: list[float] = []
         self.completed: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self.completed_at: dict[str, float] = {}
 
     def on_event(self, message: ev.ThreadEvent) -> None:
         now = time.time()
@@ -76,6 +83,7 @@ class _Surface(Surface):
         if message.at:
             self.latency.append(now - message.at)
         if isinstance(message, ev.TurnCompleted) and message.interaction_id:
+            self.completed_at[message.interaction_id] = time.perf_counter()
             self.completed[message.interaction_id].set()
 
 
@@ -130,6 +138,34 @@ async def _provider_process(deltas: int) -> AsyncIterator[str]:
         await asyncio.wait_for(process.wait(), 30)
 
 
+@contextlib.asynccontextmanager
+async def _piano(
+    config: Config, database: Path, stored: Callable[[list[ev.ThreadEvent]], None] | None = None
+) -> AsyncIterator[tuple[ActorSystem, ActorRef, _Surface]]:
+    """Piano's actors as the daemon wires them for a Codex agent (store, event pipeline, codex
+    client, thread router), with a recording surface subscribed to every thread."""
+    async with ActorSystem() as system:
+        subscriptions = Registry(keys="duplicate")
+        sessions = Registry(keys="unique")
+        await system.spawn(StoreWriter(database), name=STORE)
+        pipeline = event_pipeline(subscriptions, lambda: system.whereis(STORE), stored=stored)
+        await system.spawn(pipeline, name=EVENTS)
+        await system.spawn(CodexClient(config, sessions), name=CODEX)
+        await system.spawn(DynamicSupervisor(), name=THREAD_SUPERVISOR)
+        directory = StoreDirectory(lambda: system.whereis(STORE), database)
+        router = await system.spawn(
+            Threads(
+                config, directory, publisher(lambda: system), {"codex": CodexBackend(sessions)}
+            ),
+            name=THREADS,
+        )
+        surface = _Surface()
+        surface_ref = await system.spawn(surface)
+        subscribe(subscriptions, ALL_THREADS, surface_ref)
+        yield system, router, surface
+    directory.close()  # after the threads stopped: they read through it until then
+
+
 async def _codex_turns(threads_n: int, turns: int, deltas: int) -> dict[str, Any]:
     dirs = make_codex_dirs()
     stored_latency: list[float] = []
@@ -151,29 +187,7 @@ async def _codex_turns(threads_n: int, turns: int, deltas: int) -> dict[str, Any
                 },
             )
             database = dirs.root / "piano.db"
-            async with ActorSystem() as system:
-                subscriptions = Registry(keys="duplicate")
-                sessions = Registry(keys="unique")
-                await system.spawn(StoreWriter(database), name=STORE)
-                pipeline = event_pipeline(
-                    subscriptions, lambda: system.whereis(STORE), stored=stored
-                )
-                await system.spawn(pipeline, name=EVENTS)
-                await system.spawn(CodexClient(config, sessions), name=CODEX)
-                await system.spawn(DynamicSupervisor(), name=THREAD_SUPERVISOR)
-                directory = StoreDirectory(lambda: system.whereis(STORE), database)
-                router = await system.spawn(
-                    Threads(
-                        config,
-                        directory,
-                        publisher(lambda: system),
-                        {"codex": CodexBackend(sessions)},
-                    ),
-                    name=THREADS,
-                )
-                surface = _Surface()
-                surface_ref = await system.spawn(surface)
-                subscribe(subscriptions, ALL_THREADS, surface_ref)
+            async with _piano(config, database, stored) as (system, router, surface):
 
                 async def conversation(index: int) -> None:
                     key = ThreadKey("bench", f"c{index}", "default")
@@ -188,7 +202,6 @@ async def _codex_turns(threads_n: int, turns: int, deltas: int) -> dict[str, Any
                 elapsed = time.perf_counter() - started
                 total = sum(len(events) for events in surface.seen.values())
                 ordered = _check_order(database, surface.seen)
-            directory.close()  # after the threads stopped: they read through it until then
         return {
             "events": total,
             "events_per_s": total / elapsed,
@@ -198,6 +211,79 @@ async def _codex_turns(threads_n: int, turns: int, deltas: int) -> dict[str, Any
             "stored_p99_us": _percentile(stored_latency, 0.99),
             "order_verified": ordered,
         }
+    finally:
+        shutil.rmtree(dirs.root, ignore_errors=True)
+
+
+async def _turn_cost(turns: int, deltas: int) -> dict[str, Any]:
+    """`turns` turns through Piano and `turns` straight to codex, alternated; seconds each."""
+    dirs = make_codex_dirs()
+    try:
+        async with _provider_process(deltas) as base_url:
+            config = Config(
+                daemon=DaemonConfig(state_dir=str(dirs.root)),
+                codex=CodexConfig(home=str(dirs.home)),
+                providers={"fake": ProviderConfig(base_url=base_url)},
+                agents={
+                    "default": AgentConfig(
+                        model="gpt-5.5", provider="fake", workspace=str(dirs.work)
+                    )
+                },
+            )
+            database = dirs.root / "piano.db"
+            completed: dict[str, float] = {}
+            done: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+
+            def on_notification(thread_id: str | None, method: str, params: Any) -> None:
+                if method == "turn/completed" and thread_id is not None:
+                    completed[thread_id] = time.perf_counter()
+                    done[thread_id].set()
+
+            direct = codex_process(config, on_notification=on_notification)
+            await direct.start()
+            agent = config.agents["default"]
+            # The parameters Piano's thread actor starts its Codex thread with (`_attach`).
+            common: dict[str, Any] = {
+                "cwd": agent.workspace,
+                "model": agent.model,
+                "model_provider": codex_provider_id("fake"),
+                "approval_policy": agent.approval_policy,
+                "sandbox": agent.sandbox,
+                "developer_instructions": agent.instructions,
+            }
+            started = await direct.call(ThreadStartParams(**common))
+            codex_thread = started.thread.id
+
+            async def straight() -> float:
+                done[codex_thread].clear()
+                begin = time.perf_counter()
+                await direct.call(
+                    TurnStartParams(thread_id=codex_thread, input=[TextInput(text="go")])
+                )
+                await asyncio.wait_for(done[codex_thread].wait(), 60)
+                return completed[codex_thread] - begin
+
+            piano_s: list[float] = []
+            codex_s: list[float] = []
+            try:
+                async with _piano(config, database) as (_, router, surface):
+                    key = ThreadKey("bench", "turn-cost", "default")
+
+                    async def through_piano(turn: int) -> float:
+                        interaction = ev.Interaction(id=f"cost-{turn}", text="go")
+                        begin = time.perf_counter()
+                        await send_message(router, key, interaction)
+                        await asyncio.wait_for(surface.completed[interaction.id].wait(), 60)
+                        return surface.completed_at[interaction.id] - begin
+
+                    await through_piano(-1)
+                    await straight()
+                    for turn in range(turns):
+                        piano_s.append(await through_piano(turn))
+                        codex_s.append(await straight())
+            finally:
+                await direct.close()
+        return {"piano": piano_s, "codex": codex_s}
     finally:
         shutil.rmtree(dirs.root, ignore_errors=True)
 
@@ -270,6 +356,33 @@ def run(options: Options) -> Iterator[dict[str, Any]]:
                 "target": {"max_surface_median_us": 1000, "max_stored_median_us": 1000},
                 "met": line["surface_median_us"] <= 1000 and line["stored_median_us"] <= 1000,
             }
+    if options.wants("turn_cost"):
+        turns, deltas = (3, 20) if options.quick else (20, 20)
+        piano_s: list[float] = []
+        codex_s: list[float] = []
+        for _ in range(options.rounds):
+            sample = asyncio.run(_turn_cost(turns, deltas))
+            piano_s += sample["piano"]
+            codex_s += sample["codex"]
+        piano_ms = statistics.median(piano_s) * 1e3
+        codex_ms = statistics.median(codex_s) * 1e3
+        ratio = piano_ms / codex_ms
+        yield {
+            "bench": "piano",
+            "workload": "turn_cost",
+            "unit": "ms per turn",
+            "turns": len(piano_s),
+            "deltas_per_turn": deltas,
+            "piano": round(piano_ms, 2),
+            "codex_alone": round(codex_ms, 2),
+            "ratio_vs_codex": round(ratio, 3),
+            "spread": {
+                "piano": [round(min(piano_s) * 1e3, 2), round(max(piano_s) * 1e3, 2)],
+                "codex_alone": [round(min(codex_s) * 1e3, 2), round(max(codex_s) * 1e3, 2)],
+            },
+            "target": {"max_ratio_vs_codex": 1.1},
+            "met": ratio <= 1.1,
+        }
     if options.wants("pipeline_to_store"):
         n, per = (10, 100) if options.quick else (100, 2000)
         rounds = [asyncio.run(_pipeline_to_store(n, per)) for _ in range(options.rounds)]

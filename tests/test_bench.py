@@ -102,6 +102,11 @@ def test_the_piano_benchmark_verifies_per_thread_order_through_the_real_codex() 
         assert line["events"] > 0, line
         assert 0 < line["surface_median_us"] <= line["surface_p99_us"], line
         assert 0 < line["stored_median_us"] <= line["stored_p99_us"], line
+    (cost,) = [line for line in lines if line["workload"] == "turn_cost"]
+    assert cost["turns"] > 0, cost
+    assert cost["piano"] > 0, cost
+    assert cost["codex_alone"] > 0, cost
+    assert abs(cost["ratio_vs_codex"] - cost["piano"] / cost["codex_alone"]) < 0.01, cost
 
 
 def test_every_other_benchmark_runs_to_the_end_and_prints_json_lines() -> None:
