@@ -215,6 +215,11 @@ async def test_the_chat_renders_markdown_pins_the_approval_and_holds_at_desktop_
             await in_viewport(browser, "#approvals .approval .decline")
             await no_sideways_scrolling(browser)
             await run(shot, browser, "chat-approval-390")
+            for width in (360, 430):  # the narrowest and widest phones hold too
+                await resize(browser, (width, 780))
+                await in_viewport(browser, "#approvals .approval .decline")
+                await no_sideways_scrolling(browser)
+                await run(shot, browser, f"chat-approval-{width}")
             await run(lambda: browser.find_element(By.CSS_SELECTOR, ".approval .decline").click())
             await until(browser, text_in("messages", "declined, fine"))
             await resize(browser, DESKTOP)
