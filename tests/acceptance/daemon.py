@@ -54,10 +54,10 @@ workspace = "{dirs.work}"
 async def daemon_running(
     config: Path, socket: Path, env: dict[str, str] | None = None, stderr: IO[bytes] | None = None
 ) -> AsyncIterator[anyio.abc.Process]:
-    """`piano run` for the block, entered once its chat socket accepts connections (a socket
-    left by a killed daemon does not count). Leaving the block sends SIGTERM, which must end
-    the daemon with status 0, unless the block killed it itself. `stderr` (a file) receives
-    the daemon's log."""
+    """`piano run` for the block, entered once its chat socket and then its console socket
+    (beside it, the default) accept connections (a socket left by a killed daemon does not
+    count). Leaving the block sends SIGTERM, which must end the daemon with status 0, unless
+    the block killed it itself. `stderr` (a file) receives the daemon's log."""
     daemon = await anyio.open_process(
         [*PIANO, "run", "--config", str(config)],
         env=env,
@@ -65,15 +65,17 @@ async def daemon_running(
     )
     try:
         with anyio.fail_after(60):
-            while True:
-                assert daemon.returncode is None, "the daemon exited during start-up"
-                try:
-                    stream = await anyio.connect_unix(socket)
-                except OSError:
-                    await anyio.sleep(0.05)
-                    continue
-                await stream.aclose()
-                break
+            # the chat socket, then the console's (the console starts after the surfaces)
+            for path in (socket, socket.parent / "console.sock"):
+                while True:
+                    assert daemon.returncode is None, "the daemon exited during start-up"
+                    try:
+                        stream = await anyio.connect_unix(path)
+                    except OSError:
+                        await anyio.sleep(0.05)
+                        continue
+                    await stream.aclose()
+                    break
         yield daemon
         if daemon.returncode is None:
             daemon.send_signal(signal.SIGTERM)
