@@ -11,7 +11,8 @@
   (`send_message` to the surface's ``TurnCompleted``) and straight to a second `codex
   app-server` (``turn/start`` to the ``turn/completed`` notification), alternated turn by turn
   in one run against the same fake provider, after one warm-up turn each (which starts the
-  thread). Reports both medians and their ratio (target ≤ 1.10, issue #21).
+  thread). Reports both medians and their ratio (target ≤ 1.10, issue #21), and Piano's tail:
+  from the turn/completed line read from codex's stdout to the surface callback (median).
 - ``pipeline_to_store``: the same pipeline and store without Codex: synthetic events for 100
   threads pushed as fast as the pipeline takes them, to measure its capacity (events/s
   persisted, order verified the same way).
@@ -76,6 +77,8 @@ class _Surface(Surface):
         self.latency: list[float] = []
         self.completed: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self.completed_at: dict[str, float] = {}
+        self.tail: dict[str, float] = {}
+        """Per interaction: from its turn/completed line read from codex to this callback."""
 
     def on_event(self, message: ev.ThreadEvent) -> None:
         now = time.time()
@@ -84,6 +87,7 @@ class _Surface(Surface):
             self.latency.append(now - message.at)
         if isinstance(message, ev.TurnCompleted) and message.interaction_id:
             self.completed_at[message.interaction_id] = time.perf_counter()
+            self.tail[message.interaction_id] = now - message.at
             self.completed[message.interaction_id].set()
 
 
@@ -265,6 +269,7 @@ async def _turn_cost(turns: int, deltas: int) -> dict[str, Any]:
 
             piano_s: list[float] = []
             codex_s: list[float] = []
+            tail_s: list[float] = []
             try:
                 async with _piano(config, database) as (_, router, surface):
                     key = ThreadKey("bench", "turn-cost", "default")
@@ -281,9 +286,10 @@ async def _turn_cost(turns: int, deltas: int) -> dict[str, Any]:
                     for turn in range(turns):
                         piano_s.append(await through_piano(turn))
                         codex_s.append(await straight())
+                    tail_s = [surface.tail[f"cost-{turn}"] for turn in range(turns)]
             finally:
                 await direct.close()
-        return {"piano": piano_s, "codex": codex_s}
+        return {"piano": piano_s, "codex": codex_s, "tail": tail_s}
     finally:
         shutil.rmtree(dirs.root, ignore_errors=True)
 
@@ -360,10 +366,12 @@ def run(options: Options) -> Iterator[dict[str, Any]]:
         turns, deltas = (3, 20) if options.quick else (20, 20)
         piano_s: list[float] = []
         codex_s: list[float] = []
+        tail_s: list[float] = []
         for _ in range(options.rounds):
             sample = asyncio.run(_turn_cost(turns, deltas))
             piano_s += sample["piano"]
             codex_s += sample["codex"]
+            tail_s += sample["tail"]
         piano_ms = statistics.median(piano_s) * 1e3
         codex_ms = statistics.median(codex_s) * 1e3
         ratio = piano_ms / codex_ms
@@ -376,6 +384,7 @@ def run(options: Options) -> Iterator[dict[str, Any]]:
             "piano": round(piano_ms, 2),
             "codex_alone": round(codex_ms, 2),
             "ratio_vs_codex": round(ratio, 3),
+            "piano_tail_ms": round(statistics.median(tail_s) * 1e3, 3),
             "spread": {
                 "piano": [round(min(piano_s) * 1e3, 2), round(max(piano_s) * 1e3, 2)],
                 "codex_alone": [round(min(codex_s) * 1e3, 2), round(max(codex_s) * 1e3, 2)],
