@@ -19,6 +19,7 @@ import anyio
 import pytest
 
 from tests.acceptance.daemon import PIANO, daemon_running, write_config
+from tests.acceptance.test_surfaces import terminal
 from tests.fakes.responses_provider import CodexDirs, ExecCommand, FakeResponsesProvider, Text
 
 pytestmark = pytest.mark.anyio
@@ -140,3 +141,29 @@ async def test_piano_chat_in_a_terminal_edits_lines_answers_help_locally_and_app
             chat.type("/quit")
             chat.keys("Enter")
     assert "line one" in (tmp_path / "history").read_text()
+
+
+async def test_approve_without_an_id_answers_the_only_pending_approval_and_reaches_no_model(
+    dirs: CodexDirs,
+) -> None:
+    """The same commands from a pipe (a script driving `piano chat`): ``/approve`` alone
+    accepts the one pending approval, and ``/approve`` with nothing pending is refused by the
+    client instead of going to the model as a message."""
+    async with FakeResponsesProvider() as provider:
+        provider.script(ExecCommand("echo approved-ran", require_escalated=True), Text("Done."))
+        config = write_config(dirs, provider)
+        async with (
+            daemon_running(config, dirs.root / "state" / "chat.sock"),
+            terminal(config) as chat,
+        ):
+            await chat.until("Connected to thread")
+            await chat.type("/approve")
+            await chat.until("no approval is waiting")
+            await chat.type("run it")
+            await chat.until(r"\[1\] y / n · /approve 1")
+            await chat.type("/approve")
+            await chat.until("Done.")
+            await chat.type("/quit")
+    assert "approved-ran" in str(provider.requests[-1]["input"])
+    sent = [str(request["input"]) for request in provider.requests]
+    assert not any("/approve" in text for text in sent), "a command reached the model"
