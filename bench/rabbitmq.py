@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -128,14 +129,22 @@ async def _bare_consume(queue: str, count: int) -> float:
     return count / elapsed
 
 
-def _consume(count: int, quorum: bool, consumer: Callable[[str, int], Any]) -> Callable[[], float]:
+def _consume(
+    count: int, quorum: bool, consumer: Callable[[str, int], Any], cpu: list[float]
+) -> Callable[[], float]:
+    """Measure one consume of `count` messages: the rate (returned) and this process's CPU
+    time per message in µs (appended to `cpu`: what the client costs, whatever the broker's
+    share of the shared cores)."""
+
     def measure() -> float:
         async def once() -> float:
             queue = f"bench.rabbitmq.{uuid.uuid4().hex[:8]}"
             await _declare(queue, quorum)
             try:
                 await _fill(queue, count)
+                before = time.process_time()
                 rate: float = await consumer(queue, count)
+                cpu.append((time.process_time() - before) / count * 1e6)
                 return rate
             finally:
                 await _delete(queue)
@@ -184,13 +193,15 @@ def run(options: Options) -> Iterator[dict[str, Any]]:
         workload = f"consume_ack_{'quorum' if quorum else 'classic'}"
         if not options.wants(workload):
             continue
+        cpu: dict[str, list[float]] = {"piano": [], "raw_asyncio": []}
         samples = sample_rounds(
             options.rounds,
             {
-                "piano": _consume(count, quorum, _pipeline_consume),
-                "raw_asyncio": _consume(count, quorum, _bare_consume),
+                "piano": _consume(count, quorum, _pipeline_consume, cpu["piano"]),
+                "raw_asyncio": _consume(count, quorum, _bare_consume, cpu["raw_asyncio"]),
             },
         )
+        cpu_us = {name: round(statistics.median(v), 1) for name, v in cpu.items() if v}
         yield comparison(
             "rabbitmq",
             workload,
@@ -200,6 +211,7 @@ def run(options: Options) -> Iterator[dict[str, Any]]:
             spread=spread(samples),
             messages=count,
             prefetch=PREFETCH,
+            client_cpu_us_per_msg=cpu_us,
             baseline="bare aio-pika consumer awaiting message.ack()",
         )
     if options.wants("publish_partitioned"):

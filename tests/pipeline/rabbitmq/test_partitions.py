@@ -18,6 +18,7 @@ from actors.pipeline.rabbitmq import (
     PARTITION_KEY_HEADER,
     Publisher,
     PublishFailed,
+    RabbitMQProducer,
     declare_partitions,
     partition_for,
     partition_queues,
@@ -225,3 +226,22 @@ async def test_a_sigkilled_consumers_partitions_fail_over_to_the_survivor_in_key
     duplicates = sum(len(a_keys[n]) + len(b_keys.get(n, [])) - per_key for n in a_keys)
     assert duplicates <= 4 * 50, "only unacked deliveries (prefetch per queue) were redone"
     os.unlink(a.log)
+
+
+def test_bad_options_raise_at_construction_naming_the_option() -> None:
+    url = "amqp://guest:guest@127.0.0.1:5672/"
+    with pytest.raises(ValueError, match="queues must be a sequence of queue names"):
+        RabbitMQProducer(url, "orders")
+    with pytest.raises(ValueError, match="prefetch must be a positive integer"):
+        RabbitMQProducer(url, ["q"], prefetch=0)
+    with pytest.raises(ValueError, match="on_failure must be one of"):
+        RabbitMQProducer(url, ["q"], on_failure="drop")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"reconnect must be an actors\.Backoff"):
+        RabbitMQProducer(url, ["q"], reconnect=1.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="url must be an AMQP URL"):
+        Publisher("")
+    with pytest.raises(ValueError, match="partitions must be an integer from 1 to 1000"):
+        Publisher(url, prefix="p", partitions=0)
+    with pytest.raises(ValueError, match="no partitions"):
+        Publisher(url).queue_for("k")
+    assert "guest:***@" in repr(RabbitMQProducer("amqp://guest:s3cret@127.0.0.1/", ["q"]))
