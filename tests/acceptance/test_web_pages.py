@@ -6,7 +6,8 @@ highlighted code block with a copy button), the approval inside the viewport wit
 and reason, nothing wider than the screen, the conversation back after a reload and scrolled
 to its end, the phone's conversation list as a drawer; on the dashboard, the tree node of a
 SIGKILLed codex turning red and coming back with its restart count, one clean line in the
-errors panel, the charts drawn, and the actor's view on click. Every test writes screenshots to
+errors panel, the charts drawn (a running turn counted, then not), and the actor's view on
+click. Every test writes screenshots to
 ``test-artifacts/web/`` (kept as artefacts; git-ignored).
 """
 
@@ -17,6 +18,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -26,8 +28,14 @@ from selenium.webdriver.support import expected_conditions as ec
 
 from tests.acceptance.daemon import chat, daemon_running
 from tests.acceptance.test_browser import descendants
-from tests.acceptance.test_surfaces import WEB_ENV, web_base, web_config
-from tests.fakes.responses_provider import CodexDirs, ExecCommand, FakeResponsesProvider, Text
+from tests.acceptance.test_surfaces import AUTH, WEB_ENV, web_base, web_config
+from tests.fakes.responses_provider import (
+    CodexDirs,
+    ExecCommand,
+    FakeResponsesProvider,
+    Hang,
+    Text,
+)
 from tests.web.conftest import TOKEN
 from tests.web.test_browser import run, say, text_in, until
 
@@ -253,7 +261,8 @@ async def test_the_dashboard_shows_a_killed_codex_turn_red_come_back_and_one_cle
     dirs: CodexDirs, browser: WebDriver
 ) -> None:
     async with FakeResponsesProvider() as provider:
-        provider.script(Text("codex is up"))
+        hang = Hang()
+        provider.script(Text("codex is up"), hang)
         config = web_config(dirs, provider)
         fast = "dashboard_interval = 0.2\n[tools.mcp]"  # frames often enough to see the restart
         config.write_text(config.read_text().replace("[tools.mcp]", fast, 1))
@@ -305,11 +314,13 @@ async def test_the_dashboard_shows_a_killed_codex_turn_red_come_back_and_one_cle
             flashing = await js(
                 browser, "return document.querySelector(arguments[0]).className", codex
             )
+            await js(browser, "document.querySelector(arguments[0]).scrollIntoView()", codex)
             await run(shot, browser, "dashboard-codex-restarted-1280")
-            await until(
-                browser,
-                ec.text_to_be_present_in_element((By.CSS_SELECTOR, f"{codex} > .status"), "wait"),
+            back = (
+                "const s = piano.statuses[arguments[0]];"
+                "return s.length > 1 && s.at(-1) === 'waiting'"
             )
+            await until(browser, lambda d: d.execute_script(back, path))  # the flash is over
             seen: list[str] = await run(
                 browser.execute_script, "return piano.statuses[arguments[0]]", path
             )
@@ -327,15 +338,33 @@ async def test_the_dashboard_shows_a_killed_codex_turn_red_come_back_and_one_cle
             actor = await js(browser, "return document.getElementById('actor').innerText")
             await run(shot, browser, "dashboard-actor-1280")
 
+            turns = "return document.querySelector('[data-chart=turns] .value').textContent"
+            async with aiohttp.ClientSession(headers=AUTH) as session:
+                async with session.post(
+                    f"{web_base(config)}/api/messages", json={"text": "think long"}
+                ) as response:
+                    assert response.status == 202, await response.text()
+                    thread_id = (await response.json())["thread_id"]
+                await until(browser, lambda d: d.execute_script(turns) == "1")
+                await run(shot, browser, "dashboard-turn-running-1280")
+                interrupt = f"{web_base(config)}/api/threads/{thread_id}/interrupt"
+                async with session.post(interrupt) as response:
+                    assert (await response.json())["interrupted"] is True
+                await until(browser, lambda d: d.execute_script(turns) == "0")
+            hang.release()
+
             await resize(browser, PHONE)
             await until(browser, text_in("tree", "codex"))
             await no_sideways_scrolling(browser)
             await run(shot, browser, "dashboard-390")
             await resize(browser, DESKTOP)
     assert "flash" in flashing.split(), flashing
-    assert seen[0] != "not running"
-    assert "not running" in seen, seen
-    assert seen[-1] != "not running", seen
+    # drawn running, then red (not running, if a frame fell in the restart; restarted, for a
+    # few seconds after the count grew, in any case), then running again
+    assert seen[0] == "waiting", seen
+    assert "restarted" in seen, seen
+    assert set(seen[1 : seen.index("restarted") + 1]) <= {"not running", "restarted"}, seen
+    assert seen[-1] == "waiting", seen
     # one line for the kill (not a crash report, a termination and a restart full of codex's
     # start-up text), and codex's start-up notices, twice three lines, grouped into one
     assert [line for line in errors if "137" in line] == [

@@ -27,15 +27,18 @@ function nodePath(parent, actor) {
 
 function node(actor, parent, panel) {
   const path = nodePath(parent, actor);
-  const status = actor.status.replace(/ /g, "-");
-  const seen = statuses[path] || (statuses[path] = []);
-  if (panel === "tree" && seen[seen.length - 1] !== actor.status) seen.push(actor.status);
-  const row = el("li", { "data-child": actor.child_id, "data-path": path,
-    class: `status-${status} kind-${actor.kind}` });
+  // A restart between two frames is shown even when the frames only saw the actor running:
+  // for a few seconds after its count grows the node is drawn "restarted" (red, flashing).
   const before = restartsSeen.get(`${panel}:${path}`);
   if (before !== undefined && actor.restarts > before) flashing.set(`${panel}:${path}`, Date.now() + 4000);
-  if ((flashing.get(`${panel}:${path}`) || 0) > Date.now()) row.classList.add("flash");
   restartsSeen.set(`${panel}:${path}`, actor.restarts);
+  const flash = (flashing.get(`${panel}:${path}`) || 0) > Date.now();
+  const shown = flash && actor.status !== "not running" ? "restarted" : actor.status;
+  const seen = statuses[path] || (statuses[path] = []);
+  if (panel === "tree" && seen[seen.length - 1] !== shown) seen.push(shown);
+  const row = el("li", { "data-child": actor.child_id, "data-path": path,
+    class: `status-${shown.replace(/ /g, "-")} kind-${actor.kind}` });
+  if (flash) row.classList.add("flash");
   if (collapsed.has(path)) row.classList.add("collapsed");
   if (path === chosen) row.classList.add("selected");
   row.append(
@@ -49,7 +52,7 @@ function node(actor, parent, panel) {
       title: "Show this actor", text: actor.child_id }),
     el("span", { class: "actor", text: actor.actor_id === null ? "—" : `${actor.actor_class}#` }),
     el("span", { class: "actor-id", text: actor.actor_id === null ? "" : String(actor.actor_id) }),
-    el("span", { class: "status", text: actor.status }),
+    el("span", { class: "status", text: shown === actor.status ? actor.status : `${actor.status}, restarted` }),
     el("span", { class: "mailbox", title: "mailbox length", text: `✉ ${actor.mailbox_length}` }),
     el("span", { class: "handled", title: "messages handled", text: `⇢ ${actor.messages_handled}` }),
     el("span", { class: "rate", title: "messages per second", text: `${actor.rate || 0}/s` }),
