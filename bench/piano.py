@@ -62,7 +62,7 @@ from piano.threads import (
 from schemas import events as ev
 from schemas.codex import TextInput, ThreadStartParams, TurnStartParams
 from supervisors import DynamicSupervisor
-from tests.fakes.responses_provider import make_codex_dirs
+from tests.fakes.responses_provider import CodexDirs, make_codex_dirs
 
 __all__ = ["run"]
 
@@ -142,6 +142,16 @@ async def _provider_process(deltas: int) -> AsyncIterator[str]:
         await asyncio.wait_for(process.wait(), 30)
 
 
+def _config(dirs: CodexDirs, base_url: str) -> Config:
+    """One Codex agent, "default", on the fake provider at `base_url`, state in `dirs`."""
+    return Config(
+        daemon=DaemonConfig(state_dir=str(dirs.root)),
+        codex=CodexConfig(home=str(dirs.home)),
+        providers={"fake": ProviderConfig(base_url=base_url)},
+        agents={"default": AgentConfig(model="gpt-5.5", provider="fake", workspace=str(dirs.work))},
+    )
+
+
 @contextlib.asynccontextmanager
 async def _piano(
     config: Config, database: Path, stored: Callable[[list[ev.ThreadEvent]], None] | None = None
@@ -180,16 +190,7 @@ async def _codex_turns(threads_n: int, turns: int, deltas: int) -> dict[str, Any
 
     try:
         async with _provider_process(deltas) as base_url:
-            config = Config(
-                daemon=DaemonConfig(state_dir=str(dirs.root)),
-                codex=CodexConfig(home=str(dirs.home)),
-                providers={"fake": ProviderConfig(base_url=base_url)},
-                agents={
-                    "default": AgentConfig(
-                        model="gpt-5.5", provider="fake", workspace=str(dirs.work)
-                    )
-                },
-            )
+            config = _config(dirs, base_url)
             database = dirs.root / "piano.db"
             async with _piano(config, database, stored) as (system, router, surface):
 
@@ -224,16 +225,7 @@ async def _turn_cost(turns: int, deltas: int) -> dict[str, Any]:
     dirs = make_codex_dirs()
     try:
         async with _provider_process(deltas) as base_url:
-            config = Config(
-                daemon=DaemonConfig(state_dir=str(dirs.root)),
-                codex=CodexConfig(home=str(dirs.home)),
-                providers={"fake": ProviderConfig(base_url=base_url)},
-                agents={
-                    "default": AgentConfig(
-                        model="gpt-5.5", provider="fake", workspace=str(dirs.work)
-                    )
-                },
-            )
+            config = _config(dirs, base_url)
             database = dirs.root / "piano.db"
             completed: dict[str, float] = {}
             done: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
