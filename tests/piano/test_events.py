@@ -1,7 +1,8 @@
 """The daemon's event pipeline (piano.events): an event the store refuses is logged with the
 event and dropped, the rest of its batch is stored in order, and the pipeline goes on; a batch
 waits out a restart of the store and is then written, losing nothing; a batch whose reply was
-lost after it committed is retried with the same seqs and doubles nothing."""
+lost after it committed is retried with the same seqs and doubles nothing; a batch numbered
+from a stale count is numbered again."""
 
 from __future__ import annotations
 
@@ -35,6 +36,24 @@ def _notice(text: str) -> Notice:
     return Notice(thread_id="t1", level="info", message=text)
 
 
+async def _thread_t1(store: ActorRef) -> None:
+    """A web surface, a codex agent and thread t1, through the store writer."""
+    for write in (
+        UpsertSurface("web", "web"),
+        UpsertAgent("codex", "codex"),
+        CreateThread("t1", "web", "tab:1", "codex"),
+    ):
+        await store.call(write, timeout=10)
+
+
+def _journal(database: Path) -> list[tuple[int, str]]:
+    with StoreReader(database) as reader:
+        return [
+            (entry.seq, entry.event.message)  # type: ignore[union-attr]
+            for entry in reader.events_since("t1", 0)
+        ]
+
+
 async def test_a_refused_event_is_logged_and_dropped_and_the_rest_of_its_batch_is_stored(
     tmp_path: Path,
 ) -> None:
@@ -45,12 +64,7 @@ async def test_a_refused_event_is_logged_and_dropped_and_the_rest_of_its_batch_i
     with structlog.testing.capture_logs() as logs:
         async with ActorSystem() as system:
             store = await system.spawn(StoreWriter(database), name=STORE)
-            for write in (
-                UpsertSurface("web", "web"),
-                UpsertAgent("codex", "codex"),
-                CreateThread("t1", "web", "tab:1", "codex"),
-            ):
-                await store.call(write, timeout=10)
+            await _thread_t1(store)
             ref = await system.spawn(
                 event_pipeline(Registry(keys="duplicate"), lambda: system.whereis(STORE)),
                 name=EVENTS,
@@ -59,9 +73,7 @@ async def test_a_refused_event_is_logged_and_dropped_and_the_rest_of_its_batch_i
             await push(ref, _notice("d"))
             await ref.stop(timeout=10)
 
-    with StoreReader(database) as reader:
-        journal = reader.events_since("t1", 0)
-    assert [(entry.seq, entry.event.message) for entry in journal] == [  # type: ignore[union-attr]
+    assert _journal(database) == [
         (1, "a"),
         (2, "c"),
         (3, "d"),
@@ -79,12 +91,7 @@ async def test_a_batch_waits_out_a_store_restart_and_nothing_is_lost(tmp_path: P
             await system.spawn(Supervisor([spec]))
             store = system.whereis(STORE)
             assert store is not None
-            for write in (
-                UpsertSurface("web", "web"),
-                UpsertAgent("codex", "codex"),
-                CreateThread("t1", "web", "tab:1", "codex"),
-            ):
-                await store.call(write, timeout=10)
+            await _thread_t1(store)
             writing = asyncio.Event()
 
             def writer() -> ActorRef | None:
@@ -103,9 +110,7 @@ async def test_a_batch_waits_out_a_store_restart_and_nothing_is_lost(tmp_path: P
             await push(ref, _notice("c"))
             await ref.stop(timeout=10)
 
-    with StoreReader(database) as reader:
-        journal = reader.events_since("t1", 0)
-    assert [(entry.seq, entry.event.message) for entry in journal] == [  # type: ignore[union-attr]
+    assert _journal(database) == [
         (1, "a"),
         (2, "b"),
         (3, "c"),
@@ -140,12 +145,7 @@ async def test_a_batch_whose_reply_was_lost_after_commit_is_retried_without_dupl
         await system.spawn(Supervisor([spec]))
         store = system.whereis(STORE)
         assert store is not None
-        for write in (
-            UpsertSurface("web", "web"),
-            UpsertAgent("codex", "codex"),
-            CreateThread("t1", "web", "tab:1", "codex"),
-        ):
-            await store.call(write, timeout=10)
+        await _thread_t1(store)
         ref = await system.spawn(
             event_pipeline(Registry(keys="duplicate"), lambda: system.whereis(STORE)),
             name=EVENTS,
@@ -155,10 +155,43 @@ async def test_a_batch_whose_reply_was_lost_after_commit_is_retried_without_dupl
         await ref.stop(timeout=10)
 
     assert crashes  # the first batch did commit and its reply was lost
-    with StoreReader(database) as reader:
-        journal = reader.events_since("t1", 0)
-    assert [(entry.seq, entry.event.message) for entry in journal] == [  # type: ignore[union-attr]
+    assert _journal(database) == [
         (1, "a"),
         (2, "b"),
         (3, "c"),
     ]
+
+
+async def test_a_batch_numbered_from_a_stale_count_is_renumbered_and_stored_not_dropped(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "piano.db"
+    stored: list[str] = []
+    first_stored = asyncio.Event()
+
+    def on_stored(events: list[Any]) -> None:
+        stored.extend(event.message for event in events)
+        first_stored.set()
+
+    with structlog.testing.capture_logs() as logs:
+        async with ActorSystem() as system:
+            store = await system.spawn(StoreWriter(database), name=STORE)
+            await _thread_t1(store)
+            ref = await system.spawn(
+                event_pipeline(Registry(keys="duplicate"), lambda: store, stored=on_stored),
+                name=EVENTS,
+            )
+            await push(ref, _notice("a"))  # the pipeline now counts t1's journal to 1...
+            with anyio.fail_after(10):
+                await first_stored.wait()
+            await store.call(WriteBatch([_notice("behind its back")]), timeout=10)  # ...it is 2
+            await push(ref, _notice("b"))  # numbered 2: taken, so numbered again
+            await ref.stop(timeout=10)
+
+    assert _journal(database) == [(1, "a"), (2, "behind its back"), (3, "b")]
+    assert stored == ["a", "b"]
+    refused = [entry["error"] for entry in logs if entry["event"] == "store.write_refused"]
+    assert refused == [
+        "batch rejected at event 0 (Notice, thread 't1'): seq 2 of thread 't1' is another event's"
+    ]
+    assert not [entry for entry in logs if entry["event"] == "events.not_stored"]
