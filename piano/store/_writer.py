@@ -11,6 +11,11 @@ and read their own tables with ``with writer.reading() as db:``; both hold the w
 so a worker thread's transaction never interleaves with the event loop's. `Writer(path)` is a
 private connection, for tools, tests and benchmarks.
 
+A `StoreWriter` that crashes and restarts closes and reopens its backend, which gives back and
+takes again the same shared connection while another owner holds it (a transaction the crash
+left open was rolled back by `transaction` on its way out); the connection itself is reopened
+only once every owner has closed it.
+
 `Writer.write_batch(events)` applies a whole batch in one ``BEGIN IMMEDIATE`` transaction and
 returns only once it has committed, with each event's per-thread journal sequence number: what
 it returned is acknowledged, and survives the process being killed at any moment after. A batch
