@@ -601,6 +601,14 @@ def test_a_console_session_in_a_terminal_inspects_and_drives_the_running_demo(
     terminal.type('call("counter", ("add", 7))', "Enter")
     terminal.wait_for_text('piano> call("counter", ("add", 7))\n7\npiano>')
 
+    # a trace prints in this console as messages arrive, while it waits at the prompt
+    terminal.type("trace('ticker')", "Enter")
+    terminal.wait_for_text("printed here")
+    terminal.wait_for_text("in kind=info message='tick'")
+    terminal.wait_for(lambda s: prompt_line(s) == "piano>", "the prompt drawn again below")
+    terminal.type("trace('ticker', False)", "Enter")
+    terminal.wait_for_text("tracing <ActorRef Ticker#3 'ticker'>: off")
+
     terminal.type("1/0", "Enter")
     terminal.wait_for_text("ZeroDivisionError: division by zero\npiano>")
     terminal.type('call("counter", "get")', "Enter")

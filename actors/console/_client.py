@@ -1,11 +1,12 @@
 """The terminal client of the console: ``piano console --socket PATH``.
 
 A blocking REPL on `readline`: the prompt is ``piano> `` (``...> `` inside an unfinished
-statement), Tab completes over the session namespace on the server, the history is kept in
-``$PIANO_CONSOLE_HISTORY`` or ``~/.piano_console_history`` (mode 0600). Ctrl-C interrupts the
-running statement, or drops the line being typed; Ctrl-D (or ``exit()``) leaves, and the system
-keeps running. A missing socket, a refused connection or a refused user is reported in one line
-with exit status 1.
+statement). What the server sends on its own while the REPL waits for a line (the lines of a
+`trace` started in this console) is printed above the prompt as it arrives. Tab completes over
+the session namespace on the server, the history is kept in ``$PIANO_CONSOLE_HISTORY`` or
+``~/.piano_console_history`` (mode 0600). Ctrl-C interrupts the running statement, or drops
+the line being typed; Ctrl-D (or ``exit()``) leaves, and the system keeps running. A missing
+socket, a refused connection or a refused user is reported in one line with exit status 1.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import select
 import signal
 import socket
 import sys
+import threading
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +72,8 @@ class _Connection:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
+        self.lock = threading.Lock()
+        """Held while reading: by the REPL, or by `_Listener` while the REPL waits for input."""
 
     def close(self) -> None:
         self.sock.close()
@@ -103,6 +107,31 @@ class _Connection:
 
     def next_frame(self, timeout: float | None = None) -> ServerFrame | _Interrupted | None:
         """The next frame; `_INTERRUPTED` on Ctrl-C (inside `interruptible`), None on timeout."""
+        with self.lock:
+            return self._next_frame(timeout)
+
+    def poll_output(self, timeout: float, idle: threading.Event) -> list[Output]:
+        """For `_Listener`: the output frames that arrive within `timeout` while `idle` (the
+        REPL waits for a line) — what the server sends on its own, a trace's lines. Every
+        other frame, and all of them once the REPL is busy again, stay queued for the REPL in
+        their order."""
+        with self.lock:
+            frames: list[ServerFrame] = []
+            while True:
+                frame = self._next_frame(timeout, wake=False)
+                if frame is None or isinstance(frame, _Interrupted):
+                    break
+                frames.append(frame)
+                timeout = 0
+            if not idle.is_set():
+                self._pending.extend(frames)
+                return []
+            self._pending.extend(frame for frame in frames if not isinstance(frame, Output))
+            return [frame for frame in frames if isinstance(frame, Output)]
+
+    def _next_frame(
+        self, timeout: float | None = None, wake: bool = True
+    ) -> ServerFrame | _Interrupted | None:
         if self._pending:
             return self._pending.popleft()
         while True:
@@ -116,7 +145,8 @@ class _Connection:
                     return Error(message=f"the server sent an invalid frame: {exc}")
             if len(self._buffer) > MAX_FRAME:
                 raise _Disconnected("the server sent an oversized frame", status=1)
-            readable, _, _ = select.select([self.sock, self._wake_r], [], [], timeout)
+            watched = [self.sock, self._wake_r] if wake else [self.sock]
+            readable, _, _ = select.select(watched, [], [], timeout)
             if not readable:
                 return None
             if self._wake_r in readable and self._drain_wakeups():
@@ -163,7 +193,7 @@ def run_client(path: str | os.PathLike[str], *, history_file: str | None = None)
     history = Path(history_file or _default_history())
     readline = _setup_readline(conn, history)
     try:
-        return _repl(conn)
+        return _repl(conn, readline)
     except _Disconnected as exc:
         print(f"\npiano console: {exc}", file=sys.stderr)
         return exc.status
@@ -223,11 +253,51 @@ def _explain(path: str, exc: OSError) -> str:
     return f"cannot connect to {path}: {exc.strerror or exc}"
 
 
-def _repl(conn: _Connection) -> int:
+class _Listener:
+    """While the REPL waits for a line, shows what the server sends on its own (a trace's
+    lines, as they happen) above the prompt, and keeps every other frame for the REPL."""
+
+    def __init__(self, conn: _Connection, readline: Any) -> None:
+        self.conn = conn
+        self.readline = readline
+        self.idle = threading.Event()
+        self.prompt = PS1
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, name="console-listener", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped:
+            if not self.idle.wait(0.2):
+                continue
+            try:
+                shown = self.conn.poll_output(0.1, self.idle)
+            except _Disconnected:
+                return
+            if shown:
+                typed = self.readline.get_line_buffer() if self.readline is not None else ""
+                text = "".join(frame.text for frame in shown)
+                sys.stdout.write("\r\x1b[K" + text + ("" if text.endswith("\n") else "\n"))
+                sys.stdout.write(self.prompt + typed)
+                sys.stdout.flush()
+
+
+def _repl(conn: _Connection, readline: Any = None) -> int:
+    listener = _Listener(conn, readline)
+    try:
+        return _read_eval(conn, listener)
+    finally:
+        listener.stopped = True
+        listener.idle.clear()
+
+
+def _read_eval(conn: _Connection, listener: _Listener) -> int:
     continuation = _until_prompt(conn)
     while True:
+        listener.prompt = PS2 if continuation else PS1
+        listener.idle.set()
         try:
-            line = input(PS2 if continuation else PS1)
+            line = input(listener.prompt)
         except KeyboardInterrupt:
             sys.stdout.write("\nKeyboardInterrupt\n")
             conn.send(Interrupt())
@@ -236,6 +306,8 @@ def _repl(conn: _Connection) -> int:
         except EOFError:
             sys.stdout.write("\n")
             return 0
+        finally:
+            listener.idle.clear()
         conn.send(Eval(source=line))
         continuation = _until_prompt(conn)
 
