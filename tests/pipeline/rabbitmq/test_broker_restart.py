@@ -42,11 +42,12 @@ async def test_a_broker_restarted_or_crashed_mid_run_loses_no_confirmed_message(
     total = 3000
     [queue] = await declare_partitions(node.url, "restart", 1, delivery_limit=10)
     if how == signal.SIGKILL:
-        # RabbitMQ 3.10 registers a quorum queue's Raft server in a DETS table that is written
-        # to disk every 3 minutes or on a clean stop: a queue declared seconds before a crash
-        # is not restarted with the node (its log says "pre init for 0 registered servers" and
-        # the queue never gets a leader). A clean restart first makes it as durable as an old
-        # queue; the crash below is then a real one, mid-run.
+        # A quorum queue declared seconds before a crash did not come back with its node here:
+        # RabbitMQ 3.10 repaired its unclosed names.dets, logged "pre init for 0 registered
+        # servers" and the queue never got a leader (our reading: the Raft server's
+        # registration reaches disk on DETS's 3-minute auto-save or a clean stop). A clean
+        # restart first makes it as durable as an old queue; the crash below is then a real
+        # one, mid-run.
         await node.stop()
         await node.start()
     handled: set[bytes] = set()
