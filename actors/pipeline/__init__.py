@@ -20,6 +20,8 @@ back-pressure, draining). Each module's docstring is the reference for its part:
 `_pipeline` (the supervisor and pushing), `_producer`, `_processors`, `_batchers`, `_message`
 (messages and acknowledgement), `_rate_limiter`, `_terminator` (draining), `_slots` (why
 restarts lose nothing), `_statistics` (statistics and telemetry), `_testing`.
+`actors.pipeline.rabbitmq` feeds a pipeline from RabbitMQ and publishes to partitioned queues
+(aio-pika, an optional dependency).
 """
 
 from actors.pipeline._message import (
