@@ -12,7 +12,9 @@
   app-server` (``turn/start`` to the ``turn/completed`` notification), alternated turn by turn
   in one run against the same fake provider, after one warm-up turn each (which starts the
   thread). Reports both medians and their ratio (target ≤ 1.10, issue #21), and Piano's tail:
-  from the turn/completed line read from codex's stdout to the surface callback (median).
+  from the turn/completed line read from codex's stdout to the surface callback (median). A
+  third path runs in the same alternation: a user's POST to the web surface's SSE endpoint
+  (`piano_sse`, its own conversation) until the stream's ``done`` event is read.
 - ``pipeline_to_store``: the same pipeline and store without Codex: synthetic events for 100
   threads pushed as fast as the pipeline takes them, to measure its capacity (events/s
   persisted, order verified the same way).
@@ -31,9 +33,11 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import structlog
 
 from actors import ActorRef, ActorSystem, Registry
@@ -59,6 +63,8 @@ from piano.threads import (
     Threads,
     send_message,
 )
+from piano.web import WebConfig, stream_address
+from piano.web import child_spec as web_child_spec
 from schemas import events as ev
 from schemas.codex import TextInput, ThreadStartParams, TurnStartParams
 from supervisors import DynamicSupervisor
@@ -67,6 +73,7 @@ from tests.fakes.responses_provider import CodexDirs, make_codex_dirs
 __all__ = ["run"]
 
 REPO = Path(__file__).resolve().parents[1]
+_WEB_TOKEN = "bench-web-token"  # a local test server's token, not a secret
 
 
 class _Surface(Surface):
@@ -152,10 +159,21 @@ def _config(dirs: CodexDirs, base_url: str) -> Config:
     )
 
 
+@dataclass
+class _Piano:
+    """The assembly `_piano` yields."""
+
+    system: ActorSystem
+    router: ActorRef
+    surface: _Surface
+    subscriptions: Registry
+    directory: StoreDirectory
+
+
 @contextlib.asynccontextmanager
 async def _piano(
     config: Config, database: Path, stored: Callable[[list[ev.ThreadEvent]], None] | None = None
-) -> AsyncIterator[tuple[ActorSystem, ActorRef, _Surface]]:
+) -> AsyncIterator[_Piano]:
     """Piano's actors as the daemon wires them for a Codex agent (store, event pipeline, codex
     client, thread router), with a recording surface subscribed to every thread."""
     async with ActorSystem() as system:
@@ -176,7 +194,7 @@ async def _piano(
         surface = _Surface()
         surface_ref = await system.spawn(surface)
         subscribe(subscriptions, ALL_THREADS, surface_ref)
-        yield system, router, surface
+        yield _Piano(system, router, surface, subscriptions, directory)
     directory.close()  # after the threads stopped: they read through it until then
 
 
@@ -192,7 +210,8 @@ async def _codex_turns(threads_n: int, turns: int, deltas: int) -> dict[str, Any
         async with _provider_process(deltas) as base_url:
             config = _config(dirs, base_url)
             database = dirs.root / "piano.db"
-            async with _piano(config, database, stored) as (system, router, surface):
+            async with _piano(config, database, stored) as piano:
+                system, router, surface = piano.system, piano.router, piano.surface
 
                 async def conversation(index: int) -> None:
                     key = ThreadKey("bench", f"c{index}", "default")
@@ -221,7 +240,8 @@ async def _codex_turns(threads_n: int, turns: int, deltas: int) -> dict[str, Any
 
 
 async def _turn_cost(turns: int, deltas: int) -> dict[str, Any]:
-    """`turns` turns through Piano and `turns` straight to codex, alternated; seconds each."""
+    """`turns` turns through Piano (its actors; its web surface's SSE endpoint) and `turns`
+    straight to codex, alternated; seconds each."""
     dirs = make_codex_dirs()
     try:
         async with _provider_process(deltas) as base_url:
@@ -262,8 +282,10 @@ async def _turn_cost(turns: int, deltas: int) -> dict[str, Any]:
             piano_s: list[float] = []
             codex_s: list[float] = []
             tail_s: list[float] = []
+            sse_s: list[float] = []
             try:
-                async with _piano(config, database) as (_, router, surface):
+                async with _piano(config, database) as piano:
+                    router, surface = piano.router, piano.surface
                     key = ThreadKey("bench", "turn-cost", "default")
 
                     async def through_piano(turn: int) -> float:
@@ -273,15 +295,43 @@ async def _turn_cost(turns: int, deltas: int) -> dict[str, Any]:
                         await asyncio.wait_for(surface.completed[interaction.id].wait(), 60)
                         return surface.completed_at[interaction.id] - begin
 
-                    await through_piano(-1)
-                    await straight()
-                    for turn in range(turns):
-                        piano_s.append(await through_piano(turn))
-                        codex_s.append(await straight())
+                    web = await piano.system.spawn(
+                        web_child_spec(
+                            WebConfig(enabled=True, port=0),
+                            subscriptions=piano.subscriptions,
+                            directory=piano.directory,
+                            token=_WEB_TOKEN,
+                        ).start()
+                    )
+                    host, port = await stream_address(web)
+                    url = f"http://{host}:{port}/api/messages/stream"
+                    async with aiohttp.ClientSession() as session:
+
+                        async def through_sse() -> float:
+                            """A user's POST to the web surface's SSE endpoint until its
+                            ``done`` event is read."""
+                            begin = time.perf_counter()
+                            async with session.post(
+                                url,
+                                json={"text": "go", "conversation": "turn-cost-sse"},
+                                headers={"Authorization": f"Bearer {_WEB_TOKEN}"},
+                            ) as response:
+                                async for line in response.content:
+                                    if line.startswith(b"event: done"):
+                                        return time.perf_counter() - begin
+                            raise AssertionError("the SSE stream ended without a done event")
+
+                        await through_piano(-1)
+                        await through_sse()
+                        await straight()
+                        for turn in range(turns):
+                            piano_s.append(await through_piano(turn))
+                            sse_s.append(await through_sse())
+                            codex_s.append(await straight())
                     tail_s = [surface.tail[f"cost-{turn}"] for turn in range(turns)]
             finally:
                 await direct.close()
-        return {"piano": piano_s, "codex": codex_s, "tail": tail_s}
+        return {"piano": piano_s, "codex": codex_s, "tail": tail_s, "sse": sse_s}
     finally:
         shutil.rmtree(dirs.root, ignore_errors=True)
 
@@ -359,11 +409,14 @@ def run(options: Options) -> Iterator[dict[str, Any]]:
         piano_s: list[float] = []
         codex_s: list[float] = []
         tail_s: list[float] = []
+        sse_s: list[float] = []
         for _ in range(options.rounds):
             sample = asyncio.run(_turn_cost(turns, deltas))
             piano_s += sample["piano"]
             codex_s += sample["codex"]
             tail_s += sample["tail"]
+            sse_s += sample["sse"]
+        sse_ms = statistics.median(sse_s) * 1e3
         piano_ms = statistics.median(piano_s) * 1e3
         codex_ms = statistics.median(codex_s) * 1e3
         ratio = piano_ms / codex_ms
@@ -377,9 +430,12 @@ def run(options: Options) -> Iterator[dict[str, Any]]:
             "codex_alone": round(codex_ms, 2),
             "ratio_vs_codex": round(ratio, 3),
             "piano_tail_ms": round(statistics.median(tail_s) * 1e3, 3),
+            "piano_sse": round(sse_ms, 2),
+            "sse_ratio_vs_codex": round(sse_ms / codex_ms, 3),
             "spread": {
                 "piano": [round(min(piano_s) * 1e3, 2), round(max(piano_s) * 1e3, 2)],
                 "codex_alone": [round(min(codex_s) * 1e3, 2), round(max(codex_s) * 1e3, 2)],
+                "piano_sse": [round(min(sse_s) * 1e3, 2), round(max(sse_s) * 1e3, 2)],
             },
             "target": {"max_ratio_vs_codex": 1.1},
             "met": ratio <= 1.1,

@@ -107,6 +107,7 @@ def test_the_piano_benchmark_verifies_per_thread_order_through_the_real_codex() 
     assert cost["piano"] > 0, cost
     assert cost["codex_alone"] > 0, cost
     assert 0 < cost["piano_tail_ms"] < cost["piano"], cost
+    assert cost["piano_sse"] > 0, cost
     assert abs(cost["ratio_vs_codex"] - cost["piano"] / cost["codex_alone"]) < 0.01, cost
 
 
