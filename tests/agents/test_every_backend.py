@@ -11,7 +11,6 @@ registered without a harness here fails `test_every_registered_backend_is_run_by
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from actors import ActorRef, ActorSystem, Registry
+from actors import ActorSystem, Registry
 from piano.agents import (
     BACKENDS,
     DaemonSetup,
@@ -41,7 +40,6 @@ from piano.config import (
 from piano.store import STORE, StoreWriter, WriteBatch
 from piano.threads import (
     THREAD_SUPERVISOR,
-    ConversationStatus,
     MemoryDirectory,
     StoreDirectory,
     ThreadKey,
@@ -173,18 +171,13 @@ async def test_every_backend_answers_each_message_in_order_and_leaves_nothing_op
             conversation = await open_conversation(threads, key)
             for n, text in enumerate(["one", "two"]):
                 interaction = ev.Interaction(id=f"i{n}", text=text, user="ada")
-                outcome = await post_message(conversation, interaction)
-                # an OpenAI turn publishes TurnCompleted from its task, a moment before its
-                # actor is idle again: a message in that moment is queued, and runs next
-                assert outcome == "started" if n == 0 else outcome in ("started", "queued")
+                assert await post_message(conversation, interaction) == "started"
                 done: ev.TurnCompleted = await events.wait_for(_completes(interaction), 30)
                 assert (done.status, done.error) == ("completed", None)
                 assert done.response == answers[n]
                 mine = [e for e in events.all if e.interaction_id == interaction.id]
-                [started] = [e for e in mine if isinstance(e, ev.TurnStarted)]
-                assert started.interaction.text == text
-                before = mine[: mine.index(started)]  # at most a notice that it was queued
-                assert all(isinstance(e, ev.Notice) for e in before)
+                assert isinstance(mine[0], ev.TurnStarted)
+                assert mine[0].interaction.text == text
                 assert mine[-1] is done
                 said = [
                     e.item.text
@@ -192,22 +185,17 @@ async def test_every_backend_answers_each_message_in_order_and_leaves_nothing_op
                     if isinstance(e, ev.ItemCompleted) and e.item.kind == "agent_message"
                 ]
                 assert said == [answers[n]]
-            status = await _idle(conversation)
-            assert (status.backend, status.agent, status.queued) == (backend, "default", 0)
+            status = await conversation_status(conversation)
+            assert (status.backend, status.agent, status.running, status.queued) == (
+                backend,
+                "default",
+                False,
+                0,
+            )
             left = await directory.unfinished(status.thread_id)
             assert (left.running, left.pending) == ([], [])
         finally:
             directory.close()
-
-
-async def _idle(conversation: ActorRef) -> ConversationStatus:
-    """The conversation's status once it says no turn runs. An OpenAI turn publishes its
-    `TurnCompleted` from its task and then tells its actor, so for a moment after the event
-    the actor still says it runs: ask again (each ask is one round trip) until it does not."""
-    async with asyncio.timeout(10):
-        while (status := await conversation_status(conversation)).running:
-            pass
-    return status
 
 
 def _completes(interaction: ev.Interaction) -> Callable[[ev.ThreadEvent], bool]:

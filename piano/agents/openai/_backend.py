@@ -14,7 +14,9 @@ store cannot tell them apart. What is its own:
 - **History.** The conversation (`_history`) is loaded on the first turn and stored after
   each, with the thread's active agent, so an idle-stopped thread resumes it.
 - **Events in order.** The turn task emits into the actor's outbox and flushes it under the
-  same lock, so the pipeline receives them in the order they happened.
+  same lock, so the pipeline receives them in the order they happened. The turn's
+  `TurnCompleted` is emitted by the actor as it ends the turn (after the history is saved), so
+  once it is seen the conversation is idle: a next message starts at once, as on Codex.
 
 `OpenAIBackend` (a `piano.agents.Backend`, registered as ``"openai"``) holds what all OpenAI
 threads share (agent settings, tools, notes, history) and makes their actors
@@ -160,6 +162,7 @@ class _Turn(Turn):
     steered: list[ev.Interaction] = field(default_factory=list)
     why: str = "interrupted by the user"
     finished: bool = False
+    completed: ev.TurnCompleted | None = None
 
 
 class OpenAIThread(Conversation[_Turn]):
@@ -302,6 +305,7 @@ class OpenAIThread(Conversation[_Turn]):
         """The turn's task: run it, keep its messages, tell the actor it is over."""
         result = await run.run()
         turn.finished = True
+        turn.completed = result.completed
         if self.history is not None:
             self.history.extend(result.messages)
         self.active = result.agent
@@ -334,7 +338,7 @@ class OpenAIThread(Conversation[_Turn]):
                 turn = self.turn
                 if turn is not None and turn.turn_id == turn_id:
                     self.queue.extendleft(reversed(turn.steered))
-                    await self._end_turn([])
+                    await self._end_turn([turn.completed] if turn.completed else [])
             case _:
                 await super()._handle_info(message)
 
@@ -346,6 +350,8 @@ class OpenAIThread(Conversation[_Turn]):
                     turn.why = stopped_because(reason)
                     turn.task.cancel()
                 await asyncio.gather(turn.task, return_exceptions=True)
+                if turn.completed is not None:
+                    self.emit(turn.completed)
             self._close_queue(reason)
             await self.flush()
         finally:

@@ -7,7 +7,8 @@ saying so (the calls of that last response are not run). What happens becomes th
 in the same shape as the Codex client's: the user's message as a ``user_message`` item, each
 response's text as an ``agent_message`` item streamed by deltas, reasoning as ``reasoning``,
 shell calls as ``command`` items, other tools as ``tool_call`` items, handoffs as ``handoff``
-items, a `TokenUsage` per response, and `TurnCompleted` with the last message as response.
+items, a `TokenUsage` per response, and `TurnCompleted` with the last message as response (returned
+to the actor, which emits it as it ends the turn).
 Every item an agent produced names it (`Item.agent`).
 
 Errors are explicit. 408, 409, 429, 5xx and refused connections are retried with back-off
@@ -116,9 +117,13 @@ class TurnHost(Protocol):
 
 @dataclass(slots=True)
 class TurnResult:
+    """How a turn ended: `completed` is its `TurnCompleted`, not yet emitted — the actor emits
+    it as it ends the turn, so that a conversation is idle once its turn is seen to end."""
+
     status: ev.TurnStatus
     agent: str
     messages: list[Message]
+    completed: ev.TurnCompleted
     error: str | None = None
 
 
@@ -197,7 +202,7 @@ class _Stream:
 
 @dataclass(slots=True)
 class TurnRun:
-    """Runs one turn for `host`; `run` always ends with `TurnCompleted` emitted."""
+    """Runs one turn for `host`; `run` always returns, with the turn's `TurnCompleted`."""
 
     host: TurnHost
     interaction: ev.Interaction
@@ -303,11 +308,11 @@ class TurnRun:
         for item in list(self.open.values()):
             text = "".join(self.streamed.get(item.id, ())) or item.text
             self.complete_item(item, status=closing, text=text)
-        self.host.emit(
-            ev.TurnCompleted(status=status, response=self.response, error=error, **self.meta())
-        )
         await self.host.flush()
-        return TurnResult(status, self.agent, self.new, error)
+        completed = ev.TurnCompleted(
+            status=status, response=self.response, error=error, **self.meta()
+        )
+        return TurnResult(status, self.agent, self.new, completed, error)
 
     def _unrun(self, result: Round, why: str) -> None:
         """Record a response whose calls are not run (round limit), with its calls answered."""
