@@ -16,8 +16,8 @@ The messages a conversation's actor answers (`PostMessage`, `Decide`, `Interrupt
 `GetStatus`) are here; `piano.threads` has the client functions that send them. Where
 conversations' ids and unfinished work live (`ThreadDirectory`, `ThreadKey`) is here too,
 because every conversation's actor reads and records them; `piano.threads` re-exports them for
-surfaces. `OpenAIAgentConfig` comes from a module that imports nothing but msgspec, so that
-`piano.config` can name it in `AgentConfig`.
+surfaces. `OpenAIAgentConfig` is `piano.config`'s (the configuration is the layer below every
+backend), re-exported here.
 """
 
 from __future__ import annotations
