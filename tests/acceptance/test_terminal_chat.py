@@ -1,5 +1,6 @@
 """`piano chat` in a real terminal (tmux), through `piano run`: line editing, history,
-multi-line entries, `/help` answered locally, markdown rendered, and `y` answering an approval.
+multi-line entries, `/help` answered locally, markdown rendered, `y` answering an approval,
+Ctrl-C stopping a running turn.
 
 tmux gives the chat a pseudo-terminal, so it runs exactly as a user's does (prompt_toolkit's
 prompt, rich's rendering); keys go in with ``send-keys`` and the screen is read with
@@ -20,7 +21,13 @@ import pytest
 
 from tests.acceptance.daemon import PIANO, daemon_running, write_config
 from tests.acceptance.test_surfaces import terminal
-from tests.fakes.responses_provider import CodexDirs, ExecCommand, FakeResponsesProvider, Text
+from tests.fakes.responses_provider import (
+    CodexDirs,
+    ExecCommand,
+    FakeResponsesProvider,
+    Hang,
+    Text,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -89,6 +96,7 @@ async def test_piano_chat_in_a_terminal_edits_lines_answers_help_locally_and_app
             ExecCommand("echo approved-ran", require_escalated=True),
             Text("Done."),
             Text("Got both lines."),
+            hang := Hang(),
         )
         config = write_config(dirs, provider)
         async with daemon_running(config, dirs.root / "state" / "chat.sock"):
@@ -138,6 +146,15 @@ async def test_piano_chat_in_a_terminal_edits_lines_answers_help_locally_and_app
             chat.keys("Up")
             await chat.until(r">\s+line one\s*\n\s+line two\s*$|> line one")
             chat.keys("C-u", "C-u")
+
+            # Ctrl-C while a turn runs stops the turn, not the chat
+            chat.type("take your time")
+            chat.keys("Enter")
+            await chat.until(r"● thinking")
+            chat.keys("C-c")
+            await chat.until(r"\[turn interrupted")
+            hang.release()
+            await chat.until(r"ready · /help")
             chat.type("/quit")
             chat.keys("Enter")
     assert "line one" in (tmp_path / "history").read_text()

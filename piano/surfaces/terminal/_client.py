@@ -307,8 +307,8 @@ async def _line_reader(tty: bool, status: Status) -> Callable[[], Coroutine[Any,
                 entry: str = await session.prompt_async()
             except EOFError:
                 return ""
-            except KeyboardInterrupt:
-                return "/quit"
+            except KeyboardInterrupt:  # Ctrl-C stops a running turn, else leaves
+                return "/stop" if status.doing is not None else "/quit"
             return entry or "\n"
 
         return prompt

@@ -54,10 +54,10 @@ Up and Down recall earlier messages; Ctrl-R searches them.
   /deny [N|ID]        decline it
   /cancel [N|ID]      decline it and end the turn
   /approvals          list the pending approvals
-  /stop               interrupt the running turn
+  /stop               interrupt the running turn (Ctrl-C too)
   /say TEXT           send TEXT as it is (to send "y" or a line starting with /)
   /help               this list
-  /quit               leave (Ctrl-D too)"""
+  /quit               leave (Ctrl-D, or Ctrl-C when no turn runs)"""
 
 
 @dataclass
