@@ -20,7 +20,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from piano.threads import THREADS, ThreadKey, send_message
 from piano.web import accept_streams, drop_clients
 from schemas import events as ev
-from tests.fakes.responses_provider import ExecCommand, Text
+from tests.fakes.responses_provider import ExecCommand, Hang, Text
 from tests.store.conftest import tool_approval
 from tests.web.conftest import TOKEN, WebCore
 
@@ -228,3 +228,27 @@ async def test_dark_mode_follows_the_system(browser: WebDriver, web_core: WebCor
         await run(browser.save_screenshot, str(ARTIFACTS / "chat-dark-1280.png"))
     finally:
         await run(cdp, browser, "Emulation.setEmulatedMedia", light)
+
+
+async def test_the_progress_line_says_what_the_running_turn_is_doing(
+    browser: WebDriver, web_core: WebCore
+) -> None:
+    hang = Hang()
+    web_core.provider.script(hang)
+    await open_chat(browser, web_core)
+    await say(browser, "take your time")
+    await until(browser, text_in("progress", "Thinking"))
+    started = await web_core.events.wait_for(lambda e: isinstance(e, ev.TurnStarted))
+    web_core.publish(
+        ev.Notice(
+            thread_id=started.thread_id,
+            interaction_id=started.interaction_id,
+            at=started.at,
+            level="warning",
+            message="the provider is busy",
+            retrying=True,
+        )
+    )
+    await until(browser, text_in("progress", "Retrying: the provider is busy"))
+    hang.release()  # the response completes, empty
+    await until(browser, text_in("progress", "Done in"))

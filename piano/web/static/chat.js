@@ -51,6 +51,7 @@ function apply(event) {
       break;
     case "item.started":
     case "item.completed": {
+      state.notice = null;
       const items = interaction(state, event.interaction_id).items;
       const at = items.findIndex((item) => item.id === event.item.id);
       if (at >= 0) items[at] = event.item; else items.push(event.item);
@@ -75,7 +76,8 @@ function apply(event) {
       state.approvals = state.approvals.filter((a) => a.approval_id !== event.approval_id);
       break;
     case "notice":
-      if (event.thread_id === selected) showError(`${event.level}: ${event.message}`);
+      state.notice = event; // a retry shows in the progress line until the turn moves on
+      if (event.thread_id === selected && !event.retrying) showError(`${event.level}: ${event.message}`);
       break;
   }
 }
@@ -301,6 +303,7 @@ function activity(state) {
   }
   const elapsed = last.started_at ? ` · ${clock(now - last.started_at)}` : "";
   if (state.approvals.length) return { kind: "awaiting", text: `Waiting for your approval${elapsed}` };
+  if (state.notice && state.notice.retrying) return { kind: "running", text: `Retrying: ${state.notice.message}${elapsed}` };
   const open = [...last.items].reverse().find((item) => item.status === "in_progress");
   let text = "Thinking";
   if (open) {
