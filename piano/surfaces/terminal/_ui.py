@@ -244,7 +244,10 @@ class RichPrinter:
         print_ = self.console.print
         match event:
             case ev.ItemDelta(stream="text", item_id=item_id, delta=delta):
-                self.streamed[item_id] = self.streamed.get(item_id, "") + delta
+                text = self.streamed[item_id] = self.streamed.get(item_id, "") + delta
+                so_far = text.strip().splitlines()
+                if so_far and self.status.doing is not None:  # a preview of the last line
+                    self.status.doing = f"answering: {_short(so_far[-1], 50)}"
             case ev.ItemCompleted(item=item) if item.kind == "agent_message":
                 text = item.text or self.streamed.pop(item.id, "")
                 self.streamed.pop(item.id, None)
