@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -42,6 +43,22 @@ TERMINAL = f"surface:{SURFACE}"
 log = structlog.get_logger(__name__)
 _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[chat.ClientFrame] = msgspec.json.Decoder(chat.ClientFrame)
+
+
+@dataclass(frozen=True, slots=True)
+class _Attach:
+    """A connection shows `thread_id`: forward its events to `writer`."""
+
+    thread_id: str
+    writer: asyncio.StreamWriter
+
+
+@dataclass(frozen=True, slots=True)
+class _Detach:
+    """The connection of `writer` is gone."""
+
+    thread_id: str
+    writer: asyncio.StreamWriter
 
 
 class ChatServer(Surface):
@@ -86,11 +103,11 @@ class ChatServer(Surface):
 
     def handle_call(self, message: Any, caller: Any) -> Any:
         match message:
-            case ("attach", str(thread_id), asyncio.StreamWriter() as writer):
+            case _Attach(thread_id=thread_id, writer=writer):
                 self.clients.setdefault(thread_id, set()).add(writer)
                 subscribe(self.subscriptions, thread_id, self.ref)
                 return None
-            case ("detach", str(thread_id), asyncio.StreamWriter() as writer):
+            case _Detach(thread_id=thread_id, writer=writer):
                 writers = self.clients.get(thread_id, set())
                 writers.discard(writer)
                 if not writers:
@@ -135,7 +152,7 @@ class ChatServer(Surface):
                     case chat.Hello(conversation=conversation, agent=chosen, user=user):
                         key = ThreadKey(SURFACE, conversation, chosen or self.default_agent)
                         thread_id, _ = await self.directory.thread_for(key)
-                        await self.ref.call(("attach", thread_id, writer))
+                        await self.ref.call(_Attach(thread_id, writer))
                         send(chat.Welcome(thread_id=thread_id, agent=key.agent))
                     case _ if key is None:
                         send(chat.ChatError("say hello first"))
@@ -158,5 +175,5 @@ class ChatServer(Surface):
         finally:
             if thread_id is not None and self.ref.alive:
                 with contextlib.suppress(Exception):
-                    await self.ref.call(("detach", thread_id, writer))
+                    await self.ref.call(_Detach(thread_id, writer))
             writer.close()
