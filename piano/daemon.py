@@ -58,7 +58,7 @@ from piano.mcp import McpAccess
 from piano.mcp import child_spec as mcp_child_spec
 from piano.media import Media, build_media
 from piano.metrics import child_spec as metrics_child_spec
-from piano.store import STORE, StoreWriter
+from piano.store import STORE, PostgresPool, StoreLocation, StoreWriter
 from piano.surfaces.telegram import child_spec as telegram_child_spec
 from piano.surfaces.terminal import SURFACE as TERMINAL_SURFACE
 from piano.surfaces.terminal import TERMINAL, ChatServer
@@ -77,7 +77,7 @@ from piano.threads import (
     post_message,
     which_conversations,
 )
-from piano.tools import SqliteNotes
+from piano.tools import PostgresNotes, SqliteNotes
 from piano.web import child_spec as web_child_spec
 from piano.web import record_errors
 from supervisors import Application, Backoff, ChildSpec, DynamicSupervisor, Supervisor
@@ -224,6 +224,23 @@ _LEVELS = {
 }
 LOG_SETTINGS = _LogSettings()
 """The running daemon's log level and format (`configure_logging`; SIGHUP changes them)."""
+
+
+class StorePool(Actor):
+    """Owns the PostgreSQL store's shared connections (the OpenAI notes and histories) and
+    closes them when the tree stops, after everything that uses them."""
+
+    def __init__(self, pool: PostgresPool) -> None:
+        self.pool = pool
+
+    def describe(self) -> str:
+        return f"PostgreSQL connections of the features' tables at {self.pool.location}"
+
+    async def init(self) -> None:
+        self.trap_exits = True
+
+    async def terminate(self, reason: object) -> None:
+        await self.pool.close()
 
 
 def configure_logging(config: Config) -> None:
@@ -393,6 +410,18 @@ def secure_state(config: Config) -> None:
             )
 
 
+def store_location(config: Config) -> StoreLocation:
+    """Where the store is: ``daemon.database`` (SQLite), or the PostgreSQL database whose DSN
+    is in ``$store.dsn_env`` (`ConfigError`, one line, if that variable is unset)."""
+    if config.store.backend == "postgres":
+        return StoreLocation.postgres(
+            config.store.dsn(),
+            pool_size=config.store.pool_size,
+            connect_timeout=config.store.connect_timeout,
+        )
+    return StoreLocation.sqlite(config.state_path(config.daemon.database))
+
+
 def build_application(config: Config) -> Application:
     """The daemon's tree for `config` (see the module documentation). Every secret the
     configuration reads is registered for redaction first (`Config.secrets`)."""
@@ -404,14 +433,19 @@ def build_application(config: Config) -> Application:
     conversations = Registry(keys="unique")  # the daemon's, so it outlives a restarted Threads
     subscriptions = Registry(keys="duplicate")
     application: Application
-    notes = SqliteNotes(database)  # one connection: Codex's (over MCP) and OpenAI agents' notes
+    location = store_location(config)
+    pool = location.pool() if location.backend == "postgres" else None
+    # one connection (SQLite) or pool (PostgreSQL): Codex's (over MCP) and OpenAI agents' notes
+    notes: SqliteNotes | PostgresNotes = (
+        SqliteNotes(database) if pool is None else PostgresNotes(pool)
+    )
 
     def store() -> ActorRef | None:
         return application.system.whereis(STORE) if application.system else None
 
     threads_directory = StoreDirectory(
         store,
-        database,
+        location,
         config.agents,
         settle=stored_publisher(lambda: application.system),
     )
@@ -425,7 +459,7 @@ def build_application(config: Config) -> Application:
     )
     access = McpAccess.from_config(config.tools.mcp)
     codex_config = access.codex_thread_config if config.tools.mcp.enabled else None
-    setup = DaemonSetup(config, database, sessions, notes, codex_config)
+    setup = DaemonSetup(config, database, sessions, notes, codex_config, pool)
     backends: dict[str, Backend] = {
         name: backend_class(name).for_daemon(setup)
         for name in sorted({"codex", *(agent.backend for agent in config.agents.values())})
@@ -445,7 +479,7 @@ def build_application(config: Config) -> Application:
                 config.web,
                 subscriptions=subscriptions,
                 directory=threads_directory,
-                store_path=str(database),
+                store_path=location,
                 default_agent=config.default_agent,
                 media=media,
                 tokens_path=str(config.state_path(WEB_TOKENS)),
@@ -457,13 +491,18 @@ def build_application(config: Config) -> Application:
                 config.telegram,
                 subscriptions=subscriptions,
                 directory=threads_directory,
-                store_path=str(database),
+                store_path=location,
                 default_agent=config.default_agent,
                 agents=sorted(config.agents),
                 media=media,
             )
         )
-    store_spec = ChildSpec(STORE, start=lambda: StoreWriter(database), name=STORE, shutdown=30.0)
+    store_spec = ChildSpec(
+        STORE,
+        start=lambda: StoreWriter(database if pool is None else location.opener()),
+        name=STORE,
+        shutdown=30.0,
+    )
     codex_spec = ChildSpec(
         CODEX,
         start=lambda: CodexClient(config, sessions),
@@ -478,6 +517,11 @@ def build_application(config: Config) -> Application:
             start=lambda: Supervisor([store_spec], max_restarts=3, max_seconds=30),
             name=STORAGE,
             type="supervisor",
+        ),
+        *(
+            [ChildSpec("store_pool", start=lambda: StorePool(pool), name="store_pool")]
+            if pool
+            else []
         ),
         ChildSpec(
             EVENTS,

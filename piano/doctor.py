@@ -222,7 +222,9 @@ def check_state(config: Config) -> Check:
     return Check("state", True, f"{state} writable, CODEX_HOME {home}")
 
 
-def check_database(config: Config) -> Check:
+def check_database(config: Config, environ: Mapping[str, str] = os.environ) -> Check:
+    if config.store.backend == "postgres":
+        return check_postgres(config, environ)
     from piano.store import (
         SCHEMA_VERSION,
         SchemaTooNew,
@@ -256,6 +258,63 @@ def check_database(config: Config) -> Check:
         True,
         f"{path}: schema v{version}{f' ({tables})' if tables else ''}, integrity ok",
     )
+
+
+def check_postgres(config: Config, environ: Mapping[str, str] = os.environ) -> Check:
+    """The PostgreSQL store: the DSN set, the server reachable, its version (15 or newer),
+    and each owner's schema version (older: the daemon migrates it; newer: refused)."""
+    from piano.store import (
+        PG_SCHEMA_VERSIONS,
+        StoreUnavailable,
+        connect_pg,
+        pg_problem,
+        pg_versions,
+        safe_dsn,
+    )
+
+    try:
+        dsn = config.store.dsn(environ)
+    except ConfigError as exc:
+        return Check("database", False, str(exc), f"export {config.store.dsn_env}=postgresql://…")
+    where = safe_dsn(dsn)
+
+    async def probe() -> tuple[int, dict[str, int]]:
+        connection = await connect_pg(dsn, timeout=config.store.connect_timeout)
+        try:
+            return connection.info.server_version, await pg_versions(connection)
+        finally:
+            await connection.close()
+
+    try:
+        server, versions = asyncio.run(probe())
+    except StoreUnavailable as exc:
+        return Check(
+            "database",
+            False,
+            str(exc),
+            f"start the server, create the database, or correct ${config.store.dsn_env}",
+        )
+    except Exception as exc:  # a server that answers but refuses the queries
+        return Check("database", False, f"{where}: {pg_problem(exc)}", "check the role's rights")
+    major = server // 10000
+    if major < 15:
+        return Check(
+            "database", False, f"{where}: PostgreSQL {major} is too old", "use PostgreSQL 15+"
+        )
+    newer = {o: v for o, v in versions.items() if v > PG_SCHEMA_VERSIONS.get(o, v)}
+    if newer:
+        return Check(
+            "database",
+            False,
+            f"{where}: schema {newer} is newer than this Piano's {PG_SCHEMA_VERSIONS}",
+            "upgrade Piano, or point the DSN at another database",
+        )
+    state = (
+        "schema up to date"
+        if versions == PG_SCHEMA_VERSIONS
+        else f"schema {versions} (the daemon migrates it to {PG_SCHEMA_VERSIONS})"
+    )
+    return Check("database", True, f"{where}: PostgreSQL {major}, {state}")
 
 
 def run_checks(config_path: str | None, emit: Callable[[str], None] = print) -> int:

@@ -13,7 +13,8 @@ when the writer is idle (`Batchers.flush_when_idle`): a lone event is written at
 a batch is being written the next one gathers everything that arrives meanwhile, up to
 `batch_size` (group commit). So nothing waits for a timer when the system is quiet, and under
 load batches grow instead of queueing. An event is acknowledged once its batch has committed.
-While the store is down (it crashed and its supervisor is restarting it), a batch waits and
+While the store is down (it crashed and its supervisor is restarting it, its PostgreSQL server
+is unreachable: `StoreUnavailable`, or its disk is full: `StoreFull`), a batch waits and
 retries, with back-off, for up to `store_outage` seconds (``events.store_unavailable`` is logged
 once per batch); only then does it fail. An event the store refuses (`BatchRejected`: an unknown
 thread, a broken constraint) is logged as ``events.not_stored`` and dropped; the rest of its
@@ -49,7 +50,14 @@ from actors.pipeline import (
     Retry,
     push_many,
 )
-from piano.store import BatchRejected, LastSeqs, SeqTaken, WriteBatch
+from piano.store import (
+    BatchRejected,
+    LastSeqs,
+    SeqTaken,
+    StoreFull,
+    StoreUnavailable,
+    WriteBatch,
+)
 from piano.surfaces import deliver
 from schemas.events import ThreadEvent
 
@@ -63,10 +71,6 @@ log = structlog.get_logger(__name__)
 
 _STORE_RETRY = Retry(max_attempts=None, initial=0.01, cap=1.0)
 """The back-off of a batch waiting for the store to come back (bounded by `store_outage`)."""
-
-
-class StoreUnavailable(Exception):
-    """The store writer is not running (it is being restarted)."""
 
 
 class _Numbering:
@@ -136,7 +140,7 @@ def event_pipeline(
                 if seqs is None:
                     seqs = await numbering.number(writer, events)
                 await writer.call(WriteBatch(events, seqs), timeout=60)
-            except (ActorExited, StoreUnavailable) as exc:
+            except (ActorExited, StoreUnavailable, StoreFull) as exc:
                 delay = _STORE_RETRY.delay(attempt)
                 if loop.time() + delay > deadline:
                     numbering.forget(events)

@@ -34,6 +34,7 @@ from actors import Registry
 from piano.agents._conversation import DAEMON_STOPPED, Conversation, Publish
 from piano.agents._directory import ThreadDirectory, ThreadKey
 from piano.config import BACKENDS
+from piano.store import PostgresPool
 from piano.tools import Notes
 
 if TYPE_CHECKING:
@@ -63,7 +64,9 @@ class DaemonSetup:
     `database` is the store's SQLite file, for a backend's own tables; `sessions` is the
     registry the Codex client routes Codex's notifications through (Codex thread id → actor);
     `notes` is the one connection to the agents' notes (Codex reaches them over MCP);
-    `codex_config` gives a Codex thread its extra configuration (its MCP server entry).
+    `codex_config` gives a Codex thread its extra configuration (its MCP server entry);
+    `pool` is set when the store is PostgreSQL: a backend's own tables are there, not in
+    `database`.
     """
 
     config: Config
@@ -71,6 +74,7 @@ class DaemonSetup:
     sessions: Registry
     notes: Notes
     codex_config: Callable[[str], dict[str, Any]] | None = None
+    pool: PostgresPool | None = None
 
 
 class Backend(ABC):

@@ -25,9 +25,11 @@ from piano.store import (
     RecordInteraction,
     SetCodexThreadId,
     SetThreadStatus,
+    StoreLocation,
     StoreReader,
     UpsertAgent,
     UpsertSurface,
+    open_reader,
 )
 from schemas.events import Interaction, Notice, ThreadEvent
 
@@ -134,7 +136,7 @@ class StoreDirectory:
     def __init__(
         self,
         writer: Callable[[], ActorRef | None],
-        database: str | Path,
+        database: str | Path | StoreLocation,
         agents: Mapping[str, AgentConfig] | None = None,
         settle: Callable[[ThreadEvent], Awaitable[None]] | None = None,
     ) -> None:
@@ -147,7 +149,7 @@ class StoreDirectory:
     @property
     def reader(self) -> StoreReader:
         if self._reader is None:
-            self._reader = StoreReader(self.database)
+            self._reader = open_reader(self.database)
         return self._reader
 
     def close(self) -> None:

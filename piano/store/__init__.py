@@ -66,7 +66,8 @@ from piano.store._connection import (
     open_connection,
 )
 from piano.store._database import Database
-from piano.store._pg_queries import PostgresReader
+from piano.store._location import PostgresPool, StoreLocation, location_of, open_reader
+from piano.store._pg_queries import PostgresReader, SqliteDialect
 from piano.store._pg_schema import PG_SCHEMA_VERSIONS, migrate_pg, pg_versions
 from piano.store._postgres import PostgresBackend, connect_pg, pg_problem, safe_dsn
 from piano.store._queries import StoreReader
@@ -109,6 +110,7 @@ __all__ = [
     "LastSeqs",
     "Opener",
     "PostgresBackend",
+    "PostgresPool",
     "PostgresReader",
     "RecordInteraction",
     "SchemaTooNew",
@@ -116,9 +118,11 @@ __all__ = [
     "SetCodexThreadId",
     "SetThreadStatus",
     "SqliteBackend",
+    "SqliteDialect",
     "StoreBackend",
     "StoreError",
     "StoreFull",
+    "StoreLocation",
     "StoreReader",
     "StoreUnavailable",
     "StoreWrite",
@@ -135,9 +139,11 @@ __all__ = [
     "WriteBatch",
     "Writer",
     "connect_pg",
+    "location_of",
     "migrate",
     "migrate_pg",
     "open_connection",
+    "open_reader",
     "owner_versions",
     "pg_problem",
     "pg_versions",

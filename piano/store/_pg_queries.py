@@ -27,7 +27,7 @@ from psycopg.adapt import Loader
 from psycopg.rows import TupleRow
 from psycopg.types.string import TextLoader
 
-from piano.store._connection import SchemaTooNew, StoreError, StoreUnavailable
+from piano.store._connection import SchemaTooNew, StoreError, StoreFull, StoreUnavailable
 from piano.store._pg_schema import PG_SCHEMA_VERSIONS
 from piano.store._postgres import pg_problem, safe_dsn
 from piano.store._queries import StoreReader
@@ -69,7 +69,8 @@ class _NumericLoader(Loader):
 
 class SqliteDialect:
     """A psycopg connection that takes the reader's SQLite-spelled queries (`execute`) and is
-    a snapshot transaction as a context manager, as an apsw connection is."""
+    a snapshot transaction as a context manager, as an apsw connection is; `transaction()` and
+    `reading()` as the SQLite `Writer` has them, for features written against it."""
 
     def __init__(self, dsn: str, connect_timeout: float = 10.0) -> None:
         self.dsn = dsn
@@ -93,7 +94,7 @@ class SqliteDialect:
             raise StoreUnavailable(f"the PostgreSQL DSN is invalid: {pg_problem(exc)}") from None
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(
-                f"PostgreSQL at {self.location} is unreachable: {pg_problem(exc)}"
+                f"cannot connect to PostgreSQL at {self.location}: {pg_problem(exc)}"
             ) from None
         connection.isolation_level = IsolationLevel.REPEATABLE_READ
         connection.adapters.register_loader("jsonb", TextLoader)
@@ -112,6 +113,13 @@ class SqliteDialect:
             params = {f"p{n}": value for n, value in enumerate(bindings, 1)}
         try:
             return self.connection().execute(cast(Any, query), params)
+        except psycopg.errors.UndefinedTable as exc:
+            raise StoreUnavailable(
+                f"PostgreSQL at {self.location} has no Piano schema yet (the store's writer "
+                f"creates it once it connects): {pg_problem(exc)}"
+            ) from None
+        except psycopg.errors.DiskFull:
+            raise StoreFull(self.location) from None
         except psycopg.OperationalError as exc:
             self.drop()
             raise StoreUnavailable(
@@ -122,6 +130,17 @@ class SqliteDialect:
     def snapshot(self) -> Iterator[None]:
         with self.connection().transaction():
             yield
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqliteDialect]:
+        """As `Writer.transaction`: the block's statements in one transaction."""
+        with self.snapshot():
+            yield self
+
+    @contextmanager
+    def reading(self) -> Iterator[SqliteDialect]:
+        """As `Writer.reading`: statements that only read (each its own snapshot)."""
+        yield self
 
     def __enter__(self) -> SqliteDialect:
         self._snapshot = self.snapshot()

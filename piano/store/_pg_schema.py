@@ -270,6 +270,9 @@ CREATE TABLE agent_threads (
     updated_at    double precision NOT NULL
 );
 
+"""
+
+_NOTES_V1: Final = """
 CREATE TABLE agent_notes (
     owner       text NOT NULL,
     title       text NOT NULL,
@@ -285,9 +288,12 @@ PG_MIGRATIONS: Final[dict[str, tuple[str, ...]]] = {
     "jail": (_JAIL_V1,),
     "telegram": (_TELEGRAM_V1,),
     "openai": (_OPENAI_V1,),
+    "notes": (_NOTES_V1,),
 }
 """Each owner's SQL scripts, in the order they are applied (the store first: others refer to
-its threads). Index n migrates that owner from version n to n + 1. Append only."""
+its threads). The owners are the SQLite registry's (piano.store.register: store, jail,
+telegram, openai, notes); their versions count separately per backend. Index n migrates that
+owner from version n to n + 1. Append only."""
 
 PG_SCHEMA_VERSIONS: Final = {owner: len(scripts) for owner, scripts in PG_MIGRATIONS.items()}
 

@@ -106,11 +106,15 @@ def safe_dsn(dsn: str) -> str:
 
 
 def pg_problem(exc: BaseException) -> str:
-    """PostgreSQL's (or libpq's) message as one line."""
+    """PostgreSQL's (or libpq's) reason as one line: ``database "x" does not exist``,
+    ``Connection refused``, ``could not extend file ...: No space left on device``."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = lines[-1] if lines and lines[0].startswith("connection failed") else ""
-    text = text or (lines[0] if lines else type(exc).__name__)
-    for prefix in ("connection failed: ", "FATAL:  ", "ERROR:  "):
+    if not lines:
+        return type(exc).__name__
+    text = lines[0].removeprefix("connection failed: ")
+    if text.startswith("connection to server") and "failed: " in text:
+        text = text.rsplit("failed: ", 1)[1]
+    for prefix in ("FATAL:  ", "ERROR:  "):
         text = text.removeprefix(prefix)
     return text
 
@@ -125,7 +129,7 @@ async def connect_pg(dsn: str, *, timeout: float = 10.0, autocommit: bool = True
         raise StoreUnavailable(f"the PostgreSQL DSN is invalid: {pg_problem(exc)}") from None
     except psycopg.OperationalError as exc:
         raise StoreUnavailable(
-            f"PostgreSQL at {safe_dsn(dsn)} is unreachable: {pg_problem(exc)}"
+            f"cannot connect to PostgreSQL at {safe_dsn(dsn)}: {pg_problem(exc)}"
         ) from None
 
 
@@ -285,15 +289,20 @@ class PostgresBackend:
         self._connection: Connection | None = None
         self._seqs: dict[str, int] = {}
         self._threads: set[str] = set()
+        self._migrated = False
 
     @classmethod
     async def open(cls, dsn: str, *, connect_timeout: float = 10.0) -> PostgresBackend:
-        """Connect and migrate; `StoreUnavailable` if the server cannot be reached (one line),
-        `SchemaTooNew` if the database is a newer Piano's."""
+        """Connect and migrate. A server that cannot be reached now is logged in one line
+        (``store.unavailable``) and the backend is returned anyway: every call then raises
+        `StoreUnavailable` until the server answers, and the first that reaches it migrates.
+        So a daemon started before its database (or with a wrong DSN) keeps running and says
+        why it stores nothing. `SchemaTooNew` if the database is a newer Piano's."""
         backend = cls(dsn, connect_timeout=connect_timeout)
-        connection = await backend._connect()
-        found = await migrate_pg(connection, backend.location)
-        log.info("store.opened", backend="postgres", location=backend.location, found=found)
+        try:
+            await backend._connect()
+        except StoreUnavailable as exc:
+            log.error("store.unavailable", backend="postgres", error=str(exc))
         return backend
 
     @classmethod
@@ -312,6 +321,14 @@ class PostgresBackend:
         self._connection = None
         self._seqs.clear()  # another writer may have written meanwhile: ask again
         connection = await connect_pg(self.dsn, timeout=self.connect_timeout)
+        if not self._migrated:
+            try:
+                found = await migrate_pg(connection, self.location)
+            except BaseException:
+                await connection.close()
+                raise
+            self._migrated = True
+            log.info("store.opened", backend="postgres", location=self.location, found=found)
         self._connection = connection
         return connection
 
@@ -880,6 +897,26 @@ class PostgresBackend:
                 f"record_interaction: interaction {interaction.id!r} belongs to thread "
                 f"{None if owner is None else owner[0]!r}, not {thread_id!r}"
             )
+
+    async def execute(self, what: str, sql: LiteralString, params: tuple[Any, ...]) -> int:
+        """One statement of a feature's own tables (the jail's audit), its own transaction:
+        the first column of the first row it returns (``RETURNING id``), else its row count.
+        `StoreError` for what the caller got wrong (a broken constraint)."""
+        connection = await self._connect()
+
+        async def run() -> int:
+            try:
+                cursor = await connection.execute(sql, params)
+            except (psycopg.IntegrityError, psycopg.DataError) as exc:
+                raise StoreError(f"{what}: {pg_problem(exc)}") from None
+            if cursor.description:
+                row = await cursor.fetchone()
+                if row is not None:
+                    return int(row[0])
+            return cursor.rowcount
+
+        count: int = await self._run_checked(what, run())
+        return count
 
     # -- lifecycle ------------------------------------------------------------------------------
 

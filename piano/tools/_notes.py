@@ -7,8 +7,7 @@ never sees another's. A Codex thread's owner is the thread itself (`thread_owner
 endpoint knows the thread a call comes from, not the user. Saving a title again replaces the
 note.
 `SqliteNotes` keeps them in the store's database (table ``agent_notes``, owned here:
-`NOTES_TABLES`);
-`MemoryNotes` in memory.
+`NOTES_TABLES`); `PostgresNotes` in a PostgreSQL store; `MemoryNotes` in memory.
 """
 
 from __future__ import annotations
@@ -19,9 +18,17 @@ from typing import Final, Protocol
 
 import apsw
 
-from piano.store import Database, Tables, register
+from piano.store import Database, PostgresPool, Tables, register
 
-__all__ = ["NOTES_TABLES", "MemoryNotes", "Notes", "SqliteNotes", "owner_of", "thread_owner"]
+__all__ = [
+    "NOTES_TABLES",
+    "MemoryNotes",
+    "Notes",
+    "PostgresNotes",
+    "SqliteNotes",
+    "owner_of",
+    "thread_owner",
+]
 
 _V1: Final = """
 CREATE TABLE agent_notes (
@@ -111,3 +118,44 @@ class SqliteNotes:
             return [str(title) for (title,) in rows]
 
         return await self.database.read(read)
+
+
+class PostgresNotes:
+    """`Notes` in a PostgreSQL store (table ``agent_notes`` of owner ``openai``), on the
+    process's shared connections."""
+
+    def __init__(self, pool: PostgresPool) -> None:
+        self.pool = pool
+
+    def close(self) -> None:
+        """The pool is the daemon's: it closes it."""
+
+    async def save(self, owner: str, title: str, body: str) -> None:
+        now = time.time()
+        async with self.pool.connection() as connection:
+            await connection.execute(
+                "INSERT INTO agent_notes (owner, title, body, created_at, updated_at) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (owner, title) DO UPDATE SET "
+                "body = excluded.body, updated_at = excluded.updated_at",
+                (owner, title, _no_nul(body), now, now),
+            )
+
+    async def get(self, owner: str, title: str) -> str | None:
+        async with self.pool.connection() as connection:
+            cursor = await connection.execute(
+                "SELECT body FROM agent_notes WHERE owner = %s AND title = %s", (owner, title)
+            )
+            row = await cursor.fetchone()
+        return str(row[0]) if row else None
+
+    async def titles(self, owner: str) -> list[str]:
+        async with self.pool.connection() as connection:
+            cursor = await connection.execute(
+                "SELECT title FROM agent_notes WHERE owner = %s ORDER BY title", (owner,)
+            )
+            return [str(title) for (title,) in await cursor.fetchall()]
+
+
+def _no_nul(text: str) -> str:
+    """PostgreSQL's text cannot hold NUL: it becomes U+FFFD."""
+    return text.replace("\x00", "\ufffd")

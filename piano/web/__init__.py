@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from piano.config import WebConfig
+from piano.store import StoreLocation
 from piano.web._dashboard import RECENT_ERRORS, Observer, record_errors
 from piano.web._messages import (
     accept_streams,
@@ -54,7 +55,7 @@ def child_spec(
     *,
     subscriptions: Registry,
     directory: ThreadDirectory,
-    store_path: str | None = None,
+    store_path: str | StoreLocation | None = None,
     default_agent: str = "default",
     root: str = "piano",
     token: str | None = None,

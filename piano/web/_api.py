@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from pathlib import Path
 from typing import Annotated, Any, TypedDict, cast, get_args
 
 import msgspec
@@ -40,7 +39,7 @@ from aiohttp import web
 
 from actors import ActorRef, ActorSystem
 from piano.media import Media, MediaRefused
-from piano.store import StoreError, StoreReader
+from piano.store import StoreError, StoreLocation, StoreReader, location_of
 from piano.threads import (
     THREADS,
     ThreadDirectory,
@@ -181,7 +180,7 @@ class Api:
         surface: ActorRef,
         tokens: Tokens,
         directory: ThreadDirectory,
-        store_path: str | None,
+        store_path: str | StoreLocation | None,
         default_agent: str,
         rotation_grace: float,
         observer: Observer,
@@ -247,7 +246,8 @@ class Api:
             path = self.store_path
 
             def open_reader() -> StoreReader | None:
-                return StoreReader(path) if Path(path).exists() else None
+                location = location_of(path)
+                return location.reader() if location.ready() else None
 
             try:
                 self._reader = await asyncio.to_thread(open_reader)

@@ -27,6 +27,7 @@ import structlog
 from actors import Caller, Registry
 from piano.config import WebConfig
 from piano.media import Media
+from piano.store import StoreLocation
 from piano.surfaces import ALL_THREADS, Surface, subscribe
 from piano.threads import ThreadDirectory, ThreadKey
 from piano.web._api import Api
@@ -69,7 +70,7 @@ class WebSurface(Surface):
         directory: ThreadDirectory,
         *,
         default_agent: str = "default",
-        store_path: str | None = None,
+        store_path: str | StoreLocation | None = None,
         root: str = "piano",
         token: str | None = None,
         media: Media | None = None,

@@ -31,6 +31,7 @@ from piano.agents.openai._history import (
     History,
     MemoryHistory,
     Message,
+    PostgresHistory,
     SqliteHistory,
     ToolCall,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "OpenAIAgentConfig",
     "OpenAIBackend",
     "OpenAIThread",
+    "PostgresHistory",
     "SqliteHistory",
     "StreamTruncated",
     "ToolCall",

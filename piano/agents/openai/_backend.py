@@ -41,7 +41,13 @@ from piano.agents._backend import Backend, DaemonSetup
 from piano.agents._conversation import DAEMON_STOPPED, Conversation, Publish, Turn, stopped_because
 from piano.agents._directory import ThreadDirectory, ThreadKey
 from piano.agents.openai._config import EndpointError, resolve_endpoint
-from piano.agents.openai._history import History, MemoryHistory, Message, SqliteHistory
+from piano.agents.openai._history import (
+    History,
+    MemoryHistory,
+    Message,
+    PostgresHistory,
+    SqliteHistory,
+)
 from piano.agents.openai._tools import SHELL_CWD, ToolContext, ToolRunner
 from piano.agents.openai._turn import Profile, TurnRun
 from piano.config import OpenAIAgentConfig
@@ -125,7 +131,9 @@ class OpenAIBackend(Backend):
             providers=config.providers,
             tools=config.tools,
             notes=setup.notes,
-            history=SqliteHistory(setup.database),
+            history=(
+                SqliteHistory(setup.database) if setup.pool is None else PostgresHistory(setup.pool)
+            ),
         )
 
     def conversation(

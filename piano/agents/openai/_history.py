@@ -6,9 +6,10 @@ that stopped when idle (or a restarted daemon) carries on where it was. The mess
 neutral (`Message`): `_responses` and `_chat` turn them into each API's input, so an agent on
 Chat Completions can hand a conversation to one on the Responses API and it sees it all.
 
-`History` is where they live: `MemoryHistory` (tests) or `SqliteHistory` (the store's
-database, tables ``agent_messages`` and ``agent_threads``, owned here: `HISTORY_TABLES`). The
-active agent of a thread (after a handoff) is kept with it.
+`History` is where they live: `MemoryHistory` (tests), `SqliteHistory` (the store's
+database, tables ``agent_messages`` and ``agent_threads``, owned here: `HISTORY_TABLES`) or
+`PostgresHistory` (the same tables in a PostgreSQL store). The active agent of a thread (after a
+handoff) is kept with it.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from typing import Final, Literal, Protocol
 import apsw
 import msgspec
 
-from piano.store import Database, Tables, register
+from piano.store import Database, PostgresPool, Tables, register
 
 __all__ = [
     "HISTORY_TABLES",
     "History",
     "MemoryHistory",
     "Message",
+    "PostgresHistory",
     "SqliteHistory",
     "ToolCall",
     "trim",
@@ -160,3 +162,61 @@ class SqliteHistory:
             )
 
         self.database.write(write)
+
+
+class PostgresHistory:
+    """A `History` in a PostgreSQL store (tables ``agent_messages`` and ``agent_threads`` of
+    owner ``openai``), on the process's shared connections. An append is one transaction that
+    locks the thread's ``agent_threads`` row first, so two appends to one thread never take
+    the same seq."""
+
+    def __init__(self, pool: PostgresPool) -> None:
+        self.pool = pool
+
+    def close(self) -> None:
+        """The pool is the daemon's: it closes it."""
+
+    async def load(self, thread_id: str) -> tuple[str | None, list[Message]]:
+        async with self.pool.connection() as connection:
+            cursor = await connection.execute(
+                "SELECT active_agent FROM agent_threads WHERE thread_id = %s", (thread_id,)
+            )
+            row = await cursor.fetchone()
+            cursor = await connection.execute(
+                "SELECT body::text FROM agent_messages WHERE thread_id = %s ORDER BY seq",
+                (thread_id,),
+            )
+            bodies = await cursor.fetchall()
+        return (str(row[0]) if row else None), [_decode(str(body)) for (body,) in bodies]
+
+    async def append(self, thread_id: str, agent: str, messages: Sequence[Message]) -> None:
+        now = time.time()
+        async with self.pool.connection() as connection, connection.transaction():
+            await connection.execute(
+                "INSERT INTO agent_threads (thread_id, active_agent, updated_at) "
+                "VALUES (%s, %s, %s) ON CONFLICT (thread_id) DO UPDATE SET "
+                "active_agent = excluded.active_agent, updated_at = excluded.updated_at",
+                (thread_id, agent, now),
+            )
+            cursor = await connection.execute(
+                "SELECT coalesce(max(seq), 0) FROM agent_messages WHERE thread_id = %s",
+                (thread_id,),
+            )
+            row = await cursor.fetchone()
+            last = int(row[0]) if row else 0
+            async with connection.cursor() as insert:
+                await insert.executemany(
+                    "INSERT INTO agent_messages (thread_id, seq, role, agent, body, at) "
+                    "VALUES (%s, %s, %s, %s, %s::jsonb, %s)",
+                    [
+                        (
+                            thread_id,
+                            last + n,
+                            m.role,
+                            m.agent,
+                            _encode(m).decode().replace("\\u0000", "\\ufffd"),
+                            now,
+                        )
+                        for n, m in enumerate(messages, 1)
+                    ],
+                )

@@ -25,6 +25,7 @@ import os
 from actors import Backoff, Registry, Secret
 from piano.config import Role, TelegramConfig, WebhookConfig
 from piano.media import Media
+from piano.store import StoreLocation
 from piano.surfaces.telegram._access import Access
 from piano.surfaces.telegram._inbox import Conversation, Inbox
 from piano.surfaces.telegram._names import SURFACE, TELEGRAM
@@ -62,14 +63,14 @@ class MissingToken(RuntimeError):
     """The environment variable that should hold the bot token is empty."""
 
 
-def store_transcripts(store_path: str) -> Transcripts:
+def store_transcripts(store_path: str | StoreLocation) -> Transcripts:
     """Transcripts from Piano's store (`StoreReader.export_transcript`), read off the loop."""
 
     async def transcript(thread_id: str) -> str | None:
-        from piano.store import StoreReader
+        from piano.store import open_reader
 
         def read() -> str | None:
-            with StoreReader(store_path) as reader:
+            with open_reader(store_path) as reader:
                 if reader.thread(thread_id) is None:
                     return None
                 return reader.export_transcript(thread_id)
@@ -84,7 +85,7 @@ def child_spec(
     *,
     subscriptions: Registry,
     directory: ThreadDirectory,
-    store_path: str,
+    store_path: str | StoreLocation,
     default_agent: str,
     agents: list[str],
     transcripts: Transcripts | None = None,

@@ -36,14 +36,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
-from piano.store import Writer
+from piano.store import SqliteDialect, StoreLocation, Writer, location_of
 from piano.surfaces.telegram._tables import TELEGRAM_TABLES
 
-__all__ = ["Conversation", "Inbox", "OutboxRow", "StatusRow"]
+__all__ = ["Conversation", "Inbox", "OutboxRow", "PostgresInbox", "StatusRow", "open_inbox"]
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder(dict[str, Any])
@@ -286,3 +286,78 @@ class Inbox:
 def _int(value: object) -> int:
     assert isinstance(value, int)
     return value
+
+
+class PostgresInbox(Inbox):
+    """The same inbox in a PostgreSQL store (tables of owner ``telegram``, migrated by the
+    store's writer): the queries are `Inbox`'s, through the store's SQLite-spelling dialect,
+    except the three SQLite-only statements below. A lost server raises `StoreUnavailable`."""
+
+    def __init__(
+        self, location: StoreLocation, bot: str, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.bot = bot
+        self.clock = clock
+        self.dialect = SqliteDialect(location.dsn, location.connect_timeout)
+        self.writer = cast(Any, self.dialect)  # transaction() and reading(), as Writer's
+
+    def store(self, updates: list[dict[str, Any]]) -> int:
+        now = self.clock()
+        added = 0
+        with self.dialect.transaction():
+            for update in updates:
+                added += self.dialect.execute(
+                    "INSERT INTO telegram_inbox (bot, update_id, body, received_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (bot, update_id) DO NOTHING",
+                    (self.bot, int(update["update_id"]), _pg_json(update), now),
+                ).rowcount
+        return added
+
+    def outbox_add(self, chat_id: int, body: str, data: bytes | None = None) -> int:
+        with self.dialect.transaction():
+            row = self.dialect.execute(
+                "INSERT INTO telegram_outbox (bot, chat_id, body, data, created_at) "
+                "VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (self.bot, chat_id, body.replace("\\u0000", "\\ufffd"), data, self.clock()),
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def status_shown(self, row: StatusRow) -> None:
+        with self.dialect.transaction():
+            self.dialect.execute(
+                "INSERT INTO telegram_status (bot, chat_id, message_id, thread_id, "
+                "interaction_id, conversation, topic_id, agent, answered, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (bot, chat_id, message_id) DO UPDATE SET "
+                "thread_id = excluded.thread_id, interaction_id = excluded.interaction_id, "
+                "conversation = excluded.conversation, topic_id = excluded.topic_id, "
+                "agent = excluded.agent, answered = excluded.answered, "
+                "created_at = excluded.created_at",
+                (
+                    self.bot,
+                    row.chat_id,
+                    row.message_id,
+                    row.thread_id,
+                    row.interaction_id,
+                    row.conversation,
+                    row.topic_id,
+                    row.agent,
+                    int(row.answered),
+                    self.clock(),
+                ),
+            )
+
+
+def _pg_json(update: dict[str, Any]) -> str:
+    # jsonb cannot hold \u0000; a NUL in a message's text becomes U+FFFD
+    return _json.encode(update).decode().replace("\\u0000", "\\ufffd")
+
+
+def open_inbox(store: str | Path | StoreLocation, bot: str) -> Inbox:
+    """The inbox of `bot` in the store at `store` (a path: SQLite)."""
+    location = location_of(store)
+    if location.backend == "postgres":
+        return PostgresInbox(location, bot)
+    assert location.path is not None
+    return Inbox(location.path, bot)

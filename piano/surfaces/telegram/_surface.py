@@ -49,10 +49,10 @@ from telegram.request import HTTPXRequest
 from actors import ActorExited, Backoff, Registry, Timer
 from piano.config import TelegramConfig
 from piano.media import Media
-from piano.store import InteractionRecord, StoreReader
+from piano.store import InteractionRecord, StoreLocation, open_reader
 from piano.surfaces._surface import Context, subscribe
 from piano.surfaces.telegram._access import Access
-from piano.surfaces.telegram._inbox import Conversation, Inbox
+from piano.surfaces.telegram._inbox import Conversation, Inbox, open_inbox
 from piano.surfaces.telegram._incoming import process_update
 from piano.surfaces.telegram._outbox import Outbox, retry_seconds
 from piano.surfaces.telegram._progress import INFO, ChatPacer, TurnProgress
@@ -96,7 +96,7 @@ class TelegramSurface(TelegramOutput):
         token: str,
         subscriptions: Registry,
         directory: ThreadDirectory,
-        store_path: str,
+        store_path: str | StoreLocation,
         default_agent: str,
         agents: list[str],
         transcripts: Transcripts | None = None,
@@ -158,7 +158,7 @@ class TelegramSurface(TelegramOutput):
         is `_connect`'s, which retries for as long as it takes: the daemon starts while
         Telegram is unreachable, and `describe` says the surface is down."""
         self.trap_exits = True
-        self.inbox = Inbox(self.store_path, self.bot_id)
+        self.inbox = open_inbox(self.store_path, self.bot_id)
         self.inbox.prune(self.config.inbox_retention)
         self.access = Access(self.config, self.inbox.writer, self.bot_id)
         pool = HTTPXRequest(connection_pool_size=8)
@@ -582,10 +582,12 @@ class TelegramSurface(TelegramOutput):
         return self.approvals.get(self.tokens.get(token, token))
 
 
-def _ended_interactions(store_path: str, ids: list[str | None]) -> dict[str, InteractionRecord]:
+def _ended_interactions(
+    store_path: str | StoreLocation, ids: list[str | None]
+) -> dict[str, InteractionRecord]:
     """The interactions among `ids` that the store has seen end."""
     ended: dict[str, InteractionRecord] = {}
-    with StoreReader(store_path) as reader:
+    with open_reader(store_path) as reader:
         for interaction_id in ids:
             record = reader.interaction(interaction_id) if interaction_id else None
             if record is not None and record.status in ("completed", "failed", "interrupted"):

@@ -19,11 +19,22 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
-from piano.store import StoreBackend, StoreWrite, Tables, open_connection, register, sqlite_writer
+from piano.store import (
+    PostgresBackend,
+    SqliteDialect,
+    StoreBackend,
+    StoreLocation,
+    StoreWrite,
+    Tables,
+    location_of,
+    open_connection,
+    register,
+    sqlite_writer,
+)
 from piano.tools.jail._types import CommandResult
 
 __all__ = [
@@ -66,6 +77,18 @@ INSERT INTO shell_commands (thread_id, session, command, exit_code, timed_out, r
     stdout, stderr, stdout_bytes, stderr_bytes, started_at, duration, recorded_at)
 VALUES (?, ?, ?, NULL, 0, NULL, '', '', 0, 0, ?, 0, ?)
 """
+_PG_INSERT = """
+INSERT INTO shell_commands (thread_id, session, command, exit_code, timed_out, restart_reason,
+    stdout, stderr, stdout_bytes, stderr_bytes, started_at, duration, recorded_at)
+VALUES (%s, %s, %s, NULL, 0, NULL, '', '', 0, 0, %s, 0, %s)
+RETURNING id
+"""
+_PG_UPDATE = """
+UPDATE shell_commands SET exit_code = %s, timed_out = %s, restart_reason = %s, stdout = %s,
+    stderr = %s, stdout_bytes = %s, stderr_bytes = %s, started_at = %s, duration = %s,
+    recorded_at = %s
+WHERE id = %s
+"""
 _UPDATE = """
 UPDATE shell_commands SET exit_code = ?, timed_out = ?, restart_reason = ?, stdout = ?,
     stderr = ?, stdout_bytes = ?, stderr_bytes = ?, started_at = ?, duration = ?, recorded_at = ?
@@ -106,11 +129,13 @@ class BeginCommand(StoreWrite):
 
     async def apply(self, backend: StoreBackend) -> int:
         now = time.time()
+        values = (self.thread_id, self.session, self.command, now, now)
+        if isinstance(backend, PostgresBackend):
+            clean = tuple(_no_nul(value) for value in values)
+            return await backend.execute("begin_command", _PG_INSERT, clean)
         writer = sqlite_writer(backend)
         writer.ensure(JAIL_TABLES)
-        return writer.execute(
-            "begin_command", _INSERT, (self.thread_id, self.session, self.command, now, now)
-        )
+        return writer.execute("begin_command", _INSERT, values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,30 +148,41 @@ class RecordCommand(StoreWrite):
 
     async def apply(self, backend: StoreBackend) -> None:
         result = self.result
+        values = (
+            result.exit_code,
+            int(result.timed_out),
+            result.restart_reason.value if result.restart_reason else None,
+            _head(result.stdout),
+            _head(result.stderr),
+            len(result.stdout),
+            len(result.stderr),
+            result.started_at,
+            result.duration,
+            time.time(),
+            self.row,
+        )
+        if isinstance(backend, PostgresBackend):
+            clean = tuple(_no_nul(value) for value in values)
+            await backend.execute("record_command", _PG_UPDATE, clean)
+            return
         writer = sqlite_writer(backend)
         writer.ensure(JAIL_TABLES)
-        writer.execute(
-            "record_command",
-            _UPDATE,
-            (
-                result.exit_code,
-                int(result.timed_out),
-                result.restart_reason.value if result.restart_reason else None,
-                _head(result.stdout),
-                _head(result.stderr),
-                len(result.stdout),
-                len(result.stderr),
-                result.started_at,
-                result.duration,
-                time.time(),
-                self.row,
-            ),
-        )
+        writer.execute("record_command", _UPDATE, values)
 
 
-def command_log(path: str | Path, thread_id: str) -> list[CommandRecord]:
+def _no_nul(value: object) -> object:
+    """PostgreSQL's text cannot hold NUL (a command's output may): it becomes U+FFFD."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
+def command_log(path: str | Path | StoreLocation, thread_id: str) -> list[CommandRecord]:
     """Every audited command of `thread_id`, oldest first (blocking: call from a thread)."""
-    db = open_connection(str(path), query_only=True)
+    location = location_of(path)
+    db: Any
+    if location.backend == "postgres":
+        db = SqliteDialect(location.dsn, location.connect_timeout)
+    else:
+        db = open_connection(str(location.path), query_only=True)
     try:
         rows = db.execute(
             "SELECT id, thread_id, session, command, exit_code, timed_out, restart_reason, "
