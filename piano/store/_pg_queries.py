@@ -27,8 +27,8 @@ from psycopg.adapt import Loader
 from psycopg.rows import TupleRow
 from psycopg.types.string import TextLoader
 
-from piano.store._connection import SchemaTooNew, StoreError, StoreFull, StoreUnavailable
-from piano.store._pg_schema import PG_SCHEMA_VERSIONS
+from piano.store._connection import StoreFull, StoreUnavailable
+from piano.store._pg_schema import migrate_pg_sync
 from piano.store._postgres import pg_problem, safe_dsn
 from piano.store._queries import StoreReader
 from piano.store._records import JournalEntry
@@ -78,6 +78,7 @@ class SqliteDialect:
         self.connect_timeout = connect_timeout
         self._connection: psycopg.Connection[TupleRow] | None = None
         self._cache: dict[str, tuple[str, bool]] = {}
+        self._depth = 0
 
     def connection(self) -> psycopg.Connection[TupleRow]:
         connection = self._connection
@@ -111,25 +112,42 @@ class SqliteDialect:
             params: dict[str, Any] = {f"p{k}": v for k, v in bindings.items()}
         else:  # ?N and ? alike: the n-th binding is p<n>
             params = {f"p{n}": value for n, value in enumerate(bindings, 1)}
+        for attempt in (1, 2):
+            stale = self._connection is not None
+            connection = self.connection()
+            try:
+                return connection.execute(cast(Any, query), params)
+            except psycopg.errors.UndefinedTable as exc:
+                raise StoreUnavailable(
+                    f"PostgreSQL at {self.location} has no Piano schema yet (the store's writer "
+                    f"creates it once it connects): {pg_problem(exc)}"
+                ) from None
+            except psycopg.errors.DiskFull:
+                raise StoreFull(self.location) from None
+            except psycopg.OperationalError as exc:
+                in_snapshot = self._depth > 0
+                self.drop()
+                if stale and attempt == 1 and not in_snapshot:
+                    continue  # the server restarted since: once more on a new connection
+                raise StoreUnavailable(
+                    f"PostgreSQL at {self.location} went away: {pg_problem(exc)}"
+                ) from None
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
         try:
-            return self.connection().execute(cast(Any, query), params)
-        except psycopg.errors.UndefinedTable as exc:
-            raise StoreUnavailable(
-                f"PostgreSQL at {self.location} has no Piano schema yet (the store's writer "
-                f"creates it once it connects): {pg_problem(exc)}"
-            ) from None
-        except psycopg.errors.DiskFull:
-            raise StoreFull(self.location) from None
+            transaction = self.connection().transaction()
+            self._depth += 1
+            with transaction:
+                yield
         except psycopg.OperationalError as exc:
             self.drop()
             raise StoreUnavailable(
                 f"PostgreSQL at {self.location} went away: {pg_problem(exc)}"
             ) from None
-
-    @contextmanager
-    def snapshot(self) -> Iterator[None]:
-        with self.connection().transaction():
-            yield
+        finally:
+            self._depth = max(0, self._depth - 1)
 
     @contextmanager
     def transaction(self) -> Iterator[SqliteDialect]:
@@ -167,23 +185,19 @@ class PostgresReader(StoreReader):
         self._lock = threading.Lock()
         dialect = SqliteDialect(dsn, connect_timeout)
         self.path = dialect.location
-        rows = dialect.execute("SELECT to_regclass('schema_versions') IS NOT NULL").fetchall()
-        versions: dict[str, int] = {}
-        if rows and rows[0][0]:
-            for owner, version in dialect.execute(
-                "SELECT owner, version FROM schema_versions"
-            ).fetchall():
-                versions[str(owner)] = int(version)
-        store = versions.get("store", 0)
-        if store != PG_SCHEMA_VERSIONS["store"]:
+        connection = dialect.connection()
+        try:
+            # the writer migrates when it first reaches the server; a reader that gets there
+            # first (the server came up late) does it, under the same lock
+            migrate_pg_sync(connection, self.path)
+        except psycopg.OperationalError as exc:
             dialect.close()
-            if store > PG_SCHEMA_VERSIONS["store"]:
-                raise SchemaTooNew(self.path, store, PG_SCHEMA_VERSIONS["store"])
-            raise StoreError(
-                f"database {self.path} is at schema version {store}, not "
-                f"{PG_SCHEMA_VERSIONS['store']}: open it with the store's writer first, which "
-                "migrates it"
-            )
+            raise StoreUnavailable(
+                f"PostgreSQL at {self.path} went away: {pg_problem(exc)}"
+            ) from None
+        except BaseException:
+            dialect.close()
+            raise
         self._db = cast(Any, dialect)
 
     def events_since(

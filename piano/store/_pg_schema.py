@@ -28,7 +28,14 @@ from psycopg.rows import TupleRow
 
 from piano.store._connection import SchemaTooNew
 
-__all__ = ["MIGRATION_LOCK", "PG_MIGRATIONS", "PG_SCHEMA_VERSIONS", "migrate_pg", "pg_versions"]
+__all__ = [
+    "MIGRATION_LOCK",
+    "PG_MIGRATIONS",
+    "PG_SCHEMA_VERSIONS",
+    "migrate_pg",
+    "migrate_pg_sync",
+    "pg_versions",
+]
 
 MIGRATION_LOCK: Final = 0x5049414E4F  # "PIANO": pg_advisory_xact_lock key for migrations
 
@@ -343,3 +350,28 @@ async def migrate_pg(
                     (owner, len(scripts)),
                 )
     return found
+
+
+def migrate_pg_sync(connection: psycopg.Connection[TupleRow], where: str = "postgres") -> None:
+    """`migrate_pg` on a blocking connection: a reader that reaches a database before the
+    writer did (a server that came up late) migrates it itself, under the same lock."""
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        connection.execute(_VERSIONS_TABLE)
+        found = dict.fromkeys(PG_MIGRATIONS, 0)
+        for owner, version in connection.execute("SELECT owner, version FROM schema_versions"):
+            found[str(owner)] = int(version)
+        for owner, version in found.items():
+            known = PG_SCHEMA_VERSIONS.get(owner)
+            if known is not None and version > known:
+                raise SchemaTooNew(f"{where} ({owner} tables)", version, known)
+        for owner, scripts in PG_MIGRATIONS.items():
+            version = found[owner]
+            for script in scripts[version:]:
+                connection.execute(script)
+            if version < len(scripts):
+                connection.execute(
+                    "INSERT INTO schema_versions (owner, version) VALUES (%s, %s) "
+                    "ON CONFLICT (owner) DO UPDATE SET version = excluded.version",
+                    (owner, len(scripts)),
+                )

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, LiteralString, cast
+from typing import Any, Final, LiteralString, TypeVar, cast
 
 import msgspec
 import psycopg
@@ -75,6 +75,7 @@ __all__ = ["PostgresBackend", "connect_pg", "pg_problem", "safe_dsn"]
 log = structlog.get_logger(__name__)
 
 Connection = psycopg.AsyncConnection[TupleRow]
+T = TypeVar("T")
 
 _encode_json = msgspec.json.Encoder().encode
 _EVENT_TYPES: Final[tuple[type[Any], ...]] = (
@@ -338,27 +339,40 @@ class PostgresBackend:
             with contextlib.suppress(psycopg.Error):
                 await connection.close()
 
-    async def _run_checked(self, what: str, coroutine: Any) -> Any:
-        try:
-            return await coroutine
-        except psycopg.errors.DiskFull:
-            raise StoreFull(self.location) from None
-        except psycopg.OperationalError as exc:
-            await self._drop()
-            raise StoreUnavailable(
-                f"{what}: PostgreSQL at {self.location} went away: {pg_problem(exc)}"
-            ) from None
+    async def _call(
+        self, what: str, operation: Callable[[Connection], Awaitable[T]], *, retry: bool = True
+    ) -> T:
+        """`operation` on the connection. A connection that was open before the call and
+        turns out dead (the server restarted since) is replaced and, if `retry` (the operation
+        is idempotent), the operation runs once more on the new one; otherwise, or if that
+        fails too, `StoreUnavailable`."""
+        for attempt in (1, 2):
+            stale = self._connection is not None
+            connection = await self._connect()
+            try:
+                return await operation(connection)
+            except psycopg.errors.DiskFull:
+                raise StoreFull(self.location) from None
+            except psycopg.OperationalError as exc:
+                await self._drop()
+                if retry and stale and attempt == 1:
+                    log.info("store.reconnecting", location=self.location, error=pg_problem(exc))
+                    continue
+                raise StoreUnavailable(
+                    f"{what}: PostgreSQL at {self.location} went away: {pg_problem(exc)}"
+                ) from None
+        raise AssertionError("unreachable")
 
     # -- thread events --------------------------------------------------------------------------
 
     async def write_batch(
         self, events: Sequence[ThreadEvent], seqs: Sequence[int] | None = None
     ) -> list[int]:
-        connection = await self._connect()
-        numbers: list[int] = await self._run_checked(
-            "write_batch", self._write_batch(connection, events, seqs)
+        return await self._call(
+            "write_batch",
+            lambda connection: self._write_batch(connection, events, seqs),
+            retry=seqs is not None,  # numbered by the caller: writing it twice changes nothing
         )
-        return numbers
 
     async def _write_batch(
         self, connection: Connection, events: Sequence[ThreadEvent], given: Sequence[int] | None
@@ -738,31 +752,29 @@ class PostgresBackend:
         return f"{type(exc).__name__}: {pg_problem(exc)}"
 
     async def last_seqs(self, thread_ids: Iterable[str]) -> dict[str, int]:
-        connection = await self._connect()
         wanted = list(thread_ids)
 
-        async def query() -> dict[str, int]:
+        async def query(connection: Connection) -> dict[str, int]:
             cursor = await connection.execute(_LAST_SEQS, (wanted,))
             return {str(t): int(s) for t, s in await cursor.fetchall()}
 
-        found: dict[str, int] = await self._run_checked("last_seqs", query())
+        found = await self._call("last_seqs", query)
         self._seqs.update(found)
         return found
 
     # -- everything else ------------------------------------------------------------------------
 
-    async def _write(self, what: str, sql: LiteralString, params: tuple[Any, ...]) -> int:
-        connection = await self._connect()
-
-        async def run() -> int:
+    async def _write(
+        self, what: str, sql: LiteralString, params: tuple[Any, ...], *, retry: bool = True
+    ) -> int:
+        async def run(connection: Connection) -> int:
             try:
                 cursor = await connection.execute(sql, params)
             except (psycopg.IntegrityError, psycopg.DataError) as exc:
                 raise StoreError(f"{what}: {pg_problem(exc)} {params!r}") from None
             return cursor.rowcount
 
-        count: int = await self._run_checked(what, run())
-        return count
+        return await self._call(what, run, retry=retry)
 
     async def upsert_surface(
         self, id: str, kind: str, *, name: str = "", config: Mapping[str, object] | None = None
@@ -835,6 +847,7 @@ class PostgresBackend:
             VALUES (%s, %s, %s, %s, %s, %s, %s)
             """,
             (id, surface, _clean(conversation), agent, codex_thread_id, when, when),
+            retry=False,  # a retry after a COMMIT whose reply was lost would be a duplicate
         )
 
     async def set_codex_thread_id(self, thread_id: str, codex_thread_id: str | None) -> None:
@@ -861,9 +874,7 @@ class PostgresBackend:
         agent: str | None = None,
         at: float | None = None,
     ) -> None:
-        connection = await self._connect()
-
-        async def run() -> Any:
+        async def run(connection: Connection) -> Any:
             try:
                 cursor = await connection.execute(
                     """
@@ -891,7 +902,7 @@ class PostgresBackend:
                 raise StoreError(f"record_interaction: {pg_problem(exc)}") from None
             return await cursor.fetchone()
 
-        owner = await self._run_checked("record_interaction", run())
+        owner = await self._call("record_interaction", run)
         if owner is None or owner[0] != thread_id:
             raise StoreError(
                 f"record_interaction: interaction {interaction.id!r} belongs to thread "
@@ -902,9 +913,8 @@ class PostgresBackend:
         """One statement of a feature's own tables (the jail's audit), its own transaction:
         the first column of the first row it returns (``RETURNING id``), else its row count.
         `StoreError` for what the caller got wrong (a broken constraint)."""
-        connection = await self._connect()
 
-        async def run() -> int:
+        async def run(connection: Connection) -> int:
             try:
                 cursor = await connection.execute(sql, params)
             except (psycopg.IntegrityError, psycopg.DataError) as exc:
@@ -915,16 +925,13 @@ class PostgresBackend:
                     return int(row[0])
             return cursor.rowcount
 
-        count: int = await self._run_checked(what, run())
-        return count
+        return await self._call(what, run, retry=False)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def versions(self) -> dict[str, int]:
         """Each owner's schema version in the database."""
-        connection = await self._connect()
-        found: dict[str, int] = await self._run_checked("versions", pg_versions(connection))
-        return found
+        return await self._call("versions", pg_versions)
 
     async def close(self) -> None:
         await self._drop()

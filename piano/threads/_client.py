@@ -123,9 +123,10 @@ async def which_conversations(threads: ActorRef) -> dict[ThreadKey, ActorRef]:
     return live
 
 
-async def recover_conversations(threads: ActorRef) -> int:
-    """Open every conversation left unfinished; how many there were."""
-    count: int = await threads.call(RecoverConversations(), timeout=RECOVER_TIMEOUT)
+async def recover_conversations(threads: ActorRef) -> int | None:
+    """Open every conversation left unfinished; how many there were (None: the store cannot
+    be reached now, try again later)."""
+    count: int | None = await threads.call(RecoverConversations(), timeout=RECOVER_TIMEOUT)
     return count
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors import NOREPLY, Actor, ActorRef, Caller, Registry
 from piano.agents import DAEMON_STOPPED, Backend, Publish, ThreadDirectory, ThreadKey
+from piano.store import StoreUnavailable
 from piano.threads._client import (
     NewConversation,
     OpenConversation,
@@ -96,7 +97,11 @@ class Threads(Actor):
                     if isinstance(key, ThreadKey)
                 }
             case RecoverConversations():
-                keys = await self.directory.unfinished_conversations()
+                try:
+                    keys = await self.directory.unfinished_conversations()
+                except StoreUnavailable as exc:  # a PostgreSQL store not reachable yet
+                    self.log.warning("threads.recovery_deferred", error=str(exc))
+                    return None
                 for key in keys:
                     try:
                         await self._open(key)
@@ -151,10 +156,15 @@ class Recovery(Actor):
     subscribed to their threads and show what it does): it has `Threads` open every
     conversation left with unfinished interactions, whose actors close the turns a stopped or
     killed daemon left running and run the messages it accepted. It then stays, idle, so that
-    `describe` tells what it did; it runs again whenever the tree restarts it."""
+    `describe` tells what it did; it runs again whenever the tree restarts it. While the store
+    cannot be reached (a PostgreSQL server down at start) it tries again, after 1 s, then
+    doubling up to `RETRY_CAP` seconds."""
+
+    RETRY_CAP = 30.0
 
     def __init__(self) -> None:
         self.recovered: int | None = None
+        self.retry = 1.0
 
     def describe(self) -> str:
         if self.recovered is None:
@@ -169,7 +179,12 @@ class Recovery(Actor):
             threads = self.system.whereis(THREADS)
             if threads is None:
                 raise RuntimeError("the thread router is not running")
-            self.recovered = await recover_conversations(threads)
+            recovered = await recover_conversations(threads)
+            if recovered is None:
+                self.send_after(self.retry, "recover")
+                self.retry = min(self.retry * 2, self.RETRY_CAP)
+                return None
+            self.recovered = recovered
             self.log.info("threads.recovered", conversations=self.recovered)
             return None
         return await super().handle_info(message)

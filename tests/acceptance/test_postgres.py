@@ -1,0 +1,178 @@
+"""The daemon on a PostgreSQL store (`[store] backend = "postgres"`), through `piano run`, the
+real codex and `piano chat`, against a real PostgreSQL server: answers stored there and nowhere
+else; a database restart mid-turn loses and doubles nothing; a wrong DSN or a missing database
+is one line in the log while the daemon keeps running, and it stores again once the database is
+there."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import psycopg
+import pytest
+from psycopg import sql
+
+from piano.store import InteractionRecord, PostgresReader, safe_dsn
+from tests.acceptance.daemon import PIANO, chat, daemon_running, write_config
+from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, Hang, Text
+from tests.postgres import TempCluster, admin_dsn, fresh_database, pg_cluster
+
+__all__ = ["pg_cluster"]
+
+pytestmark = pytest.mark.anyio
+
+DSN_ENV = "PIANO_ACCEPTANCE_STORE_DSN"
+STORE = f'[store]\nbackend = "postgres"\ndsn_env = "{DSN_ENV}"\nconnect_timeout = 3\n'
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    with fresh_database() as dsn:
+        yield dsn
+
+
+def _env(dsn: str) -> dict[str, str]:
+    return {**os.environ, DSN_ENV: dsn}
+
+
+async def interactions_once(dsn: str, done: object) -> dict[str, InteractionRecord]:
+    """The only thread's interactions by text once `done(found)` holds (up to 60 s)."""
+    assert callable(done)
+    with anyio.fail_after(60):
+        while True:
+            with PostgresReader(dsn) as reader:
+                found = {i.text: i for t in reader.threads() for i in reader.interactions(t.id)}
+            if done(found):
+                return found
+            await anyio.sleep(0.05)
+
+
+def journal_is_whole(dsn: str) -> list[tuple[str, int]]:
+    """Each thread's journal seqs; asserts they are exactly 1..n (nothing lost, nothing doubled)."""
+    with psycopg.connect(dsn) as connection:
+        rows = connection.execute("SELECT thread_id, seq FROM events ORDER BY 1, 2").fetchall()
+    by_thread: dict[str, list[int]] = {}
+    for thread, seq in rows:
+        by_thread.setdefault(thread, []).append(seq)
+    for thread, seqs in by_thread.items():
+        assert seqs == list(range(1, len(seqs) + 1)), f"thread {thread}: journal {seqs}"
+    return [(str(thread), int(seq)) for thread, seq in rows]
+
+
+async def test_a_message_is_answered_and_every_table_is_written_in_postgresql_only(
+    dirs: CodexDirs, database: str
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        provider.script(Text("stored in postgres", deltas=5))
+        config = write_config(dirs, provider, STORE)
+        state = dirs.root / "state"
+        async with daemon_running(config, state / "chat.sock", env=_env(database)):
+            assert "stored in postgres" in await chat(config, "hello")
+            found = await interactions_once(
+                database, lambda f: "hello" in f and f["hello"].status == "completed"
+            )
+    assert found["hello"].response == "stored in postgres"
+    assert not (state / "piano.db").exists(), "a SQLite store was written beside PostgreSQL"
+    with PostgresReader(database) as reader:
+        [thread] = reader.threads()
+        items = reader.thread_items(thread.id)
+        assert [i.text for i in items if i.kind == "agent_message"] == ["stored in postgres"]
+        assert reader.usage(thread.id).total_tokens > 0
+        transcript = reader.export_transcript(thread.id)
+    assert "stored in postgres" in transcript
+    journal_is_whole(database)
+
+
+async def test_a_database_restart_mid_turn_loses_nothing_and_doubles_nothing(
+    dirs: CodexDirs, pg_cluster: TempCluster, tmp_path: Path
+) -> None:
+    with fresh_database(pg_cluster.dsn) as dsn:
+        async with FakeResponsesProvider() as provider:
+            hang = Hang()
+            provider.script(hang, Text("after the restart " * 20, deltas=40))
+            config = write_config(dirs, provider, STORE)
+            state = dirs.root / "state"
+            log = (tmp_path / "daemon.log").open("wb")
+            async with daemon_running(config, state / "chat.sock", env=_env(dsn), stderr=log):
+                first = await anyio.open_process(
+                    [*PIANO, "chat", "--config", str(config), "--message", "first"]
+                )
+                await provider.wait_requests(1)  # the turn is running: its start is stored
+                await interactions_once(
+                    dsn, lambda f: "first" in f and f["first"].status == "in_progress"
+                )
+                pg_cluster.restart()  # immediate stop: every connection is cut
+                hang.release()  # the turn's end is written after the restart
+                await first.wait()
+                answer = await chat(config, "second")
+                found = await interactions_once(
+                    dsn,
+                    lambda f: (
+                        "second" in f
+                        and f["second"].status == "completed"
+                        and f["first"].status == "completed"
+                    ),
+                )
+            log.close()
+        assert "after the restart" in answer
+        assert found["second"].response.strip() == ("after the restart " * 20).strip()
+        with PostgresReader(dsn) as reader:
+            [thread] = reader.threads()
+            assert len(reader.interactions(thread.id)) == 2
+            messages = [i.text for i in reader.thread_items(thread.id) if i.kind == "agent_message"]
+        assert messages == [found["second"].response], "an answer was lost or doubled"
+        journal = journal_is_whole(dsn)
+        assert len(journal) == len(set(journal))
+        lines = [json.loads(line) for line in (tmp_path / "daemon.log").read_text().splitlines()]
+        assert any(line.get("event") == "events.store_unavailable" for line in lines) or any(
+            line.get("event") == "store.reconnecting" for line in lines
+        ), "the restart was not noticed: the test did not test a restart"
+
+
+async def test_a_missing_database_is_one_log_line_and_the_daemon_stores_once_it_exists(
+    dirs: CodexDirs, tmp_path: Path
+) -> None:
+    admin = admin_dsn()
+    name = f"piano_test_late_{os.getpid()}"
+    dsn = psycopg.conninfo.make_conninfo(admin, dbname=name)
+    async with FakeResponsesProvider() as provider:
+        provider.script(Text("now it is there"))
+        config = write_config(dirs, provider, STORE)
+        state = dirs.root / "state"
+        log_path = tmp_path / "daemon.log"
+        with log_path.open("wb") as log:
+            async with daemon_running(config, state / "chat.sock", env=_env(dsn), stderr=log):
+                refused = await anyio.run_process(
+                    [*PIANO, "chat", "--config", str(config), "--message", "too early"],
+                    check=False,
+                )
+                with psycopg.connect(admin, autocommit=True) as connection:
+                    connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                answer = await chat(config, "hello")
+                found = await interactions_once(
+                    dsn, lambda f: "hello" in f and f["hello"].status == "completed"
+                )
+        try:
+            lines = [json.loads(line) for line in log_path.read_text().splitlines()]
+            unavailable = [line for line in lines if line.get("event") == "store.unavailable"]
+            assert unavailable, "the daemon did not say the store is unavailable"
+            assert f'database "{name}" does not exist' in unavailable[0]["error"]
+            assert "\n" not in unavailable[0]["error"]
+            assert "now it is there" in answer
+            assert found["hello"].response == "now it is there"
+            assert "too early" not in found, "a message refused at the time was stored later"
+            output = (refused.stdout + refused.stderr).decode()
+            said = [line for line in output.splitlines() if "does not exist" in line]
+            assert said == [
+                f"! error: cannot connect to PostgreSQL at {safe_dsn(dsn)}: "
+                f'database "{name}" does not exist'
+            ], output
+        finally:
+            with psycopg.connect(admin, autocommit=True) as connection:
+                connection.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
