@@ -12,8 +12,8 @@ Used by ``python -m bench store`` (workloads ``postgres_500`` and ``pg_drivers``
 - ``pg_drivers``: the journal alone (thread_id, seq, type, at, body), 500-row batches, one
   transaction each, written by psycopg 3 (``executemany``; one ``INSERT ... SELECT FROM
   unnest`` of arrays sent in binary, ``%b``: in text format psycopg escapes every quote of
-  every JSON body with a regular expression, 40x slower; ``COPY``) and asyncpg (``executemany``; ``unnest``;
-  ``copy_records_to_table``): rows/s of each.
+  every JSON body with a regular expression, 40x slower; ``COPY``) and asyncpg
+  (``executemany``; ``unnest``; ``copy_records_to_table``): rows/s of each.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import os
 import secrets
 import statistics
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
 import psycopg
@@ -35,7 +35,6 @@ from actors import ActorSystem
 from piano.store import (
     CreateThread,
     PostgresBackend,
-    StoreBackend,
     StoreWriter,
     UpsertAgent,
     UpsertSurface,
@@ -68,7 +67,9 @@ def pg_database() -> Iterator[str]:
             )
 
 
-async def store_run(target: Any, batches: list[list[ThreadEvent]], threads: int) -> dict[str, float]:
+async def store_run(
+    target: Any, batches: list[list[ThreadEvent]], threads: int
+) -> dict[str, float]:
     """Every batch through a `StoreWriter` on `target` (a SQLite path or an `Opener`): events/s
     and the median call time of one batch in ms."""
     async with ActorSystem() as system:
@@ -122,24 +123,29 @@ async def _journal_database() -> AsyncIterator[str]:
 
 
 async def _psycopg(kind: str, batches: list[list[tuple[str, int, str, float, str]]]) -> float:
-    async with _journal_database() as dsn:
-        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as connection:
-            t0 = time.perf_counter()
-            for rows in batches:
-                async with connection.transaction():
-                    if kind == "executemany":
-                        async with connection.cursor() as cursor:
-                            await cursor.executemany(_INSERT, rows)
-                    elif kind == "unnest":
-                        columns = [list(c) for c in zip(*rows, strict=True)]
-                        await connection.execute(_UNNEST, columns)
-                    else:
-                        async with connection.cursor() as cursor, cursor.copy(
+    async with (
+        _journal_database() as dsn,
+        await psycopg.AsyncConnection.connect(dsn, autocommit=True) as connection,
+    ):
+        t0 = time.perf_counter()
+        for rows in batches:
+            async with connection.transaction():
+                if kind == "executemany":
+                    async with connection.cursor() as cursor:
+                        await cursor.executemany(_INSERT, rows)
+                elif kind == "unnest":
+                    columns = [list(c) for c in zip(*rows, strict=True)]
+                    await connection.execute(_UNNEST, columns)
+                else:
+                    async with (
+                        connection.cursor() as cursor,
+                        cursor.copy(
                             "COPY journal (thread_id, seq, type, at, body) FROM STDIN"
-                        ) as copy:
-                            for row in rows:
-                                await copy.write_row(row)
-            return time.perf_counter() - t0
+                        ) as copy,
+                    ):
+                        for row in rows:
+                            await copy.write_row(row)
+        return time.perf_counter() - t0
 
 
 async def _asyncpg(kind: str, batches: list[list[tuple[str, int, str, float, str]]]) -> float:
@@ -175,7 +181,8 @@ async def _asyncpg(kind: str, batches: list[list[tuple[str, int, str, float, str
             await connection.close()
 
 
-DRIVERS = {
+Rows = list[list[tuple[str, int, str, float, str]]]
+DRIVERS: dict[str, Callable[[Rows], Coroutine[Any, Any, float]]] = {
     "psycopg_executemany": lambda b: _psycopg("executemany", b),
     "psycopg_unnest": lambda b: _psycopg("unnest", b),
     "psycopg_copy": lambda b: _psycopg("copy", b),
@@ -194,6 +201,3 @@ def driver_rates(batches: list[list[ThreadEvent]]) -> dict[str, Any]:
 
 def pg_opener(dsn: str) -> Any:
     return PostgresBackend.opener(dsn)
-
-
-_ = StoreBackend

@@ -139,6 +139,16 @@ async def test_a_missing_database_is_one_log_line_and_the_daemon_stores_once_it_
     admin = admin_dsn()
     name = f"piano_test_late_{os.getpid()}"
     dsn = psycopg.conninfo.make_conninfo(admin, dbname=name)
+    try:
+        await _late_database(dirs, tmp_path, admin, name, dsn)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+async def _late_database(dirs: CodexDirs, tmp_path: Path, admin: str, name: str, dsn: str) -> None:
     async with FakeResponsesProvider() as provider:
         provider.script(Text("now it is there"))
         config = write_config(dirs, provider, STORE)
@@ -156,23 +166,17 @@ async def test_a_missing_database_is_one_log_line_and_the_daemon_stores_once_it_
                 found = await interactions_once(
                     dsn, lambda f: "hello" in f and f["hello"].status == "completed"
                 )
-        try:
-            lines = [json.loads(line) for line in log_path.read_text().splitlines()]
-            unavailable = [line for line in lines if line.get("event") == "store.unavailable"]
-            assert unavailable, "the daemon did not say the store is unavailable"
-            assert f'database "{name}" does not exist' in unavailable[0]["error"]
-            assert "\n" not in unavailable[0]["error"]
-            assert "now it is there" in answer
-            assert found["hello"].response == "now it is there"
-            assert "too early" not in found, "a message refused at the time was stored later"
-            output = (refused.stdout + refused.stderr).decode()
-            said = [line for line in output.splitlines() if "does not exist" in line]
-            assert said == [
-                f"! error: cannot connect to PostgreSQL at {safe_dsn(dsn)}: "
-                f'database "{name}" does not exist'
-            ], output
-        finally:
-            with psycopg.connect(admin, autocommit=True) as connection:
-                connection.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
+        lines = [json.loads(line) for line in log_path.read_text().splitlines()]
+        unavailable = [line for line in lines if line.get("event") == "store.unavailable"]
+        assert unavailable, "the daemon did not say the store is unavailable"
+        assert f'database "{name}" does not exist' in unavailable[0]["error"]
+        assert "\n" not in unavailable[0]["error"]
+        assert "now it is there" in answer
+        assert found["hello"].response == "now it is there"
+        assert "too early" not in found, "a message refused at the time was stored later"
+        output = (refused.stdout + refused.stderr).decode()
+        said = [line for line in output.splitlines() if "does not exist" in line]
+        assert said == [
+            f"! error: cannot connect to PostgreSQL at {safe_dsn(dsn)}: "
+            f'database "{name}" does not exist'
+        ], output
