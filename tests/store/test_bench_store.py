@@ -1,4 +1,5 @@
-"""Smoke test of the store benchmark: it runs with one command and prints well-formed lines.
+"""Smoke test of the store benchmark: it runs with one command and prints well-formed lines
+(the PostgreSQL workloads on the tests' server, ``PIANO_TEST_POSTGRES_DSN``).
 
 Timings are never asserted; docs/BENCHMARKS.md (section Store) holds the measured numbers.
 """
@@ -10,10 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.postgres import admin_dsn
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_store_benchmark_prints_one_json_line_per_batch_size() -> None:
+def test_the_store_benchmark_prints_one_json_line_per_workload() -> None:
+    admin_dsn()  # a server for the PostgreSQL workloads, or a failure saying how to get one
     done = subprocess.run(
         [sys.executable, "-m", "bench", "store", "--quick"],
         cwd=ROOT,
@@ -23,11 +27,19 @@ def test_the_store_benchmark_prints_one_json_line_per_batch_size() -> None:
     )
 
     assert done.returncode == 0, done.stderr
-    lines = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [(line["workload"], line["batch"]) for line in lines] == [
+    every = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(line["workload"], line["batch"]) for line in every] == [
         ("batch_100", 100),
         ("batch_1000", 1000),
+        ("postgres_500", 500),
+        ("pg_drivers", 500),
     ]
+    lines, (postgres, drivers) = every[:2], every[2:]
+    assert postgres["postgres_events_per_s"] > 0
+    assert postgres["sqlite_events_per_s"] > 0
+    assert postgres["postgres_batch_median_ms"] > 0
+    assert set(drivers) >= {"psycopg_unnest", "psycopg_copy", "asyncpg_unnest", "asyncpg_copy"}
+    assert all(drivers[name] > 0 for name in drivers if name.startswith(("psycopg", "asyncpg")))
     for line in lines:
         assert line["bench"] == "store"
         assert line["unit"] == "events/s"
