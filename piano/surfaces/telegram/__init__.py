@@ -27,7 +27,7 @@ from piano.config import Role, TelegramConfig, WebhookConfig
 from piano.media import Media
 from piano.store import StoreLocation
 from piano.surfaces.telegram._access import Access
-from piano.surfaces.telegram._inbox import Conversation, Inbox
+from piano.surfaces.telegram._inbox import Conversation, Inbox, PostgresInbox, open_inbox
 from piano.surfaces.telegram._names import SURFACE, TELEGRAM
 from piano.surfaces.telegram._progress import ChatPacer, TurnProgress
 from piano.surfaces.telegram._split import Chunk, render_html, split_markdown
@@ -45,6 +45,7 @@ __all__ = [
     "Chunk",
     "Conversation",
     "Inbox",
+    "PostgresInbox",
     "Role",
     "Route",
     "TelegramConfig",
@@ -53,6 +54,7 @@ __all__ = [
     "TurnProgress",
     "WebhookConfig",
     "child_spec",
+    "open_inbox",
     "render_html",
     "split_markdown",
     "store_transcripts",
