@@ -202,6 +202,25 @@ def test_no_two_packages_import_each_other_even_through_others() -> None:
     )
 
 
+BACKEND_MODULES = ("piano.agents.codex", "piano.agents.openai")
+"""The agent backends' packages: loaded by name (`piano.agents.backend_class`)."""
+
+
+def test_the_router_and_the_daemon_import_no_backend_they_pick_by_name() -> None:
+    found = [
+        f"{imported.where}: {imported.importer} imports {imported.target}"
+        + (f".{imported.name}" if imported.name else "")
+        for path in _modules()
+        for imported in _imports(path)
+        if package_of(imported.importer) in ("piano.threads", "piano.daemon")
+        and any(
+            _inside(f"{imported.target}.{imported.name or ''}", backend)
+            for backend in BACKEND_MODULES
+        )
+    ]
+    assert not found, "backends are picked by name, not imported:\n" + "\n".join(found)
+
+
 def test_the_layering_rules_catch_what_they_are_meant_to_catch(tmp_path: Path) -> None:
     """The checks themselves: a private import across packages is named, one inside its
     package is not, and a three-package cycle is found."""
