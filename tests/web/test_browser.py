@@ -72,6 +72,8 @@ async def test_the_chat_streams_the_answer_and_runs_a_command_approved_by_a_clic
     web_core.provider.script(
         ExecCommand("echo approved-by-a-click", require_escalated=True), Text("command ran")
     )
+    first = "return document.querySelector('#messages [data-interaction]')"
+    await run(browser.execute_script, f"window.firstAnswer = ({first.removeprefix('return ')})")
     await say(browser, "run the command")
     approve = await until(
         browser, ec.element_to_be_clickable((By.CSS_SELECTOR, ".approval .approve"))
@@ -84,6 +86,8 @@ async def test_the_chat_streams_the_answer_and_runs_a_command_approved_by_a_clic
     output = await run(lambda: browser.find_element(By.CSS_SELECTOR, ".command .output").text)
     assert "approved-by-a-click" in output
     await until(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, ".approval"))
+    # the first answer was not redrawn while the second streamed (a selection in it survives)
+    assert await run(browser.execute_script, f"{first} === window.firstAnswer")
     resolved = [e for e in web_core.events.all if isinstance(e, ev.ApprovalResolved)]
     assert [(e.decision, e.by) for e in resolved] == [("accept", "web")]
 

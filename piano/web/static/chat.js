@@ -143,8 +143,9 @@ function render() {
     ? `${state.surface === "web" ? "" : state.surface + ":"}${state.conversation}` : state.thread_id)
     : conversation;
   const shown = state ? state.interactions : [];
-  messages.replaceChildren(...(shown.length ? shown.map(renderInteraction)
-    : [el("div", { class: "empty", text: "A new conversation: say something." })]));
+  place(messages, shown.length ? shown.map(interactionNode)
+    : [el("div", { class: "empty", text: "A new conversation: say something." })]);
+  for (const id of drawn.keys()) if (!shown.some((i) => i.id === id)) drawn.delete(id);
   const approvals = [...threads.values()].flatMap((s) => s.approvals);
   $("approvals").replaceChildren(...approvals.map(renderApproval));
   $("approvals").hidden = approvals.length === 0;
@@ -155,6 +156,33 @@ function render() {
     const again = document.querySelector(`[data-key="${CSS.escape(focusKey)}"]`);
     if (again && again !== document.activeElement) again.focus({ preventScroll: true });
   }
+}
+
+// An interaction whose content has not changed keeps its DOM nodes, so streaming one answer
+// does not redraw the others (the user's text selection, open sections and focus stay).
+const drawn = new Map(); // interaction id -> {sig, node}
+function signature(i) {
+  return `${i.status}|${i.error || ""}|${i.text.length}|` + i.items.map((item) =>
+    `${item.id}:${item.status}:${(item.text || "").length}:${(item.output || "").length}:` +
+    `${rendered.has(item.id) ? 1 : 0}`).join(",");
+}
+
+function interactionNode(i) {
+  const sig = signature(i);
+  const cached = drawn.get(i.id);
+  if (cached && cached.sig === sig) return cached.node;
+  const node = renderInteraction(i);
+  drawn.set(i.id, { sig, node });
+  return node;
+}
+
+// Make `container`'s children exactly `nodes`, moving only what is out of place.
+function place(container, nodes) {
+  nodes.forEach((node, index) => {
+    const current = container.children[index];
+    if (current !== node) container.insertBefore(node, current || null);
+  });
+  while (container.children.length > nodes.length) container.lastElementChild.remove();
 }
 
 function renderInteraction(i) {
