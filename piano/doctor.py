@@ -99,18 +99,13 @@ def check_provider_keys(config: Config, environ: Mapping[str, str] = os.environ)
     """Every agent's API key variable is set: for a codex agent its provider's `env_key`, for
     an openai agent what its endpoint resolves to (`api_key_env`, else the provider's). Else
     the first turn fails with a missing-variable error."""
-    from piano.agents.openai import MissingKey, resolve_endpoint
+    from piano.agents import backend_class
 
     missing: set[str] = set()
     for name, agent in config.agents.items():
-        provider = config.providers.get(agent.provider) if agent.provider else None
-        if agent.backend == "openai":
-            try:
-                resolve_endpoint(agent.openai, provider, environ)
-            except MissingKey as exc:
-                missing.add(f"agents.{name}: {exc}")
-        elif provider is not None and provider.env_key and not environ.get(provider.env_key):
-            missing.add(f"agents.{name}: {provider.env_key} (provider {agent.provider}) is not set")
+        problem = backend_class(agent.backend).missing_key(agent, config, environ)
+        if problem is not None:
+            missing.add(f"agents.{name}: {problem}")
     if missing:
         return Check(
             "api keys", False, "; ".join(sorted(missing)), "export the variables named above"

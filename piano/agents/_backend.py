@@ -25,7 +25,7 @@ from __future__ import annotations
 import importlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,6 +112,14 @@ class Backend(ABC):
         itself in under `key`; `recovering` is why a turn it finds left running was
         interrupted.
         """
+
+    @classmethod
+    def missing_key(
+        cls, agent: AgentConfig, config: Config, environ: Mapping[str, str]
+    ) -> str | None:
+        """Why `agent`'s API key cannot be found in `environ` (the variable named), or None
+        when it is there or none is needed; ``piano doctor`` asks every agent's backend."""
+        return None
 
     def problems(self) -> list[str]:
         """Configuration errors this backend finds in its agents; empty when usable."""

@@ -10,7 +10,7 @@ names the thread). Each conversation is a `ConversationThread`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from actors import Registry
@@ -20,7 +20,7 @@ from piano.agents._directory import ThreadDirectory, ThreadKey
 from piano.agents.codex._thread import ConversationThread
 
 if TYPE_CHECKING:
-    from piano.config import AgentConfig
+    from piano.config import AgentConfig, Config
 
 __all__ = ["CodexBackend"]
 
@@ -45,6 +45,16 @@ class CodexBackend(Backend):
     @classmethod
     def for_daemon(cls, setup: DaemonSetup) -> CodexBackend:
         return cls(setup.sessions, codex_config=setup.codex_config)
+
+    @classmethod
+    def missing_key(
+        cls, agent: AgentConfig, config: Config, environ: Mapping[str, str]
+    ) -> str | None:
+        """Codex reads the key of the agent's provider from its ``env_key``."""
+        provider = config.providers.get(agent.provider) if agent.provider else None
+        if provider is not None and provider.env_key and not environ.get(provider.env_key):
+            return f"{provider.env_key} (provider {agent.provider}) is not set"
+        return None
 
     def conversation(
         self,

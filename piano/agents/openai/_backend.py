@@ -40,7 +40,7 @@ from actors import Registry
 from piano.agents._backend import Backend, DaemonSetup
 from piano.agents._conversation import DAEMON_STOPPED, Conversation, Publish, Turn, stopped_because
 from piano.agents._directory import ThreadDirectory, ThreadKey
-from piano.agents.openai._config import EndpointError, resolve_endpoint
+from piano.agents.openai._config import EndpointError, MissingKey, resolve_endpoint
 from piano.agents.openai._history import (
     History,
     MemoryHistory,
@@ -55,7 +55,7 @@ from piano.tools import Notes, Toolbox, ToolsConfig, owner_of
 from schemas import events as ev
 
 if TYPE_CHECKING:
-    from piano.config import AgentConfig, ProviderConfig
+    from piano.config import AgentConfig, Config, ProviderConfig
 
 __all__ = ["OpenAIBackend", "OpenAIThread"]
 
@@ -135,6 +135,19 @@ class OpenAIBackend(Backend):
                 SqliteHistory(setup.database) if setup.pool is None else PostgresHistory(setup.pool)
             ),
         )
+
+    @classmethod
+    def missing_key(
+        cls, agent: AgentConfig, config: Config, environ: Mapping[str, str]
+    ) -> str | None:
+        """The key variable the agent's endpoint resolves to (``api_key_env``, else its
+        provider's ``env_key``), when it is not set."""
+        provider = config.providers.get(agent.provider) if agent.provider else None
+        try:
+            resolve_endpoint(agent.openai, provider, environ)
+        except MissingKey as exc:
+            return str(exc)
+        return None
 
     def conversation(
         self,
