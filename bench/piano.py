@@ -18,6 +18,8 @@
 - ``pipeline_to_store``: the same pipeline and store without Codex: synthetic events for 100
   threads pushed as fast as the pipeline takes them, to measure its capacity (events/s
   persisted, order verified the same way).
+- ``pipeline_to_store_postgres``: the same on SQLite and on a PostgreSQL store (the tests'
+  server, a database of its own per round), alternated in one run; both rates and their ratio.
 
 Targets (issue #5): ≤ 1 ms median added per event; ≥ 20k events/s persisted.
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import statistics
 import sys
@@ -49,10 +52,11 @@ from piano.events import EVENTS, event_pipeline, publisher
 from piano.store import (
     STORE,
     CreateThread,
-    StoreReader,
+    StoreLocation,
     StoreWriter,
     UpsertAgent,
     UpsertSurface,
+    open_reader,
 )
 from piano.surfaces import ALL_THREADS, Surface, subscribe
 from piano.threads import (
@@ -103,8 +107,8 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] * 1e6
 
 
-def _check_order(database: Path, seen: dict[str, list[tuple[str, float]]]) -> bool:
-    with StoreReader(database) as reader:
+def _check_order(database: Path | StoreLocation, seen: dict[str, list[tuple[str, float]]]) -> bool:
+    with open_reader(database) as reader:
         for thread_id, received in seen.items():
             journal = reader.events_since(thread_id, 0)
             if [entry.seq for entry in journal] != list(range(1, len(journal) + 1)):
@@ -336,13 +340,20 @@ async def _turn_cost(turns: int, deltas: int) -> dict[str, Any]:
         shutil.rmtree(dirs.root, ignore_errors=True)
 
 
-async def _pipeline_to_store(threads_n: int, per_thread: int) -> dict[str, Any]:
+async def _pipeline_to_store(
+    threads_n: int, per_thread: int, postgres: str | None = None
+) -> dict[str, Any]:
+    """The pipeline into the store: SQLite, or the PostgreSQL database `postgres` (a DSN)."""
     dirs = make_codex_dirs()
     try:
-        database = dirs.root / "piano.db"
+        database: Path | StoreLocation = dirs.root / "piano.db"
+        target: Any = database
+        if postgres is not None:
+            database = StoreLocation.postgres(postgres)
+            target = database.opener()
         async with ActorSystem() as system:
             subscriptions = Registry(keys="duplicate")
-            writer = await system.spawn(StoreWriter(database), name=STORE)
+            writer = await system.spawn(StoreWriter(target), name=STORE)
             await writer.call(UpsertSurface("bench", "bench"))
             await writer.call(UpsertAgent("default", "codex"))
             for index in range(threads_n):
@@ -367,7 +378,7 @@ async def _pipeline_to_store(threads_n: int, per_thread: int) -> dict[str, Any]:
             elapsed = time.perf_counter() - started
             total = threads_n * per_thread
             ordered = _check_order(database, surface.seen)
-            with StoreReader(database) as reader:
+            with open_reader(database) as reader:
                 stored = sum(reader.last_seq(f"t{i}") for i in range(threads_n))
         return {
             "events": total,
@@ -453,4 +464,28 @@ def run(options: Options) -> Iterator[dict[str, Any]]:
             "order_verified": all(r["order_verified"] for r in rounds),
             "target": {"min_events_per_s": 20_000},
             "met": rate >= 20_000,
+        }
+    if options.wants("pipeline_to_store_postgres"):
+        from bench.pg_store import pg_database
+
+        n, per = (10, 100) if options.quick else (100, 2000)
+        pairs = []
+        for _ in range(options.rounds):
+            with pg_database() as dsn:
+                on_postgres = asyncio.run(_pipeline_to_store(n, per, dsn))
+            pairs.append((asyncio.run(_pipeline_to_store(n, per)), on_postgres))
+        sqlite_rate = statistics.median(s["events_per_s"] for s, _ in pairs)
+        pg_rate = statistics.median(p["events_per_s"] for _, p in pairs)
+        yield {
+            "bench": "piano",
+            "workload": "pipeline_to_store_postgres",
+            "threads": n,
+            "events": n * per,
+            "sqlite_events_per_s": round(sqlite_rate, 1),
+            "postgres_events_per_s": round(pg_rate, 1),
+            "postgres_vs_sqlite": round(pg_rate / sqlite_rate, 3),
+            "order_verified": all(s["order_verified"] and p["order_verified"] for s, p in pairs),
+            "load_average": round(os.getloadavg()[0], 2),
+            "target": {"min_postgres_events_per_s": 20_000},
+            "met": pg_rate >= 20_000,
         }
