@@ -92,6 +92,14 @@ def _run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 2
+    if config.store.backend == "postgres":  # what only the environment tells: the DSN
+        from piano.config import ConfigError
+
+        try:
+            config.store.dsn()
+        except ConfigError as exc:
+            print(f"piano: {args.config or '(defaults)'}: {exc}", file=sys.stderr)
+            return 2
     configure_logging(config)
     try:
         secure_state(config)

@@ -180,3 +180,19 @@ async def _late_database(dirs: CodexDirs, tmp_path: Path, admin: str, name: str,
             f"! error: cannot connect to PostgreSQL at {safe_dsn(dsn)}: "
             f'database "{name}" does not exist'
         ], output
+
+
+async def test_an_unset_dsn_variable_stops_piano_run_with_one_line_naming_it(
+    dirs: CodexDirs,
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        config = write_config(dirs, provider, STORE)
+        env = {k: v for k, v in os.environ.items() if k != DSN_ENV}
+        done = await anyio.run_process(
+            [*PIANO, "run", "--config", str(config)], env=env, check=False
+        )
+    assert done.returncode == 2
+    assert done.stderr.decode().splitlines() == [
+        f'piano: {config}: store.dsn_env: backend = "postgres" reads the DSN from ${DSN_ENV}, '
+        f"which is not set: export {DSN_ENV}=postgresql://user@host:5432/dbname"
+    ]
