@@ -6,18 +6,20 @@ there."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import anyio
 import psycopg
 import pytest
 from psycopg import sql
 
 from piano.store import InteractionRecord, PostgresReader, safe_dsn
-from tests.acceptance.daemon import PIANO, chat, daemon_running, write_config
+from tests.acceptance.daemon import PIANO, chat, console, daemon_running, write_config
 from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, Hang, Text
 from tests.postgres import TempCluster, admin_dsn, fresh_database, pg_cluster
 
@@ -63,18 +65,43 @@ def journal_is_whole(dsn: str) -> list[tuple[str, int]]:
     return [(str(thread), int(seq)) for thread, seq in rows]
 
 
+async def _web_get(state: Path, path: str, token: str) -> tuple[int, str]:
+    host, port = ast.literal_eval(
+        await console(
+            state,
+            "from piano.web import stream_address",
+            "print(await stream_address(whereis('surface:web')))",
+        )
+    )
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"http://{host}:{port}{path}", headers={"Authorization": f"Bearer {token}"}
+        ) as response,
+    ):
+        return response.status, await response.text()
+
+
 async def test_a_message_is_answered_and_every_table_is_written_in_postgresql_only(
     dirs: CodexDirs, database: str
 ) -> None:
+    token = "w" * 32
     async with FakeResponsesProvider() as provider:
         provider.script(Text("stored in postgres", deltas=5))
-        config = write_config(dirs, provider, STORE)
+        config = write_config(dirs, provider, STORE + "[web]\nenabled = true\nport = 0\n")
         state = dirs.root / "state"
-        async with daemon_running(config, state / "chat.sock", env=_env(database)):
+        env = {**_env(database), "PIANO_WEB_TOKEN": token}
+        async with daemon_running(config, state / "chat.sock", env=env):
             assert "stored in postgres" in await chat(config, "hello")
             found = await interactions_once(
                 database, lambda f: "hello" in f and f["hello"].status == "completed"
             )
+            status, body = await _web_get(state, "/api/threads", token)
+            assert status == 200, body
+            [listed] = json.loads(body)["threads"]
+            status, body = await _web_get(state, f"/api/threads/{listed['id']}/transcript", token)
+            assert status == 200, body
+            assert "stored in postgres" in body
     assert found["hello"].response == "stored in postgres"
     assert not (state / "piano.db").exists(), "a SQLite store was written beside PostgreSQL"
     with PostgresReader(database) as reader:
