@@ -16,7 +16,6 @@ import re
 import signal
 import socket
 import tempfile
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -308,15 +307,15 @@ async def test_a_daemon_with_a_codex_thread_stops_promptly_and_every_line_it_wro
         ) as daemon:
             assert "on it" in await chat(config, "hello")
             daemon.send_signal(signal.SIGTERM)
-            started = time.monotonic()
             with anyio.fail_after(30):
                 assert await daemon.wait() == 0
-            took = time.monotonic() - started
     assert unstructured(log) == []
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     errors = [line for line in lines if line["level"] in ("error", "critical")]
     assert [line for line in errors if line["event"] != "codex.stderr"] == []  # codex's own
-    assert took < 2.5, f"shutdown took {took:.1f} s"
+    # Promptly, without a clock: no child outlived its shutdown timeout (that would be a
+    # supervisor.shutdown_error above) and codex left when its stdin closed, unkilled.
+    assert [line for line in lines if line["event"] == "codex.kill"] == []
 
 
 async def test_a_thread_another_surface_opened_is_named_in_the_web_snapshot_and_gets_the_message(
