@@ -102,7 +102,7 @@ class Media:
         label = _LABELS[kind]
         return (
             f"Sorry, that {label} is too large ({human_size(size)}): "
-            f"I can take a {label} of up to {human_size(limit)}."
+            f"I can take {_article(label)} {label} of up to {human_size(limit)}."
         )
 
     def too_long(self, kind: Kind, seconds: float | None) -> str | None:
@@ -188,3 +188,8 @@ def build_media(
         {name: agent.workspace for name, agent in agents.items()},
         Transcriber(config.transcription, providers),
     )
+
+
+def _article(noun: str) -> str:
+    """English's indefinite article for `noun`: "an image", "a voice note"."""
+    return "an" if noun[:1].lower() in "aeiou" else "a"
