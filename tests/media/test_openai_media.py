@@ -120,7 +120,8 @@ async def test_media_saves_files_in_the_agents_workspace_and_refuses_what_is_too
     image = await media.receive("image", "a", png(), name="scan", mime="image/png")
     assert image.attachments == [str(tmp_path / "a" / "inbox" / "scan.png")]
     refusal = media.too_large("image", media.limit("image") + 1)
-    assert refusal is not None and "I can take an image of up to" in refusal, refusal
+    assert refusal is not None
+    assert "I can take an image of up to" in refusal, refusal
 
 
 def test_a_voice_note_longer_than_the_limit_is_refused_and_only_voice_notes_are_timed() -> None:
