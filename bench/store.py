@@ -12,11 +12,11 @@ Contenders, measured interleaved round by round (medians, [min, max] spread besi
   ``executemany`` into a bare journal table, one transaction per batch, same pragmas.
 Timings cover writing only; set-up (surfaces, agents, threads) is outside them.
 
-Workloads ``postgres_500`` (the same stream in 500-event batches through the `StoreWriter` on
-SQLite and on PostgreSQL, same run: events/s and the median time of one batch's call; targets
-for PostgreSQL: 20,000 events/s, 5 ms per batch) and ``pg_drivers`` (psycopg against asyncpg on
-the journal alone) are bench.pg_store's; they need a PostgreSQL server (``source
-scripts/postgres``).
+Workloads ``postgres_100`` and ``postgres_500`` (the same stream in batches of 100 and 500
+events through the `StoreWriter` on SQLite and on PostgreSQL, same run: events/s and the median
+time of one batch's call; targets for PostgreSQL: 20,000 events/s, 5 ms per batch) and
+``pg_drivers`` (psycopg against asyncpg on the journal alone) are bench.pg_store's; they need
+a PostgreSQL server (``source scripts/postgres``).
 """
 
 from __future__ import annotations
@@ -188,36 +188,43 @@ def _rate(
     return lambda: count / contender(batches)
 
 
-def _postgres(options: Options, stream: list[ThreadEvent]) -> Iterator[dict[str, Any]]:
-    from bench.pg_store import driver_rates, pg_database, pg_opener, store_run
+def _postgres_batches(options: Options, stream: list[ThreadEvent], size: int) -> dict[str, Any]:
+    """The stream in batches of `size` through the `StoreWriter`, SQLite and PostgreSQL."""
+    from bench.pg_store import pg_database, pg_opener, store_run
 
+    batches = _batches(stream, size)
+    rounds: dict[str, list[dict[str, float]]] = {"sqlite": [], "postgres": []}
+    for _ in range(options.rounds):
+        with pg_database() as dsn:
+            rounds["postgres"].append(asyncio.run(store_run(pg_opener(dsn), batches, THREADS)))
+        directory = Path(tempfile.mkdtemp(prefix="piano-bench-store-"))
+        try:
+            rounds["sqlite"].append(
+                asyncio.run(store_run(directory / "store.db", batches, THREADS))
+            )
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+    line: dict[str, Any] = {"bench": "store", "workload": f"postgres_{size}", "batch": size}
+    for name, results in rounds.items():
+        for key in ("events_per_s", "batch_median_ms"):
+            line[f"{name}_{key}"] = round(statistics.median(r[key] for r in results), 2)
+    line["postgres_vs_sqlite"] = round(
+        line["postgres_events_per_s"] / line["sqlite_events_per_s"], 3
+    )
+    line["target"] = {"min_postgres_events_per_s": 20_000, "max_postgres_batch_median_ms": 5}
+    line["met"] = line["postgres_events_per_s"] >= 20_000 and line["postgres_batch_median_ms"] <= 5
+    line["cores"] = os.cpu_count()
+    line["load_average"] = round(os.getloadavg()[0], 2)
+    return line
+
+
+def _postgres(options: Options, stream: list[ThreadEvent]) -> Iterator[dict[str, Any]]:
+    from bench.pg_store import driver_rates
+
+    for size in (100, 500):
+        if options.wants(f"postgres_{size}"):
+            yield _postgres_batches(options, stream, size)
     batches = _batches(stream, 500)
-    if options.wants("postgres_500"):
-        rounds: dict[str, list[dict[str, float]]] = {"sqlite": [], "postgres": []}
-        for _ in range(options.rounds):
-            with pg_database() as dsn:
-                rounds["postgres"].append(asyncio.run(store_run(pg_opener(dsn), batches, THREADS)))
-            directory = Path(tempfile.mkdtemp(prefix="piano-bench-store-"))
-            try:
-                rounds["sqlite"].append(
-                    asyncio.run(store_run(directory / "store.db", batches, THREADS))
-                )
-            finally:
-                shutil.rmtree(directory, ignore_errors=True)
-        line: dict[str, Any] = {"bench": "store", "workload": "postgres_500", "batch": 500}
-        for name, results in rounds.items():
-            for key in ("events_per_s", "batch_median_ms"):
-                line[f"{name}_{key}"] = round(statistics.median(r[key] for r in results), 2)
-        line["postgres_vs_sqlite"] = round(
-            line["postgres_events_per_s"] / line["sqlite_events_per_s"], 3
-        )
-        line["target"] = {"min_postgres_events_per_s": 20_000, "max_postgres_batch_median_ms": 5}
-        line["met"] = (
-            line["postgres_events_per_s"] >= 20_000 and line["postgres_batch_median_ms"] <= 5
-        )
-        line["cores"] = os.cpu_count()
-        line["load_average"] = round(os.getloadavg()[0], 2)
-        yield line
     if options.wants("pg_drivers"):
         samples: dict[str, list[float]] = {}
         for _ in range(options.rounds):
