@@ -53,7 +53,14 @@ from piano.threads import (
 )
 from piano.web._auth import Tokens, bearer
 from piano.web._dashboard import Observer
-from piano.web._messages import TIMEOUT, GetKey, GetViews, NameThread, stream_stats
+from piano.web._messages import (
+    TIMEOUT,
+    GetKey,
+    GetViews,
+    NameThread,
+    stream_activity,
+    stream_stats,
+)
 from piano.web._names import SURFACE
 from piano.web._render import render_markdown
 from piano.web._upload import UploadTooLarge, read_upload
@@ -444,7 +451,8 @@ class Api:
         return _json({"interrupted": await interrupt(thread)})
 
     async def _dashboard(self, request: web.Request) -> web.StreamResponse:
-        return _json(await self.observer.collect(await stream_stats(self.surface)))
+        stats = await stream_stats(self.surface)
+        return _json(await self.observer.collect(stats, await stream_activity(self.surface)))
 
     async def _rotate(self, request: web.Request) -> web.StreamResponse:
         body: _Rotate = await self._body(request, _Rotate) if request.can_read_body else _Rotate()

@@ -172,6 +172,18 @@ def _short(text: str) -> str:
     return text if len(text) <= _STATE_VALUE_LIMIT else text[: _STATE_VALUE_LIMIT - 1] + "…"
 
 
+def _statistics(ref: ActorRef) -> Any:
+    """The actor's statistics snapshot as JSON values (a dataclass or struct becomes an
+    object); one that does not convert is shown by its repr, cut like a state value."""
+    snapshot = statistics(ref)
+    if snapshot is None:
+        return None
+    try:
+        return msgspec.to_builtins(snapshot)
+    except (TypeError, ValueError):
+        return {"<unconvertible>": _short(repr(snapshot))}
+
+
 def _peer(ref: ActorRef) -> dict[str, Any]:
     facts = info(ref)
     return {"actor_id": ref.id, "name": facts.name, "actor_class": facts.actor_class}
@@ -235,8 +247,10 @@ class Observer:
     async def actor(self, actor_id: int) -> dict[str, Any] | None:
         """One live actor as ``:observer`` shows it on click, or None if there is none: its
         facts, its state through its `format_status` (each value's repr, cut at 400
-        characters; secrets scrubbed), its links and monitors, its message rate and its
-        supervisor's restart count as of the last dashboard."""
+        characters), its `statistics()` as `actors.statistics` reads them (a supervisor's
+        `SupervisorStatistics`, a pipeline's `PipelineStatistics`; None if it keeps none), its
+        links and monitors, its message rate and its supervisor's restart count as of the last
+        dashboard. Secrets are scrubbed from all of it."""
         ref = next((r for r in self.system.processes() if r.id == actor_id), None)
         if ref is None:
             return None
@@ -264,6 +278,7 @@ class Observer:
             "monitored_by": [_peer(r) for r in facts.monitored_by],
             "description": describe(ref),
             "state": state,
+            "statistics": _statistics(ref),
         }
         redacted: dict[str, Any] = msgspec.json.decode(redact(msgspec.json.encode(view).decode()))
         return redacted

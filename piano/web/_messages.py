@@ -4,7 +4,7 @@ The aiohttp handlers (`WebServer`, `Api`) run beside the surface actor and reach
 through these messages: a client connects (`Attach`) and goes (`Detach`), sends a frame
 (`ClientFrame`) and is answered (`Reply`); the API reads a thread's view (`GetViews`) or
 conversation (`GetKey`) and names a thread (`NameThread`). The owner's operations are
-functions: `stream_address`, `stream_stats`, `rotate_token`, `accept_streams`,
+functions: `stream_address`, `stream_stats`, `stream_activity`, `rotate_token`, `accept_streams`,
 `drop_clients`. Each waits `TIMEOUT`: the surface answers from memory, at once.
 """
 
@@ -27,6 +27,7 @@ __all__ = [
     "ClientFrame",
     "Detach",
     "DropClients",
+    "GetActivity",
     "GetAddress",
     "GetKey",
     "GetStats",
@@ -37,6 +38,7 @@ __all__ = [
     "accept_streams",
     "drop_clients",
     "rotate_token",
+    "stream_activity",
     "stream_address",
     "stream_stats",
 ]
@@ -104,6 +106,12 @@ class GetStats:
 
 
 @dataclass(frozen=True, slots=True)
+class GetActivity:
+    """The conversations' `Activity` as the next dashboard frame will carry it (read without
+    resetting the per-conversation counts the frames consume)."""
+
+
+@dataclass(frozen=True, slots=True)
 class GetAddress:
     """The (host, port) the server listens on."""
 
@@ -141,6 +149,12 @@ async def stream_stats(surface: ActorRef) -> st.StreamStats:
     """The event stream's statistics."""
     stats: st.StreamStats = await surface.call(GetStats(), timeout=TIMEOUT)
     return stats
+
+
+async def stream_activity(surface: ActorRef) -> st.Activity:
+    """What the conversations are doing (`GetActivity`), for a dashboard snapshot over HTTP."""
+    activity: st.Activity = await surface.call(GetActivity(), timeout=TIMEOUT)
+    return activity
 
 
 async def rotate_token(

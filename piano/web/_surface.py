@@ -40,6 +40,7 @@ from piano.web._messages import (
     ClientFrame,
     Detach,
     DropClients,
+    GetActivity,
     GetAddress,
     GetKey,
     GetStats,
@@ -263,6 +264,8 @@ class WebSurface(Surface):
                 return self.keys.get(thread_id)
             case GetStats():
                 return self._stats()
+            case GetActivity():
+                return self._activity(self.stream.seq, consume=False)
             case GetAddress():
                 assert self.server is not None
                 return self.config.host, self.server.port
@@ -371,9 +374,14 @@ class WebSurface(Surface):
                 dashboard = await observer.collect(stats, self._activity(stats.seq))
                 self.ref.send(("dashboard", dashboard))
 
-    def _activity(self, events_total: int) -> st.Activity:
-        """Turns running, tokens so far and each conversation's events since the last call."""
-        counts, self.thread_events = self.thread_events, {}
+    def _activity(self, events_total: int, *, consume: bool = True) -> st.Activity:
+        """Turns running, tokens so far and each conversation's events since the last stream
+        frame: the one producer of `Activity`, for the frames (which `consume` the counts) and
+        for `GET /api/dashboard` (which only reads them, so a snapshot taken between two frames
+        takes nothing from the next one)."""
+        counts = self.thread_events
+        if consume:
+            self.thread_events = {}
         threads: dict[str, int] = {}
         for thread_id, count in counts.items():
             key = self.keys.get(thread_id)

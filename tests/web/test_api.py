@@ -263,12 +263,24 @@ async def test_the_transcript_as_html_is_rendered_markdown(stored: Web) -> None:
     assert "<h" in html
 
 
-async def test_an_actor_is_shown_with_its_state_links_monitors_and_restarts(web: Web) -> None:
+async def test_an_actor_is_shown_with_its_state_statistics_links_monitors_and_restarts(
+    web: Web,
+) -> None:
     status, dashboard = await get(web, "/api/dashboard")
     [root] = dashboard["tree"]
     [surface] = [n for n in root["children"] if n["child_id"] == "web"]
+    status, supervisor = await get(web, f"/api/actors/{root['actor_id']}")
+    assert status == 200
+    assert supervisor["statistics"] == {
+        "children": 1,
+        "running": 1,
+        "restarts": 0,
+        "max_restarts": 3,
+        "max_seconds": 5.0,
+    }
     status, actor = await get(web, f"/api/actors/{surface['actor_id']}")
     assert status == 200
+    assert actor["statistics"] is None  # the surface keeps no statistics
     assert (actor["actor_class"], actor["name"], actor["restarts"]) == (
         "WebSurface",
         "surface:web",
@@ -283,3 +295,21 @@ async def test_an_actor_is_shown_with_its_state_links_monitors_and_restarts(web:
     assert (status, body["error"]["code"]) == (404, "not_found")
     status, body = await get(web, "/api/actors/nope")
     assert (status, body["error"]["code"]) == (400, "bad_frame")
+
+
+async def test_the_dashboard_snapshot_carries_the_same_activity_as_the_stream_frames(
+    web: Web,
+) -> None:
+    client = await web.connect(subscribe="*")
+    web.publish(ev.TokenUsage(thread_id="t-activity", total_tokens=42))
+    await client.of_type("usage")
+    status, dashboard = await get(web, "/api/dashboard")
+    assert status == 200
+    snapshot = dashboard["activity"]
+    assert snapshot["tokens_total"] == 42
+    assert snapshot["events_total"] >= 1
+    assert snapshot["threads"] == {"t-activity": 1}
+    await client.send({"type": "dashboard", "on": True})
+    frame = (await client.of_type("dashboard")).activity
+    # reading the snapshot took nothing from the frame: both come from one producer
+    assert (frame.tokens_total, frame.threads) == (42, {"t-activity": 1})

@@ -4,8 +4,9 @@
 //   grows flashes. What each node went through is kept in piano.statuses (tests read it).
 // - Small live charts (plain SVG): events/s, pipeline in flight and latency, turns running,
 //   tokens used, and events per conversation since the last frame.
-// - Click a node for the :observer view of its actor (GET /api/actors/{id}): state (redacted
-//   by the server), mailbox, message rate, restarts, links and monitors; it follows the node
+// - Click a node for the :observer view of its actor (GET /api/actors/{id}): state and
+//   statistics (a supervisor's or pipeline's counters; both redacted by the server), mailbox,
+//   message rate, restarts, links and monitors; it follows the node
 //   through restarts.
 // - Recent errors, grouped by the server: one clean line each, with a count.
 "use strict";
@@ -231,7 +232,16 @@ async function showActor() {
     for (const [key, value] of Object.entries(data.state)) {
       state.append(el("dt", { text: key }), el("dd", {}, el("code", { text: value })));
     }
-    $("actor").replaceChildren(list, el("h2", { text: "State" }), state);
+    const parts = [list, el("h2", { text: "State" }), state];
+    if (data.statistics !== null && data.statistics !== undefined) {
+      const stats = el("dl", { class: "state statistics" });
+      for (const [key, value] of Object.entries(data.statistics)) {
+        const text = typeof value === "object" ? JSON.stringify(value) : String(value);
+        stats.append(el("dt", { text: key }), el("dd", {}, el("code", { text })));
+      }
+      parts.push(el("h2", { text: "Statistics" }), stats);
+    }
+    $("actor").replaceChildren(...parts);
   } finally {
     asking = false;
   }
