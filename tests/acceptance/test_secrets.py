@@ -134,7 +134,13 @@ async def test_no_configured_secret_reaches_the_agent_its_files_the_logs_or_the_
 
 async def _web_url(state: Path) -> str:
     """The running daemon's web surface (it listens on a free port)."""
-    host, port = ast.literal_eval(await console(state, "call('surface:web', 'address')"))
+    host, port = ast.literal_eval(
+        await console(
+            state,
+            "from piano.web import stream_address",
+            "print(await stream_address(whereis('surface:web')))",
+        )
+    )
     return f"http://{host}:{port}"
 
 
