@@ -61,6 +61,10 @@ class _Detach:
     writer: asyncio.StreamWriter
 
 
+ERROR_LINGER = 5.0
+"""Seconds a connection that failed waits for its client to read the error and hang up."""
+
+
 class ChatServer(Surface):
     """Serve `piano chat` clients; see the module documentation."""
 
@@ -172,6 +176,11 @@ class ChatServer(Surface):
             log.warning("chat.connection_failed", error=repr(exc))
             with contextlib.suppress(Exception):
                 send(chat.ChatError(f"error: {exc}"))
+                # Half-close and let the client read the error before the socket goes: closing
+                # at once broke the client's next write (its message, sent right after its
+                # hello) with EPIPE, and it showed "connection broke" instead of the reason.
+                writer.write_eof()
+                await asyncio.wait_for(reader.read(), ERROR_LINGER)
         finally:
             if thread_id is not None and self.ref.alive:
                 with contextlib.suppress(Exception):
