@@ -36,6 +36,7 @@ __all__ = [
     "pg_bin",
     "pg_cluster",
     "pg_dsn",
+    "small_filesystem",
 ]
 
 _MACHINE_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -56,12 +57,16 @@ def admin_dsn() -> str:
 
 
 @contextlib.contextmanager
-def fresh_database(server: str | None = None) -> Iterator[str]:
-    """A new empty database on `server` (default `admin_dsn()`); its DSN. Dropped after."""
+def fresh_database(server: str | None = None, tablespace: str | None = None) -> Iterator[str]:
+    """A new empty database on `server` (default `admin_dsn()`), in `tablespace` if given
+    (every table of it then lives there); its DSN. Dropped after."""
     admin = server or admin_dsn()
     name = f"piano_test_{secrets.token_hex(6)}"
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if tablespace is not None:
+        create += sql.SQL(" TABLESPACE {}").format(sql.Identifier(tablespace))
     with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        connection.execute(create)
     try:
         yield make_conninfo(admin, dbname=name)
     finally:
@@ -130,6 +135,26 @@ class TempCluster:
         with contextlib.suppress(subprocess.CalledProcessError):
             self.stop("immediate")
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def small_filesystem(cluster: TempCluster, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` owned by the cluster's user (a tablespace's home), unmounted after the
+    block: a disk that fills up for real. Root only; otherwise the test fails saying so."""
+    where = cluster.dir / "small"
+    where.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        pytest.fail(f"a full disk needs a tmpfs mount (run as root): {done.stderr.strip()}")
+    try:
+        shutil.chown(where, "postgres", "postgres")
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def database_name(dsn: str) -> str:

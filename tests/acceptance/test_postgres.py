@@ -20,8 +20,9 @@ from psycopg import sql
 
 from piano.store import InteractionRecord, PostgresReader, safe_dsn
 from tests.acceptance.daemon import PIANO, chat, console, daemon_running, write_config
+from tests.acceptance.test_recovery import fill
 from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, Hang, Text
-from tests.postgres import TempCluster, admin_dsn, fresh_database, pg_cluster
+from tests.postgres import TempCluster, admin_dsn, fresh_database, pg_cluster, small_filesystem
 
 __all__ = ["pg_cluster"]
 
@@ -223,3 +224,67 @@ async def test_an_unset_dsn_variable_stops_piano_run_with_one_line_naming_it(
         f'piano: {config}: store.dsn_env: backend = "postgres" reads the DSN from ${DSN_ENV}, '
         f"which is not set: export {DSN_ENV}=postgresql://user@host:5432/dbname"
     ]
+
+
+async def test_a_full_disk_on_the_database_server_is_one_line_for_the_user_and_loses_nothing(
+    dirs: CodexDirs, pg_cluster: TempCluster, tmp_path: Path
+) -> None:
+    with small_filesystem(pg_cluster, "16m") as small:
+        with psycopg.connect(pg_cluster.dsn, autocommit=True) as connection:
+            connection.execute(sql.SQL("CREATE TABLESPACE small LOCATION {}").format(str(small)))
+        try:
+            with fresh_database(pg_cluster.dsn, tablespace="small") as dsn:
+                await _full_disk(dirs, tmp_path, small, dsn)
+        finally:
+            with psycopg.connect(pg_cluster.dsn, autocommit=True) as connection:
+                connection.execute("DROP TABLESPACE IF EXISTS small")
+
+
+async def _full_disk(dirs: CodexDirs, tmp_path: Path, small: Path, dsn: str) -> None:
+    """The whole database lives on `small`; it is filled after the first answer."""
+    async with FakeResponsesProvider() as provider:
+        provider.script(Text("one"), Text("two"))
+        config = write_config(dirs, provider, STORE)
+        state = dirs.root / "state"
+        log_path = tmp_path / "daemon.log"
+        with log_path.open("wb") as log:
+            async with daemon_running(
+                config, state / "chat.sock", env=_env(dsn), stderr=log
+            ) as daemon:
+                assert "one" in await chat(config, "first")
+                await interactions_once(
+                    dsn, lambda f: "first" in f and f["first"].status == "completed"
+                )
+                fill(small / "filler")
+                big = os.urandom(25_000).hex()  # random: PostgreSQL cannot compress it into room
+                with anyio.fail_after(60):
+                    refused = await anyio.run_process(
+                        [*PIANO, "chat", "--config", str(config), "--message", big], check=False
+                    )
+                assert daemon.returncode is None, "the daemon died of the full disk"
+                (small / "filler").unlink()
+                assert "two" in await chat(config, "second")
+                found = await interactions_once(
+                    dsn, lambda f: "second" in f and f["second"].status == "completed"
+                )
+                assert daemon.returncode is None
+    output = (refused.stdout + refused.stderr).decode()
+    said = [line for line in output.splitlines() if "disk is full" in line]
+    assert len(said) == 1, output
+    assert said[0].endswith("your message was not saved"), output
+    assert refused.returncode != 0
+    lines = [json.loads(line) for line in log_path.read_text().splitlines()]
+    full = [line for line in lines if "the disk is full" in str(line.get("error", ""))]
+    assert [line["event"] for line in full if line["event"].startswith("conversation")] == [
+        "conversation.message_not_saved"
+    ], full
+    assert [(i.text, i.status, i.response) for i in found.values()] == [
+        ("first", "completed", "one"),
+        ("second", "completed", "two"),
+    ], "a refused message was stored, or an accepted one lost"
+    with PostgresReader(dsn) as reader:
+        [thread] = reader.threads()
+        messages = [i.text for i in reader.thread_items(thread.id) if i.kind == "agent_message"]
+    assert messages == ["one", "two"], "an answer was lost or doubled"
+    journal = journal_is_whole(dsn)
+    assert len(journal) == len(set(journal))

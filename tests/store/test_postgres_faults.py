@@ -4,11 +4,7 @@ again once there is space; a server restart is survived by a retry with the same
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +15,7 @@ import pytest
 from bench.store import THREADS, events
 from piano.store import PostgresBackend, StoreFull, StoreUnavailable, Writer
 from schemas.events import Notice, ThreadEvent
-from tests.postgres import TempCluster, fresh_database, pg_cluster
+from tests.postgres import TempCluster, fresh_database, pg_cluster, small_filesystem
 
 __all__ = ["pg_cluster"]
 
@@ -100,25 +96,6 @@ def _sqlite_read(path: Path, query: str) -> list[tuple[Any, ...]]:
         db.close()
 
 
-@contextlib.contextmanager
-def _small_filesystem(cluster: TempCluster, size: str) -> Iterator[Path]:
-    """A tmpfs of `size` owned by the cluster's user (a tablespace's home): root only."""
-    where = cluster.dir / "small"
-    where.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode:
-        pytest.fail(f"a full disk needs a tmpfs mount (run as root): {done.stderr.strip()}")
-    try:
-        shutil.chown(where, "postgres", "postgres")
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 def _notices(thread: str, n: int, size: int) -> list[ThreadEvent]:
     """Notices of `size` random hex characters (which PostgreSQL cannot compress away)."""
     return [
@@ -131,7 +108,7 @@ async def test_a_full_disk_on_the_server_refuses_a_batch_with_store_full_and_wri
     pg_cluster: TempCluster,
 ) -> None:
     with (
-        _small_filesystem(pg_cluster, "1m") as small,
+        small_filesystem(pg_cluster, "1m") as small,
         fresh_database(pg_cluster.dsn) as dsn,
     ):
         backend = await PostgresBackend.open(dsn)
