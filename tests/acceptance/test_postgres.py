@@ -2,11 +2,14 @@
 real codex and `piano chat`, against a real PostgreSQL server: answers stored there and nowhere
 else; a database restart mid-turn loses and doubles nothing; a wrong DSN or a missing database
 is one line in the log while the daemon keeps running, and it stores again once the database is
-there."""
+there; a full disk on the database server refuses a new message with one line for the user (and
+one in the log), delays an accepted answer (shown, stored once space is freed), and loses and
+doubles nothing."""
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -226,18 +229,26 @@ async def test_an_unset_dsn_variable_stops_piano_run_with_one_line_naming_it(
     ]
 
 
+@contextlib.contextmanager
+def database_on_a_small_disk(cluster: TempCluster) -> Iterator[tuple[Path, str]]:
+    """A fresh database whose every table lives in a tablespace on a 16 MiB tmpfs (to fill
+    with a file): the mount point and the DSN. The database, tablespace and mount go after."""
+    with small_filesystem(cluster, "16m") as small:
+        with psycopg.connect(cluster.dsn, autocommit=True) as connection:
+            connection.execute(sql.SQL("CREATE TABLESPACE small LOCATION {}").format(str(small)))
+        try:
+            with fresh_database(cluster.dsn, tablespace="small") as dsn:
+                yield small, dsn
+        finally:
+            with psycopg.connect(cluster.dsn, autocommit=True) as connection:
+                connection.execute("DROP TABLESPACE IF EXISTS small")
+
+
 async def test_a_full_disk_on_the_database_server_is_one_line_for_the_user_and_loses_nothing(
     dirs: CodexDirs, pg_cluster: TempCluster, tmp_path: Path
 ) -> None:
-    with small_filesystem(pg_cluster, "16m") as small:
-        with psycopg.connect(pg_cluster.dsn, autocommit=True) as connection:
-            connection.execute(sql.SQL("CREATE TABLESPACE small LOCATION {}").format(str(small)))
-        try:
-            with fresh_database(pg_cluster.dsn, tablespace="small") as dsn:
-                await _full_disk(dirs, tmp_path, small, dsn)
-        finally:
-            with psycopg.connect(pg_cluster.dsn, autocommit=True) as connection:
-                connection.execute("DROP TABLESPACE IF EXISTS small")
+    with database_on_a_small_disk(pg_cluster) as (small, dsn):
+        await _full_disk(dirs, tmp_path, small, dsn)
 
 
 async def _full_disk(dirs: CodexDirs, tmp_path: Path, small: Path, dsn: str) -> None:
@@ -288,3 +299,74 @@ async def _full_disk(dirs: CodexDirs, tmp_path: Path, small: Path, dsn: str) -> 
     assert messages == ["one", "two"], "an answer was lost or doubled"
     journal = journal_is_whole(dsn)
     assert len(journal) == len(set(journal))
+
+
+async def test_an_answer_written_while_the_database_disk_is_full_is_stored_once_space_is_freed(
+    dirs: CodexDirs, pg_cluster: TempCluster, tmp_path: Path
+) -> None:
+    with database_on_a_small_disk(pg_cluster) as (small, dsn):
+        await _disk_fills_mid_turn(dirs, tmp_path, small, dsn)
+
+
+async def _log_until(path: Path, done: object) -> list[dict[str, object]]:
+    """The daemon's log lines once `done(lines)` holds (up to 60 s)."""
+    assert callable(done)
+    with anyio.fail_after(60):
+        while True:
+            text = await anyio.Path(path).read_text()
+            lines = [json.loads(line) for line in text.splitlines() if line]
+            if done(lines):
+                return lines
+            await anyio.sleep(0.05)
+
+
+async def _disk_fills_mid_turn(dirs: CodexDirs, tmp_path: Path, small: Path, dsn: str) -> None:
+    """The message is accepted, then the disk fills before its answer is written."""
+    answer = os.urandom(20_000).hex()  # random: PostgreSQL cannot compress it into room
+    async with FakeResponsesProvider() as provider:
+        hang = Hang(then=Text(answer, deltas=20))
+        provider.script(hang)
+        config = write_config(dirs, provider, STORE)
+        state = dirs.root / "state"
+        log_path = tmp_path / "daemon.log"
+        with log_path.open("wb") as log:
+            running = daemon_running(config, state / "chat.sock", env=_env(dsn), stderr=log)
+            async with running as daemon:
+                printed_path = tmp_path / "chat.out"
+                with printed_path.open("wb") as out:
+                    first = await anyio.open_process(
+                        [*PIANO, "chat", "--config", str(config), "--message", "first"], stdout=out
+                    )
+                await provider.wait_requests(1)
+                await interactions_once(
+                    dsn, lambda f: "first" in f and f["first"].status == "in_progress"
+                )
+                fill(small / "filler")
+                hang.release()
+                await _log_until(
+                    log_path,
+                    lambda lines: any(
+                        line.get("event") == "events.store_unavailable"
+                        and "the disk is full" in str(line.get("error"))
+                        for line in lines
+                    ),
+                )
+                assert daemon.returncode is None, "the daemon died of the full disk"
+                (small / "filler").unlink()
+                with anyio.fail_after(60):
+                    assert await first.wait() == 0
+                printed = printed_path.read_text()
+                found = await interactions_once(
+                    dsn, lambda f: "first" in f and f["first"].status == "completed"
+                )
+                assert daemon.returncode is None
+    assert found["first"].response == answer
+    assert answer in printed.replace("\n", "")
+    with PostgresReader(dsn) as reader:
+        [thread] = reader.threads()
+        messages = [i.text for i in reader.thread_items(thread.id) if i.kind == "agent_message"]
+    assert messages == [answer], "the answer was lost or doubled"
+    journal = journal_is_whole(dsn)
+    assert len(journal) == len(set(journal))
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line]
+    assert not [line for line in lines if line.get("event") == "events.not_stored"]

@@ -79,8 +79,11 @@ class Cut:
 
 @dataclass
 class Hang:
-    """Open the stream and send nothing until `release()` (or the provider closes)."""
+    """Open the stream and send nothing until `release()` (or the provider closes); then
+    `then` (a message in the same response, e.g. one written once the test has broken
+    something) or nothing."""
 
+    then: Text | None = None
     released: asyncio.Event = field(default_factory=asyncio.Event)
 
     def release(self) -> None:
@@ -169,6 +172,8 @@ class FakeResponsesProvider:
         if isinstance(reply, Hang):
             self._hangs.append(reply)
             await reply.released.wait()
+            if reply.then is not None:
+                await self._message(send, reply.then.text, reply.then.deltas)
         elif isinstance(reply, Text | Cut):
             await self._message(send, reply.text, reply.deltas if isinstance(reply, Text) else 1)
         elif isinstance(reply, Failed):
