@@ -289,6 +289,8 @@ async def _full_disk(dirs: CodexDirs, tmp_path: Path, small: Path, dsn: str) -> 
     assert [line["event"] for line in full if line["event"].startswith("conversation")] == [
         "conversation.message_not_saved"
     ], full
+    # a refusal, not a failure: the chat server neither logs it again nor drops the connection
+    assert [line for line in lines if line["event"] == "chat.connection_failed"] == [], full
     assert [(i.text, i.status, i.response) for i in found.values()] == [
         ("first", "completed", "one"),
         ("second", "completed", "two"),

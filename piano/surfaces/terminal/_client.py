@@ -218,6 +218,9 @@ async def _session(
                         printer.write(f"· {state}\n")
                 case chat.ChatError(message=text):
                     printer.write(f"\n! {text}\n")
+                    if message is not None and not pending:
+                        outcome = 1  # the one message was refused before it was accepted
+                        done.set()
                 case chat.EventFrame(event=event):
                     printer.show(event)
                     if approve and isinstance(event, ev.ApprovalRequested):

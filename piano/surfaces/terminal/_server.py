@@ -23,6 +23,7 @@ from actors.console import bind_owner_socket, peer_uid
 from piano.surfaces._surface import Surface, subscribe, unsubscribe
 from piano.threads import (
     THREADS,
+    NotSaved,
     ThreadDirectory,
     ThreadKey,
     decide,
@@ -162,7 +163,13 @@ class ChatServer(Surface):
                         send(chat.ChatError("say hello first"))
                     case chat.Say(text=text):
                         interaction = ev.Interaction(id=uuid.uuid4().hex, text=text, user=user)
-                        outcome = await send_message(threads, key, interaction)
+                        try:
+                            outcome = await send_message(threads, key, interaction)
+                        except NotSaved as exc:
+                            # Refused, not failed: the conversation logged it once; the user
+                            # reads why and the connection stays for the next message.
+                            send(chat.ChatError(f"error: {exc}"))
+                            continue
                         send(chat.Accepted(interaction_id=interaction.id, outcome=outcome))
                     case chat.Decide(approval_id=approval_id, decision=decision):
                         thread = await open_conversation(threads, key)
