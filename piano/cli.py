@@ -122,6 +122,9 @@ def _add_chat(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument("--socket", default=None, help="the chat socket (default: from config)")
     parser.add_argument("--conversation", default="default", help="conversation name")
     parser.add_argument("--agent", default=None, help="agent name (default: the default agent)")
+    parser.add_argument(
+        "--thread", default=None, help="attach to an existing thread by its id (any surface)"
+    )
     parser.add_argument("--message", default=None, help="send one message, print the answer, exit")
     parser.add_argument("--approve", action="store_true", help="accept approvals (scripted use)")
     parser.set_defaults(run=_chat)
@@ -142,6 +145,7 @@ def _chat(args: argparse.Namespace) -> int:
         agent=args.agent,
         message=args.message,
         approve=args.approve,
+        thread=args.thread,
     )
 
 

@@ -468,7 +468,11 @@ def build_application(config: Config) -> Application:
         ChildSpec(
             TERMINAL_SURFACE,
             start=lambda: ChatServer(
-                chat_socket, subscriptions, threads_directory, config.default_agent
+                chat_socket,
+                subscriptions,
+                threads_directory,
+                config.default_agent,
+                web=(config.web.host, config.web.port) if config.web.enabled else None,
             ),
             name=TERMINAL,
         )

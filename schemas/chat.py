@@ -32,6 +32,9 @@ class Hello(msgspec.Struct, frozen=True, tag="hello"):
     conversation: str = "default"
     agent: str | None = None
     user: str | None = None
+    thread: str | None = None
+    """Attach to this existing thread, whichever surface opened it (then `conversation` and
+    `agent` are ignored)."""
 
 
 class Say(msgspec.Struct, frozen=True, tag="say"):
@@ -50,6 +53,8 @@ class Interrupt(msgspec.Struct, frozen=True, tag="interrupt"):
 class Welcome(msgspec.Struct, frozen=True, tag="welcome"):
     thread_id: str
     agent: str
+    resume: list[str] = []
+    """How to continue this thread elsewhere (`piano.threads.resume_lines`)."""
 
 
 class Accepted(msgspec.Struct, frozen=True, tag="accepted"):

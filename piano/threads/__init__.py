@@ -42,6 +42,7 @@ from piano.threads._client import (
     send_message,
     which_conversations,
 )
+from piano.threads._resume import resume_lines, web_link
 from piano.threads._router import (
     RECOVERY,
     THREAD_SUPERVISOR,
@@ -85,6 +86,8 @@ __all__ = [
     "open_conversation",
     "post_message",
     "recover_conversations",
+    "resume_lines",
     "send_message",
+    "web_link",
     "which_conversations",
 ]

@@ -6,7 +6,10 @@ markdown with rich, tool calls one line each, and a status line while a turn run
 the client's own and never reach the model by accident (`piano.surfaces.terminal._ui`):
 ``/help``, ``y``/``n`` for the latest approval, ``/approve``/``/deny``/``/cancel`` with an
 approval's short number, its id or nothing (the only pending one), ``/stop``, ``/say TEXT``,
-``/quit``. From a pipe the same commands work and the output is plain text.
+``/resume`` (how to continue the thread elsewhere), ``/quit``. From a pipe the same commands
+work and the output is plain text.
+``--thread ID`` attaches to an existing thread, whichever surface opened it (an unknown id is
+one error line and exit 1).
 Scripted: ``piano chat --message "..."`` sends one message, prints the answer as it streams and
 exits with 0 when the turn completed, 1 when it failed or was interrupted. Approvals requested
 in scripted mode are printed and left to expire, unless ``--approve`` says to accept them.
@@ -32,6 +35,7 @@ from piano.surfaces.terminal._ui import (
     Local,
     Quit,
     RichPrinter,
+    ShowResume,
     Status,
     interpret,
     prompt_session,
@@ -165,6 +169,7 @@ async def _session(
     approve: bool,
     out: TextIO,
     reconnect_for: float = RECONNECT_FOR,
+    thread: str | None = None,
 ) -> int:
     try:
         reader, writer = await asyncio.open_unix_connection(path, limit=_FRAME_LIMIT)
@@ -189,6 +194,8 @@ async def _session(
     unanswered: list[str] = []  # messages sent on this connection and not yet accepted
     outcome = 0
     done = asyncio.Event()
+    resume: list[str] = []  # how to continue the thread elsewhere, from the welcome
+    welcome = asyncio.Event()
 
     async def receive(reader: asyncio.StreamReader) -> None:
         """Show what the daemon sends until the connection ends (the daemon went away, or
@@ -203,12 +210,14 @@ async def _session(
         async for line in reader:
             frame = _decoder.decode(line)
             match frame:
-                case chat.Welcome(thread_id=thread_id, agent=name):
+                case chat.Welcome(thread_id=thread_id, agent=name, resume=lines):
                     approvals.clear()
+                    resume[:] = lines
+                    welcome.set()
                     if message is None:
                         printer.write(
                             f"Connected to thread {thread_id} ({name}). /help for commands, "
-                            "/quit to leave.\n"
+                            "/resume to continue it elsewhere, /quit to leave.\n"
                         )
                 case chat.Accepted(interaction_id=interaction_id, outcome=state):
                     pending.add(interaction_id)
@@ -221,6 +230,9 @@ async def _session(
                     if message is not None and not pending:
                         outcome = 1  # the one message was refused before it was accepted
                         done.set()
+                    elif thread is not None and not welcome.is_set():
+                        outcome = 1  # the thread asked for is not known: nothing to attach
+                        done.set()
                 case chat.EventFrame(event=event):
                     printer.show(event)
                     if approve and isinstance(event, ev.ApprovalRequested):
@@ -232,8 +244,15 @@ async def _session(
                             done.set()
 
     receiver = asyncio.create_task(receive(reader))
-    send(chat.Hello(conversation=conversation, agent=agent))
+    send(chat.Hello(conversation=conversation, agent=agent, thread=thread))
     try:
+        if thread is not None:  # attaching: no message before the daemon knows the thread
+            waits = {asyncio.create_task(welcome.wait()), asyncio.create_task(done.wait())}
+            await asyncio.wait({*waits, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            for wait in waits:
+                wait.cancel()
+            if not welcome.is_set():
+                return 1
         if message is not None:
             send(chat.Say(message))
             finished = asyncio.create_task(done.wait())
@@ -266,7 +285,7 @@ async def _session(
                     return 1
                 reader, writer = connection
                 receiver = asyncio.create_task(receive(reader))
-                send(chat.Hello(conversation=conversation, agent=agent))
+                send(chat.Hello(conversation=conversation, agent=agent, thread=thread))
                 continue
             line = typed.result()
             typed = None
@@ -280,6 +299,8 @@ async def _session(
                     return 0
                 case Local(text=text):
                     printer.write(text + "\n")
+                case ShowResume():
+                    printer.write("".join(f"{line}\n" for line in resume) or "not connected\n")
                 case chat.Say(text=text):
                     unanswered.append(text)
                     send(action)
@@ -332,8 +353,10 @@ def run_chat(
     agent: str | None = None,
     message: str | None = None,
     approve: bool = False,
+    thread: str | None = None,
 ) -> int:
-    """Run the chat client; returns the process exit code."""
+    """Run the chat client; returns the process exit code. `thread` attaches to an existing
+    thread by its id (whichever surface opened it) instead of `conversation`."""
     tty = message is None and sys.stdin.isatty() and sys.stdout.isatty()
     try:
         if tty:  # output printed while the prompt is shown goes above it
@@ -341,8 +364,10 @@ def run_chat(
 
             with patch_stdout(raw=True):
                 return asyncio.run(
-                    _session(path, conversation, agent, message, approve, sys.stdout)
+                    _session(path, conversation, agent, message, approve, sys.stdout, thread=thread)
                 )
-        return asyncio.run(_session(path, conversation, agent, message, approve, sys.stdout))
+        return asyncio.run(
+            _session(path, conversation, agent, message, approve, sys.stdout, thread=thread)
+        )
     except KeyboardInterrupt:
         return 130

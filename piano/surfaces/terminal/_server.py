@@ -1,7 +1,8 @@
 """The terminal chat surface: the daemon's end of `piano chat`.
 
 An owner-only Unix socket (mode 0600, peer uid checked). Each connection chooses a conversation
-and agent (`Hello`), which maps to a thread like any surface's conversation does; the thread's
+and agent (`Hello`), which maps to a thread like any surface's conversation does, or an existing
+thread by its id, whichever surface opened it (`--thread`); the thread's
 events are forwarded to every connection showing it, in order. A client that cannot keep up
 (more than `max_buffer` bytes unsent) is dropped with a reason rather than slowing the thread.
 """
@@ -12,24 +13,29 @@ import asyncio
 import contextlib
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 import structlog
 
-from actors import Registry
+from actors import ActorRef, Registry
 from actors.console import bind_owner_socket, peer_uid
 from piano.surfaces._surface import Surface, subscribe, unsubscribe
 from piano.threads import (
     THREADS,
     NotSaved,
+    StoreDirectory,
     ThreadDirectory,
     ThreadKey,
     decide,
     interrupt,
     open_conversation,
+    resume_lines,
     send_message,
+    web_link,
+    which_conversations,
 )
 from schemas import chat
 from schemas import events as ev
@@ -76,8 +82,10 @@ class ChatServer(Surface):
         directory: ThreadDirectory,
         default_agent: str,
         max_buffer: int = 4 * 1024 * 1024,
+        web: tuple[str, int] | None = None,
     ) -> None:
         self.path = path
+        self.web = web
         self.subscriptions = subscriptions
         self.directory = directory
         self.default_agent = default_agent
@@ -132,6 +140,36 @@ class ChatServer(Surface):
                 continue
             writer.write(frame)
 
+    async def _welcome(
+        self,
+        key: ThreadKey,
+        writer: asyncio.StreamWriter,
+        send: Callable[[chat.ServerFrame], None],
+    ) -> str:
+        """Attach the connection to the thread of `key` and tell the client which it is and
+        how to continue it elsewhere."""
+        thread_id, codex_thread_id = await self.directory.thread_for(key)
+        await self.ref.call(_Attach(thread_id, writer))
+        web = web_link(thread_id, *self.web) if self.web is not None else None
+        lines = resume_lines(thread_id, codex_thread_id=codex_thread_id, web=web)
+        send(chat.Welcome(thread_id=thread_id, agent=key.agent, resume=lines))
+        return thread_id
+
+    async def _key_of(self, threads: ActorRef, thread_id: str) -> ThreadKey | None:
+        """The conversation of an existing thread, whichever surface opened it: a live one,
+        else the store's record; None if no thread has that id."""
+        for key in await which_conversations(threads):
+            if (await self.directory.thread_for(key))[0] == thread_id:
+                return key
+        if isinstance(self.directory, StoreDirectory):
+            record = await asyncio.to_thread(self.directory.reader.thread, thread_id)
+            if record is not None:
+                key = ThreadKey(record.surface, record.conversation, record.agent)
+                # a conversation started anew (/new) has a newer thread: the old one is closed
+                if (await self.directory.thread_for(key))[0] == thread_id:
+                    return key
+        return None
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         def send(frame: chat.ServerFrame) -> None:
             writer.write(_encoder.encode(frame) + b"\n")
@@ -154,11 +192,16 @@ class ChatServer(Surface):
                     send(chat.ChatError("the daemon is restarting its threads; try again"))
                     continue
                 match frame:
+                    case chat.Hello(thread=str(wanted), user=user):
+                        found = await self._key_of(threads, wanted)
+                        if found is None:
+                            send(chat.ChatError(f"no thread {wanted!r}"))
+                            continue
+                        key = found
+                        thread_id = await self._welcome(key, writer, send)
                     case chat.Hello(conversation=conversation, agent=chosen, user=user):
                         key = ThreadKey(SURFACE, conversation, chosen or self.default_agent)
-                        thread_id, _ = await self.directory.thread_for(key)
-                        await self.ref.call(_Attach(thread_id, writer))
-                        send(chat.Welcome(thread_id=thread_id, agent=key.agent))
+                        thread_id = await self._welcome(key, writer, send)
                     case _ if key is None:
                         send(chat.ChatError("say hello first"))
                     case chat.Say(text=text):

@@ -55,6 +55,7 @@ Up and Down recall earlier messages; Ctrl-R searches them.
   /cancel [N|ID]      decline it and end the turn
   /approvals          list the pending approvals
   /stop               interrupt the running turn (Ctrl-C too)
+  /resume             how to continue this thread elsewhere (terminal, web, codex)
   /say TEXT           send TEXT as it is (to send "y" or a line starting with /)
   /help               this list
   /quit               leave (Ctrl-D, or Ctrl-C when no turn runs)"""
@@ -100,6 +101,11 @@ class Quit:
     """Leave the chat."""
 
 
+@dataclass(frozen=True, slots=True)
+class ShowResume:
+    """Show how to continue this thread elsewhere (the daemon said so on welcome)."""
+
+
 _DECISIONS: dict[str, Literal["accept", "decline", "cancel"]] = {
     "/approve": "accept",
     "/deny": "decline",
@@ -136,7 +142,9 @@ def _choose(approvals: Approvals, argument: str, command: str) -> str | Local:
     return argument  # an id: the daemon says if it is unknown
 
 
-def interpret(text: str, approvals: Approvals) -> chat.ClientFrame | Local | Quit | None:
+def interpret(
+    text: str, approvals: Approvals
+) -> chat.ClientFrame | Local | Quit | ShowResume | None:
     """What one typed entry does (see the module documentation); None for an empty one."""
     stripped = text.strip()
     if not stripped:
@@ -160,6 +168,8 @@ def interpret(text: str, approvals: Approvals) -> chat.ClientFrame | Local | Qui
             return Quit()
         case "/stop":
             return chat.Interrupt()
+        case "/resume" | "/status":
+            return ShowResume()
         case "/say":
             return chat.Say(argument) if argument else Local("/say what? /say TEXT")
         case "/approvals":

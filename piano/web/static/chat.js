@@ -10,14 +10,18 @@
 // - Approvals of every conversation are pinned above the composer, always in view, with the
 //   command, reason, paths and diffs, an expiry countdown and keys: Alt+A approves, Alt+D
 //   declines the newest (A / D alone when the focus is not in a text field).
-// - After a reload the page opens the conversation it showed, scrolled to the end.
+// - After a reload the page opens the conversation it showed, scrolled to the end; a link
+//   ending in #thread=ID (every surface's resume lines give one) opens that thread.
 "use strict";
 
+// a link to one thread (#thread=ID: the resume line's web link) opens it; read before
+// pianoToken() clears the fragment
+const linked = decodeURIComponent((location.hash.match(/thread=([^&]+)/) || [])[1] || "") || null;
 const token = pianoToken();
 const threads = new Map(); // thread_id -> {thread_id, surface, conversation, interactions, approvals}
 const saved = JSON.parse(localStorage.getItem("piano-chat") || "{}");
 let conversation = saved.conversation || "default";
-let selected = saved.selected || null; // thread id shown
+let selected = linked || saved.selected || null; // thread id shown
 let stickToEnd = true; // keep the newest message in view
 const rendered = new Map(); // agent message item id -> {text, html}
 const rendering = new Set(); // item ids whose HTML was asked for
@@ -87,6 +91,7 @@ function onEnvelope(envelope) {
   if (envelope.seq > 0) apply(data);
   else if (envelope.type === "snapshot") {
     for (const state of data.threads) threads.set(state.thread_id, state);
+    if (selected === linked && linked && !threads.has(linked)) thread(linked); // not seen yet
     if (selected && !threads.has(selected)) selected = null;
     stickToEnd = true;
   } else if (envelope.type === "accepted") {
