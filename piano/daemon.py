@@ -464,6 +464,7 @@ def build_application(config: Config) -> Application:
         name: backend_class(name).for_daemon(setup)
         for name in sorted({"codex", *(agent.backend for agent in config.agents.values())})
     }
+    web_address = (config.web.host, config.web.port) if config.web.enabled else None
     surfaces = [
         ChildSpec(
             TERMINAL_SURFACE,
@@ -472,7 +473,7 @@ def build_application(config: Config) -> Application:
                 subscriptions,
                 threads_directory,
                 config.default_agent,
-                web=(config.web.host, config.web.port) if config.web.enabled else None,
+                web=web_address,
             ),
             name=TERMINAL,
         )
@@ -499,6 +500,7 @@ def build_application(config: Config) -> Application:
                 default_agent=config.default_agent,
                 agents=sorted(config.agents),
                 media=media,
+                web=web_address,
             )
         )
     store_spec = ChildSpec(

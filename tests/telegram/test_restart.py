@@ -173,6 +173,7 @@ async def test_commands_new_status_agent_transcript_and_stop(tg: TG) -> None:
     await tg.api.push_message(ADMIN, "/status")
     status = await tg.answer(ADMIN, lambda c: "Agent:" in c.params["text"])
     assert old in status.params["text"]
+    assert f"<code>terminal: piano chat --thread {old}</code>" in status.params["text"]
     await tg.api.push_message(ADMIN, "/transcript")
     document = await tg.api.wait_for(lambda c: c.method == "sendDocument")
     name, data = document.files["document"]

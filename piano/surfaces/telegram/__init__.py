@@ -92,6 +92,7 @@ def child_spec(
     agents: list[str],
     transcripts: Transcripts | None = None,
     media: Media | None = None,
+    web: tuple[str, int] | None = None,
 ) -> ChildSpec:
     """The supervised Telegram surface (restarted alone, with back-off, when it crashes)."""
 
@@ -113,6 +114,7 @@ def child_spec(
             transcripts=transcripts or store_transcripts(store_path),
             webhook_secret=secret,
             media=media,
+            web_address=web,
         )
 
     return ChildSpec(

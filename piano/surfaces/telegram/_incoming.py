@@ -229,7 +229,7 @@ async def _run_command(
         case "status":
             await surface.track(conversation)
             status = await conversation_status(await open_conversation(threads, route.key))
-            surface.say(route, status_text(conversation.agent, status))
+            surface.say(route, status_text(conversation.agent, status, surface.web_address))
         case "agent":
             await _agent(surface, arguments, conversation, route, user_id)
         case "approvals":

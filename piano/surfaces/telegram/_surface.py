@@ -103,8 +103,11 @@ class TelegramSurface(TelegramOutput):
         webhook_secret: str | None = None,
         media: Media | None = None,
         clock: Callable[[], float] = time.monotonic,
+        web_address: tuple[str, int] | None = None,
     ) -> None:
         self.config = config
+        self.web_address = web_address
+        """The web surface's host and port, for the resume lines' link (None: no web)."""
         self.media = media
         self.token = token
         self.bot_id = token.split(":", 1)[0]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 
+from piano.threads import resume_lines, web_link
 from schemas import events as ev
 
 if TYPE_CHECKING:
@@ -99,7 +100,11 @@ def decode_decision(data: str) -> tuple[ev.Decision, str] | None:
     return _DECISIONS[parts[1]], parts[2]
 
 
-def status_text(agent: str, status: ConversationStatus | None) -> str:
+def status_text(
+    agent: str, status: ConversationStatus | None, web: tuple[str, int] | None = None
+) -> str:
+    """The /status reply: the agent, the thread and its state, and how to continue the thread
+    elsewhere (`piano.threads.resume_lines`; `web` is the web surface's host and port)."""
     lines = [f"🤖 Agent: <b>{_e(agent)}</b>"]
     if status is None:
         lines.append("No thread yet: say something to start one.")
@@ -110,4 +115,8 @@ def status_text(agent: str, status: ConversationStatus | None) -> str:
         lines.append(f"📥 {status.queued} queued messages")
     if status.approvals:
         lines.append(f"🔐 {len(status.approvals)} pending approvals (/approvals)")
+    link = web_link(status.thread_id, *web) if web is not None else None
+    resume = resume_lines(status.thread_id, codex_thread_id=status.codex_thread_id, web=link)
+    lines.append("↪ Continue elsewhere:")
+    lines.extend(f"<code>{_e(line)}</code>" for line in resume)
     return "\n".join(lines)
