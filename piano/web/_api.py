@@ -7,6 +7,7 @@
 | GET  /api/threads/{id}/interactions            | a thread's interactions with their items   |
 | GET  /api/threads/{id}/transcript              | the thread as Markdown (needs the store);  |
 |                                                | ``?format=html``: rendered, sanitised      |
+| GET  /api/threads/{id}/resume                  | ``{lines}``: how to continue it elsewhere  |
 | POST /api/render                               | ``{texts: [markdown]}`` -> ``{html: [..]}``|
 |                                                | sanitised fragments (`piano.web._render`)  |
 | GET  /api/actors/{id}                          | one actor, as `Observer.actor` describes it|
@@ -48,7 +49,9 @@ from piano.threads import (
     decide,
     interrupt,
     open_conversation,
+    resume_lines,
     send_message,
+    web_link,
     which_conversations,
 )
 from piano.web._auth import Tokens, bearer
@@ -192,8 +195,10 @@ class Api:
         rotation_grace: float,
         observer: Observer,
         media: Media | None = None,
+        address: tuple[str, int] | None = None,
     ) -> None:
         self.media = media
+        self.address = address
         self.system = system
         self.surface = surface
         self.tokens = tokens
@@ -210,6 +215,7 @@ class Api:
         get("/api/threads", self._guard(self._threads))
         get("/api/threads/{id}/interactions", self._guard(self._interactions))
         get("/api/threads/{id}/transcript", self._guard(self._transcript))
+        get("/api/threads/{id}/resume", self._guard(self._resume))
         post("/api/render", self._guard(self._render))
         get("/api/actors/{id}", self._guard(self._actor))
         post("/api/messages", self._guard(self._new_message))
@@ -338,6 +344,19 @@ class Api:
             html = await asyncio.to_thread(render_markdown, text)
             return web.Response(text=html, content_type="text/html")
         return web.Response(text=text, content_type="text/markdown")
+
+    async def _resume(self, request: web.Request) -> web.StreamResponse:
+        """The thread's resume lines (`piano.threads.resume_lines`), as every surface shows them."""
+        thread_id = request.match_info["id"]
+        key = await self.known_key(thread_id)
+        current, codex_thread_id = await self.directory.thread_for(key)
+        if current != thread_id:  # a conversation started anew: the store knows the old thread
+            store = await self._store()
+            record = await asyncio.to_thread(store.thread, thread_id) if store else None
+            codex_thread_id = record.codex_thread_id if record is not None else None
+        link = web_link(thread_id, *self.address) if self.address is not None else None
+        lines = resume_lines(thread_id, codex_thread_id=codex_thread_id, web=link)
+        return _json({"thread_id": thread_id, "lines": lines})
 
     async def _render(self, request: web.Request) -> web.StreamResponse:
         body: _Render = await self._body(request, _Render, RENDER_LIMIT)

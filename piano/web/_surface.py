@@ -140,6 +140,7 @@ class WebSurface(Surface):
             self.config.rotation_grace,
             self.observer,
             self.media,
+            (self.config.host, self.config.port),
         )
         default_agent = self.config.default_agent or self.default_agent
         self.server = WebServer(

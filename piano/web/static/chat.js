@@ -68,6 +68,7 @@ function apply(event) {
       break;
     }
     case "turn.completed":
+      resumes.delete(event.thread_id); // codex's thread id is known once a turn ran
       Object.assign(interaction(state, event.interaction_id), {
         status: event.status, response: event.response, error: event.error,
         completed_at: event.at });
@@ -102,6 +103,24 @@ function onEnvelope(envelope) {
     showError(`${data.code}: ${data.message}`);
   }
   scheduleRender();
+}
+
+// How to continue the shown thread elsewhere: the server's resume lines (the terminal command,
+// this page's link, codex's thread id), the same every surface shows; asked once per thread
+// and again after each of its turns.
+const resumes = new Map(); // thread id -> lines, null while asked
+function showResume(id) {
+  $("resume").hidden = !id;
+  if (!id) return;
+  if (!resumes.has(id)) {
+    resumes.set(id, null);
+    fetch(`/api/threads/${encodeURIComponent(id)}/resume`, {
+      headers: { Authorization: `Bearer ${token}` } })
+      .then((response) => (response.ok ? response.json() : { lines: [] }))
+      .then((data) => { resumes.set(id, data.lines); scheduleRender(); })
+      .catch(() => resumes.delete(id));
+  }
+  $("resume-lines").textContent = (resumes.get(id) || []).join("\n");
 }
 
 let pending = false;
@@ -147,6 +166,7 @@ function render() {
   $("title").textContent = state ? (state.conversation
     ? `${state.surface === "web" ? "" : state.surface + ":"}${state.conversation}` : state.thread_id)
     : conversation;
+  showResume(state ? state.thread_id : null);
   const shown = state ? state.interactions : [];
   place(messages, shown.length ? shown.map(interactionNode)
     : [el("div", { class: "empty", text: "A new conversation: say something." })]);
