@@ -39,7 +39,9 @@ TOML of a sane depth. Environment variables of the form
 ``PIANO__SECTION__KEY=value`` override keys (``PIANO__AGENTS__DEFAULT__MODEL=gpt-5.5``); values
 are read as TOML when they parse (numbers, booleans, arrays) and as strings otherwise. Secrets
 (API keys, bot tokens) are never written in the file: the file names the variable that holds
-them (`env_key`, `token_env`).
+them (`env_key`, `token_env`). A ``[cluster]`` section (`ClusterConfig`, `piano.cluster`) runs the
+daemon as one node of several sharing a PostgreSQL store and a RabbitMQ broker; without it Piano
+is one process.
 """
 
 from __future__ import annotations
@@ -56,7 +58,9 @@ import msgspec
 
 from actors import Secret
 from piano.config._backends import BACKENDS
+from piano.config._cluster import ClusterConfig, ClusterRabbitMQConfig, cluster_problems
 from piano.config._codex import codex_dirs, codex_writable_roots
+from piano.config._errors import ConfigError
 from piano.config._openai import TOOL_GROUPS, OpenAIAgentConfig
 from piano.config._telegram import Role, TelegramConfig, WebhookConfig
 from piano.config._web import WebConfig
@@ -67,6 +71,8 @@ __all__ = [
     "BACKENDS",
     "TOOL_GROUPS",
     "AgentConfig",
+    "ClusterConfig",
+    "ClusterRabbitMQConfig",
     "CodexConfig",
     "Config",
     "ConfigError",
@@ -91,10 +97,6 @@ Seconds = Annotated[float, msgspec.Meta(gt=0)]
 
 UNIX_SOCKET_PATH_MAX = 107
 """The longest path a Unix socket can be bound at on Linux (``sun_path`` less its NUL)."""
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; the message names the file, key and reason."""
 
 
 class DaemonConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -202,6 +204,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     telegram: TelegramConfig | None = None
     """Present (a ``[telegram]`` section) to run the Telegram surface."""
+    cluster: ClusterConfig | None = None
+    """Present (a ``[cluster]`` section) to run as one node of a cluster (`piano.cluster`)."""
     providers: dict[str, ProviderConfig] = msgspec.field(default_factory=dict)
     agents: dict[str, AgentConfig] = msgspec.field(
         default_factory=lambda: {"default": AgentConfig()}
@@ -212,7 +216,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         """The environment variables this configuration reads secrets from: every provider's
         key, the built-in OpenAI key (codex agents and the transcriber may fall back to it),
         the transcriber's own key, the web and Telegram tokens, the webhook secret and the
-        MCP key, and the PostgreSQL store's DSN (it may hold a password)."""
+        MCP key, the PostgreSQL store's DSN and a cluster's AMQP URL (both may hold a password)."""
         names = [p.env_key for p in self.providers.values() if p.env_key]
         names += ["OPENAI_API_KEY", "CODEX_API_KEY"]
         names.append(self.media.transcription.api_key_env or "")
@@ -222,6 +226,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         names.append(self.tools.mcp.secret_env or "")
         if self.store.backend == "postgres":
             names.append(self.store.dsn_env)
+        if self.cluster is not None:
+            names.append(self.cluster.rabbitmq.url_env)
         return sorted({name for name in names if name})
 
     def secrets(self, environ: Mapping[str, str] | None = None) -> dict[str, Secret]:
@@ -303,6 +309,9 @@ def _check(config: Config, source: str) -> None:
             f"{source}: media.transcription.provider: no provider named {transcriber!r} "
             f"(providers: {', '.join(sorted(config.providers)) or 'none'})"
         )
+    if config.cluster is not None:
+        for problem in cluster_problems(config.cluster, config.store.backend):
+            raise ConfigError(f"{source}: {problem}")
     if config.default_agent not in config.agents:
         raise ConfigError(
             f"{source}: default_agent: no agent named {config.default_agent!r} "

@@ -227,6 +227,7 @@ EXAMPLES: dict[str, str] = {
     "telegram.chats": '{ "-100200300" = "user" }',
     "telegram.default_agent": '"default"',
     "telegram.webhook.url": '"https://bot.example.org/telegram"',
+    "cluster.node_id": '"node-a"',
 }
 """Example values (TOML) for keys whose default is no example (unset, empty)."""
 

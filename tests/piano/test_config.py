@@ -193,3 +193,56 @@ def _numbers(value: object, key: str) -> list[tuple[str, float]]:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return [(key, value)]
     return []
+
+
+def test_a_cluster_needs_the_postgres_store(tmp_path: Path) -> None:
+    path = tmp_path / "piano.toml"
+    path.write_text('[cluster]\nnode_id = "a"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert str(info.value) == (
+        f'{path}: cluster: a cluster shares its store, so it needs [store] backend = "postgres" '
+        "(got 'sqlite'): set it and export the DSN, or remove [cluster]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ('node_id = "a b"', "cluster.node_id: 'a b' is not a node id"),
+        ("heartbeat = 5.0\nlease_ttl = 6.0", "cluster.lease_ttl: 6.0 is less than twice"),
+        ("partitions = 0", "cluster.partitions: Expected `int` >= 1"),
+        ("standby = -1", "cluster.standby: Expected `int` >= 0"),
+        ("parts = 3", "cluster.parts: no such key; did you mean partitions?"),
+        ('[cluster.rabbitmq]\nprefix = "a b"', "cluster.rabbitmq.prefix: 'a b' is not a prefix"),
+        ("[cluster.rabbitmq]\nurl = 'amqp://x'", "cluster.rabbitmq.url: no such key"),
+    ],
+)
+def test_a_bad_cluster_section_is_one_line_naming_the_key(
+    tmp_path: Path, section: str, expected: str
+) -> None:
+    path = tmp_path / "piano.toml"
+    path.write_text(f'[store]\nbackend = "postgres"\n[cluster]\n{section}\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_no_cluster_section_is_one_process_and_a_cluster_reads_its_url_as_a_secret(
+    tmp_path: Path,
+) -> None:
+    assert load_config(None, environ={}).cluster is None
+    path = tmp_path / "piano.toml"
+    path.write_text(
+        '[store]\nbackend = "postgres"\n[cluster]\nnode_id = "node-a"\n'
+        '[cluster.rabbitmq]\nurl_env = "MY_AMQP"\nprefix = "t1"\n'
+    )
+    config = load_config(path, environ={})
+    assert config.cluster is not None
+    assert config.cluster.node() == "node-a"
+    assert config.cluster.rabbitmq.partition_prefix == "t1.p"
+    assert "MY_AMQP" in config.secret_variables()
+    with pytest.raises(ConfigError, match=r"\$MY_AMQP, which is not set"):
+        config.cluster.rabbitmq.url({})
+    assert config.cluster.rabbitmq.url({"MY_AMQP": "amqp://u:p@h/"}) == "amqp://u:p@h/"

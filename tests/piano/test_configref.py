@@ -29,7 +29,8 @@ def test_every_key_has_a_meaning_and_the_reference_names_it() -> None:
 
 def test_every_example_block_in_the_reference_loads_as_a_configuration(tmp_path: Path) -> None:
     """What a reader copies from the page works: each ```toml block is a valid config (the
-    self-hosted server's block included), given the providers the examples name."""
+    self-hosted server's block included), given the providers the examples name (and, for a
+    cluster's blocks, the PostgreSQL store a cluster needs)."""
     providers = '[providers.local]\nbase_url = "http://127.0.0.1:8080/v1"\n'
     providers += '[providers.openai]\nbase_url = "https://api.openai.com/v1"\n'
     blocks = render().split("```toml\n")[1:]
@@ -38,6 +39,8 @@ def test_every_example_block_in_the_reference_loads_as_a_configuration(tmp_path:
         text = block.split("```", 1)[0]
         if "[providers." not in text:
             text = text + providers
+        if "[cluster" in text and "[store]" not in text:
+            text = text + '[store]\nbackend = "postgres"\n'
         path = tmp_path / "piano.toml"
         path.write_text(text.replace("/var/lib/piano/codex-home", str(tmp_path / "codex")))
         load_config(path, environ={})
