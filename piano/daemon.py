@@ -52,6 +52,7 @@ from actors import Actor, ActorRef, ActorSystem, Registry, redact
 from actors.console import ConsoleServer
 from piano.agents import Backend, DaemonSetup, backend_class
 from piano.codex import CODEX, CodexClient
+from piano.commands import Commands
 from piano.config import Config
 from piano.events import EVENTS, event_pipeline, publisher, stored_publisher
 from piano.mcp import McpAccess
@@ -465,6 +466,7 @@ def build_application(config: Config) -> Application:
         for name in sorted({"codex", *(agent.backend for agent in config.agents.values())})
     }
     web_address = (config.web.host, config.web.port) if config.web.enabled else None
+    commands = Commands(config)
     surfaces = [
         ChildSpec(
             TERMINAL_SURFACE,
@@ -474,6 +476,7 @@ def build_application(config: Config) -> Application:
                 threads_directory,
                 config.default_agent,
                 web=web_address,
+                commands=commands,
             ),
             name=TERMINAL,
         )
@@ -488,6 +491,7 @@ def build_application(config: Config) -> Application:
                 default_agent=config.default_agent,
                 media=media,
                 tokens_path=str(config.state_path(WEB_TOKENS)),
+                commands=commands,
             )
         )
     if config.telegram is not None and config.telegram.enabled:
@@ -501,6 +505,7 @@ def build_application(config: Config) -> Application:
                 agents=sorted(config.agents),
                 media=media,
                 web=web_address,
+                commands=commands,
             )
         )
     store_spec = ChildSpec(

@@ -2,8 +2,9 @@
 
 Newline-delimited JSON, each frame tagged on ``"type"``. The client opens with `Hello` (which
 conversation, which agent) and gets `Welcome` with the thread id; then it sends `Say`,
-`Decide` and `Interrupt`, and receives that thread's events as `EventFrame`s, in order, plus
-`Accepted` for each message and `ChatError` for anything refused.
+`Decide`, `Interrupt` and `Command` (a chat command for the daemon, `piano.commands`), and
+receives that thread's events as `EventFrame`s, in order, plus `Accepted` for each message,
+`CommandReply` for each command and `ChatError` for anything refused.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ __all__ = [
     "Accepted",
     "ChatError",
     "ClientFrame",
+    "Command",
+    "CommandReply",
     "Decide",
     "EventFrame",
     "Hello",
@@ -50,6 +53,12 @@ class Interrupt(msgspec.Struct, frozen=True, tag="interrupt"):
     pass
 
 
+class Command(msgspec.Struct, frozen=True, tag="command"):
+    """A chat command as typed (``/whoami``), run by the daemon (`piano.commands`)."""
+
+    text: str
+
+
 class Welcome(msgspec.Struct, frozen=True, tag="welcome"):
     thread_id: str
     agent: str
@@ -66,9 +75,15 @@ class EventFrame(msgspec.Struct, frozen=True, tag="event"):
     event: ThreadEvent
 
 
+class CommandReply(msgspec.Struct, frozen=True, tag="reply"):
+    """What a `Command` answered, to show as it is."""
+
+    text: str
+
+
 class ChatError(msgspec.Struct, frozen=True, tag="error"):
     message: str
 
 
-ClientFrame: TypeAlias = Hello | Say | Decide | Interrupt
-ServerFrame: TypeAlias = Welcome | Accepted | EventFrame | ChatError
+ClientFrame: TypeAlias = Hello | Say | Decide | Interrupt | Command
+ServerFrame: TypeAlias = Welcome | Accepted | EventFrame | CommandReply | ChatError

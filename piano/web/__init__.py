@@ -31,6 +31,7 @@ from supervisors import ChildSpec
 
 if TYPE_CHECKING:
     from actors import Registry
+    from piano.commands import Commands
     from piano.media import Media
     from piano.threads import ThreadDirectory
 
@@ -61,6 +62,7 @@ def child_spec(
     token: str | None = None,
     media: Media | None = None,
     tokens_path: str | None = None,
+    commands: Commands | None = None,
 ) -> ChildSpec:
     """The web surface as a child of the surfaces supervisor (token from `config.token_env`
     unless given; token rotations saved in `tokens_path`, if given, and restored from it).
@@ -79,6 +81,7 @@ def child_spec(
             token=token,
             media=media,
             tokens_path=tokens_path,
+            commands=commands,
         ),
         name=WEB,
         shutdown=10.0,

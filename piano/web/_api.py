@@ -39,6 +39,7 @@ import structlog
 from aiohttp import web
 
 from actors import ActorRef, ActorSystem
+from piano.commands import COMMANDS, Commands
 from piano.media import Media, MediaRefused
 from piano.store import StoreError, StoreLocation, StoreReader, location_of
 from piano.threads import (
@@ -104,6 +105,16 @@ class _NewMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class _ThreadMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     text: str
+    user: str | None = None
+
+
+class _Command(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A chat command typed in a conversation: an existing thread, or a conversation and agent."""
+
+    text: str
+    thread_id: str | None = None
+    conversation: str = "default"
+    agent: str | None = None
     user: str | None = None
 
 
@@ -196,7 +207,9 @@ class Api:
         observer: Observer,
         media: Media | None = None,
         address: tuple[str, int] | None = None,
+        commands: Commands | None = None,
     ) -> None:
+        self.commands = commands
         self.media = media
         self.address = address
         self.system = system
@@ -223,6 +236,8 @@ class Api:
         post("/api/uploads", self._guard(self._upload))
         post("/api/threads/{id}/approvals/{approval}", self._guard(self._decide))
         post("/api/threads/{id}/interrupt", self._guard(self._interrupt))
+        get("/api/commands", self._guard(self._command_list))
+        post("/api/commands", self._guard(self._command))
         get("/api/dashboard", self._guard(self._dashboard))
         post("/api/token/rotate", self._guard(self._rotate))
         app.on_cleanup.append(self._close)
@@ -468,6 +483,38 @@ class Api:
     async def _interrupt(self, request: web.Request) -> web.StreamResponse:
         thread = await self.thread(request.match_info["id"])
         return _json({"interrupted": await interrupt(thread)})
+
+    async def _command_list(self, request: web.Request) -> web.StreamResponse:
+        listed = [
+            {"name": c.name, "usage": c.usage, "summary": c.summary, "owner_only": c.owner_only}
+            for c in COMMANDS
+        ]
+        return _json({"commands": listed if self.commands is not None else []})
+
+    async def _command(self, request: web.Request) -> web.StreamResponse:
+        """Run a chat command (`piano.commands`) in a conversation: ``{"reply": text}``; 404
+        (``not_found``) when the text is no command, so the page can send it as a message."""
+        body: _Command = await self._body(request, _Command)
+        if body.thread_id is not None:
+            key = await self.known_key(body.thread_id)
+            thread_id: str | None = body.thread_id
+        else:
+            key = ThreadKey(SURFACE, body.conversation, body.agent or self.default_agent)
+            thread_id = None
+        reply = None
+        if self.commands is not None:
+            # A full web token is the owner's (see piano.commands).
+            reply = await self.commands.run(
+                body.text,
+                system=self.system,
+                key=key,
+                thread_id=thread_id,
+                user=body.user,
+                owner=True,
+            )
+        if reply is None:
+            raise ApiError("not_found", f"no command {body.text.split(maxsplit=1)[0]!r}")
+        return _json({"reply": reply})
 
     async def _dashboard(self, request: web.Request) -> web.StreamResponse:
         stats = await stream_stats(self.surface)

@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 
 from actors import Caller, Registry
+from piano.commands import Commands
 from piano.config import WebConfig
 from piano.media import Media
 from piano.store import StoreLocation
@@ -77,7 +78,9 @@ class WebSurface(Surface):
         media: Media | None = None,
         clock: Callable[[], float] = time.time,
         tokens_path: str | None = None,
+        commands: Commands | None = None,
     ) -> None:
+        self.commands = commands
         self.config = config
         self.media = media
         self.subscriptions = subscriptions
@@ -141,6 +144,7 @@ class WebSurface(Surface):
             self.observer,
             self.media,
             (self.config.host, self.config.port),
+            self.commands,
         )
         default_agent = self.config.default_agent or self.default_agent
         self.server = WebServer(

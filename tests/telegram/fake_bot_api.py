@@ -82,6 +82,8 @@ class FakeBotApi:
     def __init__(self, token: str = "123456:TEST-token") -> None:
         self.token = token
         self.calls: list[Call] = []
+        self.commands: list[str] = []
+        """The command names of the last accepted ``setMyCommands``."""
         self.updates: list[dict[str, Any]] = []
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.forums: set[int] = set()
@@ -594,7 +596,18 @@ class FakeBotApi:
     def _api_sendChatAction(self, params: dict[str, Any], files: Any) -> bool:
         return True
 
-    def _api_setMyCommands(self, params: dict[str, Any], files: Any) -> bool:
+    def _api_setMyCommands(self, params: dict[str, Any], files: Any) -> Any:
+        # Telegram's rules: at most 100 commands, each 1-32 of a-z, 0-9 and _, with a
+        # description of 1-256 characters (else 400 BOT_COMMAND_INVALID / ..._DESCRIPTION_...).
+        commands = params.get("commands") or []
+        if len(commands) > 100:
+            return _error(400, "Bad Request: too many commands")
+        for command in commands:
+            if not re.fullmatch(r"[a-z0-9_]{1,32}", str(command.get("command", ""))):
+                return _error(400, "Bad Request: BOT_COMMAND_INVALID")
+            if not 1 <= len(str(command.get("description", ""))) <= 256:
+                return _error(400, "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID")
+        self.commands = [str(command["command"]) for command in commands]
         return True
 
     def _api_deleteWebhook(self, params: dict[str, Any], files: Any) -> bool:

@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from piano.commands import COMMANDS as DAEMON_COMMANDS
 from tests.fakes.responses_provider import ExecCommand, Text
 from tests.telegram.conftest import ADMIN, TG
 
@@ -27,6 +28,7 @@ async def test_a_private_message_gets_a_status_message_edited_to_done_and_the_an
         "agent",
         "approvals",
         "transcript",
+        *(command.name for command in DAEMON_COMMANDS),
         "help",
     ]
     sent = await tg.api.push_message(ADMIN, "run it")

@@ -23,6 +23,7 @@ import asyncio
 import os
 
 from actors import Backoff, Registry, Secret
+from piano.commands import Commands
 from piano.config import Role, TelegramConfig, WebhookConfig
 from piano.media import Media
 from piano.store import StoreLocation
@@ -93,6 +94,7 @@ def child_spec(
     transcripts: Transcripts | None = None,
     media: Media | None = None,
     web: tuple[str, int] | None = None,
+    commands: Commands | None = None,
 ) -> ChildSpec:
     """The supervised Telegram surface (restarted alone, with back-off, when it crashes)."""
 
@@ -115,6 +117,7 @@ def child_spec(
             webhook_secret=secret,
             media=media,
             web_address=web,
+            commands=commands,
         )
 
     return ChildSpec(

@@ -26,6 +26,7 @@ from telegram import Message, MessageEntity, Update
 from telegram.constants import ChatAction, ChatType
 
 from actors import ActorRef
+from piano.commands import NAMES
 from piano.surfaces.telegram._media import attached, take, unsupported
 from piano.surfaces.telegram._texts import decode_decision, help_text, status_text
 from piano.threads import (
@@ -139,6 +140,10 @@ async def _message(surface: TelegramSurface, message: Message, update_id: int) -
             return True
         if threads is None:
             return False
+        if command[0] in NAMES and surface.commands is not None:
+            daemon_command = _daemon_command(surface, text, conversation, route, user_id)
+            surface.detach(daemon_command, f"telegram-/{command[0]}-{update_id}")
+            return True
         run = _run_command(surface, threads, command, conversation, route, user_id)
         if command[0] in _ASKS_THE_THREAD:
             surface.detach(run, f"telegram-/{command[0]}-{update_id}")
@@ -207,6 +212,29 @@ def _typing(surface: TelegramSurface, route: Route) -> None:
         )
 
     surface.outbox(route.chat_id).put("sendChatAction", typing)
+
+
+async def _daemon_command(
+    surface: TelegramSurface,
+    text: str,
+    conversation: Conversation,
+    route: Route,
+    user_id: int | None,
+) -> None:
+    """One of the daemon's chat commands (`piano.commands`); an ``admin`` is the owner."""
+    assert surface.commands is not None
+    assert surface.access is not None
+    thread_id = await surface.track(conversation)
+    reply = await surface.commands.run(
+        text,
+        system=surface.system,
+        key=route.key,
+        thread_id=thread_id,
+        user=f"telegram:{user_id}",
+        owner=surface.access.allows(user_id, route.chat_id, needs="admin"),
+    )
+    if reply is not None:
+        surface.say(route, f"<pre>{_e(reply)}</pre>")
 
 
 async def _run_command(

@@ -47,6 +47,7 @@ from telegram.error import RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 
 from actors import ActorExited, Backoff, Registry, Timer
+from piano.commands import Commands
 from piano.config import TelegramConfig
 from piano.media import Media
 from piano.store import InteractionRecord, StoreLocation, open_reader
@@ -104,7 +105,10 @@ class TelegramSurface(TelegramOutput):
         media: Media | None = None,
         clock: Callable[[], float] = time.monotonic,
         web_address: tuple[str, int] | None = None,
+        commands: Commands | None = None,
     ) -> None:
+        self.commands = commands
+        """The daemon's chat commands (`piano.commands`), run for any chat allowed to talk."""
         self.config = config
         self.web_address = web_address
         """The web surface's host and port, for the resume lines' link (None: no web)."""

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 
+from piano.commands import COMMANDS as DAEMON_COMMANDS
 from piano.threads import resume_lines, web_link
 from schemas import events as ev
 
@@ -31,6 +32,8 @@ COMMANDS: list[BotCommand] = [
     BotCommand("agent", "List agents, or switch: /agent NAME"),
     BotCommand("approvals", "Show pending approval requests"),
     BotCommand("transcript", "Send this thread as a Markdown document"),
+    # the daemon's own, the same on every surface (piano.commands)
+    *(BotCommand(command.name, command.summary) for command in DAEMON_COMMANDS),
     BotCommand("help", "Show the commands"),
 ]
 

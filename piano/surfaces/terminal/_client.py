@@ -30,6 +30,7 @@ from typing import Any, TextIO
 import msgspec
 
 from actors import Backoff
+from piano.commands import parse
 from piano.surfaces.terminal._ui import (
     Approvals,
     Local,
@@ -225,6 +226,10 @@ async def _session(
                         unanswered.pop(0)
                     if state != "started":
                         printer.write(f"· {state}\n")
+                case chat.CommandReply(text=text):
+                    printer.write(f"{text}\n")
+                    if message is not None:
+                        done.set()  # a one-shot command: its reply is the whole answer
                 case chat.ChatError(message=text):
                     printer.write(f"\n! {text}\n")
                     if message is not None and not pending:
@@ -254,7 +259,7 @@ async def _session(
             if not welcome.is_set():
                 return 1
         if message is not None:
-            send(chat.Say(message))
+            send(chat.Command(message) if parse(message) is not None else chat.Say(message))
             finished = asyncio.create_task(done.wait())
             await asyncio.wait({finished, receiver}, return_when=asyncio.FIRST_COMPLETED)
             finished.cancel()

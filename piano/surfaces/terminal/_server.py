@@ -22,6 +22,7 @@ import structlog
 
 from actors import ActorRef, Registry
 from actors.console import bind_owner_socket, peer_uid
+from piano.commands import Commands
 from piano.surfaces._surface import Surface, subscribe, unsubscribe
 from piano.threads import (
     THREADS,
@@ -83,8 +84,10 @@ class ChatServer(Surface):
         default_agent: str,
         max_buffer: int = 4 * 1024 * 1024,
         web: tuple[str, int] | None = None,
+        commands: Commands | None = None,
     ) -> None:
         self.path = path
+        self.commands = commands
         self.web = web
         self.subscriptions = subscriptions
         self.directory = directory
@@ -218,6 +221,22 @@ class ChatServer(Surface):
                         thread = await open_conversation(threads, key)
                         if not await decide(thread, approval_id, decision, user):
                             send(chat.ChatError(f"no pending approval {approval_id}"))
+                    case chat.Command(text=text):
+                        # The socket is owner-only (checked above): its user is the owner.
+                        reply = None
+                        if self.commands is not None:
+                            reply = await self.commands.run(
+                                text,
+                                system=self.system,
+                                key=key,
+                                thread_id=thread_id,
+                                user=user,
+                                owner=True,
+                            )
+                        if reply is None:
+                            send(chat.ChatError(f"unknown command {text.split(maxsplit=1)[0]}"))
+                        else:
+                            send(chat.CommandReply(reply))
                     case chat.Interrupt():
                         thread = await open_conversation(threads, key)
                         if not await interrupt(thread):

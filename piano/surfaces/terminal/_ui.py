@@ -6,9 +6,10 @@ Two parts, both used by `_client._session`:
   answered locally, or quitting. Commands are handled here and never reach the model by
   accident: ``/help`` is answered locally; ``y``/``n`` answer the latest pending approval (and
   are refused, not sent, when none is pending); ``/approve``, ``/deny`` and ``/cancel`` take an
-  approval's short number (shown beside it), its id, or nothing when exactly one is pending; an
-  unknown ``/command`` is refused with the list; ``/say TEXT`` sends TEXT verbatim (a message
-  that starts with ``/`` or is just ``y``).
+  approval's short number (shown beside it), its id, or nothing when exactly one is pending;
+  the daemon's chat commands (`piano.commands`: ``/whoami``, ...) go to the daemon as a
+  `chat.Command` frame; an unknown ``/command`` is refused with the list; ``/say TEXT`` sends
+  TEXT verbatim (a message that starts with ``/`` or is just ``y``).
 - `RichPrinter` (a terminal) and the plain printer in `_client` (a pipe, a script): the
   agent's answer rendered as markdown (rich), tool calls one compact line each, approvals with
   their number, and a status line while a turn runs (`Status`: thinking, running a command,
@@ -31,6 +32,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.text import Text
 
+from piano.commands import help_lines, parse
 from schemas import chat
 from schemas import events as ev
 
@@ -58,7 +60,11 @@ Up and Down recall earlier messages; Ctrl-R searches them.
   /resume             how to continue this thread elsewhere (terminal, web, codex)
   /say TEXT           send TEXT as it is (to send "y" or a line starting with /)
   /help               this list
-  /quit               leave (Ctrl-D, or Ctrl-C when no turn runs)"""
+  /quit               leave (Ctrl-D, or Ctrl-C when no turn runs)
+
+The daemon's commands, the same on every surface:
+"""
+HELP += "\n".join(f"  {line}" for line in help_lines())
 
 
 @dataclass
@@ -179,6 +185,8 @@ def interpret(
             if isinstance(chosen, Local):
                 return chosen
             return chat.Decide(chosen, _DECISIONS[command])
+    if parse(stripped) is not None:
+        return chat.Command(stripped)
     return Local(f"unknown command {command}; /help lists them (to send it: /say {stripped})")
 
 

@@ -414,9 +414,38 @@ function newConversation(name) {
   $("text").focus();
 }
 
+// The daemon's chat commands (piano.commands: /whoami, ...), the same as in the terminal and
+// Telegram: typed here, run by the daemon, answered in a dismissable box above the input.
+let commandNames = new Set();
+fetch("/api/commands", { headers: { Authorization: `Bearer ${token}` } })
+  .then((response) => (response.ok ? response.json() : { commands: [] }))
+  .then((body) => { commandNames = new Set(body.commands.map((c) => c.name)); })
+  .catch(() => {});
+
+async function runCommand(text) {
+  const where = selected ? { thread_id: selected } : { conversation };
+  const response = await fetch("/api/commands", {
+    method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ text, user: "web", ...where }) });
+  const body = await response.json();
+  const reply = el("div", { class: "command-reply" },
+    el("pre", {}, response.ok ? body.reply : body.error.message),
+    el("button", { type: "button", class: "dismiss", "aria-label": "Dismiss" }, "×"));
+  $("command-replies").replaceChildren(reply);
+}
+$("command-replies").addEventListener("click", (event) => {
+  if (event.target.classList.contains("dismiss")) event.target.parentElement.remove();
+});
+
 $("send").addEventListener("submit", (event) => {
   event.preventDefault();
   const text = $("text").value.trim();
+  const name = /^\/([A-Za-z0-9_]+)/.exec(text)?.[1]?.toLowerCase();
+  if (name && commandNames.has(name)) {
+    $("text").value = "";
+    runCommand(text);
+    return;
+  }
   // a selected thread gets the message whichever surface opened it; else the web conversation
   const message = selected
     ? { type: "message", thread_id: selected, text, user: "web" }
