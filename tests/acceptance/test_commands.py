@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.acceptance.daemon import chat, daemon_running
 from tests.acceptance.test_surfaces import AUTH, WEB_ENV, web_base, web_config
 from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider
 from tests.telegram.fake_bot_api import FakeBotApi
+from tests.web.conftest import TOKEN
+from tests.web.test_browser import run, text_in, until
 
 pytestmark = pytest.mark.anyio
 
@@ -74,3 +79,21 @@ async def test_a_chat_command_is_run_by_the_daemon_on_every_surface_and_never_re
     assert "role: user" in str(member.params["text"])
     assert "whoami" in api.commands  # the menu Telegram accepted, under its naming rules
     assert provider.requests == [], "a chat command reached the model"
+
+
+async def test_a_command_typed_in_the_web_chat_is_answered_above_the_box_not_sent(
+    dirs: CodexDirs, browser: WebDriver
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        config = web_config(dirs, provider)
+        async with daemon_running(config, dirs.root / "state" / "chat.sock", env=WEB_ENV):
+            await run(browser.get, f"{web_base(config)}/chat#token={TOKEN}")
+            await until(browser, text_in("status", "live"))
+            box = await run(browser.find_element, By.ID, "text")
+            await run(box.send_keys, "/whoami" + Keys.ENTER)
+            await until(browser, text_in("command-replies", "surface: web"))
+            shown = await run(lambda: browser.find_element(By.ID, "command-replies").text)
+            messages = await run(lambda: browser.find_element(By.ID, "messages").text)
+    assert "role: owner" in shown
+    assert "/whoami" not in messages
+    assert provider.requests == []
