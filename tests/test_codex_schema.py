@@ -36,6 +36,7 @@ from schemas.codex import (
     KnownThreadItem,
     McpServerElicitationRequestParams,
     McpServerElicitationRequestResponse,
+    ModelListParams,
     Request,
     RpcErrorBody,
     RpcNotification,
@@ -53,6 +54,7 @@ from tests.fakes.responses_provider import make_codex_dirs
 Direction = Literal["in", "out"]
 CLIENT_REQUESTS: list[type[Request[Any]]] = [
     InitializeParams,
+    ModelListParams,
     ThreadStartParams,
     ThreadResumeParams,
     TurnStartParams,

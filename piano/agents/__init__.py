@@ -13,11 +13,11 @@ imported only when a configuration names it (`backend_class`):
 one module with a `Backend` subclass plus `register_backend(name, "module:Class")`.
 
 The messages a conversation's actor answers (`PostMessage`, `Decide`, `Interrupt`,
-`GetStatus`) are here; `piano.threads` has the client functions that send them. Where
-conversations' ids and unfinished work live (`ThreadDirectory`, `ThreadKey`) is here too,
-because every conversation's actor reads and records them; `piano.threads` re-exports them for
-surfaces. `OpenAIAgentConfig` is `piano.config`'s (the configuration is the layer below every
-backend), re-exported here.
+`GetStatus`, `ListModels`, `Configure`) are here; `piano.threads` has the client functions
+that send them. Where conversations' ids and unfinished work live (`ThreadDirectory`,
+`ThreadKey`) is here too, because every conversation's actor reads and records them;
+`piano.threads` re-exports them for surfaces. `OpenAIAgentConfig` is `piano.config`'s (the
+configuration is the layer below every backend), re-exported here.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from piano.agents._backend import (
 from piano.agents._conversation import (
     DAEMON_STOPPED,
     Conversation,
+    ModelsUnavailable,
     NotSaved,
     Publish,
     Turn,
@@ -45,7 +46,16 @@ from piano.agents._directory import (
     ThreadKey,
     Unfinished,
 )
-from piano.agents._messages import ConversationStatus, Decide, GetStatus, Interrupt, PostMessage
+from piano.agents._messages import (
+    Configure,
+    ConversationStatus,
+    Decide,
+    GetStatus,
+    Interrupt,
+    ListModels,
+    ModelChoice,
+    PostMessage,
+)
 from piano.config import TOOL_GROUPS, OpenAIAgentConfig
 
 __all__ = [
@@ -53,13 +63,17 @@ __all__ = [
     "DAEMON_STOPPED",
     "TOOL_GROUPS",
     "Backend",
+    "Configure",
     "Conversation",
     "ConversationStatus",
     "DaemonSetup",
     "Decide",
     "GetStatus",
     "Interrupt",
+    "ListModels",
     "MemoryDirectory",
+    "ModelChoice",
+    "ModelsUnavailable",
     "NotSaved",
     "OpenAIAgentConfig",
     "PostMessage",

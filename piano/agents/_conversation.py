@@ -9,7 +9,12 @@ of `piano.threads`, never built by hand):
 - `PostMessage` → an `Outcome`: "started" | "queued" | "steered" | "interrupting";
 - `Interrupt` → whether a running turn is being interrupted;
 - `Decide` → whether that approval was still open;
-- `GetStatus` → a `ConversationStatus` (thread id, running, queued, open approvals, backend);
+- `GetStatus` → a `ConversationStatus` (thread id, running, queued, open approvals, backend,
+  model and effort);
+- `ListModels` → the `ModelChoice`s the agent's provider offers (`ModelsUnavailable` if it
+  cannot say now);
+- `Configure` → the conversation's model and reasoning effort (``/model``, ``/effort``) saved
+  and used from the next turn on;
 
 and keep the same guarantees:
 
@@ -42,12 +47,16 @@ and keep the same guarantees:
   first, through the normal path, its user told with a notice. A turn that cannot start
   fails with the reason instead of crashing the actor (a pending message must not crash
   every restarted actor).
+- **Its model and effort survive restarts.** `Configure` records them in the directory before
+  answering (`NotSaved` if the store refuses), and each actor reads them back before its first
+  turn; a backend passes `model` and `settings.effort` with every turn it starts.
 - **Events in order.** Events go to one outbox (`emit`) published in order under one lock
   (`flush`), at the latest when the current callback ends.
 
 A backend implements the hooks: `_begin` (start a turn; it sets `turn`), `_steer`,
-`_stop_turn`, `_label` and `_status` (its `ConversationStatus` fields: ``agent``, ``backend``,
-``codex_thread_id``), and ends each turn with `_end_turn`.
+`_stop_turn`, `_models` (what ``/model`` lists), `_label` and `_status` (its
+`ConversationStatus` fields: ``agent``, ``backend``, ``codex_thread_id``), and ends each turn
+with `_end_turn`.
 """
 
 from __future__ import annotations
@@ -71,8 +80,17 @@ from actors import (
     Timer,
     is_normal_exit,
 )
-from piano.agents._messages import ConversationStatus, Decide, GetStatus, Interrupt, PostMessage
-from piano.store import StoreError
+from piano.agents._messages import (
+    Configure,
+    ConversationStatus,
+    Decide,
+    GetStatus,
+    Interrupt,
+    ListModels,
+    ModelChoice,
+    PostMessage,
+)
+from piano.store import ConversationSettings, StoreError
 from schemas import events as ev
 
 if TYPE_CHECKING:
@@ -82,6 +100,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DAEMON_STOPPED",
     "Conversation",
+    "ModelsUnavailable",
     "NotSaved",
     "Publish",
     "Turn",
@@ -92,6 +111,10 @@ __all__ = [
 class NotSaved(Exception):
     """The store refused to record a message (e.g. the disk is full): it was not accepted, and
     `PostMessage` call fails with this, a sentence for its user."""
+
+
+class ModelsUnavailable(Exception):
+    """The agent's provider cannot list its models now; the message says why, for its user."""
 
 
 Publish = Callable[[list[ev.ThreadEvent]], Awaitable[None]]
@@ -162,6 +185,7 @@ class Conversation(Actor, Generic[T]):
         self.idle_timer: Timer | None = None
         self.outbox: list[ev.ThreadEvent] = []
         self.publishing = asyncio.Lock()
+        self.settings = ConversationSettings()
 
     # -- the backend's hooks --------------------------------------------------------------------
 
@@ -181,6 +205,15 @@ class Conversation(Actor, Generic[T]):
     async def _abandon(self, turn_id: str) -> None:
         """Stop `turn_id`, a turn a previous actor of this conversation left running, if the
         backend may still be running it, and ignore what it still reports."""
+
+    async def _models(self) -> tuple[ModelChoice, ...]:
+        """The models the agent's provider offers; `ModelsUnavailable` if it cannot say."""
+        raise ModelsUnavailable(f"the {self.agent.backend} backend cannot list models")
+
+    @property
+    def model(self) -> str | None:
+        """The model this conversation's turns use: its own choice, else the agent's."""
+        return self.settings.model or self.agent.model
 
     def _label(self) -> str:
         """The agent, as `describe` shows it."""
@@ -231,6 +264,7 @@ class Conversation(Actor, Generic[T]):
     async def _recover(self) -> None:
         """Close the turns a previous actor left running and run the messages it accepted."""
         assert self.directory is not None
+        self.settings = await self.directory.settings(self.key)
         left = await self.directory.unfinished(self.thread_id)
         for interaction, turn_id in left.running:
             if turn_id is not None:
@@ -274,7 +308,7 @@ class Conversation(Actor, Generic[T]):
     async def handle_call(self, message: Any, caller: Caller) -> Any:
         try:
             return await self._handle_call(message, caller)
-        except NotSaved as exc:
+        except (NotSaved, ModelsUnavailable) as exc:
             caller.fail(exc)
             return NOREPLY
         finally:
@@ -290,12 +324,30 @@ class Conversation(Actor, Generic[T]):
                 return self._decide(approval_id, decision, by)
             case GetStatus():
                 return self._status_now()
+            case ListModels():
+                return await self._models()
+            case Configure(settings=settings):
+                return await self._configure(settings)
         return await super().handle_call(message, caller)
+
+    async def _configure(self, settings: ConversationSettings) -> ConversationStatus:
+        if self.directory is not None:
+            try:
+                await self.directory.remember_settings(self.key, settings)
+            except StoreError as exc:
+                self.log.error("conversation.settings_not_saved", error=str(exc))
+                raise NotSaved(f"{exc}; the choice was not saved") from exc
+        self.settings = settings
+        self.log.info("conversation.configured", model=settings.model, effort=settings.effort)
+        return self._status_now()
 
     def _status_now(self) -> ConversationStatus:
         fields: dict[str, Any] = {
             "agent": self.key.agent,
             "backend": self.agent.backend,
+            "model": self.model,
+            "effort": self.settings.effort,
+            "settings": self.settings,
             **self._status(),
         }
         return ConversationStatus(

@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from actors import ActorRef
 from piano.store import (
+    ConversationSettings,
     CreateThread,
     RecordInteraction,
     SetCodexThreadId,
+    SetConversationSettings,
     SetThreadStatus,
     StoreLocation,
     StoreReader,
@@ -89,6 +91,14 @@ class ThreadDirectory(Protocol):
         """The conversations (not archived) with an interaction left open."""
         ...
 
+    async def settings(self, key: ThreadKey) -> ConversationSettings:
+        """The model and effort the conversation chose (defaults if it chose none)."""
+        ...
+
+    async def remember_settings(self, key: ThreadKey, settings: ConversationSettings) -> None:
+        """Keep the conversation's choice of model and effort (across /new and restarts)."""
+        ...
+
 
 class MemoryDirectory:
     """A `ThreadDirectory` kept in memory (tests and scripting)."""
@@ -97,6 +107,7 @@ class MemoryDirectory:
         self.threads: dict[ThreadKey, str] = {}
         self.codex: dict[str, str] = {}
         self.interactions: list[tuple[str, Interaction]] = []
+        self.chosen: dict[ThreadKey, ConversationSettings] = {}
         self._ids = itertools.count(1)
 
     async def thread_for(self, key: ThreadKey) -> tuple[str, str | None]:
@@ -121,6 +132,12 @@ class MemoryDirectory:
 
     async def unfinished_conversations(self) -> list[ThreadKey]:
         return []
+
+    async def settings(self, key: ThreadKey) -> ConversationSettings:
+        return self.chosen.get(key, ConversationSettings())
+
+    async def remember_settings(self, key: ThreadKey, settings: ConversationSettings) -> None:
+        self.chosen[key] = settings
 
 
 class StoreDirectory:
@@ -226,3 +243,15 @@ class StoreDirectory:
             for thread in threads
             if thread.status != "archived"
         ]
+
+    async def settings(self, key: ThreadKey) -> ConversationSettings:
+        return await asyncio.to_thread(
+            self.reader.conversation_settings, key.surface, key.conversation, key.agent
+        )
+
+    async def remember_settings(self, key: ThreadKey, settings: ConversationSettings) -> None:
+        await self._write(
+            SetConversationSettings(
+                key.surface, key.conversation, key.agent, settings.model, settings.effort
+            )
+        )

@@ -6,16 +6,27 @@ nothing else by the rest of Piano; the typed client functions in `piano.threads`
 builds a message by hand and mypy sees what each call answers. They are frozen: a message
 is a value, never changed after it is sent.
 
-This module imports nothing of Piano's but its schemas, so any backend may use it.
+This module imports nothing of Piano's but its schemas and the store's records, so any backend
+may use it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from piano.store import ConversationSettings
 from schemas.events import Decision, Interaction
 
-__all__ = ["ConversationStatus", "Decide", "GetStatus", "Interrupt", "PostMessage"]
+__all__ = [
+    "Configure",
+    "ConversationStatus",
+    "Decide",
+    "GetStatus",
+    "Interrupt",
+    "ListModels",
+    "ModelChoice",
+    "PostMessage",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +58,34 @@ class GetStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class ListModels:
+    """Ask which models the agent's provider offers. Answers a tuple of `ModelChoice`, or
+    fails with `ModelsUnavailable` (a sentence) when the provider cannot say now."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChoice:
+    """One model a conversation may choose, with the reasoning efforts it accepts (empty: the
+    provider does not say)."""
+
+    id: str
+    description: str = ""
+    efforts: tuple[str, ...] = ()
+    default_effort: str | None = None
+    default: bool = False
+    """Whether the provider names it its default model."""
+
+
+@dataclass(frozen=True, slots=True)
+class Configure:
+    """Make `settings` the conversation's model and effort, kept in the store (they survive
+    restarts) and used from its next turn. Answers the `ConversationStatus`, or fails with
+    `NotSaved` when the store refused them."""
+
+    settings: ConversationSettings
+
+
+@dataclass(frozen=True, slots=True)
 class ConversationStatus:
     """A conversation's state when it was asked."""
 
@@ -64,3 +103,9 @@ class ConversationStatus:
     """The ids of the open approvals, sorted."""
     codex_thread_id: str | None = None
     """Codex's own id of the thread, once Codex has started it (None for other backends)."""
+    model: str | None = None
+    """The model its turns use: the one chosen with ``/model``, else the agent's."""
+    effort: str | None = None
+    """The reasoning effort chosen with ``/effort`` (None: the model's default)."""
+    settings: ConversationSettings = field(default_factory=ConversationSettings)
+    """What the conversation chose itself (None for either: the agent's)."""

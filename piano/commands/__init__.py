@@ -106,6 +106,18 @@ COMMANDS: Final[tuple[Command, ...]] = (
         "who you are to Piano: user, role, surface, conversation and thread",
         "piano.commands._whoami:whoami",
     ),
+    Command(
+        "model",
+        "/model [NAME|default]",
+        "list the models the agent's provider offers, or switch this conversation's model",
+        "piano.models:model",
+    ),
+    Command(
+        "effort",
+        "/effort [LEVEL|default]",
+        "show or set this conversation's reasoning effort (e.g. low, medium, high)",
+        "piano.models:effort",
+    ),
 )
 """Every chat command, in the order the help lists show them."""
 

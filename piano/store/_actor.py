@@ -42,6 +42,7 @@ __all__ = [
     "LastSeqs",
     "RecordInteraction",
     "SetCodexThreadId",
+    "SetConversationSettings",
     "SetThreadStatus",
     "StoreWrite",
     "StoreWriter",
@@ -153,6 +154,22 @@ class SetCodexThreadId(StoreWrite):
 
     def apply(self, backend: StoreBackend) -> Awaitable[None]:
         return backend.set_codex_thread_id(self.thread_id, self.codex_thread_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SetConversationSettings(StoreWrite):
+    """Keep the model and effort conversation (surface, conversation, agent) chose."""
+
+    surface: str
+    conversation: str
+    agent: str
+    model: str | None
+    effort: str | None
+
+    def apply(self, backend: StoreBackend) -> Awaitable[None]:
+        return backend.set_conversation_settings(
+            self.surface, self.conversation, self.agent, self.model, self.effort
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,10 @@ class StoreBackend(Protocol):
 
     async def set_thread_status(self, thread_id: str, status: ThreadStatus) -> None: ...
 
+    async def set_conversation_settings(
+        self, surface: str, conversation: str, agent: str, model: str | None, effort: str | None
+    ) -> None: ...
+
     async def record_interaction(
         self,
         thread_id: str,
@@ -181,6 +185,11 @@ class SqliteBackend:
 
     async def set_thread_status(self, thread_id: str, status: ThreadStatus) -> None:
         self.writer.set_thread_status(thread_id, status)
+
+    async def set_conversation_settings(
+        self, surface: str, conversation: str, agent: str, model: str | None, effort: str | None
+    ) -> None:
+        self.writer.set_conversation_settings(surface, conversation, agent, model, effort)
 
     async def record_interaction(
         self,

@@ -194,6 +194,19 @@ ALTER TABLE items SET (fillfactor = 70);
 ALTER TABLE interactions SET (fillfactor = 70);
 """
 
+_STORE_V4_CONVERSATION_SETTINGS: Final = """
+CREATE TABLE conversation_settings (
+    surface       text NOT NULL,
+    conversation  text NOT NULL,
+    agent         text NOT NULL,
+    model         text,
+    effort        text,
+    updated_at    double precision NOT NULL,
+    PRIMARY KEY (surface, conversation, agent)
+);
+ALTER TABLE token_usage ADD COLUMN model text;
+"""
+
 _JAIL_V1: Final = """
 CREATE TABLE shell_commands (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -302,7 +315,12 @@ CREATE TABLE agent_notes (
 """
 
 PG_MIGRATIONS: Final[dict[str, tuple[str, ...]]] = {
-    "store": (_STORE_V1, _STORE_V2_TOOL_APPROVALS, _STORE_V3_FILLFACTOR),
+    "store": (
+        _STORE_V1,
+        _STORE_V2_TOOL_APPROVALS,
+        _STORE_V3_FILLFACTOR,
+        _STORE_V4_CONVERSATION_SETTINGS,
+    ),
     "jail": (_JAIL_V1,),
     "telegram": (_TELEGRAM_V1,),
     "openai": (_OPENAI_V1,),

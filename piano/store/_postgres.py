@@ -1046,6 +1046,21 @@ class PostgresBackend:
         ):
             raise StoreError(f"set_codex_thread_id: unknown thread {thread_id!r}")
 
+    async def set_conversation_settings(
+        self, surface: str, conversation: str, agent: str, model: str | None, effort: str | None
+    ) -> None:
+        await self._write(
+            "set_conversation_settings",
+            """
+            INSERT INTO conversation_settings (surface, conversation, agent, model, effort,
+                                               updated_at)
+            VALUES (%s, %s, %s, %s, %s, %s)
+            ON CONFLICT (surface, conversation, agent) DO UPDATE SET model = excluded.model,
+                effort = excluded.effort, updated_at = excluded.updated_at
+            """,
+            (surface, conversation, agent, model, effort, time.time()),
+        )
+
     async def set_thread_status(self, thread_id: str, status: ThreadStatus) -> None:
         if not await self._write(
             "set_thread_status",

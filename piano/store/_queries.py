@@ -24,6 +24,7 @@ from piano.store._connection import SchemaTooNew, StoreError, open_connection
 from piano.store._records import (
     AgentRecord,
     ApprovalRecord,
+    ConversationSettings,
     InteractionRecord,
     ItemRecord,
     JournalEntry,
@@ -109,6 +110,17 @@ class StoreReader:
             "AND status != 'archived' ORDER BY created_at DESC, rowid DESC LIMIT 1",
             (surface, conversation, agent),
         )
+
+    def conversation_settings(
+        self, surface: str, conversation: str, agent: str
+    ) -> ConversationSettings:
+        """The model and effort the conversation chose (each None: the agent's own)."""
+        found = self._one(
+            ConversationSettings,
+            "FROM conversation_settings WHERE surface = ? AND conversation = ? AND agent = ?",
+            (surface, conversation, agent),
+        )
+        return found if found is not None else ConversationSettings()
 
     def surface(self, surface_id: str) -> SurfaceRecord | None:
         return self._one(SurfaceRecord, "FROM surfaces WHERE id = ?", (surface_id,))

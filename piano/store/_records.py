@@ -9,6 +9,7 @@ from schemas.events import FileChange, ThreadEvent
 __all__ = [
     "AgentRecord",
     "ApprovalRecord",
+    "ConversationSettings",
     "InteractionRecord",
     "ItemRecord",
     "JournalEntry",
@@ -113,6 +114,14 @@ class ApprovalRecord(msgspec.Struct, frozen=True, kw_only=True):
     decided_at: float | None
     tool: str | None = None
     arguments: str | None = None
+
+
+class ConversationSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The model and reasoning effort a conversation chose (``/model``, ``/effort``); None
+    for either means the agent's own (its ``model``, the model's default effort)."""
+
+    model: str | None = None
+    effort: str | None = None
 
 
 class UsageTotals(msgspec.Struct, frozen=True, kw_only=True):

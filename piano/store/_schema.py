@@ -40,7 +40,10 @@ json_valid):
   approvals, kind 'tool_call' with the tool and its arguments; SQLite cannot change a CHECK
   constraint in place);
 - events: the append-only journal of every thread event, numbered per thread from 1, unique by
-  (thread_id, seq).
+  (thread_id, seq);
+- conversation_settings (journal v3): the model and reasoning effort a conversation (surface,
+  conversation, agent) chose with ``/model`` and ``/effort``, NULL for the agent's own; v3 also
+  gives token_usage the model that used the tokens (for prices).
 """
 
 from __future__ import annotations
@@ -262,7 +265,20 @@ ALTER TABLE approvals_v5 RENAME TO approvals;
 CREATE INDEX approvals_pending ON approvals (decision, requested_at);
 """
 
-JOURNAL: Final = register(Tables("store", (_V1, _V2_TOOL_APPROVALS)))
+_V3_CONVERSATION_SETTINGS: Final = """
+CREATE TABLE conversation_settings (
+    surface       TEXT NOT NULL,
+    conversation  TEXT NOT NULL,
+    agent         TEXT NOT NULL,
+    model         TEXT,
+    effort        TEXT,
+    updated_at    REAL NOT NULL,
+    PRIMARY KEY (surface, conversation, agent)
+) STRICT;
+ALTER TABLE token_usage ADD COLUMN model TEXT;
+"""
+
+JOURNAL: Final = register(Tables("store", (_V1, _V2_TOOL_APPROVALS, _V3_CONVERSATION_SETTINGS)))
 """The store's own tables: who talks to whom, threads, interactions, items, usage, approvals
 and the events journal."""
 

@@ -251,6 +251,22 @@ class Writer:
             thread_id, "codex_thread_id = ?", codex_thread_id, "set_codex_thread_id"
         )
 
+    def set_conversation_settings(
+        self, surface: str, conversation: str, agent: str, model: str | None, effort: str | None
+    ) -> None:
+        """Keep the model and effort a conversation chose (None: the agent's own)."""
+        self._write(
+            "set_conversation_settings",
+            """
+            INSERT INTO conversation_settings (surface, conversation, agent, model, effort,
+                                               updated_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            ON CONFLICT (surface, conversation, agent) DO UPDATE SET model = excluded.model,
+                effort = excluded.effort, updated_at = excluded.updated_at
+            """,
+            (surface, conversation, agent, model, effort, time.time()),
+        )
+
     def set_thread_status(self, thread_id: str, status: ThreadStatus) -> None:
         """Archive a thread (e.g. when the user starts afresh), or reopen it as idle."""
         self._update_thread(thread_id, "status = ?", status, "set_thread_status")

@@ -1,9 +1,9 @@
 """Conversation threads: one actor per conversation and agent, found or started on demand.
 
 Talk to them through the client functions (`open_conversation`, `send_message`,
-`post_message`, `decide`, `interrupt`, `conversation_status`, `new_conversation`,
-`which_conversations`, `recover_conversations`): each sends one frozen message and applies
-one timeout policy (`TIMEOUT`); see `piano.threads._client`.
+`post_message`, `decide`, `interrupt`, `conversation_status`, `list_models`, `configure`,
+`new_conversation`, `which_conversations`, `recover_conversations`): each sends one frozen
+message and applies one timeout policy (`TIMEOUT`); see `piano.threads._client`.
 
 `Threads` (registered as `THREADS`) starts a conversation's actor with the backend its
 agent names (`piano.agents.Backend`). The directory, the conversation type and its messages
@@ -11,12 +11,16 @@ are `piano.agents`'s, re-exported here for the surfaces.
 """
 
 from piano.agents import (
+    Configure,
     Conversation,
     ConversationStatus,
     Decide,
     GetStatus,
     Interrupt,
+    ListModels,
     MemoryDirectory,
+    ModelChoice,
+    ModelsUnavailable,
     NotSaved,
     PostMessage,
     StoreDirectory,
@@ -32,9 +36,11 @@ from piano.threads._client import (
     RecoverConversations,
     UnknownAgent,
     WhichConversations,
+    configure,
     conversation_status,
     decide,
     interrupt,
+    list_models,
     new_conversation,
     open_conversation,
     post_message,
@@ -58,13 +64,17 @@ __all__ = [
     "THREADS",
     "THREAD_SUPERVISOR",
     "TIMEOUT",
+    "Configure",
     "Conversation",
     "ConversationStatus",
     "Decide",
     "Decision",
     "GetStatus",
     "Interrupt",
+    "ListModels",
     "MemoryDirectory",
+    "ModelChoice",
+    "ModelsUnavailable",
     "NewConversation",
     "NotSaved",
     "OpenConversation",
@@ -79,9 +89,11 @@ __all__ = [
     "Unfinished",
     "UnknownAgent",
     "WhichConversations",
+    "configure",
     "conversation_status",
     "decide",
     "interrupt",
+    "list_models",
     "new_conversation",
     "open_conversation",
     "post_message",

@@ -15,6 +15,8 @@ one frozen message and returns its typed answer, as `supervisors` does for super
 | `decide`                | a conversation | `Decide`               | whether it was open      |
 | `interrupt`             | a conversation | `Interrupt`            | whether a turn stops     |
 | `conversation_status`   | a conversation | `GetStatus`            | `ConversationStatus`     |
+| `list_models`           | a conversation | `ListModels`           | its `ModelChoice`s       |
+| `configure`             | a conversation | `Configure`            | `ConversationStatus`     |
 
 `send_message` is `open_conversation` then `post_message`, what a surface does with a user's
 message.
@@ -40,7 +42,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, cast
 
 from actors import ActorRef
-from piano.agents import ConversationStatus, Decide, GetStatus, Interrupt, PostMessage
+from piano.agents import (
+    Configure,
+    ConversationStatus,
+    Decide,
+    GetStatus,
+    Interrupt,
+    ListModels,
+    ModelChoice,
+    PostMessage,
+)
+from piano.store import ConversationSettings
 from schemas.events import Decision, Interaction, Outcome
 
 if TYPE_CHECKING:
@@ -54,9 +66,11 @@ __all__ = [
     "RecoverConversations",
     "UnknownAgent",
     "WhichConversations",
+    "configure",
     "conversation_status",
     "decide",
     "interrupt",
+    "list_models",
     "new_conversation",
     "open_conversation",
     "post_message",
@@ -162,4 +176,18 @@ async def interrupt(conversation: ActorRef) -> bool:
 async def conversation_status(conversation: ActorRef) -> ConversationStatus:
     """The conversation's state now."""
     status: ConversationStatus = await conversation.call(GetStatus(), timeout=TIMEOUT)
+    return status
+
+
+async def list_models(conversation: ActorRef) -> tuple[ModelChoice, ...]:
+    """The models the conversation's agent may use (``/model``); fails with
+    `piano.agents.ModelsUnavailable` when its provider cannot say now."""
+    choices: tuple[ModelChoice, ...] = await conversation.call(ListModels(), timeout=TIMEOUT)
+    return choices
+
+
+async def configure(conversation: ActorRef, settings: ConversationSettings) -> ConversationStatus:
+    """Make `settings` the conversation's model and effort (kept in the store); its status
+    after. Fails with `piano.agents.NotSaved` when the store refused them."""
+    status: ConversationStatus = await conversation.call(Configure(settings), timeout=TIMEOUT)
     return status

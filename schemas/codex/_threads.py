@@ -194,6 +194,41 @@ class ThreadResumeParams(Request[ThreadResumeResponse]):
     exclude_turns: bool | None = None
 
 
+# --- model/list ---
+
+
+class ReasoningEffortOption(_In):
+    reasoning_effort: str
+    description: str
+
+
+class Model(_In):
+    """One model of codex's catalogue for a provider (``model/list``)."""
+
+    id: str
+    model: str
+    display_name: str
+    description: str
+    hidden: bool
+    is_default: bool
+    default_reasoning_effort: str
+    supported_reasoning_efforts: list[ReasoningEffortOption]
+
+
+class ModelListResponse(_In):
+    data: list[Model]
+    next_cursor: str | None = None
+
+
+class ModelListParams(Request[ModelListResponse]):
+    method = "model/list"
+    response_type = ModelListResponse
+    cursor: str | None = None
+    include_hidden: bool | None = None
+    limit: int | None = None
+    model_provider: str | None = None
+
+
 # --- turn/start, turn/steer, turn/interrupt ---
 
 

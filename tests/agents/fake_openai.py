@@ -1,6 +1,7 @@
 """A scripted OpenAI-compatible server on 127.0.0.1 for the real openai SDK.
 
-`FakeOpenAI` serves ``POST /v1/responses`` and ``POST /v1/chat/completions``, streamed as
+`FakeOpenAI` serves ``GET /v1/models`` (`models`), and ``POST /v1/responses`` and
+``POST /v1/chat/completions``, streamed as
 server-sent events with the fields the SDK's models carry, and answers each request with the
 next scripted reply (`fake.script(Text("hi"), Call("web_fetch", {"url": ...}))`), or `default`
 once the script is empty. Before the script it plays the provider's own refusals: a request
@@ -118,6 +119,7 @@ class FakeOpenAI:
         app.router.add_post("/v1/responses", self._handle)
         app.router.add_post("/v1/chat/completions", self._handle)
         app.router.add_post("/v1/audio/transcriptions", self._transcribe)
+        app.router.add_get("/v1/models", self._models)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -137,6 +139,13 @@ class FakeOpenAI:
     ) -> web.Response:
         body = {"error": {"message": message, "type": "invalid_request_error", "code": code}}
         return web.json_response(body, status=status, headers=headers)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        """``GET /v1/models``: `models`, as OpenAI lists them (after the key check)."""
+        if request.headers.get("Authorization", "") != f"Bearer {self.api_key}":
+            return self._error(401, "Incorrect API key provided.", "invalid_api_key")
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
+        return web.json_response({"object": "list", "data": data})
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()

@@ -9,6 +9,7 @@ import aiohttp
 import msgspec
 import pytest
 
+from piano.store import ConversationSettings
 from piano.surfaces.telegram import Inbox, WebhookConfig
 from piano.threads import MemoryDirectory, ThreadKey, Unfinished
 from schemas import events as ev
@@ -103,6 +104,12 @@ class GatedDirectory:
 
     async def unfinished_conversations(self) -> list[ThreadKey]:
         return await self.directory.unfinished_conversations()
+
+    async def settings(self, key: ThreadKey) -> ConversationSettings:
+        return await self.directory.settings(key)
+
+    async def remember_settings(self, key: ThreadKey, settings: ConversationSettings) -> None:
+        await self.directory.remember_settings(key, settings)
 
 
 async def test_an_update_is_processed_only_once_its_interaction_is_recorded(tg: TG) -> None:

@@ -6,7 +6,9 @@ busy policy, the turn and approval timeouts and the idle stop are every conversa
 (`piano.agents._conversation.Conversation`); what is Codex's:
 
 - **Turns.** A turn is a Codex turn (`turn/start`) on the conversation's Codex thread, started
-  (`thread/start`) on its first message and resumed (`thread/resume`) on a new process. Steering
+  (`thread/start`) on its first message and resumed (`thread/resume`) on a new process. Each
+  `turn/start` names the conversation's model and reasoning effort (``/model``, ``/effort``);
+  the models it may choose are codex's catalogue for the agent's provider (`model/list`). Steering
   is `turn/steer` (before Codex has named the turn, or when it refuses, with a warning, the
   message is queued instead); interrupting is `turn/interrupt` — also what the turn timeout
   does. A `turn/start` that gets no answer in time is never reported failed while Codex might
@@ -46,11 +48,13 @@ from actors import NOREPLY, Caller, Down, MonitorRef, Registry
 from piano.agents._conversation import (
     DAEMON_STOPPED,
     Conversation,
+    ModelsUnavailable,
     Publish,
     Turn,
     stopped_because,
 )
 from piano.agents._directory import ThreadDirectory, ThreadKey
+from piano.agents._messages import ModelChoice
 from piano.codex import (
     CODEX,
     ApprovalAsked,
@@ -69,6 +73,7 @@ from schemas.codex import (
     CommandExecutionRequestApprovalParams,
     LocalImageInput,
     McpServerElicitationRequestParams,
+    ModelListParams,
     TextInput,
     ThreadResumeParams,
     ThreadStartParams,
@@ -173,7 +178,7 @@ class ConversationThread(Conversation[Turn]):
         workspace = _workspace(agent)
         common: dict[str, Any] = {
             "cwd": workspace,
-            "model": agent.model,
+            "model": self.model,
             "model_provider": codex_provider_id(agent.provider) if agent.provider else None,
             "approval_policy": agent.approval_policy,
             "sandbox": agent.sandbox,
@@ -207,7 +212,12 @@ class ConversationThread(Conversation[Turn]):
         try:
             process = await self._attach()
             started = await process.call(
-                TurnStartParams(thread_id=self.codex_thread_id or "", input=_input(interaction))
+                TurnStartParams(
+                    thread_id=self.codex_thread_id or "",
+                    input=_input(interaction),
+                    model=self.model,
+                    effort=self.settings.effort,
+                )
             )
         except CodexError as exc:
             self.emit(ev.TurnStarted(interaction=interaction, agent=self.key.agent, **self.meta()))
@@ -226,6 +236,37 @@ class ConversationThread(Conversation[Turn]):
         self.translator.turn_id = self.translator.turn_id or started.turn.id
         self.emit(ev.TurnStarted(interaction=interaction, agent=self.key.agent, **self.meta()))
         self._watch(turn)
+
+    async def _models(self) -> tuple[ModelChoice, ...]:
+        """Codex's catalogue for the agent's provider (``model/list``, every page)."""
+        provider = codex_provider_id(self.agent.provider) if self.agent.provider else None
+        choices: list[ModelChoice] = []
+        cursor: str | None = None
+        try:
+            _, process = await connection(self.system)
+            for _page in range(20):
+                listed = await process.call(
+                    ModelListParams(cursor=cursor, model_provider=provider), timeout=30
+                )
+                choices += [
+                    ModelChoice(
+                        id=model.id,
+                        description=model.description,
+                        efforts=tuple(
+                            e.reasoning_effort for e in model.supported_reasoning_efforts
+                        ),
+                        default_effort=model.default_reasoning_effort,
+                        default=model.is_default,
+                    )
+                    for model in listed.data
+                    if not model.hidden
+                ]
+                cursor = listed.next_cursor
+                if cursor is None:
+                    break
+        except CodexError as exc:
+            raise ModelsUnavailable(f"Codex could not list its models: {exc}") from exc
+        return tuple(choices)
 
     async def _stop_turn(self, turn: Turn, why: str) -> bool:
         if turn.turn_id is None or self.process is None:

@@ -11,6 +11,10 @@ store cannot tell them apart. What is its own:
   interrupting (the user, ``busy = "interrupt"``, the turn timeout) cancels the task.
 - **Approvals.** A shell command that needs approval (see `_tools`) waits for the decision:
   accept runs it, decline tells the model the user refused, cancel ends the turn.
+- **Models.** ``/model`` lists the provider's ``GET /v1/models``; the model and reasoning
+  effort the conversation chose go with every request of its own agent (``reasoning.effort``
+  on the Responses API, ``reasoning_effort`` on Chat Completions); an agent it hands over to
+  answers with its own.
 - **History.** The conversation (`_history`) is loaded on the first turn and stored after
   each, with the thread's active agent, so an idle-stopped thread resumes it.
 - **Events in order.** The turn task emits into the actor's outbox and flushes it under the
@@ -26,6 +30,7 @@ threads share (agent settings, tools, notes, history) and makes their actors
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import time
 import uuid
@@ -38,8 +43,16 @@ import structlog
 
 from actors import Registry
 from piano.agents._backend import Backend, DaemonSetup
-from piano.agents._conversation import DAEMON_STOPPED, Conversation, Publish, Turn, stopped_because
+from piano.agents._conversation import (
+    DAEMON_STOPPED,
+    Conversation,
+    ModelsUnavailable,
+    Publish,
+    Turn,
+    stopped_because,
+)
 from piano.agents._directory import ThreadDirectory, ThreadKey
+from piano.agents._messages import ModelChoice
 from piano.agents.openai._config import EndpointError, MissingKey, resolve_endpoint
 from piano.agents.openai._history import (
     History,
@@ -49,7 +62,7 @@ from piano.agents.openai._history import (
     SqliteHistory,
 )
 from piano.agents.openai._tools import SHELL_CWD, ToolContext, ToolRunner
-from piano.agents.openai._turn import Profile, TurnRun
+from piano.agents.openai._turn import Profile, TurnRun, provider_message
 from piano.config import OpenAIAgentConfig
 from piano.tools import Notes, Toolbox, ToolsConfig, owner_of
 from schemas import events as ev
@@ -240,7 +253,29 @@ class OpenAIThread(Conversation[_Turn]):
     # -- what the turn uses (TurnHost; emit, flush, meta and end_approvals are Conversation's) --
 
     def profile(self, agent: str) -> Profile:
-        return self.backend.profile(agent)
+        """`agent` as the turn uses it; the conversation's own agent with the model and effort
+        it chose (``/model``, ``/effort``): an agent it hands over to keeps its own."""
+        profile = self.backend.profile(agent)
+        if agent != self.key.agent:
+            return profile
+        return dataclasses.replace(
+            profile, model=self.settings.model or profile.model, effort=self.settings.effort
+        )
+
+    async def _models(self) -> tuple[ModelChoice, ...]:
+        """What the provider lists at ``GET /v1/models``."""
+        try:
+            profile = self.profile(self.key.agent)
+            page = await self.client(profile).models.list()
+            found = [model.id async for model in page]
+        except EndpointError as exc:
+            raise ModelsUnavailable(str(exc)) from exc
+        except openai.OpenAIError as exc:
+            endpoint = self.profile(self.key.agent).endpoint().base_url
+            raise ModelsUnavailable(
+                f"the provider did not list its models: {provider_message(exc, endpoint)}"
+            ) from exc
+        return tuple(ModelChoice(id=model) for model in sorted(found))
 
     def client(self, profile: Profile) -> openai.AsyncOpenAI:
         endpoint = profile.endpoint()

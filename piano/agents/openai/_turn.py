@@ -76,6 +76,8 @@ class Profile:
     approval_policy: str
     options: OpenAIAgentConfig
     endpoint: Callable[[], Endpoint]
+    effort: str | None = None
+    """The reasoning effort its conversation chose (``/effort``); None: the model's default."""
 
     def tools(self) -> list[ToolSpec]:
         specs = tool_specs(self.options.tools)
@@ -90,6 +92,11 @@ class Profile:
         if self.options.max_output_tokens is not None:
             key = "max_output_tokens" if self.endpoint().api == "responses" else "max_tokens"
             extra[key] = self.options.max_output_tokens
+        if self.effort is not None:
+            if self.endpoint().api == "responses":
+                extra["reasoning"] = {"effort": self.effort}
+            else:
+                extra["reasoning_effort"] = self.effort
         return extra
 
 

@@ -106,13 +106,16 @@ def decode_decision(data: str) -> tuple[ev.Decision, str] | None:
 def status_text(
     agent: str, status: ConversationStatus | None, web: tuple[str, int] | None = None
 ) -> str:
-    """The /status reply: the agent, the thread and its state, and how to continue the thread
-    elsewhere (`piano.threads.resume_lines`; `web` is the web surface's host and port)."""
+    """The /status reply: the agent, the thread, its model and effort (``/model``, ``/effort``)
+    and its state, and how to continue the thread elsewhere (`piano.threads.resume_lines`;
+    `web` is the web surface's host and port)."""
     lines = [f"🤖 Agent: <b>{_e(agent)}</b>"]
     if status is None:
         lines.append("No thread yet: say something to start one.")
         return "\n".join(lines)
     lines.append(f"🧵 Thread: <code>{_e(status.thread_id)}</code>")
+    model = status.model or "the provider default"
+    lines.append(f"🧠 Model: <b>{_e(model)}</b>, effort: {_e(status.effort or 'default')}")
     lines.append("⏳ A turn is running." if status.running else "💤 Idle.")
     if status.queued:
         lines.append(f"📥 {status.queued} queued messages")
