@@ -145,6 +145,8 @@ class CodexProcess:
         self.watchdog_interval, self.watchdog_timeout = watchdog_interval, watchdog_timeout
         self.stderr_tail: deque[str] = deque(maxlen=stderr_lines)
         self.exit: CodexExited | None = None
+        self.codex_home: str | None = None
+        """Codex's CODEX_HOME as codex itself names it (its `initialize` answer), once started."""
         self._proc: asyncio.subprocess.Process | None = None
         self._ids = itertools.count()
         self._pending: dict[RequestId, asyncio.Future[msgspec.Raw]] = {}
@@ -189,6 +191,7 @@ class CodexProcess:
         except CodexTimeout as exc:
             tail = "\n".join(self.stderr_tail)
             raise CodexTimeout(f"{exc}; stderr:\n{tail}") from None
+        self.codex_home = result.codex_home
         await self.notify("initialized")
         if self.watchdog_interval is not None:
             self._spawn(self._watchdog(self.watchdog_interval))

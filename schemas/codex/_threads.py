@@ -194,6 +194,34 @@ class ThreadResumeParams(Request[ThreadResumeResponse]):
     exclude_turns: bool | None = None
 
 
+class ThreadLoadedListResponse(_In):
+    data: list[str]
+    next_cursor: str | None = None
+
+
+class ThreadLoadedListParams(Request[ThreadLoadedListResponse]):
+    """The threads this codex process has loaded (their rollouts open for writing)."""
+
+    method = "thread/loaded/list"
+    response_type = ThreadLoadedListResponse
+    cursor: str | None = None
+    limit: int | None = None
+
+
+class ThreadInjectItemsResponse(_In):
+    pass
+
+
+class ThreadInjectItemsParams(Request[ThreadInjectItemsResponse]):
+    """Append raw Responses API items (``{"type": "message", "role": ..., "content": [...]}``)
+    to a thread's model-visible history."""
+
+    method = "thread/inject_items"
+    response_type = ThreadInjectItemsResponse
+    thread_id: str
+    items: list[dict[str, Any]]
+
+
 # --- model/list ---
 
 
