@@ -4,7 +4,8 @@ An agent can write in its workspace: it can replace any folder the daemon writes
 symlink (``ln -s /any/host/dir workspace/webfetch``) or put a symlink where the daemon's file
 will go, and a daemon that opens paths by name would then write wherever the link points,
 with the daemon's rights. `save_into` is the one way the daemon writes into a workspace (web
-fetch's long results, files users send from Telegram or the web):
+fetch's long results, files users send from Telegram or the web) or into CODEX_HOME (a Codex
+thread's rollout written back), and `read_from` the one way it reads a file there:
 
 - the workspace itself (``root``) is the operator's configured path and is opened as it is;
 - the folder inside it is one name, opened relative to the workspace's directory descriptor
@@ -23,9 +24,10 @@ import contextlib
 import errno
 import os
 import secrets
+import stat
 from pathlib import Path
 
-__all__ = ["UnsafePath", "save_into"]
+__all__ = ["UnsafePath", "read_from", "save_into"]
 
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
@@ -40,9 +42,10 @@ def _component(name: str) -> str:
     return name
 
 
-def _open_folder(root_fd: int, folder: str, where: Path) -> int:
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(folder, 0o700, dir_fd=root_fd)
+def _open_folder(root_fd: int, folder: str, where: Path, *, create: bool = True) -> int:
+    if create:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(folder, 0o700, dir_fd=root_fd)
     try:
         return os.open(folder, _DIRECTORY | os.O_NOFOLLOW, dir_fd=root_fd)
     except OSError as exc:
@@ -53,21 +56,62 @@ def _open_folder(root_fd: int, folder: str, where: Path) -> int:
         raise
 
 
+def _open_folders(root: Path, folder: str, *, create: bool) -> int:
+    """A descriptor of ``root/folder``, each of `folder`'s ``/``-separated components opened
+    in turn below the one before (see `_open_folder`)."""
+    fd = os.open(root, _DIRECTORY)
+    where = root
+    try:
+        for part in folder.split("/"):
+            where = where / _component(part)
+            inner = _open_folder(fd, part, where, create=create)
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_from(root: str | Path, folder: str, name: str) -> bytes | None:
+    """The content of ``<root>/<folder>/<name>``, reached as `save_into` writes (`folder` may
+    have several ``/``-separated components): None if it or its folder does not exist,
+    `UnsafePath` if a symlink stands anywhere on the way or it is not a regular file.
+    Blocking: call it off the event loop."""
+    root = Path(root).expanduser().resolve()
+    try:
+        folder_fd = _open_folders(root, folder, create=False)
+    except FileNotFoundError:
+        return None
+    try:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(_component(name), flags, dir_fd=folder_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafePath(f"{root / folder / name} is a symlink (never followed)") from None
+        raise
+    finally:
+        os.close(folder_fd)
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafePath(f"{root / folder / name} is not a regular file")
+        return file.read()
+
+
 def save_into(
     root: str | Path, folder: str, name: str, data: bytes, *, unique: bool = False
 ) -> Path:
     """Write `data` as ``<root>/<folder>/<name>`` (see the module documentation); the path
-    written. `unique`: keep an existing file and take the first free name instead (``name``,
+    written. `folder` may be several ``/``-separated components, each opened (created) as
+    described. `unique`: keep an existing file and take the first free name instead (``name``,
     ``stem-2.ext``, ...), else replace it. Blocking: call it off the event loop."""
     root = Path(root).expanduser()
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     root = root.resolve()
     _component(name)
-    root_fd = os.open(root, _DIRECTORY)
-    try:
-        folder_fd = _open_folder(root_fd, _component(folder), root / folder)
-    finally:
-        os.close(root_fd)
+    folder_fd = _open_folders(root, folder, create=True)
     try:
         temporary = f".partial-{secrets.token_hex(8)}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
