@@ -99,6 +99,11 @@ class ThreadDirectory(Protocol):
         """Keep the conversation's choice of model and effort (across /new and restarts)."""
         ...
 
+    async def past_turns(self, thread_id: str) -> list[tuple[str, str]]:
+        """The thread's finished interactions, oldest first: each message's text and the
+        answer it got (empty if none), what a lost Codex thread is rebuilt from."""
+        ...
+
 
 class MemoryDirectory:
     """A `ThreadDirectory` kept in memory (tests and scripting)."""
@@ -138,6 +143,10 @@ class MemoryDirectory:
 
     async def remember_settings(self, key: ThreadKey, settings: ConversationSettings) -> None:
         self.chosen[key] = settings
+
+    async def past_turns(self, thread_id: str) -> list[tuple[str, str]]:
+        """Nothing: a memory directory does not see the answers."""
+        return []
 
 
 class StoreDirectory:
@@ -255,3 +264,11 @@ class StoreDirectory:
                 key.surface, key.conversation, key.agent, settings.model, settings.effort
             )
         )
+
+    async def past_turns(self, thread_id: str) -> list[tuple[str, str]]:
+        records = await asyncio.to_thread(self.reader.interactions, thread_id)
+        return [
+            (record.text, record.response)
+            for record in records
+            if record.status not in ("pending", "in_progress")
+        ]

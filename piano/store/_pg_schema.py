@@ -1,9 +1,9 @@
 """The PostgreSQL schema: every table the SQLite store has, versioned per owner.
 
 Each owner of tables (the store's journal and conversations, the jail's audit, the Telegram
-surface, the OpenAI backend) has its own list of migrations in `PG_MIGRATIONS` and its own row
-in ``schema_versions``; `PG_MIGRATIONS[owner][n]` takes that owner from version n to n + 1.
-Append only: never edit a released script.
+surface, the OpenAI backend, the Codex backend's rollouts) has its own list of migrations in
+`PG_MIGRATIONS` and its own row in ``schema_versions``; `PG_MIGRATIONS[owner][n]` takes that
+owner from version n to n + 1. Append only: never edit a released script.
 
 `migrate_pg` runs every pending migration in one transaction under a transaction-scoped
 advisory lock, so two daemons starting at once against one fresh database migrate it once, and
@@ -314,6 +314,25 @@ CREATE TABLE agent_notes (
 );
 """
 
+_CODEX_V1: Final = """
+CREATE TABLE rollouts (
+    codex_thread_id  text PRIMARY KEY,
+    thread_id        text NOT NULL,
+    path             text NOT NULL,
+    size             bigint NOT NULL,
+    digest           text NOT NULL,
+    chunks           integer NOT NULL,
+    updated_at       double precision NOT NULL
+);
+
+CREATE TABLE rollout_chunks (
+    codex_thread_id  text NOT NULL,
+    seq              integer NOT NULL,
+    data             bytea NOT NULL,
+    PRIMARY KEY (codex_thread_id, seq)
+);
+"""
+
 PG_MIGRATIONS: Final[dict[str, tuple[str, ...]]] = {
     "store": (
         _STORE_V1,
@@ -325,11 +344,12 @@ PG_MIGRATIONS: Final[dict[str, tuple[str, ...]]] = {
     "telegram": (_TELEGRAM_V1,),
     "openai": (_OPENAI_V1,),
     "notes": (_NOTES_V1,),
+    "codex": (_CODEX_V1,),
 }
 """Each owner's SQL scripts, in the order they are applied (the store first: others refer to
 its threads). The owners are the SQLite registry's (piano.store.register: store, jail,
-telegram, openai, notes); their versions count separately per backend. Index n migrates that
-owner from version n to n + 1. Append only."""
+telegram, openai, notes, codex); their versions count separately per backend. Index n
+migrates that owner from version n to n + 1. Append only."""
 
 PG_SCHEMA_VERSIONS: Final = {owner: len(scripts) for owner, scripts in PG_MIGRATIONS.items()}
 

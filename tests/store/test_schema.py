@@ -9,6 +9,7 @@ from pathlib import Path
 import apsw
 import pytest
 
+from piano.agents.codex import ROLLOUT_TABLES
 from piano.agents.openai import HISTORY_TABLES
 from piano.store import (
     JOURNAL,
@@ -68,7 +69,7 @@ def backend_kind() -> str:
     return "sqlite"
 
 
-OWNERS = (JOURNAL, TELEGRAM_TABLES, JAIL_TABLES, HISTORY_TABLES, NOTES_TABLES)
+OWNERS = (JOURNAL, TELEGRAM_TABLES, JAIL_TABLES, HISTORY_TABLES, NOTES_TABLES, ROLLOUT_TABLES)
 
 
 def versions(path: Path) -> dict[str, int]:
@@ -86,7 +87,7 @@ def test_an_empty_file_gets_every_owners_tables_at_their_current_versions(path: 
     assert versions(path) == {tables.owner: tables.version for tables in registered()}
     assert set(registered()) >= set(OWNERS)
     assert tables(path) >= TABLES | {"telegram_inbox", "telegram_outbox", "shell_commands"}
-    assert tables(path) >= {"agent_notes", "agent_messages", "schema_versions"}
+    assert tables(path) >= {"agent_notes", "agent_messages", "schema_versions", "rollouts"}
 
 
 def test_every_connection_uses_wal_normal_sync_foreign_keys_and_a_5s_busy_timeout(

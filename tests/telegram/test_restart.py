@@ -94,6 +94,9 @@ class GatedDirectory:
     async def new_thread(self, key: ThreadKey) -> str:
         return await self.directory.new_thread(key)
 
+    async def past_turns(self, thread_id: str) -> list[tuple[str, str]]:
+        return await self.directory.past_turns(thread_id)
+
     async def record_interaction(self, thread_id: str, interaction: ev.Interaction) -> None:
         self.waiting.set()
         await self.released.wait()

@@ -4,7 +4,9 @@ It holds what only Codex's conversations share: the `sessions` registry through 
 Codex client (`piano.codex.CodexClient`, started by the daemon beside it) routes each Codex
 thread's notifications and approval requests to its conversation's actor, and `codex_config`,
 the extra Codex configuration each thread starts with (its own MCP server entry, whose token
-names the thread). Each conversation is a `ConversationThread`.
+names the thread), and `rollouts`, where each Codex thread's rollout file is kept so that the
+thread survives losing CODEX_HOME and can move to another node (`piano.agents.codex._rollouts`;
+the store's database in the daemon). Each conversation is a `ConversationThread`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from actors import Registry
 from piano.agents._backend import Backend, DaemonSetup
 from piano.agents._conversation import DAEMON_STOPPED, Publish
 from piano.agents._directory import ThreadDirectory, ThreadKey
+from piano.agents.codex._rollouts import PostgresRollouts, RolloutStore, SqliteRollouts
 from piano.agents.codex._thread import ConversationThread
 
 if TYPE_CHECKING:
@@ -30,7 +33,8 @@ class CodexBackend(Backend):
 
     `sessions` must be the registry the Codex client was given (unique keys: a Codex thread
     has one actor). `codex_config(thread_id)`, when given, is merged into each thread's
-    ``thread/start`` and ``thread/resume``.
+    ``thread/start`` and ``thread/resume``. `rollouts`, when given, keeps each thread's
+    rollout (without it a thread lives only in the local CODEX_HOME).
     """
 
     def __init__(
@@ -38,13 +42,19 @@ class CodexBackend(Backend):
         sessions: Registry,
         *,
         codex_config: Callable[[str], dict[str, Any]] | None = None,
+        rollouts: RolloutStore | None = None,
     ) -> None:
         self.sessions = sessions
         self.codex_config = codex_config
+        self.rollouts = rollouts
 
     @classmethod
     def for_daemon(cls, setup: DaemonSetup) -> CodexBackend:
-        return cls(setup.sessions, codex_config=setup.codex_config)
+        """Codex's conversations with their rollouts in the store's database."""
+        rollouts: RolloutStore = (
+            SqliteRollouts(setup.database) if setup.pool is None else PostgresRollouts(setup.pool)
+        )
+        return cls(setup.sessions, codex_config=setup.codex_config, rollouts=rollouts)
 
     @classmethod
     def missing_key(
@@ -78,6 +88,7 @@ class CodexBackend(Backend):
             sessions=self.sessions,
             directory=directory,
             codex_config=self.codex_config,
+            rollouts=self.rollouts,
             conversations=conversations,
             recovering=recovering,
             clock=clock,

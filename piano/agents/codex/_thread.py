@@ -19,6 +19,13 @@ busy policy, the turn and approval timeouts and the idle stop are every conversa
   (`ProbeProvider`): its address, HTTP status and message, which Codex does not pass on.
 - **Approvals.** Codex's request to run a command, apply a change or call an MCP tool
   (`ApprovalAsked`, from the Codex client) is answered with the decision.
+- **Rollouts.** After every turn what codex added to the thread's rollout file is stored
+  (`piano.agents.codex._rollouts`); before ``thread/resume`` a rollout the local CODEX_HOME
+  lacks (a lost state directory, another node) is written back at its recorded path — never
+  for a thread the local codex has loaded. A thread whose rollout is gone everywhere (codex:
+  "no rollout found") is rebuilt: ``thread/start``, then ``thread/inject_items`` with the
+  conversation so far from Piano's store (each message and its answer); its new codex id is
+  remembered and the user told.
 - **Codex restarts.** The thread monitors the Codex client. If it dies mid-turn, the turn is
   completed as ``interrupted`` with a notice saying why, and the next message resumes the Codex
   thread on the new process.
@@ -55,12 +62,20 @@ from piano.agents._conversation import (
 )
 from piano.agents._directory import ThreadDirectory, ThreadKey
 from piano.agents._messages import ModelChoice
+from piano.agents.codex._rollouts import (
+    ROLLOUT_LOST,
+    RolloutError,
+    RolloutStore,
+    restore_rollout,
+    save_rollout,
+)
 from piano.codex import (
     CODEX,
     ApprovalAsked,
     CodexError,
     CodexNotification,
     CodexProcess,
+    CodexRpcError,
     CodexTimeout,
     ProbeProvider,
     Translator,
@@ -75,6 +90,8 @@ from schemas.codex import (
     McpServerElicitationRequestParams,
     ModelListParams,
     TextInput,
+    ThreadInjectItemsParams,
+    ThreadLoadedListParams,
     ThreadResumeParams,
     ThreadStartParams,
     TurnInterruptParams,
@@ -97,6 +114,12 @@ def _input(interaction: ev.Interaction) -> list[UserInput]:
     return items
 
 
+def _message(role: str, text: str) -> dict[str, Any]:
+    """A message as a raw Responses API item (what ``thread/inject_items`` takes)."""
+    kind = "input_text" if role == "user" else "output_text"
+    return {"type": "message", "role": role, "content": [{"type": kind, "text": text}]}
+
+
 def _workspace(agent: AgentConfig) -> str:
     path = Path(agent.workspace).expanduser()
     path.mkdir(parents=True, exist_ok=True)
@@ -117,6 +140,7 @@ class ConversationThread(Conversation[Turn]):
         codex_thread_id: str | None = None,
         directory: ThreadDirectory | None = None,
         codex_config: Callable[[str], dict[str, Any]] | None = None,
+        rollouts: RolloutStore | None = None,
         conversations: Registry | None = None,
         recovering: str = DAEMON_STOPPED,
         clock: Callable[[], float] = time.time,
@@ -134,6 +158,8 @@ class ConversationThread(Conversation[Turn]):
         self.sessions = sessions
         self.codex_thread_id = codex_thread_id
         self.codex_config = codex_config
+        self.rollouts = rollouts
+        self.rollout_path: str | None = None
         self.translator = Translator(thread_id, clock, agent=key.agent)
         self.process: CodexProcess | None = None
         self.client: MonitorRef | None = None
@@ -193,17 +219,114 @@ class ConversationThread(Conversation[Turn]):
         if self.codex_thread_id is None:
             started = await process.call(ThreadStartParams(**common))
             self.codex_thread_id = started.thread.id
+            self.rollout_path = started.thread.path
             if self.directory is not None:
                 await self.directory.remember_codex_thread(self.thread_id, self.codex_thread_id)
         else:
-            await process.call(
-                ThreadResumeParams(thread_id=self.codex_thread_id, exclude_turns=True, **common)
-            )
+            await self._restore(process, self.codex_thread_id)
+            try:
+                resumed = await process.call(
+                    ThreadResumeParams(thread_id=self.codex_thread_id, exclude_turns=True, **common)
+                )
+            except CodexRpcError as exc:
+                if ROLLOUT_LOST not in exc.message:
+                    raise
+                await self._rebuild(process, common)
+            else:
+                self.rollout_path = resumed.thread.path
+                await self._save(process)  # a rollout codex had but the store had not
         for key in self.sessions.keys(self.ref):
             self.sessions.unregister(key, self.ref)
         self.sessions.register(self.codex_thread_id, self.ref)
         self.process = process
         return process
+
+    async def _restore(self, process: CodexProcess, codex_thread_id: str) -> None:
+        """Write the thread's stored rollout back into the local CODEX_HOME if it is missing
+        there or not the stored one (`restore_rollout`), unless the local codex has the thread
+        loaded. A store that cannot be read or a file that cannot be written fails the turn:
+        a thread must not be rebuilt as lost while its rollout is only out of reach. A stored
+        rollout Piano refuses to write (`RolloutError`) is logged and left out."""
+        if self.rollouts is None or process.codex_home is None:
+            return
+        loaded = await process.call(ThreadLoadedListParams())
+        try:
+            done, size = await restore_rollout(
+                self.rollouts,
+                process.codex_home,
+                codex_thread_id,
+                loaded=codex_thread_id in loaded.data,
+            )
+        except RolloutError as exc:  # unusable: codex resumes what it has, or not
+            self.log.error(
+                "codex.rollout_not_restored", codex_thread=codex_thread_id, error=str(exc)
+            )
+            return
+        if done == "written":
+            self.log.info("codex.rollout_restored", codex_thread=codex_thread_id, size=size)
+
+    async def _save(self, process: CodexProcess | None) -> None:
+        """Store what codex added to the thread's rollout (`save_rollout`). Never fails the
+        conversation: what is not stored now is stored with the next save."""
+        if (
+            self.rollouts is None
+            or process is None
+            or process.codex_home is None
+            or self.codex_thread_id is None
+            or not self.rollout_path
+        ):
+            return
+        try:
+            done, size = await save_rollout(
+                self.rollouts,
+                process.codex_home,
+                self.codex_thread_id,
+                self.thread_id,
+                self.rollout_path,
+            )
+        except Exception as exc:
+            self.log.warning(
+                "codex.rollout_not_saved", codex_thread=self.codex_thread_id, error=repr(exc)
+            )
+            return
+        self.log.debug(
+            "codex.rollout_saved", codex_thread=self.codex_thread_id, done=done, size=size
+        )
+
+    async def _rebuild(self, process: CodexProcess, common: dict[str, Any]) -> None:
+        """Codex has no rollout of the thread anywhere (not here, not in the store): start a
+        new Codex thread, give it the conversation so far from Piano's own store
+        (``thread/inject_items``), remember its id and tell the user it changed."""
+        lost = self.codex_thread_id
+        started = await process.call(ThreadStartParams(**common))
+        self.codex_thread_id = started.thread.id
+        self.rollout_path = started.thread.path
+        turns = await self.directory.past_turns(self.thread_id) if self.directory else []
+        items = [
+            item
+            for text, answer in turns
+            for item in (_message("user", text), _message("assistant", answer) if answer else None)
+            if item is not None
+        ]
+        if items:
+            await process.call(ThreadInjectItemsParams(thread_id=self.codex_thread_id, items=items))
+        if self.directory is not None:
+            await self.directory.remember_codex_thread(self.thread_id, self.codex_thread_id)
+        self.log.warning(
+            "codex.thread_rebuilt", lost=lost, codex_thread=self.codex_thread_id, turns=len(turns)
+        )
+        self.emit(
+            ev.Notice(
+                level="warning",
+                message=(
+                    f"Codex no longer had this conversation's thread {lost} (its history file "
+                    f"was lost), so it was started again with the conversation so far: its "
+                    f"codex id is now {self.codex_thread_id} (codex resume "
+                    f"{self.codex_thread_id})."
+                ),
+                **self.meta(),
+            )
+        )
 
     async def _begin(self, interaction: ev.Interaction) -> None:
         turn = self.turn = Turn(interaction)
@@ -349,6 +472,7 @@ class ConversationThread(Conversation[Turn]):
                     if self.translator.provider_failed():
                         done = await self._with_provider_answer(done)
                     await self._end_turn([done])
+                    await self._save(self.process)
                 else:
                     for event in events:
                         self.emit(event)
@@ -412,3 +536,4 @@ class ConversationThread(Conversation[Turn]):
             await self._end_turn(closing, start_next=False)
         self._close_queue(reason)
         await self.flush()
+        await self._save(self.process)
