@@ -412,15 +412,8 @@ def secure_state(config: Config) -> None:
 
 
 def store_location(config: Config) -> StoreLocation:
-    """Where the store is: ``daemon.database`` (SQLite), or the PostgreSQL database whose DSN
-    is in ``$store.dsn_env`` (`ConfigError`, one line, if that variable is unset)."""
-    if config.store.backend == "postgres":
-        return StoreLocation.postgres(
-            config.store.dsn(),
-            pool_size=config.store.pool_size,
-            connect_timeout=config.store.connect_timeout,
-        )
-    return StoreLocation.sqlite(config.state_path(config.daemon.database))
+    """Where the store is (`Config.store_location`)."""
+    return config.store_location()
 
 
 def build_application(config: Config) -> Application:
@@ -449,6 +442,7 @@ def build_application(config: Config) -> Application:
         location,
         config.agents,
         settle=stored_publisher(lambda: application.system),
+        limits=config.limits,
     )
 
     publish = publisher(lambda: application.system)

@@ -178,6 +178,8 @@ class TokenUsage(Event, frozen=True, tag="usage"):
     output_tokens: int = 0
     reasoning_tokens: int = 0
     total_tokens: int = 0
+    model: str | None = None
+    """The model that used them (for its price), when the backend knows it."""
 
 
 class Notice(Event, frozen=True, tag="notice"):

@@ -47,6 +47,9 @@ and keep the same guarantees:
   first, through the normal path, its user told with a notice. A turn that cannot start
   fails with the reason instead of crashing the actor (a pending message must not crash
   every restarted actor).
+- **Daily limits before a turn.** Before a message starts a turn, the directory says whether
+  its user reached a daily limit (``[limits]``); if so the message, already recorded, ends
+  ``failed`` with a polite sentence saying when the limit resets, and never reaches the model.
 - **Its model and effort survive restarts.** `Configure` records them in the directory before
   answering (`NotSaved` if the store refuses), and each actor reads them back before its first
   turn; a backend passes `model` and `settings.effort` with every turn it starts.
@@ -477,6 +480,17 @@ class Conversation(Actor, Generic[T]):
         if start_next and self.queue:
             await self._start(self.queue.popleft())
 
+    async def _refusal(self, interaction: ev.Interaction) -> str | None:
+        """Why `interaction`'s user may not have a turn now (a daily limit), or None. A store
+        that cannot say does not stop the turn: the limits are a budget, not a wall."""
+        if self.directory is None:
+            return None
+        try:
+            return await self.directory.refusal(interaction)
+        except Exception as exc:
+            self.log.warning("conversation.limit_unchecked", error=repr(exc))
+            return None
+
     def _close_queue(self, reason: object) -> None:
         """At a deliberate stop (``/new`` starts the conversation afresh: reason "normal") the
         queued messages will not run, so each ends ``interrupted`` saying so rather than
@@ -497,6 +511,12 @@ class Conversation(Actor, Generic[T]):
         """`_begin` a turn; one that cannot start, whatever the reason, fails with the reason
         instead of crashing the actor — a crash would be recovered, and the message, still
         pending, would crash every restarted actor until the daemon gives up."""
+        why = await self._refusal(interaction)
+        if why is not None:
+            self.log.info("conversation.limit_reached", interaction=interaction.id)
+            refused = ev.TurnCompleted(status="failed", error=why, **self.meta(interaction.id))
+            await self._end_turn([refused])
+            return
         try:
             await self._begin(interaction)
         except Exception as exc:

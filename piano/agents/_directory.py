@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from actors import ActorRef
+from piano.config import day_start
 from piano.store import (
     ConversationSettings,
     CreateThread,
@@ -36,7 +37,7 @@ from piano.store import (
 from schemas.events import Interaction, Notice, ThreadEvent
 
 if TYPE_CHECKING:
-    from piano.config import AgentConfig
+    from piano.config import AgentConfig, LimitsConfig
 
 __all__ = [
     "MemoryDirectory",
@@ -95,6 +96,11 @@ class ThreadDirectory(Protocol):
         """The model and effort the conversation chose (defaults if it chose none)."""
         ...
 
+    async def refusal(self, interaction: Interaction) -> str | None:
+        """Why `interaction` may not start a turn now (its user reached a daily limit: a
+        sentence for them), or None."""
+        ...
+
     async def remember_settings(self, key: ThreadKey, settings: ConversationSettings) -> None:
         """Keep the conversation's choice of model and effort (across /new and restarts)."""
         ...
@@ -141,6 +147,10 @@ class MemoryDirectory:
     async def settings(self, key: ThreadKey) -> ConversationSettings:
         return self.chosen.get(key, ConversationSettings())
 
+    async def refusal(self, interaction: Interaction) -> str | None:
+        """None: a memory directory keeps no usage, so it sets no limits."""
+        return None
+
     async def remember_settings(self, key: ThreadKey, settings: ConversationSettings) -> None:
         self.chosen[key] = settings
 
@@ -154,6 +164,9 @@ class StoreDirectory:
     on every use (so a restarted writer is picked up); reads on its own connection, opened on
     first use (the writer creates and migrates the database when it starts).
 
+    `limits` are the users' daily limits `refusal` applies (``[limits]``), counted in the
+    store's interactions and token usage since 00:00 UTC.
+
     `settle(event)` publishes an event and returns once it is stored (the daemon's
     `piano.events.stored_publisher`): `unfinished` uses it as a barrier when the store shows
     something open, so that events a previous actor published and the pipeline has not yet
@@ -165,11 +178,13 @@ class StoreDirectory:
         database: str | Path | StoreLocation,
         agents: Mapping[str, AgentConfig] | None = None,
         settle: Callable[[ThreadEvent], Awaitable[None]] | None = None,
+        limits: LimitsConfig | None = None,
     ) -> None:
         self.writer = writer
         self.database = database
         self.agents = agents or {}
         self.settle = settle
+        self.limits = limits
         self._reader: StoreReader | None = None
 
     @property
@@ -272,3 +287,18 @@ class StoreDirectory:
             for record in records
             if record.status not in ("pending", "in_progress")
         ]
+
+    async def refusal(self, interaction: Interaction) -> str | None:
+        limits, user = self.limits, interaction.user
+        if limits is None or user is None or not limits.limited(user):
+            return None
+        now = time.time()
+        since = day_start(now)
+        turns = await asyncio.to_thread(self.reader.turns_by, since=since, user=user)
+        used = await asyncio.to_thread(self.reader.usage_by, since=since, user=user)
+        return limits.refusal(
+            user,
+            sum(row.turns for row in turns),
+            sum(row.total_tokens for row in used),
+            now,
+        )

@@ -187,14 +187,18 @@ class Translator:
         self.response = ""
         self.failure: str | dict[str, Any] | None = None
         """The `codexErrorInfo` of the last turn that failed with one (else None)."""
+        self.model: str | None = None
+        """The model the current turn runs with, named in its `TokenUsage` (for prices)."""
         self._clock = clock
         self._at = 0.0
         self._began = 0.0
         self._tokens = dict.fromkeys(_TOKENS, 0)
 
-    def begin(self, interaction_id: str) -> None:
-        """A new interaction's turn is about to start (before Codex's `turn/started`)."""
+    def begin(self, interaction_id: str, model: str | None = None) -> None:
+        """A new interaction's turn is about to start (before Codex's `turn/started`), with
+        `model`."""
         self.interaction_id = interaction_id
+        self.model = model
         self.response = ""
         self.failure = None
         self._began = self._clock()
@@ -268,6 +272,7 @@ class Translator:
                     output_tokens=last.output_tokens,
                     reasoning_tokens=last.reasoning_output_tokens,
                     total_tokens=last.total_tokens,
+                    model=self.model,
                     **self._meta(turn_id),
                 )
                 for name in _TOKENS:

@@ -118,6 +118,12 @@ COMMANDS: Final[tuple[Command, ...]] = (
         "show or set this conversation's reasoning effort (e.g. low, medium, high)",
         "piano.models:effort",
     ),
+    Command(
+        "usage",
+        "/usage",
+        "your turns, tokens and cost today and in all, and your daily limits",
+        "piano.usage:usage",
+    ),
 )
 """Every chat command, in the order the help lists show them."""
 

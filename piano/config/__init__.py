@@ -63,12 +63,15 @@ from piano.config._codex import codex_dirs, codex_writable_roots
 from piano.config._errors import ConfigError
 from piano.config._openai import TOOL_GROUPS, OpenAIAgentConfig
 from piano.config._telegram import Role, TelegramConfig, WebhookConfig
+from piano.config._usage import DAY, LimitsConfig, PriceConfig, UserLimits, day_start
 from piano.config._web import WebConfig
 from piano.media import MediaConfig
+from piano.store import StoreLocation
 from piano.tools import ToolsConfig
 
 __all__ = [
     "BACKENDS",
+    "DAY",
     "TOOL_GROUPS",
     "AgentConfig",
     "ClusterConfig",
@@ -77,16 +80,20 @@ __all__ = [
     "Config",
     "ConfigError",
     "DaemonConfig",
+    "LimitsConfig",
     "MetricsConfig",
     "OpenAIAgentConfig",
+    "PriceConfig",
     "ProviderConfig",
     "Role",
     "StoreConfig",
     "TelegramConfig",
+    "UserLimits",
     "WebConfig",
     "WebhookConfig",
     "codex_dirs",
     "codex_writable_roots",
+    "day_start",
     "load_config",
 ]
 
@@ -207,6 +214,9 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     cluster: ClusterConfig | None = None
     """Present (a ``[cluster]`` section) to run as one node of a cluster (`piano.cluster`)."""
     providers: dict[str, ProviderConfig] = msgspec.field(default_factory=dict)
+    prices: dict[str, PriceConfig] = msgspec.field(default_factory=dict)
+    """Each model's prices (``[prices."gpt-5.5"]``), for the costs ``/usage`` shows."""
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     agents: dict[str, AgentConfig] = msgspec.field(
         default_factory=lambda: {"default": AgentConfig()}
     )
@@ -242,6 +252,17 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     def state_path(self, name: str) -> Path:
         """A path under the state directory (absolute names are kept as they are)."""
         return Path(self.daemon.state_dir).expanduser() / Path(name).expanduser()
+
+    def store_location(self) -> StoreLocation:
+        """Where the store is: ``daemon.database`` (SQLite), or the PostgreSQL database whose
+        DSN is in ``$store.dsn_env`` (`ConfigError`, one line, if that variable is unset)."""
+        if self.store.backend == "postgres":
+            return StoreLocation.postgres(
+                self.store.dsn(),
+                pool_size=self.store.pool_size,
+                connect_timeout=self.store.connect_timeout,
+            )
+        return StoreLocation.sqlite(self.state_path(self.daemon.database))
 
 
 def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:

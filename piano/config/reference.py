@@ -228,6 +228,12 @@ EXAMPLES: dict[str, str] = {
     "telegram.default_agent": '"default"',
     "telegram.webhook.url": '"https://bot.example.org/telegram"',
     "cluster.node_id": '"node-a"',
+    "prices.<name>.input": "1.25",
+    "prices.<name>.cached_input": "0.125",
+    "prices.<name>.output": "10.0",
+    "limits.turns_per_day": "50",
+    "limits.tokens_per_day": "2_000_000",
+    "limits.users.<name>.turns_per_day": "500",
 }
 """Example values (TOML) for keys whose default is no example (unset, empty)."""
 

@@ -162,8 +162,8 @@ UPDATE approvals SET decision = ?, decided_by = ?, decided_at = ? WHERE thread_i
 """
 _USAGE: Final = """
 INSERT INTO token_usage (thread_id, turn_id, interaction_id, input_tokens, cached_input_tokens,
-                         output_tokens, reasoning_tokens, total_tokens, at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                         output_tokens, reasoning_tokens, total_tokens, at, model)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
@@ -402,6 +402,7 @@ class Applier:
                         event.reasoning_tokens,
                         event.total_tokens,
                         at,
+                        event.model,
                     ),
                 )
             case Notice():

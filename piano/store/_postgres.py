@@ -245,8 +245,8 @@ WHERE thread_id = %s AND id = %s
 """
 _USAGE: Final = f"""
 INSERT INTO token_usage (thread_id, turn_id, interaction_id, input_tokens, cached_input_tokens,
-                         output_tokens, reasoning_tokens, total_tokens, at)
-VALUES (%s, %s, {_OF}, %s, %s, %s, %s, %s, %s)
+                         output_tokens, reasoning_tokens, total_tokens, at, model)
+VALUES (%s, %s, {_OF}, %s, %s, %s, %s, %s, %s, %s)
 """
 
 
@@ -373,12 +373,12 @@ RETURNING x.thread_id, x.id
 """
 _SET_USAGE: Final = f"""
 INSERT INTO token_usage (thread_id, turn_id, interaction_id, input_tokens, cached_input_tokens,
-                         output_tokens, reasoning_tokens, total_tokens, at)
-SELECT v.thread_id, v.turn_id, {_V_OF}, v.i, v.c, v.o, v.r, v.t, v.at
+                         output_tokens, reasoning_tokens, total_tokens, at, model)
+SELECT v.thread_id, v.turn_id, {_V_OF}, v.i, v.c, v.o, v.r, v.t, v.at, v.m
 FROM {
     _unnest(
-        "text text text text text int8 int8 int8 int8 int8 float8",
-        "thread_id, turn_id, oi, ot, ou, i, c, o, r, t, at",
+        "text text text text text int8 int8 int8 int8 int8 float8 text",
+        "thread_id, turn_id, oi, ot, ou, i, c, o, r, t, at, m",
     )
 }
 """
@@ -805,6 +805,7 @@ class PostgresBackend:
                             event.reasoning_tokens,
                             event.total_tokens,
                             at,
+                            event.model,
                         ),
                     )
                 )

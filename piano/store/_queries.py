@@ -30,6 +30,8 @@ from piano.store._records import (
     JournalEntry,
     SurfaceRecord,
     ThreadRecord,
+    TurnCount,
+    UsageRow,
     UsageTotals,
     UserRecord,
 )
@@ -62,6 +64,26 @@ SELECT count(*), coalesce(sum(input_tokens), 0), coalesce(sum(cached_input_token
        coalesce(sum(output_tokens), 0), coalesce(sum(reasoning_tokens), 0),
        coalesce(sum(total_tokens), 0)
 FROM token_usage
+"""
+
+
+_USAGE_BY: Final = """
+SELECT count(*), coalesce(sum(u.input_tokens), 0), coalesce(sum(u.cached_input_tokens), 0),
+       coalesce(sum(u.output_tokens), 0), coalesce(sum(u.reasoning_tokens), 0),
+       coalesce(sum(u.total_tokens), 0), i.user, coalesce(i.agent, t.agent), u.model
+FROM token_usage u JOIN threads t ON t.id = u.thread_id
+LEFT JOIN interactions i ON i.id = u.interaction_id
+WHERE (?1 IS NULL OR u.at >= ?1) AND (?2 IS NULL OR i.user = ?2) AND (?3 IS NULL OR u.at < ?3)
+GROUP BY i.user, coalesce(i.agent, t.agent), u.model
+ORDER BY i.user, coalesce(i.agent, t.agent), u.model
+"""
+_TURNS_BY: Final = """
+SELECT i.user, coalesce(i.agent, t.agent), count(*)
+FROM interactions i JOIN threads t ON t.id = i.thread_id
+WHERE i.started_at IS NOT NULL AND (?1 IS NULL OR i.started_at >= ?1)
+  AND (?2 IS NULL OR i.user = ?2) AND (?3 IS NULL OR i.started_at < ?3)
+GROUP BY i.user, coalesce(i.agent, t.agent)
+ORDER BY i.user, coalesce(i.agent, t.agent)
 """
 
 
@@ -198,6 +220,23 @@ class StoreReader:
         """Token usage summed over everything, a thread, or one interaction."""
         with self._lock:
             return self._usage(thread_id, interaction_id)
+
+    def usage_by(
+        self, *, since: float | None = None, until: float | None = None, user: str | None = None
+    ) -> list[UsageRow]:
+        """Token usage summed per user, agent and model, reported in [`since`, `until`) (None:
+        open), of one `user` or everyone's."""
+        with self._lock:
+            rows = self._db.execute(_USAGE_BY, (since, user, until)).fetchall()
+        return [_convert(UsageRow, UsageRow.__struct_fields__, row) for row in rows]
+
+    def turns_by(
+        self, *, since: float | None = None, until: float | None = None, user: str | None = None
+    ) -> list[TurnCount]:
+        """Turns per user and agent that started in [`since`, `until`), of one `user` or all."""
+        with self._lock:
+            rows = self._db.execute(_TURNS_BY, (since, user, until)).fetchall()
+        return [_convert(TurnCount, TurnCount.__struct_fields__, row) for row in rows]
 
     # -- the journal ----------------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ __all__ = [
     "JournalEntry",
     "SurfaceRecord",
     "ThreadRecord",
+    "TurnCount",
+    "UsageRow",
     "UsageTotals",
     "UserRecord",
 ]
@@ -133,6 +135,22 @@ class UsageTotals(msgspec.Struct, frozen=True, kw_only=True):
     output_tokens: int = 0
     reasoning_tokens: int = 0
     total_tokens: int = 0
+
+
+class UsageRow(UsageTotals, frozen=True, kw_only=True):
+    """Tokens one user used with one agent and one model (None: not known), summed."""
+
+    user: str | None
+    agent: str
+    model: str | None
+
+
+class TurnCount(msgspec.Struct, frozen=True, kw_only=True):
+    """How many turns one user had with one agent (messages that started a turn)."""
+
+    user: str | None
+    agent: str
+    turns: int
 
 
 class JournalEntry(msgspec.Struct, frozen=True):

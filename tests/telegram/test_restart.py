@@ -114,6 +114,9 @@ class GatedDirectory:
     async def remember_settings(self, key: ThreadKey, settings: ConversationSettings) -> None:
         await self.directory.remember_settings(key, settings)
 
+    async def refusal(self, interaction: ev.Interaction) -> str | None:
+        return await self.directory.refusal(interaction)
+
 
 async def test_an_update_is_processed_only_once_its_interaction_is_recorded(tg: TG) -> None:
     tg.core.provider.script(Text("answered after all"))

@@ -330,7 +330,7 @@ class ConversationThread(Conversation[Turn]):
 
     async def _begin(self, interaction: ev.Interaction) -> None:
         turn = self.turn = Turn(interaction)
-        self.translator.begin(interaction.id)
+        self.translator.begin(interaction.id, self.model)
         process: CodexProcess | None = None
         try:
             process = await self._attach()

@@ -385,6 +385,7 @@ class TurnRun:
                         output_tokens=usage.output_tokens,
                         reasoning_tokens=usage.reasoning_tokens,
                         total_tokens=usage.total_tokens,
+                        model=profile.model,
                         **self.meta(),
                     )
                 )
