@@ -486,6 +486,7 @@ def build_application(config: Config) -> Application:
                 media=media,
                 tokens_path=str(config.state_path(WEB_TOKENS)),
                 commands=commands,
+                prices=config.prices,
             )
         )
     if config.telegram is not None and config.telegram.enabled:

@@ -14,9 +14,10 @@ and the access model (`piano.web._auth`) are documented in docs/web.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from piano.config import WebConfig
+from piano.config import PriceConfig, WebConfig
 from piano.store import StoreLocation
 from piano.web._dashboard import RECENT_ERRORS, Observer, record_errors
 from piano.web._messages import (
@@ -63,6 +64,7 @@ def child_spec(
     media: Media | None = None,
     tokens_path: str | None = None,
     commands: Commands | None = None,
+    prices: Mapping[str, PriceConfig] | None = None,
 ) -> ChildSpec:
     """The web surface as a child of the surfaces supervisor (token from `config.token_env`
     unless given; token rotations saved in `tokens_path`, if given, and restored from it).
@@ -82,6 +84,7 @@ def child_spec(
             media=media,
             tokens_path=tokens_path,
             commands=commands,
+            prices=prices,
         ),
         name=WEB,
         shutdown=10.0,

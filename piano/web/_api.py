@@ -18,6 +18,8 @@
 | POST /api/threads/{id}/approvals/{approval_id} | ``{decision: accept|decline|cancel}``      |
 | POST /api/threads/{id}/interrupt               | interrupt the running turn                 |
 | GET  /api/dashboard                            | the dashboard snapshot                     |
+| GET  /api/usage                                | ``{today, all}``: `schemas.usage.UsageReport`s |
+|                                                | per user and agent, priced (needs the store)|
 | POST /api/token/rotate                         | ``{grace?}``: a new token (current only)   |
 
 With a store (``store_path``) threads, interactions and transcripts come from it; without one,
@@ -32,6 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
+from collections.abc import Mapping
 from typing import Annotated, Any, TypedDict, cast, get_args
 
 import msgspec
@@ -40,6 +44,7 @@ from aiohttp import web
 
 from actors import ActorRef, ActorSystem
 from piano.commands import COMMANDS, Commands
+from piano.config import PriceConfig, day_start
 from piano.media import Media, MediaRefused
 from piano.store import StoreError, StoreLocation, StoreReader, location_of
 from piano.threads import (
@@ -55,6 +60,7 @@ from piano.threads import (
     web_link,
     which_conversations,
 )
+from piano.usage import report_from
 from piano.web._auth import Tokens, bearer
 from piano.web._dashboard import Observer
 from piano.web._messages import (
@@ -70,6 +76,7 @@ from piano.web._render import render_markdown
 from piano.web._upload import UploadTooLarge, read_upload
 from schemas import events as ev
 from schemas.stream import ALL_THREADS, ErrorCode, ThreadState
+from schemas.usage import UsageReport
 
 __all__ = ["Api", "ApiError", "error_response", "json_errors"]
 
@@ -208,8 +215,10 @@ class Api:
         media: Media | None = None,
         address: tuple[str, int] | None = None,
         commands: Commands | None = None,
+        prices: Mapping[str, PriceConfig] | None = None,
     ) -> None:
         self.commands = commands
+        self.prices = prices or {}
         self.media = media
         self.address = address
         self.system = system
@@ -239,6 +248,7 @@ class Api:
         get("/api/commands", self._guard(self._command_list))
         post("/api/commands", self._guard(self._command))
         get("/api/dashboard", self._guard(self._dashboard))
+        get("/api/usage", self._guard(self._usage))
         post("/api/token/rotate", self._guard(self._rotate))
         app.on_cleanup.append(self._close)
 
@@ -519,6 +529,25 @@ class Api:
     async def _dashboard(self, request: web.Request) -> web.StreamResponse:
         stats = await stream_stats(self.surface)
         return _json(await self.observer.collect(stats, await stream_activity(self.surface)))
+
+    async def _usage(self, request: web.Request) -> web.StreamResponse:
+        """Turns, tokens and cost per user and agent, today (UTC) and in all (`piano.usage`)."""
+        reader = await self._store()
+        if reader is None:
+            raise ApiError("unavailable", "usage is counted in the store, and there is none")
+        since = day_start(time.time())
+
+        def read() -> dict[str, UsageReport]:
+            return {
+                "today": report_from(reader, self.prices, since=since),
+                "all": report_from(reader, self.prices, since=None),
+            }
+
+        try:
+            reports = await asyncio.to_thread(read)
+        except StoreError as exc:
+            raise ApiError("unavailable", f"the store cannot be read: {exc}") from None
+        return _json(reports)
 
     async def _rotate(self, request: web.Request) -> web.StreamResponse:
         body: _Rotate = await self._body(request, _Rotate) if request.can_read_body else _Rotate()

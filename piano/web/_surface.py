@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import structlog
 
 from actors import Caller, Registry
 from piano.commands import Commands
-from piano.config import WebConfig
+from piano.config import PriceConfig, WebConfig
 from piano.media import Media
 from piano.store import StoreLocation
 from piano.surfaces import ALL_THREADS, Surface, subscribe
@@ -79,8 +79,10 @@ class WebSurface(Surface):
         clock: Callable[[], float] = time.time,
         tokens_path: str | None = None,
         commands: Commands | None = None,
+        prices: Mapping[str, PriceConfig] | None = None,
     ) -> None:
         self.commands = commands
+        self.prices = prices
         self.config = config
         self.media = media
         self.subscriptions = subscriptions
@@ -145,6 +147,7 @@ class WebSurface(Surface):
             self.media,
             (self.config.host, self.config.port),
             self.commands,
+            self.prices,
         )
         default_agent = self.config.default_agent or self.default_agent
         self.server = WebServer(

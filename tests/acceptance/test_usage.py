@@ -9,15 +9,28 @@ import os
 import sqlite3
 from typing import Any
 
+import aiohttp
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.acceptance.daemon import daemon_running, write_config
+from tests.acceptance.test_surfaces import AUTH, WEB_ENV, web_base, web_config
 from tests.fakes.responses_provider import USAGE, CodexDirs, FakeResponsesProvider, Text
 from tests.telegram.fake_bot_api import Call, FakeBotApi
+from tests.web.conftest import TOKEN
+from tests.web.test_browser import run, text_in, until
 
 pytestmark = pytest.mark.anyio
 
 USER = 1002
+
+PRICES = """
+[prices."gpt-5.5"]
+input = 1.0
+cached_input = 0.5
+output = 10.0
+"""
 
 LIMITS = f"""
 [telegram]
@@ -26,12 +39,7 @@ users = {{{{ "{USER}" = "user" }}}}
 
 [limits]
 turns_per_day = 1
-
-[prices."gpt-5.5"]
-input = 1.0
-cached_input = 0.5
-output = 10.0
-"""
+""" + PRICES.replace("{", "{{").replace("}", "}}")
 
 
 def _says(text: str) -> Any:
@@ -70,3 +78,35 @@ async def test_usage_totals_priced_tokens_and_a_limit_refuses_politely_keeping_t
     text = str(usage.params["text"])
     assert f"Your usage today (since 00:00 UTC): 1 turn, {tokens:,} tokens (${cost:,.4f})." in text
     assert "Your limits: 1 turn a day" in text
+
+
+async def test_the_dashboards_usage_panel_shows_each_users_turns_tokens_and_cost(
+    dirs: CodexDirs, browser: WebDriver
+) -> None:
+    async with FakeResponsesProvider() as provider:
+        config = web_config(dirs, provider, PRICES)
+        async with (
+            daemon_running(config, dirs.root / "state" / "chat.sock", env=WEB_ENV),
+            aiohttp.ClientSession(headers=AUTH) as session,
+        ):
+            base = web_base(config)
+            await run(browser.get, f"{base}/dashboard#token={TOKEN}")
+            await until(browser, text_in("status", "live"))
+            body = {"conversation": "panel", "text": "count me", "user": "ada"}
+            async with session.post(f"{base}/api/messages", json=body) as sent:
+                assert sent.status in (200, 202), await sent.text()
+            await until(browser, text_in("usage", "ada"))
+            row = await run(
+                browser.find_element,
+                By.CSS_SELECTOR,
+                '#usage tr[data-period="today"][data-kind="user"][data-name="ada"]',
+            )
+            cells = [cell.text for cell in await run(row.find_elements, By.TAG_NAME, "td")]
+            async with session.get(f"{base}/api/usage") as answered:
+                assert answered.status == 200
+                reports = await answered.json()
+    [ada] = [line for line in reports["today"]["users"] if line["name"] == "ada"]
+    tokens = USAGE["total_tokens"] * len(provider.requests)  # type: ignore[operator]
+    assert (ada["turns"], ada["tokens"]) == (1, tokens)
+    assert ada["cost"] > 0
+    assert cells == ["user", "ada", "1", f"{tokens:,}", f"${ada['cost']:.4f}"]

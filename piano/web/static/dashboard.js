@@ -8,6 +8,8 @@
 //   statistics (a supervisor's or pipeline's counters; both redacted by the server), mailbox,
 //   message rate, restarts, links and monitors; it follows the node
 //   through restarts.
+// - Usage (GET /api/usage, every 30 s and after each turn ends): turns, tokens and cost per user
+//   and per agent, today (UTC) and in all; a model without a price shows its tokens unpriced.
 // - Recent errors, grouped by the server: one clean line each, with a count.
 "use strict";
 
@@ -179,6 +181,11 @@ function draw(dashboard) {
     if (again) again.focus();
   }
   drawCharts(dashboard);
+  const tokens = (dashboard.activity || {}).tokens_total || 0;
+  if (tokens !== tokensSeen && Date.now() - usageAsked > 2000) {
+    tokensSeen = tokens; // a turn used tokens: the usage panel is stale
+    refreshUsage();
+  }
   drawErrors(dashboard.errors);
   facts("stream", dashboard.stream);
   facts("system", dashboard.system);
@@ -276,6 +283,50 @@ $("actor-close").addEventListener("click", () => {
   $("actor-panel").hidden = true;
   if (last) draw(last);
 });
+
+function money(line) {
+  const parts = [];
+  if (line.cost !== null) parts.push(`$${line.cost.toFixed(4)}`);
+  if (line.unpriced_tokens) parts.push(`${line.unpriced_tokens.toLocaleString()} unpriced`);
+  return parts.join(", ") || "—";
+}
+
+function drawUsage(reports) {
+  const rows = [el("tr", {}, ...["", "who", "turns", "tokens", "cost"].map(
+    (h) => el("th", { text: h })))];
+  for (const [period, label] of [["today", "today"], ["all", "in all"]]) {
+    const report = reports[period];
+    const lines = [["total", report.total], ...report.users.map((l) => ["user", l]),
+      ...report.agents.map((l) => ["agent", l])];
+    for (const [kind, line] of lines) {
+      rows.push(el("tr", { "data-period": period, "data-kind": kind, "data-name": line.name },
+        ...[kind === "total" ? label : kind, kind === "total" ? "everyone" : line.name,
+          String(line.turns), line.tokens.toLocaleString(), money(line)].map(
+          (v) => el("td", { text: v }))));
+    }
+  }
+  $("usage").replaceChildren(...rows);
+}
+
+let usageAsked = 0;
+let tokensSeen = null;
+async function refreshUsage() {
+  usageAsked = Date.now();
+  try {
+    const response = await fetch("/api/usage", { headers: { Authorization: `Bearer ${token}` } });
+    const data = await response.json();
+    if (!response.ok) {
+      $("usage-note").textContent = data.error.message;
+      return;
+    }
+    $("usage-note").textContent = "";
+    drawUsage(data);
+  } catch (error) {
+    $("usage-note").textContent = String(error);
+  }
+}
+setInterval(refreshUsage, 30_000);
+refreshUsage();
 
 const stream = new PianoStream({
   token,
