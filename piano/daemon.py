@@ -7,6 +7,7 @@ piano (Application, rest_for_one)
 ├── events             Pipeline: thread events, partitioned by thread, to surfaces and store
 ├── codex_supervisor   Supervisor (one_for_one, 5 restarts in 30 s)
 │   └── codex          CodexClient: the codex app-server process (restarted with back-off)
+├── projects           Projects: which project (or git worktree) each conversation works in
 ├── tools              Supervisor: browser and jail sessions per thread, web fetch, and the
 │                      MCP endpoint Codex calls them through (each thread has its own token)
 ├── thread_supervisor  DynamicSupervisor: one thread actor per conversation (Codex or OpenAI)
@@ -53,12 +54,13 @@ from actors.console import ConsoleServer
 from piano.agents import Backend, DaemonSetup, backend_class
 from piano.codex import CODEX, CodexClient
 from piano.commands import Commands
-from piano.config import Config
+from piano.config import Config, worktrees_root
 from piano.events import EVENTS, event_pipeline, publisher, stored_publisher
 from piano.mcp import McpAccess
 from piano.mcp import child_spec as mcp_child_spec
 from piano.media import Media, build_media
 from piano.metrics import child_spec as metrics_child_spec
+from piano.projects import Projects
 from piano.store import STORE, PostgresPool, StoreLocation, StoreWriter
 from piano.surfaces.telegram import child_spec as telegram_child_spec
 from piano.surfaces.terminal import SURFACE as TERMINAL_SURFACE
@@ -78,7 +80,7 @@ from piano.threads import (
     post_message,
     which_conversations,
 )
-from piano.tools import PostgresNotes, SqliteNotes
+from piano.tools import WORKSPACES, PostgresNotes, SqliteNotes
 from piano.web import child_spec as web_child_spec
 from piano.web import record_errors
 from supervisors import Application, Backoff, ChildSpec, DynamicSupervisor, Supervisor
@@ -447,6 +449,10 @@ def build_application(config: Config) -> Application:
 
     publish = publisher(lambda: application.system)
 
+    def conversation_of(thread_id: str) -> tuple[str, str, str] | None:
+        record = threads_directory.reader.thread(thread_id)
+        return None if record is None else (record.surface, record.conversation, record.agent)
+
     chat_socket = str(config.state_path(config.daemon.chat_socket))
     console_socket = str(config.state_path(config.daemon.console_socket))
     media = (
@@ -540,6 +546,16 @@ def build_application(config: Config) -> Application:
             start=lambda: Supervisor([codex_spec], max_restarts=5, max_seconds=30),
             name=CODEX_SUPERVISOR,
             type="supervisor",
+        ),
+        ChildSpec(
+            WORKSPACES,
+            start=lambda: Projects(
+                config.projects,
+                state=state,
+                worktrees=worktrees_root(config),
+                key_of=conversation_of,
+            ),
+            name=WORKSPACES,
         ),
         mcp_child_spec(config.tools, access, publish=publish, notes=notes),
         ChildSpec(

@@ -15,9 +15,10 @@ started by bubblewrap in a mount namespace of its own, where:
   empty owner-only tmpfs (`hidden`), so nothing there can be read, listed or connected to (a
   database configured outside the state directory hides its whole directory: give it one of
   its own);
-* what codex needs inside them is bound back (`kept`): its CODEX_HOME, its TMPDIR and every
-  codex agent's workspace. Mounts are applied parents first, so a workspace that holds a hidden
-  directory still has it hidden, and a CODEX_HOME under the state directory is still there;
+* what codex needs inside them is bound back (`kept`): its CODEX_HOME, its TMPDIR, every
+  codex agent's workspace and, with projects configured, the conversations' git worktrees.
+  Mounts are applied parents first, so a workspace that holds a hidden directory still has it
+  hidden, and a CODEX_HOME under the state directory is still there;
 * codex gets a PID namespace and a /proc of its own (``--unshare-pid --proc /proc``): without
   them, ``/proc/<daemon pid>/root/`` would lead back into the daemon's view of the file system
   (and ``/proc/<daemon pid>/environ`` to its secrets), for an agent in ``danger-full-access``
@@ -53,6 +54,8 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from piano.config import worktrees_root
 
 if TYPE_CHECKING:
     from piano.config import Config
@@ -111,6 +114,8 @@ def codex_namespace(config: Config, home: Path, tmp: Path) -> list[str]:
         Path(config.tools.jail.workspace_root).expanduser(),
     ]
     kept = [home, tmp]
+    if config.projects:  # the conversations' git worktrees (`piano.projects`)
+        kept.append(worktrees_root(config))
     kept += [
         Path(agent.workspace).expanduser()
         for agent in config.agents.values()

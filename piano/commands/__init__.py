@@ -124,6 +124,18 @@ COMMANDS: Final[tuple[Command, ...]] = (
         "your turns, tokens and cost today and in all, and your daily limits",
         "piano.usage:usage",
     ),
+    Command(
+        "project",
+        "/project [NAME|none]",
+        "list the projects, or work in one (none: the agent's own workspace)",
+        "piano.projects:project",
+    ),
+    Command(
+        "branch",
+        "/branch NAME",
+        "work in a git worktree of your own, on branch NAME of the project",
+        "piano.projects:branch",
+    ),
 )
 """Every chat command, in the order the help lists show them."""
 

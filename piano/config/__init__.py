@@ -59,7 +59,7 @@ import msgspec
 from actors import Secret
 from piano.config._backends import BACKENDS
 from piano.config._cluster import ClusterConfig, ClusterRabbitMQConfig, cluster_problems
-from piano.config._codex import codex_dirs, codex_writable_roots
+from piano.config._codex import codex_dirs, codex_writable_roots, worktrees_root
 from piano.config._errors import ConfigError
 from piano.config._openai import TOOL_GROUPS, OpenAIAgentConfig
 from piano.config._telegram import Role, TelegramConfig, WebhookConfig
@@ -84,6 +84,7 @@ __all__ = [
     "MetricsConfig",
     "OpenAIAgentConfig",
     "PriceConfig",
+    "ProjectConfig",
     "ProviderConfig",
     "Role",
     "StoreConfig",
@@ -95,6 +96,7 @@ __all__ = [
     "codex_writable_roots",
     "day_start",
     "load_config",
+    "worktrees_root",
 ]
 
 ENV_PREFIX = "PIANO__"
@@ -190,6 +192,17 @@ class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Options of the ``openai`` backend (the openai SDK against any compatible server)."""
 
 
+class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A project a conversation may choose to work in (``/project NAME``): a directory, often
+    a git repository, where ``/branch NAME`` gives the conversation a worktree of its own."""
+
+    path: str
+    """The project's directory (``~`` expanded); it must exist when chosen. Conversations can
+    only work in configured projects: no path is ever taken from a chat."""
+    description: str = ""
+    """One line shown next to the project's name in ``/project``."""
+
+
 class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The operator's endpoint: ``/health`` and Prometheus ``/metrics`` (`piano.metrics`)."""
 
@@ -221,6 +234,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         default_factory=lambda: {"default": AgentConfig()}
     )
     default_agent: str = "default"
+    projects: dict[str, ProjectConfig] = msgspec.field(default_factory=dict)
+    """The projects conversations may work in (``[projects.NAME]``; see `ProjectConfig`)."""
 
     def secret_variables(self) -> list[str]:
         """The environment variables this configuration reads secrets from: every provider's
@@ -324,6 +339,7 @@ def _check(config: Config, source: str) -> None:
                 f"({UNIX_SOCKET_PATH_MAX} bytes): use a shorter name or daemon.state_dir"
             )
     _check_state_is_out_of_reach(config, source)
+    _check_projects(config, source)
     transcriber = config.media.transcription.provider
     if transcriber is not None and transcriber not in config.providers:
         raise ConfigError(
@@ -361,6 +377,37 @@ def _check_state_is_out_of_reach(config: Config, source: str) -> None:
                 )
 
 
+_PROJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _check_projects(config: Config, source: str) -> None:
+    """A project's name names a directory of worktrees; its path must be out of Piano's state
+    and the jails (codex runs where those are hidden, and a conversation there could write
+    them). Whether the path exists is checked when a conversation chooses it."""
+    hidden = [
+        ("daemon.state_dir", config.state_path(".")),
+        ("tools.jail.workspace_root", Path(config.tools.jail.workspace_root).expanduser()),
+    ]
+    for name, project in config.projects.items():
+        if not _PROJECT_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{source}: projects.{name}: a project's name is letters, digits, '.', '_' "
+                "and '-' (at most 64, not starting with a dot or dash): rename it"
+            )
+        path = Path(project.path).expanduser()
+        if not path.is_absolute():
+            raise ConfigError(
+                f"{source}: projects.{name}.path: {project.path} is not an absolute path "
+                "(or ~/...): write the whole path"
+            )
+        for key, root in hidden:
+            if path.resolve().is_relative_to(root.resolve()):
+                raise ConfigError(
+                    f"{source}: projects.{name}.path: {path} is inside {key} ({root}), which "
+                    "agents must not reach: choose a project directory outside it"
+                )
+
+
 def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:
     """Read, override from the environment, decode and check; `ConfigError` on any problem."""
     environ = os.environ if environ is None else environ
@@ -385,7 +432,11 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
         except OSError as exc:
             raise ConfigError(f"{source}: cannot be read: {exc.strerror}") from None
     _apply_env(raw, environ)
-    for section, struct in (("agents", AgentConfig), ("providers", ProviderConfig)):
+    for section, struct in (
+        ("agents", AgentConfig),
+        ("providers", ProviderConfig),
+        ("projects", ProjectConfig),
+    ):
         entries = raw.get(section)
         if isinstance(entries, dict):
             for name, entry in entries.items():

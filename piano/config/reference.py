@@ -224,6 +224,8 @@ EXAMPLES: dict[str, str] = {
     "media.transcription.api_key_env": '"OPENAI_API_KEY"',
     "media.transcription.language": '"en"',
     "telegram.users": '{ "1001" = "admin", "1002" = "user" }',
+    "projects.<name>.path": '"~/src/piano"',
+    "projects.<name>.description": '"the orchestrator"',
     "telegram.chats": '{ "-100200300" = "user" }',
     "telegram.default_agent": '"default"',
     "telegram.webhook.url": '"https://bot.example.org/telegram"',

@@ -7,7 +7,8 @@
 - `TOOLS`: the catalogue, every tool a model can call declared once (`Tool`); piano.mcp
   serves it to Codex and piano.agents.openai makes its agents' function tools from it;
 - `Notes`: what the notes tools keep (`SqliteNotes` in the store's database);
-- `ToolsConfig`: the ``[tools]`` config section; `tool_specs` the supervisor's children.
+- `ToolsConfig`: the ``[tools]`` config section; `tool_specs` the supervisor's children;
+- `WorkspaceOf`: where a conversation works (its chosen project), asked of `WORKSPACES`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from piano.tools._toolbox import (
     jail_name,
 )
 from piano.tools._tree import tool_specs
+from piano.tools._workspaces import WORKSPACES, Workspace, WorkspaceOf, workspace_of
 
 __all__ = [
     "BROWSERS",
@@ -53,6 +55,7 @@ __all__ = [
     "TOOL_BY_NAME",
     "TOOL_GROUPS",
     "WEBFETCH",
+    "WORKSPACES",
     "JailToolConfig",
     "McpConfig",
     "MemoryNotes",
@@ -70,6 +73,8 @@ __all__ = [
     "Toolbox",
     "ToolsConfig",
     "WebFetchToolConfig",
+    "Workspace",
+    "WorkspaceOf",
     "browser_name",
     "format_command",
     "format_fetch",
@@ -77,4 +82,5 @@ __all__ = [
     "owner_of",
     "thread_owner",
     "tool_specs",
+    "workspace_of",
 ]

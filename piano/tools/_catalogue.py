@@ -73,7 +73,7 @@ __all__ = [
 class ToolRunner(Protocol):
     """What runs the tools for a thread (`piano.tools.Toolbox` is one)."""
 
-    def workspace(self, thread_id: str) -> Path:
+    async def workspace(self, thread_id: str) -> Path:
         """The thread's workspace directory (created): its shell's /workspace."""
         ...
 

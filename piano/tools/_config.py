@@ -78,10 +78,13 @@ class JailToolConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, f
         path.mkdir(mode=0o700, exist_ok=True)
         return path
 
-    def jail_config(self, thread_id: str) -> JailConfig:
+    def jail_config(self, thread_id: str, workspace: Path | None = None) -> JailConfig:
+        """The thread's jail: its own workspace, or `workspace` (a project the conversation
+        chose), with the jails' root, never visible to a jail, for the driver's private files."""
         memory = None if self.memory_limit_mib is None else self.memory_limit_mib * MiB
         return JailConfig(
-            workspace=self.workspace(thread_id),
+            workspace=self.workspace(thread_id) if workspace is None else workspace,
+            private_dir=None if workspace is None else Path(self.workspace_root).expanduser(),
             timeout=self.timeout,
             output_cap_bytes=self.output_cap_bytes,
             memory_limit_bytes=memory,

@@ -24,6 +24,7 @@ The Toolbox holds no actor state of its own: it is safe to share and to recreate
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 import weakref
@@ -34,8 +35,9 @@ from typing import Any
 import structlog
 
 from actors import ActorExited, ActorRef, ActorSystem, ActorTimeout, is_normal_exit
-from piano.tools._config import ToolsConfig
+from piano.tools._config import JailToolConfig, ToolsConfig
 from piano.tools._errors import SessionLimitReached, ToolError, ToolUnavailable
+from piano.tools._workspaces import workspace_of
 from piano.tools.browser import BrowserAction, BrowserSession
 from piano.tools.jail import CommandResult, JailSession, RunCommand
 from piano.tools.webfetch import Fetch, FetchResult
@@ -83,14 +85,26 @@ class Toolbox:
 
     # -- the tools ------------------------------------------------------------------------------
 
-    def workspace(self, thread_id: str) -> Path:
-        """The thread's workspace (created): its jail's /workspace, where long pages are saved."""
-        return self.config.jail.make_workspace(thread_id)
+    async def workspace(self, thread_id: str) -> Path:
+        """The thread's workspace (created): its jail's /workspace, where long pages are saved
+        — the project (or worktree) its conversation chose, if it chose one."""
+        chosen = await self._chosen(thread_id)
+        if chosen is not None:
+            return chosen
+        return await asyncio.to_thread(self.config.jail.make_workspace, thread_id)
+
+    async def _chosen(self, thread_id: str) -> Path | None:
+        try:
+            chosen = await workspace_of(self.system, thread_id)
+        except (ActorExited, ActorTimeout) as exc:
+            why = f"where this conversation works is not known now: {exc}"
+            raise ToolUnavailable(why) from None
+        return None if chosen is None else chosen.path
 
     async def fetch(self, thread_id: str, url: str) -> FetchResult:
         """Fetch `url` for the thread; long content is saved in its workspace."""
         fetcher = self._running(WEBFETCH, "web fetch")
-        workspace = await asyncio.to_thread(self.workspace, thread_id)
+        workspace = await self.workspace(thread_id)
         timeout = self.config.webfetch.timeout + 30.0
         result: FetchResult = await self._call(
             fetcher, Fetch(url, workspace=workspace), timeout, "web fetch"
@@ -150,12 +164,28 @@ class Toolbox:
         )
 
     async def jail_session(self, thread_id: str) -> ActorRef:
-        """The thread's jailed shell session, started if it has none."""
+        """The thread's jailed shell session, started if it has none. Its /workspace is the
+        conversation's chosen project, else the thread's own directory; a session started
+        before the conversation chose another is stopped first (its shell state goes)."""
         jail = self.config.jail
         if not jail.enabled:
             raise ToolUnavailable("the shell tool is disabled in this Piano")
-        jail_config = jail.jail_config(thread_id)
-        await asyncio.to_thread(jail.make_workspace, thread_id)
+        chosen = await self._chosen(thread_id)
+        jail_config = jail.jail_config(thread_id, chosen)
+        if chosen is None:
+            await asyncio.to_thread(jail.make_workspace, thread_id)
+        else:
+            await asyncio.to_thread(_private_root, jail)
+        running = self.system.whereis(jail_name(thread_id))
+        if running is not None and running.alive:
+            try:
+                current = await running.call("workspace", timeout=10)
+            except (ActorExited, ActorTimeout):
+                current = None
+            if current is not None and current != jail_config.workspace:
+                log.info("tools.jail_moved", thread_id=thread_id)
+                with contextlib.suppress(ActorExited, ActorTimeout):
+                    await running.stop("normal", timeout=jail_config.start_timeout + 15.0)
         return await self._session(
             jail_name(thread_id),
             JAILS,
@@ -229,6 +259,12 @@ class Toolbox:
                 raise exc.reason from None
             message = f"{what} crashed: {exc.reason!r}; it is being restarted"
             raise ToolUnavailable(message) from None
+
+
+def _private_root(jail: JailToolConfig) -> None:
+    """The jails' root, owner-only: a project's jail keeps its driver's files there."""
+    root = Path(jail.workspace_root).expanduser()
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 class _Gone(Exception):

@@ -60,7 +60,7 @@ class _Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
 
-    def workspace(self, thread_id: str) -> Path:
+    async def workspace(self, thread_id: str) -> Path:
         raise AssertionError("not used")
 
     async def fetch(self, thread_id: str, url: str) -> FetchResult:

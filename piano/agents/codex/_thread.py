@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from actors import NOREPLY, Caller, Down, MonitorRef, Registry
+from actors import NOREPLY, ActorExited, ActorTimeout, Caller, Down, MonitorRef, Registry
 from piano.agents._conversation import (
     DAEMON_STOPPED,
     Conversation,
@@ -83,6 +83,7 @@ from piano.codex import (
     connection,
 )
 from piano.media import image_type
+from piano.tools import workspace_of
 from schemas import events as ev
 from schemas.codex import (
     CommandExecutionRequestApprovalParams,
@@ -192,8 +193,24 @@ class ConversationThread(Conversation[Turn]):
             return False
         return True
 
-    async def _attach(self) -> CodexProcess:
-        """The live Codex connection, with this thread started or resumed on it."""
+    async def _cwd(self) -> str:
+        """Where this conversation works: its chosen project (or its own worktree of it), else
+        its agent's workspace (created)."""
+        key = self.key
+        chosen = await workspace_of(
+            self.system,
+            self.thread_id,
+            surface=key.surface,
+            conversation=key.conversation,
+            agent=key.agent,
+        )
+        if chosen is not None:
+            return str(chosen.path)
+        return await asyncio.to_thread(_workspace, self.agent)
+
+    async def _attach(self, cwd: str | None = None) -> CodexProcess:
+        """The live Codex connection, with this thread started or resumed on it (in `cwd`,
+        default where the conversation works)."""
         if self.process is not None and self.process.exit is None:
             return self.process
         client, process = await connection(self.system)
@@ -201,7 +218,7 @@ class ConversationThread(Conversation[Turn]):
             self.demonitor(self.client)
         self.client = self.monitor(client)
         agent = self.agent
-        workspace = _workspace(agent)
+        workspace = cwd if cwd is not None else await self._cwd()
         common: dict[str, Any] = {
             "cwd": workspace,
             "model": self.model,
@@ -333,16 +350,20 @@ class ConversationThread(Conversation[Turn]):
         self.translator.begin(interaction.id, self.model)
         process: CodexProcess | None = None
         try:
-            process = await self._attach()
+            # Every turn names its cwd: codex keeps it (and its sandbox's writable root) for the
+            # thread, so a conversation that chose another project moves with its next turn.
+            cwd = await self._cwd()
+            process = await self._attach(cwd)
             started = await process.call(
                 TurnStartParams(
                     thread_id=self.codex_thread_id or "",
                     input=_input(interaction),
                     model=self.model,
                     effort=self.settings.effort,
+                    cwd=cwd,
                 )
             )
-        except CodexError as exc:
+        except (CodexError, ActorExited, ActorTimeout) as exc:
             self.emit(ev.TurnStarted(interaction=interaction, agent=self.key.agent, **self.meta()))
             why = f"could not start the turn: {exc}"
             if isinstance(exc, CodexTimeout) and process is not None:

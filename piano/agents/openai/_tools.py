@@ -197,8 +197,10 @@ async def _with_image(result: ToolResult, ctx: ToolContext, status: ev.ItemStatu
     assert runner is not None
     name = f"screenshots/{uuid.uuid4().hex[:12]}.png"
 
+    workspace = await runner.workspace(ctx.thread_id)
+
     def save() -> str:
-        path = runner.workspace(ctx.thread_id) / name
+        path = workspace / name
         path.parent.mkdir(mode=0o700, exist_ok=True)
         path.write_bytes(png)
         return str(path)

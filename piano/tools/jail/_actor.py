@@ -118,6 +118,8 @@ class JailSession(Actor):
             return result
         if message == "pid":
             return self.shell.pid if self.shell is not None else None
+        if message == "workspace":
+            return self.config.workspace
         return await super().handle_call(message, caller)
 
     async def _run(self, shell: JailedShell, message: RunCommand, caller: Caller) -> CommandResult:

@@ -51,10 +51,11 @@ def shell_copy(config: JailConfig) -> Path:
 
     The kernel marks a process that executes a file it may not read non-dumpable: no other
     process of the jail may then trace it or read its memory or descriptors (see `_protocol`).
-    The copy lives beside the workspace (in its parent, which the jail never sees, and not in
-    /tmp, which may be mounted noexec), is bound read-only (the jail cannot chmod it back) and
-    is replaced atomically, so jails starting at once never see it half written."""
-    directory = config.workspace.resolve().parent
+    The copy lives in the config's `private_dir`, by default beside the workspace (in its
+    parent, which the jail never sees, and not in /tmp, which may be mounted noexec), is bound
+    read-only (the jail cannot chmod it back) and is replaced atomically, so jails
+    starting at once never see it half written."""
+    directory = (config.private_dir or config.workspace.resolve().parent).resolve()
     copy = directory / ".piano-jail-bash"
     if copy in _shell_copies and copy.exists():
         return copy

@@ -36,6 +36,9 @@ class JailConfig:
     rlimits (see `_limits`).
     `host_uid`/`host_gid`, when the driver runs as root, run the jail as that unprivileged host
     user (the workspace must be writable by it); otherwise the jail's uid maps to the driver's.
+    `private_dir` is where the driver keeps what the jail must not see (its copy of bash):
+    default the workspace's parent, which is Piano's own for a thread's workspace but not for
+    a project's checkout (then the jails' root is given).
     """
 
     workspace: Path
@@ -56,6 +59,7 @@ class JailConfig:
     host_gid: int | None = None
     limit_backend: LimitBackend = "auto"
     start_timeout: float = 10.0
+    private_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.timeout <= 0 or self.start_timeout <= 0:
