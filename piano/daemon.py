@@ -81,6 +81,7 @@ from piano.threads import (
     which_conversations,
 )
 from piano.tools import WORKSPACES, PostgresNotes, SqliteNotes
+from piano.usage import USAGE_SUMMARY, DailySummary
 from piano.web import child_spec as web_child_spec
 from piano.web import record_errors
 from supervisors import Application, Backoff, ChildSpec, DynamicSupervisor, Supervisor
@@ -575,6 +576,17 @@ def build_application(config: Config) -> Application:
         *([ChildSpec(MEDIA, start=lambda: MediaService(media), name=MEDIA)] if media else []),
         ChildSpec(SURFACES, start=lambda: Supervisor(surfaces), type="supervisor", name=SURFACES),
         ChildSpec(RECOVERY, start=Recovery, name=RECOVERY),
+        *(
+            [
+                ChildSpec(
+                    USAGE_SUMMARY,
+                    start=lambda: DailySummary(config, threads_directory, publish),
+                    name=USAGE_SUMMARY,
+                )
+            ]
+            if config.usage.daily_summary
+            else []
+        ),
         ChildSpec(CONSOLE, start=lambda: ConsoleService(console_socket), name=CONSOLE),
         *([metrics_child_spec(config.metrics)] if config.metrics.enabled else []),
     ]

@@ -89,6 +89,7 @@ __all__ = [
     "Role",
     "StoreConfig",
     "TelegramConfig",
+    "UsageConfig",
     "UserLimits",
     "WebConfig",
     "WebhookConfig",
@@ -214,6 +215,19 @@ class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The TCP port (0: any free one, logged as ``metrics.listening``)."""
 
 
+class UsageConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The daily usage summary (`piano.usage.DailySummary`)."""
+
+    daily_summary: bool = True
+    """Post each day's turns, tokens and cost (per user and agent) to the owner's chat after
+    00:00 UTC (a day without a turn is not posted)."""
+    summary_surface: Literal["terminal", "telegram", "web"] = "terminal"
+    """The surface of the owner's chat."""
+    summary_chat: str = "default"
+    """The owner's chat on that surface: `piano chat --conversation`'s name, a Telegram chat
+    id, a web conversation."""
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
     codex: CodexConfig = msgspec.field(default_factory=CodexConfig)
@@ -230,6 +244,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     prices: dict[str, PriceConfig] = msgspec.field(default_factory=dict)
     """Each model's prices (``[prices."gpt-5.5"]``), for the costs ``/usage`` shows."""
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    usage: UsageConfig = msgspec.field(default_factory=UsageConfig)
     agents: dict[str, AgentConfig] = msgspec.field(
         default_factory=lambda: {"default": AgentConfig()}
     )
