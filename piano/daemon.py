@@ -52,6 +52,7 @@ import structlog
 from actors import Actor, ActorRef, ActorSystem, Registry, redact
 from actors.console import ConsoleServer
 from piano.agents import Backend, DaemonSetup, backend_class
+from piano.cluster import fanout_child_spec, fanout_publisher
 from piano.codex import CODEX, CodexClient
 from piano.commands import Commands
 from piano.config import Config, worktrees_root
@@ -524,6 +525,7 @@ def build_application(config: Config) -> Application:
         shutdown=10.0,
         init_timeout=60.0,
     )
+    fanout = fanout_child_spec(config.cluster, subscriptions, location) if config.cluster else None
     children = [
         ChildSpec(
             STORAGE,
@@ -538,10 +540,15 @@ def build_application(config: Config) -> Application:
         ),
         ChildSpec(
             EVENTS,
-            start=lambda: event_pipeline(subscriptions, store),
+            start=lambda: event_pipeline(
+                subscriptions,
+                store,
+                committed=fanout_publisher(lambda: application.system) if fanout else None,
+            ),
             name=EVENTS,
             type="supervisor",
         ),
+        *([fanout] if fanout else []),
         ChildSpec(
             CODEX_SUPERVISOR,
             start=lambda: Supervisor([codex_spec], max_restarts=5, max_seconds=30),

@@ -117,18 +117,21 @@ def event_pipeline(
     max_in_flight: int = 20_000,
     store_outage: float = 30.0,
     stored: Callable[[list[ThreadEvent]], None] | None = None,
+    committed: Callable[[list[ThreadEvent], list[int]], None] | None = None,
 ) -> Pipeline:
     """The pipeline; `store()` returns the live store writer; `stored(events)` (telemetry, for
-    benchmarks) is called after each batch has committed."""
+    benchmarks) is called after each batch has committed, and `committed(events, seqs)` with
+    each event's journal number (a cluster's fan-out publishes them: `piano.cluster`); both
+    must return at once."""
 
     def to_surfaces(message: Message) -> None:
         deliver(subscriptions, message.data)
 
     numbering = _Numbering()
 
-    async def write(events: list[ThreadEvent]) -> None:
+    async def write(events: list[ThreadEvent]) -> list[int]:
         """Write `events` once the store is running, waiting out a restart; they are numbered
-        once, so a retry of a batch that did commit changes nothing."""
+        once, so a retry of a batch that did commit changes nothing. Their journal numbers."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + store_outage
         seqs: list[int] | None = None
@@ -158,14 +161,15 @@ def event_pipeline(
                 numbering.forget(events)
                 raise
             numbering.committed(events, seqs)
-            return
+            return seqs
+        raise AssertionError("unreachable")
 
     async def to_store(messages: list[Message], info: BatchInfo) -> None:
         renumbered = False
         while messages:
             events = [message.data for message in messages]
             try:
-                await write(events)
+                seqs = await write(events)
             except SeqTaken:
                 if renumbered:
                     raise
@@ -178,6 +182,8 @@ def event_pipeline(
                 continue
             if stored is not None:
                 stored(events)
+            if committed is not None:
+                committed(events, seqs)
             return
 
     def failed(messages: list[Message]) -> None:

@@ -30,11 +30,26 @@ PostgreSQL's clock, or held by a node that is not alive; the store's batch trans
 the lease of every thread it writes and drops what a stale epoch writes. A node that cannot
 renew within `lease_ttl` stops its conversations (fences itself) and rejoins when healthy.
 
+**Live events between nodes** (`_fanout`, the ``cluster:fanout`` actor `Fanout`). What a
+node's store commits it publishes to the topic exchange ``<prefix>.events`` (routing key: the
+thread id); every node consumes one bounded queue of its own and delivers the others' events
+to its local subscriptions, as its own are (`piano.surfaces.deliver`), in journal order per
+thread, once: a gap (a dropped message, a reconnect) is read back from the store.
+
 Guarantees: per-conversation order (one node, one epoch at a time); each accepted message
 answered once; a turn cut off by a node's death is marked interrupted and its user told (turns
 are at most once, never run twice).
 """
 
+from piano.cluster._fanout import (
+    FANOUT,
+    Committed,
+    Fanout,
+    FanoutStatistics,
+    WaitConnected,
+    fanout_child_spec,
+    fanout_publisher,
+)
 from piano.cluster._ring import (
     consumed,
     conversation_key,
@@ -45,8 +60,15 @@ from piano.cluster._ring import (
 )
 
 __all__ = [
+    "FANOUT",
+    "Committed",
+    "Fanout",
+    "FanoutStatistics",
+    "WaitConnected",
     "consumed",
     "conversation_key",
+    "fanout_child_spec",
+    "fanout_publisher",
     "owners",
     "partition_of",
     "ranks",

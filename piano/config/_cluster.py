@@ -58,6 +58,10 @@ class ClusterRabbitMQConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=
     """Doorbells a node holds unacknowledged per partition queue."""
     confirm_timeout: Seconds = 10.0
     """Seconds the broker has to confirm a doorbell before the message is refused."""
+    events_queue_length: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
+    """Messages of other nodes' live events a node's own queue holds before the broker drops
+    the oldest (each is one thread's events of one committed batch); what a node misses it
+    reads back from the store."""
 
     def url(self, environ: Mapping[str, str] | None = None) -> str:
         """The AMQP URL from the environment; `ConfigError` (one line) if unset."""

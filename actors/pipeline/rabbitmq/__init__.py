@@ -19,6 +19,7 @@ the reference: `_consumer` (acknowledgement, failures, reconnects, draining and 
 ack-before-close bug), `_publisher` (partitioned queues, confirms), `_partitions` (hashing).
 """
 
+from actors.pipeline.rabbitmq._amqp import redact
 from actors.pipeline.rabbitmq._consumer import OnFailure, RabbitMQProducer, RabbitMQStatistics
 from actors.pipeline.rabbitmq._partitions import (
     PARTITION_KEY_HEADER,
@@ -37,4 +38,5 @@ __all__ = [
     "declare_partitions",
     "partition_for",
     "partition_queues",
+    "redact",
 ]
