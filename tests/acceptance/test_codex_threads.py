@@ -5,23 +5,35 @@ was deleted (a lost state directory, or a conversation moved to a node that neve
 writes the rollout back and resumes the same Codex thread, and the model gets the earlier
 turns. With the rollout gone from the store too, the thread is rebuilt from Piano's own record
 of the conversation under a new Codex id, and the user is told (the resume lines show it).
+On PostgreSQL a second daemon (a state directory and CODEX_HOME of its own: another node)
+resumes the thread the first one ran.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from piano.agents.codex import SqliteRollouts
-from piano.store import StoreReader
+from piano.agents.codex import PostgresRollouts, SqliteRollouts
+from piano.store import PostgresPool, PostgresReader, StoreReader
 from tests.acceptance.daemon import chat, daemon_running, write_config
+from tests.acceptance.test_postgres import DSN_ENV, STORE
 from tests.acceptance.test_surfaces import terminal
-from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, Text
+from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, Text, make_codex_dirs
+from tests.postgres import fresh_database
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    with fresh_database() as dsn:
+        yield dsn
 
 
 def logged(log: Path, event: str) -> list[dict[str, object]]:
@@ -107,3 +119,43 @@ async def test_a_thread_whose_rollout_is_gone_everywhere_is_rebuilt_and_the_user
     history = json.dumps(provider.requests[before:])
     assert "remember PELICANS" in history, "the rebuilt thread was not given the conversation"
     assert "noted" in history
+
+
+async def test_on_postgresql_a_second_node_resumes_the_thread_with_its_history(
+    dirs: CodexDirs, database: str
+) -> None:
+    """What moving a conversation to another node does to its Codex thread: a second daemon
+    (its own state directory and CODEX_HOME, the same PostgreSQL store) resumes the thread the
+    first one ran, with its history, and stores what it adds."""
+    other = make_codex_dirs()
+    env = {**os.environ, DSN_ENV: database}
+    try:
+        async with FakeResponsesProvider(default=Text("noted")) as provider:
+            first = write_config(dirs, provider, STORE)
+            async with daemon_running(first, dirs.root / "state" / "chat.sock", env=env):
+                await chat(first, "remember PELICANS", "--conversation", "birds")
+            second = write_config(other, provider, STORE)
+            before = len(provider.requests)
+            async with daemon_running(second, other.root / "state" / "chat.sock", env=env):
+                answer = await chat(second, "which birds?", "--conversation", "birds")
+        assert "no longer had" not in answer
+        history = json.dumps(provider.requests[before:])
+        assert "remember PELICANS" in history, "the thread lost its history on the second node"
+        with PostgresReader(database) as reader:
+            [thread] = reader.threads()
+            texts = [i.text for i in reader.interactions(thread.id)]
+        assert texts == ["remember PELICANS", "which birds?"]
+        assert thread.codex_thread_id
+        pool = PostgresPool(database)
+        found = await PostgresRollouts(pool).content(thread.codex_thread_id)
+        await pool.close()
+        assert found is not None
+        head, data = found
+        assert (other.home / head.path).read_bytes() == data
+        first_node = (dirs.home / head.path).read_bytes()
+        assert data.startswith(first_node), (
+            "the second node's rollout does not continue the first's"
+        )
+        assert b"which birds?" in data
+    finally:
+        shutil.rmtree(other.root, ignore_errors=True)
