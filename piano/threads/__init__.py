@@ -46,6 +46,7 @@ from piano.threads._client import (
     post_message,
     recover_conversations,
     send_message,
+    take_over,
     which_conversations,
 )
 from piano.threads._resume import resume_lines, web_link
@@ -100,6 +101,7 @@ __all__ = [
     "recover_conversations",
     "resume_lines",
     "send_message",
+    "take_over",
     "web_link",
     "which_conversations",
 ]

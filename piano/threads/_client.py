@@ -8,6 +8,7 @@ one frozen message and returns its typed answer, as `supervisors` does for super
 | function                | to             | message                | answers                  |
 |-------------------------|----------------|------------------------|--------------------------|
 | `open_conversation`     | the router     | `OpenConversation`     | the conversation's actor |
+| `take_over`             | the router     | `OpenConversation`     | the conversation's actor |
 | `new_conversation`      | the router     | `NewConversation`      | the new thread's id      |
 | `which_conversations`   | the router     | `WhichConversations`   | live actors by key       |
 | `recover_conversations` | the router     | `RecoverConversations` | how many were reopened   |
@@ -19,7 +20,8 @@ one frozen message and returns its typed answer, as `supervisors` does for super
 | `configure`             | a conversation | `Configure`            | `ConversationStatus`     |
 
 `send_message` is `open_conversation` then `post_message`, what a surface does with a user's
-message.
+message. `take_over` is what a node does when a conversation moves to it (the cluster calls
+it): the start-up recovery path, with the reason of the move.
 
 **One timeout policy.** Every operation waits up to `TIMEOUT` (60 s) for its answer. Any of them
 may queue behind the start of a turn in the same actor, and a turn's start may wait for Codex
@@ -76,6 +78,7 @@ __all__ = [
     "post_message",
     "recover_conversations",
     "send_message",
+    "take_over",
     "which_conversations",
 ]
 
@@ -92,9 +95,12 @@ class UnknownAgent(KeyError):
 
 @dataclass(frozen=True, slots=True)
 class OpenConversation:
-    """The actor of `key`'s conversation, started if none is alive."""
+    """The actor of `key`'s conversation, started if none is alive. `recovering`: why a turn
+    a previous actor left running was interrupted, if this start finds one (default: the
+    daemon stopped)."""
 
     key: ThreadKey
+    recovering: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +128,22 @@ async def open_conversation(threads: ActorRef, key: ThreadKey) -> ActorRef:
     Raises `UnknownAgent` if no agent is named ``key.agent``.
     """
     ref: ActorRef = await threads.call(OpenConversation(key), timeout=TIMEOUT)
+    return ref
+
+
+async def take_over(threads: ActorRef, key: ThreadKey, why: str) -> ActorRef:
+    """`key`'s conversation moved to this node (its previous owner died or let it go): its
+    actor, started here if it is not alive. A new actor recovers as at start-up (see
+    `piano.agents.Conversation`): a turn the previous owner left ``in_progress`` ends
+    ``interrupted`` with `why` (e.g. "the node running this conversation stopped"), which its
+    user sees on their surface, and the messages it accepted and never ran run here, in order,
+    the user told. Its Codex thread's rollout is written back from the store into this node's
+    CODEX_HOME and the same thread resumed when it next runs a turn (rebuilt under a new id,
+    the user told, if the rollout is gone everywhere: `piano.agents.codex`).
+
+    Raises `UnknownAgent` if no agent is named ``key.agent``.
+    """
+    ref: ActorRef = await threads.call(OpenConversation(key, recovering=why), timeout=TIMEOUT)
     return ref
 
 

@@ -79,9 +79,9 @@ class Threads(Actor):
 
     async def handle_call(self, message: Any, caller: Caller) -> Any:
         match message:
-            case OpenConversation(key=key):
+            case OpenConversation(key=key, recovering=recovering):
                 try:
-                    return await self._open(key)
+                    return await self._open(key, recovering)
                 except UnknownAgent as exc:  # the caller's mistake, not a crash
                     caller.fail(exc)
                     return NOREPLY
@@ -110,7 +110,7 @@ class Threads(Actor):
                 return len(keys)
         return await super().handle_call(message, caller)
 
-    async def _open(self, key: ThreadKey) -> ActorRef:
+    async def _open(self, key: ThreadKey, recovering: str | None = None) -> ActorRef:
         ref = self._live(key)
         if ref is not None:
             return ref
@@ -136,7 +136,7 @@ class Threads(Actor):
                 publish=self.publish,
                 directory=self.directory,
                 conversations=self.conversations,
-                recovering=DAEMON_STOPPED if first else RESTARTED,
+                recovering=(recovering or DAEMON_STOPPED) if first else RESTARTED,
                 **options,
             )
 

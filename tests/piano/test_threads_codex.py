@@ -11,7 +11,7 @@ import pytest
 from actors import ActorSystem
 from piano.codex import CODEX
 from piano.codex._client import CODEX_BUILT_IN_PROVIDERS
-from piano.threads import Decision, decide, interrupt
+from piano.threads import Decision, Unfinished, decide, interrupt, take_over
 from schemas import events as ev
 from tests.fakes.responses_provider import (
     CodexDirs,
@@ -282,3 +282,30 @@ async def test_a_provider_named_like_a_codex_built_in_still_serves_the_agent(
         _, interaction = await core.say("hello")
         done = await core.turn_completed(interaction)
     assert (done.status, done.response) == ("completed", f"served as {name}")
+
+
+async def test_a_conversation_taken_over_ends_the_previous_owners_turn_with_why_and_runs_the_rest(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`take_over`, as the cluster calls it when a conversation moves to this node: what the
+    previous owner left in the store (a turn in progress, a message it accepted and never ran)
+    is closed and run by the start-up recovery path, with the move's reason."""
+    core.provider.script(Text("answered on the new node"))
+    thread_id = await core.thread_id()
+    running = ev.Interaction(id="left-running", text="cut off", user="tester")
+    pending = ev.Interaction(id="left-pending", text="never ran", user="tester")
+    left = iter([Unfinished([(running, "turn-of-node-a")], [pending])])
+
+    async def unfinished(thread: str) -> Unfinished:
+        return next(left, Unfinished([], []))
+
+    monkeypatch.setattr(core.directory, "unfinished", unfinished)
+    why = "the node running this conversation (node-a) stopped"
+    ref = await take_over(core.threads, core.key(), why)
+    cut = await core.turn_completed("left-running")
+    assert (cut.status, cut.error) == ("interrupted", why)
+    done = await core.turn_completed("left-pending")
+    assert (done.status, done.response) == ("completed", "answered on the new node")
+    notices = [e.message for e in core.events.of(thread_id, ev.Notice)]
+    assert f"Your message was not answered yet when {why}; answering it now." in notices
+    assert await take_over(core.threads, core.key(), "again") is ref  # one actor per conversation
