@@ -8,6 +8,9 @@ thread's notifications into Piano's events: both for the Codex agent backend
 `CodexProcess` owns one app-server process: handshake, correlated requests with timeouts,
 server → client requests routed to handlers (everything else answered with an error),
 notifications handed on with their thread id, stderr captured, exit detected.
+
+The Codex account's chat commands (``/codexlogin``, ...) are `piano.account`'s; the login in
+progress is kept by the client (`RememberLogin`, `PendingLogin`, `LoginOutcome`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ._client import (
     codex_writable_roots,
     connection,
 )
+from ._login import LoginOutcome, PendingLogin, RememberLogin
 from ._probe import ProviderAnswer, probe_provider
 from ._rpc import (
     CodexError,
@@ -49,9 +53,12 @@ __all__ = [
     "CodexProcess",
     "CodexRpcError",
     "CodexTimeout",
+    "LoginOutcome",
     "NotificationCallback",
+    "PendingLogin",
     "ProbeProvider",
     "ProviderAnswer",
+    "RememberLogin",
     "RequestHandler",
     "Translator",
     "codex_dirs",

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from actors import NOREPLY, ActorExited, ActorRef, ActorSystem, Backoff, Caller, Registry
 from actors import Actor as _Actor
+from piano.codex._login import LoginOutcome, PendingLogin, RememberLogin
 from piano.codex._namespace import codex_namespace
 from piano.codex._probe import probe_provider
 from piano.codex._rpc import CodexExited, CodexProcess, CodexRpcError
@@ -45,6 +46,7 @@ from schemas.codex import (
     CommandExecutionRequestApprovalResponse,
     FileChangeRequestApprovalParams,
     FileChangeRequestApprovalResponse,
+    LoginCompletedNotification,
     McpServerElicitationRequestParams,
     McpServerElicitationRequestResponse,
     RpcRequest,
@@ -255,6 +257,9 @@ class CodexClient(_Actor):
         self.sessions = sessions
         self.process: CodexProcess | None = None
         self.probes: set[asyncio.Task[None]] = set()
+        self.login: RememberLogin | None = None
+        self.logins: dict[str, tuple[bool, str | None]] = {}
+        self.login_waiters: dict[str, list[Caller]] = {}
 
     def describe(self) -> str:
         pid = self.process.pid if self.process is not None else None
@@ -286,6 +291,13 @@ class CodexClient(_Actor):
     async def handle_call(self, message: Any, caller: Any) -> Any:
         if message == "connection":
             return self.process
+        if isinstance(message, PendingLogin):
+            return self.login
+        if isinstance(message, LoginOutcome):
+            if message.login_id in self.logins:
+                return self.logins[message.login_id]
+            self.login_waiters.setdefault(message.login_id, []).append(caller)
+            return NOREPLY
         if isinstance(message, ProbeProvider):
             task = asyncio.create_task(self._probe(message.name, caller))
             self.probes.add(task)
@@ -303,12 +315,31 @@ class CodexClient(_Actor):
         self.log.info("codex.provider_probed", provider=name, ok=answer.ok, answer=answer.detail)
         caller.reply(answer)
 
+    def handle_cast(self, message: Any) -> None:
+        if isinstance(message, RememberLogin):
+            self.login = message
+            return
+        super().handle_cast(message)
+
     async def handle_info(self, message: Any) -> None:
         if isinstance(message, _ProcessExited):
             raise message.error
         await super().handle_info(message)
 
+    def _login_completed(self, done: LoginCompletedNotification) -> None:
+        """Codex's word on a ChatGPT login (see `piano.codex._account`)."""
+        self.log.info("codex.login_completed", success=done.success, error=done.error)
+        login_id = done.login_id or (self.login.login_id if self.login else "")
+        if self.login is not None and self.login.login_id == login_id:
+            self.login = None
+        self.logins[login_id] = (done.success, done.error)
+        for caller in self.login_waiters.pop(login_id, []):
+            caller.reply((done.success, done.error))
+
     def _route(self, thread_id: str | None, method: str, params: Any) -> None:
+        if isinstance(params, LoginCompletedNotification):
+            self._login_completed(params)
+            return
         if thread_id is None:
             return
         received_at = time.time()

@@ -136,6 +136,34 @@ COMMANDS: Final[tuple[Command, ...]] = (
         "work in a git worktree of your own, on branch NAME of the project",
         "piano.projects:branch",
     ),
+    Command(
+        "codexlogin",
+        "/codexlogin [ADDRESS]",
+        "sign Codex in with ChatGPT: a link, then the address it led to",
+        "piano.account:codexlogin",
+        owner_only=True,
+    ),
+    Command(
+        "codexaccount",
+        "/codexaccount",
+        "Codex's account and its rate limits",
+        "piano.account:codexaccount",
+        owner_only=True,
+    ),
+    Command(
+        "codexlogout",
+        "/codexlogout",
+        "sign Codex out of its ChatGPT account",
+        "piano.account:codexlogout",
+        owner_only=True,
+    ),
+    Command(
+        "restartcodex",
+        "/restartcodex",
+        "restart the codex process (running turns end as interrupted)",
+        "piano.account:restartcodex",
+        owner_only=True,
+    ),
 )
 """Every chat command, in the order the help lists show them."""
 

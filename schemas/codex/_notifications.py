@@ -1,7 +1,8 @@
 """Server → client notifications Piano consumes, keyed by method in `NOTIFICATIONS`.
 
 A method missing from `NOTIFICATIONS` is still delivered, with its params as a plain dict.
-Every struct here except `ThreadStartedNotification` (use `thread.id`) has a `thread_id`.
+Every struct here except `ThreadStartedNotification` (use `thread.id`) and the account's
+`LoginCompletedNotification` (it belongs to no thread) has a `thread_id`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from ._account import LoginCompletedNotification
 from ._items import ThreadItem
 from ._threads import Thread, ThreadStatus, Turn, TurnError
 
@@ -122,4 +124,5 @@ NOTIFICATIONS: dict[str, type[Any]] = {
     "serverRequest/resolved": ServerRequestResolvedNotification,
     "error": ErrorNotification,
     "warning": WarningNotification,
+    "account/login/completed": LoginCompletedNotification,  # no thread: the Codex client's
 }
