@@ -27,6 +27,7 @@ __all__ = [
     "Interrupt",
     "Say",
     "ServerFrame",
+    "Status",
     "Welcome",
 ]
 
@@ -59,6 +60,11 @@ class Command(msgspec.Struct, frozen=True, tag="command"):
     text: str
 
 
+class Status(msgspec.Struct, frozen=True, tag="status"):
+    """Ask for the conversation's state: answered by a `CommandReply` (thread, agent, model and
+    effort, whether a turn runs, how to continue it elsewhere)."""
+
+
 class Welcome(msgspec.Struct, frozen=True, tag="welcome"):
     thread_id: str
     agent: str
@@ -85,5 +91,5 @@ class ChatError(msgspec.Struct, frozen=True, tag="error"):
     message: str
 
 
-ClientFrame: TypeAlias = Hello | Say | Decide | Interrupt | Command
+ClientFrame: TypeAlias = Hello | Say | Decide | Interrupt | Command | Status
 ServerFrame: TypeAlias = Welcome | Accepted | EventFrame | CommandReply | ChatError

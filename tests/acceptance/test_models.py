@@ -35,6 +35,7 @@ async def test_the_chosen_model_and_effort_reach_the_provider_on_every_surface_a
             unknown = await chat(config, "/model no-such-model")
             switched = await chat(config, "/model gpt-6-luna")
             effort = await chat(config, "/effort high")
+            status = await chat(config, "/status")
             await chat(config, "hello")
             body = {"text": "/effort low", "conversation": "web-one"}
             async with session.post(
@@ -48,7 +49,7 @@ async def test_the_chosen_model_and_effort_reach_the_provider_on_every_surface_a
                 timeout=60,
             )
             await api.push_message(ADMIN, "/status", user_id=ADMIN)
-            status = await api.wait_for(
+            telegram_status = await api.wait_for(
                 lambda c: c.method == "sendMessage" and "Model:" in str(c.params.get("text")),
                 timeout=60,
             )
@@ -60,8 +61,10 @@ async def test_the_chosen_model_and_effort_reach_the_provider_on_every_surface_a
     assert unknown.strip().startswith("Unknown model 'no-such-model'; the provider offers: ")
     assert "now uses model: gpt-6-luna" in switched
     assert "effort: high" in effort
+    assert "model: gpt-6-luna, effort: high" in status  # the terminal's /status
+    assert "piano chat --thread" in status
     assert "model: gpt-5.5, effort: low" in web  # the web conversation's own choice
-    assert "Model: <b>gpt-5.6-luna</b>" in str(status.params["text"])
+    assert "Model: <b>gpt-5.6-luna</b>" in str(telegram_status.params["text"])
     assert before_restart >= 1
     assert len(provider.requests) > before_restart
     for request in provider.requests:  # only the terminal conversation ran turns

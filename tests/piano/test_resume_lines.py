@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from piano.surfaces.terminal._ui import Approvals, ShowResume, interpret
 from piano.threads import resume_lines, web_link
+from schemas import chat
 
 
 def test_a_codex_thread_with_the_web_surface_has_the_terminal_web_and_codex_lines() -> None:
@@ -27,6 +28,6 @@ def test_an_ipv6_web_host_is_bracketed_in_the_link() -> None:
     assert web_link("t-3", "::1", 9000) == "http://[::1]:9000/chat#thread=t-3"
 
 
-def test_resume_and_status_are_the_terminal_clients_own_commands() -> None:
+def test_resume_is_the_terminal_clients_own_and_status_asks_the_daemon() -> None:
     assert interpret("/resume", Approvals()) == ShowResume()
-    assert interpret("/status", Approvals()) == ShowResume()
+    assert interpret("/status", Approvals()) == chat.Status()  # the daemon's answer

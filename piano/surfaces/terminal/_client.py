@@ -259,7 +259,10 @@ async def _session(
             if not welcome.is_set():
                 return 1
         if message is not None:
-            send(chat.Command(message) if parse(message) is not None else chat.Say(message))
+            if message.strip().lower() == "/status":  # the daemon's answer, as interactively
+                send(chat.Status())
+            else:
+                send(chat.Command(message) if parse(message) is not None else chat.Say(message))
             finished = asyncio.create_task(done.wait())
             await asyncio.wait({finished, receiver}, return_when=asyncio.FIRST_COMPLETED)
             finished.cancel()

@@ -23,6 +23,7 @@ import structlog
 from actors import ActorRef, Registry
 from actors.console import bind_owner_socket, peer_uid
 from piano.commands import Commands
+from piano.models import settings_line
 from piano.surfaces._surface import Surface, subscribe, unsubscribe
 from piano.threads import (
     THREADS,
@@ -30,6 +31,7 @@ from piano.threads import (
     StoreDirectory,
     ThreadDirectory,
     ThreadKey,
+    conversation_status,
     decide,
     interrupt,
     open_conversation,
@@ -158,6 +160,25 @@ class ChatServer(Surface):
         send(chat.Welcome(thread_id=thread_id, agent=key.agent, resume=lines))
         return thread_id
 
+    async def _status(self, threads: ActorRef, key: ThreadKey) -> str:
+        """The conversation's state as ``/status`` shows it: thread, agent, model and effort,
+        whether a turn runs, and how to continue it elsewhere."""
+        status = await conversation_status(await open_conversation(threads, key))
+        web = web_link(status.thread_id, *self.web) if self.web is not None else None
+        lines = [
+            f"thread: {status.thread_id}",
+            f"agent: {status.agent} ({status.backend})",
+            settings_line(status),
+            "a turn is running" if status.running else "idle",
+        ]
+        if status.queued:
+            lines.append(f"{status.queued} queued")
+        if status.approvals:
+            lines.append(f"{len(status.approvals)} approvals pending (/approvals)")
+        lines.append("continue elsewhere:")
+        lines += resume_lines(status.thread_id, codex_thread_id=status.codex_thread_id, web=web)
+        return "\n".join(lines)
+
     async def _key_of(self, threads: ActorRef, thread_id: str) -> ThreadKey | None:
         """The conversation of an existing thread, whichever surface opened it: a live one,
         else the store's record; None if no thread has that id."""
@@ -237,6 +258,8 @@ class ChatServer(Surface):
                             send(chat.ChatError(f"unknown command {text.split(maxsplit=1)[0]}"))
                         else:
                             send(chat.CommandReply(reply))
+                    case chat.Status():
+                        send(chat.CommandReply(await self._status(threads, key)))
                     case chat.Interrupt():
                         thread = await open_conversation(threads, key)
                         if not await interrupt(thread):

@@ -57,6 +57,7 @@ Up and Down recall earlier messages; Ctrl-R searches them.
   /cancel [N|ID]      decline it and end the turn
   /approvals          list the pending approvals
   /stop               interrupt the running turn (Ctrl-C too)
+  /status             the thread: agent, model and effort, state, how to continue it
   /resume             how to continue this thread elsewhere (terminal, web, codex)
   /say TEXT           send TEXT as it is (to send "y" or a line starting with /)
   /help               this list
@@ -174,8 +175,10 @@ def interpret(
             return Quit()
         case "/stop":
             return chat.Interrupt()
-        case "/resume" | "/status":
+        case "/resume":
             return ShowResume()
+        case "/status":
+            return chat.Status()
         case "/say":
             return chat.Say(argument) if argument else Local("/say what? /say TEXT")
         case "/approvals":
