@@ -15,7 +15,10 @@ piano (Application, rest_for_one)
 ├── media              MediaService: closes the surfaces' transcription clients on shutdown
 ├── surfaces           Supervisor (one_for_one): the terminal chat socket, Telegram, the web
 ├── recovery           Recovery: at start, closes or runs what a stopped daemon left unfinished
-└── console            the console socket for ``piano console``
+├── console            the console socket for ``piano console``
+├── metrics            MetricsServer: /health and /metrics ([metrics] enabled)
+└── alerts             Alerts: tells the owner, once per incident, when codex keeps failing, a
+                       provider is down, the disk is nearly full or a supervisor gave up
 ```
 
 rest_for_one because each child needs the ones before it: everything writes to the store,
@@ -52,6 +55,7 @@ import structlog
 from actors import Actor, ActorRef, ActorSystem, Registry, redact
 from actors.console import ConsoleServer
 from piano.agents import Backend, DaemonSetup, backend_class
+from piano.alerts import ALERTS, SIGNS, Alerts, Incidents
 from piano.cluster import fanout_child_spec, fanout_publisher
 from piano.codex import CODEX, CodexClient
 from piano.commands import Commands
@@ -63,6 +67,7 @@ from piano.media import Media, build_media
 from piano.metrics import child_spec as metrics_child_spec
 from piano.projects import Projects
 from piano.store import STORE, PostgresPool, StoreLocation, StoreWriter
+from piano.surfaces.telegram import TELEGRAM
 from piano.surfaces.telegram import child_spec as telegram_child_spec
 from piano.surfaces.terminal import SURFACE as TERMINAL_SURFACE
 from piano.surfaces.terminal import TERMINAL, ChatServer
@@ -256,6 +261,7 @@ def configure_logging(config: Config) -> None:
     renderer = LOG_SETTINGS.renderer
     structlog.configure(
         processors=[
+            SIGNS.observe,  # before the level filter: alerts count what any level hides
             LOG_SETTINGS.gate,
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
@@ -509,8 +515,15 @@ def build_application(config: Config) -> Application:
                 media=media,
                 web=web_address,
                 commands=commands,
+                alert_chats=config.alerts.telegram_chats or None,
             )
         )
+    incidents = Incidents(config.alerts)  # the daemon's: they outlive a restarted `alerts`
+    alert_surfaces = {"telegram": TELEGRAM, "terminal": TERMINAL}
+
+    def alerts() -> Alerts:
+        return Alerts(config, incidents, to=[alert_surfaces[name] for name in config.alerts.to])
+
     store_spec = ChildSpec(
         STORE,
         start=lambda: StoreWriter(database if pool is None else location.opener()),
@@ -596,6 +609,7 @@ def build_application(config: Config) -> Application:
         ),
         ChildSpec(CONSOLE, start=lambda: ConsoleService(console_socket), name=CONSOLE),
         *([metrics_child_spec(config.metrics)] if config.metrics.enabled else []),
+        *([ChildSpec(ALERTS, start=alerts, name=ALERTS)] if config.alerts.enabled else []),
     ]
     application = Application(
         children,

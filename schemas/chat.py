@@ -4,7 +4,8 @@ Newline-delimited JSON, each frame tagged on ``"type"``. The client opens with `
 conversation, which agent) and gets `Welcome` with the thread id; then it sends `Say`,
 `Decide`, `Interrupt` and `Command` (a chat command for the daemon, `piano.commands`), and
 receives that thread's events as `EventFrame`s, in order, plus `Accepted` for each message,
-`CommandReply` for each command and `ChatError` for anything refused.
+`CommandReply` for each command and `ChatError` for anything refused; every connection also
+gets an `AlertFrame` when an incident is told to the owner (`piano.alerts`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from typing import TypeAlias
 
 import msgspec
 
+from schemas.alerts import Alert
 from schemas.events import Decision, Outcome, ThreadEvent
 
 __all__ = [
     "Accepted",
+    "AlertFrame",
     "ChatError",
     "ClientFrame",
     "Command",
@@ -91,5 +94,11 @@ class ChatError(msgspec.Struct, frozen=True, tag="error"):
     message: str
 
 
+class AlertFrame(msgspec.Struct, frozen=True, tag="alert"):
+    """An incident told to the owner (`schemas.alerts.Alert`), sent to every connection."""
+
+    alert: Alert
+
+
 ClientFrame: TypeAlias = Hello | Say | Decide | Interrupt | Command | Status
-ServerFrame: TypeAlias = Welcome | Accepted | EventFrame | CommandReply | ChatError
+ServerFrame: TypeAlias = Welcome | Accepted | EventFrame | CommandReply | ChatError | AlertFrame

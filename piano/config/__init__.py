@@ -57,6 +57,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from actors import Secret
+from piano.config._alerts import AlertsConfig
 from piano.config._backends import BACKENDS
 from piano.config._cluster import ClusterConfig, ClusterRabbitMQConfig, cluster_problems
 from piano.config._codex import codex_dirs, codex_writable_roots, worktrees_root
@@ -74,6 +75,7 @@ __all__ = [
     "DAY",
     "TOOL_GROUPS",
     "AgentConfig",
+    "AlertsConfig",
     "ClusterConfig",
     "ClusterRabbitMQConfig",
     "CodexConfig",
@@ -236,6 +238,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     web: WebConfig = msgspec.field(default_factory=WebConfig)
     media: MediaConfig = msgspec.field(default_factory=MediaConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     telegram: TelegramConfig | None = None
     """Present (a ``[telegram]`` section) to run the Telegram surface."""
     cluster: ClusterConfig | None = None

@@ -17,6 +17,7 @@ it shows:
 | `approval_withdrawn`   | that request was decided, expired or withdrawn               |
 | `turn_completed`       | the answer is complete (or failed, or was interrupted)       |
 | `notice`               | retrying, queued, a warning or an error to show the user     |
+| `alert`                | an incident told to the owner (`piano.alerts`), any thread   |
 
 Every actor that receives thread events is a `Surface`. One that renders them (Telegram)
 implements the callbacks; one that forwards each event whole to its clients (the terminal
@@ -35,6 +36,7 @@ from typing import Any
 
 from actors import Actor, ActorRef, Registry
 from schemas import events as ev
+from schemas.alerts import Alert
 
 __all__ = ["ALL_THREADS", "Context", "Surface", "deliver", "subscribe", "unsubscribe"]
 
@@ -76,6 +78,8 @@ class Surface(Actor):
     """Base class of surfaces; see the module documentation."""
 
     def handle_info(self, message: Any) -> Any:
+        if isinstance(message, Alert):
+            return self.alert(message)
         if not isinstance(message, ev.Event):
             return super().handle_info(message)
         return self.on_event(message)  # type: ignore[arg-type]
@@ -131,4 +135,9 @@ class Surface(Actor):
         return None
 
     def notice(self, context: Context, event: ev.Notice) -> Any:
+        return None
+
+    def alert(self, alert: Alert) -> Any:
+        """An incident opened or closed, to tell the owner: sent by the `alerts` actor to the
+        surfaces in ``[alerts] to``. The default shows nothing."""
         return None

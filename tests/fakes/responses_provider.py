@@ -136,15 +136,17 @@ class FakeResponsesProvider:
         app.router.add_post("/v1/responses", self._handle)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)  # after `close`: the same port
         await site.start()
         self.port = self._runner.addresses[0][1]
 
     async def close(self) -> None:
+        """Stop serving (the provider is down); `start` serves again on the same port."""
         for hang in self._hangs:
             hang.release()
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
 
     async def __aenter__(self) -> FakeResponsesProvider:
         await self.start()

@@ -95,8 +95,10 @@ def child_spec(
     media: Media | None = None,
     web: tuple[str, int] | None = None,
     commands: Commands | None = None,
+    alert_chats: list[int] | None = None,
 ) -> ChildSpec:
-    """The supervised Telegram surface (restarted alone, with back-off, when it crashes)."""
+    """The supervised Telegram surface (restarted alone, with back-off, when it crashes).
+    `alert_chats` receive the owner's alerts (None: every admin user's private chat)."""
 
     def start() -> TelegramSurface:
         token = Secret(os.environ.get(config.token_env, ""))  # a repr that never shows it
@@ -118,6 +120,7 @@ def child_spec(
             media=media,
             web_address=web,
             commands=commands,
+            alert_chats=alert_chats,
         )
 
     return ChildSpec(

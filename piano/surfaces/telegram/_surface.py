@@ -55,7 +55,7 @@ from piano.surfaces._surface import Context, subscribe
 from piano.surfaces.telegram._access import Access
 from piano.surfaces.telegram._inbox import Conversation, Inbox, open_inbox
 from piano.surfaces.telegram._incoming import process_update
-from piano.surfaces.telegram._outbox import Outbox, retry_seconds
+from piano.surfaces.telegram._outbox import Outbox, Outgoing, retry_seconds
 from piano.surfaces.telegram._progress import INFO, ChatPacer, TurnProgress
 from piano.surfaces.telegram._sender import Route, StatusMessage, TelegramOutput
 from piano.surfaces.telegram._texts import (
@@ -66,6 +66,7 @@ from piano.surfaces.telegram._texts import (
 )
 from piano.threads import ThreadDirectory
 from schemas import events as ev
+from schemas.alerts import Alert
 
 __all__ = ["Route", "TelegramSurface", "Transcripts"]
 
@@ -106,10 +107,17 @@ class TelegramSurface(TelegramOutput):
         clock: Callable[[], float] = time.monotonic,
         web_address: tuple[str, int] | None = None,
         commands: Commands | None = None,
+        alert_chats: list[int] | None = None,
     ) -> None:
         self.commands = commands
         """The daemon's chat commands (`piano.commands`), run for any chat allowed to talk."""
         self.config = config
+        self.alert_chats = (
+            alert_chats
+            if alert_chats is not None
+            else [int(user) for user, role in config.users.items() if role == "admin"]
+        )
+        """The owner's chats, where alerts go (`alert`)."""
         self.web_address = web_address
         """The web surface's host and port, for the resume lines' link (None: no web)."""
         self.media = media
@@ -474,6 +482,14 @@ class TelegramSurface(TelegramOutput):
         if route is not None:
             icon = {"info": INFO, "warning": "⚠️", "error": "❌"}[event.level]
             self.say(route, f"{icon} {_escape(event.message)}")
+
+    def alert(self, alert: Alert) -> None:
+        """Tell the owner's chats (durably: an alert outlives an outage of Telegram)."""
+        if self.inbox is None or self.closed:
+            return
+        icon = "🚨" if alert.state == "opened" else "✅"
+        for chat_id in self.alert_chats:
+            self.send_durable(Outgoing(chat_id, f"{icon} {alert.text}", html=False))
 
     def turn_completed(self, context: Context, event: ev.TurnCompleted) -> None:
         route = self.routes.get(context.thread_id)

@@ -238,6 +238,8 @@ async def _session(
                     elif thread is not None and not welcome.is_set():
                         outcome = 1  # the thread asked for is not known: nothing to attach
                         done.set()
+                case chat.AlertFrame(alert=alert):
+                    printer.write(f"\n{'!' if alert.state == 'opened' else '✓'} {alert.text}\n")
                 case chat.EventFrame(event=event):
                     printer.show(event)
                     if approve and isinstance(event, ev.ApprovalRequested):

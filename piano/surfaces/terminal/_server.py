@@ -42,6 +42,7 @@ from piano.threads import (
 )
 from schemas import chat
 from schemas import events as ev
+from schemas.alerts import Alert
 
 __all__ = ["SURFACE", "TERMINAL", "ChatServer"]
 
@@ -133,6 +134,12 @@ class ChatServer(Surface):
                     unsubscribe(self.subscriptions, thread_id, self.ref)
                 return None
         return super().handle_call(message, caller)
+
+    def alert(self, alert: Alert) -> None:
+        """Every connected ``piano chat`` is the owner's (the socket is owner-only)."""
+        frame = _encoder.encode(chat.AlertFrame(alert)) + b"\n"
+        for writer in {w for writers in self.clients.values() for w in writers}:
+            writer.write(frame)
 
     def _forward(self, event: ev.ThreadEvent) -> None:
         frame = _encoder.encode(chat.EventFrame(event)) + b"\n"
