@@ -7,7 +7,8 @@
 | GET  /api/threads/{id}/interactions            | a thread's interactions with their items   |
 | GET  /api/threads/{id}/transcript              | the thread as Markdown (needs the store);  |
 |                                                | ``?format=html``: rendered, sanitised      |
-| GET  /api/threads/{id}/resume                  | ``{lines}``: how to continue it elsewhere  |
+| GET  /api/threads/{id}/resume                  | ``{lines, settings}``: how to continue it  |
+|                                                | elsewhere; its model and effort            |
 | POST /api/render                               | ``{texts: [markdown]}`` -> ``{html: [..]}``|
 |                                                | sanitised fragments (`piano.web._render`)  |
 | GET  /api/actors/{id}                          | one actor, as `Observer.actor` describes it|
@@ -46,12 +47,14 @@ from actors import ActorRef, ActorSystem
 from piano.commands import COMMANDS, Commands
 from piano.config import PriceConfig, day_start
 from piano.media import Media, MediaRefused
+from piano.models import settings_line
 from piano.store import StoreError, StoreLocation, StoreReader, location_of
 from piano.threads import (
     THREADS,
     ThreadDirectory,
     ThreadKey,
     UnknownAgent,
+    conversation_status,
     decide,
     interrupt,
     open_conversation,
@@ -381,7 +384,13 @@ class Api:
             codex_thread_id = record.codex_thread_id if record is not None else None
         link = web_link(thread_id, *self.address) if self.address is not None else None
         lines = resume_lines(thread_id, codex_thread_id=codex_thread_id, web=link)
-        return _json({"thread_id": thread_id, "lines": lines})
+        settings = None  # the live conversation's model and effort; an old thread has none
+        threads = self.system.whereis(THREADS)
+        if current == thread_id and threads is not None:
+            settings = settings_line(
+                await conversation_status(await open_conversation(threads, key))
+            )
+        return _json({"thread_id": thread_id, "lines": lines, "settings": settings})
 
     async def _render(self, request: web.Request) -> web.StreamResponse:
         body: _Render = await self._body(request, _Render, RENDER_LIMIT)

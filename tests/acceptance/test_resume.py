@@ -75,7 +75,8 @@ async def test_the_web_link_opens_the_thread_and_its_header_shows_the_same_resum
             base = web_base(config)
             async with session.get(f"{base}/api/threads/{started.id}/resume", headers=AUTH) as got:
                 assert got.status == 200, await got.text()
-                lines = (await got.json())["lines"]
+                answered = await got.json()
+                lines = answered["lines"]
             link = f"{base}/chat#thread={started.id}"
             assert f"web: {link}" in lines
             await run(browser.get, f"{link}&token={TOKEN}")
@@ -84,7 +85,10 @@ async def test_the_web_link_opens_the_thread_and_its_header_shows_the_same_resum
             await run(lambda: browser.find_element(By.CSS_SELECTOR, "#resume summary").click())
             await until(browser, text_in("resume-lines", started.codex_thread_id or "?"))
             shown = await run(lambda: browser.find_element(By.ID, "resume-lines").text)
+            settings = await run(lambda: browser.find_element(By.ID, "thread-settings").text)
     assert shown.splitlines() == lines
+    assert answered["settings"] == "model: gpt-5.5, effort: default"  # /model, /effort
+    assert settings == answered["settings"]
     assert lines == [
         f"terminal: piano chat --thread {started.id}",
         f"web: {link}",

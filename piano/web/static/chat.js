@@ -106,9 +106,10 @@ function onEnvelope(envelope) {
 }
 
 // How to continue the shown thread elsewhere: the server's resume lines (the terminal command,
-// this page's link, codex's thread id), the same every surface shows; asked once per thread
-// and again after each of its turns.
-const resumes = new Map(); // thread id -> lines, null while asked
+// this page's link, codex's thread id), the same every surface shows, and the conversation's
+// model and effort (/model, /effort); asked once per thread and again after each of its turns
+// and each command.
+const resumes = new Map(); // thread id -> {lines, settings}, null while asked
 function showResume(id) {
   $("resume").hidden = !id;
   if (!id) return;
@@ -117,10 +118,12 @@ function showResume(id) {
     fetch(`/api/threads/${encodeURIComponent(id)}/resume`, {
       headers: { Authorization: `Bearer ${token}` } })
       .then((response) => (response.ok ? response.json() : { lines: [] }))
-      .then((data) => { resumes.set(id, data.lines); scheduleRender(); })
+      .then((data) => { resumes.set(id, data); scheduleRender(); })
       .catch(() => resumes.delete(id));
   }
-  $("resume-lines").textContent = (resumes.get(id) || []).join("\n");
+  const known = resumes.get(id) || { lines: [] };
+  $("thread-settings").textContent = known.settings || "";
+  $("resume-lines").textContent = known.lines.join("\n");
 }
 
 let pending = false;
@@ -432,6 +435,7 @@ async function runCommand(text) {
     el("pre", {}, response.ok ? body.reply : body.error.message),
     el("button", { type: "button", class: "dismiss", "aria-label": "Dismiss" }, "×"));
   $("command-replies").replaceChildren(reply);
+  if (selected) { resumes.delete(selected); scheduleRender(); } // /model, /effort change it
 }
 $("command-replies").addEventListener("click", (event) => {
   if (event.target.classList.contains("dismiss")) event.target.parentElement.remove();
