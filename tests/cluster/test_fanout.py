@@ -142,6 +142,14 @@ async def _node(
     return Node(system, fanout, seen, subscriptions)
 
 
+async def _commit(store: ActorRef, node: Node, thread: str, seq: int) -> None:
+    """Node's store commits event `seq` of `thread`; its fan-out is told, as by the pipeline
+    (a send: it never waits for the broker)."""
+    event = _notice(thread, seq)
+    await store.call(WriteBatch([event], [seq]), timeout=10)
+    node.fanout.send(Committed([event], [seq]))
+
+
 def _notice(thread: str, n: int) -> Notice:
     return Notice(thread_id=thread, level="info", message=f"{thread}-{n}")
 
@@ -228,9 +236,7 @@ async def test_a_node_that_falls_behind_loses_the_oldest_and_reads_the_gap_from_
     await suspend(b.fanout)  # b stops reading: two deliveries wait unacknowledged
     total = 50
     for seq in range(1, total + 1):
-        event = _notice("t1", seq)
-        await store.call(WriteBatch([event], [seq]), timeout=10)
-        a.fanout.send(Committed([event], [seq]))
+        await _commit(store, a, "t1", seq)
 
     async def routed() -> bool:  # a's channel routes each message to both queues at once
         return await broker.count(watch) == total
@@ -276,17 +282,12 @@ async def test_a_dropped_connection_reconnects_and_what_was_missed_is_read_from_
         with structlog.testing.capture_logs() as logs:
             b = await _node(system_b, proxy.url(amqp_url), "node-b", broker.prefix, database)
 
-            async def commit(seq: int) -> None:
-                event = _notice("t2", seq)
-                await store.call(WriteBatch([event], [seq]), timeout=10)
-                a.fanout.send(Committed([event], [seq]))
-
             for seq in range(1, 6):
-                await commit(seq)
+                await _commit(store, a, "t2", seq)
             await b.until(5)
             await proxy.refuse()  # b's connection and its queue are gone
             for seq in range(6, 11):
-                await commit(seq)
+                await _commit(store, a, "t2", seq)
             await until(lambda: a.stats().published == 10, 30, "a publishing")
             await proxy.start()
             await b.fanout.call(WaitConnected(2), timeout=30)
@@ -313,18 +314,14 @@ async def test_a_broker_restart_is_one_outage_and_events_flow_again_after_it(
             a = await _node(system_a, node.url, "node-a", "restart", database)
             b = await _node(system_b, node.url, "node-b", "restart", database)
             fanout_b = b.fanout
-            event = _notice("t3", 1)
-            await store.call(WriteBatch([event], [1]), timeout=10)
-            a.fanout.send(Committed([event], [1]))
+            await _commit(store, a, "t3", 1)
             await b.until(1)
 
             await node.stop(signal.SIGKILL)
             await node.start()
             await a.fanout.call(WaitConnected(2), timeout=60)
             await b.fanout.call(WaitConnected(2), timeout=60)
-            event = _notice("t3", 2)
-            await store.call(WriteBatch([event], [2]), timeout=10)
-            a.fanout.send(Committed([event], [2]))
+            await _commit(store, a, "t3", 2)
             on_b = await b.until(2)
     finally:
         await node.stop(signal.SIGKILL)
@@ -384,3 +381,53 @@ async def test_a_thread_that_moves_here_and_back_is_no_gap_and_its_repeats_are_d
     assert _messages(on_b) == ["t1-4", "t1-5"]
     stats = b.stats()
     assert (stats.gaps, stats.duplicates, stats.shown) == (0, 2, 2)
+
+
+async def test_a_gap_the_store_cannot_fill_is_one_log_line_and_the_events_after_it_are_shown(
+    systems: tuple[ActorSystem, ActorSystem], broker: Broker, tmp_path: Path, amqp_url: str
+) -> None:
+    system_a, system_b = systems
+    broker.exchanges.append(f"{broker.prefix}.events")
+    unreadable = tmp_path / "not-a-database"
+    unreadable.mkdir()  # a directory: every read of the store fails
+    a = await _node(system_a, amqp_url, "node-a", broker.prefix, unreadable)
+    b = await _node(system_b, amqp_url, "node-b", broker.prefix, unreadable)
+    with structlog.testing.capture_logs() as logs:
+        a.fanout.send(Committed([_notice("t1", 1)], [1]))
+        a.fanout.send(Committed([_notice("t1", 3), _notice("t1", 4)], [3, 4]))  # 2 is lost
+        on_b = await b.until(3)
+    assert _messages(on_b) == ["t1-1", "t1-3", "t1-4"]
+    stats = b.stats()
+    assert (stats.gaps, stats.unfilled, stats.filled) == (1, 1, 0)
+    unfilled = [entry for entry in logs if entry["event"] == "cluster.fanout_gap_unfilled"]
+    assert [(entry["thread"], entry["after"]) for entry in unfilled] == [("t1", 1)]
+    assert system_b.whereis(FANOUT) == b.fanout  # the node carries on
+
+
+async def test_while_the_broker_is_away_commits_wait_in_a_bounded_outbox_and_the_rest_is_filled(
+    systems: tuple[ActorSystem, ActorSystem], broker: Broker, database: Path, amqp_url: str
+) -> None:
+    system_a, system_b = systems
+    broker.exchanges.append(f"{broker.prefix}.events")
+    store = await _store(system_a, database)
+    parsed = aio_pika.connection.make_url(amqp_url)
+    proxy = ClosableProxy(parsed.host or "127.0.0.1", parsed.port or 5672)
+    await proxy.start()
+    try:
+        a = await _node(system_a, proxy.url(amqp_url), "node-a", broker.prefix, database, outbox=3)
+        b = await _node(system_b, amqp_url, "node-b", broker.prefix, database)
+
+        await _commit(store, a, "t1", 1)
+        await b.until(1)
+        await proxy.refuse()
+        await until(lambda: not a.stats().connected, 30, "a noticing the broker is away")
+        for seq in range(2, 7):
+            await _commit(store, a, "t1", seq)
+        await proxy.start()
+        on_b = await b.until(6)
+    finally:
+        await proxy.close()
+    assert _messages(on_b) == [f"t1-{n}" for n in range(1, 7)]
+    assert a.stats().outbox_dropped == 2  # 2 and 3: the oldest; b read them from the store
+    assert b.stats().gaps == 1
+    assert b.stats().filled >= 2  # the read goes to the store's end: 4-6 may come from it too
