@@ -14,6 +14,7 @@ piano (Application, rest_for_one)
 ├── threads            Threads: finds or starts a conversation's thread
 ├── media              MediaService: closes the surfaces' transcription clients on shutdown
 ├── surfaces           Supervisor (one_for_one): the terminal chat socket, Telegram, the web
+├── schedules          Schedules: runs the schedules' prompts, posts their answers to chats
 ├── recovery           Recovery: at start, closes or runs what a stopped daemon left unfinished
 ├── console            the console socket for ``piano console``
 ├── metrics            MetricsServer: /health and /metrics ([metrics] enabled)
@@ -30,6 +31,8 @@ keeps failing past its supervisor's intensity escalates, and then rest_for_one r
 everything after it. A surface that crashes restarts alone under `surfaces`.
 Thread actors push their events into `events` (see `piano.events`), which delivers them to the
 subscribed surfaces and writes them to the store in batches, in order per thread.
+`schedules` comes after `surfaces` (it posts to their chats) and before `recovery`, so that
+it has subscribed to its schedules' threads when a run a stopped daemon left is run again.
 `recovery` comes after `surfaces` so that they have resubscribed to their threads: the turns a
 stopped or killed daemon left running end ``interrupted`` ("the daemon stopped") and the
 messages it accepted run, in order, each answer shown where its message came from.
@@ -66,6 +69,7 @@ from piano.mcp import child_spec as mcp_child_spec
 from piano.media import Media, build_media
 from piano.metrics import child_spec as metrics_child_spec
 from piano.projects import Projects
+from piano.schedules import SCHEDULES, PostgresSchedules, Schedules, SqliteSchedules
 from piano.store import STORE, PostgresPool, StoreLocation, StoreWriter
 from piano.surfaces.telegram import TELEGRAM
 from piano.surfaces.telegram import child_spec as telegram_child_spec
@@ -444,6 +448,10 @@ def build_application(config: Config) -> Application:
         SqliteNotes(database) if pool is None else PostgresNotes(pool)
     )
 
+    schedule_book: SqliteSchedules | PostgresSchedules = (
+        SqliteSchedules(database) if pool is None else PostgresSchedules(pool)
+    )
+
     def store() -> ActorRef | None:
         return application.system.whereis(STORE) if application.system else None
 
@@ -595,6 +603,13 @@ def build_application(config: Config) -> Application:
         ),
         *([ChildSpec(MEDIA, start=lambda: MediaService(media), name=MEDIA)] if media else []),
         ChildSpec(SURFACES, start=lambda: Supervisor(surfaces), type="supervisor", name=SURFACES),
+        ChildSpec(
+            SCHEDULES,
+            start=lambda: Schedules(
+                config, schedule_book, threads_directory, subscriptions, publish
+            ),
+            name=SCHEDULES,
+        ),
         ChildSpec(RECOVERY, start=Recovery, name=RECOVERY),
         *(
             [

@@ -164,6 +164,24 @@ COMMANDS: Final[tuple[Command, ...]] = (
         "piano.account:restartcodex",
         owner_only=True,
     ),
+    Command(
+        "schedule",
+        "/schedule every 30m PROMPT | /schedule cron 0 8 * * 1-5 PROMPT",
+        "run PROMPT on a timetable; its answers come to this chat",
+        "piano.schedules._commands:schedule",
+    ),
+    Command(
+        "schedules",
+        "/schedules",
+        "the schedules of this chat: id, timing, next run",
+        "piano.schedules._commands:schedules",
+    ),
+    Command(
+        "unschedule",
+        "/unschedule ID",
+        "cancel a schedule",
+        "piano.schedules._commands:unschedule",
+    ),
 )
 """Every chat command, in the order the help lists show them."""
 

@@ -63,6 +63,7 @@ from piano.config._cluster import ClusterConfig, ClusterRabbitMQConfig, cluster_
 from piano.config._codex import codex_dirs, codex_writable_roots, worktrees_root
 from piano.config._errors import ConfigError
 from piano.config._openai import TOOL_GROUPS, OpenAIAgentConfig
+from piano.config._schedules import ScheduleConfig, Timing, parse_every, parse_timing
 from piano.config._telegram import Role, TelegramConfig, WebhookConfig
 from piano.config._usage import DAY, LimitsConfig, PriceConfig, UserLimits, day_start
 from piano.config._web import WebConfig
@@ -89,8 +90,10 @@ __all__ = [
     "ProjectConfig",
     "ProviderConfig",
     "Role",
+    "ScheduleConfig",
     "StoreConfig",
     "TelegramConfig",
+    "Timing",
     "UsageConfig",
     "UserLimits",
     "WebConfig",
@@ -99,6 +102,8 @@ __all__ = [
     "codex_writable_roots",
     "day_start",
     "load_config",
+    "parse_every",
+    "parse_timing",
     "worktrees_root",
 ]
 
@@ -254,6 +259,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     default_agent: str = "default"
     projects: dict[str, ProjectConfig] = msgspec.field(default_factory=dict)
     """The projects conversations may work in (``[projects.NAME]``; see `ProjectConfig`)."""
+    schedules: dict[str, ScheduleConfig] = msgspec.field(default_factory=dict)
+    """Prompts run on a timetable, each answer posted to a chat (`piano.schedules`)."""
 
     def secret_variables(self) -> list[str]:
         """The environment variables this configuration reads secrets from: every provider's
@@ -372,6 +379,18 @@ def _check(config: Config, source: str) -> None:
             f"{source}: default_agent: no agent named {config.default_agent!r} "
             f"(agents: {', '.join(sorted(config.agents)) or 'none'})"
         )
+    for name, schedule in config.schedules.items():
+        try:
+            parse_timing(schedule.cron, schedule.every)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: schedules.{name}: {exc}") from None
+        if schedule.agent is not None and schedule.agent not in config.agents:
+            raise ConfigError(
+                f"{source}: schedules.{name}.agent: no agent named {schedule.agent!r} "
+                f"(agents: {', '.join(sorted(config.agents))})"
+            )
+        if not schedule.prompt.strip():
+            raise ConfigError(f"{source}: schedules.{name}.prompt: empty: say what to ask")
 
 
 def _check_state_is_out_of_reach(config: Config, source: str) -> None:
@@ -454,6 +473,7 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
         ("agents", AgentConfig),
         ("providers", ProviderConfig),
         ("projects", ProjectConfig),
+        ("schedules", ScheduleConfig),
     ):
         entries = raw.get(section)
         if isinstance(entries, dict):

@@ -333,6 +333,25 @@ CREATE TABLE rollout_chunks (
 );
 """
 
+_SCHEDULES_V1: Final = """
+CREATE TABLE schedules (
+    id            text PRIMARY KEY,
+    origin        text NOT NULL,
+    agent         text NOT NULL,
+    prompt        text NOT NULL,
+    cron          text,
+    every         double precision,
+    surface       text NOT NULL,
+    conversation  text NOT NULL,
+    chat_agent    text NOT NULL,
+    created_by    text,
+    created_at    double precision NOT NULL,
+    anchor        double precision NOT NULL,
+    last_due      double precision,
+    cancelled_at  double precision
+);
+"""
+
 PG_MIGRATIONS: Final[dict[str, tuple[str, ...]]] = {
     "store": (
         _STORE_V1,
@@ -345,11 +364,12 @@ PG_MIGRATIONS: Final[dict[str, tuple[str, ...]]] = {
     "openai": (_OPENAI_V1,),
     "notes": (_NOTES_V1,),
     "codex": (_CODEX_V1,),
+    "schedules": (_SCHEDULES_V1,),
 }
 """Each owner's SQL scripts, in the order they are applied (the store first: others refer to
 its threads). The owners are the SQLite registry's (piano.store.register: store, jail,
-telegram, openai, notes, codex); their versions count separately per backend. Index n
-migrates that owner from version n to n + 1. Append only."""
+telegram, openai, notes, codex, schedules); their versions count separately per backend.
+Index n migrates that owner from version n to n + 1. Append only."""
 
 PG_SCHEMA_VERSIONS: Final = {owner: len(scripts) for owner, scripts in PG_MIGRATIONS.items()}
 

@@ -20,7 +20,7 @@ _EVERY_SQLITE_TABLE = {
     "surfaces", "users", "agents", "threads", "interactions", "items", "token_usage",
     "approvals", "events", "shell_commands", "telegram_inbox", "telegram_conversations",
     "telegram_audit", "telegram_outbox", "telegram_status", "agent_messages", "agent_threads",
-    "agent_notes", "conversation_settings", "rollouts", "rollout_chunks",
+    "agent_notes", "conversation_settings", "rollouts", "rollout_chunks", "schedules",
 }  # fmt: skip
 
 

@@ -14,6 +14,7 @@ import pytest
 # Importing the features registers their tables with the store's registry.
 from piano.agents.codex import ROLLOUT_TABLES
 from piano.agents.openai import HISTORY_TABLES
+from piano.schedules import SCHEDULE_TABLES
 from piano.store import PostgresBackend, Writer
 from piano.surfaces.telegram._tables import TELEGRAM_TABLES
 from piano.tools import NOTES_TABLES
@@ -27,7 +28,14 @@ pytestmark = pytest.mark.anyio
 
 def _sqlite_columns(path: Path) -> dict[str, set[str]]:
     with Writer(path) as writer:
-        for tables in (HISTORY_TABLES, TELEGRAM_TABLES, NOTES_TABLES, JAIL_TABLES, ROLLOUT_TABLES):
+        for tables in (
+            HISTORY_TABLES,
+            TELEGRAM_TABLES,
+            NOTES_TABLES,
+            JAIL_TABLES,
+            ROLLOUT_TABLES,
+            SCHEDULE_TABLES,
+        ):
             writer.ensure(tables)
     db = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
     try:
