@@ -44,7 +44,7 @@ from actors import NOREPLY, ActorRef, Caller, Registry, Timer
 from piano.agents import Publish, ThreadDirectory, ThreadKey
 from piano.config import Config, Timing, parse_timing
 from piano.schedules._book import Book, ScheduleRow
-from piano.store import StoreUnavailable
+from piano.store import StoreError, StoreUnavailable
 from piano.surfaces import Surface, subscribe, unsubscribe
 from piano.threads import (
     THREADS,
@@ -251,7 +251,12 @@ class Schedules(Surface):
                 caller.fail(RuntimeError("the schedules are not loaded yet"))
                 return NOREPLY
             case AddSchedule():
-                view = await self._add(message)
+                try:
+                    view = await self._add(message)
+                except StoreError as exc:  # a full disk, a server away: the caller says so
+                    self.log.warning("schedules.not_saved", error=str(exc))
+                    caller.fail(exc)
+                    return NOREPLY
                 self._arm()
                 return view
             case ListSchedules(destination=destination):
@@ -270,7 +275,12 @@ class Schedules(Surface):
                 if live.row.origin == "config":
                     caller.fail(PermissionError(schedule_id))
                     return NOREPLY
-                await self.book.cancel(schedule_id, self.clock())
+                try:
+                    await self.book.cancel(schedule_id, self.clock())
+                except StoreError as exc:
+                    self.log.warning("schedules.not_saved", error=str(exc))
+                    caller.fail(exc)
+                    return NOREPLY
                 del self.live[schedule_id]
                 if live.thread_id is not None:
                     self.by_thread.pop(live.thread_id, None)

@@ -31,6 +31,7 @@ from piano.schedules._actor import (
     cancel_schedule,
     list_schedules,
 )
+from piano.store import StoreError
 
 __all__ = ["MAX_PER_CHAT", "MAX_PROMPT", "parse_schedule", "schedule", "schedules", "unschedule"]
 
@@ -112,16 +113,19 @@ async def schedule(invocation: Invocation, argument: str) -> str:
             raise CommandError(
                 f"This chat has {len(mine)} schedules, the most it may have: /unschedule one first."
             )
-    view = await add_schedule(
-        ref,
-        AddSchedule(
-            agent=invocation.key.agent,
-            prompt=prompt,
-            timing=timing,
-            destination=invocation.key,
-            created_by=invocation.user,
-        ),
-    )
+    try:
+        view = await add_schedule(
+            ref,
+            AddSchedule(
+                agent=invocation.key.agent,
+                prompt=prompt,
+                timing=timing,
+                destination=invocation.key,
+                created_by=invocation.user,
+            ),
+        )
+    except StoreError as exc:
+        raise CommandError(f"The schedule was not saved: {exc}. Try again later.") from None
     return (
         f"Scheduled {view.row.id}: {timing.describe()}, next run {_when(view.next_due)}. "
         f"Its answers come to this chat; /unschedule {view.row.id} cancels it."
@@ -149,6 +153,8 @@ async def unschedule(invocation: Invocation, argument: str) -> str:
         raise CommandError(
             f"No schedule {schedule_id} in this chat: /schedules lists them."
         ) from None
+    except StoreError as exc:
+        raise CommandError(f"{schedule_id} was not cancelled: {exc}. Try again later.") from None
     except PermissionError:
         raise CommandError(
             f"{schedule_id} is declared in the configuration ([schedules.{schedule_id}]): "

@@ -47,6 +47,7 @@ from piano.schedules import (
     Tick,
 )
 from piano.schedules._commands import parse_schedule
+from piano.store import StoreFull
 from piano.surfaces import deliver
 from piano.threads import (
     THREAD_SUPERVISOR,
@@ -411,3 +412,26 @@ async def test_a_chat_lists_and_cancels_only_its_own_schedules_and_the_owner_any
         assert [row.id for row in await w.book.live()] == [mine.row.id]
         bad = await _command(w, "/schedule cron 99 * * * * nope")
         assert bad.startswith("'99 * * * *' is not a cron expression"), bad
+
+
+class FullBook(SqliteSchedules):
+    """The store's disk is full: every write is refused, as the store refuses it."""
+
+    async def add(self, row: ScheduleRow) -> None:
+        raise StoreFull(str(self.database.path))
+
+    async def cancel(self, schedule_id: str, at: float) -> bool:
+        raise StoreFull(str(self.database.path))
+
+
+async def test_a_schedule_the_store_refuses_is_one_sentence_and_the_actor_keeps_running(
+    tmp_path: Path, hold_registered: None
+) -> None:
+    async with world(tmp_path) as w:
+        w.book = FullBook(tmp_path / "piano.db")
+        schedules = await w.start()
+        reply = await _command(w, "/schedule every 1h check the build")
+        assert reply.startswith("The schedule was not saved: the disk is full"), reply
+        assert reply.endswith("Try again later.")
+        assert schedules.alive
+        assert await schedules.call(ListSchedules(None)) == []
