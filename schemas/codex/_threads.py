@@ -208,6 +208,18 @@ class ThreadLoadedListParams(Request[ThreadLoadedListResponse]):
     limit: int | None = None
 
 
+class ThreadUnsubscribeResponse(_In):
+    status: Literal["notLoaded", "notSubscribed", "unsubscribed"]
+
+
+class ThreadUnsubscribeParams(Request[ThreadUnsubscribeResponse]):
+    """Stop following a thread; codex unloads it (closing its rollout) about a minute later."""
+
+    method = "thread/unsubscribe"
+    response_type = ThreadUnsubscribeResponse
+    thread_id: str
+
+
 class ThreadInjectItemsResponse(_In):
     pass
 

@@ -252,7 +252,7 @@ async def test_a_long_thread_is_stored_whole_again_past_the_chunk_limit(
     assert found[1] == target.read_bytes()
 
 
-async def test_restoring_writes_a_missing_or_stale_rollout_and_keeps_a_newer_or_loaded_one(
+async def test_restoring_writes_a_missing_or_stale_rollout_and_never_touches_a_loaded_one(
     store: RolloutStore, tmp_path: Path
 ) -> None:
     home, target = home_with(tmp_path, b"one\ntwo\n")
@@ -268,8 +268,9 @@ async def test_restoring_writes_a_missing_or_stale_rollout_and_keeps_a_newer_or_
     assert await restore_rollout(store, home, THREAD, loaded=False) == ("kept", 0)
     assert target.read_bytes() == b"one\ntwo\nthree\n"
 
-    target.write_bytes(b"one\n")  # the thread went on elsewhere: replaced
     assert await restore_rollout(store, home, THREAD, loaded=True) == ("loaded", 0)
+    target.write_bytes(b"one\n")  # the thread went on elsewhere: replaced, unless loaded
+    assert await restore_rollout(store, home, THREAD, loaded=True) == ("stale", 0)
     assert target.read_bytes() == b"one\n", "a loaded thread's file was touched"
     assert await restore_rollout(store, home, THREAD, loaded=False) == ("written", 8)
     assert target.read_bytes() == b"one\ntwo\n"

@@ -16,7 +16,7 @@ import pytest
 
 from actors import ActorRef, ActorSystem, Registry
 from piano.agents import Publish
-from piano.agents.codex import CodexBackend
+from piano.agents.codex import CodexBackend, RolloutStore
 from piano.codex import CODEX, CodexClient
 from piano.config import AgentConfig, CodexConfig, Config, DaemonConfig, ProviderConfig
 from piano.surfaces import deliver
@@ -133,6 +133,7 @@ def core_children(
     publish: Publish,
     sessions: Registry,
     codex_config: Callable[[str], dict[str, Any]] | None = None,
+    rollouts: RolloutStore | None = None,
 ) -> list[ChildSpec]:
     """The daemon's Codex client (with quick back-off), thread supervisor and thread router
     (`codex_config`: each thread's extra codex config, as the daemon's MCP access gives it)."""
@@ -154,7 +155,7 @@ def core_children(
                 config,
                 directory,
                 publish,
-                {"codex": CodexBackend(sessions, codex_config=codex_config)},
+                {"codex": CodexBackend(sessions, codex_config=codex_config, rollouts=rollouts)},
             ),
             name=THREADS,
         ),
@@ -178,11 +179,15 @@ async def start_core(
     provider: FakeResponsesProvider,
     dirs: CodexDirs,
     codex_config: Callable[[str], dict[str, Any]] | None = None,
+    rollouts: RolloutStore | None = None,
 ) -> Core:
-    """The core children of `config` started in `system` under a supervisor named "piano"."""
+    """The core children of `config` started in `system` under a supervisor named "piano"
+    (`rollouts`: where Codex threads' rollouts are kept; none by default)."""
     events = Events()
     directory = MemoryDirectory()
-    children = core_children(config, directory, events, Registry(keys="unique"), codex_config)
+    children = core_children(
+        config, directory, events, Registry(keys="unique"), codex_config, rollouts
+    )
     await system.spawn(Supervisor(children, max_restarts=10, max_seconds=5), name="piano")
     threads = system.whereis(THREADS)
     assert threads is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -9,9 +10,10 @@ import signal
 import pytest
 
 from actors import ActorSystem
+from piano.agents.codex import MemoryRollouts
 from piano.codex import CODEX
 from piano.codex._client import CODEX_BUILT_IN_PROVIDERS
-from piano.threads import Decision, Unfinished, decide, interrupt, take_over
+from piano.threads import Decision, Unfinished, conversation_status, decide, interrupt, take_over
 from schemas import events as ev
 from tests.fakes.responses_provider import (
     CodexDirs,
@@ -309,3 +311,37 @@ async def test_a_conversation_taken_over_ends_the_previous_owners_turn_with_why_
     notices = [e.message for e in core.events.of(thread_id, ev.Notice)]
     assert f"Your message was not answered yet when {why}; answering it now." in notices
     assert await take_over(core.threads, core.key(), "again") is ref  # one actor per conversation
+
+
+async def test_a_thread_codex_still_holds_older_than_the_stored_rollout_is_not_resumed(
+    dirs: CodexDirs,
+) -> None:
+    """Back on a node whose codex still has the thread loaded (it unloads a minute after its
+    actor unsubscribed) while another node took the thread further: resuming would give the
+    model the old history codex holds, so the turn is refused, saying why, and the file is
+    left alone."""
+    rollouts = MemoryRollouts()
+    async with FakeResponsesProvider() as provider, ActorSystem() as system:
+        core = await start_core(
+            system, make_config(dirs, provider), provider, dirs, rollouts=rollouts
+        )
+        provider.script(Text("first answer"))
+        _, first = await core.say("first")
+        assert (await core.turn_completed(first)).status == "completed"
+        status = await conversation_status(await core.thread_ref())
+        codex_thread = status.codex_thread_id
+        assert codex_thread is not None
+        await (await core.thread_ref()).stop("shutdown")  # saved, and unsubscribed
+        found = await rollouts.content(codex_thread)
+        assert found is not None
+        head, data = found
+        further = data + b'{"type":"event_msg","payload":{"type":"elsewhere"}}\n'
+        digest = hashlib.sha256(further).hexdigest()
+        await rollouts.replace(codex_thread, "elsewhere", head.path, further, digest)
+        _, second = await core.say("second")
+        refused = await core.turn_completed(second)
+    assert refused.status == "failed"
+    assert refused.error is not None
+    assert "still holds an older copy" in refused.error
+    assert (dirs.home / head.path).read_bytes() == data
+    assert len(provider.requests) == 1

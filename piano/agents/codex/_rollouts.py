@@ -17,7 +17,11 @@ store too (owner ``codex``: tables ``rollouts`` and ``rollout_chunks``):
   written back at its recorded relative path; a local file that continues the stored one is
   kept (the daemon was killed before its last save). A thread the local codex has loaded
   (``thread/loaded/list``) is never touched: codex holds its file open for writing and would
-  give the model the history it has in memory, not the file's.
+  give the model the history it has in memory, not the file's. One whose memory is older than
+  the store's ("stale": the conversation ran on another node within the minute codex keeps a
+  thread loaded after its last client unsubscribed) is not resumed: the turn is refused with
+  `RolloutStale`, and the conversation asks codex to unload it (``thread/unsubscribe``), as it
+  does whenever its actor stops.
 
 Codex's rollout layout, resuming from a copied file and its one-writer lock are internals of
 codex (measured with 0.169.0): `tests/agents/test_codex_rollouts.py` fails loudly if an
@@ -54,6 +58,7 @@ __all__ = [
     "PostgresRollouts",
     "RolloutError",
     "RolloutHead",
+    "RolloutStale",
     "RolloutStore",
     "SqliteRollouts",
     "relative_rollout_path",
@@ -91,6 +96,11 @@ MAX_CHUNKS: Final = 64
 
 _THREAD_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{7,63}")
 _RELATIVE = re.compile(r"sessions/\d{4}/\d{2}/\d{2}/rollout-[0-9A-Za-z:.T-]+\.jsonl")
+
+
+class RolloutStale(RuntimeError):
+    """The local codex has the thread loaded with an older history than the store's; its
+    message is the sentence its user reads."""
 
 
 class RolloutError(ValueError):
@@ -196,7 +206,7 @@ def _continues(local: bytes, head: RolloutHead) -> hashlib._Hash | None:
 # -- saving and restoring ------------------------------------------------------------------------
 
 Saved = Literal["unchanged", "appended", "replaced", "empty"]
-Restored = Literal["loaded", "not stored", "kept", "written"]
+Restored = Literal["loaded", "stale", "not stored", "kept", "written"]
 
 
 async def save_rollout(
@@ -228,18 +238,21 @@ async def restore_rollout(
 ) -> tuple[Restored, int]:
     """Make the local CODEX_HOME hold the thread's rollout before ``thread/resume`` (see the
     module documentation): what was done and how many bytes were written. `loaded`: the local
-    codex has the thread loaded, so its file is left alone."""
-    if loaded:
-        return "loaded", 0
+    codex has the thread loaded, so its file is left alone: "loaded" if it continues the
+    stored one, "stale" if not (the thread went on elsewhere, and this codex would resume the
+    old history it holds in memory)."""
     head = await store.head(codex_thread_id)
     if head is None:
-        return "not stored", 0
+        return ("loaded" if loaded else "not stored"), 0
     _check(head.path, codex_thread_id)
     try:
         local = await asyncio.to_thread(_read, home, head.path)
     except RolloutError:  # a link or some other thing in its place: replaced, not followed
         local = None
-    if local is not None and _continues(local, head) is not None:
+    current = local is not None and _continues(local, head) is not None
+    if loaded:
+        return ("loaded" if current else "stale"), 0
+    if current:
         return "kept", 0
     found = await store.content(codex_thread_id)
     if found is None:  # forgotten meanwhile

@@ -25,7 +25,9 @@ busy policy, the turn and approval timeouts and the idle stop are every conversa
   for a thread the local codex has loaded. A thread whose rollout is gone everywhere (codex:
   "no rollout found") is rebuilt: ``thread/start``, then ``thread/inject_items`` with the
   conversation so far from Piano's store (each message and its answer); its new codex id is
-  remembered and the user told.
+  remembered and the user told. A thread the local codex holds with an older history than
+  the store's is not resumed (the turn fails saying to send again in a minute), and every
+  stop of the actor asks codex to unload its thread (``thread/unsubscribe``).
 - **Codex restarts.** The thread monitors the Codex client. If it dies mid-turn, the turn is
   completed as ``interrupted`` with a notice saying why, and the next message resumes the Codex
   thread on the new process.
@@ -65,6 +67,7 @@ from piano.agents._messages import ModelChoice
 from piano.agents.codex._rollouts import (
     ROLLOUT_LOST,
     RolloutError,
+    RolloutStale,
     RolloutStore,
     restore_rollout,
     save_rollout,
@@ -95,6 +98,7 @@ from schemas.codex import (
     ThreadLoadedListParams,
     ThreadResumeParams,
     ThreadStartParams,
+    ThreadUnsubscribeParams,
     TurnInterruptParams,
     TurnStartParams,
     TurnSteerParams,
@@ -279,8 +283,24 @@ class ConversationThread(Conversation[Turn]):
                 "codex.rollout_not_restored", codex_thread=codex_thread_id, error=str(exc)
             )
             return
+        if done == "stale":
+            self.log.warning("codex.thread_stale", codex_thread=codex_thread_id)
+            await self._unsubscribe(process, codex_thread_id)
+            raise RolloutStale(
+                "Codex on this node still holds an older copy of this conversation's thread "
+                "(it ran on another node meanwhile) and lets it go within a minute; send your "
+                "message again then"
+            )
         if done == "written":
             self.log.info("codex.rollout_restored", codex_thread=codex_thread_id, size=size)
+
+    async def _unsubscribe(self, process: CodexProcess | None, codex_thread_id: str) -> None:
+        """Ask codex to unload the thread (it does, about a minute later), so that a later
+        resume here, maybe after the conversation ran on another node, reads its rollout."""
+        if process is None or process.exit is not None:
+            return
+        with contextlib.suppress(CodexError, OSError, asyncio.TimeoutError):
+            await process.call(ThreadUnsubscribeParams(thread_id=codex_thread_id), timeout=5)
 
     async def _save(self, process: CodexProcess | None) -> None:
         """Store what codex added to the thread's rollout (`save_rollout`). Never fails the
@@ -558,3 +578,5 @@ class ConversationThread(Conversation[Turn]):
         self._close_queue(reason)
         await self.flush()
         await self._save(self.process)
+        if self.codex_thread_id is not None:
+            await self._unsubscribe(self.process, self.codex_thread_id)
