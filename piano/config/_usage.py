@@ -85,7 +85,8 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fro
     """Per-user limits per UTC day, checked before each turn starts."""
 
     turns_per_day: Count | None = None
-    """Turns (answered messages) each user may have a day; unset: no limit."""
+    """Turns (answered messages) each user may have a day; unset: no limit. Users are those a
+    surface names (Telegram's, the web's); `piano chat` is the daemon's owner and unlimited."""
     tokens_per_day: Count | None = None
     """Tokens each user may use a day; unset: no limit. A turn that starts under the limit
     runs to its end, so a day may end a little over it."""
