@@ -1,5 +1,6 @@
 """Schedules through `piano run`, with the real codex and the fake provider: a schedule made with
-``/schedule`` in `piano chat` runs on its own thread and its answer reaches that chat; a bad
+``/schedule`` in `piano chat` (or in Telegram) runs on its own thread and its answer reaches
+that chat; a bad
 cron is one sentence; a schedule survives a restart, and a run missed while the daemon was down
 runs once, not once per missed time.
 
@@ -10,6 +11,7 @@ hours of downtime leave there."""
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import apsw
@@ -19,6 +21,7 @@ from piano.store import StoreReader
 from tests.acceptance.daemon import chat, daemon_running, write_config
 from tests.acceptance.test_surfaces import terminal
 from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, Hang, Text
+from tests.telegram.fake_bot_api import FakeBotApi
 
 pytestmark = pytest.mark.anyio
 
@@ -108,3 +111,37 @@ async def test_a_schedule_survives_a_restart_and_a_run_missed_during_downtime_ru
     [started] = [line for line in lines if line.get("event") == "schedules.run_started"]
     assert started["missed"] == 9
     assert len(provider.requests) == 1
+
+
+async def test_a_schedule_made_in_telegram_posts_its_answer_to_that_telegram_chat(
+    dirs: CodexDirs,
+) -> None:
+    admin = 1001
+    async with FakeBotApi() as api, FakeResponsesProvider(default=Text("again")) as provider:
+        provider.script(Text("the build is green"))
+        section = f'[telegram]\nbase_url = "{api.base_url}"\nusers = {{ "{admin}" = "admin" }}\n'
+        config = write_config(dirs, provider, section)
+        env = {**os.environ, "PIANO_TELEGRAM_TOKEN": api.token}
+        state = dirs.root / "state"
+        async with daemon_running(config, state / "chat.sock", env=env):
+            await api.wait_for(lambda c: c.method == "setMyCommands", timeout=60)
+            await api.push_message(admin, "/schedule every 2s check the build", user_id=admin)
+            made = await api.wait_for(
+                lambda c: c.method == "sendMessage" and "Scheduled s" in str(c.params), timeout=60
+            )
+            found = re.search(r"Scheduled (s[0-9a-f]+)", str(made.params["text"]))
+            assert found is not None
+            schedule_id = found.group(1)
+            posted = await api.wait_for(
+                lambda c: (
+                    c.method == "sendMessage" and f"⏰ schedule {schedule_id}" in str(c.params)
+                ),
+                timeout=120,
+            )
+            await api.push_message(admin, f"/unschedule {schedule_id}", user_id=admin)
+            await api.wait_for(
+                lambda c: c.method == "sendMessage" and "Cancelled" in str(c.params), timeout=60
+            )
+    text = str(posted.params["text"])
+    assert f"⏰ schedule {schedule_id} (every 2s): the build is green" in text, text
+    assert posted.params["chat_id"] == admin
