@@ -66,7 +66,7 @@ from piano.config._openai import TOOL_GROUPS, OpenAIAgentConfig
 from piano.config._schedules import ScheduleConfig, Timing, parse_every, parse_timing
 from piano.config._telegram import Role, TelegramConfig, WebhookConfig
 from piano.config._usage import DAY, LimitsConfig, PriceConfig, UserLimits, day_start
-from piano.config._web import WebConfig
+from piano.config._web import WebConfig, WebEmbedConfig
 from piano.media import MediaConfig
 from piano.store import StoreLocation
 from piano.tools import ToolsConfig
@@ -97,6 +97,7 @@ __all__ = [
     "UsageConfig",
     "UserLimits",
     "WebConfig",
+    "WebEmbedConfig",
     "WebhookConfig",
     "codex_dirs",
     "codex_writable_roots",
@@ -270,7 +271,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         names = [p.env_key for p in self.providers.values() if p.env_key]
         names += ["OPENAI_API_KEY", "CODEX_API_KEY"]
         names.append(self.media.transcription.api_key_env or "")
-        names.append(self.web.token_env)
+        names += [self.web.token_env, self.web.embed.token_env]
         if self.telegram is not None:
             names += [self.telegram.token_env, self.telegram.webhook.secret_env]
         names.append(self.tools.mcp.secret_env or "")

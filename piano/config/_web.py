@@ -19,11 +19,26 @@ from typing import Annotated
 
 import msgspec
 
-__all__ = ["WebConfig"]
+__all__ = ["WebConfig", "WebEmbedConfig"]
 
 
 Count = Annotated[int, msgspec.Meta(ge=1)]
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class WebEmbedConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The embeddable chat (``<script src=".../embed.js" data-token=...>``, docs/web.md): an
+    iframe of ``/embed`` whose token reaches one agent's conversations of that page and
+    nothing else (no dashboard, no other threads, no other API)."""
+
+    token_env: str = "PIANO_WEB_EMBED_TOKEN"
+    """The variable holding the embed token (unset: no embed); it must differ from the web
+    token, and it is visible to whoever reads the embedding page."""
+    agent: str | None = None
+    """The agent embedded chats talk to (None: the web surface's default agent)."""
+    frame_ancestors: list[str] = msgspec.field(default_factory=list)
+    """The origins whose pages may frame the chat (``https://shop.example.org``); empty: none
+    may (the Content-Security-Policy's ``frame-ancestors``)."""
 
 
 class WebConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -51,3 +66,5 @@ class WebConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Threads whose state is kept in memory for snapshots (least recently active dropped)."""
     max_interactions: Count = 50
     """Interactions kept per thread for snapshots."""
+    embed: WebEmbedConfig = msgspec.field(default_factory=WebEmbedConfig)
+    """The embeddable chat (``[web.embed]``)."""

@@ -429,6 +429,20 @@ class Api:
             raise ApiError("not_found", str(exc.args[0] if exc.args else exc)) from None
         return {"thread_id": thread_id, "interaction_id": interaction.id, "outcome": outcome}
 
+    async def exchanges(self, key: ThreadKey) -> list[dict[str, Any]]:
+        """The conversation's messages and answers, oldest first: text, response, status and
+        error of each interaction of its current thread (from the store, else recent events)."""
+        thread_id, _ = await self.directory.thread_for(key)
+        store = await self._store()
+        if store is None:
+            states = await self._views(thread_id)
+            rows = msgspec.to_builtins(states[0].interactions) if states else []
+        else:
+            rows = msgspec.to_builtins(await asyncio.to_thread(store.interactions, thread_id))
+        return [
+            {k: row.get(k) for k in ("id", "text", "response", "status", "error")} for row in rows
+        ]
+
     async def _new_message(self, request: web.Request) -> web.StreamResponse:
         body: _NewMessage = await self._body(request, _NewMessage)
         key = ThreadKey(SURFACE, body.conversation, body.agent or self.default_agent)

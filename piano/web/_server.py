@@ -138,8 +138,10 @@ class WebServer:
     # -- pages ----------------------------------------------------------------------------------
 
     async def _headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        framed = "frame-ancestors" in response.headers.get("Content-Security-Policy", "")
         for name, value in _SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
+            if not (framed and name == "X-Frame-Options"):  # the embed says who may frame it
+                response.headers.setdefault(name, value)
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound("/chat")

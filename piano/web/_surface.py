@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from aiohttp import web
 
 from actors import Caller, Registry
 from piano.commands import Commands
@@ -35,6 +36,7 @@ from piano.web._api import Api
 from piano.web._auth import Tokens
 from piano.web._client import StreamClient
 from piano.web._dashboard import Observer
+from piano.web._embed import Embed
 from piano.web._messages import (
     AcceptStreams,
     Attach,
@@ -156,18 +158,32 @@ class WebSurface(Surface):
             self.tokens,
             api,
             default_agent,
-            extra_routes=lambda app: add_sse_routes(
-                app,
-                system=self.system,
-                subscriptions=self.subscriptions,
-                directory=self.directory,
-                default_agent=default_agent,
-                check_token=token_check(self.tokens),
-            ),
+            extra_routes=lambda app: self._routes(app, api, default_agent),
         )
         await self.server.start()
         subscribe(self.subscriptions, ALL_THREADS, self.ref)
         self._ticker = asyncio.create_task(self._tick(), name="web-dashboard")
+
+    def _routes(self, app: web.Application, api: Api, default_agent: str) -> None:
+        add_sse_routes(
+            app,
+            system=self.system,
+            subscriptions=self.subscriptions,
+            directory=self.directory,
+            default_agent=default_agent,
+            check_token=token_check(self.tokens),
+        )
+        embed = self.config.embed
+        token = os.environ.get(embed.token_env, "")
+        if not token:
+            return
+        if self.tokens.check(token) != "invalid":
+            log.error(
+                "web.embed_refused",
+                why=f"${embed.token_env} must differ from the web token; the embed is off",
+            )
+            return
+        Embed(self.config, api, token, embed.agent or default_agent).routes(app)
 
     async def terminate(self, reason: object) -> None:
         if self._ticker is not None:
