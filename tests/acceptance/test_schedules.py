@@ -1,8 +1,7 @@
 """Schedules through `piano run`, with the real codex and the fake provider: a schedule made with
 ``/schedule`` in `piano chat` (or in Telegram) runs on its own thread and its answer reaches
-that chat; a bad
-cron is one sentence; a schedule survives a restart, and a run missed while the daemon was down
-runs once, not once per missed time.
+that chat; a bad cron is one sentence; a schedule survives a restart, and a run missed while
+the daemon was down runs once, not once per missed time.
 
 The downtime is made without waiting hours: with the daemon stopped, the test moves the
 schedule's anchor and last run ten intervals into the past in the store, which is what ten
