@@ -4,6 +4,7 @@
 piano (Application, rest_for_one)
 ├── storage            Supervisor (one_for_one, 3 restarts in 30 s)
 │   └── store          StoreWriter: the one SQLite writer
+├── cluster            Supervisor (with a [cluster] section): membership, leases (piano.cluster)
 ├── events             Pipeline: thread events, partitioned by thread, to surfaces and store
 ├── codex_supervisor   Supervisor (one_for_one, 5 restarts in 30 s)
 │   └── codex          CodexClient: the codex app-server process (restarted with back-off)
@@ -59,7 +60,7 @@ from actors import Actor, ActorRef, ActorSystem, Registry, redact
 from actors.console import ConsoleServer
 from piano.agents import Backend, DaemonSetup, backend_class
 from piano.alerts import ALERTS, SIGNS, Alerts, Incidents
-from piano.cluster import fanout_child_spec, fanout_publisher
+from piano.cluster import claimer, cluster_child_spec, fanout_child_spec, fanout_publisher
 from piano.codex import CODEX, CodexClient
 from piano.commands import Commands
 from piano.config import Config, worktrees_root
@@ -70,7 +71,7 @@ from piano.media import Media, build_media
 from piano.metrics import child_spec as metrics_child_spec
 from piano.projects import Projects
 from piano.schedules import SCHEDULES, PostgresSchedules, Schedules, SqliteSchedules
-from piano.store import STORE, PostgresPool, StoreLocation, StoreWriter
+from piano.store import STORE, Fence, PostgresPool, StoreLocation, StoreWriter
 from piano.surfaces.telegram import TELEGRAM
 from piano.surfaces.telegram import child_spec as telegram_child_spec
 from piano.surfaces.terminal import SURFACE as TERMINAL_SURFACE
@@ -532,9 +533,11 @@ def build_application(config: Config) -> Application:
     def alerts() -> Alerts:
         return Alerts(config, incidents, to=[alert_surfaces[name] for name in config.alerts.to])
 
+    # a cluster's node writes only the threads it holds a lease of (piano.cluster)
+    fence = Fence(config.cluster.node()) if config.cluster is not None else None
     store_spec = ChildSpec(
         STORE,
-        start=lambda: StoreWriter(database if pool is None else location.opener()),
+        start=lambda: StoreWriter(database if pool is None else location.opener(fence)),
         name=STORE,
         shutdown=30.0,
     )
@@ -553,6 +556,19 @@ def build_application(config: Config) -> Application:
             start=lambda: Supervisor([store_spec], max_restarts=3, max_seconds=30),
             name=STORAGE,
             type="supervisor",
+        ),
+        *(
+            [
+                cluster_child_spec(
+                    config.cluster,
+                    location.dsn,
+                    fence,
+                    conversations,
+                    connect_timeout=config.store.connect_timeout,
+                )
+            ]
+            if config.cluster is not None and fence is not None
+            else []
         ),
         *(
             [ChildSpec("store_pool", start=lambda: StorePool(pool), name="store_pool")]
@@ -598,6 +614,7 @@ def build_application(config: Config) -> Application:
                 publish,
                 backends,
                 conversations=conversations,
+                claim=claimer(lambda: application.system) if config.cluster else None,
             ),
             name=THREADS,
         ),

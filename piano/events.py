@@ -94,8 +94,13 @@ class _Numbering:
         return seqs
 
     def committed(self, events: list[ThreadEvent], seqs: list[int]) -> None:
+        """What the store wrote; a thread whose events it dropped (seq 0: a cluster fenced it
+        off) is forgotten, so that its journal's end is asked again if it comes back."""
         for event, seq in zip(events, seqs, strict=True):
-            self.last[event.thread_id] = seq
+            if seq:
+                self.last[event.thread_id] = seq
+            else:
+                self.last.pop(event.thread_id, None)
 
     def forget(self, events: list[ThreadEvent]) -> None:
         for event in events:
@@ -142,7 +147,7 @@ def event_pipeline(
                     raise StoreUnavailable("the store is not running")
                 if seqs is None:
                     seqs = await numbering.number(writer, events)
-                await writer.call(WriteBatch(events, seqs), timeout=60)
+                written = await writer.call(WriteBatch(events, seqs), timeout=60)
             except (ActorExited, StoreUnavailable, StoreFull) as exc:
                 delay = _STORE_RETRY.delay(attempt)
                 if loop.time() + delay > deadline:
@@ -160,8 +165,9 @@ def event_pipeline(
             except BaseException:
                 numbering.forget(events)
                 raise
-            numbering.committed(events, seqs)
-            return seqs
+            done = written if isinstance(written, list) else seqs
+            numbering.committed(events, done)
+            return done
         raise AssertionError("unreachable")
 
     async def to_store(messages: list[Message], info: BatchInfo) -> None:
@@ -183,7 +189,9 @@ def event_pipeline(
             if stored is not None:
                 stored(events)
             if committed is not None:
-                committed(events, seqs)
+                kept = [(e, seq) for e, seq in zip(events, seqs, strict=True) if seq]
+                if kept:  # seq 0: not written, a cluster fenced its thread off
+                    committed([e for e, _ in kept], [seq for _, seq in kept])
             return
 
     def failed(messages: list[Message]) -> None:

@@ -14,15 +14,18 @@ on every machine). Each partition's nodes are ranked by rendezvous hashing
 at most `standby`. Every node computes the same answer from the same member list: no
 coordinator.
 
-**Ingress: doorbells on the broker, the truth in PostgreSQL.** An accepted message is first an
-`inbox` row (a unique source key, so a surface's retry is one row), then a small doorbell
+**Ingress: doorbells on the broker, the truth in PostgreSQL** (designed, not built yet: today
+a message runs on the node whose surface got it, if that node can take the lease). An accepted
+message is first an `inbox` row (a unique source key, so a surface's retry is one row), then
+a small doorbell
 ``{inbox_id, conversation_key}`` published with a confirm to the partition's quorum queue
 ``<prefix>.p.NN`` (single active consumer); only then is the surface answered. The consumer
 takes the conversation's pending rows in id order under its lease and acks the doorbell at once;
 a duplicated or reordered doorbell finds nothing pending, and a periodic sweep rings for rows
 whose doorbell was lost.
 
-**Membership and fencing.** A node's row in `nodes` is renewed every `heartbeat`, and it holds
+**Membership and fencing** (`_membership`, `_node`; the store's `piano.store.Fence`). A node's
+row in `nodes` is renewed every `heartbeat`, and it holds
 a session advisory lock on a dedicated connection, which PostgreSQL drops the moment the
 node's socket closes. A conversation's thread runs under a lease ``(node, epoch)`` in
 `thread_leases`, taken by an upsert that bumps the epoch only if the lease is free, expired on
@@ -50,6 +53,16 @@ from piano.cluster._fanout import (
     fanout_child_spec,
     fanout_publisher,
 )
+from piano.cluster._membership import (
+    Claim,
+    Members,
+    Membership,
+    NodeIdTaken,
+    NodeInfo,
+    NotOwner,
+    Release,
+)
+from piano.cluster._node import CLUSTER, MEMBERSHIP, claimer, cluster_child_spec
 from piano.cluster._ring import (
     consumed,
     conversation_key,
@@ -60,11 +73,22 @@ from piano.cluster._ring import (
 )
 
 __all__ = [
+    "CLUSTER",
     "FANOUT",
+    "MEMBERSHIP",
+    "Claim",
     "Committed",
     "Fanout",
     "FanoutStatistics",
+    "Members",
+    "Membership",
+    "NodeIdTaken",
+    "NodeInfo",
+    "NotOwner",
+    "Release",
     "WaitConnected",
+    "claimer",
+    "cluster_child_spec",
     "consumed",
     "conversation_key",
     "fanout_child_spec",

@@ -36,7 +36,9 @@ Guarantees:
   theirs), versions are kept per owner in ``schema_versions``, and every owner writes through
   the process's one write connection, `Writer.open(path)`. A database from before (one
   ``user_version`` sequence) is taken over with its rows; one from a newer Piano is refused
-  with `SchemaTooNew`, untouched.
+  with `SchemaTooNew`, untouched;
+- in a cluster (`piano.cluster`), the PostgreSQL writer given the node's `Fence` writes a
+  thread's events only while the node holds its lease, checked in the batch's transaction.
 """
 
 from __future__ import annotations
@@ -67,9 +69,15 @@ from piano.store._connection import (
     open_connection,
 )
 from piano.store._database import Database
+from piano.store._fence import Fence
 from piano.store._location import PostgresPool, StoreLocation, location_of, open_reader
 from piano.store._pg_queries import PostgresReader, SqliteDialect
-from piano.store._pg_schema import PG_SCHEMA_VERSIONS, migrate_pg, pg_versions
+from piano.store._pg_schema import (
+    CLUSTER_LOCK_CLASS,
+    PG_SCHEMA_VERSIONS,
+    migrate_pg,
+    pg_versions,
+)
 from piano.store._postgres import PostgresBackend, connect_pg, pg_problem, safe_dsn
 from piano.store._queries import StoreReader
 from piano.store._records import (
@@ -99,6 +107,7 @@ from piano.store._transcript import render_transcript
 from piano.store._writer import ThreadStatus, Writer
 
 __all__ = [
+    "CLUSTER_LOCK_CLASS",
     "JOURNAL",
     "PG_SCHEMA_VERSIONS",
     "SCHEMA_VERSION",
@@ -109,6 +118,7 @@ __all__ = [
     "ConversationSettings",
     "CreateThread",
     "Database",
+    "Fence",
     "InteractionRecord",
     "ItemRecord",
     "JournalEntry",

@@ -68,7 +68,8 @@ class StoreWrite:
 @dataclass(frozen=True, slots=True)
 class WriteBatch(StoreWrite):
     """Reply: the events' per-thread sequence numbers, once committed. With `seqs` (assigned
-    once by the caller, before any retry) writing a committed batch again changes nothing."""
+    once by the caller, before any retry) writing a committed batch again changes nothing. A
+    seq of 0 is an event not written because a cluster fenced its thread off (`Fence`)."""
 
     events: Sequence[ThreadEvent]
     seqs: Sequence[int] | None = None

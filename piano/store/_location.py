@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from piano.store._backend import Opener, SqliteBackend
 from piano.store._connection import StoreFull, StoreUnavailable
+from piano.store._fence import Fence
 from piano.store._pg_queries import PostgresReader
 from piano.store._postgres import PostgresBackend, connect_pg, pg_problem, safe_dsn
 from piano.store._queries import StoreReader
@@ -101,12 +102,15 @@ class StoreLocation:
     def __str__(self) -> str:
         return str(self.path) if self.backend == "sqlite" else safe_dsn(self.dsn)
 
-    def opener(self) -> Opener:
-        """Opens (and migrates) the writer's backend."""
+    def opener(self, fence: Fence | None = None) -> Opener:
+        """Opens (and migrates) the writer's backend; a cluster's node gives its `fence`
+        (PostgreSQL only), so that the writer writes only the threads it holds."""
         if self.backend == "sqlite":
             assert self.path is not None
+            if fence is not None:
+                raise ValueError("a cluster's fence needs the PostgreSQL store")
             return SqliteBackend.opener(self.path)
-        return PostgresBackend.opener(self.dsn, connect_timeout=self.connect_timeout)
+        return PostgresBackend.opener(self.dsn, connect_timeout=self.connect_timeout, fence=fence)
 
     def ready(self) -> bool:
         """Whether a reader can be opened without waiting for the writer: a SQLite file that

@@ -29,6 +29,7 @@ from psycopg.rows import TupleRow
 from piano.store._connection import SchemaTooNew
 
 __all__ = [
+    "CLUSTER_LOCK_CLASS",
     "MIGRATION_LOCK",
     "PG_MIGRATIONS",
     "PG_SCHEMA_VERSIONS",
@@ -38,6 +39,7 @@ __all__ = [
 ]
 
 MIGRATION_LOCK: Final = 0x5049414E4F  # "PIANO": pg_advisory_xact_lock key for migrations
+CLUSTER_LOCK_CLASS: Final = 0x5049  # "PI": pg_advisory_lock(class, nodes.lock_key) of a node
 
 _STORE_V1: Final = """
 CREATE TABLE surfaces (
@@ -352,6 +354,33 @@ CREATE TABLE schedules (
 );
 """
 
+# The cluster's membership and conversations' leases (piano.cluster; PostgreSQL only, as a
+# cluster needs this store). A node's lock_key names its session advisory lock (class
+# CLUSTER_LOCK_CLASS), held on the node's own connection for its life: the lock present in
+# pg_locks is the node alive. A lease's epoch only grows; (node_id, lock_key, epoch) is who may
+# write the thread's events (the store's batch checks it, FOR SHARE).
+_CLUSTER_V1: Final = """
+CREATE SEQUENCE cluster_lock_keys AS integer;
+
+CREATE TABLE nodes (
+    node_id       text PRIMARY KEY,
+    lock_key      integer NOT NULL,
+    pid           bigint NOT NULL,
+    host          text NOT NULL,
+    started_at    timestamptz NOT NULL,
+    heartbeat_at  timestamptz NOT NULL
+);
+
+CREATE TABLE thread_leases (
+    thread_id   text PRIMARY KEY,
+    node_id     text NOT NULL,
+    lock_key    integer NOT NULL,
+    epoch       bigint NOT NULL,
+    renewed_at  timestamptz NOT NULL
+);
+CREATE INDEX thread_leases_by_node ON thread_leases (node_id, lock_key);
+"""
+
 PG_MIGRATIONS: Final[dict[str, tuple[str, ...]]] = {
     "store": (
         _STORE_V1,
@@ -365,11 +394,13 @@ PG_MIGRATIONS: Final[dict[str, tuple[str, ...]]] = {
     "notes": (_NOTES_V1,),
     "codex": (_CODEX_V1,),
     "schedules": (_SCHEDULES_V1,),
+    "cluster": (_CLUSTER_V1,),
 }
 """Each owner's SQL scripts, in the order they are applied (the store first: others refer to
 its threads). The owners are the SQLite registry's (piano.store.register: store, jail,
-telegram, openai, notes, codex, schedules); their versions count separately per backend.
-Index n migrates that owner from version n to n + 1. Append only."""
+telegram, openai, notes, codex, schedules), and `cluster`, which has no SQLite tables (a
+cluster needs PostgreSQL); their versions count separately per backend. Index n migrates that
+owner from version n to n + 1. Append only."""
 
 PG_SCHEMA_VERSIONS: Final = {owner: len(scripts) for owner, scripts in PG_MIGRATIONS.items()}
 

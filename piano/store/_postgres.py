@@ -53,6 +53,7 @@ from piano.store._connection import (
     StoreFull,
     StoreUnavailable,
 )
+from piano.store._fence import Fence
 from piano.store._pg_schema import migrate_pg, pg_versions
 from piano.store._writer import ThreadStatus
 from schemas.events import (
@@ -172,6 +173,10 @@ JOIN unnest(%b::text[], %b::bigint[]) AS k(thread_id, seq)
 _THREADS: Final = """
 SELECT t.id, coalesce((SELECT max(e.seq) FROM events e WHERE e.thread_id = t.id), 0)
 FROM threads t WHERE t.id = ANY(%b::text[])
+"""
+_LEASES: Final = """
+SELECT thread_id, node_id, lock_key, epoch FROM thread_leases
+WHERE thread_id = ANY(%b::text[]) FOR SHARE
 """
 _LAST_SEQS: Final = """
 SELECT k.id, coalesce((SELECT max(e.seq) FROM events e WHERE e.thread_id = k.id), 0)
@@ -438,13 +443,31 @@ class _Plan:
     deltas: dict[str, dict[tuple[str, str], _Deltas]] = field(default_factory=dict)
 
 
+_Journal = tuple[list[str], list[int], list[str], list[float], list[str]]
+
+
+def _rows(journal: _Journal, kept: list[int]) -> _Journal:
+    """The journal's rows of the events at `kept`."""
+    threads, numbers, types, ats, bodies = journal
+    return (
+        [threads[i] for i in kept],
+        [numbers[i] for i in kept],
+        [types[i] for i in kept],
+        [ats[i] for i in kept],
+        [bodies[i] for i in kept],
+    )
+
+
 class PostgresBackend:
     """`StoreBackend` on PostgreSQL; see the module documentation for how a batch is written."""
 
     name = "postgres"
 
-    def __init__(self, dsn: str, *, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self, dsn: str, *, connect_timeout: float = 10.0, fence: Fence | None = None
+    ) -> None:
         self.dsn = dsn
+        self.fence = fence
         self.location = safe_dsn(dsn)
         self.connect_timeout = connect_timeout
         self._connection: Connection | None = None
@@ -453,13 +476,15 @@ class PostgresBackend:
         self._migrated = False
 
     @classmethod
-    async def open(cls, dsn: str, *, connect_timeout: float = 10.0) -> PostgresBackend:
+    async def open(
+        cls, dsn: str, *, connect_timeout: float = 10.0, fence: Fence | None = None
+    ) -> PostgresBackend:
         """Connect and migrate. A server that cannot be reached now is logged in one line
         (``store.unavailable``) and the backend is returned anyway: every call then raises
         `StoreUnavailable` until the server answers, and the first that reaches it migrates.
         So a daemon started before its database (or with a wrong DSN) keeps running and says
         why it stores nothing. `SchemaTooNew` if the database is a newer Piano's."""
-        backend = cls(dsn, connect_timeout=connect_timeout)
+        backend = cls(dsn, connect_timeout=connect_timeout, fence=fence)
         try:
             await backend._connect()
         except StoreUnavailable as exc:
@@ -467,9 +492,11 @@ class PostgresBackend:
         return backend
 
     @classmethod
-    def opener(cls, dsn: str, *, connect_timeout: float = 10.0) -> Opener:
+    def opener(
+        cls, dsn: str, *, connect_timeout: float = 10.0, fence: Fence | None = None
+    ) -> Opener:
         async def open_backend() -> StoreBackend:
-            return await cls.open(dsn, connect_timeout=connect_timeout)
+            return await cls.open(dsn, connect_timeout=connect_timeout, fence=fence)
 
         return open_backend
 
@@ -541,16 +568,51 @@ class PostgresBackend:
         await self._check(connection, events)
         numbers, following = self._number(events, given)
         journal = self._journal_rows(events, numbers, now)
+        fenced: list[str] = []
+        kept = list(range(len(events)))
         try:
             async with connection.transaction():
-                fresh = await self._insert_journal(connection, events, journal)
-                plan = self._plan(events, numbers, journal[3], fresh)
-                await self._pipelined(connection, events, plan.ops)
+                if self.fence is not None:
+                    kept, fenced = await self._leased(connection, events, self.fence)
+                    if len(kept) < len(events):
+                        journal = _rows(journal, kept)
+                        for index in set(range(len(events))) - set(kept):
+                            numbers[index] = 0  # not written: the thread is another node's
+                some = events if len(kept) == len(events) else [events[i] for i in kept]
+                if some:
+                    fresh = await self._insert_journal(connection, some, journal)
+                    plan = self._plan(some, journal[1], journal[3], fresh)
+                    await self._pipelined(connection, some, plan.ops)
         except _Invalid:
-            index, problem = await self._diagnose(connection, events, journal, numbers)
-            raise BatchRejected(index, events[index], problem) from None
+            some = [events[i] for i in kept]
+            index, problem = await self._diagnose(connection, some, journal, journal[1])
+            raise BatchRejected(kept[index], events[kept[index]], problem) from None
+        if self.fence is not None and fenced:
+            log.warning("store.fenced", threads=fenced, node=self.fence.node_id)
+            for thread_id in fenced:  # another node writes it: ask its journal's end again
+                following.pop(thread_id, None)
+                self._seqs.pop(thread_id, None)
+                self._threads.discard(thread_id)
+            self.fence.fenced(fenced)
         self._seqs.update(following)
         return numbers
+
+    @staticmethod
+    async def _leased(
+        connection: Connection, events: Sequence[ThreadEvent], fence: Fence
+    ) -> tuple[list[int], list[str]]:
+        """The indexes of the events whose thread this node holds at its granted epoch (the
+        lease rows locked FOR SHARE until COMMIT, so no takeover slips in), and the threads
+        fenced off."""
+        threads = sorted({event.thread_id for event in events})
+        cursor = await connection.execute(_LEASES, (threads,))
+        allowed = {
+            str(thread_id)
+            for thread_id, node_id, lock_key, epoch in await cursor.fetchall()
+            if fence.allows(str(thread_id), str(node_id), int(lock_key), int(epoch))
+        }
+        kept = [i for i, event in enumerate(events) if event.thread_id in allowed]
+        return kept, [thread_id for thread_id in threads if thread_id not in allowed]
 
     async def _check(self, connection: Connection, events: Sequence[ThreadEvent]) -> None:
         """Thread events of known threads; learns the last seq of threads seen first."""

@@ -19,7 +19,7 @@ actor then closes or runs it (see `piano.agents._conversation`): the daemon's st
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from actors import NOREPLY, Actor, ActorRef, Caller, Registry
@@ -38,7 +38,7 @@ from supervisors import ChildSpec, start_child
 if TYPE_CHECKING:
     from piano.config import Config
 
-__all__ = ["RECOVERY", "THREADS", "THREAD_SUPERVISOR", "Recovery", "Threads"]
+__all__ = ["RECOVERY", "THREADS", "THREAD_SUPERVISOR", "NotHere", "Recovery", "Threads"]
 
 RESTARTED = "the conversation's actor stopped unexpectedly and was restarted"
 """Why a turn is interrupted when a conversation's actor is restarted after dying mid-turn."""
@@ -51,8 +51,19 @@ RECOVERY = "recovery"
 """The registered name of the daemon's start-up `Recovery`."""
 
 
+class NotHere(Exception):
+    """The conversation runs on another node of the cluster (its lease is held there)."""
+
+
+Claim = Callable[[str, ThreadKey], Awaitable[object]]
+"""Takes the lease of a conversation's thread (`piano.cluster`) before its actor starts here;
+raises `NotHere` if another node runs it, `StoreUnavailable` if the lease cannot be taken now
+(the caller then gets `NotHere` saying so)."""
+
+
 class Threads(Actor):
-    """Route conversations to their thread actors; see the module documentation."""
+    """Route conversations to their thread actors; see the module documentation. In a
+    cluster, `claim` takes a thread's lease before its actor starts on this node."""
 
     def __init__(
         self,
@@ -62,8 +73,10 @@ class Threads(Actor):
         backends: Mapping[str, Backend],
         clock: Callable[[], float] | None = None,
         conversations: Registry | None = None,
+        claim: Claim | None = None,
     ) -> None:
         self.config = config
+        self.claim = claim
         self.directory = directory
         self.publish = publish
         self.backends = dict(backends)
@@ -82,7 +95,7 @@ class Threads(Actor):
             case OpenConversation(key=key, recovering=recovering):
                 try:
                     return await self._open(key, recovering)
-                except UnknownAgent as exc:  # the caller's mistake, not a crash
+                except (UnknownAgent, NotHere) as exc:  # not a crash
                     caller.fail(exc)
                     return NOREPLY
             case NewConversation(key=key):
@@ -105,6 +118,8 @@ class Threads(Actor):
                 for key in keys:
                     try:
                         await self._open(key)
+                    except NotHere as exc:  # another node's to recover
+                        self.log.info("threads.recovery_elsewhere", key=repr(key), why=str(exc))
                     except Exception as exc:  # one conversation's failure is not the others'
                         self.log.error("threads.recovery_failed", key=repr(key), error=repr(exc))
                 return len(keys)
@@ -123,6 +138,11 @@ class Threads(Actor):
                 f"agent {key.agent!r} needs the {agent.backend!r} backend, which is not running"
             )
         thread_id, _ = await self.directory.thread_for(key)
+        if self.claim is not None:
+            try:
+                await self.claim(thread_id, key)
+            except StoreUnavailable as exc:
+                raise NotHere(f"this node cannot take the conversation now: {exc}") from None
         options: dict[str, Any] = {} if self.clock is None else {"clock": self.clock}
         starts = itertools.count()
 

@@ -22,6 +22,7 @@ _EVERY_SQLITE_TABLE = {
     "telegram_audit", "telegram_outbox", "telegram_status", "agent_messages", "agent_threads",
     "agent_notes", "conversation_settings", "rollouts", "rollout_chunks", "schedules",
 }  # fmt: skip
+_CLUSTER_TABLES = {"nodes", "thread_leases"}  # PostgreSQL only: a cluster needs this store
 
 
 async def _tables(connection: psycopg.AsyncConnection[TupleRow]) -> set[str]:
@@ -34,7 +35,9 @@ async def test_a_fresh_database_gets_every_table_the_sqlite_store_has(pg_dsn: st
         found = await migrate_pg(connection)
         assert found == dict.fromkeys(PG_MIGRATIONS, 0)
         assert await pg_versions(connection) == PG_SCHEMA_VERSIONS
-        assert await _tables(connection) == _EVERY_SQLITE_TABLE | {"schema_versions"}
+        assert await _tables(connection) == _EVERY_SQLITE_TABLE | _CLUSTER_TABLES | {
+            "schema_versions"
+        }
         assert await migrate_pg(connection) == PG_SCHEMA_VERSIONS  # a second open: nothing to do
 
 
