@@ -33,6 +33,7 @@ setting the clock and sending `Tick`, without waiting.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 import uuid
@@ -48,6 +49,7 @@ from piano.store import StoreError, StoreUnavailable
 from piano.surfaces import Surface, subscribe, unsubscribe
 from piano.threads import (
     THREADS,
+    UnknownAgent,
     conversation_status,
     open_conversation,
     post_message,
@@ -372,6 +374,20 @@ class Schedules(Surface):
                     interaction=interaction.id,
                 )
             await self.book.ran(row.id, due)
+        except UnknownAgent:
+            # the configuration no longer has its agent: each due time is told once, not retried
+            self.log.error(
+                "schedules.agent_gone",
+                schedule=row.id,
+                agent=row.agent,
+                due=due,
+                hint=f"/unschedule {row.id}, or configure [agents.{row.agent}] again",
+            )
+            live.row = replace(row, last_due=due)
+            live.next_due = row.timing.next_after(due, row.anchor)
+            with contextlib.suppress(Exception):
+                await self.book.ran(row.id, due)
+            return
         except Exception as exc:
             self.log.error(
                 "schedules.run_failed", schedule=row.id, error=exc.__class__.__name__, due=due

@@ -435,3 +435,32 @@ async def test_a_schedule_the_store_refuses_is_one_sentence_and_the_actor_keeps_
         assert reply.endswith("Try again later.")
         assert schedules.alive
         assert await schedules.call(ListSchedules(None)) == []
+
+
+async def test_a_schedule_whose_agent_left_the_configuration_is_told_once_per_due_time(
+    tmp_path: Path, hold_registered: None
+) -> None:
+    async with world(tmp_path) as w:
+        await w.book.add(
+            ScheduleRow(
+                id="sgone",
+                origin="chat",
+                agent="retired",
+                prompt="anyone there?",
+                timing=Timing(every=HOUR),
+                destination=CHAT,
+                created_by="ada",
+                created_at=START,
+                anchor=START,
+                last_due=None,
+            )
+        )
+        schedules = await w.start()
+        with structlog.testing.capture_logs() as logs:
+            [view] = await w.tick(schedules, START + HOUR)
+            await w.tick(schedules, START + HOUR + 1)  # not retried before its next due time
+        gone = [log for log in logs if log["event"] == "schedules.agent_gone"]
+        assert [(log["agent"], log["due"]) for log in gone] == [("retired", START + HOUR)]
+        assert view.next_due == START + 2 * HOUR
+        assert (await _row(w.book, "sgone")).last_due == START + HOUR
+        assert schedules.alive
