@@ -25,6 +25,7 @@ import secrets
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -67,27 +68,58 @@ def pg_database() -> Iterator[str]:
             )
 
 
+def _server_cpu(dsn: str) -> float:
+    """CPU seconds used so far by the server processes serving `dsn`'s database (other than
+    this query's): read from /proc, so only for a server on this machine (else 0)."""
+    name = conninfo_to_dict(dsn).get("dbname")
+    with psycopg.connect(admin_dsn(), autocommit=True) as connection:
+        pids = [
+            row[0]
+            for row in connection.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+        ]
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return total
+
+
 async def store_run(
-    target: Any, batches: list[list[ThreadEvent]], threads: int
+    target: Any, batches: list[list[ThreadEvent]], threads: int, *, dsn: str = ""
 ) -> dict[str, float]:
-    """Every batch through a `StoreWriter` on `target` (a SQLite path or an `Opener`): events/s
-    and the median call time of one batch in ms."""
+    """Every batch through a `StoreWriter` on `target` (a SQLite path or an `Opener`): events/s,
+    the median call time of one batch in ms, and the CPU time per batch in ms of this process
+    (client: actor, store code, driver) and, with `dsn` (PostgreSQL), of the server's backend:
+    the wall-clock figures move with the shared machine's load, CPU time much less."""
     async with ActorSystem() as system:
         store = await system.spawn(StoreWriter(target))
         await store.call(UpsertSurface("web", "web"), timeout=60)
         await store.call(UpsertAgent("codex", "codex"), timeout=60)
         for t in range(threads):
             await store.call(CreateThread(f"t{t}", "web", f"tab{t}", "codex"), timeout=60)
+        server0 = _server_cpu(dsn) if dsn else 0.0
         times = []
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for batch in batches:
             b0 = time.perf_counter()
             await store.call(WriteBatch(batch), timeout=60)
             times.append(time.perf_counter() - b0)
-        elapsed = time.perf_counter() - t0
+        elapsed, client = time.perf_counter() - t0, time.process_time() - c0
+        server = _server_cpu(dsn) - server0 if dsn else 0.0
         await store.stop(timeout=60)
     count = sum(len(batch) for batch in batches)
-    return {"events_per_s": count / elapsed, "batch_median_ms": statistics.median(times) * 1e3}
+    return {
+        "events_per_s": count / elapsed,
+        "batch_median_ms": statistics.median(times) * 1e3,
+        "client_cpu_ms_per_batch": client / len(batches) * 1e3,
+        "server_cpu_ms_per_batch": server / len(batches) * 1e3,
+    }
 
 
 def _rows(batches: list[list[ThreadEvent]]) -> list[list[tuple[str, int, str, float, str]]]:

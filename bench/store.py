@@ -196,7 +196,9 @@ def _postgres_batches(options: Options, stream: list[ThreadEvent], size: int) ->
     rounds: dict[str, list[dict[str, float]]] = {"sqlite": [], "postgres": []}
     for _ in range(options.rounds):
         with pg_database() as dsn:
-            rounds["postgres"].append(asyncio.run(store_run(pg_opener(dsn), batches, THREADS)))
+            rounds["postgres"].append(
+                asyncio.run(store_run(pg_opener(dsn), batches, THREADS, dsn=dsn))
+            )
         directory = Path(tempfile.mkdtemp(prefix="piano-bench-store-"))
         try:
             rounds["sqlite"].append(
@@ -206,7 +208,12 @@ def _postgres_batches(options: Options, stream: list[ThreadEvent], size: int) ->
             shutil.rmtree(directory, ignore_errors=True)
     line: dict[str, Any] = {"bench": "store", "workload": f"postgres_{size}", "batch": size}
     for name, results in rounds.items():
-        for key in ("events_per_s", "batch_median_ms"):
+        for key in (
+            "events_per_s",
+            "batch_median_ms",
+            "client_cpu_ms_per_batch",
+            *(["server_cpu_ms_per_batch"] if name == "postgres" else []),
+        ):
             line[f"{name}_{key}"] = round(statistics.median(r[key] for r in results), 2)
     line["postgres_vs_sqlite"] = round(
         line["postgres_events_per_s"] / line["sqlite_events_per_s"], 3

@@ -16,11 +16,15 @@ How each event applies:
   thread running (its updated_at is the time of its last turn start or end);
 - `ItemStarted` / `ItemCompleted`: the item is upserted; the completed item's content replaces
   whatever was streamed (final content wins); its `seq` is set when the item is first seen;
-- `ItemDelta`: appended to the item's text (text and reasoning streams) or output. Consecutive
-  deltas of one thread are coalesced into one UPDATE per item and stream, flushed before that
-  thread's next other event, so streaming token by token costs one journal row per delta but not
-  one row rewrite per delta. A delta for an unknown item creates it (kind guessed from the
-  stream) so that nothing streamed is lost;
+- `ItemDelta`: appended to the item's text (text and reasoning streams) or output. A delta for
+  an unknown item creates it (kind guessed from the stream) so that nothing streamed is lost.
+
+A thread's item events in a batch are coalesced per item (piano.store._coalesce): started,
+deltas and completed in one batch are one INSERT of the final row, deltas after a start one
+upsert with the text appended, a run of deltas one UPDATE per column; written before that
+thread's next other event and at the end of the batch. So streaming token by token costs one
+journal row per delta but not one row rewrite per delta, and the tables end as if each event
+had been applied on its own;
 - `TurnCompleted`: the interaction gets its status, response and error; items of the turn still
   in progress are closed (failed if the turn failed, else interrupted), undecided approvals of
   the turn are withdrawn, the thread goes idle;
@@ -44,6 +48,7 @@ import apsw
 import msgspec
 import structlog
 
+from piano.store._coalesce import ItemRuns, ItemWrite
 from piano.store._connection import BatchRejected, SeqTaken
 from schemas.events import (
     ApprovalRequested,
@@ -73,8 +78,6 @@ _INVALID: Final = (
 )
 """What a bad event raises (as opposed to a failing disk, which is not the event's fault)."""
 
-_DELTA_KIND: Final = {"text": "agent_message", "reasoning": "reasoning", "output": "command"}
-_DELTA_COLUMN: Final = {"text": "text", "reasoning": "text", "output": "output"}
 _encode_json = msgspec.json.Encoder().encode
 
 _JOURNAL: Final = """
@@ -177,21 +180,10 @@ class StaleNumbers(Exception):
 
 
 @dataclass
-class _Deltas:
-    """Streamed pieces of one item's column, waiting to be appended in one UPDATE."""
-
-    index: int
-    seq: int
-    event: ItemDelta
-    at: float
-    parts: list[str] = field(default_factory=list)
-
-
-@dataclass
 class _Batch:
     now: float
     seqs: dict[str, int] = field(default_factory=dict)
-    deltas: dict[str, dict[tuple[str, str], _Deltas]] = field(default_factory=dict)
+    items: ItemRuns = field(default_factory=ItemRuns)
 
 
 class Applier:
@@ -351,16 +343,16 @@ class Applier:
     def _apply(self, index: int, event: ThreadEvent, seq: int, at: float, batch: _Batch) -> None:
         thread_id = event.thread_id
         execute = self._db.execute
-        if isinstance(event, ItemDelta):
-            self._stream(index, seq, event, at, batch)
+        if isinstance(event, ItemStarted | ItemCompleted | ItemDelta):
+            closed = batch.items.add(index, event, seq, at)
+            if closed is not None:
+                self._write_item(closed)
             return
-        if thread_id in batch.deltas:
-            self._flush(thread_id, batch)
+        for write in batch.items.close(thread_id):
+            self._write_item(write)
         match event:
             case TurnStarted():
                 self._turn_started(index, event, at)
-            case ItemStarted() | ItemCompleted():
-                self._item(event, seq, at)
             case TurnCompleted():
                 self._turn_completed(event, at)
             case ApprovalRequested():
@@ -435,34 +427,6 @@ class Applier:
             )
         self._db.execute(_THREAD_STATUS, ("idle", "running", at, event.thread_id))
 
-    def _item(self, event: ItemStarted | ItemCompleted, seq: int, at: float) -> None:
-        item = event.item
-        completed = isinstance(event, ItemCompleted)
-        status = "completed" if completed and item.status == "in_progress" else item.status
-        self._db.execute(
-            _ITEM,
-            (
-                event.thread_id,
-                item.id,
-                self._interaction_of(event),
-                event.turn_id,
-                seq,
-                item.kind,
-                status,
-                item.text,
-                item.command,
-                item.cwd,
-                item.output,
-                item.exit_code,
-                _changes(item.changes),
-                item.tool,
-                item.arguments,
-                item.agent,
-                at,
-                at if completed else None,
-            ),
-        )
-
     def _turn_completed(self, event: TurnCompleted, at: float) -> None:
         execute = self._db.execute
         thread_id = event.thread_id
@@ -483,93 +447,113 @@ class Applier:
         execute(_WITHDRAW[scope], (at, thread_id, key))
         execute(_THREAD_STATUS, ("running", "idle", at, thread_id))
 
-    # -- streamed deltas ------------------------------------------------------------------------
+    # -- items (coalesced: piano.store._coalesce) ----------------------------------------------
 
-    def _stream(self, index: int, seq: int, event: ItemDelta, at: float, batch: _Batch) -> None:
-        pending = batch.deltas.setdefault(event.thread_id, {})
-        key = (event.item_id, event.stream)
-        deltas = pending.get(key)
-        if deltas is None:
-            deltas = pending[key] = _Deltas(index, seq, event, at)
-        deltas.parts.append(event.delta)
+    def _write_item(self, write: ItemWrite) -> None:
+        """One run of an item's events: one upsert, or one append per column."""
+        try:
+            if write.upsert is not None:
+                self._upsert_item(write, write.upsert)
+                return
+            db = self._db
+            thread_id, item_id = write.first.thread_id, write.item_id
+            for column in ("text", "output"):
+                if write.text if column == "text" else write.output:
+                    db.execute(_APPEND[column], (write.appended(column), thread_id, item_id))
+                    if not db.changes():
+                        self._placeholder(write)
+                        return
+        except _INVALID as exc:
+            event = self._blamed(write)
+            raise BatchRejected(write.blamed, event, self._diagnose(event, exc)) from exc
 
-    def _flush(self, thread_id: str, batch: _Batch) -> None:
-        execute = self._db.execute
-        for (item_id, stream), deltas in batch.deltas.pop(thread_id).items():
-            column = _DELTA_COLUMN[stream]
-            text = "".join(deltas.parts)
-            try:
-                execute(_APPEND[column], (text, thread_id, item_id))
-                if self._db.changes():
-                    continue
-                self._placeholder(thread_id, item_id, stream, text, deltas)
-            except _INVALID as exc:
-                raise BatchRejected(
-                    deltas.index, deltas.event, self._diagnose(deltas.event, exc)
-                ) from exc
+    def _upsert_item(self, write: ItemWrite, event: ItemStarted | ItemCompleted) -> None:
+        item = event.item
+        completed = isinstance(event, ItemCompleted)
+        status = "completed" if completed and item.status == "in_progress" else item.status
+        self._db.execute(
+            _ITEM,
+            (
+                event.thread_id,
+                item.id,
+                self._interaction_of(write.first),
+                write.first.turn_id,
+                write.seq,
+                item.kind,
+                status,
+                item.text + write.appended("text") if write.text else item.text,
+                item.command,
+                item.cwd,
+                item.output + write.appended("output") if write.output else item.output,
+                item.exit_code,
+                _changes(item.changes),
+                item.tool,
+                item.arguments,
+                item.agent,
+                write.at,
+                write.upsert_at if completed else None,
+            ),
+        )
+
+    def _blamed(self, write: ItemWrite) -> ThreadEvent:
+        return write.upsert if write.upsert is not None else write.first
 
     def _flush_all(self, batch: _Batch) -> None:
-        """Append every thread's pending deltas at the end of a batch: one ``executemany`` per
-        column (a batch across many threads leaves most of its deltas pending here), checked
-        by the count of rows changed. Deltas of items that do not exist yet (rare) then get
-        their placeholder rows, in order."""
-        pending = [
-            (thread_id, key, deltas)
-            for thread_id, items in batch.deltas.items()
-            for key, deltas in items.items()
-        ]
-        batch.deltas.clear()
-        if not pending:
+        """Write every thread's open runs at the end of a batch. Deltas-only runs (a batch
+        across many threads leaves most of its deltas pending here) go in with one
+        ``executemany`` per column, checked by the count of rows changed; items that do not
+        exist yet (rare) then get their placeholder rows."""
+        appends: list[ItemWrite] = []
+        for write in batch.items.close_all():
+            if write.upsert is not None:
+                self._write_item(write)
+            else:
+                appends.append(write)
+        if not appends:
             return
-        rows: dict[str, list[tuple[str, str, str]]] = {}
-        for thread_id, (item_id, stream), deltas in pending:
-            text = "".join(deltas.parts)
-            rows.setdefault(_DELTA_COLUMN[stream], []).append((text, thread_id, item_id))
+        rows: dict[str, list[tuple[str, str, str]]] = {"text": [], "output": []}
+        for write in appends:
+            thread_id, item_id = write.first.thread_id, write.item_id
+            try:
+                if write.text:
+                    rows["text"].append((write.appended("text"), thread_id, item_id))
+                if write.output:
+                    rows["output"].append((write.appended("output"), thread_id, item_id))
+            except _INVALID as exc:
+                raise BatchRejected(
+                    write.index, write.first, self._diagnose(write.first, exc)
+                ) from exc
         db = self._db
         before = db.total_changes()
         for column, appended in rows.items():
-            db.executemany(_APPEND[column], appended)  # updates only: cannot break a constraint
-        if db.total_changes() - before == len(pending):
+            if appended:  # updates only: cannot break a constraint
+                db.executemany(_APPEND[column], appended)
+        if db.total_changes() - before == len(rows["text"]) + len(rows["output"]):
             return
-        missing = {
-            (thread_id, item_id)
-            for thread_id, (item_id, _), _ in pending
-            if db.execute(_ITEM_EXISTS, (thread_id, item_id)).fetchone() is None
-        }
-        created: set[tuple[str, str]] = set()
-        for thread_id, (item_id, stream), deltas in pending:
-            if (thread_id, item_id) not in missing:
-                continue
-            text = "".join(deltas.parts)
-            try:
-                if (thread_id, item_id) in created:
-                    db.execute(_APPEND[_DELTA_COLUMN[stream]], (text, thread_id, item_id))
-                else:
-                    self._placeholder(thread_id, item_id, stream, text, deltas)
-                    created.add((thread_id, item_id))
-            except _INVALID as exc:
-                raise BatchRejected(
-                    deltas.index, deltas.event, self._diagnose(deltas.event, exc)
-                ) from exc
+        for write in appends:
+            if db.execute(_ITEM_EXISTS, (write.first.thread_id, write.item_id)).fetchone() is None:
+                try:
+                    self._placeholder(write)
+                except _INVALID as exc:
+                    raise BatchRejected(
+                        write.index, write.first, self._diagnose(write.first, exc)
+                    ) from exc
 
-    def _placeholder(
-        self, thread_id: str, item_id: str, stream: str, text: str, deltas: _Deltas
-    ) -> None:
+    def _placeholder(self, write: ItemWrite) -> None:
         """The row of an item first seen through its deltas (kind guessed from the stream)."""
-        column = _DELTA_COLUMN[stream]
-        event = deltas.event
+        event = write.first
         self._db.execute(
             _PLACEHOLDER,
             (
-                thread_id,
-                item_id,
+                event.thread_id,
+                write.item_id,
                 self._interaction_of(event),
                 event.turn_id,
-                deltas.seq,
-                _DELTA_KIND[stream],
-                text if column == "text" else "",
-                text if column == "output" else "",
-                deltas.at,
+                write.seq,
+                write.placeholder_kind,
+                write.appended("text"),
+                write.appended("output"),
+                write.at,
             ),
         )
 

@@ -13,9 +13,10 @@ How a batch is written (one transaction, the reply after COMMIT):
    below, so a batch already committed (a retry after a lost reply) changes nothing, and a
    (thread, seq) holding another event's body refuses the batch with `SeqTaken`;
 3. the inserted events are applied to the tables exactly as SQLite's `Applier` does
-   (piano.store._apply documents each event), consecutive deltas of an item coalesced into one
-   append, all statements sent in **pipeline mode** (no round trip per statement); an event
-   without `interaction_id` finds its interaction by `turn_id` inside the statement;
+   (piano.store._apply documents each event), a thread's events on one item coalesced into one
+   statement (piano.store._coalesce), all statements sent in **pipeline mode** (no round trip
+   per statement); an event without `interaction_id` finds its interaction by `turn_id` inside
+   the statement;
 4. COMMIT.
 
 An invalid event (a broken constraint, an unknown interaction) aborts the transaction; the
@@ -46,6 +47,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
 from piano.store._backend import Opener, StoreBackend
+from piano.store._coalesce import ItemRuns, ItemWrite
 from piano.store._connection import (
     BatchRejected,
     SeqTaken,
@@ -91,8 +93,6 @@ _EVENT_TYPES: Final[tuple[type[Any], ...]] = (
     TokenUsage,
     Notice,
 )
-_DELTA_KIND: Final = {"text": "agent_message", "reasoning": "reasoning", "output": "command"}
-_DELTA_COLUMN: Final = {"text": "text", "reasoning": "text", "output": "output"}
 
 
 def safe_dsn(dsn: str) -> str:
@@ -415,15 +415,6 @@ class _Op:
     check: str = ""
 
 
-@dataclass(slots=True)
-class _Deltas:
-    index: int
-    seq: int
-    event: ItemDelta
-    at: float
-    parts: list[str] = field(default_factory=list)
-
-
 def _check_key(event: ThreadEvent) -> tuple[str, ...]:
     """The row a checked statement returns for `event` (see `_SET_TURN_STARTED`,
     `_SET_RESOLVED`)."""
@@ -440,7 +431,7 @@ class _Invalid(Exception):
 @dataclass(slots=True)
 class _Plan:
     ops: list[_Op] = field(default_factory=list)
-    deltas: dict[str, dict[tuple[str, str], _Deltas]] = field(default_factory=dict)
+    items: ItemRuns = field(default_factory=ItemRuns)
 
 
 _Journal = tuple[list[str], list[int], list[str], list[float], list[str]]
@@ -725,23 +716,18 @@ class PostgresBackend:
             if fresh is not None and not fresh[index]:
                 continue
             self._apply(plan, index, event, numbers[index], ats[index])
-        for thread_id in list(plan.deltas):
-            self._flush(plan, thread_id)
+        plan.ops.extend(map(self._item_op, plan.items.close_all()))
         return plan
 
     def _apply(self, plan: _Plan, index: int, event: ThreadEvent, seq: int, at: float) -> None:
         thread_id = event.thread_id
-        if isinstance(event, ItemDelta):
-            pending = plan.deltas.setdefault(thread_id, {})
-            key = (event.item_id, event.stream)
-            deltas = pending.get(key)
-            if deltas is None:
-                deltas = pending[key] = _Deltas(index, seq, event, at)
-            deltas.parts.append(event.delta)
-            return
-        if thread_id in plan.deltas:
-            self._flush(plan, thread_id)
         ops = plan.ops
+        if isinstance(event, ItemStarted | ItemCompleted | ItemDelta):
+            run = plan.items.add(index, event, seq, at)
+            if run is not None:
+                ops.append(self._item_op(run))
+            return
+        ops.extend(map(self._item_op, plan.items.close(thread_id)))
         of = (event.interaction_id, thread_id, event.turn_id)
         match event:
             case TurnStarted():
@@ -765,36 +751,6 @@ class PostgresBackend:
                     )
                 )
                 ops.append(_Op(index, _THREAD_STATUS, ("idle", "running", at, thread_id)))
-            case ItemStarted() | ItemCompleted():
-                item = event.item
-                completed = isinstance(event, ItemCompleted)
-                status = "completed" if completed and item.status == "in_progress" else item.status
-                ops.append(
-                    _Op(
-                        index,
-                        _ITEM,
-                        (
-                            thread_id,
-                            item.id,
-                            *of,
-                            event.turn_id,
-                            seq,
-                            item.kind,
-                            status,
-                            _clean(item.text),
-                            _opt(item.command),
-                            _opt(item.cwd),
-                            _clean(item.output),
-                            item.exit_code,
-                            _changes(item.changes),
-                            _opt(item.tool),
-                            _opt(item.arguments),
-                            item.agent,
-                            at,
-                            at if completed else None,
-                        ),
-                    )
-                )
             case TurnCompleted():
                 ops.append(
                     _Op(
@@ -874,30 +830,57 @@ class PostgresBackend:
             case Notice():
                 pass
 
-    def _flush(self, plan: _Plan, thread_id: str) -> None:
-        for (item_id, stream), deltas in plan.deltas.pop(thread_id).items():
-            column = _DELTA_COLUMN[stream]
-            text = _clean("".join(deltas.parts))
-            event = deltas.event
-            plan.ops.append(
-                _Op(
-                    deltas.index,
-                    _DELTAS,
-                    (
-                        thread_id,
-                        item_id,
-                        event.interaction_id,
-                        thread_id,
-                        event.turn_id,
-                        event.turn_id,
-                        deltas.seq,
-                        _DELTA_KIND[stream],
-                        text if column == "text" else "",
-                        text if column == "output" else "",
-                        deltas.at,
-                    ),
-                )
+    @staticmethod
+    def _item_op(write: ItemWrite) -> _Op:
+        """One run of an item's events (piano.store._coalesce) as one statement: the upsert
+        with what was appended after it, or the deltas appended (a placeholder if unknown)."""
+        first = write.first
+        thread_id = first.thread_id
+        of = (first.interaction_id, thread_id, first.turn_id)
+        event = write.upsert
+        if event is None:
+            return _Op(
+                write.index,
+                _DELTAS,
+                (
+                    thread_id,
+                    write.item_id,
+                    *of,
+                    first.turn_id,
+                    write.seq,
+                    write.placeholder_kind,
+                    _clean(write.appended("text")),
+                    _clean(write.appended("output")),
+                    write.at,
+                ),
             )
+        item = event.item
+        completed = isinstance(event, ItemCompleted)
+        status = "completed" if completed and item.status == "in_progress" else item.status
+        return _Op(
+            write.blamed,
+            _ITEM,
+            (
+                thread_id,
+                item.id,
+                *of,
+                first.turn_id,
+                write.seq,
+                item.kind,
+                status,
+                _clean(item.text + write.appended("text") if write.text else item.text),
+                _opt(item.command),
+                _opt(item.cwd),
+                _clean(item.output + write.appended("output") if write.output else item.output),
+                item.exit_code,
+                _changes(item.changes),
+                _opt(item.tool),
+                _opt(item.arguments),
+                item.agent,
+                write.at,
+                write.upsert_at if completed else None,
+            ),
+        )
 
     async def _pipelined(
         self, connection: Connection, events: Sequence[ThreadEvent], ops: list[_Op]
