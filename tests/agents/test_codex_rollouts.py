@@ -222,6 +222,18 @@ async def test_each_save_appends_what_codex_added_and_a_rewritten_file_is_stored
     assert found[0].chunks == 1
 
 
+async def test_a_file_that_is_only_the_start_of_the_stored_rollout_never_shrinks_it(
+    store: RolloutStore, tmp_path: Path
+) -> None:
+    home, target = home_with(tmp_path, b"one\ntwo\n")
+    await save_rollout(store, home, THREAD, "t1", target)
+    target.write_bytes(b"one\n")  # a node left behind: the thread went on elsewhere
+    assert await save_rollout(store, home, THREAD, "t1", target) == ("behind", 0)
+    found = await store.content(THREAD)
+    assert found is not None
+    assert found[1] == b"one\ntwo\n"
+
+
 async def test_an_append_is_refused_when_the_stored_rollout_changed_since_it_was_read(
     store: RolloutStore, tmp_path: Path
 ) -> None:

@@ -10,8 +10,9 @@ store too (owner ``codex``: tables ``rollouts`` and ``rollout_chunks``):
   appended, as one chunk (only whole lines: a line codex is still writing waits for the next
   save); a file that no longer starts with what was stored (rewritten, shorter) is stored
   whole again, as is one of more than `MAX_CHUNKS` chunks (so reading one back stays a few
-  rows). An append is a compare-and-set on the stored size and digest (sha256), so the chunks
-  always add up to the digest, whoever wrote last;
+  rows) — but a file that is only the start of what is stored ("behind": the thread went on
+  on another node) never replaces it. An append is a compare-and-set on the stored size and
+  digest (sha256), so the chunks always add up to the digest, whoever wrote last;
 - **before ``thread/resume``** (`restore_rollout`) a rollout missing from the local CODEX_HOME,
   or one that is not the stored one or a continuation of it (the thread went on elsewhere), is
   written back at its recorded relative path; a local file that continues the stored one is
@@ -205,7 +206,7 @@ def _continues(local: bytes, head: RolloutHead) -> hashlib._Hash | None:
 
 # -- saving and restoring ------------------------------------------------------------------------
 
-Saved = Literal["unchanged", "appended", "replaced", "empty"]
+Saved = Literal["unchanged", "appended", "replaced", "behind", "empty"]
 Restored = Literal["loaded", "stale", "not stored", "kept", "written"]
 
 
@@ -219,15 +220,19 @@ async def save_rollout(
     if not local:
         return "empty", 0
     head = await store.head(codex_thread_id)
-    if head is not None and head.path == relative and head.chunks < MAX_CHUNKS:
+    if head is not None and head.path == relative:
         prefix = _continues(local, head)
-        if prefix is not None:
-            if len(local) == head.size:
-                return "unchanged", 0
+        if prefix is not None and len(local) == head.size:
+            return "unchanged", 0
+        if prefix is not None and head.chunks < MAX_CHUNKS:
             added = local[head.size :]
             prefix.update(added)
             if await store.append(codex_thread_id, head, added, prefix.hexdigest()):
                 return "appended", len(added)
+        elif prefix is None and len(local) < head.size:
+            found = await store.content(codex_thread_id)
+            if found is not None and found[1].startswith(local):
+                return "behind", 0  # the thread went on elsewhere: never shrink it here
     digest = hashlib.sha256(local).hexdigest()
     await store.replace(codex_thread_id, thread_id, relative, local, digest)
     return "replaced", len(local)
