@@ -585,7 +585,6 @@ def build_application(config: Config) -> Application:
             name=EVENTS,
             type="supervisor",
         ),
-        *([fanout] if fanout else []),
         ChildSpec(
             CODEX_SUPERVISOR,
             start=lambda: Supervisor([codex_spec], max_restarts=5, max_seconds=30),
@@ -642,6 +641,7 @@ def build_application(config: Config) -> Application:
         ChildSpec(CONSOLE, start=lambda: ConsoleService(console_socket), name=CONSOLE),
         *([metrics_child_spec(config.metrics)] if config.metrics.enabled else []),
         *([ChildSpec(ALERTS, start=alerts, name=ALERTS)] if config.alerts.enabled else []),
+        *([fanout] if fanout else []),  # last: nothing depends on it, so it restarts alone
     ]
     application = Application(
         children,
