@@ -176,14 +176,20 @@ STATUS = [
 ]
 
 
+CLUSTER_STATUS = ["print(*(await cluster_status()), sep='\\n')"]
+"""What `piano status` adds on a cluster's node: members, partition owners, conversations'
+lease holders (`piano.cluster.cluster_status`)."""
+
+
 def _status(args: argparse.Namespace) -> int:
     from actors.console import run_statements
 
     config = _load(args.config)
     if config is None:
         return 2
+    statements = STATUS + (CLUSTER_STATUS if config.cluster is not None else [])
     return run_statements(
-        str(config.state_path(config.daemon.console_socket)), STATUS, banner=False
+        str(config.state_path(config.daemon.console_socket)), statements, banner=False
     )
 
 

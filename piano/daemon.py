@@ -60,7 +60,13 @@ from actors import Actor, ActorRef, ActorSystem, Registry, redact
 from actors.console import ConsoleServer
 from piano.agents import Backend, DaemonSetup, backend_class
 from piano.alerts import ALERTS, SIGNS, Alerts, Incidents
-from piano.cluster import claimer, cluster_child_spec, fanout_child_spec, fanout_publisher
+from piano.cluster import (
+    claimer,
+    cluster_child_spec,
+    cluster_status,
+    fanout_child_spec,
+    fanout_publisher,
+)
 from piano.codex import CODEX, CodexClient
 from piano.commands import Commands
 from piano.config import Config, worktrees_root
@@ -172,7 +178,12 @@ def console_helpers(system: ActorSystem) -> dict[str, Any]:
         """The actor of a conversation, started if it is not alive."""
         return await open_conversation(router(), ThreadKey(surface, conversation, agent))
 
+    async def cluster() -> list[str]:
+        """The cluster as `piano status` shows it (members, partitions, leases)."""
+        return await cluster_status(system)
+
     return {
+        "cluster_status": cluster,
         "conversations": conversations,
         "conversation": conversation,
         "ThreadKey": ThreadKey,

@@ -62,7 +62,13 @@ from piano.cluster._membership import (
     NotOwner,
     Release,
 )
-from piano.cluster._node import CLUSTER, MEMBERSHIP, claimer, cluster_child_spec
+from piano.cluster._node import (
+    CLUSTER,
+    MEMBERSHIP,
+    claimer,
+    cluster_child_spec,
+    cluster_status,
+)
 from piano.cluster._ring import (
     consumed,
     conversation_key,
@@ -89,6 +95,7 @@ __all__ = [
     "WaitConnected",
     "claimer",
     "cluster_child_spec",
+    "cluster_status",
     "consumed",
     "conversation_key",
     "fanout_child_spec",

@@ -42,6 +42,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from actors import NOREPLY, Actor, ActorRef, Caller, Registry, Shutdown
+from piano.cluster._ring import owners
 from piano.config import ClusterConfig
 from piano.store import CLUSTER_LOCK_CLASS, Fence, StoreUnavailable, connect_pg, pg_problem
 from piano.threads import NotHere
@@ -54,6 +55,7 @@ __all__ = [
     "NodeInfo",
     "NotOwner",
     "Release",
+    "Status",
 ]
 
 Connection = psycopg.AsyncConnection[TupleRow]
@@ -107,6 +109,14 @@ FROM nodes n WHERE {_ALIVE.format(key="n.lock_key")} ORDER BY n.node_id
 """
 
 
+_LEASES: Final = """
+SELECT l.thread_id, l.node_id, l.epoch, l.renewed_at > '-infinity', t.surface, t.conversation,
+       t.agent
+FROM thread_leases l LEFT JOIN threads t ON t.id = l.thread_id
+ORDER BY t.surface, t.conversation, t.agent, l.thread_id
+"""
+
+
 class NodeIdTaken(Exception):
     """Another live daemon already is this node id."""
 
@@ -135,6 +145,12 @@ class Release:
 @dataclass(frozen=True, slots=True)
 class Members:
     """Reply: the live members, as `NodeInfo`s (their advisory lock held), by node id."""
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Reply: what `piano status` shows of the cluster, as lines: the live members, each
+    partition's owner (`owners` of the live members) and each conversation's lease holder."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +294,8 @@ class Membership(Actor):
                     return await self._claim(thread_id, key)
                 case Members():
                     return await self._members()
+                case Status():
+                    return await self._status()
         except (NotOwner, StoreUnavailable) as exc:  # the caller's answer, not a crash
             caller.fail(exc)
             return NOREPLY
@@ -320,6 +338,29 @@ class Membership(Actor):
             await self._drop()
             raise StoreUnavailable(f"cluster: members: {exc}") from None
         return [NodeInfo(str(n), str(h), int(p), float(s), float(age)) for n, h, p, s, age in rows]
+
+    async def _status(self) -> list[str]:
+        members = await self._members()
+        try:
+            rows = await self._fetch(await self._connection(), _LEASES, {})
+        except (psycopg.Error, TimeoutError) as exc:
+            await self._drop()
+            raise StoreUnavailable(f"cluster: leases: {exc}") from None
+        partitions = self.config.partitions
+        owner = owners(partitions, [m.node_id for m in members])
+        lines = [f"cluster: node {self.node_id}, {len(members)} live members"]
+        lines += [
+            f"  member {m.node_id} ({m.host}, pid {m.pid}, heartbeat {m.heartbeat_age:.1f} s ago)"
+            for m in members
+        ]
+        for member in members:
+            mine = [str(p) for p in range(partitions) if owner[p] == member.node_id]
+            lines.append(f"  partitions of {member.node_id}: {' '.join(mine) or '-'}")
+        for thread_id, node_id, epoch, held, surface, conversation, agent in rows:
+            where = f"{surface}:{conversation} ({agent})" if surface is not None else thread_id
+            state = "" if held else ", released"
+            lines.append(f"  conversation {where} -> {node_id} (epoch {epoch}{state})")
+        return lines
 
     def handle_cast(self, message: Any) -> Any:
         match message:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 
 from actors import ActorSystem, Registry
-from piano.cluster._membership import Claim, Membership
+from piano.cluster._membership import Claim, Membership, Status
 from piano.config import ClusterConfig
 from piano.store import Fence, StoreUnavailable
 from piano.threads import Claim as ClaimHook
@@ -68,3 +68,13 @@ def claimer(system: Callable[[], ActorSystem | None]) -> ClaimHook:
         return await membership.call(Claim(thread_id, key), timeout=CLAIM_TIMEOUT)
 
     return claim
+
+
+async def cluster_status(system: ActorSystem) -> list[str]:
+    """What `piano status` shows of the cluster (the console's ``cluster_status()``): members,
+    partition owners, conversations' lease holders; one line saying so when not a node."""
+    membership = system.whereis(MEMBERSHIP)
+    if membership is None:
+        return ["cluster: not a cluster node (no [cluster] section)"]
+    lines: list[str] = await membership.call(Status(), timeout=CLAIM_TIMEOUT)
+    return lines
