@@ -30,7 +30,8 @@ restarted actor still knows what is open and reads the signs that came meanwhile
 
 Telling: each `Alert` is sent to the surfaces ``[alerts] to`` names (`Surface.alert`):
 Telegram writes to the owner's chats (``[alerts] telegram_chats``, else every admin's private
-chat) through its durable outbox, the terminal to every connected ``piano chat``. Every alert
+chat) through its durable outbox, the terminal to every connected ``piano chat``, the web
+surface to every client of its stream (`schemas.stream.Alerted`). Every alert
 is also logged (``alerts.opened`` as a warning, ``alerts.closed`` as info), secrets redacted.
 """
 

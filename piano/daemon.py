@@ -99,8 +99,8 @@ from piano.threads import (
 )
 from piano.tools import WORKSPACES, PostgresNotes, SqliteNotes
 from piano.usage import USAGE_SUMMARY, DailySummary
+from piano.web import WEB, record_errors
 from piano.web import child_spec as web_child_spec
-from piano.web import record_errors
 from supervisors import Application, Backoff, ChildSpec, DynamicSupervisor, Supervisor
 
 __all__ = [
@@ -539,7 +539,7 @@ def build_application(config: Config) -> Application:
             )
         )
     incidents = Incidents(config.alerts)  # the daemon's: they outlive a restarted `alerts`
-    alert_surfaces = {"telegram": TELEGRAM, "terminal": TERMINAL}
+    alert_surfaces = {"telegram": TELEGRAM, "terminal": TERMINAL, "web": WEB}
 
     def alerts() -> Alerts:
         return Alerts(config, incidents, to=[alert_surfaces[name] for name in config.alerts.to])

@@ -29,6 +29,7 @@ from typing import Final, Literal, TypeAlias
 
 import msgspec
 
+from schemas.alerts import Alert
 from schemas.events import ApprovalRequested, Decision, Item, Outcome, ThreadEvent
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "Ack",
     "Activity",
     "ActorNode",
+    "Alerted",
     "Auth",
     "ClientFrame",
     "Dashboard",
@@ -330,8 +332,14 @@ class Dashboard(_Payload, frozen=True, tag="dashboard"):
     activity: Activity = msgspec.field(default_factory=Activity)
 
 
+class Alerted(_Payload, frozen=True, tag="alert"):
+    """An incident told to the owner (`schemas.alerts.Alert`), sent to every client."""
+
+    alert: Alert
+
+
 Payload: TypeAlias = (
-    ThreadEvent | Welcome | Snapshot | Resumed | Dashboard | Accepted | Ack | StreamError
+    ThreadEvent | Welcome | Snapshot | Resumed | Dashboard | Accepted | Ack | StreamError | Alerted
 )
 
 

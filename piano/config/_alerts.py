@@ -2,7 +2,7 @@
 
 ```toml
 [alerts]
-to = ["telegram", "terminal"]   # the surfaces that tell the owner
+to = ["telegram", "terminal", "web"]   # the surfaces that tell the owner
 telegram_chats = []             # empty: the private chat of every Telegram admin
 codex_failures = 3              # codex exits or failed turns ...
 codex_window = 300              # ... within this many seconds open a "codex keeps failing"
@@ -30,11 +30,12 @@ class AlertsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     enabled: bool = True
     """Run the `alerts` actor: incidents are told to the owner on the surfaces in `to`."""
-    to: list[Literal["telegram", "terminal"]] = msgspec.field(
-        default_factory=lambda: ["telegram", "terminal"]
+    to: list[Literal["telegram", "terminal", "web"]] = msgspec.field(
+        default_factory=lambda: ["telegram", "terminal", "web"]
     )
-    """The surfaces that tell the owner: ``telegram`` (the chats of `telegram_chats`) and
-    ``terminal`` (every connected ``piano chat``); one that is not running is skipped."""
+    """The surfaces that tell the owner: ``telegram`` (the chats of `telegram_chats`),
+    ``terminal`` (every connected ``piano chat``) and ``web`` (every client of the web
+    stream: the chat page and the dashboard); one that is not running is skipped."""
     telegram_chats: list[int] = msgspec.field(default_factory=list)
     """Telegram chat ids that receive alerts; empty: every ``admin`` user's private chat."""
     codex_failures: Annotated[int, msgspec.Meta(ge=1)] = 3

@@ -58,6 +58,7 @@ from piano.web._stream import Stream, encode_control
 from piano.web._view import ThreadViews
 from schemas import events as ev
 from schemas import stream as st
+from schemas.alerts import Alert
 
 log = structlog.get_logger(__name__)
 
@@ -214,6 +215,12 @@ class WebSurface(Surface):
 
     def on_event(self, message: ev.ThreadEvent) -> None:
         self._forward(message)
+
+    def alert(self, alert: Alert) -> None:
+        """Every stream client holds the web token, so each is the owner: tell them all."""
+        frame = encode_control(st.Alerted(alert=alert))
+        for client in list(self.clients.values()):
+            self._push(client, frame)
 
     def _forward(self, event: ev.ThreadEvent) -> None:
         self.views.apply(event)

@@ -8,6 +8,7 @@ import pytest
 from piano.web import rotate_token, stream_stats
 from schemas import events as ev
 from schemas import stream as st
+from schemas.alerts import Alert
 from tests.web.conftest import TOKEN, Client, Web
 
 pytestmark = pytest.mark.anyio
@@ -251,3 +252,21 @@ async def test_a_slow_client_is_dropped_with_a_reason_while_a_fast_one_gets_ever
     web.publish(notice("t1", sent))
     await fast.until(lambda e: e.seq == sent + 1)
     assert numbers(fast) == list(range(sent + 1))
+
+
+async def test_an_alert_reaches_every_stream_client_whatever_it_watches(web: Web) -> None:
+    watching_t1 = await web.connect(subscribe="t1")
+    watching_nothing = await web.connect()
+    alert = Alert(
+        incident="codex",
+        kind="codex",
+        state="opened",
+        text="Codex keeps failing",
+        opened_at=1,
+        at=1,
+    )
+    web.surface.send(alert)
+    for client in (watching_t1, watching_nothing):
+        envelope = await client.until(lambda e: e.type == "alert")
+        assert envelope.seq == 0  # not a thread event: never replayed
+        assert envelope.data == st.Alerted(alert=alert)

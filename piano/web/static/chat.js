@@ -101,6 +101,8 @@ function onEnvelope(envelope) {
     select(data.thread_id);
   } else if (envelope.type === "error") {
     showError(`${data.code}: ${data.message}`);
+  } else if (envelope.type === "alert") {
+    showError(`${data.alert.state === "opened" ? "⚠" : "✓"} ${data.alert.text}`);
   }
   scheduleRender();
 }
