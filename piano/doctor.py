@@ -312,6 +312,39 @@ def check_postgres(config: Config, environ: Mapping[str, str] = os.environ) -> C
     return Check("database", True, f"{where}: PostgreSQL {major}, {state}")
 
 
+def check_broker(config: Config, environ: Mapping[str, str] = os.environ) -> Check:
+    """A cluster's RabbitMQ broker (`[cluster.rabbitmq]`): its URL set, and a connection
+    opened and closed (the URL's password never shown)."""
+    from urllib.parse import urlsplit
+
+    assert config.cluster is not None
+    rabbitmq = config.cluster.rabbitmq
+    try:
+        url = rabbitmq.url(environ)
+    except ConfigError as exc:
+        return Check("broker", False, str(exc), f"export {rabbitmq.url_env}=amqp://…")
+    parts = urlsplit(url)
+    where = f"{parts.scheme}://{parts.hostname}:{parts.port or 5672}{parts.path or '/'}"
+
+    async def probe() -> None:
+        import aio_pika
+
+        connection = await aio_pika.connect(url, timeout=rabbitmq.confirm_timeout)
+        await connection.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return Check(
+            "broker",
+            False,
+            f"cannot connect to RabbitMQ at {where}: {reason}",
+            f"start the broker, or correct ${rabbitmq.url_env}",
+        )
+    return Check("broker", True, f"RabbitMQ at {where} answers")
+
+
 def run_checks(config_path: str | None, emit: Callable[[str], None] = print) -> int:
     """Run every check, emitting one line each; returns the exit status. The log of what the
     checks start (codex) is kept to errors: the check lines say what matters."""
@@ -333,6 +366,8 @@ def run_checks(config_path: str | None, emit: Callable[[str], None] = print) -> 
             lambda: check_surface_tokens(config),
             lambda: check_providers(config),
         ]
+        if config.cluster is not None:
+            checks.append(lambda: check_broker(config))
     failed = 0
     for check in checks:
         found = check()
