@@ -6,6 +6,7 @@ once it is a member, then answers each command with one line:
 
 - ``claim T`` → ``epoch N`` | ``elsewhere`` | ``unavailable``
 - ``write T TEXT`` → ``seqs S`` (a Notice written to thread T; S is 0 if the store fenced it)
+  | ``unavailable``
 - ``held`` → ``held T:EPOCH ...`` (the fence's leases)
 """
 
@@ -46,8 +47,11 @@ async def main(dsn: str, node_id: str, heartbeat: float, lease_ttl: float) -> No
             elif command == "write":
                 thread_id, _, text = rest.partition(" ")
                 event = Notice(level="info", message=text, thread_id=thread_id)
-                seqs = await writer.call(WriteBatch([event]), timeout=30)
-                answer = f"seqs {' '.join(map(str, seqs))}"
+                try:
+                    seqs = await writer.call(WriteBatch([event]), timeout=30)
+                    answer = f"seqs {' '.join(map(str, seqs))}"
+                except StoreUnavailable:  # a server restarted since: the next call reconnects
+                    answer = "unavailable"
             elif command == "held":
                 answer = "held " + " ".join(f"{t}:{e}" for t, e in sorted(fence.epochs.items()))
             else:

@@ -1,7 +1,8 @@
 """Membership and leases on a real PostgreSQL server, nodes in processes of their own: one
 conversation's thread is written by one node at a time, a dead node's leases are taken at once
-(its advisory lock vanished with its socket), and a paused node's late write is refused after
-another node took its lease."""
+(its advisory lock vanished with its socket), a paused node's late write is refused after
+another node took its lease, and a node cut off from its database gives its leases up by itself
+and rejoins under a new epoch."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import psycopg
 import pytest
 
 from piano.store import PostgresBackend
-from tests.postgres import pg_dsn  # noqa: F401  (the fixture)
+from tests.postgres import TempCluster, fresh_database, pg_cluster, pg_dsn
+
+__all__ = ["pg_cluster", "pg_dsn"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,7 +75,7 @@ class Node:
 
 
 @pytest.fixture
-def thread(pg_dsn: str) -> tuple[str, str]:  # noqa: F811
+def thread(pg_dsn: str) -> tuple[str, str]:
     async def create() -> None:
         backend = await PostgresBackend.open(pg_dsn)
         await backend.upsert_surface("web", "web")
@@ -160,3 +163,42 @@ def test_a_second_daemon_with_a_live_nodes_id_is_refused(thread: tuple[str, str]
         assert "'node-a' is already a live member of the cluster" in twin.stderr
     finally:
         a.stop()
+
+
+def test_a_node_that_loses_its_database_fences_itself_then_rejoins_under_a_new_epoch(
+    pg_cluster: TempCluster,
+) -> None:
+    with fresh_database(pg_cluster.dsn) as dsn:
+
+        async def create() -> None:
+            backend = await PostgresBackend.open(dsn)
+            await backend.upsert_surface("web", "web")
+            await backend.upsert_agent("default", "codex")
+            await backend.create_thread("t1", "web", "c1", "default")
+            await backend.close()
+
+        asyncio.run(create())
+        a = Node(dsn, "node-a", heartbeat=0.5, lease_ttl=2.0)
+        try:
+            assert a.ask("claim t1") == "epoch 1"
+            assert a.ask("held") == "held t1:1"
+            pg_cluster.stop("immediate")
+            # it cannot renew: past lease_ttl - heartbeat it gives up what it held, by itself
+            for _ in range(100_000):
+                if a.ask("held") == "held":
+                    break
+            else:
+                raise AssertionError("node-a kept its lease without its database")
+            pg_cluster.start()
+            for _ in range(100_000):  # it joins again once the server answers
+                answer = a.ask("claim t1")
+                if answer.startswith("epoch"):
+                    break
+                assert answer == "unavailable", answer
+            assert answer == "epoch 2"  # its previous life's lease is not its own any more
+            written = a.ask("write t1 after")
+            if written == "unavailable":  # its writer's connection predates the restart
+                written = a.ask("write t1 after")
+            assert written == "seqs 1"
+        finally:
+            a.stop()
