@@ -16,6 +16,7 @@ from actors import ActorSystem
 from piano.agents import ThreadKey
 from piano.commands import Commands
 from piano.config import Config, ProjectConfig
+from piano.mcp import TOOLS as TOOLS_SUPERVISOR
 from piano.projects import Projects, worktree_path
 from piano.tools import WORKSPACES, Toolbox, Workspace, WorkspaceOf, tool_specs
 from supervisors import Supervisor
@@ -182,7 +183,7 @@ async def test_the_jailed_shell_works_in_the_chosen_worktree_and_sees_no_other(
         await start_store(system, tmp_path / "piano.db", "thread-a", "thread-b")
         await system.spawn(projects_actor(tmp_path, repository, threads), name=WORKSPACES)
         config = tools_config(tmp_path)
-        await system.spawn(Supervisor(tool_specs(config)), name="tools")
+        await system.spawn(Supervisor(tool_specs(config)), name=TOOLS_SUPERVISOR)
         box = Toolbox(system, config)
         before = await box.shell("thread-a", "ls -A /workspace")
         for key, name in ((A, "a"), (B, "b")):
