@@ -74,17 +74,19 @@ class Node:
         self.process.wait()
 
 
+async def _create_thread(dsn: str) -> str:
+    """A migrated database at `dsn` holding thread t1; its id."""
+    backend = await PostgresBackend.open(dsn)
+    await backend.upsert_surface("web", "web")
+    await backend.upsert_agent("default", "codex")
+    await backend.create_thread("t1", "web", "c1", "default")
+    await backend.close()
+    return "t1"
+
+
 @pytest.fixture
 def thread(pg_dsn: str) -> tuple[str, str]:
-    async def create() -> None:
-        backend = await PostgresBackend.open(pg_dsn)
-        await backend.upsert_surface("web", "web")
-        await backend.upsert_agent("default", "codex")
-        await backend.create_thread("t1", "web", "c1", "default")
-        await backend.close()
-
-    asyncio.run(create())
-    return pg_dsn, "t1"
+    return pg_dsn, asyncio.run(_create_thread(pg_dsn))
 
 
 def _journal(dsn: str, thread_id: str) -> list[tuple[int, str]]:
@@ -169,15 +171,7 @@ def test_a_node_that_loses_its_database_fences_itself_then_rejoins_under_a_new_e
     pg_cluster: TempCluster,
 ) -> None:
     with fresh_database(pg_cluster.dsn) as dsn:
-
-        async def create() -> None:
-            backend = await PostgresBackend.open(dsn)
-            await backend.upsert_surface("web", "web")
-            await backend.upsert_agent("default", "codex")
-            await backend.create_thread("t1", "web", "c1", "default")
-            await backend.close()
-
-        asyncio.run(create())
+        asyncio.run(_create_thread(dsn))
         a = Node(dsn, "node-a", heartbeat=0.5, lease_ttl=2.0)
         try:
             assert a.ask("claim t1") == "epoch 1"
