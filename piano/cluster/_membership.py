@@ -34,7 +34,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -222,11 +222,20 @@ class Membership(Actor):
             self.connection = await connect_pg(self.dsn, timeout=self.connect_timeout)
         return self.connection
 
+    @contextlib.asynccontextmanager
+    async def _database(self, doing: str) -> AsyncIterator[Connection]:
+        """The node's connection for one exchange: a server error or a statement past its
+        timeout drops the connection and is `StoreUnavailable` saying what was being done."""
+        try:
+            yield await self._connection()
+        except (psycopg.Error, TimeoutError) as exc:
+            await self._drop()
+            raise StoreUnavailable(f"cluster: {doing}: {pg_problem(exc)}") from None
+
     async def _join(self) -> None:
         """Become a member: a lock of our own (the same as before if PostgreSQL let it go after
         a dropped connection, else a new one) and our row in ``nodes``."""
-        connection = await self._connection()
-        try:
+        async with self._database("joining") as connection:
             key = self.fence.lock_key
             if key and await self._lock(connection, key):
                 await self._execute(connection, _BEAT, {"node": self.node_id, "key": key})
@@ -250,9 +259,6 @@ class Membership(Actor):
                 raise StoreUnavailable(f"advisory lock {key} is taken")  # cannot be: fresh
             params = {"node": self.node_id, "key": key, "pid": os.getpid()}
             await self._execute(connection, _JOIN, {**params, "host": socket.gethostname()})
-        except psycopg.Error as exc:
-            await self._drop()
-            raise StoreUnavailable(f"cluster: {pg_problem(exc)}") from None
         self.fence.lock_key = self.last_key = key
         self.renewed = self.clock()
         self.log.info("cluster.joined", node=self.node_id, lock=key)
@@ -311,14 +317,10 @@ class Membership(Actor):
             "ttl": self.config.lease_ttl,
             **self._lock_params(self.fence.lock_key),
         }
-        try:
-            connection = await self._connection()
+        async with self._database(f"claiming {thread_id}") as connection:
             rows = await self._fetch(connection, _CLAIM, params)
             if not rows:
                 held = await self._fetch(connection, _HELD, {"threads": [thread_id]})
-        except (psycopg.Error, TimeoutError) as exc:
-            await self._drop()
-            raise StoreUnavailable(f"cluster: claiming {thread_id}: {exc}") from None
         if not rows:
             holder = held[0][1] if held else "?"
             raise NotOwner(f"thread {thread_id} runs on node {holder}")
@@ -331,21 +333,14 @@ class Membership(Actor):
         return epoch
 
     async def _members(self) -> list[NodeInfo]:
-        try:
-            connection = await self._connection()
+        async with self._database("members") as connection:
             rows = await self._fetch(connection, _MEMBERS, {"class": CLUSTER_LOCK_CLASS})
-        except (psycopg.Error, TimeoutError) as exc:
-            await self._drop()
-            raise StoreUnavailable(f"cluster: members: {exc}") from None
         return [NodeInfo(str(n), str(h), int(p), float(s), float(age)) for n, h, p, s, age in rows]
 
     async def _status(self) -> list[str]:
         members = await self._members()
-        try:
-            rows = await self._fetch(await self._connection(), _LEASES, {})
-        except (psycopg.Error, TimeoutError) as exc:
-            await self._drop()
-            raise StoreUnavailable(f"cluster: leases: {exc}") from None
+        async with self._database("leases") as connection:
+            rows = await self._fetch(connection, _LEASES, {})
         partitions = self.config.partitions
         owner = owners(partitions, [m.node_id for m in members])
         lines = [f"cluster: node {self.node_id}, {len(members)} live members"]

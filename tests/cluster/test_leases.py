@@ -16,7 +16,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from piano.store import PostgresBackend
+from actors import ActorSystem
+from piano.cluster import Claim, Membership
+from piano.config import ClusterConfig
+from piano.store import Fence, PostgresBackend, StoreUnavailable
 from tests.postgres import TempCluster, fresh_database, pg_cluster, pg_dsn
 
 __all__ = ["pg_cluster", "pg_dsn"]
@@ -196,3 +199,34 @@ def test_a_node_that_loses_its_database_fences_itself_then_rejoins_under_a_new_e
             assert written == "seqs 1"
         finally:
             a.stop()
+
+
+def test_a_join_that_outlasts_its_timeout_leaves_the_node_running_and_it_joins_at_a_later_beat(
+    thread: tuple[str, str],
+) -> None:
+    dsn, thread_id = thread
+
+    async def run() -> None:
+        config = ClusterConfig(node_id="node-a", heartbeat=0.2, lease_ttl=10.0)
+        fence = Fence("node-a")
+        with psycopg.connect(dsn) as blocker:
+            # an uncommitted row of node-a: the join's upsert of that row waits past heartbeat
+            blocker.execute("INSERT INTO nodes VALUES ('node-a', 0, 0, 'elsewhere', now(), now())")
+            async with ActorSystem() as system:
+                membership = await system.spawn(Membership(config, dsn, fence))
+                assert fence.lock_key == 0  # not a member yet, and not crashed
+                with pytest.raises(StoreUnavailable, match="not a member"):
+                    await membership.call(Claim(thread_id, thread_id), timeout=30)
+                blocker.rollback()
+                for _ in range(100_000):  # the next beats join once the row is free
+                    try:
+                        epoch = await membership.call(Claim(thread_id, thread_id), timeout=30)
+                        break
+                    except StoreUnavailable:
+                        continue
+                else:
+                    raise AssertionError("node-a never joined")
+                assert epoch == 1
+                assert fence.lock_key > 0
+
+    asyncio.run(run())
