@@ -26,6 +26,7 @@ from piano.store import (
     register,
     registered,
 )
+from piano.store import _schema as store_schema
 from piano.surfaces.telegram import TELEGRAM_TABLES, Inbox
 from piano.tools import NOTES_TABLES, SqliteNotes
 from piano.tools.jail import JAIL_TABLES
@@ -296,7 +297,10 @@ def test_a_failing_migration_rolls_back_entirely_and_leaves_the_previous_version
     assert tables(path) == before | {"fine"}
 
 
-def test_an_owner_registers_its_tables_once() -> None:
+def test_an_owner_registers_its_tables_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # on a copy of the registry: "test-once" must not reach later tests' Writers (they ensure
+    # every registered owner, and test_pg_schema_matches compares their tables with PostgreSQL)
+    monkeypatch.setattr(store_schema, "_registry", dict(store_schema._registry))
     register(Tables("test-once", ("CREATE TABLE once (id INTEGER) STRICT;",)))
 
     with pytest.raises(ValueError, match="'test-once' are registered twice"):
