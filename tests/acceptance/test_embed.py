@@ -1,8 +1,9 @@
 """The embeddable chat in real Chromium, through `piano run` with the real codex and the fake
 provider: a page served from another origin (a second local HTTP server) carries one
 ``<script src=".../embed.js">`` tag; the user chats through the iframe it inserts and reads the
-answer; the embed token opens nothing else (the dashboard, the threads' API, the stream's
-SSE); and a page from an origin not in ``[web.embed] frame_ancestors`` cannot frame it."""
+answer; the embed token opens nothing else (the dashboard, the threads' API, usage, chat
+commands, the SSE stream); and a page from an origin not in ``[web.embed] frame_ancestors``
+cannot frame it."""
 
 from __future__ import annotations
 
@@ -127,13 +128,22 @@ async def test_the_embed_token_reaches_its_conversation_and_nothing_else(
                 "/api/threads",
                 f"/api/threads/{owner_thread}/interactions",
                 f"/api/threads/{owner_thread}/transcript",
+                "/api/usage",
+                "/api/commands",
             ):
                 async with http.get(base + path, headers=EMBED) as refused:
                     assert refused.status == 401, (path, refused.status)
-            async with http.post(
-                f"{base}/api/threads/{owner_thread}/messages", json={"text": "hi"}, headers=EMBED
-            ) as refused:
-                assert refused.status == 401
+            for path, body in (
+                (f"/api/threads/{owner_thread}/messages", {"text": "hi"}),
+                ("/api/messages/stream", {"conversation": "owner-private", "text": "hi"}),
+                ("/api/commands", {"text": "/whoami"}),
+            ):
+                async with http.post(base + path, json=body, headers=EMBED) as refused:
+                    assert refused.status == 401, (path, refused.status)
+            async with http.ws_connect(f"{base}/stream", headers=EMBED) as stream:
+                async for _ in stream:  # the error frame, then the close
+                    pass
+                assert stream.close_code == 4001
             # ... and the web token is no embed token either
             conversation = "a" * 32
             async with http.post(
