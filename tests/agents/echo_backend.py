@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
+from typing import ClassVar
 
 from actors import Registry
 from piano.agents import (
@@ -44,7 +45,10 @@ class EchoConversation(Conversation[Turn]):
 
 
 class EchoBackend(Backend):
-    """Every agent naming ``backend = "echo"`` echoes."""
+    """Every agent naming ``backend = "echo"`` echoes (a test's subclass may name another
+    `conversation_class`, such as one whose turns wait for the test)."""
+
+    conversation_class: ClassVar[type[EchoConversation]] = EchoConversation
 
     @classmethod
     def for_daemon(cls, setup: DaemonSetup) -> EchoBackend:
@@ -62,7 +66,7 @@ class EchoBackend(Backend):
         recovering: str = DAEMON_STOPPED,
         clock: Callable[[], float] = time.time,
     ) -> EchoConversation:
-        return EchoConversation(
+        return self.conversation_class(
             thread_id,
             key,
             agent,

@@ -11,7 +11,7 @@ cancelled; a chat cancels only its own schedules, and config ones only in the fi
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,18 +22,7 @@ import pytest
 import structlog
 
 from actors import ActorRef, ActorSystem, Registry
-from piano.agents import (
-    BACKENDS,
-    DAEMON_STOPPED,
-    Backend,
-    Conversation,
-    DaemonSetup,
-    Publish,
-    ThreadDirectory,
-    ThreadKey,
-    Turn,
-    register_backend,
-)
+from piano.agents import BACKENDS, Publish, ThreadKey, Turn, register_backend
 from piano.commands import CommandError, Commands
 from piano.config import AgentConfig, Config, DaemonConfig, ScheduleConfig, Timing, parse_timing
 from piano.schedules import (
@@ -58,6 +47,7 @@ from piano.threads import (
 )
 from schemas import events as ev
 from supervisors import DynamicSupervisor
+from tests.agents.echo_backend import EchoBackend, EchoConversation
 from tests.piano.conftest import Events
 
 pytestmark = pytest.mark.anyio
@@ -131,16 +121,13 @@ def test_the_schedule_command_keeps_the_prompt_as_typed() -> None:
 _turns = itertools.count(1)
 
 
-class HoldConversation(Conversation[Turn]):
+class HoldConversation(EchoConversation):
     """A turn starts and stays running until the conversation is sent ``"finish"``, which
     answers "done: <text>"."""
 
     async def _begin(self, interaction: ev.Interaction) -> None:
         self.turn = Turn(interaction, f"hold-{next(_turns)}")
         self.emit(ev.TurnStarted(interaction=interaction, agent=self.key.agent, **self.meta()))
-
-    async def _stop_turn(self, turn: Turn, why: str) -> bool:
-        return False
 
     async def handle_info(self, message: Any) -> None:
         if message == "finish" and self.turn is not None:
@@ -152,32 +139,8 @@ class HoldConversation(Conversation[Turn]):
         await super().handle_info(message)
 
 
-class HoldBackend(Backend):
-    @classmethod
-    def for_daemon(cls, setup: DaemonSetup) -> HoldBackend:
-        return cls()
-
-    def conversation(
-        self,
-        thread_id: str,
-        key: ThreadKey,
-        agent: AgentConfig,
-        *,
-        publish: Publish,
-        directory: ThreadDirectory | None = None,
-        conversations: Registry | None = None,
-        recovering: str = DAEMON_STOPPED,
-        clock: Callable[[], float] | None = None,
-    ) -> HoldConversation:
-        return HoldConversation(
-            thread_id,
-            key,
-            agent,
-            publish=publish,
-            directory=directory,
-            conversations=conversations,
-            recovering=recovering,
-        )
+class HoldBackend(EchoBackend):
+    conversation_class = HoldConversation
 
 
 @pytest.fixture
