@@ -232,6 +232,22 @@ def _schedule_key(schedule_id: str) -> ThreadKey:
     return ThreadKey(SURFACE, schedule_id, "default")
 
 
+def _hourly(schedule_id: str, agent: str, prompt: str, *, last_due: float | None) -> ScheduleRow:
+    """A chat's hourly schedule made at START, as the store keeps it."""
+    return ScheduleRow(
+        id=schedule_id,
+        origin="chat",
+        agent=agent,
+        prompt=prompt,
+        timing=Timing(every=HOUR),
+        destination=CHAT,
+        created_by="ada",
+        created_at=START,
+        anchor=START,
+        last_due=last_due,
+    )
+
+
 async def _row(book: SqliteSchedules, schedule_id: str) -> ScheduleRow:
     [row] = [row for row in await book.live() if row.id == schedule_id]
     return row
@@ -282,20 +298,7 @@ async def test_a_schedule_missed_for_ten_due_times_runs_once_when_the_daemon_is_
     tmp_path: Path, hold_registered: None
 ) -> None:
     async with world(tmp_path) as w:
-        await w.book.add(
-            ScheduleRow(
-                id="sdown",
-                origin="chat",
-                agent="default",
-                prompt="while you were away",
-                timing=Timing(every=HOUR),
-                destination=CHAT,
-                created_by="ada",
-                created_at=START,
-                anchor=START,
-                last_due=START,
-            )
-        )
+        await w.book.add(_hourly("sdown", "default", "while you were away", last_due=START))
         w.clock.now = START + 10 * HOUR + 5  # ten due times went by while the daemon was down
         with structlog.testing.capture_logs() as logs:
             schedules = await w.start()  # loading runs what is due
@@ -404,20 +407,7 @@ async def test_a_schedule_whose_agent_left_the_configuration_is_told_once_per_du
     tmp_path: Path, hold_registered: None
 ) -> None:
     async with world(tmp_path) as w:
-        await w.book.add(
-            ScheduleRow(
-                id="sgone",
-                origin="chat",
-                agent="retired",
-                prompt="anyone there?",
-                timing=Timing(every=HOUR),
-                destination=CHAT,
-                created_by="ada",
-                created_at=START,
-                anchor=START,
-                last_due=None,
-            )
-        )
+        await w.book.add(_hourly("sgone", "retired", "anyone there?", last_due=None))
         schedules = await w.start()
         with structlog.testing.capture_logs() as logs:
             [view] = await w.tick(schedules, START + HOUR)
