@@ -5,6 +5,11 @@ from the repository's HEAD when it does not exist, checked out when it does; git
 a branch already checked out elsewhere (another worktree, the main checkout), and that refusal
 is what the user reads. Git's environment is the daemon's without ``GIT_*`` variables (which
 could point it at another repository) and without prompts.
+
+The daemon's git runs outside every jail, in a repository an agent may have written (a
+conversation's jail or codex's cwd is the project's checkout, ``.git`` included): so it runs no
+hook (``core.hooksPath``: a ``post-checkout`` planted by the agent would run with the daemon's
+rights when ``/branch`` adds a worktree) and no fsmonitor command.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Final
 
 __all__ = ["GitError", "add_worktree", "check_branch", "is_repository", "worktree_branch"]
 
@@ -26,10 +32,15 @@ def _environment() -> dict[str, str]:
     return environ
 
 
+_NOTHING_TO_RUN: Final = ("-c", f"core.hooksPath={os.devnull}", "-c", "core.fsmonitor=false")
+"""What keeps the repository's own configuration from making the daemon's git run a command."""
+
+
 async def _git(*args: str, cwd: Path, timeout: float = 60.0) -> tuple[int, str]:
     """Run ``git args`` in `cwd`: its exit status and its output (stdout then stderr)."""
     process = await asyncio.create_subprocess_exec(
         "git",
+        *_NOTHING_TO_RUN,
         *args,
         cwd=cwd,
         env=_environment(),

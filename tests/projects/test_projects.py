@@ -148,6 +148,29 @@ async def test_the_list_names_every_project_and_marks_this_conversations(
     assert await where(system, A) is None
 
 
+async def test_branch_runs_no_hook_or_command_an_agent_planted_in_the_repository(
+    system: ActorSystem, repository: Path, tmp_path: Path
+) -> None:
+    # An agent working in the project's checkout can write its .git: what it plants there
+    # must not run with the daemon's rights, outside every jail, when /branch adds a worktree.
+    ran = tmp_path / "ran"
+    hook = repository / ".git" / "hooks" / "post-checkout"
+    hook.write_text(f"#!/bin/sh\necho hook >> {ran}\n")
+    hook.chmod(0o755)
+    monitor = tmp_path / "monitor"
+    monitor.write_text(f"#!/bin/sh\necho fsmonitor >> {ran}\n")
+    monitor.chmod(0o755)
+    with (repository / ".git" / "config").open("a") as config:
+        config.write(f"[core]\n\tfsmonitor = {monitor}\n")
+    await run(system, A, "/project repo")
+
+    assert "branch hooked" in await run(system, A, "/branch hooked")
+    chosen = await where(system, A)
+    assert chosen is not None
+    assert branch_of(chosen.path) == "hooked"
+    assert not ran.exists(), "the repository's hook or fsmonitor ran in the daemon"
+
+
 async def test_a_branch_in_a_project_that_is_no_repository_is_refused(tmp_path: Path) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
