@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from actors import ActorExited, ActorTimeout
 from piano.commands import CommandError, Invocation
-from piano.projects._actor import ChooseBranch, ChooseProject, ListProjects, ProjectsRefused
+from piano.projects._actor import (
+    ChooseBranch,
+    ChooseProject,
+    ListProjects,
+    ProjectListing,
+    ProjectsRefused,
+)
 from piano.tools import WORKSPACES, Workspace
 
 __all__ = ["branch", "project"]
@@ -46,15 +52,14 @@ async def project(invocation: Invocation, argument: str) -> str:
     back to the agent's workspace. The agent's shell and codex follow from the next turn."""
     if not argument:
         listing = await _ask(invocation, ListProjects(_key(invocation)))
-        assert not isinstance(listing, Workspace)
-        projects = getattr(listing, "projects", ())
-        chosen: Workspace | None = getattr(listing, "chosen", None)
-        if not projects:
+        assert isinstance(listing, ProjectListing)
+        chosen = listing.chosen
+        if not listing.projects:
             return "No projects are configured ([projects.NAME] path = ... in the config)."
         lines = ["Projects:"]
-        for name, description in projects:
-            mark = " (this conversation)" if chosen is not None and chosen.project == name else ""
-            lines.append(f"  {name}{mark}" + (f" — {description}" if description else ""))
+        for known, description in listing.projects:
+            mark = " (this conversation)" if chosen is not None and chosen.project == known else ""
+            lines.append(f"  {known}{mark}" + (f" — {description}" if description else ""))
         lines.append(_here(chosen))
         lines.append("/project NAME to work in one, /branch NAME for a worktree of your own.")
         return "\n".join(lines)
