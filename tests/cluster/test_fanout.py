@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,18 +169,6 @@ def database(tmp_path: Path) -> Path:
     return tmp_path / "piano.db"
 
 
-async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    """Wait for a condition of the broker (another process), asking every 20 ms."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    for _ in iter(int, 1):
-        if await check():
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.02)  # polling the broker, not synchronising tasks
-
-
 async def test_a_threads_events_reach_the_other_node_in_order_and_never_come_back(
     systems: tuple[ActorSystem, ActorSystem], broker: Broker, database: Path, amqp_url: str
 ) -> None:
@@ -241,7 +229,7 @@ async def test_a_node_that_falls_behind_loses_the_oldest_and_reads_the_gap_from_
     async def routed() -> bool:  # a's channel routes each message to both queues at once
         return await broker.count(watch) == total
 
-    await _eventually(routed, 30, "every message of a routed")
+    await until(routed, 30, "every message of a routed")
     await resume(b.fanout)
 
     on_b = await b.until(total)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import socket
 import uuid
@@ -209,11 +210,15 @@ class Proxy:
 
 async def until(predicate: Any, timeout: float, what: str) -> None:
     """Wait for a condition on something outside this process (a file another process writes,
-    the broker's state), checking every 20 ms; fail naming `what` after `timeout` seconds."""
+    the broker's state), checking every 20 ms; fail naming `what` after `timeout` seconds.
+    `predicate` may be a coroutine function (a question to the broker)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     for _ in iter(int, 1):
-        if predicate():
+        holds = predicate()
+        if inspect.isawaitable(holds):
+            holds = await holds
+        if holds:
             return
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
