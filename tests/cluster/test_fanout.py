@@ -256,32 +256,42 @@ class ClosableProxy(Proxy):
         self.cut()
 
 
+@pytest.fixture
+async def proxy(amqp_url: str) -> AsyncIterator[ClosableProxy]:
+    """A started `ClosableProxy` to the broker, closed after the test."""
+    parsed = aio_pika.connection.make_url(amqp_url)
+    made = ClosableProxy(parsed.host or "127.0.0.1", parsed.port or 5672)
+    await made.start()
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
 async def test_a_dropped_connection_reconnects_and_what_was_missed_is_read_from_the_store(
-    systems: tuple[ActorSystem, ActorSystem], broker: Broker, database: Path, amqp_url: str
+    systems: tuple[ActorSystem, ActorSystem],
+    broker: Broker,
+    database: Path,
+    amqp_url: str,
+    proxy: ClosableProxy,
 ) -> None:
     system_a, system_b = systems
     broker.exchanges.append(f"{broker.prefix}.events")
     store = await _store(system_a, database)
     a = await _node(system_a, amqp_url, "node-a", broker.prefix, database)
-    parsed = aio_pika.connection.make_url(amqp_url)
-    proxy = ClosableProxy(parsed.host or "127.0.0.1", parsed.port or 5672)
-    await proxy.start()
-    try:
-        with structlog.testing.capture_logs() as logs:
-            b = await _node(system_b, proxy.url(amqp_url), "node-b", broker.prefix, database)
+    with structlog.testing.capture_logs() as logs:
+        b = await _node(system_b, proxy.url(amqp_url), "node-b", broker.prefix, database)
 
-            for seq in range(1, 6):
-                await _commit(store, a, "t2", seq)
-            await b.until(5)
-            await proxy.refuse()  # b's connection and its queue are gone
-            for seq in range(6, 11):
-                await _commit(store, a, "t2", seq)
-            await until(lambda: a.stats().published == 10, 30, "a publishing")
-            await proxy.start()
-            await b.fanout.call(WaitConnected(2), timeout=30)
-            on_b = await b.until(10)  # nothing more is published: the catch-up reads it
-    finally:
-        await proxy.close()
+        for seq in range(1, 6):
+            await _commit(store, a, "t2", seq)
+        await b.until(5)
+        await proxy.refuse()  # b's connection and its queue are gone
+        for seq in range(6, 11):
+            await _commit(store, a, "t2", seq)
+        await until(lambda: a.stats().published == 10, 30, "a publishing")
+        await proxy.start()
+        await b.fanout.call(WaitConnected(2), timeout=30)
+        on_b = await b.until(10)  # nothing more is published: the catch-up reads it
 
     assert _messages(on_b) == [f"t2-{n}" for n in range(1, 11)]
     assert b.stats().connections == 2
@@ -393,28 +403,26 @@ async def test_a_gap_the_store_cannot_fill_is_one_log_line_and_the_events_after_
 
 
 async def test_while_the_broker_is_away_commits_wait_in_a_bounded_outbox_and_the_rest_is_filled(
-    systems: tuple[ActorSystem, ActorSystem], broker: Broker, database: Path, amqp_url: str
+    systems: tuple[ActorSystem, ActorSystem],
+    broker: Broker,
+    database: Path,
+    amqp_url: str,
+    proxy: ClosableProxy,
 ) -> None:
     system_a, system_b = systems
     broker.exchanges.append(f"{broker.prefix}.events")
     store = await _store(system_a, database)
-    parsed = aio_pika.connection.make_url(amqp_url)
-    proxy = ClosableProxy(parsed.host or "127.0.0.1", parsed.port or 5672)
-    await proxy.start()
-    try:
-        a = await _node(system_a, proxy.url(amqp_url), "node-a", broker.prefix, database, outbox=3)
-        b = await _node(system_b, amqp_url, "node-b", broker.prefix, database)
+    a = await _node(system_a, proxy.url(amqp_url), "node-a", broker.prefix, database, outbox=3)
+    b = await _node(system_b, amqp_url, "node-b", broker.prefix, database)
 
-        await _commit(store, a, "t1", 1)
-        await b.until(1)
-        await proxy.refuse()
-        await until(lambda: not a.stats().connected, 30, "a noticing the broker is away")
-        for seq in range(2, 7):
-            await _commit(store, a, "t1", seq)
-        await proxy.start()
-        on_b = await b.until(6)
-    finally:
-        await proxy.close()
+    await _commit(store, a, "t1", 1)
+    await b.until(1)
+    await proxy.refuse()
+    await until(lambda: not a.stats().connected, 30, "a noticing the broker is away")
+    for seq in range(2, 7):
+        await _commit(store, a, "t1", seq)
+    await proxy.start()
+    on_b = await b.until(6)
     assert _messages(on_b) == [f"t1-{n}" for n in range(1, 7)]
     assert a.stats().outbox_dropped == 2  # 2 and 3: the oldest; b read them from the store
     assert b.stats().gaps == 1
