@@ -65,7 +65,14 @@ from piano.config._errors import ConfigError
 from piano.config._openai import TOOL_GROUPS, OpenAIAgentConfig
 from piano.config._schedules import ScheduleConfig, Timing, parse_every, parse_timing
 from piano.config._telegram import Role, TelegramConfig, WebhookConfig
-from piano.config._usage import DAY, LimitsConfig, PriceConfig, UserLimits, day_start
+from piano.config._usage import (
+    DAY,
+    LimitsConfig,
+    PriceConfig,
+    UserLimits,
+    day_start,
+    until_reset,
+)
 from piano.config._web import WebConfig, WebEmbedConfig
 from piano.media import MediaConfig
 from piano.store import StoreLocation
@@ -105,6 +112,7 @@ __all__ = [
     "load_config",
     "parse_every",
     "parse_timing",
+    "until_reset",
     "worktrees_root",
 ]
 

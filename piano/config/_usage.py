@@ -26,7 +26,7 @@ from typing import Annotated, Final
 
 import msgspec
 
-__all__ = ["DAY", "LimitsConfig", "PriceConfig", "UserLimits", "day_start"]
+__all__ = ["DAY", "LimitsConfig", "PriceConfig", "UserLimits", "day_start", "until_reset"]
 
 DAY: Final = 86_400.0
 """Seconds in a (UTC) day, the period of the limits and of the daily summary."""
@@ -35,6 +35,11 @@ DAY: Final = 86_400.0
 def day_start(now: float) -> float:
     """The Unix time of 00:00 UTC on the day of `now`."""
     return now - now % DAY
+
+
+def until_reset(now: float) -> str:
+    """How long from `now` until the day's counts start again at 00:00 UTC (``3 h 20 min``)."""
+    return _in(day_start(now) + DAY - now)
 
 
 def _count(n: int, what: str) -> str:
@@ -104,11 +109,20 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fro
             used = _count(limits.tokens_per_day, "token")
         else:
             return None
-        left = day_start(now) + DAY - now
         return (
             f"Sorry, you have used your {used} for today; the limit resets at 00:00 UTC "
-            f"(in {_in(left)}). Your message is kept but was not sent to the agent."
+            f"(in {until_reset(now)}). Your message is kept but was not sent to the agent."
         )
+
+    def allowance(self, user: str | None) -> str | None:
+        """`user`'s daily limits in words (``50 turns and 2,000,000 tokens``); None: none."""
+        limits = self.of(user)
+        parts = [
+            _count(n, what)
+            for n, what in ((limits.turns_per_day, "turn"), (limits.tokens_per_day, "token"))
+            if n is not None
+        ]
+        return " and ".join(parts) or None
 
     def limited(self, user: str | None) -> bool:
         """Whether any limit applies to `user`."""

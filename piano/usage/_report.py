@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 
 from piano.commands import CommandError, Invocation
-from piano.config import DAY, Config, PriceConfig, day_start
+from piano.config import Config, PriceConfig, day_start, until_reset
 from piano.store import StoreError, StoreReader, TurnCount, UsageRow
 from schemas.usage import UsageLine, UsageReport
 
@@ -130,19 +130,10 @@ def summary_text(report: UsageReport, title: str) -> str:
 
 
 def _limits_line(config: Config, user: str | None, now: float) -> str:
-    limits = config.limits.of(user)
-    parts = []
-    if limits.turns_per_day is not None:
-        parts.append(_count(limits.turns_per_day, "turn"))
-    if limits.tokens_per_day is not None:
-        parts.append(_count(limits.tokens_per_day, "token"))
-    if not parts:
+    allowance = config.limits.allowance(user)
+    if allowance is None:
         return "You have no daily limits."
-    hours, rest = divmod(round((day_start(now) + DAY - now) / 60), 60)
-    return (
-        f"Your limits: {' and '.join(parts)} a day; they reset at 00:00 UTC "
-        f"(in {hours} h {rest} min)."
-    )
+    return f"Your limits: {allowance} a day; they reset at 00:00 UTC (in {until_reset(now)})."
 
 
 async def usage(invocation: Invocation, argument: str) -> str:

@@ -46,6 +46,9 @@ def test_a_users_own_limits_replace_the_defaults_key_by_key() -> None:
     assert limits.of("vip") == UserLimits(turns_per_day=50, tokens_per_day=1000)
     assert limits.of("anyone") == UserLimits(turns_per_day=5, tokens_per_day=1000)
     assert not LimitsConfig().limited("anyone")
+    assert limits.allowance("vip") == "50 turns and 1,000 tokens"
+    assert LimitsConfig(tokens_per_day=1).allowance("anyone") == "1 token"
+    assert LimitsConfig().allowance("anyone") is None
 
 
 def test_the_refusal_is_polite_and_says_when_the_limit_resets() -> None:
