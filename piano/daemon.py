@@ -77,7 +77,7 @@ from piano.media import Media, build_media
 from piano.metrics import child_spec as metrics_child_spec
 from piano.projects import Projects
 from piano.schedules import SCHEDULES, PostgresSchedules, Schedules, SqliteSchedules
-from piano.store import STORE, Fence, PostgresPool, StoreLocation, StoreWriter
+from piano.store import STORE, Fence, PostgresPool, StoreWriter
 from piano.surfaces.telegram import TELEGRAM
 from piano.surfaces.telegram import child_spec as telegram_child_spec
 from piano.surfaces.terminal import SURFACE as TERMINAL_SURFACE
@@ -437,11 +437,6 @@ def secure_state(config: Config) -> None:
             )
 
 
-def store_location(config: Config) -> StoreLocation:
-    """Where the store is (`Config.store_location`)."""
-    return config.store_location()
-
-
 def build_application(config: Config) -> Application:
     """The daemon's tree for `config` (see the module documentation). Every secret the
     configuration reads is registered for redaction first (`Config.secrets`)."""
@@ -453,7 +448,7 @@ def build_application(config: Config) -> Application:
     conversations = Registry(keys="unique")  # the daemon's, so it outlives a restarted Threads
     subscriptions = Registry(keys="duplicate")
     application: Application
-    location = store_location(config)
+    location = config.store_location()
     pool = location.pool() if location.backend == "postgres" else None
     # one connection (SQLite) or pool (PostgreSQL): Codex's (over MCP) and OpenAI agents' notes
     notes: SqliteNotes | PostgresNotes = (
