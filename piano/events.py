@@ -147,7 +147,7 @@ def event_pipeline(
                     raise StoreUnavailable("the store is not running")
                 if seqs is None:
                     seqs = await numbering.number(writer, events)
-                written = await writer.call(WriteBatch(events, seqs), timeout=60)
+                written: list[int] = await writer.call(WriteBatch(events, seqs), timeout=60)
             except (ActorExited, StoreUnavailable, StoreFull) as exc:
                 delay = _STORE_RETRY.delay(attempt)
                 if loop.time() + delay > deadline:
@@ -165,9 +165,8 @@ def event_pipeline(
             except BaseException:
                 numbering.forget(events)
                 raise
-            done = written if isinstance(written, list) else seqs
-            numbering.committed(events, done)
-            return done
+            numbering.committed(events, written)
+            return written
         raise AssertionError("unreachable")
 
     async def to_store(messages: list[Message], info: BatchInfo) -> None:
