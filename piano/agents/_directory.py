@@ -294,11 +294,11 @@ class StoreDirectory:
             return None
         now = time.time()
         since = day_start(now)
-        turns = await asyncio.to_thread(self.reader.turns_by, since=since, user=user)
-        used = await asyncio.to_thread(self.reader.usage_by, since=since, user=user)
-        return limits.refusal(
-            user,
-            sum(row.turns for row in turns),
-            sum(row.total_tokens for row in used),
-            now,
-        )
+
+        def today() -> tuple[int, int]:
+            turns = self.reader.turns_by(since=since, user=user)
+            used = self.reader.usage_by(since=since, user=user)
+            return sum(row.turns for row in turns), sum(row.total_tokens for row in used)
+
+        turns, tokens = await asyncio.to_thread(today)
+        return limits.refusal(user, turns, tokens, now)
