@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from piano.commands import CommandError, Invocation
 from piano.config import Config, PriceConfig, day_start, until_reset
@@ -89,11 +89,23 @@ async def report(
     config: Config, *, since: float | None, until: float | None = None, user: str | None = None
 ) -> UsageReport:
     """`report_from` the configured store, on a reader of its own."""
+    [summed] = await _reports(config, [(since, until, user)])
+    return summed
 
-    def read() -> UsageReport:
+
+async def _reports(
+    config: Config, periods: Sequence[tuple[float | None, float | None, str | None]]
+) -> list[UsageReport]:
+    """`report_from` the configured store for each (`since`, `until`, `user`), on one reader
+    of their own, in one worker thread."""
+
+    def read() -> list[UsageReport]:
         reader = config.store_location().reader()
         try:
-            return report_from(reader, config.prices, since=since, until=until, user=user)
+            return [
+                report_from(reader, config.prices, since=since, until=until, user=user)
+                for since, until, user in periods
+            ]
         finally:
             reader.close()
 
@@ -142,14 +154,11 @@ async def usage(invocation: Invocation, argument: str) -> str:
     config, user = invocation.config, invocation.user
     now = time.time()
     today = day_start(now)
+    periods = [(today, None, user), (None, None, user)]
+    if invocation.owner:
+        periods += [(today, None, None), (None, None, None)]
     try:
-        mine_today = await report(config, since=today, user=user)
-        mine = await report(config, since=None, user=user)
-        everyone = (
-            [await report(config, since=today), await report(config, since=None)]
-            if invocation.owner
-            else []
-        )
+        mine_today, mine, *everyone = await _reports(config, periods)
     except StoreError as exc:
         raise CommandError(f"The usage cannot be read now: {exc}.") from None
     lines = [
