@@ -61,7 +61,7 @@ from piano.config._alerts import AlertsConfig
 from piano.config._backends import BACKENDS
 from piano.config._cluster import ClusterConfig, ClusterRabbitMQConfig, cluster_problems
 from piano.config._codex import codex_dirs, codex_writable_roots, worktrees_root
-from piano.config._errors import ConfigError
+from piano.config._errors import ConfigError, required_variable
 from piano.config._openai import TOOL_GROUPS, OpenAIAgentConfig
 from piano.config._schedules import ScheduleConfig, Timing, parse_every, parse_timing
 from piano.config._telegram import Role, TelegramConfig, WebhookConfig
@@ -154,14 +154,13 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     def dsn(self, environ: Mapping[str, str] | None = None) -> str:
         """The PostgreSQL DSN from the environment; `ConfigError` (one line) if unset."""
-        environ = os.environ if environ is None else environ
-        value = environ.get(self.dsn_env, "").strip()
-        if not value:
-            raise ConfigError(
-                f'store.dsn_env: backend = "postgres" reads the DSN from ${self.dsn_env}, '
-                f"which is not set: export {self.dsn_env}=postgresql://user@host:5432/dbname"
-            )
-        return value
+        return required_variable(
+            self.dsn_env,
+            environ,
+            key="store.dsn_env",
+            what='backend = "postgres" reads the DSN',
+            example="postgresql://user@host:5432/dbname",
+        )
 
 
 class CodexConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -25,7 +25,6 @@ so, like the DSN, it is read from the variable `url_env` names and redacted like
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 from collections.abc import Mapping
@@ -33,7 +32,7 @@ from typing import Annotated
 
 import msgspec
 
-from piano.config._errors import ConfigError
+from piano.config._errors import required_variable
 
 __all__ = ["ClusterConfig", "ClusterRabbitMQConfig", "cluster_problems"]
 
@@ -65,15 +64,13 @@ class ClusterRabbitMQConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=
 
     def url(self, environ: Mapping[str, str] | None = None) -> str:
         """The AMQP URL from the environment; `ConfigError` (one line) if unset."""
-        environ = os.environ if environ is None else environ
-        value = environ.get(self.url_env, "").strip()
-        if not value:
-            raise ConfigError(
-                f"cluster.rabbitmq.url_env: a cluster reads the broker's URL from "
-                f"${self.url_env}, which is not set: export "
-                f"{self.url_env}=amqp://user:password@host:5672/vhost"
-            )
-        return value
+        return required_variable(
+            self.url_env,
+            environ,
+            key="cluster.rabbitmq.url_env",
+            what="a cluster reads the broker's URL",
+            example="amqp://user:password@host:5672/vhost",
+        )
 
     @property
     def partition_prefix(self) -> str:
