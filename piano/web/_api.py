@@ -48,7 +48,7 @@ from piano.commands import COMMANDS, Commands
 from piano.config import PriceConfig, day_start
 from piano.media import Media, MediaRefused
 from piano.models import settings_line
-from piano.store import StoreError, StoreLocation, StoreReader, location_of
+from piano.store import InteractionRecord, StoreError, StoreLocation, StoreReader, location_of
 from piano.threads import (
     THREADS,
     ThreadDirectory,
@@ -431,14 +431,21 @@ class Api:
 
     async def exchanges(self, key: ThreadKey) -> list[dict[str, Any]]:
         """The conversation's messages and answers, oldest first: text, response, status and
-        error of each interaction of its current thread (from the store, else recent events)."""
-        thread_id, _ = await self.directory.thread_for(key)
+        error of each interaction of its current thread (from the store, else recent events).
+        Only reads: a conversation that has no thread yet has none (the embed page asks on every
+        load, before its visitor says anything)."""
         store = await self._store()
         if store is None:
+            thread_id, _ = await self.directory.thread_for(key)
             states = await self._views(thread_id)
             rows = msgspec.to_builtins(states[0].interactions) if states else []
         else:
-            rows = msgspec.to_builtins(await asyncio.to_thread(store.interactions, thread_id))
+
+            def read() -> list[InteractionRecord]:
+                record = store.find_thread(key.surface, key.conversation, key.agent)
+                return [] if record is None else store.interactions(record.id)
+
+            rows = msgspec.to_builtins(await asyncio.to_thread(read))
         return [
             {k: row.get(k) for k in ("id", "text", "response", "status", "error")} for row in rows
         ]

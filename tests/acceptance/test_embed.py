@@ -166,6 +166,16 @@ async def test_the_embed_token_reaches_its_conversation_and_nothing_else(
                 exchanges = (await got.json())["exchanges"]
             assert [x["text"] for x in exchanges] == ["what do you sell?"]
             assert "secret plans" not in str(exchanges)
+            # a visitor who only opens the page (it asks for its exchanges on every load)
+            # leaves no thread behind
+            silent = "b" * 32
+            async with http.get(f"{base}/embed/api/conversations/{silent}", headers=EMBED) as got:
+                assert got.status == 200
+                assert (await got.json())["exchanges"] == []
+            async with http.get(f"{base}/api/threads", headers=AUTH) as listed:
+                conversations = {t["conversation"] for t in (await listed.json())["threads"]}
+            assert f"embed:{conversation}" in conversations
+            assert f"embed:{silent}" not in conversations
             # framing: only the configured origin; CORS closed
             async with http.get(f"{base}/embed") as page:
                 csp = page.headers["Content-Security-Policy"]
