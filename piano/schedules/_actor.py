@@ -361,8 +361,11 @@ class Schedules(Surface):
                     reason="its previous run is still going",
                 )
             else:
+                # Charged to whoever made the schedule, so their [limits] count its runs (a
+                # per-schedule name was a fresh daily budget per schedule, and refused an
+                # owner's schedule at the default limit); a config schedule is the owner's.
                 interaction = ev.Interaction(
-                    id=uuid.uuid4().hex, text=row.prompt, user=f"schedule:{row.id}"
+                    id=uuid.uuid4().hex, text=row.prompt, user=row.created_by
                 )
                 await post_message(conversation, interaction)
                 self.runs += 1

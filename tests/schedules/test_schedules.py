@@ -279,10 +279,8 @@ async def test_a_due_schedule_runs_on_its_own_thread_and_its_answer_is_posted_to
 
         await w.tick(schedules, START + HOUR)
         [run] = w.started(run_thread)
-        assert (run.interaction.text, run.interaction.user) == (
-            "check the build",
-            f"schedule:{schedule_id}",
-        )
+        # the run is charged to its creator, whose daily limits count it
+        assert (run.interaction.text, run.interaction.user) == ("check the build", "ada")
         await w.finish(_schedule_key(schedule_id))
         chat_thread = (await w.directory.thread_for(CHAT))[0]
         posted: ev.Notice = await w.events.wait_for(
