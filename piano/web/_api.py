@@ -270,7 +270,7 @@ class Api:
 
         return guarded
 
-    async def _body(self, request: web.Request, kind: type[Any], limit: int | None = None) -> Any:
+    async def body(self, request: web.Request, kind: type[Any], limit: int | None = None) -> Any:
         """The JSON body as `kind`; up to `limit` bytes (default: the app's `max_frame`)."""
         data = await request.read() if limit is None else await _read_at_most(request, limit)
         try:
@@ -393,7 +393,7 @@ class Api:
         return _json({"thread_id": thread_id, "lines": lines, "settings": settings})
 
     async def _render(self, request: web.Request) -> web.StreamResponse:
-        body: _Render = await self._body(request, _Render, RENDER_LIMIT)
+        body: _Render = await self.body(request, _Render, RENDER_LIMIT)
         html = await asyncio.to_thread(lambda: [render_markdown(text) for text in body.texts])
         return _json({"html": html})
 
@@ -451,7 +451,7 @@ class Api:
         ]
 
     async def _new_message(self, request: web.Request) -> web.StreamResponse:
-        body: _NewMessage = await self._body(request, _NewMessage)
+        body: _NewMessage = await self.body(request, _NewMessage)
         key = ThreadKey(SURFACE, body.conversation, body.agent or self.default_agent)
         return _json(await self.send(key, body.text, body.user), 202)
 
@@ -500,7 +500,7 @@ class Api:
         return key
 
     async def _thread_message(self, request: web.Request) -> web.StreamResponse:
-        body: _ThreadMessage = await self._body(request, _ThreadMessage)
+        body: _ThreadMessage = await self.body(request, _ThreadMessage)
         key = await self.known_key(request.match_info["id"])
         return _json(await self.send(key, body.text, body.user), 202)
 
@@ -510,7 +510,7 @@ class Api:
         return await open_conversation(self._threads_ref(), key)
 
     async def _decide(self, request: web.Request) -> web.StreamResponse:
-        body: _Decision = await self._body(request, _Decision)
+        body: _Decision = await self.body(request, _Decision)
         if body.decision not in get_args(ev.Decision):
             raise ApiError("bad_frame", "decision must be accept, decline or cancel")
         decision = cast(ev.Decision, body.decision)
@@ -534,7 +534,7 @@ class Api:
     async def _command(self, request: web.Request) -> web.StreamResponse:
         """Run a chat command (`piano.commands`) in a conversation: ``{"reply": text}``; 404
         (``not_found``) when the text is no command, so the page can send it as a message."""
-        body: _Command = await self._body(request, _Command)
+        body: _Command = await self.body(request, _Command)
         if body.thread_id is not None:
             key = await self.known_key(body.thread_id)
             thread_id: str | None = body.thread_id
@@ -580,7 +580,7 @@ class Api:
         return _json(reports)
 
     async def _rotate(self, request: web.Request) -> web.StreamResponse:
-        body: _Rotate = await self._body(request, _Rotate) if request.can_read_body else _Rotate()
+        body: _Rotate = await self.body(request, _Rotate) if request.can_read_body else _Rotate()
         grace = self.rotation_grace if body.grace is None else body.grace
         if not self.tokens.is_current(bearer(request)):
             raise ApiError(

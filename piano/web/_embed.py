@@ -52,6 +52,9 @@ EMBED_PREFIX = "embed:"
 _CONVERSATION = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 _TEXT_LIMIT = 16_000
+_BODY_LIMIT = 12 * _TEXT_LIMIT + 1024
+"""The bytes of a message's body read at most: room for the longest text however it is
+escaped (``\\ud83d\\ude00``: 12 bytes a character), the id and the braces."""
 
 
 class _Message(msgspec.Struct, forbid_unknown_fields=True):
@@ -84,23 +87,20 @@ class Embed:
         csp = f"default-src 'self'; connect-src 'self'; frame-ancestors {self.frame_ancestors()}"
         return web.FileResponse(STATIC / "embed.html", headers={"Content-Security-Policy": csp})
 
-    def _key(self, request: web.Request, conversation: str) -> ThreadKey:
+    def _authorize(self, request: web.Request) -> None:
         if self.tokens.check(bearer(request)) != "ok":
             log.warning("web.embed.refused", peer=request.remote)
             raise ApiError("unauthorized", "invalid embed token")
+
+    def _key(self, conversation: str) -> ThreadKey:
         if not _CONVERSATION.fullmatch(conversation):
             raise ApiError("bad_frame", "a conversation id is 16 to 64 letters, digits, '-' or '_'")
         return ThreadKey(SURFACE, EMBED_PREFIX + conversation, self.agent)
 
     async def _message(self, request: web.Request) -> web.StreamResponse:
-        data = await request.read()
-        try:
-            body = msgspec.json.decode(data, type=_Message)
-        except msgspec.ValidationError as exc:
-            raise ApiError("bad_frame", f"bad request body: {exc}") from None
-        except msgspec.DecodeError as exc:
-            raise ApiError("bad_json", f"the body is not valid JSON: {exc}") from None
-        key = self._key(request, body.conversation)
+        self._authorize(request)  # before the body is read: the token is public, the body not
+        body: _Message = await self.api.body(request, _Message, _BODY_LIMIT)
+        key = self._key(body.conversation)
         text = body.text.strip()
         if not text or len(text) > _TEXT_LIMIT:
             raise ApiError("bad_frame", f"a message is 1 to {_TEXT_LIMIT} characters")
@@ -108,6 +108,7 @@ class Embed:
         return web.json_response(msgspec.to_builtins(sent), status=202)
 
     async def _conversation(self, request: web.Request) -> web.StreamResponse:
-        key = self._key(request, request.match_info["conversation"])
+        self._authorize(request)
+        key = self._key(request.match_info["conversation"])
         exchanges = await self.api.exchanges(key)
         return web.json_response({"exchanges": exchanges})

@@ -152,6 +152,12 @@ async def test_the_embed_token_reaches_its_conversation_and_nothing_else(
                 headers=AUTH,
             ) as refused:
                 assert refused.status == 401
+            # without the token the body is not even read; with it, a body is read only so far
+            async with http.post(f"{base}/embed/api/messages", data=b"{not json") as refused:
+                assert refused.status == 401
+            huge = {"conversation": conversation, "text": "x" * 1_000_000}
+            async with http.post(f"{base}/embed/api/messages", json=huge, headers=EMBED) as big:
+                assert big.status == 413
             async with http.post(
                 f"{base}/embed/api/messages",
                 json={"conversation": conversation, "text": "what do you sell?"},
