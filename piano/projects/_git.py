@@ -9,7 +9,10 @@ could point it at another repository) and without prompts.
 The daemon's git runs outside every jail, in a repository an agent may have written (a
 conversation's jail or codex's cwd is the project's checkout, ``.git`` included): so it runs no
 hook (``core.hooksPath``: a ``post-checkout`` planted by the agent would run with the daemon's
-rights when ``/branch`` adds a worktree) and no fsmonitor command.
+rights when ``/branch`` adds a worktree) and no fsmonitor command, and it refuses to check out a
+repository whose own configuration (``.git/config`` and what it includes, not the operator's
+global or system files) defines a filter: a smudge filter is a command git runs on checkout,
+and git has no switch to ignore the repository's.
 """
 
 from __future__ import annotations
@@ -104,6 +107,21 @@ async def add_worktree(repository: Path, path: Path, branch: str) -> None:
         args = ["worktree", "add", "--", str(path), branch]
     else:
         args = ["worktree", "add", "-b", branch, "--", str(path)]
+    await _refuse_repository_filters(repository)
     status, text = await _git(*args, cwd=repository)
     if status != 0:
         raise GitError(_last_line(text))
+
+
+async def _refuse_repository_filters(repository: Path) -> None:
+    """`GitError` if the repository's own configuration defines a filter (see the module
+    documentation); the operator's global and system configuration are trusted."""
+    _, listed = await _git("config", "--show-scope", "--get-regexp", r"^filter\.", cwd=repository)
+    for line in listed.splitlines():
+        scope, _, entry = line.partition("\t")
+        if scope.strip() not in ("global", "system"):
+            key = entry.split(" ", 1)[0]
+            raise GitError(
+                f"the repository's own git configuration defines {key}, a command git would "
+                "run when checking out; remove it from its .git/config to use /branch"
+            )

@@ -171,6 +171,25 @@ async def test_branch_runs_no_hook_or_command_an_agent_planted_in_the_repository
     assert not ran.exists(), "the repository's hook or fsmonitor ran in the daemon"
 
 
+async def test_branch_refuses_a_filter_an_agent_planted_in_the_repositorys_config(
+    system: ActorSystem, repository: Path, tmp_path: Path
+) -> None:
+    # A smudge filter is a command git runs on checkout; git cannot be told to ignore the
+    # repository's own, so a repository defining one is refused before anything is checked out.
+    ran = tmp_path / "ran"
+    with (repository / ".git" / "config").open("a") as config:
+        config.write(f"[filter \"evil\"]\n\tsmudge = sh -c 'echo smudge >> {ran}; cat'\n")
+    (repository / ".git" / "info").mkdir(exist_ok=True)
+    (repository / ".git" / "info" / "attributes").write_text("* filter=evil\n")
+    await run(system, A, "/project repo")
+
+    reply = await run(system, A, "/branch filtered")
+    assert "filter.evil.smudge" in reply, reply
+    assert "remove it from its .git/config" in reply
+    assert not ran.exists(), "the repository's smudge filter ran in the daemon"
+    assert not (tmp_path / "state" / "worktrees" / "repo" / "filtered").exists()
+
+
 async def test_a_branch_in_a_project_that_is_no_repository_is_refused(tmp_path: Path) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
