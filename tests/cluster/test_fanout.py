@@ -52,10 +52,8 @@ from piano.store import (
 from piano.surfaces import ALL_THREADS, Surface, subscribe
 from schemas.events import Notice, ThreadEvent
 from schemas.fanout import ORIGIN_HEADER
-from tests.pipeline.rabbitmq.conftest import Broker, Proxy, amqp_url, broker, until
+from tests.pipeline.rabbitmq.conftest import Broker, Proxy, until
 from tests.pipeline.rabbitmq.node import TemporaryNode
-
-__all__ = ["amqp_url", "broker"]
 
 pytestmark = pytest.mark.anyio
 

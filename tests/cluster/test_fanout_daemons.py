@@ -7,113 +7,26 @@ surfaces but never committed is never shown on B: the store is the truth)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 import signal
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import aio_pika
 import aiohttp
 import pytest
 
 from piano.store import PostgresReader
 from schemas import events as ev
-from tests.acceptance.daemon import chat, console, daemon_running, write_config
+from tests.acceptance.daemon import chat, console, daemon_running
 from tests.acceptance.test_recovery import a_turn_running_and_a_message_queued
-from tests.acceptance.test_surfaces import AUTH, free_port
-from tests.fakes.responses_provider import (
-    CodexDirs,
-    FakeResponsesProvider,
-    Hang,
-    Text,
-    make_codex_dirs,
-)
-from tests.pipeline.rabbitmq.conftest import amqp_url
-from tests.postgres import fresh_database
-from tests.web.conftest import TOKEN, Client
-
-__all__ = ["amqp_url"]
+from tests.acceptance.test_surfaces import AUTH
+from tests.cluster.conftest import two_nodes
+from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, Hang, Text
+from tests.web.conftest import Client
 
 pytestmark = pytest.mark.anyio
-
-DSN_ENV = "PIANO_ACCEPTANCE_STORE_DSN"
-AMQP_ENV = "PIANO_ACCEPTANCE_AMQP_URL"
-
-
-@pytest.fixture
-def database() -> Iterator[str]:
-    with fresh_database() as dsn:
-        yield dsn
-
-
-@pytest.fixture
-def other_dirs() -> Iterator[CodexDirs]:
-    made = make_codex_dirs()
-    yield made
-    shutil.rmtree(made.root, ignore_errors=True)
-
-
-def _node(node_id: str, prefix: str) -> str:
-    return (
-        f'[store]\nbackend = "postgres"\ndsn_env = "{DSN_ENV}"\n'
-        f'[cluster]\nnode_id = "{node_id}"\n'
-        f'[cluster.rabbitmq]\nurl_env = "{AMQP_ENV}"\nprefix = "{prefix}"\n'
-    )
-
 
 CONNECTED = (  # a node's queue is bound before anything is published
     "from piano.cluster import WaitConnected",
     "await whereis('cluster:fanout').call(WaitConnected())",
 )
-
-
-@dataclass
-class Cluster:
-    """Node A (no web surface) and node B (the web surface on `web_port`), their configs,
-    state directories and environment, under a broker prefix of their own."""
-
-    config_a: Path
-    config_b: Path
-    state_a: Path
-    state_b: Path
-    web_port: int
-    env: dict[str, str]
-
-
-@contextlib.asynccontextmanager
-async def two_nodes(
-    dirs: CodexDirs,
-    other_dirs: CodexDirs,
-    provider: FakeResponsesProvider,
-    database: str,
-    amqp_url: str,
-) -> AsyncIterator[Cluster]:
-    """The two nodes' configurations; their exchange is deleted afterwards."""
-    prefix = f"piano-test.{uuid.uuid4().hex[:10]}"
-    web_port = free_port()
-    try:
-        yield Cluster(
-            write_config(dirs, provider, _node("node-a", prefix)),
-            write_config(
-                other_dirs,
-                provider,
-                f"[web]\nenabled = true\nport = {web_port}\n"
-                f"[tools.mcp]\nport = {free_port()}\n" + _node("node-b", prefix),
-            ),
-            dirs.root / "state",
-            other_dirs.root / "state",
-            web_port,
-            {**os.environ, DSN_ENV: database, AMQP_ENV: amqp_url, "PIANO_WEB_TOKEN": TOKEN},
-        )
-    finally:
-        connection = await aio_pika.connect(amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            await channel.exchange_delete(f"{prefix}.events")
 
 
 async def following_everything(session: aiohttp.ClientSession, web_port: int) -> Client:

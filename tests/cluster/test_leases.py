@@ -20,9 +20,7 @@ from actors import ActorSystem
 from piano.cluster import Claim, Membership
 from piano.config import ClusterConfig
 from piano.store import Fence, PostgresBackend, StoreUnavailable
-from tests.postgres import TempCluster, fresh_database, pg_cluster, pg_dsn
-
-__all__ = ["pg_cluster", "pg_dsn"]
+from tests.postgres import TempCluster, fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,11 +11,8 @@ import anyio
 import pytest
 
 from tests.acceptance.daemon import PIANO, chat, daemon_running
-from tests.cluster.test_fanout_daemons import database, other_dirs, two_nodes
+from tests.cluster.conftest import two_nodes
 from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, Text
-from tests.pipeline.rabbitmq.conftest import amqp_url
-
-__all__ = ["amqp_url", "database", "other_dirs"]
 
 pytestmark = pytest.mark.anyio
 

@@ -16,11 +16,8 @@ import pytest
 from piano.store import PostgresReader
 from tests.acceptance.daemon import chat, daemon_running
 from tests.acceptance.test_recovery import a_turn_running_and_a_message_queued
-from tests.cluster.test_fanout_daemons import database, other_dirs, two_nodes
+from tests.cluster.conftest import two_nodes
 from tests.fakes.responses_provider import CodexDirs, FakeResponsesProvider, Hang, Text
-from tests.pipeline.rabbitmq.conftest import amqp_url
-
-__all__ = ["amqp_url", "database", "other_dirs"]
 
 pytestmark = pytest.mark.anyio
 
