@@ -20,6 +20,10 @@ and every ``/api/`` route check the web token, which the embed token is not (the
 refuses to embed when they are equal). It reaches only conversations under ``embed:`` with the
 embed's agent: no other thread, no approvals, no interrupts, no uploads.
 
+**Who.** Every embed message is the user ``embed`` (`EMBED_USER`), one for all visitors (a
+visitor's conversation id is theirs to change), so ``[limits]`` apply to the embed as a whole
+(``[limits.users] embed`` for an allowance of its own) and usage reports count it.
+
 **Framing.** ``/embed`` is served with ``Content-Security-Policy: frame-ancestors`` the origins
 of ``[web.embed] frame_ancestors`` (no X-Frame-Options), so only pages of those origins can
 frame it; every other page keeps ``frame-ancestors 'none'`` and ``X-Frame-Options: DENY``.
@@ -42,12 +46,15 @@ from piano.web._auth import Tokens, bearer
 from piano.web._names import SURFACE
 from piano.web._server import STATIC
 
-__all__ = ["EMBED_PREFIX", "Embed"]
+__all__ = ["EMBED_PREFIX", "EMBED_USER", "Embed"]
 
 log = structlog.get_logger("piano.web.embed")
 
 EMBED_PREFIX = "embed:"
 """Embedded conversations' names start with this (`ThreadKey.conversation`)."""
+
+EMBED_USER = "embed"
+"""The user every embed message is from (see the module documentation)."""
 
 _CONVERSATION = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
@@ -104,7 +111,7 @@ class Embed:
         text = body.text.strip()
         if not text or len(text) > _TEXT_LIMIT:
             raise ApiError("bad_frame", f"a message is 1 to {_TEXT_LIMIT} characters")
-        sent = await self.api.send(key, text, None)
+        sent = await self.api.send(key, text, EMBED_USER)
         return web.json_response(msgspec.to_builtins(sent), status=202)
 
     async def _conversation(self, request: web.Request) -> web.StreamResponse:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import anyio
 import pytest
 from aiohttp import web
 from selenium.webdriver.common.by import By
@@ -195,3 +197,40 @@ async def test_the_embed_token_reaches_its_conversation_and_nothing_else(
                 headers={**EMBED, "Origin": "https://shop.example.org"},
             ) as cross:
                 assert "Access-Control-Allow-Origin" not in cross.headers
+
+
+async def test_embed_visitors_are_one_user_whom_the_daily_limits_hold(dirs: CodexDirs) -> None:
+    async with FakeResponsesProvider(default=Text("one answer")) as provider:
+        extra = "[limits]\nturns_per_day = 1\n"
+        config = web_config(dirs, provider, f"{extra}[web.embed]\nframe_ancestors = []\n")
+        env = {**WEB_ENV, "PIANO_WEB_EMBED_TOKEN": EMBED_TOKEN}
+        async with (
+            daemon_running(config, dirs.root / "state" / "chat.sock", env=env),
+            aiohttp.ClientSession() as http,
+        ):
+            base = web_base(config)
+
+            async def ask(conversation: str, text: str) -> dict[str, Any]:
+                """Send `text` as a visitor of `conversation`; its exchange once it ended."""
+                body = {"conversation": conversation, "text": text}
+                async with http.post(
+                    f"{base}/embed/api/messages", json=body, headers=EMBED
+                ) as sent:
+                    assert sent.status == 202, await sent.text()
+                url = f"{base}/embed/api/conversations/{conversation}"
+                with anyio.fail_after(60):
+                    while True:  # as the embed page does: ask again until the turn ended
+                        async with http.get(url, headers=EMBED) as got:
+                            exchanges: list[dict[str, Any]] = (await got.json())["exchanges"]
+                        [exchange] = exchanges
+                        if exchange["status"] not in ("pending", "in_progress"):
+                            return exchange
+                        await anyio.sleep(0.2)
+
+            first = await ask("visitor-one-0123456789", "hello")
+            # another visitor (a fresh conversation id) is still the same user: refused
+            second = await ask("visitor-two-0123456789", "hello again")
+    assert (first["status"], first["response"]) == ("completed", "one answer")
+    assert second["status"] == "failed"
+    assert "you have used your 1 turn for today" in second["error"]
+    assert len(provider.requests) == 1, "the refused message reached the model"
