@@ -470,7 +470,6 @@ class Applier:
     def _upsert_item(self, write: ItemWrite, event: ItemStarted | ItemCompleted) -> None:
         item = event.item
         completed = isinstance(event, ItemCompleted)
-        status = "completed" if completed and item.status == "in_progress" else item.status
         self._db.execute(
             _ITEM,
             (
@@ -480,11 +479,11 @@ class Applier:
                 write.first.turn_id,
                 write.seq,
                 item.kind,
-                status,
-                item.text + write.appended("text") if write.text else item.text,
+                write.status,
+                write.content("text"),
                 item.command,
                 item.cwd,
-                item.output + write.appended("output") if write.output else item.output,
+                write.content("output"),
                 item.exit_code,
                 _changes(item.changes),
                 item.tool,

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final, Literal, TypeAlias
 
-from schemas.events import ItemCompleted, ItemDelta, ItemStarted
+from schemas.events import ItemCompleted, ItemDelta, ItemStarted, ItemStatus
 
 __all__ = ["DELTA_COLUMN", "DELTA_KIND", "ItemEvent", "ItemRuns", "ItemWrite"]
 
@@ -85,6 +85,22 @@ class ItemWrite:
 
     def appended(self, column: Column) -> str:
         return "".join(self.text if column == "text" else self.output)
+
+    def content(self, column: Column) -> str:
+        """The upsert's `column` with what was streamed after it appended."""
+        assert self.upsert is not None
+        item = self.upsert.item
+        written, pieces = (item.text, self.text) if column == "text" else (item.output, self.output)
+        return written + "".join(pieces) if pieces else written
+
+    @property
+    def status(self) -> ItemStatus:
+        """The upsert's status: an item completed while still marked in progress is completed."""
+        event = self.upsert
+        assert event is not None
+        status = event.item.status
+        done = isinstance(event, ItemCompleted) and status == "in_progress"
+        return "completed" if done else status
 
     def _add(self, index: int, event: ItemEvent, at: float) -> None:
         if isinstance(event, ItemDelta):

@@ -856,7 +856,6 @@ class PostgresBackend:
             )
         item = event.item
         completed = isinstance(event, ItemCompleted)
-        status = "completed" if completed and item.status == "in_progress" else item.status
         return _Op(
             write.blamed,
             _ITEM,
@@ -867,11 +866,11 @@ class PostgresBackend:
                 first.turn_id,
                 write.seq,
                 item.kind,
-                status,
-                _clean(item.text + write.appended("text") if write.text else item.text),
+                write.status,
+                _clean(write.content("text")),
                 _opt(item.command),
                 _opt(item.cwd),
-                _clean(item.output + write.appended("output") if write.output else item.output),
+                _clean(write.content("output")),
                 item.exit_code,
                 _changes(item.changes),
                 _opt(item.tool),
