@@ -66,6 +66,16 @@ async def test_a_chat_command_is_run_by_the_daemon_on_every_surface_and_never_re
                 ),
                 timeout=60,
             )
+            # an owner-only command from a user who is no admin is refused before it runs
+            await api.push_message(MEMBER, "/restartcodex", user_id=MEMBER)
+            await api.wait_for(
+                lambda c: (
+                    c.method == "sendMessage"
+                    and int(c.params["chat_id"]) == MEMBER
+                    and "/restartcodex is for the daemon's owner only." in str(c.params["text"])
+                ),
+                timeout=60,
+            )
     assert "surface: terminal" in terminal, terminal
     assert "conversation: mine" in terminal
     assert "role: owner" in terminal
